@@ -1,0 +1,40 @@
+# `make run` and `make test` work on a bare machine with python3 >= 3.11: each creates .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_DIR ?= runs/montezuma
+RUN_FRAMES ?= 2M
+
+.PHONY: run test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	touch $@ $(VENV)/.core
+
+# The default job: Go-Explore on Montezuma's Revenge with a bounded frame budget, stored in
+# $(RUN_DIR) (run it again to continue an interrupted run), then the report.
+run: $(VENV)/.core
+	$(BIN)/stepstone explore montezuma --cells ram --frames $(RUN_FRAMES) --run-dir $(RUN_DIR)
+	$(BIN)/stepstone report $(RUN_DIR)
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/throughput.py
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,220 @@
+"""The archive: one entry per cell, the merge rule, and the selection counters.
+
+Pure: no files, processes or sockets. Entries are kept column-wise in numpy arrays so that
+selectors compute weights for a million cells in one vectorised pass, and so that an entry
+costs ~100 bytes of RAM plus its key. Snapshots, which are kilobytes each, are *not* kept here:
+they live in a ``MutableMapping[int, bytes]`` that is a dict by default and the run directory's
+SQLite table when a run is persisted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, MutableMapping
+from dataclasses import dataclass
+
+import numpy as np
+
+_INT_COLUMNS = (
+    "length",  # actions from reset to this cell
+    "node",  # trajectory node (see trajectories.py)
+    "snap",  # key of the snapshot in Archive.snapshots
+    "found_frame",  # engine frame counter when this entry was (last) improved
+    "times_chosen",
+    "times_chosen_since_new",
+    "times_seen",
+    "level",  # domain facts where the environment knows them, else -1
+    "room",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A read-only view of one archive row."""
+
+    cell: Hashable
+    score: float
+    length: int
+    node: int
+    snap: int
+    found_frame: int
+    times_chosen: int
+    times_chosen_since_new: int
+    times_seen: int
+    level: int
+    room: int
+    terminal: bool
+
+
+def better(score: float, length: int, old_score: float, old_length: int) -> bool:
+    """Go-Explore's merge rule: a higher score, or an equal score reached in fewer actions.
+
+    Ecoffet et al. 2019, "Go-Explore", section 2.1 ("update the archive").
+    """
+    return score > old_score or (score == old_score and length < old_length)
+
+
+class Archive:
+    """cell -> best entry, with counters; snapshots in a pluggable mapping."""
+
+    def __init__(self, snapshots: MutableMapping[int, bytes] | None = None, next_snap: int = 1):
+        self.snapshots: MutableMapping[int, bytes] = snapshots if snapshots is not None else {}
+        self.next_snap = next_snap
+        self.cells: list[Hashable] = []
+        self.index: dict[Hashable, int] = {}
+        # Rows changed since the store last wrote them; a re-keying rewrites everything.
+        self.dirty: set[int] = set()
+        self.rekeyed = False
+        cap = 1024
+        self.score = np.zeros(cap, dtype=np.float64)
+        self.terminal = np.zeros(cap, dtype=bool)
+        for name in _INT_COLUMNS:
+            setattr(self, name, np.zeros(cap, dtype=np.int64))
+
+    # -- reading -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __contains__(self, cell: Hashable) -> bool:
+        return cell in self.index
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (self.entry(i) for i in range(len(self.cells)))
+
+    def entry(self, i: int) -> Entry:
+        return Entry(
+            cell=self.cells[i],
+            score=float(self.score[i]),
+            terminal=bool(self.terminal[i]),
+            **{name: int(getattr(self, name)[i]) for name in _INT_COLUMNS},
+        )
+
+    def get(self, cell: Hashable) -> Entry | None:
+        i = self.index.get(cell)
+        return None if i is None else self.entry(i)
+
+    def best(self) -> int:
+        """Index of the best entry: highest score, then shortest trajectory."""
+        n = len(self.cells)
+        order = np.lexsort((self.length[:n], -self.score[:n]))
+        return int(order[0])
+
+    def rooms(self) -> int | None:
+        """Distinct (level, room) pairs reached, or None when the environment has no rooms."""
+        n = len(self.cells)
+        known = self.room[:n] >= 0
+        if not known.any():
+            return None
+        pairs = self.level[:n][known] * 1_000_003 + self.room[:n][known]
+        return int(np.unique(pairs).size)
+
+    def max_level(self) -> int | None:
+        n = len(self.cells)
+        if n == 0 or self.level[:n].max() < 0:
+            return None
+        return int(self.level[:n].max())
+
+    # -- writing -----------------------------------------------------------------------------
+    def accepts(self, cell: Hashable, score: float, length: int) -> bool:
+        """Would an entry with this score and length enter or improve the archive?"""
+        i = self.index.get(cell)
+        return i is None or better(score, length, self.score[i], self.length[i])
+
+    def offer(
+        self,
+        cell: Hashable,
+        score: float,
+        length: int,
+        node: int,
+        snapshot: bytes | None,
+        frame: int = 0,
+        level: int = -1,
+        room: int = -1,
+        terminal: bool = False,
+    ) -> bool:
+        """Apply the merge rule; return True when the archive changed."""
+        i = self.index.get(cell)
+        if i is not None and not better(score, length, self.score[i], self.length[i]):
+            return False
+        if i is None:
+            i = self._append(cell)
+        else:
+            old = int(self.snap[i])
+            if old in self.snapshots:
+                del self.snapshots[old]
+        snap = 0
+        if snapshot is not None:
+            snap = self.next_snap
+            self.next_snap += 1
+            self.snapshots[snap] = snapshot
+        self.score[i] = score
+        self.length[i] = length
+        self.node[i] = node
+        self.snap[i] = snap
+        self.found_frame[i] = frame
+        self.level[i] = level
+        self.room[i] = room
+        self.terminal[i] = terminal
+        self.dirty.add(i)
+        return True
+
+    def _append(self, cell: Hashable) -> int:
+        i = len(self.cells)
+        if i == len(self.score):
+            for name in ("score", "terminal", *_INT_COLUMNS):
+                col = getattr(self, name)
+                setattr(self, name, np.concatenate([col, np.zeros_like(col)]))
+        self.cells.append(cell)
+        self.index[cell] = i
+        for name in ("times_chosen", "times_chosen_since_new", "times_seen"):
+            getattr(self, name)[i] = 0
+        return i
+
+    def load_row(self, cell: Hashable, row: dict) -> None:
+        """Restore one entry exactly as stored (used by the run directory on resume)."""
+        i = self._append(cell)
+        self.score[i] = row["score"]
+        self.terminal[i] = bool(row["terminal"])
+        for name in _INT_COLUMNS:
+            getattr(self, name)[i] = row[name]
+
+    def row(self, i: int) -> dict:
+        """One entry as plain values, the inverse of :meth:`load_row`."""
+        row = {name: int(getattr(self, name)[i]) for name in _INT_COLUMNS}
+        row["score"] = float(self.score[i])
+        row["terminal"] = bool(self.terminal[i])
+        return row
+
+    def rekey(self, new_key) -> None:
+        """Re-key every entry with ``new_key(i) -> cell``, keeping the best entry per new cell.
+
+        Dynamic downscaling changes what a cell is; entries that now share a cell merge by the
+        usual rule and their counters add up (First return, then explore, Ecoffet et al. 2021).
+        """
+        n = len(self.cells)
+        keys = [new_key(i) for i in range(n)]
+        rows = [self.row(i) for i in range(n)]
+        winners: dict[Hashable, int] = {}
+        counters: dict[Hashable, np.ndarray] = {}
+        names = ("times_chosen", "times_chosen_since_new", "times_seen")
+        for i, k in enumerate(keys):
+            c = np.array([rows[i][m] for m in names])
+            w = winners.get(k)
+            if w is None:
+                winners[k] = i
+                counters[k] = c
+                continue
+            counters[k] = counters[k] + c
+            if better(rows[i]["score"], rows[i]["length"], rows[w]["score"], rows[w]["length"]):
+                loser, winners[k] = w, i
+            else:
+                loser = i
+            snap = rows[loser]["snap"]
+            if snap in self.snapshots:
+                del self.snapshots[snap]
+        self.__init__(self.snapshots, self.next_snap)  # type: ignore[misc]
+        for k, i in winners.items():
+            row = dict(rows[i])
+            for m, v in zip(names, counters[k], strict=True):
+                row[m] = int(v)
+            self.load_row(k, row)
+        self.rekeyed = True

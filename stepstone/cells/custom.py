@@ -1,0 +1,34 @@
+"""A user's own cell function, named as ``module:function`` on the command line.
+
+The function receives the current observation and returns anything hashable; its module is
+imported in every worker process, so it must be importable there (installed or on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from ..errors import ConfigError
+
+
+class CustomCells:
+    name = "custom"
+
+    def __init__(self, target: str):
+        module, _, attr = target.partition(":")
+        if not module or not attr:
+            raise ConfigError(f"custom cells must be given as module:function, not {target!r}")
+        try:
+            self.fn: Callable[[Any], Hashable] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"cannot load cell function {target!r}: {e}") from e
+        self.target = target
+
+    @property
+    def params(self) -> dict:
+        return {"target": self.target}
+
+    def __call__(self, env: Any) -> Hashable:
+        return self.fn(env.observe())

@@ -1,0 +1,215 @@
+"""The command line: ``stepstone explore | resume | report | replay``.
+
+Users' scripts rely on these commands, options and JSON fields: change them only compatibly.
+Errors a user can fix print one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from .config import CELL_KINDS, ExploreConfig, parse_count
+from .errors import ReplayMismatch, StepstoneError
+from .executors import BACKENDS
+from .selectors import REGISTRY as SELECTORS
+
+
+def _default_run_dir(env: str, seed: int) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", env).strip("-").lower()
+    return Path("runs") / f"{slug}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> None:
+    p.add_argument(
+        "--frames",
+        default=frames_default,
+        help="total frame budget, e.g. 200k or 5M (one frame = one step outside Atari)",
+    )
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
+    p.add_argument("--backend", default="processes", choices=BACKENDS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stepstone", description="Archive-based exploration (Go-Explore) on any environment."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("explore", help="start a run")
+    p.add_argument("env", help="a Gymnasium id (ALE/MontezumaRevenge-v5) or alias (montezuma)")
+    p.add_argument(
+        "--cells",
+        default="auto",
+        help=f"cell kind: {', '.join(CELL_KINDS)}, or module:function of your own",
+    )
+    p.add_argument("--selector", default="count", help=f"one of {', '.join(SELECTORS)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", type=Path, default=None, help="default: runs/ENV-sSEED-TIME")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (e.g. one that registers your environment); repeatable",
+    )
+    p.add_argument("--explore-steps", type=int, default=100)
+    p.add_argument("--repeat-prob", type=float, default=0.95)
+    p.add_argument(
+        "--return",
+        dest="return_method",
+        default="auto",
+        help="non-Atari environments: auto, deepcopy or replay",
+    )
+    _add_run_options(p, "1M")
+
+    p = sub.add_parser("resume", help="continue a run from its last commit")
+    p.add_argument("run_dir", type=Path)
+    _add_run_options(p, None)
+
+    p = sub.add_parser("report", help="write plots and a summary of a run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    p = sub.add_parser("replay", help="replay stored trajectories from their seed and check them")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--cell", default="best", choices=("best", "all"))
+    p.add_argument("--gif", type=Path, default=None, help="write a GIF of the best trajectory")
+    return parser
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from . import report, runner
+
+    config = ExploreConfig(
+        env=args.env,
+        seed=args.seed,
+        cells=args.cells,
+        selector=args.selector,
+        explore_steps=args.explore_steps,
+        repeat_prob=args.repeat_prob,
+        return_method=args.return_method,
+        imports=tuple(args.imports),
+    )
+    frames = parse_count(args.frames, "--frames")
+    run_dir = args.run_dir or _default_run_dir(args.env, args.seed)
+    _check_workers(args.workers)
+    # Validate the environment and cells before anything is written to disk.
+    from .worker import Worker
+
+    Worker.from_config(config).close()
+    store = runner.open_run(config, run_dir)
+    return _run(store, frames, args, report)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from . import report, runner
+
+    store = runner.open_run(None, args.run_dir)
+    budget = int(store.meta("budget", "0"))
+    frames = parse_count(args.frames, "--frames") if args.frames is not None else budget
+    _check_workers(args.workers)
+    return _run(store, frames, args, report)
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise StepstoneError(f"--workers must be >= 1, got {workers}")
+
+
+def _run(store, frames: int, args: argparse.Namespace, report) -> int:
+    from .runner import RunOptions, run
+
+    store.set_meta("budget", str(frames))
+    opts = RunOptions(frames, args.workers, args.backend, progress=not args.no_progress)
+    run(store, opts)
+    s = report.write(store)
+    print(
+        f"{s['env']}: {s['frames']:,} frames, {s['cells']} cells, best score {s['best_score']:g}"
+        + (f", {s['rooms']} rooms" if s["rooms"] is not None else "")
+        + f" -> {store.path}"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+    from .store.sqlite import RunStore
+
+    store = RunStore.open(args.run_dir)
+    s = report.write(store)
+    if args.json:
+        print(json.dumps(s))
+    else:
+        print(report.markdown(s))
+        print(f"written: {store.path / 'report.md'}, {store.path / 'progress.png'}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from . import replay as rp
+    from .store.sqlite import RunStore
+    from .trajectories import TrajectoryTree
+    from .worker import Worker
+
+    store = RunStore.open(args.run_dir)
+    config = store.config
+    archive = store.load_archive()
+    tree = TrajectoryTree(store.nodes)
+    worker = Worker.from_config(config)
+    best = archive.entry(archive.best())
+    entries = list(archive) if args.cell == "all" else [best]
+    checked = 0
+    for r in rp.check(worker, config.seed, tree, entries):
+        checked += 1
+        if not r.ok:
+            print(
+                f"mismatch: cell {r.entry.cell!r} (score {r.entry.score:g}, "
+                f"{r.entry.length} actions) replayed to cell {r.cell!r} with score {r.score:g}",
+                file=sys.stderr,
+            )
+            return 1
+    print(f"{checked} trajectories replayed to their cells and scores")
+    if args.gif is not None:
+        frames: list = []
+        rp.replay(worker, config.seed, tree.actions(best.node, best.length),
+                  on_step=lambda env: frames.append(env.observe().copy()))
+        rp.write_gif(frames, str(args.gif))
+        print(f"written: {args.gif} ({len(frames)} frames)")
+    return 0
+
+
+COMMANDS = {
+    "explore": cmd_explore,
+    "resume": cmd_resume,
+    "report": cmd_report,
+    "replay": cmd_replay,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ReplayMismatch as e:
+        print(f"stepstone: {e}", file=sys.stderr)
+        return 1
+    except StepstoneError as e:
+        print(f"stepstone: error: {e}", file=sys.stderr)
+        return 2
+
+
+def entry() -> None:
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

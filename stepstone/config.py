@@ -1,0 +1,84 @@
+"""Run configuration: one frozen dataclass whose defaults reproduce Go-Explore Phase 1.
+
+The run directory stores it; ``resume`` refuses a different one. What may change between a run
+and its resumption (frame budget, workers, backend) is deliberately not in here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+from .selectors import REGISTRY as SELECTORS
+
+CELL_KINDS = ("auto", "downscale", "dynamic", "ram", "observation")
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """What defines a run. Defaults: Go-Explore Phase 1 (Ecoffet et al. 2019, sec. 2-3)."""
+
+    env: str
+    seed: int = 0
+    cells: str = "auto"  # auto: downscale for Atari, observation otherwise; or module:function
+    cell_params: dict[str, Any] = field(default_factory=dict)
+    selector: str = "count"
+    explore_steps: int = 100  # "explore ... for 100 steps" (2019, sec. 2.1)
+    repeat_prob: float = 0.95  # "repeat the previous action with 95% probability"
+    end_on_life_loss: bool = True  # an exploration ends when a life is lost
+    return_method: str = "auto"  # non-Atari: auto, deepcopy or replay (envs/generic.py)
+    imports: tuple[str, ...] = ()
+    batch: int = 100  # explorations per iteration (one metrics row, one commit)
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
+        if self.selector not in SELECTORS:
+            raise ConfigError(
+                f"unknown selector {self.selector!r}; choose one of {', '.join(SELECTORS)}"
+            )
+        if self.cells not in CELL_KINDS and ":" not in self.cells:
+            raise ConfigError(
+                f"unknown cell kind {self.cells!r}; choose one of {', '.join(CELL_KINDS)} "
+                "or give your own function as module:function"
+            )
+        if self.explore_steps < 1:
+            raise ConfigError(f"explore steps must be >= 1, got {self.explore_steps}")
+        if not 0.0 <= self.repeat_prob <= 1.0:
+            raise ConfigError(f"repeat probability must be in [0, 1], got {self.repeat_prob}")
+        if self.batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {self.batch}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ExploreConfig:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"stored configuration has unknown fields {sorted(unknown)}")
+        data["imports"] = tuple(data.get("imports", ()))
+        return cls(**data)
+
+
+def parse_count(text: str | int, what: str = "frames") -> int:
+    """'5M' -> 5_000_000, '200k' -> 200_000, '1.5M' -> 1_500_000; negative or junk refused."""
+    if isinstance(text, int):
+        value = text
+    else:
+        s = text.strip().lower().replace("_", "")
+        mult = {"k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}.get(s[-1:], 1)
+        num = s[:-1] if mult != 1 else s
+        try:
+            value = int(float(num) * mult)
+        except ValueError:
+            raise ConfigError(
+                f"{what} must be a count like 200000, 200k or 5M, not {text!r}"
+            ) from None
+    if value < 0:
+        raise ConfigError(f"{what} must not be negative, got {text}")
+    return value

@@ -1,0 +1,173 @@
+"""The Go-Explore loop as ask/tell: ``ask()`` chooses cells to return to, ``tell()`` merges.
+
+Pure: the engine never touches an environment, a process or a file. ``ask`` returns ``Task``
+objects (a snapshot to restore and a seed for the explorer); whoever runs them (a worker in this
+process, a process pool, Ray actors) sends back ``Result`` objects, in any order, and ``tell``
+merges each exactly once. A user can drive the engine from their own loop::
+
+    engine = Engine(archive, TrajectoryTree(), CountBased())
+    engine.seed(worker.root(seed))
+    while engine.frames < budget:
+        for task in engine.ask(8):
+            engine.tell(worker.run(task))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .archive import Archive
+from .selectors.base import Selector
+from .trajectories import ROOT, TrajectoryTree
+
+
+@dataclass(slots=True)
+class Task:
+    """Return to ``cell`` (by restoring ``snapshot``) and explore with ``explore_seed``."""
+
+    task_id: int
+    cell: Hashable
+    snapshot: bytes
+    score: float
+    length: int
+    node: int
+    explore_seed: int
+
+
+@dataclass(slots=True)
+class Found:
+    """A cell reached during one exploration, at its best point within that exploration."""
+
+    cell: Hashable
+    reward: float  # reward collected since the task's start state
+    steps: int  # explore actions taken to get here
+    snapshot: bytes
+    level: int = -1
+    room: int = -1
+    terminal: bool = False
+    success: bool = False
+
+
+@dataclass(slots=True)
+class Result:
+    task_id: int
+    actions: np.ndarray  # every action of the exploration, in order
+    frames: int  # emulator frames spent, returning included
+    found: list[Found]
+    seen: list[Hashable] = field(default_factory=list)  # cells visited (for times_seen)
+
+
+@dataclass(slots=True)
+class TellStats:
+    new_cells: int = 0
+    improved: int = 0
+    duplicate: bool = False
+
+
+class Engine:
+    """Holds the archive, the trajectory tree, the selector and the counters of one run."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        trajectories: TrajectoryTree,
+        selector: Selector,
+        seed: int = 0,
+        frames: int = 0,
+        next_task: int = 1,
+        rng_state: dict | None = None,
+    ):
+        self.archive = archive
+        self.trajectories = trajectories
+        self.selector = selector
+        self.rng = np.random.default_rng(seed)
+        if rng_state is not None:
+            self.rng.bit_generator.state = rng_state
+        self.frames = frames
+        self.next_task = next_task
+        self.pending: dict[int, Task] = {}
+        self.explorations = 0
+        self.success_frame: int | None = None
+
+    def seed(self, root: Found) -> None:
+        """Enter the reset state as the first cell (score 0, empty trajectory)."""
+        self.archive.offer(
+            root.cell, 0.0, 0, ROOT, root.snapshot, frame=0, level=root.level, room=root.room
+        )
+
+    def ask(self, n: int) -> list[Task]:
+        """Choose ``n`` cells to return to (with replacement) and make one task for each."""
+        a = self.archive
+        picks = self.selector.select(a, n, self.rng)
+        tasks = []
+        for i in picks:
+            task = Task(
+                task_id=self.next_task,
+                cell=a.cells[i],
+                snapshot=a.snapshots[int(a.snap[i])],
+                score=float(a.score[i]),
+                length=int(a.length[i]),
+                node=int(a.node[i]),
+                explore_seed=int(self.rng.integers(2**63)),
+            )
+            self.next_task += 1
+            self.pending[task.task_id] = task
+            tasks.append(task)
+        return tasks
+
+    def tell(self, result: Result) -> TellStats:
+        """Merge one result; a result for an unknown or already merged task is ignored."""
+        stats = TellStats()
+        task = self.pending.pop(result.task_id, None)
+        if task is None:
+            stats.duplicate = True
+            return stats
+        a = self.archive
+        self.frames += result.frames
+        self.explorations += 1
+        accepted = [
+            f
+            for f in result.found
+            if a.accepts(f.cell, task.score + f.reward, task.length + f.steps)
+        ]
+        if accepted:
+            upto = max(f.steps for f in accepted)
+            node = self.trajectories.add(task.node, task.length, result.actions[:upto])
+            for f in accepted:
+                is_new = f.cell not in a
+                a.offer(
+                    f.cell,
+                    task.score + f.reward,
+                    task.length + f.steps,
+                    node,
+                    f.snapshot,
+                    frame=self.frames,
+                    level=f.level,
+                    room=f.room,
+                    terminal=f.terminal,
+                )
+                stats.new_cells += is_new
+                stats.improved += not is_new
+                if f.success and self.success_frame is None:
+                    self.success_frame = self.frames
+        i = a.index.get(task.cell)
+        if i is not None:  # None only if a re-keying merged the cell away meanwhile
+            a.times_chosen[i] += 1
+            if accepted:
+                a.times_chosen_since_new[i] = 0
+            else:
+                a.times_chosen_since_new[i] += 1
+            a.dirty.add(i)
+        for cell in result.seen:
+            j = a.index.get(cell)
+            if j is not None:
+                a.times_seen[j] += 1
+                a.dirty.add(j)
+        return stats
+
+    def abandon(self, task_id: int) -> Task | None:
+        """Forget a task whose worker is gone; the caller may re-issue it."""
+        return self.pending.pop(task_id, None)

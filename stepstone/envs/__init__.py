@@ -1,0 +1,97 @@
+"""Environment adapters and the one function that builds the right one from a name.
+
+``EnvSpec`` is the picklable recipe a worker process uses to build its own copy of the
+environment: the id, the seed, how to return to states, and the user modules to import first
+(``--import mymodule``) so that ids those modules register resolve in every process.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+from ..errors import EnvironmentNotFound
+from .base import Explorable, place, success
+from .generic import METHODS, GymEnv
+
+ALIASES = {
+    "montezuma": "ALE/MontezumaRevenge-v5",
+    "pitfall": "ALE/Pitfall-v5",
+}
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """How to build an Explorable: id (or alias), seed, return method, modules to import."""
+
+    env_id: str
+    seed: int = 0
+    return_method: str = "auto"
+    imports: tuple[str, ...] = ()
+
+    @property
+    def resolved_id(self) -> str:
+        return ALIASES.get(self.env_id, self.env_id)
+
+
+def import_modules(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise EnvironmentNotFound(
+                f"cannot import module {name!r} given with --import ({e}); "
+                "check it is installed or on PYTHONPATH"
+            ) from e
+
+
+def _register_known() -> None:
+    try:
+        import ale_py
+
+        gym.register_envs(ale_py)
+    except ImportError:  # ale-py is a core dependency, but keep generic envs usable without it
+        pass
+
+
+def is_atari(env_id: str) -> bool:
+    _register_known()
+    try:
+        spec = gym.spec(env_id)
+    except Exception:
+        return False
+    return str(spec.entry_point).startswith("ale_py")
+
+
+def make(spec: EnvSpec) -> Explorable:
+    """Build the adapter for ``spec``; unknown ids raise EnvironmentNotFound with suggestions."""
+    import_modules(spec.imports)
+    _register_known()
+    env_id = spec.resolved_id
+    if spec.return_method not in METHODS:
+        raise EnvironmentNotFound(
+            f"unknown return method {spec.return_method!r}; use one of {', '.join(METHODS)}"
+        )
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry) + list(ALIASES), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise EnvironmentNotFound(
+            f"unknown environment id {spec.env_id!r}{hint} "
+            "(give a registered Gymnasium id, an alias like 'montezuma', "
+            "or register your own with --import MODULE)"
+        )
+    if is_atari(env_id):
+        from .ale import from_gym_id
+
+        return from_gym_id(env_id, seed=spec.seed)
+    try:
+        env = gym.make(env_id)
+    except Exception as e:
+        raise EnvironmentNotFound(f"gymnasium could not make {env_id!r}: {e}") from e
+    return GymEnv(env, method=spec.return_method, seed=spec.seed)
+
+
+__all__ = ["ALIASES", "EnvSpec", "Explorable", "GymEnv", "is_atari", "make", "place", "success"]

@@ -1,0 +1,129 @@
+"""Any Gymnasium environment made explorable, by pickling it or by replaying from the seed.
+
+Two ways back to a state when the environment offers no state cloning of its own:
+
+* ``deepcopy``: the snapshot is the pickled environment (the bytes form of ``copy.deepcopy``),
+  RNG included. Fast to restore; needs a picklable environment.
+* ``replay``: the snapshot is (seed, actions so far); restoring resets with the seed and
+  replays. Works for any environment that is deterministic given ``reset(seed=...)``, at the
+  price of re-simulating the prefix (those steps are counted as frames).
+
+``auto`` picks ``deepcopy`` when a pickle round trip works, else ``replay`` when two replays
+of the same actions agree, else refuses with the ways to make the environment explorable.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ..errors import EnvironmentNotFound
+
+METHODS = ("auto", "deepcopy", "replay")
+
+HOW_TO_MAKE_EXPLORABLE = (
+    "make it explorable in one of three ways: (1) give it snapshot()/restore() methods "
+    "(the Explorable protocol in stepstone.envs.base), (2) make it picklable so it can be "
+    "deep-copied (--return deepcopy), or (3) make it deterministic given reset(seed=...) so "
+    "trajectories can be replayed (--return replay)"
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Structural equality of observations (arrays, dicts, tuples, scalars, strings)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+class GymEnv:
+    """An Explorable over a ``gymnasium.Env``."""
+
+    frames_per_step = 1
+
+    def __init__(self, env: gym.Env, method: str = "auto", seed: int = 0):
+        if method not in METHODS:
+            raise EnvironmentNotFound(f"unknown return method {method!r}; use one of {METHODS}")
+        self.env = env
+        self.action_space = env.action_space
+        self.method = method
+        self.last_restore_steps = 0
+        self.reset(seed)
+        if method == "auto":
+            self.method = self._choose_method(seed)
+
+    def _choose_method(self, seed: int) -> str:
+        try:
+            pickle.loads(pickle.dumps(self.env))
+            return "deepcopy"
+        except Exception:
+            pass
+        actions = [self.action_space.sample() for _ in range(20)]
+        ends = []
+        for _ in range(2):
+            self.reset(seed)
+            for a in actions:
+                _, term, trunc = self.step(a)
+                if term or trunc:
+                    break
+            ends.append(self._obs)
+        self.reset(seed)
+        if same(ends[0], ends[1]):
+            return "replay"
+        name = self.env.spec.id if self.env.spec else type(self.env).__name__
+        raise EnvironmentNotFound(
+            f"{name} cannot be snapshotted (not picklable) and is not deterministic "
+            f"(two replays of the same actions differ); {HOW_TO_MAKE_EXPLORABLE}"
+        )
+
+    def reset(self, seed: int) -> None:
+        self._obs, self._info = self.env.reset(seed=int(seed))
+        self._seed = seed
+        self._actions: list[Any] = []
+        self._terminated = False
+
+    def step(self, action: Any) -> tuple[float, bool, bool]:
+        self._obs, reward, term, trunc, self._info = self.env.step(action)
+        if self.method != "deepcopy":
+            self._actions.append(action)
+        self._terminated = bool(term)
+        self._last_reward = float(reward)
+        return float(reward), bool(term), bool(trunc)
+
+    def snapshot(self) -> bytes:
+        if self.method == "deepcopy":
+            state = (self.env, self._obs, self._info, self._seed, [])
+        else:
+            state = (None, None, None, self._seed, self._actions)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, snapshot: bytes) -> None:
+        env, obs, info, seed, actions = pickle.loads(snapshot)
+        if env is not None:
+            self.env.close()
+            self.env, self._obs, self._info = env, obs, info
+            self._seed, self._actions = seed, list(actions)
+            self.last_restore_steps = 0
+            return
+        self.reset(seed)
+        for a in actions:
+            self.step(a)
+        self.last_restore_steps = len(actions)
+
+    def observe(self) -> Any:
+        return self._obs
+
+    def lives(self) -> int:
+        return int(self._info.get("lives", 0)) if isinstance(self._info, dict) else 0
+
+    def success(self) -> bool:
+        """Generic goal test: the episode terminated with a positive reward."""
+        return self._terminated and getattr(self, "_last_reward", 0.0) > 0
+
+    def close(self) -> None:
+        self.env.close()

@@ -1,0 +1,25 @@
+"""The exceptions stepstone raises on bad input.
+
+Each message names the problem and the fix; the CLI prints it as one line on stderr and exits
+with code 2. Anything else escaping is a bug in stepstone, not a user error.
+"""
+
+
+class StepstoneError(Exception):
+    """Base class: a problem the user can fix, described in the message."""
+
+
+class ConfigError(StepstoneError):
+    """An option or configuration value is invalid."""
+
+
+class EnvironmentNotFound(StepstoneError):
+    """An environment id is unknown or cannot be made explorable."""
+
+
+class RunDirError(StepstoneError):
+    """A run directory is missing, not ours, corrupt, or holds a different configuration."""
+
+
+class ReplayMismatch(StepstoneError):
+    """A stored trajectory did not reproduce its cell or score when replayed."""

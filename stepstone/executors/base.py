@@ -1,0 +1,37 @@
+"""What an executor is: something that runs ``worker.run(task)`` somewhere and hands back results.
+
+Executors know nothing about exploration: they are given a picklable factory that builds a
+worker (an object with ``run(task) -> result``) and move tasks and results as bytes. Results
+come back in completion order; the engine merges them in any order.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import Any, Protocol
+
+WorkerFactory = Callable[[], Any]
+
+
+def dumps(obj: Any) -> bytes:
+    return pickle.dumps(obj, protocol=5)
+
+
+def loads(data: bytes) -> Any:
+    return pickle.loads(data)
+
+
+class Executor(Protocol):
+    workers: int
+
+    def submit(self, task: Any) -> None: ...
+
+    def poll(self, timeout: float | None = None) -> list[Any]:
+        """Results finished so far, waiting up to ``timeout`` seconds for at least one."""
+        ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,67 @@
+"""Replaying stored trajectories from their seed, to check them and to watch them.
+
+The archive's promise is that every entry's (seed, actions) reaches its cell with its score
+from a plain reset, with no snapshot involved. ``check`` verifies that promise entry by entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .archive import Entry
+from .trajectories import TrajectoryTree
+from .worker import Worker
+
+
+@dataclass
+class Replayed:
+    entry: Entry
+    cell: Any
+    score: float
+
+    @property
+    def ok(self) -> bool:
+        return self.cell == self.entry.cell and self.score == self.entry.score
+
+
+def replay(
+    worker: Worker,
+    seed: int,
+    actions: np.ndarray,
+    on_step: Callable[[Any], None] | None = None,
+) -> tuple[Any, float]:
+    """Reset with ``seed``, take ``actions``; return the final cell and the summed reward."""
+    env = worker.env
+    env.reset(seed)
+    if on_step is not None:
+        on_step(env)
+    score = 0.0
+    for a in actions:
+        reward, _, _ = env.step(a)
+        score += reward
+        if on_step is not None:
+            on_step(env)
+    return worker.cell_fn(env), score
+
+
+def check(
+    worker: Worker, seed: int, tree: TrajectoryTree, entries: Iterable[Entry]
+) -> Iterable[Replayed]:
+    """Replay each entry; yield what it reached."""
+    for e in entries:
+        cell, score = replay(worker, seed, tree.actions(e.node, e.length))
+        yield Replayed(e, cell, score)
+
+
+def write_gif(frames: list[np.ndarray], path: str, fps: int = 30) -> None:
+    """Write RGB frames as an animated GIF (Pillow, which matplotlib already depends on)."""
+    from PIL import Image
+
+    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    images[0].save(
+        path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
+    )

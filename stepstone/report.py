@@ -1,0 +1,99 @@
+"""The run summary (markdown and JSON) and its plots (cells, best score, rooms vs frames).
+
+Reads only the run directory, so it works on a finished run, a running one (SQLite readers do
+not block the writer), or one that crashed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .store.sqlite import RunStore
+
+
+def summary(store: RunStore) -> dict:
+    """The run's key facts as one JSON-ready dict."""
+    config = store.config
+    archive = store.load_archive()
+    state = store.state()
+    history = store.metrics()
+    last = history[-1] if history else {}
+    seconds = last.get("seconds", 0.0)
+    frames = state.get("frames", 0)
+    best = archive.best() if len(archive) else None
+    success_frame = state.get("success_frame")
+    return {
+        "env": config.env,
+        "cells_kind": config.cells,
+        "selector": config.selector,
+        "seed": config.seed,
+        "frames": frames,
+        "frames_budget": int(store.meta("budget", "0")),
+        "seconds": seconds,
+        "frames_per_second": round(frames / seconds, 1) if seconds > 0 else None,
+        "explorations": state.get("explorations", 0),
+        "iterations": last.get("iteration", 0),
+        "cells": len(archive),
+        "best_score": float(archive.score[best]) if best is not None else 0.0,
+        "best_length": int(archive.length[best]) if best is not None else 0,
+        "rooms": archive.rooms(),
+        "level": archive.max_level(),
+        "success": success_frame is not None,
+        "frames_to_success": success_frame,
+        "run_dir": str(store.path),
+    }
+
+
+def markdown(s: dict) -> str:
+    rows = [
+        ("environment", s["env"]),
+        ("cells", f"{s['cells']} ({s['cells_kind']})"),
+        ("selector", s["selector"]),
+        ("frames", f"{s['frames']:,} of {s['frames_budget']:,}"),
+        ("frames/s", s["frames_per_second"]),
+        ("best score", f"{s['best_score']:g} (trajectory of {s['best_length']} steps)"),
+        ("rooms", s["rooms"] if s["rooms"] is not None else "n/a"),
+        ("level", s["level"] if s["level"] is not None else "n/a"),
+        ("success", f"yes, at {s['frames_to_success']:,} frames" if s["success"] else "no"),
+    ]
+    lines = [f"# stepstone run: {s['env']}", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines += ["", "![progress](progress.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(store: RunStore, path: Path) -> Path | None:
+    """One PNG with cells, best score and (where known) rooms against frames."""
+    history = store.metrics()
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = [m["frames"] for m in history]
+    panels = [("cells", "cells"), ("best_score", "best score")]
+    if any(m.get("rooms") is not None for m in history):
+        panels.append(("rooms", "rooms"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        ax.plot(frames, [m.get(key) or 0 for m in history], lw=1.6)
+        ax.set_xlabel("frames")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{store.config.env} ({store.config.cells} cells, {store.config.selector})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(store: RunStore) -> dict:
+    """Write report.md, summary.json and progress.png into the run directory."""
+    s = summary(store)
+    plot(store, store.path / "progress.png")
+    (store.path / "report.md").write_text(markdown(s))
+    (store.path / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+    return s

@@ -1,0 +1,132 @@
+"""The driver loop: engine + executor + run directory + progress, until the frame budget is spent.
+
+This is what ``stepstone explore`` and ``stepstone resume`` run. It keeps every worker busy
+(twice as many tasks in flight as workers), merges results as they arrive, and commits one
+iteration (``config.batch`` explorations) at a time, so a crash loses at most the iteration in
+progress. Ctrl-C commits what has been merged and stops cleanly.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import selectors
+from .config import ExploreConfig
+from .engine import Engine
+from .errors import RunDirError
+from .executors import make as make_executor
+from .progress import Progress
+from .store.sqlite import RunStore
+from .worker import Worker
+
+
+@dataclass
+class RunOptions:
+    """How to run (may differ between a run and its resumption)."""
+
+    frames: int
+    workers: int | None = None
+    backend: str = "processes"
+    progress: bool = True
+
+
+def snapshot_metrics(engine: Engine, iteration: int, seconds: float, new_cells: int) -> dict:
+    a = engine.archive
+    best = a.best() if len(a) else None
+    return {
+        "iteration": iteration,
+        "frames": engine.frames,
+        "seconds": round(seconds, 3),
+        "explorations": engine.explorations,
+        "cells": len(a),
+        "new_cells": new_cells,
+        "best_score": float(a.score[best]) if best is not None else 0.0,
+        "rooms": a.rooms(),
+        "level": a.max_level(),
+        "success_frame": engine.success_frame,
+    }
+
+
+def open_run(config: ExploreConfig | None, run_dir: Path) -> RunStore:
+    """A new run in ``run_dir`` (``config`` given) or the stored one (``config`` None).
+
+    Giving a configuration for a directory that holds a run is allowed only when it is the
+    same configuration; otherwise it is refused, never merged.
+    """
+    db = run_dir / "run.sqlite"
+    if config is None or db.exists():
+        store = RunStore.open(run_dir)
+        if config is not None and store.config != config:
+            stored = store.config
+            diffs = [
+                f"{k}: stored {getattr(stored, k)!r}, given {getattr(config, k)!r}"
+                for k in config.__dataclass_fields__
+                if getattr(stored, k) != getattr(config, k)
+            ]
+            store.close()
+            raise RunDirError(
+                f"{run_dir} holds a run with a different configuration ({'; '.join(diffs)}); "
+                f"continue it with 'stepstone resume {run_dir}' or choose a new --run-dir"
+            )
+        return store
+    return RunStore.create(run_dir, config)
+
+
+def run(store: RunStore, options: RunOptions) -> dict:
+    """Explore until ``options.frames`` in total; return the last metrics row."""
+    config = store.config
+    local = Worker.from_config(config)  # validates env and cells before any process starts
+    engine = store.load_engine(selectors.make(config.selector))
+    if len(engine.archive) == 0:
+        engine.seed(local.root())
+        store.commit(engine)
+    local.close()
+    history = store.metrics()
+    iteration = history[-1]["iteration"] if history else 0
+    seconds = history[-1]["seconds"] if history else 0.0
+    last = history[-1] if history else snapshot_metrics(engine, 0, 0.0, 0)
+    if engine.frames >= options.frames:
+        return last
+
+    factory = functools.partial(Worker.from_config, config)
+    executor = make_executor(options.backend, factory, options.workers)
+    capacity = 2 * executor.workers
+    progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
+    progress.update(last)
+    started = time.perf_counter() - seconds
+    done_in_iteration = new_in_iteration = 0
+    try:
+        while engine.frames < options.frames or executor.in_flight:
+            want = capacity - executor.in_flight
+            if want > 0 and engine.frames < options.frames:
+                for task in engine.ask(want):
+                    executor.submit(task)
+            for result in executor.poll(timeout=1.0):
+                stats = engine.tell(result)
+                done_in_iteration += 1
+                new_in_iteration += stats.new_cells
+                if done_in_iteration >= config.batch:
+                    iteration += 1
+                    last = snapshot_metrics(
+                        engine, iteration, time.perf_counter() - started, new_in_iteration
+                    )
+                    store.commit(engine, last)
+                    progress.update(last)
+                    done_in_iteration = new_in_iteration = 0
+    except KeyboardInterrupt:
+        progress.note(f"interrupted; continue with: stepstone resume {store.path}")
+        for task_id in list(engine.pending):
+            engine.abandon(task_id)
+    finally:
+        executor.close()
+        if done_in_iteration or engine.frames != last["frames"]:
+            iteration += 1
+            last = snapshot_metrics(
+                engine, iteration, time.perf_counter() - started, new_in_iteration
+            )
+            store.commit(engine, last)
+        progress.close(last)
+    return last

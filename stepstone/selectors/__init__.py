@@ -1,0 +1,25 @@
+"""Selectors: which cells to return to. ``make`` builds one by its registry name."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .base import Selector
+from .count_based import CountBased
+from .uniform import Uniform
+
+REGISTRY: dict[str, type[Selector]] = {
+    "count": CountBased,
+    "uniform": Uniform,
+}
+
+
+def make(name: str) -> Selector:
+    try:
+        return REGISTRY[name]()
+    except KeyError:
+        raise ConfigError(
+            f"unknown selector {name!r}; choose one of {', '.join(REGISTRY)}"
+        ) from None
+
+
+__all__ = ["REGISTRY", "CountBased", "Selector", "Uniform", "make"]

@@ -1,0 +1,106 @@
+"""A worker: one environment, one cell function, one explorer; runs tasks into results.
+
+This is the only place that steps environments. Executors (inline, processes, Ray) each hold
+workers and know nothing of exploration beyond ``Worker.run``.
+
+The inner loop is the hot path of the whole system: per step it does one ``env.step``, one
+cell computation and one comparison; snapshots are taken only when a cell is reached for the
+first time in this exploration or with more reward than before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from . import cells as cells_mod
+from . import envs
+from .config import ExploreConfig
+from .engine import Found, Result, Task
+from .explorers.random_repeat import RandomRepeat
+
+
+def action_dtype(space: gym.Space) -> np.dtype:
+    """The smallest dtype that holds every action, so trajectories stay compact."""
+    if isinstance(space, gym.spaces.Discrete):
+        hi = int(space.start) + int(space.n)
+        return np.dtype(np.uint8 if int(space.start) >= 0 and hi <= 256 else np.int64)
+    if isinstance(space, gym.spaces.Box):
+        return np.dtype(space.dtype)
+    return np.dtype(object)
+
+
+class Worker:
+    def __init__(self, env: Any, cell_fn: Any, explorer: Any, config: ExploreConfig):
+        self.env = env
+        self.cell_fn = cell_fn
+        self.explorer = explorer
+        self.config = config
+        self.dtype = action_dtype(env.action_space)
+
+    @classmethod
+    def from_config(cls, config: ExploreConfig) -> Worker:
+        spec = envs.EnvSpec(config.env, config.seed, config.return_method, config.imports)
+        env = envs.make(spec)
+        kind = cells_mod.resolve_kind(config.cells, envs.is_atari(spec.resolved_id))
+        cell_fn = cells_mod.make(kind, env, config.cell_params)
+        return cls(env, cell_fn, RandomRepeat(config.repeat_prob), config)
+
+    def root(self) -> Found:
+        """The reset state, as the archive's first cell."""
+        env = self.env
+        env.reset(self.config.seed)
+        level, room = envs.place(env)
+        return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), level, room)
+
+    def run(self, task: Task) -> Result:
+        env, cell_fn = self.env, self.cell_fn
+        env.restore(task.snapshot)
+        frames = getattr(env, "last_restore_steps", 0)
+        rng = np.random.default_rng(task.explore_seed)
+        lives = env.lives()
+        end_on_death = self.config.end_on_life_loss
+        best: dict[Any, float] = {task.cell: 0.0}
+        found: dict[Any, Found] = {}
+        actions = []
+        total = 0.0
+        prev = task.cell
+        steps = 0
+        for action in self.explorer.actions(env, rng, self.config.explore_steps):
+            reward, terminated, truncated = env.step(action)
+            actions.append(action)
+            steps += 1
+            total += reward
+            if end_on_death and env.lives() < lives:
+                break
+            cell = cell_fn(env)
+            if cell != prev or reward != 0 or terminated or truncated:
+                prev = cell
+                if cell not in best or total > best[cell]:
+                    best[cell] = total
+                    level, room = envs.place(env)
+                    found[cell] = Found(
+                        cell,
+                        total,
+                        steps,
+                        env.snapshot(),
+                        level,
+                        room,
+                        terminated or truncated,
+                        envs.success(env),
+                    )
+            if terminated or truncated:
+                break
+        frames += steps
+        return Result(
+            task_id=task.task_id,
+            actions=np.asarray(actions, dtype=self.dtype),
+            frames=frames * env.frames_per_step,
+            found=list(found.values()),
+            seen=list(best),
+        )
+
+    def close(self) -> None:
+        self.env.close()

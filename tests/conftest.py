@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+# A small deterministic environment written here, not shipped or registered by stepstone: a
+# corridor of 40 positions, reward 1 at the far end, episodes cut at 60 steps. A random walk
+# needs 39 net steps right within 60 (p ~ 1e-7 per episode); Go-Explore walks there cell by cell.
+USER_ENV_MODULE = textwrap.dedent(
+    '''
+    import gymnasium as gym
+    from gymnasium import spaces
+
+
+    class Corridor(gym.Env):
+        def __init__(self, length=40):
+            self.length = length
+            self.observation_space = spaces.Discrete(length)
+            self.action_space = spaces.Discrete(2)
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            self.pos = 0
+            return self.pos, {}
+
+        def step(self, action):
+            self.pos = max(0, min(self.length - 1, self.pos + (1 if action == 1 else -1)))
+            done = self.pos == self.length - 1
+            return self.pos, float(done), done, False, {}
+
+
+    gym.register("UserCorridor-v0", entry_point=Corridor, max_episode_steps=60)
+    '''
+)
+
+
+@pytest.fixture
+def user_env_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A module `user_envs` registering UserCorridor-v0, importable here and in subprocesses."""
+    (tmp_path / "user_envs.py").write_text(USER_ENV_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")
+    return "user_envs"

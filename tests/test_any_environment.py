@@ -1,0 +1,61 @@
+"""A Gymnasium environment stepstone has never seen, registered by the user's own module."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from stepstone.cli import main
+from stepstone.store.sqlite import RunStore
+
+
+def random_successes(env_id: str, frames: int, seed: int = 0) -> int:
+    """Plain random actions for the same number of steps: how often is the reward reached?"""
+    env = gym.make(env_id)
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    wins = 0
+    for _ in range(frames):
+        _, reward, term, trunc, _ = env.step(int(rng.integers(2)))
+        wins += reward > 0
+        if term or trunc:
+            env.reset()
+    return wins
+
+
+@pytest.mark.parametrize("return_method", ["deepcopy", "replay"])
+def test_reaches_sparse_reward_where_random_does_not(
+    user_env_module, tmp_path, capsys, return_method
+):
+    run_dir = tmp_path / "run"
+    code = main(
+        ["explore", "UserCorridor-v0", "--import", user_env_module, "--frames", "20k",
+         "--workers", "1", "--return", return_method, "--run-dir", str(run_dir),
+         "--no-progress"]
+    )
+    assert code == 0
+    capsys.readouterr()
+    assert main(["report", str(run_dir), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["best_score"] == 1.0
+    assert summary["success"] is True
+    assert 0 < summary["frames_to_success"] <= 20_000
+    assert summary["cells"] == 40  # every position of the corridor
+    assert random_successes("UserCorridor-v0", 20_000) == 0
+
+    store = RunStore.open(run_dir)
+    best = store.load_archive().entry(store.load_archive().best())
+    assert best.length == 39  # the shortest way: 39 steps right
+    assert main(["replay", str(run_dir), "--cell", "all"]) == 0
+
+
+def test_process_pool_imports_user_module_in_workers(user_env_module, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["explore", "UserCorridor-v0", "--import", user_env_module, "--frames", "5k",
+            "--workers", "2", "--run-dir", str(run_dir), "--no-progress"]
+    assert main(args) == 0
+    assert main(["replay", str(run_dir), "--cell", "all"]) == 0
+    assert len(RunStore.open(run_dir).load_archive()) > 5
