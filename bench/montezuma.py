@@ -1,0 +1,97 @@
+"""Montezuma's Revenge at fixed frame budgets: Go-Explore cells vs. a random-exploration baseline.
+
+Each (cells, seed) run is an ordinary run directory under --out, so a long benchmark killed
+half way is continued by running the same command again. Results are read from each run's
+per-iteration metrics at the checkpoints (first row at or past each budget).
+
+The random baseline is the same engine with returning switched off: every exploration starts
+from the reset state and plays a whole game (all lives, up to the episode frame limit) with
+the same repeated random actions, and the archive only records what was seen.
+
+    python bench/montezuma.py --frames 50M --checkpoints 10M,50M --seeds 0,1,2 \
+        --cells ram,downscale --random-frames 10M
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from stepstone import selectors
+from stepstone.config import ExploreConfig, parse_count
+from stepstone.runner import RunOptions, open_run, run
+from stepstone.selectors.base import Selector
+
+
+class FromReset(Selector):
+    """Always the first cell (the reset state): exploration without return."""
+
+    name = "reset"
+
+    def select(self, archive, n, rng):
+        return np.zeros(n, dtype=np.int64)
+
+
+selectors.REGISTRY["reset"] = FromReset
+
+
+def config_for(cells: str, seed: int) -> ExploreConfig:
+    if cells == "random":
+        return ExploreConfig(
+            env="ALE/MontezumaRevenge-v5", cells="ram", seed=seed, selector="reset",
+            explore_steps=27_000, end_on_life_loss=False, batch=4,
+        )
+    return ExploreConfig(env="ALE/MontezumaRevenge-v5", cells=cells, seed=seed)
+
+
+def at(history: list[dict], frames: int) -> dict | None:
+    return next((m for m in history if m["frames"] >= frames), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", default="50M")
+    ap.add_argument("--checkpoints", default="10M,50M")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--cells", default="ram,downscale")
+    ap.add_argument("--random-frames", default="10M", help="budget of the random baseline")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
+    args = ap.parse_args()
+
+    budget = parse_count(args.frames)
+    checkpoints = [parse_count(c) for c in args.checkpoints.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    plan = [(c, budget) for c in args.cells.split(",") if c]
+    if parse_count(args.random_frames) > 0:
+        plan.append(("random", parse_count(args.random_frames)))
+
+    results = []
+    for cells, frames in plan:
+        for seed in seeds:
+            store = open_run(config_for(cells, seed), args.out / f"{cells}-s{seed}")
+            store.set_meta("budget", str(frames))
+            run(store, RunOptions(frames, args.workers, progress=True))
+            history = store.metrics()
+            for cp in checkpoints:
+                m = at(history, cp)
+                if m is None:
+                    continue
+                results.append({**m, "kind": cells, "seed": seed, "checkpoint": cp})
+            store.close()
+
+    print(f"\n{'cells':<10} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
+          f"{'best score':>11} {'cells':>8} {'hours':>6}")
+    for r in results:
+        print(f"{r['kind']:<10} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
+              f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
+              f"{r['seconds'] / 3600:>6.2f}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
