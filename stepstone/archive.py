@@ -4,7 +4,8 @@ Pure: no files, processes or sockets. Entries are kept column-wise in numpy arra
 selectors compute weights for a million cells in one vectorised pass, and so that an entry
 costs ~100 bytes of RAM plus its key. Snapshots, which are kilobytes each, are *not* kept here:
 they live in a ``MutableMapping[int, bytes]`` that is a dict by default and the run directory's
-SQLite table when a run is persisted.
+SQLite table when a run is persisted. So do the optional *sources* (what a cell was computed
+from, kept only by cell functions that can change, to re-key the archive).
 """
 
 from __future__ import annotations
@@ -56,8 +57,14 @@ def better(score: float, length: int, old_score: float, old_length: int) -> bool
 class Archive:
     """cell -> best entry, with counters; snapshots in a pluggable mapping."""
 
-    def __init__(self, snapshots: MutableMapping[int, bytes] | None = None, next_snap: int = 1):
+    def __init__(
+        self,
+        snapshots: MutableMapping[int, bytes] | None = None,
+        next_snap: int = 1,
+        sources: MutableMapping[int, bytes] | None = None,
+    ):
         self.snapshots: MutableMapping[int, bytes] = snapshots if snapshots is not None else {}
+        self.sources: MutableMapping[int, bytes] = sources if sources is not None else {}
         self.next_snap = next_snap
         self.cells: list[Hashable] = []
         self.index: dict[Hashable, int] = {}
@@ -130,6 +137,7 @@ class Archive:
         level: int = -1,
         room: int = -1,
         terminal: bool = False,
+        source: bytes | None = None,
     ) -> bool:
         """Apply the merge rule; return True when the archive changed."""
         i = self.index.get(cell)
@@ -138,14 +146,14 @@ class Archive:
         if i is None:
             i = self._append(cell)
         else:
-            old = int(self.snap[i])
-            if old in self.snapshots:
-                del self.snapshots[old]
+            self._forget(int(self.snap[i]))
         snap = 0
         if snapshot is not None:
             snap = self.next_snap
             self.next_snap += 1
             self.snapshots[snap] = snapshot
+            if source is not None:
+                self.sources[snap] = source
         self.score[i] = score
         self.length[i] = length
         self.node[i] = node
@@ -156,6 +164,11 @@ class Archive:
         self.terminal[i] = terminal
         self.dirty.add(i)
         return True
+
+    def _forget(self, snap: int) -> None:
+        for store in (self.snapshots, self.sources):
+            if snap in store:
+                del store[snap]
 
     def _append(self, cell: Hashable) -> int:
         i = len(self.cells)
@@ -208,10 +221,8 @@ class Archive:
                 loser, winners[k] = w, i
             else:
                 loser = i
-            snap = rows[loser]["snap"]
-            if snap in self.snapshots:
-                del self.snapshots[snap]
-        self.__init__(self.snapshots, self.next_snap)  # type: ignore[misc]
+            self._forget(rows[loser]["snap"])
+        self.__init__(self.snapshots, self.next_snap, self.sources)  # type: ignore[misc]
         for k, i in winners.items():
             row = dict(rows[i])
             for m, v in zip(names, counters[k], strict=True):

@@ -164,6 +164,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     archive = store.load_archive()
     tree = TrajectoryTree(store.nodes)
     worker = Worker.from_config(config)
+    shape = store.state().get("cell_shape")
+    if shape is not None:
+        worker.cell_fn.set_shape(tuple(shape))
     best = archive.entry(archive.best())
     entries = list(archive) if args.cell == "all" else [best]
     checked = 0

@@ -35,6 +35,7 @@ class Task:
     length: int
     node: int
     explore_seed: int
+    cell_shape: tuple | None = None  # parameters of an adaptive cell function, if any
 
 
 @dataclass(slots=True)
@@ -49,6 +50,7 @@ class Found:
     room: int = -1
     terminal: bool = False
     success: bool = False
+    source: bytes | None = None  # what the cell was computed from (adaptive cells only)
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class Result:
     frames: int  # emulator frames spent, returning included
     found: list[Found]
     seen: list[Hashable] = field(default_factory=list)  # cells visited (for times_seen)
+    samples: list[bytes] = field(default_factory=list)  # frames sampled for adaptive cells
 
 
 @dataclass(slots=True)
@@ -91,11 +94,12 @@ class Engine:
         self.pending: dict[int, Task] = {}
         self.explorations = 0
         self.success_frame: int | None = None
+        self.cell_shape: tuple | None = None
 
     def seed(self, root: Found) -> None:
         """Enter the reset state as the first cell (score 0, empty trajectory)."""
         self.archive.offer(
-            root.cell, 0.0, 0, ROOT, root.snapshot, frame=0, level=root.level, room=root.room
+            root.cell, 0.0, 0, ROOT, root.snapshot, 0, root.level, root.room, source=root.source
         )
 
     def ask(self, n: int) -> list[Task]:
@@ -112,6 +116,7 @@ class Engine:
                 length=int(a.length[i]),
                 node=int(a.node[i]),
                 explore_seed=int(self.rng.integers(2**63)),
+                cell_shape=self.cell_shape,
             )
             self.next_task += 1
             self.pending[task.task_id] = task
@@ -128,10 +133,12 @@ class Engine:
         a = self.archive
         self.frames += result.frames
         self.explorations += 1
+        # Cells computed with parameters that have since changed belong to another key space.
+        current = task.cell_shape == self.cell_shape
         accepted = [
             f
             for f in result.found
-            if a.accepts(f.cell, task.score + f.reward, task.length + f.steps)
+            if current and a.accepts(f.cell, task.score + f.reward, task.length + f.steps)
         ]
         if accepted:
             upto = max(f.steps for f in accepted)
@@ -148,6 +155,7 @@ class Engine:
                     level=f.level,
                     room=f.room,
                     terminal=f.terminal,
+                    source=f.source,
                 )
                 stats.new_cells += is_new
                 stats.improved += not is_new
@@ -161,12 +169,18 @@ class Engine:
             else:
                 a.times_chosen_since_new[i] += 1
             a.dirty.add(i)
-        for cell in result.seen:
+        for cell in result.seen if current else ():
             j = a.index.get(cell)
             if j is not None:
                 a.times_seen[j] += 1
                 a.dirty.add(j)
         return stats
+
+    def rekey(self, cell_shape: tuple, key_of_source) -> None:
+        """Adopt new cell parameters and re-key the archive from each entry's source."""
+        a = self.archive
+        a.rekey(lambda i: key_of_source(a.sources[int(a.snap[i])]))
+        self.cell_shape = tuple(cell_shape)
 
     def abandon(self, task_id: int) -> Task | None:
         """Forget a task whose worker is gone; the caller may re-issue it."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+
+import numpy as np
 from pathlib import Path
 
 from . import selectors
@@ -19,6 +21,7 @@ from .engine import Engine
 from .errors import RunDirError
 from .executors import make as make_executor
 from .progress import Progress
+from .cells.dynamic import RecentFrames
 from .store.sqlite import RunStore
 from .worker import Worker
 
@@ -80,10 +83,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
     config = store.config
     local = Worker.from_config(config)  # validates env and cells before any process starts
     engine = store.load_engine(selectors.make(config.selector))
+    adaptive = Adaptive(local, engine, store) if local.adaptive else None
     if len(engine.archive) == 0:
         engine.seed(local.root())
         store.commit(engine)
-    local.close()
     history = store.metrics()
     iteration = history[-1]["iteration"] if history else 0
     seconds = history[-1]["seconds"] if history else 0.0
@@ -108,12 +111,16 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 stats = engine.tell(result)
                 done_in_iteration += 1
                 new_in_iteration += stats.new_cells
+                if adaptive:
+                    adaptive.recent.extend(result.samples)
                 if done_in_iteration >= config.batch:
                     iteration += 1
+                    if adaptive and adaptive.maybe_update():
+                        progress.note(f"cells re-chosen: {adaptive.describe()}")
                     last = snapshot_metrics(
                         engine, iteration, time.perf_counter() - started, new_in_iteration
                     )
-                    store.commit(engine, last)
+                    store.commit(engine, last, adaptive.extra() if adaptive else None)
                     progress.update(last)
                     done_in_iteration = new_in_iteration = 0
     except KeyboardInterrupt:
@@ -122,11 +129,44 @@ def run(store: RunStore, options: RunOptions) -> dict:
             engine.abandon(task_id)
     finally:
         executor.close()
+        local.close()
         if done_in_iteration or engine.frames != last["frames"]:
             iteration += 1
             last = snapshot_metrics(
                 engine, iteration, time.perf_counter() - started, new_in_iteration
             )
-            store.commit(engine, last)
+            store.commit(engine, last, adaptive.extra() if adaptive else None)
         progress.close(last)
     return last
+
+
+class Adaptive:
+    """Re-chooses the parameters of an adaptive cell function (dynamic downscaling) in a run."""
+
+    def __init__(self, worker: Worker, engine: Engine, store: RunStore):
+        self.cells = worker.cell_fn
+        self.engine = engine
+        if engine.cell_shape is None:
+            engine.cell_shape = self.cells.shape
+        self.cells.set_shape(engine.cell_shape)
+        self.last_update = store.extra("cell_update_frame")
+        self.recent = RecentFrames(self.cells.max_samples, seed=store.config.seed)
+
+    def maybe_update(self) -> bool:
+        e = self.engine
+        if not self.cells.due(e.frames, self.last_update, len(e.archive)):
+            return False
+        rng = np.random.default_rng([e.frames, len(e.archive)])
+        shape = self.cells.choose(self.recent.decoded(), rng)
+        self.cells.set_shape(shape)
+        e.rekey(shape, self.cells.key_from_source)
+        self.last_update = e.frames
+        self.recent.items.clear()
+        return True
+
+    def describe(self) -> str:
+        w, h, d = self.engine.cell_shape
+        return f"{w}x{h} with {d} levels, {len(self.engine.archive)} cells"
+
+    def extra(self) -> dict:
+        return {"cell_update_frame": self.last_update}

@@ -39,6 +39,8 @@ class Worker:
         self.explorer = explorer
         self.config = config
         self.dtype = action_dtype(env.action_space)
+        # Adaptive cells (dynamic downscaling) keep each cell's frame and sample recent frames.
+        self.adaptive = hasattr(cell_fn, "source")
 
     @classmethod
     def from_config(cls, config: ExploreConfig) -> Worker:
@@ -53,13 +55,23 @@ class Worker:
         env = self.env
         env.reset(self.config.seed)
         level, room = envs.place(env)
-        return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), level, room)
+        source = self.cell_fn.source(env) if self.adaptive else None
+        return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), level, room, source=source)
 
     def run(self, task: Task) -> Result:
-        env, cell_fn = self.env, self.cell_fn
+        env, cell_fn, adaptive = self.env, self.cell_fn, self.adaptive
+        if adaptive and task.cell_shape is not None:
+            cell_fn.set_shape(task.cell_shape)
         env.restore(task.snapshot)
         frames = getattr(env, "last_restore_steps", 0)
         rng = np.random.default_rng(task.explore_seed)
+        steps_budget = self.config.explore_steps
+        sample_at = (
+            set(np.flatnonzero(rng.random(steps_budget) < cell_fn.sample_prob) + 1)
+            if adaptive
+            else ()
+        )
+        samples = []
         lives = env.lives()
         end_on_death = self.config.end_on_life_loss
         best: dict[Any, float] = {task.cell: 0.0}
@@ -68,7 +80,7 @@ class Worker:
         total = 0.0
         prev = task.cell
         steps = 0
-        for action in self.explorer.actions(env, rng, self.config.explore_steps):
+        for action in self.explorer.actions(env, rng, steps_budget):
             reward, terminated, truncated = env.step(action)
             actions.append(action)
             steps += 1
@@ -90,7 +102,10 @@ class Worker:
                         room,
                         terminated or truncated,
                         envs.success(env),
+                        cell_fn.source(env) if adaptive else None,
                     )
+            if steps in sample_at:
+                samples.append(cell_fn.source(env))
             if terminated or truncated:
                 break
         frames += steps
@@ -100,6 +115,7 @@ class Worker:
             frames=frames * env.frames_per_step,
             found=list(found.values()),
             seen=list(best),
+            samples=samples,
         )
 
     def close(self) -> None:

@@ -31,11 +31,13 @@ class RamLayout:
     objects: int | None = None  # inventory / collected-objects byte
 
 
-# Addresses as used by the Go-Explore reference code (uber-research/go-explore,
-# robustified/goexplore_py/montezuma_env.py and pitfall_env.py).
+# Montezuma: the AtariARI RAM annotations (Anand et al. 2019, "Unsupervised State
+# Representation Learning in Atari": room 3, x 42, y 43, level 57) and the inventory byte 65
+# read by the Go-Explore reference code. Pitfall: x 97 and y 105 from AtariARI; byte 1 holds
+# the screen (room) code. Go-Explore's reference code derives the same facts from pixels.
 RAM_LAYOUTS: dict[str, RamLayout] = {
     "montezuma_revenge": RamLayout(room=3, x=42, y=43, level=57, objects=65),
-    "pitfall": RamLayout(room=1, x=97, y=105, objects=113),
+    "pitfall": RamLayout(room=1, x=97, y=105),
 }
 
 

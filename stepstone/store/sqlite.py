@@ -36,6 +36,7 @@ CREATE TABLE entries (cell BLOB PRIMARY KEY, idx INTEGER NOT NULL,
     score REAL NOT NULL, terminal INTEGER NOT NULL,
     {", ".join(f"{c} INTEGER NOT NULL" for c in _INT_COLUMNS)});
 CREATE TABLE snapshots (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE sources (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE nodes (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,
     parent_len INTEGER NOT NULL, dtype TEXT NOT NULL, actions BLOB NOT NULL);
 CREATE TABLE metrics (iteration INTEGER PRIMARY KEY, data TEXT NOT NULL);
@@ -139,6 +140,7 @@ class RunStore:
         self.path = path
         self.db = db
         self.snapshots = _Table(db, "snapshots", lambda b: (b,), lambda r: r[0])
+        self.sources = _Table(db, "sources", lambda b: (b,), lambda r: r[0])
         self.nodes = _Table(db, "nodes", _encode_node, _decode_node)
 
     # -- opening -----------------------------------------------------------------------------
@@ -209,7 +211,7 @@ class RunStore:
 
     def load_archive(self) -> Archive:
         state = self.state()
-        archive = Archive(self.snapshots, next_snap=state.get("next_snap", 1))
+        archive = Archive(self.snapshots, state.get("next_snap", 1), self.sources)
         cols = ["cell", "score", "terminal", *_INT_COLUMNS]
         for row in self.db.execute(f"SELECT {', '.join(cols)} FROM entries ORDER BY idx"):
             archive.load_row(decode_cell(row[0]), dict(zip(cols[1:], row[1:], strict=True)))
@@ -231,6 +233,8 @@ class RunStore:
         )
         engine.explorations = state.get("explorations", 0)
         engine.success_frame = state.get("success_frame")
+        shape = state.get("cell_shape")
+        engine.cell_shape = tuple(shape) if shape is not None else None
         return engine
 
     def metrics(self) -> list[dict]:
@@ -258,6 +262,7 @@ class RunStore:
             "next_node": engine.trajectories.next_id,
             "explorations": engine.explorations,
             "success_frame": engine.success_frame,
+            "cell_shape": engine.cell_shape,
         }
         cols = ["cell", "idx", "score", "terminal", *_INT_COLUMNS]
         with self.db:
@@ -277,6 +282,7 @@ class RunStore:
                     rows,
                 )
             self.snapshots.flush()
+            self.sources.flush()
             self.nodes.flush()
             meta = [("engine", json.dumps(state))]
             meta += [(f"extra:{k}", json.dumps(v)) for k, v in (extra or {}).items()]
