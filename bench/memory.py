@@ -80,8 +80,10 @@ def main() -> None:
         print(f"archive RAM per entry         {ram / n:,.0f} B   ({ram / 2**20:,.0f} MiB total)")
         print(f"run directory per entry       {disk / n:,.0f} B   ({disk / 2**30:,.2f} GiB total)")
         print(f"build + commit                {build_s:,.1f} s")
-        print(f"reopen + load archive         {load_s:,.1f} s, peak RSS now "
-              f"{max(rss0, rss1) / 2**20:,.2f} GiB")
+        print(
+            f"reopen + load archive         {load_s:,.1f} s, peak RSS now "
+            f"{max(rss0, rss1) / 2**20:,.2f} GiB"
+        )
         print(f"1M entries in RAM (projected) {ram / n * 1e6 / 2**30:,.2f} GiB of 24 GiB")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

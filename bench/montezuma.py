@@ -41,8 +41,13 @@ selectors.REGISTRY["reset"] = FromReset
 def config_for(cells: str, seed: int) -> ExploreConfig:
     if cells == "random":
         return ExploreConfig(
-            env="ALE/MontezumaRevenge-v5", cells="ram", seed=seed, selector="reset",
-            explore_steps=27_000, end_on_life_loss=False, batch=4,
+            env="ALE/MontezumaRevenge-v5",
+            cells="ram",
+            seed=seed,
+            selector="reset",
+            explore_steps=27_000,
+            end_on_life_loss=False,
+            batch=4,
         )
     return ExploreConfig(env="ALE/MontezumaRevenge-v5", cells=cells, seed=seed)
 
@@ -83,12 +88,16 @@ def main() -> None:
                 results.append({**m, "kind": cells, "seed": seed, "checkpoint": cp})
             store.close()
 
-    print(f"\n{'cells':<10} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
-          f"{'best score':>11} {'cells':>8} {'hours':>6}")
+    print(
+        f"\n{'cells':<10} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
+        f"{'best score':>11} {'cells':>8} {'hours':>6}"
+    )
     for r in results:
-        print(f"{r['kind']:<10} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
-              f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
-              f"{r['seconds'] / 3600:>6.2f}")
+        print(
+            f"{r['kind']:<10} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
+            f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
+            f"{r['seconds'] / 3600:>6.2f}"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
 

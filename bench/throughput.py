@@ -85,6 +85,7 @@ def pool_fps(config: ExploreConfig, workers: int, seconds: float) -> float:
     engine.seed(local.root())
     ex = ProcessExecutor(factory, workers)
     try:
+
         def pump(duration: float) -> tuple[int, float]:
             frames0, start = engine.frames, time.perf_counter()
             while time.perf_counter() - start < duration:
@@ -115,8 +116,10 @@ def main() -> None:
     print(f"{'cells':<10} {'raw frames/s':>13} {'engine frames/s':>16} {'ratio':>7} {'cells':>7}")
     for cells in ("ram", "downscale"):
         r = overhead(args.game, cells, args.rounds, args.seconds)
-        print(f"{r['cells']:<10} {r['raw_fps']:>13.0f} {r['engine_fps']:>16.0f} "
-              f"{r['ratio']:>7.3f} {r['archive']:>7}")
+        print(
+            f"{r['cells']:<10} {r['raw_fps']:>13.0f} {r['engine_fps']:>16.0f} "
+            f"{r['ratio']:>7.3f} {r['archive']:>7}"
+        )
 
     config = ExploreConfig(env=f"ALE/{args.game}-v5", cells="ram")
     seconds = args.rounds * args.seconds

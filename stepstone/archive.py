@@ -57,6 +57,19 @@ def better(score: float, length: int, old_score: float, old_length: int) -> bool
 class Archive:
     """cell -> best entry, with counters; snapshots in a pluggable mapping."""
 
+    # One numpy column per field, row i describing cells[i] (see _INT_COLUMNS for the ints).
+    score: np.ndarray
+    terminal: np.ndarray
+    length: np.ndarray
+    node: np.ndarray
+    snap: np.ndarray
+    found_frame: np.ndarray
+    times_chosen: np.ndarray
+    times_chosen_since_new: np.ndarray
+    times_seen: np.ndarray
+    level: np.ndarray
+    room: np.ndarray
+
     def __init__(
         self,
         snapshots: MutableMapping[int, bytes] | None = None,
@@ -192,7 +205,7 @@ class Archive:
 
     def row(self, i: int) -> dict:
         """One entry as plain values, the inverse of :meth:`load_row`."""
-        row = {name: int(getattr(self, name)[i]) for name in _INT_COLUMNS}
+        row: dict = {name: int(getattr(self, name)[i]) for name in _INT_COLUMNS}
         row["score"] = float(self.score[i])
         row["terminal"] = bool(self.terminal[i])
         return row

@@ -182,8 +182,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"{checked} trajectories replayed to their cells and scores")
     if args.gif is not None:
         frames: list = []
-        rp.replay(worker, config.seed, tree.actions(best.node, best.length),
-                  on_step=lambda env: frames.append(env.observe().copy()))
+        rp.replay(
+            worker,
+            config.seed,
+            tree.actions(best.node, best.length),
+            on_step=lambda env: frames.append(env.observe().copy()),
+        )
         rp.write_gif(frames, str(args.gif))
         print(f"written: {args.gif} ({len(frames)} frames)")
     return 0

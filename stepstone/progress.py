@@ -67,7 +67,9 @@ class Progress:
             self.bar.update(self.task, completed=min(m["frames"], self.total), description=text)
         elif time.monotonic() - self._last_log >= self.log_every:
             self._last_log = time.monotonic()
-            self.console.print(f"{self.env}: {human(m['frames'])}/{human(self.total)} frames | {text}")
+            self.console.print(
+                f"{self.env}: {human(m['frames'])}/{human(self.total)} frames | {text}"
+            )
 
     def note(self, text: str) -> None:
         if self.enabled:

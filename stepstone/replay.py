@@ -62,6 +62,4 @@ def write_gif(frames: list[np.ndarray], path: str, fps: int = 30) -> None:
     from PIL import Image
 
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
-    images[0].save(
-        path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
-    )
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)

@@ -11,17 +11,17 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-
-import numpy as np
 from pathlib import Path
 
+import numpy as np
+
 from . import selectors
+from .cells.dynamic import RecentFrames
 from .config import ExploreConfig
 from .engine import Engine
 from .errors import RunDirError
 from .executors import make as make_executor
 from .progress import Progress
-from .cells.dynamic import RecentFrames
 from .store.sqlite import RunStore
 from .worker import Worker
 

@@ -10,7 +10,7 @@ import pytest
 # corridor of 40 positions, reward 1 at the far end, episodes cut at 60 steps. A random walk
 # needs 39 net steps right within 60 (p ~ 1e-7 per episode); Go-Explore walks there cell by cell.
 USER_ENV_MODULE = textwrap.dedent(
-    '''
+    """
     import gymnasium as gym
     from gymnasium import spaces
 
@@ -33,7 +33,7 @@ USER_ENV_MODULE = textwrap.dedent(
 
 
     gym.register("UserCorridor-v0", entry_point=Corridor, max_episode_steps=60)
-    '''
+    """
 )
 
 

@@ -32,9 +32,21 @@ def test_reaches_sparse_reward_where_random_does_not(
 ):
     run_dir = tmp_path / "run"
     code = main(
-        ["explore", "UserCorridor-v0", "--import", user_env_module, "--frames", "20k",
-         "--workers", "1", "--return", return_method, "--run-dir", str(run_dir),
-         "--no-progress"]
+        [
+            "explore",
+            "UserCorridor-v0",
+            "--import",
+            user_env_module,
+            "--frames",
+            "20k",
+            "--workers",
+            "1",
+            "--return",
+            return_method,
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+        ]
     )
     assert code == 0
     capsys.readouterr()
@@ -54,8 +66,19 @@ def test_reaches_sparse_reward_where_random_does_not(
 
 def test_process_pool_imports_user_module_in_workers(user_env_module, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    args = ["explore", "UserCorridor-v0", "--import", user_env_module, "--frames", "5k",
-            "--workers", "2", "--run-dir", str(run_dir), "--no-progress"]
+    args = [
+        "explore",
+        "UserCorridor-v0",
+        "--import",
+        user_env_module,
+        "--frames",
+        "5k",
+        "--workers",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert main(["replay", str(run_dir), "--cell", "all"]) == 0
     assert len(RunStore.open(run_dir).load_archive()) > 5

@@ -73,8 +73,7 @@ def test_observation_cells_round_floats_and_fold_negative_zero():
 
 
 def test_dynamic_run_rekeys_and_every_trajectory_still_replays(tmp_path):
-    params = {"first_update": 10_000, "update_every": 30_000, "iterations": 40,
-              "sample_prob": 0.05}
+    params = {"first_update": 10_000, "update_every": 30_000, "iterations": 40, "sample_prob": 0.05}
     config = ExploreConfig(env="montezuma", cells="dynamic", cell_params=params, seed=1)
     store = open_run(config, tmp_path / "run")
     run(store, RunOptions(frames=70_000, workers=1, progress=False))

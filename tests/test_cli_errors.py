@@ -19,8 +19,14 @@ def one_line(err: str) -> str:
 
 
 def test_unknown_environment(capsys, tmp_path):
-    code, err = run_cli(capsys, "explore", "ALE/MontezumaRevenj-v5", "--run-dir",
-                        str(tmp_path / "r"), "--no-progress")
+    code, err = run_cli(
+        capsys,
+        "explore",
+        "ALE/MontezumaRevenj-v5",
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--no-progress",
+    )
     assert code == 2
     assert "unknown environment id" in one_line(err)
     assert "ALE/MontezumaRevenge-v5" in err  # the suggestion
@@ -28,30 +34,34 @@ def test_unknown_environment(capsys, tmp_path):
 
 
 def test_unknown_cell_kind(capsys, tmp_path):
-    code, err = run_cli(capsys, "explore", "montezuma", "--cells", "pixels", "--run-dir",
-                        str(tmp_path / "r"))
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--cells", "pixels", "--run-dir", str(tmp_path / "r")
+    )
     assert code == 2
     assert "unknown cell kind 'pixels'" in one_line(err)
 
 
 def test_ram_cells_on_a_game_without_layout(capsys, tmp_path):
-    code, err = run_cli(capsys, "explore", "ALE/Pong-v5", "--cells", "ram", "--run-dir",
-                        str(tmp_path / "r"))
+    code, err = run_cli(
+        capsys, "explore", "ALE/Pong-v5", "--cells", "ram", "--run-dir", str(tmp_path / "r")
+    )
     assert code == 2
     assert "RAM layout" in one_line(err) and "downscale" in err
 
 
 @pytest.mark.parametrize("frames", ["-5", "-2M", "lots"])
 def test_bad_frame_budget(capsys, tmp_path, frames):
-    code, err = run_cli(capsys, "explore", "montezuma", f"--frames={frames}", "--run-dir",
-                        str(tmp_path / "r"))
+    code, err = run_cli(
+        capsys, "explore", "montezuma", f"--frames={frames}", "--run-dir", str(tmp_path / "r")
+    )
     assert code == 2
     assert "--frames" in one_line(err)
 
 
 def test_bad_workers(capsys, tmp_path):
-    code, err = run_cli(capsys, "explore", "montezuma", "--workers", "0", "--run-dir",
-                        str(tmp_path / "r"))
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--workers", "0", "--run-dir", str(tmp_path / "r")
+    )
     assert code == 2 and "--workers" in one_line(err)
 
 
@@ -67,8 +77,7 @@ def test_run_dir_that_is_not_ours(capsys, tmp_path):
 def test_corrupt_run_dir(capsys, tmp_path):
     junk = b"this is not an sqlite database" * 100
     (tmp_path / "run.sqlite").write_bytes(junk)
-    for args in (["resume", str(tmp_path)], ["report", str(tmp_path)],
-                 ["replay", str(tmp_path)]):
+    for args in (["resume", str(tmp_path)], ["report", str(tmp_path)], ["replay", str(tmp_path)]):
         code, err = run_cli(capsys, *args)
         assert code == 2 and "corrupt" in one_line(err)
     assert (tmp_path / "run.sqlite").read_bytes() == junk
@@ -76,8 +85,19 @@ def test_corrupt_run_dir(capsys, tmp_path):
 
 def test_config_mismatch_is_refused(capsys, tmp_path):
     run_dir = str(tmp_path / "run")
-    base = ["explore", "montezuma", "--cells", "ram", "--frames", "8k", "--workers", "1",
-            "--run-dir", run_dir, "--no-progress"]
+    base = [
+        "explore",
+        "montezuma",
+        "--cells",
+        "ram",
+        "--frames",
+        "8k",
+        "--workers",
+        "1",
+        "--run-dir",
+        run_dir,
+        "--no-progress",
+    ]
     assert main(base) == 0
     db = (tmp_path / "run" / "run.sqlite").read_bytes()
     code, err = run_cli(capsys, *[a if a != "ram" else "downscale" for a in base])

@@ -23,8 +23,9 @@ def test_every_trajectory_replays_to_its_cell_and_score(tmp_path, cells):
     assert len(archive) > 10
     assert archive.rooms() == 1 and archive.max_level() == 0
 
-    replayed = list(check(Worker.from_config(config), config.seed,
-                          TrajectoryTree(store.nodes), archive))
+    replayed = list(
+        check(Worker.from_config(config), config.seed, TrajectoryTree(store.nodes), archive)
+    )
     assert len(replayed) == len(archive)
     bad = [r for r in replayed if not r.ok]
     assert not bad, f"{len(bad)} entries did not replay, first: {bad[0]}"
@@ -32,8 +33,24 @@ def test_every_trajectory_replays_to_its_cell_and_score(tmp_path, cells):
 
 def test_replay_command_detects_a_tampered_trajectory(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert main(["explore", "montezuma", "--cells", "ram", "--frames", "30k", "--workers", "1",
-                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "explore",
+                "montezuma",
+                "--cells",
+                "ram",
+                "--frames",
+                "30k",
+                "--workers",
+                "1",
+                "--run-dir",
+                str(run_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     gif = tmp_path / "best.gif"
     assert main(["replay", str(run_dir), "--cell", "all", "--gif", str(gif)]) == 0
     assert gif.stat().st_size > 1000

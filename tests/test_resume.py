@@ -1,4 +1,4 @@
-"""A run killed with SIGKILL mid-iteration resumes from its last commit, losing nothing committed."""
+"""A run killed with SIGKILL mid-iteration resumes from its last commit, nothing committed lost."""
 
 from __future__ import annotations
 
@@ -34,10 +34,25 @@ def iterations(run_dir) -> int:
 
 def test_sigkill_mid_iteration_then_resume(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "stepstone.cli", "explore", "montezuma", "--cells", "ram",
-           "--frames", "50M", "--workers", "2", "--run-dir", str(run_dir), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "stepstone.cli",
+        "explore",
+        "montezuma",
+        "--cells",
+        "ram",
+        "--frames",
+        "50M",
+        "--workers",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 120
         while iterations(run_dir) < 4 and time.monotonic() < deadline:
@@ -56,8 +71,10 @@ def test_sigkill_mid_iteration_then_resume(tmp_path, capsys):
     store.close()
 
     target = frames_at_kill + 40_000
-    assert main(["resume", str(run_dir), "--frames", str(target), "--workers", "1",
-                 "--no-progress"]) == 0
+    assert (
+        main(["resume", str(run_dir), "--frames", str(target), "--workers", "1", "--no-progress"])
+        == 0
+    )
     after = RunStore.open(run_dir)
     assert after.state()["frames"] >= target
     archive = after.load_archive()

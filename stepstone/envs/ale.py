@@ -73,7 +73,9 @@ class AtariEnv:
         self._mode, self._difficulty = mode, difficulty
         self._seed: int | None = None
         self._load(seed)
-        legal = self.ale.getLegalActionSet() if full_action_space else self.ale.getMinimalActionSet()
+        legal = (
+            self.ale.getLegalActionSet() if full_action_space else self.ale.getMinimalActionSet()
+        )
         self.actions = list(legal)
         self.action_space = gym.spaces.Discrete(len(self.actions))
         self._ram = np.empty(self.ale.getRAMSize(), dtype=np.uint8)

@@ -117,8 +117,12 @@ def _encode_node(n: Node) -> tuple:
     actions = np.ascontiguousarray(n.actions)
     if actions.dtype == object:
         return (n.parent, n.parent_len, "pickle", pickle.dumps(list(actions), protocol=5))
-    return (n.parent, n.parent_len, json.dumps([actions.dtype.str, actions.shape[1:]]),
-            actions.tobytes())
+    return (
+        n.parent,
+        n.parent_len,
+        json.dumps([actions.dtype.str, actions.shape[1:]]),
+        actions.tobytes(),
+    )
 
 
 def _decode_node(row: tuple) -> Node:
