@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/montezuma
-RUN_FRAMES ?= 2M
+RUN_FRAMES ?= 3M
 
 .PHONY: run test bench lint clean
 

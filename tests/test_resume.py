@@ -32,6 +32,19 @@ def iterations(run_dir) -> int:
         return 0
 
 
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
 def test_sigkill_mid_iteration_then_resume(tmp_path, capsys):
     run_dir = tmp_path / "run"
     cmd = [
@@ -50,18 +63,22 @@ def test_sigkill_mid_iteration_then_resume(tmp_path, capsys):
         str(run_dir),
         "--no-progress",
     ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while iterations(run_dir) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert iterations(run_dir) >= 4, "the run did not commit iterations in time"
         time.sleep(0.37)  # land somewhere inside an iteration
+        workers = children(proc.pid)
+        assert len(workers) >= 2
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only, as a crash or OOM kill would
         proc.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in workers), "worker processes outlived their driver"
 
     before = committed(run_dir)
     store = RunStore.open(run_dir)

@@ -2,13 +2,16 @@
 
 Tasks and results cross the process boundary as pickled bytes. Each process builds its worker
 once (the environment stays loaded between tasks). The pool uses 'spawn' so that a worker
-starts clean rather than as a copy of a driver that may hold a large archive.
+starts clean rather than as a copy of a driver that may hold a large archive. A worker whose
+driver dies (``kill -9``, OOM) exits within a second instead of running on as an orphan.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -18,8 +21,15 @@ from .base import WorkerFactory, dumps, loads
 _worker: Any = None
 
 
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def _init(factory_bytes: bytes) -> None:
     global _worker
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     _worker = loads(factory_bytes)()
 
 
