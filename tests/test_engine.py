@@ -1,0 +1,79 @@
+"""The ask/tell engine driven by hand-made results, no environment involved."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stepstone.archive import Archive
+from stepstone.engine import Engine, Found, Result
+from stepstone.selectors import Uniform
+from stepstone.trajectories import TrajectoryTree
+
+
+def engine() -> Engine:
+    e = Engine(Archive(), TrajectoryTree(), Uniform(), seed=0)
+    e.seed(Found("root", 0.0, 0, b"snap-root"))
+    return e
+
+
+def test_ask_hands_out_the_chosen_cell():
+    e = engine()
+    (task,) = e.ask(1)
+    assert (task.cell, task.snapshot, task.score, task.length) == ("root", b"snap-root", 0, 0)
+    assert task.task_id in e.pending
+
+
+def test_tell_merges_relative_to_the_task_and_stores_one_node():
+    e = engine()
+    (t1,) = e.ask(1)
+    actions = np.array([3, 3, 1, 2, 2], dtype=np.uint8)
+    found = [Found("a", 0.0, 2, b"A"), Found("b", 100.0, 4, b"B", success=True)]
+    stats = e.tell(Result(t1.task_id, actions, frames=20, found=found, seen=["root", "a"]))
+    assert (stats.new_cells, stats.improved, stats.duplicate) == (2, 0, False)
+    b = e.archive.get("b")
+    assert (b.score, b.length) == (100.0, 4)
+    assert e.trajectories.actions(b.node, b.length).tolist() == [3, 3, 1, 2]
+    # The node holds the exploration's actions up to the furthest accepted finding, no more.
+    assert len(e.trajectories.nodes[b.node].actions) == 4
+    assert e.frames == 20 and e.success_frame == 20
+    root = e.archive.get("root")
+    assert (root.times_chosen, root.times_chosen_since_new, root.times_seen) == (1, 0, 1)
+
+    # Exploring from "b" (score 100, length 4): a finding there adds to that prefix.
+    e.selector.weights = lambda a: np.array([0.0, 0.0, 1.0])  # always "b"
+    (t2,) = e.ask(1)
+    assert t2.cell == "b"
+    e.tell(Result(t2.task_id, np.array([5], dtype=np.uint8), 4, [Found("c", 1.0, 1, b"C")]))
+    c = e.archive.get("c")
+    assert (c.score, c.length) == (101.0, 5)
+    assert e.trajectories.actions(c.node, c.length).tolist() == [3, 3, 1, 2, 5]
+
+
+def test_nothing_new_increments_since_new_and_creates_no_node():
+    e = engine()
+    nodes = len(e.trajectories.nodes)
+    (t,) = e.ask(1)
+    e.tell(Result(t.task_id, np.zeros(3, np.uint8), 12, [Found("root", 0.0, 3, b"x")]))
+    root = e.archive.get("root")
+    assert (root.times_chosen, root.times_chosen_since_new) == (1, 1)
+    assert len(e.trajectories.nodes) == nodes
+
+
+def test_duplicate_and_unknown_results_are_ignored():
+    e = engine()
+    (t,) = e.ask(1)
+    r = Result(t.task_id, np.zeros(1, np.uint8), 4, [Found("a", 0.0, 1, b"A")])
+    e.tell(r)
+    again = e.tell(r)
+    assert again.duplicate and e.frames == 4 and len(e.archive) == 2
+    assert e.tell(Result(999, np.zeros(0, np.uint8), 4, [])).duplicate
+    assert e.frames == 4
+
+
+def test_results_under_old_cell_parameters_are_not_merged():
+    e = engine()
+    e.cell_shape = (11, 8, 8)
+    (t,) = e.ask(1)
+    e.cell_shape = (5, 5, 4)  # parameters changed while the task was out
+    e.tell(Result(t.task_id, np.zeros(1, np.uint8), 4, [Found("a", 0.0, 1, b"A")]))
+    assert "a" not in e.archive and e.frames == 4

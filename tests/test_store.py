@@ -1,0 +1,95 @@
+"""The run directory: a commit round-trips exactly; what was not committed is not there."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from stepstone.config import ExploreConfig
+from stepstone.engine import Found, Result
+from stepstone.errors import RunDirError
+from stepstone.selectors import CountBased
+from stepstone.store.sqlite import RunStore
+from stepstone.trajectories import TrajectoryTree
+
+CONFIG = ExploreConfig(env="CartPole-v1")
+
+
+def explore_a_bit(engine, rounds: int, start: int = 0) -> None:
+    rng = np.random.default_rng(start)
+    for k in range(rounds):
+        for task in engine.ask(2):
+            cell = ("cell", int(rng.integers(6)))
+            found = [Found(cell, float(rng.integers(3)), 2, f"snap{start}-{k}".encode())]
+            engine.tell(
+                Result(
+                    task.task_id, rng.integers(0, 2, 3).astype(np.uint8), 3, found, seen=[task.cell]
+                )
+            )
+
+
+def columns(archive) -> list:
+    return [(c, e) for c, e in zip(archive.cells, archive, strict=True)]
+
+
+def test_commit_round_trip(tmp_path):
+    store = RunStore.create(tmp_path / "run", CONFIG)
+    engine = store.load_engine(CountBased())
+    engine.seed(Found(("cell", 0), 0.0, 0, b"root"))
+    explore_a_bit(engine, 10)
+    store.commit(engine, {"iteration": 1, "frames": engine.frames})
+    explore_a_bit(engine, 5, start=1)  # a second commit writes only what changed
+    store.commit(engine, {"iteration": 2, "frames": engine.frames})
+    snaps = {e.snap: engine.archive.snapshots[e.snap] for e in engine.archive}
+    paths = {e.cell: engine.trajectories.actions(e.node, e.length).tolist() for e in engine.archive}
+    store.close()
+
+    again = RunStore.open(tmp_path / "run")
+    assert again.config == CONFIG
+    loaded = again.load_engine(CountBased())
+    assert columns(loaded.archive) == columns(engine.archive)
+    assert loaded.frames == engine.frames and loaded.next_task == engine.next_task
+    assert loaded.rng.bit_generator.state == engine.rng.bit_generator.state
+    tree = TrajectoryTree(again.nodes)
+    for e in loaded.archive:
+        assert again.snapshots[e.snap] == snaps[e.snap]
+        assert tree.actions(e.node, e.length).tolist() == paths[e.cell]
+    assert [m["iteration"] for m in again.metrics()] == [1, 2]
+
+
+def test_uncommitted_work_is_not_visible(tmp_path):
+    store = RunStore.create(tmp_path / "run", CONFIG)
+    engine = store.load_engine(CountBased())
+    engine.seed(Found(("cell", 0), 0.0, 0, b"root"))
+    explore_a_bit(engine, 3)
+    store.commit(engine)
+    committed = columns(store.load_archive())
+    explore_a_bit(engine, 20, start=5)
+    store.db.close()  # the process dies here
+    again = RunStore.open(tmp_path / "run")
+    assert columns(again.load_archive()) == committed
+
+
+@pytest.mark.parametrize("make_dir", ["missing", "empty", "garbage", "foreign_sqlite"])
+def test_open_refuses_what_is_not_a_run(tmp_path, make_dir):
+    d = tmp_path / "d"
+    if make_dir != "missing":
+        d.mkdir()
+    if make_dir == "garbage":
+        (d / "run.sqlite").write_bytes(b"\x00garbage" * 500)
+    if make_dir == "foreign_sqlite":
+        db = sqlite3.connect(d / "run.sqlite")
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+        db.close()
+    with pytest.raises(RunDirError):
+        RunStore.open(d)
+
+
+def test_create_refuses_a_non_empty_directory(tmp_path):
+    (tmp_path / "keep.txt").write_text("data")
+    with pytest.raises(RunDirError, match="not empty"):
+        RunStore.create(tmp_path, CONFIG)
+    assert (tmp_path / "keep.txt").read_text() == "data"
