@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore-steps", type=int, default=100)
     p.add_argument("--repeat-prob", type=float, default=0.95)
     p.add_argument(
+        "--end-on-life-loss",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end an exploration when a life is lost (Go-Explore Phase 1 default)",
+    )
+    p.add_argument(
         "--return",
         dest="return_method",
         default="auto",
@@ -95,6 +101,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         selector=args.selector,
         explore_steps=args.explore_steps,
         repeat_prob=args.repeat_prob,
+        end_on_life_loss=args.end_on_life_loss,
         return_method=args.return_method,
         imports=tuple(args.imports),
     )
