@@ -45,8 +45,10 @@ class Downscale:
         if frame.shape != self._shape:
             self._rows = area_matrix(frame.shape[0], self.height)
             self._cols = area_matrix(frame.shape[1], self.width).T.copy()
+            self._buf = np.empty(frame.shape, dtype=np.float32)  # no allocation per frame
             self._shape = frame.shape
-        return (self._rows @ frame.astype(np.float32)) @ self._cols
+        np.copyto(self._buf, frame)
+        return (self._rows @ self._buf) @ self._cols
 
     def key_of(self, frame: np.ndarray) -> bytes:
         return (self.shrink(frame) * (self.levels / 256.0)).astype(np.uint8).tobytes()
