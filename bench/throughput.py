@@ -18,6 +18,7 @@ import statistics
 import time
 
 import numpy as np
+from common import pump
 
 from stepstone.archive import Archive
 from stepstone.config import ExploreConfig
@@ -85,20 +86,8 @@ def pool_fps(config: ExploreConfig, workers: int, seconds: float) -> float:
     engine.seed(local.root())
     ex = ProcessExecutor(factory, workers)
     try:
-
-        def pump(duration: float) -> tuple[int, float]:
-            frames0, start = engine.frames, time.perf_counter()
-            while time.perf_counter() - start < duration:
-                want = 2 * workers - ex.in_flight
-                if want > 0:
-                    for task in engine.ask(want):
-                        ex.submit(task)
-                for r in ex.poll(timeout=1.0):
-                    engine.tell(r)
-            return engine.frames - frames0, time.perf_counter() - start
-
-        pump(3.0)  # warm up: processes started, environments loaded
-        frames, elapsed = pump(seconds)
+        pump(engine, ex, 3.0)  # warm up: processes started, environments loaded
+        frames, elapsed = pump(engine, ex, seconds)
         return frames / elapsed
     finally:
         ex.close()

@@ -27,6 +27,8 @@ _INT_COLUMNS = (
     "room",
 )
 
+_COLUMNS = ("score", "terminal", *_INT_COLUMNS)
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -186,7 +188,7 @@ class Archive:
     def _append(self, cell: Hashable) -> int:
         i = len(self.cells)
         if i == len(self.score):
-            for name in ("score", "terminal", *_INT_COLUMNS):
+            for name in _COLUMNS:
                 col = getattr(self, name)
                 setattr(self, name, np.concatenate([col, np.zeros_like(col)]))
         self.cells.append(cell)
@@ -195,16 +197,20 @@ class Archive:
             getattr(self, name)[i] = 0
         return i
 
-    def load_row(self, cell: Hashable, row: dict) -> None:
-        """Restore one entry exactly as stored (used by the run directory on resume)."""
-        i = self._append(cell)
-        self.score[i] = row["score"]
-        self.terminal[i] = bool(row["terminal"])
-        for name in _INT_COLUMNS:
-            getattr(self, name)[i] = row[name]
+    def load_columns(self, cells: list[Hashable], columns: dict[str, np.ndarray]) -> None:
+        """Replace the whole contents with these entries, given column by column."""
+        n = len(cells)
+        cap = max(1024, n + n // 2)
+        self.cells = list(cells)
+        self.index = {c: i for i, c in enumerate(self.cells)}
+        for name in _COLUMNS:
+            col = np.zeros(cap, dtype=getattr(self, name).dtype)
+            col[:n] = columns[name]
+            setattr(self, name, col)
+        self.dirty = set()
 
     def row(self, i: int) -> dict:
-        """One entry as plain values, the inverse of :meth:`load_row`."""
+        """One entry as plain values (for the run directory and for tests)."""
         row: dict = {name: int(getattr(self, name)[i]) for name in _INT_COLUMNS}
         row["score"] = float(self.score[i])
         row["terminal"] = bool(self.terminal[i])
@@ -218,27 +224,23 @@ class Archive:
         """
         n = len(self.cells)
         keys = [new_key(i) for i in range(n)]
-        rows = [self.row(i) for i in range(n)]
-        winners: dict[Hashable, int] = {}
-        counters: dict[Hashable, np.ndarray] = {}
-        names = ("times_chosen", "times_chosen_since_new", "times_seen")
+        winner: dict[Hashable, int] = {}
         for i, k in enumerate(keys):
-            c = np.array([rows[i][m] for m in names])
-            w = winners.get(k)
+            w = winner.get(k)
             if w is None:
-                winners[k] = i
-                counters[k] = c
+                winner[k] = i
                 continue
-            counters[k] = counters[k] + c
-            if better(rows[i]["score"], rows[i]["length"], rows[w]["score"], rows[w]["length"]):
-                loser, winners[k] = w, i
+            if better(self.score[i], self.length[i], self.score[w], self.length[w]):
+                loser, winner[k] = w, i
             else:
                 loser = i
-            self._forget(rows[loser]["snap"])
-        self.__init__(self.snapshots, self.next_snap, self.sources)  # type: ignore[misc]
-        for k, i in winners.items():
-            row = dict(rows[i])
-            for m, v in zip(names, counters[k], strict=True):
-                row[m] = int(v)
-            self.load_row(k, row)
+            self._forget(int(self.snap[loser]))
+        group_of = {k: g for g, k in enumerate(winner)}
+        groups = np.array([group_of[k] for k in keys], dtype=np.int64)
+        keep = np.fromiter(winner.values(), dtype=np.int64, count=len(winner))
+        columns = {name: getattr(self, name)[keep] for name in _COLUMNS}
+        for name in ("times_chosen", "times_chosen_since_new", "times_seen"):
+            sums = np.bincount(groups, weights=getattr(self, name)[:n], minlength=len(winner))
+            columns[name] = sums.astype(np.int64)
+        self.load_columns(list(winner), columns)
         self.rekeyed = True

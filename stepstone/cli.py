@@ -33,6 +33,11 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
     )
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     p.add_argument("--backend", default="processes", choices=BACKENDS)
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
 
 
@@ -135,7 +140,9 @@ def _run(store, frames: int, args: argparse.Namespace, report) -> int:
     from .runner import RunOptions, run
 
     store.set_meta("budget", str(frames))
-    opts = RunOptions(frames, args.workers, args.backend, progress=not args.no_progress)
+    opts = RunOptions(
+        frames, args.workers, args.backend, not args.no_progress, address=args.address
+    )
     run(store, opts)
     s = report.write(store)
     print(

@@ -33,7 +33,7 @@ def describe(m: dict, workers: int) -> str:
     if m.get("level") is not None:
         parts.append(f"level {m['level']}")
     parts.append(f"best {m['best_score']:g}")
-    parts.append(f"{workers} workers")
+    parts.append(f"{m.get('workers', workers)}/{workers} workers")
     return " | ".join(parts)
 
 

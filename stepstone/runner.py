@@ -34,6 +34,7 @@ class RunOptions:
     workers: int | None = None
     backend: str = "processes"
     progress: bool = True
+    address: str | None = None  # Ray cluster address (--backend ray)
 
 
 def snapshot_metrics(engine: Engine, iteration: int, seconds: float, new_cells: int) -> dict:
@@ -95,7 +96,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
         return last
 
     factory = functools.partial(Worker.from_config, config)
-    executor = make_executor(options.backend, factory, options.workers)
+    executor = make_executor(options.backend, factory, options.workers, options.address)
     capacity = 2 * executor.workers
     progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
     progress.update(last)
@@ -120,6 +121,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
                     last = snapshot_metrics(
                         engine, iteration, time.perf_counter() - started, new_in_iteration
                     )
+                    last["workers"] = executor.alive
+                    last["reissued"] = getattr(executor, "reissued", 0)  # tasks of dead workers
                     store.commit(engine, last, adaptive.extra() if adaptive else None)
                     progress.update(last)
                     done_in_iteration = new_in_iteration = 0

@@ -7,12 +7,20 @@ from .base import Executor, WorkerFactory
 from .inline import InlineExecutor
 from .processes import ProcessExecutor
 
-BACKENDS = ("processes", "inline")
+BACKENDS = ("processes", "inline", "ray")
 
 
-def make(backend: str, factory: WorkerFactory, workers: int | None) -> Executor:
+def make(
+    backend: str, factory: WorkerFactory, workers: int | None, address: str | None = None
+) -> Executor:
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if address is not None and backend != "ray":
+        raise ConfigError("--address is for --backend ray; add --backend ray or drop --address")
+    if backend == "ray":
+        from .ray import RayExecutor
+
+        return RayExecutor(factory, workers, address)
     if backend == "inline":
         return InlineExecutor(factory)
     if backend == "processes":

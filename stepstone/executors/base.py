@@ -34,4 +34,9 @@ class Executor(Protocol):
     @property
     def in_flight(self) -> int: ...
 
+    @property
+    def alive(self) -> int:
+        """Workers currently able to run tasks (shown in the progress bar)."""
+        ...
+
     def close(self) -> None: ...

@@ -25,5 +25,7 @@ class InlineExecutor:
     def in_flight(self) -> int:
         return len(self.queue)
 
+    alive = 1
+
     def close(self) -> None:
         self.worker.close()

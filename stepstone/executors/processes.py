@@ -69,6 +69,10 @@ class ProcessExecutor:
     def in_flight(self) -> int:
         return len(self.futures)
 
+    @property
+    def alive(self) -> int:
+        return self.workers
+
     def close(self) -> None:
         for f in self.futures:
             f.cancel()

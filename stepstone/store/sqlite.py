@@ -29,6 +29,7 @@ from ..trajectories import Node, TrajectoryTree
 FORMAT = "stepstone-run"
 VERSION = 1
 DB_NAME = "run.sqlite"
+QUICK_CHECK_MAX_BYTES = 256 * 2**20
 
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -191,9 +192,12 @@ class RunStore:
                     f"{path} was written by run format {meta.get('version')}, this stepstone "
                     f"reads format {VERSION}; use the stepstone version that wrote it"
                 )
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise RunDirError(f"{db_path} is corrupt ({check}); restore it from a backup")
+            # A full integrity scan reads the whole file: worth it for small runs only. Larger
+            # ones report damage when a read fails (load_archive turns it into RunDirError).
+            if db_path.stat().st_size <= QUICK_CHECK_MAX_BYTES:
+                check = db.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise RunDirError(f"{db_path} is corrupt ({check}); restore it from a backup")
         except sqlite3.DatabaseError as e:
             raise RunDirError(
                 f"{db_path} is corrupt or not a database ({e}); restore it from a backup "
@@ -216,10 +220,17 @@ class RunStore:
     def load_archive(self) -> Archive:
         state = self.state()
         archive = Archive(self.snapshots, state.get("next_snap", 1), self.sources)
-        cols = ["cell", "score", "terminal", *_INT_COLUMNS]
-        for row in self.db.execute(f"SELECT {', '.join(cols)} FROM entries ORDER BY idx"):
-            archive.load_row(decode_cell(row[0]), dict(zip(cols[1:], row[1:], strict=True)))
-        archive.dirty.clear()
+        names = ["score", "terminal", *_INT_COLUMNS]
+        query = f"SELECT cell, {', '.join(names)} FROM entries ORDER BY idx"
+        try:
+            rows = self.db.execute(query).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise RunDirError(
+                f"{self.path / DB_NAME} is corrupt ({e}); restore it from a backup"
+            ) from e
+        data = list(zip(*rows, strict=True)) or [()] * (len(names) + 1)
+        cells = [decode_cell(c) for c in data[0]]
+        archive.load_columns(cells, {n: np.array(v) for n, v in zip(names, data[1:], strict=True)})
         return archive
 
     def load_engine(self, selector: Selector) -> Engine:

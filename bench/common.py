@@ -1,0 +1,22 @@
+"""Helpers shared by the bench scripts: drive an engine through an executor for a while."""
+
+from __future__ import annotations
+
+import time
+
+from stepstone.engine import Engine
+
+
+def pump(engine: Engine, executor, seconds: float, on_result=None) -> tuple[int, float]:
+    """Keep 2 tasks per worker in flight for ``seconds``; return (frames, elapsed)."""
+    frames0, start = engine.frames, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        want = 2 * executor.workers - executor.in_flight
+        if want > 0:
+            for task in engine.ask(want):
+                executor.submit(task)
+        for result in executor.poll(timeout=1.0):
+            stats = engine.tell(result)
+            if on_result is not None:
+                on_result(result, stats)
+    return engine.frames - frames0, time.perf_counter() - start

@@ -1,0 +1,121 @@
+"""Exploration workers as Ray actors, for a run that outgrows one machine.
+
+Each actor holds one worker (one environment) and runs tasks sent as bytes; results come back
+as bytes through Ray's object store, and the archive stays with the driver. The same command
+runs on a laptop (a local Ray instance is started) or on a cluster (``--address auto`` or
+``HOST:PORT`` of a running head node).
+
+Faults: actors are created with unlimited restarts, so Ray replaces a worker process that is
+killed, runs out of memory or loses its node. The task it was running is re-issued here; the
+engine merges each task's result at most once, so a re-issued task can never double-count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError, StepstoneError
+from .base import WorkerFactory, dumps, loads
+
+
+class ExploreActor:
+    """One exploration worker inside a Ray actor (the process title names it)."""
+
+    def __init__(self, factory_bytes: bytes):
+        self.worker = loads(factory_bytes)()
+
+    def run(self, task_bytes: bytes) -> bytes:
+        return dumps(self.worker.run(loads(task_bytes)))
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+class RayExecutor:
+    def __init__(
+        self, factory: WorkerFactory, workers: int | None = None, address: str | None = None
+    ):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--backend ray needs Ray: pip install 'stepstone[ray]'") from None
+        self.ray = ray
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            try:
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level="error",
+                    configure_logging=False,
+                )
+            except ConnectionError as e:
+                raise ConfigError(
+                    f"cannot reach the Ray cluster at {address!r} ({e}); start one with "
+                    "'ray start --head' or omit --address for a local instance"
+                ) from e
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.workers = workers or max(1, cpus)
+        actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ExploreActor)
+        payload = dumps(factory)
+        self.actors = [actor_cls.remote(payload) for _ in range(self.workers)]
+        self.inflight: dict[Any, tuple[int, Any]] = {}
+        self.load = [0] * self.workers
+        self.failed: set[int] = set()  # actors whose last task died with them
+        self.reissued = 0
+
+    def _send(self, task: Any, avoid: int | None = None) -> None:
+        order = sorted(
+            range(self.workers), key=lambda i: (i in self.failed, i == avoid, self.load[i])
+        )
+        i = order[0]
+        ref = self.actors[i].run.remote(dumps(task))
+        self.inflight[ref] = (i, task)
+        self.load[i] += 1
+
+    def submit(self, task: Any) -> None:
+        self._send(task)
+
+    def poll(self, timeout: float | None = None) -> list[Any]:
+        if not self.inflight:
+            return []
+        ray = self.ray
+        ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        if ready:
+            more, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
+            ready = list(dict.fromkeys(ready + more))
+        out = []
+        for ref in ready:
+            i, task = self.inflight.pop(ref)
+            self.load[i] -= 1
+            try:
+                out.append(loads(ray.get(ref)))
+                self.failed.discard(i)
+            except ray.exceptions.RayTaskError as e:
+                raise StepstoneError(f"a Ray worker failed running a task: {e}") from e
+            except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
+                # The worker process died; Ray restarts the actor. Run the task again.
+                self.failed.add(i)
+                self.reissued += 1
+                self._send(task, avoid=i)
+        return out
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.inflight)
+
+    @property
+    def alive(self) -> int:
+        return self.workers - len(self.failed)
+
+    def pids(self) -> list[int]:
+        return self.ray.get([a.pid.remote() for a in self.actors])
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+        if self.started_ray:
+            self.ray.shutdown()
