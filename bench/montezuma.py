@@ -78,7 +78,8 @@ def main() -> None:
     for cells, frames in plan:
         for seed in seeds:
             store = open_run(config_for(cells, seed), args.out / f"{cells}-s{seed}")
-            store.set_meta("budget", str(frames))
+            stored = int(store.meta("budget", "0"))
+            store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
             run(store, RunOptions(frames, args.workers, progress=True))
             history = store.metrics()
             for cp in checkpoints:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .config import CELL_KINDS, ExploreConfig, parse_count
-from .errors import ReplayMismatch, StepstoneError
+from .errors import ConfigError, StepstoneError
 from .executors import BACKENDS
 from .selectors import REGISTRY as SELECTORS
 
@@ -132,8 +132,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _check_workers(workers: int | None) -> None:
+    """Checked before anything is written, so that a typo creates no run directory."""
     if workers is not None and workers < 1:
-        raise StepstoneError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
 
 
 def _run(store, frames: int, args: argparse.Namespace, report) -> int:
@@ -219,9 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except ReplayMismatch as e:
-        print(f"stepstone: {e}", file=sys.stderr)
-        return 1
     except StepstoneError as e:
         print(f"stepstone: error: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,3 @@ class EnvironmentNotFound(StepstoneError):
 
 class RunDirError(StepstoneError):
     """A run directory is missing, not ours, corrupt, or holds a different configuration."""
-
-
-class ReplayMismatch(StepstoneError):
-    """A stored trajectory did not reproduce its cell or score when replayed."""

@@ -7,12 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ray")
+
+from runs import cli, committed, iterations, wait_for  # noqa: E402
 
 from stepstone.cli import main  # noqa: E402
 from stepstone.store.sqlite import RunStore  # noqa: E402
@@ -62,52 +63,14 @@ def actor_pids() -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def iterations(run_dir: Path) -> int:
-    db = run_dir / "run.sqlite"
-    if not db.exists():
-        return 0
-    import sqlite3
-
-    try:
-        with sqlite3.connect(db) as c:
-            return c.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def reissued(run_dir: Path) -> int:
     return max([m.get("reissued", 0) for m in RunStore.open(run_dir).metrics()], default=0)
 
 
-def wait_for(condition, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert condition(), "timed out"
-
-
-def test_cluster_run_survives_a_killed_worker_and_a_killed_driver(cluster, tmp_path, capsys):
+def test_cluster_run_survives_a_killed_worker_and_a_killed_driver(cluster, tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "stepstone.cli",
-        "explore",
-        "montezuma",
-        "--cells",
-        "ram",
-        "--frames",
-        "50M",
-        "--backend",
-        "ray",
-        "--address",
-        cluster,
-        "--workers",
-        "2",
-        "--run-dir",
-        str(run_dir),
-        "--no-progress",
-    ]
+    ray_args = f"--backend ray --address {cluster} --workers 2 --no-progress"
+    cmd = cli(f"explore montezuma --cells ram --frames 50M --run-dir {run_dir} {ray_args}")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: iterations(run_dir) >= 2 and len(actor_pids()) == 2, 180)
@@ -122,31 +85,9 @@ def test_cluster_run_survives_a_killed_worker_and_a_killed_driver(cluster, tmp_p
         proc.send_signal(signal.SIGKILL)  # then the driver dies too
         proc.wait()
 
-    store = RunStore.open(run_dir)
-    before = {
-        c: (e.score, e.length)
-        for c, e in zip(store.load_archive().cells, store.load_archive(), strict=True)
-    }
-    target = store.state()["frames"] + 40_000
-    store.close()
-    assert (
-        main(
-            [
-                "resume",
-                str(run_dir),
-                "--frames",
-                str(target),
-                "--backend",
-                "ray",
-                "--address",
-                cluster,
-                "--workers",
-                "2",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    before = committed(run_dir)
+    target = RunStore.open(run_dir).state()["frames"] + 40_000
+    assert main(f"resume {run_dir} --frames {target} {ray_args}".split()) == 0
     after = RunStore.open(run_dir)
     assert after.state()["frames"] >= target
     archive = after.load_archive()

@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
+
+from runs import cli, committed, iterations, wait_for
 
 from stepstone.archive import better
 from stepstone.cli import main
-from stepstone.store.sqlite import RunStore, decode_cell
-
-
-def committed(run_dir) -> dict:
-    """cell -> (score, length) as committed, read through a separate SQLite connection."""
-    db = sqlite3.connect(run_dir / "run.sqlite")
-    rows = db.execute("SELECT cell, score, length FROM entries").fetchall()
-    db.close()
-    return {decode_cell(c): (s, n) for c, s, n in rows}
-
-
-def iterations(run_dir) -> int:
-    try:
-        db = sqlite3.connect(run_dir / "run.sqlite")
-        n = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
-        db.close()
-        return n
-    except sqlite3.Error:
-        return 0
+from stepstone.store.sqlite import RunStore
 
 
 def children(pid: int) -> list[int]:
@@ -47,38 +29,19 @@ def alive(pid: int) -> bool:
 
 def test_sigkill_mid_iteration_then_resume(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "stepstone.cli",
-        "explore",
-        "montezuma",
-        "--cells",
-        "ram",
-        "--frames",
-        "50M",
-        "--workers",
-        "2",
-        "--run-dir",
-        str(run_dir),
-        "--no-progress",
-    ]
+    cmd = cli(
+        f"explore montezuma --cells ram --frames 50M --workers 2 --run-dir {run_dir} --no-progress"
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while iterations(run_dir) < 4 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert iterations(run_dir) >= 4, "the run did not commit iterations in time"
+        wait_for(lambda: iterations(run_dir) >= 4, 120)
         time.sleep(0.37)  # land somewhere inside an iteration
         workers = children(proc.pid)
         assert len(workers) >= 2
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # the driver only, as a crash or OOM kill would
         proc.wait()
-    deadline = time.monotonic() + 10
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(alive(p) for p in workers), "worker processes outlived their driver"
+    wait_for(lambda: not any(alive(p) for p in workers), 10)  # no orphaned workers
 
     before = committed(run_dir)
     store = RunStore.open(run_dir)
@@ -88,10 +51,7 @@ def test_sigkill_mid_iteration_then_resume(tmp_path, capsys):
     store.close()
 
     target = frames_at_kill + 40_000
-    assert (
-        main(["resume", str(run_dir), "--frames", str(target), "--workers", "1", "--no-progress"])
-        == 0
-    )
+    assert main(f"resume {run_dir} --frames {target} --workers 1 --no-progress".split()) == 0
     after = RunStore.open(run_dir)
     assert after.state()["frames"] >= target
     archive = after.load_archive()
