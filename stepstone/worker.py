@@ -46,8 +46,10 @@ class Worker:
     def from_config(cls, config: ExploreConfig) -> Worker:
         spec = envs.EnvSpec(config.env, config.seed, config.return_method, config.imports)
         env = envs.make(spec)
-        kind = cells_mod.resolve_kind(config.cells, envs.is_atari(spec.resolved_id))
-        cell_fn = cells_mod.make(kind, env, config.cell_params)
+        kind, params = cells_mod.resolve(
+            config.cells, config.cell_params, env, envs.is_atari(spec.resolved_id)
+        )
+        cell_fn = cells_mod.make(kind, env, params)
         return cls(env, cell_fn, RandomRepeat(config.repeat_prob), config)
 
     def root(self) -> Found:

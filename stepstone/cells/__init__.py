@@ -10,13 +10,18 @@ from .custom import CustomCells
 from .downscale import Downscale
 from .observation import ObservationCells
 from .ram import RamCells
+from .text import TextCells
 
 
-def resolve_kind(kind: str, atari: bool) -> str:
-    """'auto' means downscaled frames on Atari and the observation itself elsewhere."""
-    if kind == "auto":
-        return "downscale" if atari else "observation"
-    return kind
+def resolve(kind: str, params: dict, env: Any, atari: bool) -> tuple[str, dict]:
+    """The cell kind and parameters to use: 'auto' means the environment's own default
+    (``env.default_cells``), else downscaled frames on Atari and the observation elsewhere."""
+    if kind != "auto":
+        return kind, params
+    default = getattr(env, "default_cells", None)
+    if default is not None:
+        return default[0], {**default[1], **params}
+    return ("downscale" if atari else "observation"), params
 
 
 def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
@@ -32,6 +37,8 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
             return RamCells(getattr(env, "layout", None), **params)
         if kind == "observation":
             return ObservationCells(**params)
+        if kind == "text":
+            return TextCells(**params)
         if ":" in kind:
             return CustomCells(kind)
     except TypeError as e:
@@ -39,4 +46,13 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
     raise ConfigError(f"unknown cell kind {kind!r}")
 
 
-__all__ = ["CellFn", "CustomCells", "Downscale", "ObservationCells", "RamCells", "make"]
+__all__ = [
+    "CellFn",
+    "CustomCells",
+    "Downscale",
+    "ObservationCells",
+    "RamCells",
+    "TextCells",
+    "make",
+    "resolve",
+]

@@ -71,12 +71,22 @@ def make(spec: EnvSpec) -> Explorable:
     import_modules(spec.imports)
     _register_known()
     env_id = spec.resolved_id
+    if env_id.split(":")[0] == "game24":
+        from .game24 import Game24Env, parse_id
+
+        try:
+            numbers = parse_id(env_id)
+        except ValueError as e:
+            raise EnvironmentNotFound(str(e)) from None
+        return GymEnv(Game24Env(numbers), method=spec.return_method, seed=spec.seed)
     if spec.return_method not in METHODS:
         raise EnvironmentNotFound(
             f"unknown return method {spec.return_method!r}; use one of {', '.join(METHODS)}"
         )
     if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry) + list(ALIASES), n=3)
+        close = difflib.get_close_matches(
+            env_id, [*gym.registry, *ALIASES, "game24", "game24:4,7,8,8"], n=3
+        )
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EnvironmentNotFound(
             f"unknown environment id {spec.env_id!r}{hint} "

@@ -51,6 +51,8 @@ class GymEnv:
             raise EnvironmentNotFound(f"unknown return method {method!r}; use one of {METHODS}")
         self.env = env
         self.action_space = env.action_space
+        # An environment may name the cells that suit it (e.g. Game of 24: the numbers left).
+        self.default_cells = getattr(env.unwrapped, "default_cells", None)
         self.method = method
         self.last_restore_steps = 0
         self.reset(seed)
