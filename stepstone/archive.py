@@ -25,7 +25,9 @@ _INT_COLUMNS = (
     "times_seen",
     "level",  # domain facts where the environment knows them, else -1
     "room",
+    "discoveries",  # explorations from this cell that added or improved an entry
 )
+_COUNTERS = ("times_chosen", "times_chosen_since_new", "times_seen", "discoveries")
 
 _COLUMNS = ("score", "terminal", *_INT_COLUMNS)
 
@@ -45,6 +47,7 @@ class Entry:
     times_seen: int
     level: int
     room: int
+    discoveries: int
     terminal: bool
 
 
@@ -69,6 +72,7 @@ class Archive:
     times_chosen: np.ndarray
     times_chosen_since_new: np.ndarray
     times_seen: np.ndarray
+    discoveries: np.ndarray
     level: np.ndarray
     room: np.ndarray
 
@@ -193,7 +197,7 @@ class Archive:
                 setattr(self, name, np.concatenate([col, np.zeros_like(col)]))
         self.cells.append(cell)
         self.index[cell] = i
-        for name in ("times_chosen", "times_chosen_since_new", "times_seen"):
+        for name in _COUNTERS:
             getattr(self, name)[i] = 0
         return i
 
@@ -239,7 +243,7 @@ class Archive:
         groups = np.array([group_of[k] for k in keys], dtype=np.int64)
         keep = np.fromiter(winner.values(), dtype=np.int64, count=len(winner))
         columns = {name: getattr(self, name)[keep] for name in _COLUMNS}
-        for name in ("times_chosen", "times_chosen_since_new", "times_seen"):
+        for name in _COUNTERS:
             sums = np.bincount(groups, weights=getattr(self, name)[:n], minlength=len(winner))
             columns[name] = sums.astype(np.int64)
         self.load_columns(list(winner), columns)

@@ -166,6 +166,7 @@ class Engine:
             a.times_chosen[i] += 1
             if accepted:
                 a.times_chosen_since_new[i] = 0
+                a.discoveries[i] += 1
             else:
                 a.times_chosen_since_new[i] += 1
             a.dirty.add(i)

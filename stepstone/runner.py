@@ -75,6 +75,7 @@ def open_run(config: ExploreConfig | None, run_dir: Path) -> RunStore:
                 f"{run_dir} holds a run with a different configuration ({'; '.join(diffs)}); "
                 f"continue it with 'stepstone resume {run_dir}' or choose a new --run-dir"
             )
+        store.upgrade()
         return store
     return RunStore.create(run_dir, config)
 

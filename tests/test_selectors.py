@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stepstone.archive import Archive
-from stepstone.selectors import CountBased, Uniform, make
+from stepstone.selectors import CountBased, Knapsack, Uniform, make
 
 
 def archive_with(counts: list[tuple[int, int, int]], terminal=()) -> Archive:
@@ -47,3 +51,48 @@ def test_selection_is_reproducible_and_follows_weights():
     w = CountBased().weights(a)
     share = (p1 == 0).mean()
     assert abs(share - w[0] / w.sum()) < 0.03
+
+
+def knapsack_archive(stats: list[tuple[int, int]]) -> Archive:
+    """Cells with (discoveries, times_chosen)."""
+    a = Archive()
+    for i, (d, t) in enumerate(stats):
+        a.offer(f"c{i}", 0.0, 0, 0, b"")
+        a.discoveries[i], a.times_chosen[i] = d, t
+    return a
+
+
+def test_knapsack_rates_and_greedy_hand_computed():
+    a = knapsack_archive([(0, 0), (1, 4)])  # q = 1/2 and 2/6
+    assert np.allclose(Knapsack().rates(a), [0.5, 1 / 3])
+    # marginal gains: A 0.5, 0.25, 0.125; B 0.333, 0.222 -> 3 picks: A, B, A; 4th: B
+    rng = np.random.default_rng(0)
+    assert sorted(Knapsack().select(a, 3, rng).tolist()) == [0, 0, 1]
+    assert sorted(Knapsack().select(a, 4, rng).tolist()) == [0, 0, 1, 1]
+
+
+def test_knapsack_skips_terminal_cells_and_pays_for_replay():
+    a = knapsack_archive([(5, 5), (0, 0), (0, 0)])
+    a.terminal[0] = True
+    a.length[1] = 99  # returning to cell 1 by replay costs 99 steps
+    picks = Knapsack(return_cost_per_step=1.0).select(a, 3, np.random.default_rng(0))
+    assert 0 not in picks.tolist() and picks.tolist().count(2) >= 2
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 9)), min_size=1, max_size=4),
+    st.integers(1, 5),
+)
+def test_knapsack_greedy_is_optimal(stats, n):
+    stats = [(min(d, t), t) for d, t in stats]
+    a = knapsack_archive(stats)
+    ks = Knapsack()
+    q = ks.rates(a)
+    picks = ks.select(a, n, np.random.default_rng(0))
+
+    def value(alloc) -> float:
+        return sum(1 - (1 - q[i]) ** k for i, k in enumerate(alloc))
+
+    counts = [picks.tolist().count(i) for i in range(len(stats))]
+    best = max(value(c) for c in itertools.product(range(n + 1), repeat=len(stats)) if sum(c) == n)
+    assert len(picks) == n and value(counts) >= best - 1e-12

@@ -220,7 +220,8 @@ class RunStore:
     def load_archive(self) -> Archive:
         state = self.state()
         archive = Archive(self.snapshots, state.get("next_snap", 1), self.sources)
-        names = ["score", "terminal", *_INT_COLUMNS]
+        stored = {r[1] for r in self.db.execute("PRAGMA table_info(entries)")}
+        names = [n for n in ("score", "terminal", *_INT_COLUMNS) if n in stored]
         query = f"SELECT cell, {', '.join(names)} FROM entries ORDER BY idx"
         try:
             rows = self.db.execute(query).fetchall()
@@ -230,7 +231,10 @@ class RunStore:
             ) from e
         data = list(zip(*rows, strict=True)) or [()] * (len(names) + 1)
         cells = [decode_cell(c) for c in data[0]]
-        archive.load_columns(cells, {n: np.array(v) for n, v in zip(names, data[1:], strict=True)})
+        columns = {n: np.array(v) for n, v in zip(names, data[1:], strict=True)}
+        for missing in set(_INT_COLUMNS) - set(names):  # written by an older version: zeros
+            columns[missing] = np.zeros(len(cells), dtype=np.int64)
+        archive.load_columns(cells, columns)
         return archive
 
     def load_engine(self, selector: Selector) -> Engine:
@@ -262,6 +266,16 @@ class RunStore:
         return None if value is None else json.loads(value)
 
     # -- writing -----------------------------------------------------------------------------
+    def upgrade(self) -> None:
+        """Add columns that newer versions keep (counters start at 0); before writing."""
+        stored = {r[1] for r in self.db.execute("PRAGMA table_info(entries)")}
+        with self.db:
+            for name in _INT_COLUMNS:
+                if name not in stored:
+                    self.db.execute(
+                        f"ALTER TABLE entries ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0"
+                    )
+
     def set_meta(self, key: str, value: str) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
