@@ -13,7 +13,7 @@ from typing import Any
 from .errors import ConfigError
 from .selectors import REGISTRY as SELECTORS
 
-CELL_KINDS = ("auto", "downscale", "dynamic", "ram", "observation", "text")
+CELL_KINDS = ("auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid")
 
 
 @dataclass(frozen=True)

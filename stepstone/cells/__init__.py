@@ -39,6 +39,10 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
             return ObservationCells(**params)
         if kind == "text":
             return TextCells(**params)
+        if kind == "minigrid":
+            from .minigrid import MiniGridCells
+
+            return MiniGridCells(**params)
         if ":" in kind:
             return CustomCells(kind)
     except TypeError as e:

@@ -49,11 +49,18 @@ def import_modules(modules: tuple[str, ...]) -> None:
 
 
 def _register_known() -> None:
+    """Register the environment families stepstone knows, where their packages are installed."""
     try:
         import ale_py
 
         gym.register_envs(ale_py)
     except ImportError:  # ale-py is a core dependency, but keep generic envs usable without it
+        pass
+    try:
+        import minigrid
+
+        gym.register_envs(minigrid)
+    except ImportError:  # the minigrid extra
         pass
 
 
@@ -101,7 +108,10 @@ def make(spec: EnvSpec) -> Explorable:
         env = gym.make(env_id)
     except Exception as e:
         raise EnvironmentNotFound(f"gymnasium could not make {env_id!r}: {e}") from e
-    return GymEnv(env, method=spec.return_method, seed=spec.seed)
+    adapter = GymEnv(env, method=spec.return_method, seed=spec.seed)
+    if hasattr(env.unwrapped, "agent_pos") and hasattr(env.unwrapped, "carrying"):
+        adapter.default_cells = ("minigrid", {})  # a MiniGrid or BabyAI environment
+    return adapter
 
 
 __all__ = ["ALIASES", "EnvSpec", "Explorable", "GymEnv", "is_atari", "make", "place", "success"]
