@@ -20,3 +20,22 @@ def pump(engine: Engine, executor, seconds: float, on_result=None) -> tuple[int,
             if on_result is not None:
                 on_result(result, stats)
     return engine.frames - frames0, time.perf_counter() - start
+
+
+def until_success(config, budget: int, batch: int = 8) -> tuple[int | None, int]:
+    """Explore ``config`` in this process until success or ``budget`` frames.
+
+    Returns (frames to first success or None, cells found).
+    """
+    from stepstone.archive import Archive
+    from stepstone.selectors import make
+    from stepstone.trajectories import TrajectoryTree
+    from stepstone.worker import Worker
+
+    worker = Worker.from_config(config)
+    engine = Engine(Archive(), TrajectoryTree(), make(config.selector), seed=config.seed)
+    engine.seed(worker.root())
+    while engine.frames < budget and engine.success_frame is None:
+        for task in engine.ask(batch):
+            engine.tell(worker.run(task))
+    return engine.success_frame, len(engine.archive)

@@ -14,27 +14,17 @@ import argparse
 import statistics
 import time
 
-from stepstone.archive import Archive
+from common import until_success
+
 from stepstone.config import ExploreConfig
-from stepstone.engine import Engine
 from stepstone.envs.game24 import standard_puzzles
-from stepstone.selectors import make
-from stepstone.trajectories import TrajectoryTree
-from stepstone.worker import Worker
 
 
 def solve(puzzle: tuple[int, ...], selector: str, budget: int, seed: int) -> int | None:
     """Steps to the first solution within ``budget`` steps, or None."""
-    config = ExploreConfig(
-        env="game24:" + ",".join(map(str, puzzle)), explore_steps=3, selector=selector, seed=seed
-    )
-    worker = Worker.from_config(config)
-    engine = Engine(Archive(), TrajectoryTree(), make(selector), seed=seed)
-    engine.seed(worker.root())
-    while engine.frames < budget and engine.success_frame is None:
-        for task in engine.ask(1):
-            engine.tell(worker.run(task))
-    return engine.success_frame
+    env = "game24:" + ",".join(map(str, puzzle))
+    config = ExploreConfig(env=env, explore_steps=3, selector=selector, seed=seed)
+    return until_success(config, budget, batch=1)[0]
 
 
 def main() -> None:
