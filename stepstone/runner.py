@@ -37,7 +37,8 @@ class RunOptions:
     address: str | None = None  # Ray cluster address (--backend ray)
 
 
-def snapshot_metrics(engine: Engine, iteration: int, seconds: float, new_cells: int) -> dict:
+def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) -> dict:
+    """One row of the per-iteration metrics table (what report.py plots)."""
     a = engine.archive
     best = a.best() if len(a) else None
     return {
@@ -92,7 +93,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     history = store.metrics()
     iteration = history[-1]["iteration"] if history else 0
     seconds = history[-1]["seconds"] if history else 0.0
-    last = history[-1] if history else snapshot_metrics(engine, 0, 0.0, 0)
+    last = history[-1] if history else metrics_row(engine, 0, 0.0, 0)
     if engine.frames >= options.frames:
         return last
 
@@ -103,6 +104,17 @@ def run(store: RunStore, options: RunOptions) -> dict:
     progress.update(last)
     started = time.perf_counter() - seconds
     done_in_iteration = new_in_iteration = 0
+
+    def commit_iteration() -> dict:
+        nonlocal iteration, done_in_iteration, new_in_iteration
+        iteration += 1
+        row = metrics_row(engine, iteration, time.perf_counter() - started, new_in_iteration)
+        row["workers"] = executor.alive
+        row["reissued"] = getattr(executor, "reissued", 0)  # tasks of workers that died
+        store.commit(engine, row, adaptive.extra() if adaptive else None)
+        done_in_iteration = new_in_iteration = 0
+        return row
+
     try:
         while engine.frames < options.frames or executor.in_flight:
             want = capacity - executor.in_flight
@@ -116,30 +128,19 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 if adaptive:
                     adaptive.recent.extend(result.samples)
                 if done_in_iteration >= config.batch:
-                    iteration += 1
                     if adaptive and adaptive.maybe_update():
                         progress.note(f"cells re-chosen: {adaptive.describe()}")
-                    last = snapshot_metrics(
-                        engine, iteration, time.perf_counter() - started, new_in_iteration
-                    )
-                    last["workers"] = executor.alive
-                    last["reissued"] = getattr(executor, "reissued", 0)  # tasks of dead workers
-                    store.commit(engine, last, adaptive.extra() if adaptive else None)
+                    last = commit_iteration()
                     progress.update(last)
-                    done_in_iteration = new_in_iteration = 0
     except KeyboardInterrupt:
         progress.note(f"interrupted; continue with: stepstone resume {store.path}")
         for task_id in list(engine.pending):
             engine.abandon(task_id)
     finally:
+        if done_in_iteration or engine.frames != last["frames"]:
+            last = commit_iteration()
         executor.close()
         local.close()
-        if done_in_iteration or engine.frames != last["frames"]:
-            iteration += 1
-            last = snapshot_metrics(
-                engine, iteration, time.perf_counter() - started, new_in_iteration
-            )
-            store.commit(engine, last, adaptive.extra() if adaptive else None)
         progress.close(last)
     return last
 
