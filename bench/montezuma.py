@@ -9,7 +9,7 @@ from the reset state and plays a whole game (all lives, up to the episode frame 
 the same repeated random actions, and the archive only records what was seen.
 
     python bench/montezuma.py --frames 50M --checkpoints 10M,50M --seeds 0,1,2 \
-        --cells ram,downscale --random-frames 10M
+        --cells ram,ram:domain,downscale --random-frames 10M
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ def config_for(cells: str, seed: int) -> ExploreConfig:
             end_on_life_loss=False,
             batch=4,
         )
-    return ExploreConfig(env="ALE/MontezumaRevenge-v5", cells=cells, seed=seed)
+    cells, _, selector = cells.partition(":")
+    return ExploreConfig(
+        env="ALE/MontezumaRevenge-v5", cells=cells, seed=seed, selector=selector or "count"
+    )
 
 
 def at(history: list[dict], frames: int) -> dict | None:
@@ -61,7 +64,11 @@ def main() -> None:
     ap.add_argument("--frames", default="50M")
     ap.add_argument("--checkpoints", default="10M,50M")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--cells", default="ram,downscale")
+    ap.add_argument(
+        "--cells",
+        default="ram,downscale",
+        help="kinds of run, CELLS[:SELECTOR] (e.g. ram:domain); the selector defaults to count",
+    )
     ap.add_argument("--random-frames", default="10M", help="budget of the random baseline")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
@@ -77,7 +84,7 @@ def main() -> None:
     results = []
     for cells, frames in plan:
         for seed in seeds:
-            store = open_run(config_for(cells, seed), args.out / f"{cells}-s{seed}")
+            store = open_run(config_for(cells, seed), args.out / f"{cells.replace(':', '-')}-s{seed}")
             stored = int(store.meta("budget", "0"))
             store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
             run(store, RunOptions(frames, args.workers, progress=True))
@@ -90,12 +97,12 @@ def main() -> None:
             store.close()
 
     print(
-        f"\n{'cells':<10} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
+        f"\n{'cells':<12} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
         f"{'best score':>11} {'cells':>8} {'hours':>6}"
     )
     for r in results:
         print(
-            f"{r['kind']:<10} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
+            f"{r['kind']:<12} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
             f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
             f"{r['seconds'] / 3600:>6.2f}"
         )

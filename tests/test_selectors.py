@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stepstone.archive import Archive
+from stepstone.errors import ConfigError
 from stepstone.selectors import CountBased, Knapsack, Uniform, make
 
 
@@ -96,3 +98,36 @@ def test_knapsack_greedy_is_optimal(stats, n):
     counts = [picks.tolist().count(i) for i in range(len(stats))]
     best = max(value(c) for c in itertools.product(range(n + 1), repeat=len(stats)) if sum(c) == n)
     assert len(picks) == n and value(counts) >= best - 1e-12
+
+
+def test_domain_terms_hand_computed():
+    """Frontier neighbours, most objects held and the lower-level factor, written out."""
+    a = Archive()
+    cells = [
+        (0, 1, 0b0, 5, 5),  # neighbours at x 4 and x 6 exist; y 4 and y 6 missing; fewer keys
+        (0, 1, 0b0, 4, 5),  # x 3 missing, x 5 present; both vertical missing; alone here
+        (0, 1, 0b0, 6, 5),
+        (0, 1, 0b1, 5, 5),  # holds a key at the same place: all four neighbours missing
+        (1, 7, 0b0, 0, 0),  # the highest level: all four missing, alone at its position
+    ]
+    for c in cells:
+        a.offer(c, 0.0, 0, 0, b"")
+    a.times_seen[: len(cells)] = 1_000_000  # make the count part ~1 so the domain part shows
+    a.times_chosen[: len(cells)] = 1_000_000
+    sel = make("domain")
+    count = CountBased().weights(a)
+    expected_additive = [
+        0.1 * 2,
+        0.3 * 1 + 0.1 * 2 + 10,
+        0.3 * 1 + 0.1 * 2 + 10,
+        0.3 * 2 + 0.1 * 2 + 10,
+        0.3 * 2 + 0.1 * 2 + 10,
+    ]
+    level = [0.1, 0.1, 0.1, 0.1, 1.0]
+    assert np.allclose(sel.weights(a), (count + expected_additive) * level)
+
+
+def test_domain_selector_refuses_other_cells():
+    a = archive_with([(0, 0, 0)])
+    with pytest.raises(ConfigError, match="--cells ram"):
+        make("domain").weights(a)

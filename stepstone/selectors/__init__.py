@@ -5,11 +5,13 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import Selector
 from .count_based import CountBased
+from .domain import DomainKnowledge
 from .knapsack import Knapsack
 from .uniform import Uniform
 
 REGISTRY: dict[str, type[Selector]] = {
     "count": CountBased,
+    "domain": DomainKnowledge,
     "uniform": Uniform,
     "knapsack": Knapsack,
 }
@@ -24,4 +26,4 @@ def make(name: str) -> Selector:
         ) from None
 
 
-__all__ = ["REGISTRY", "CountBased", "Knapsack", "Selector", "Uniform", "make"]
+__all__ = ["REGISTRY", "CountBased", "DomainKnowledge", "Knapsack", "Selector", "Uniform", "make"]
