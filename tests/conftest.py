@@ -33,13 +33,31 @@ USER_ENV_MODULE = textwrap.dedent(
 
 
     gym.register("UserCorridor-v0", entry_point=Corridor, max_episode_steps=60)
+
+
+    class Unreturnable(Corridor):
+        # Holds a lock (cannot be pickled) and moves at random, whatever the seed.
+
+        def __init__(self):
+            import threading
+
+            super().__init__()
+            self.lock = threading.Lock()
+
+        def step(self, action):
+            import os
+
+            return super().step(os.urandom(1)[0] % 2)
+
+
+    gym.register("UserUnreturnable-v0", entry_point=Unreturnable, max_episode_steps=60)
     """
 )
 
 
 @pytest.fixture
 def user_env_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A module `user_envs` registering UserCorridor-v0, importable here and in subprocesses."""
+    """A module `user_envs` registering UserCorridor-v0 and UserUnreturnable-v0, importable here and in subprocesses."""
     (tmp_path / "user_envs.py").write_text(USER_ENV_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")

@@ -106,3 +106,25 @@ def test_config_mismatch_is_refused(capsys, tmp_path):
     assert (tmp_path / "run" / "run.sqlite").read_bytes() == db
     # The same configuration is a continuation, not a conflict.
     assert main([*base[:5], "16k", *base[6:]]) == 0
+
+
+def test_environment_with_no_way_back_is_refused(capsys, tmp_path, user_env_module):
+    """Not picklable and not deterministic: the message names the three ways to fix that."""
+    code, err = run_cli(
+        capsys,
+        "explore",
+        "UserUnreturnable-v0",
+        "--import",
+        user_env_module,
+        "--frames",
+        "1k",
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--no-progress",
+    )
+    assert code == 2
+    line = one_line(err)
+    assert "cannot be snapshotted" in line and "not deterministic" in line
+    for way in ("snapshot()/restore()", "--return deepcopy", "--return replay"):
+        assert way in line
+    assert not (tmp_path / "r").exists()

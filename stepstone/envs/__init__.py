@@ -86,13 +86,19 @@ def make(spec: EnvSpec) -> Explorable:
         except ValueError as e:
             raise EnvironmentNotFound(str(e)) from None
         return GymEnv(Game24Env(numbers), method=spec.return_method, seed=spec.seed)
+    if env_id.startswith("textworld:"):
+        from .textworld import TextWorldEnv
+
+        game = TextWorldEnv(env_id.partition(":")[2])
+        method = "replay" if spec.return_method == "auto" else spec.return_method
+        return GymEnv(game, method=method, seed=spec.seed)
     if spec.return_method not in METHODS:
         raise EnvironmentNotFound(
             f"unknown return method {spec.return_method!r}; use one of {', '.join(METHODS)}"
         )
     if env_id not in gym.registry:
         close = difflib.get_close_matches(
-            env_id, [*gym.registry, *ALIASES, "game24", "game24:4,7,8,8"], n=3
+            env_id, [*gym.registry, *ALIASES, "game24", "game24:4,7,8,8", "textworld:PATH"], n=3
         )
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EnvironmentNotFound(

@@ -124,7 +124,10 @@ class GymEnv:
         return int(self._info.get("lives", 0)) if isinstance(self._info, dict) else 0
 
     def success(self) -> bool:
-        """Generic goal test: the episode terminated with a positive reward."""
+        """The environment's own goal test where it has one, else: terminated with a reward."""
+        own = getattr(self.env.unwrapped, "success", None)
+        if own is not None:
+            return bool(own())
         return self._terminated and getattr(self, "_last_reward", 0.0) > 0
 
     def close(self) -> None:
