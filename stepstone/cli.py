@@ -185,11 +185,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     best = archive.entry(archive.best())
     entries = list(archive) if args.cell == "all" else [best]
     checked = 0
-    for r in rp.check(worker, config.seed, tree, entries):
+    for r in rp.check(worker, config.seed, tree, entries, archive.sources):
         checked += 1
         if not r.ok:
             print(
-                f"mismatch: cell {r.entry.cell!r} (score {r.entry.score:g}, "
+                f"mismatch: cell {r.expected!r} (score {r.entry.score:g}, "
                 f"{r.entry.length} actions) replayed to cell {r.cell!r} with score {r.score:g}",
                 file=sys.stderr,
             )

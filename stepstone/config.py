@@ -13,7 +13,9 @@ from typing import Any
 from .errors import ConfigError
 from .selectors import REGISTRY as SELECTORS
 
-CELL_KINDS = ("auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid")
+CELL_KINDS = (
+    "auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid", "novelty",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

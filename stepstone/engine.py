@@ -15,7 +15,8 @@ merges each exactly once. A user can drive the engine from their own loop::
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,8 @@ class Engine:
         self.explorations = 0
         self.success_frame: int | None = None
         self.cell_shape: tuple | None = None
+        # Maps reported cells to archive cells when that depends on the archive (novelty).
+        self.rule: Any = None
 
     def seed(self, root: Found) -> None:
         """Enter the reset state as the first cell (score 0, empty trajectory)."""
@@ -135,9 +138,15 @@ class Engine:
         self.explorations += 1
         # Cells computed with parameters that have since changed belong to another key space.
         current = task.cell_shape == self.cell_shape
+        found = result.found
+        if self.rule is not None:  # cells decided against the archive (novelty cells)
+            rule = self.rule
+            found = [
+                replace(f, cell=rule.key_for(f.cell, a), source=rule.source(f.cell)) for f in found
+            ]
         accepted = [
             f
-            for f in result.found
+            for f in found
             if current and a.accepts(f.cell, task.score + f.reward, task.length + f.steps)
         ]
         if accepted:
@@ -145,7 +154,7 @@ class Engine:
             node = self.trajectories.add(task.node, task.length, result.actions[:upto])
             for f in accepted:
                 is_new = f.cell not in a
-                a.offer(
+                changed = a.offer(
                     f.cell,
                     task.score + f.reward,
                     task.length + f.steps,
@@ -158,7 +167,7 @@ class Engine:
                     source=f.source,
                 )
                 stats.new_cells += is_new
-                stats.improved += not is_new
+                stats.improved += changed and not is_new
                 if f.success and self.success_frame is None:
                     self.success_frame = self.frames
         i = a.index.get(task.cell)
@@ -170,7 +179,10 @@ class Engine:
             else:
                 a.times_chosen_since_new[i] += 1
             a.dirty.add(i)
-        for cell in result.seen if current else ():
+        seen = result.seen if current else []
+        if self.rule is not None:
+            seen = set(self.rule.nearest(seen, a))
+        for cell in seen:
             j = a.index.get(cell)
             if j is not None:
                 a.times_seen[j] += 1

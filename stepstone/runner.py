@@ -87,6 +87,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     local = Worker.from_config(config)  # validates env and cells before any process starts
     engine = store.load_engine(selectors.make(config.selector))
     adaptive = Adaptive(local, engine, store) if local.adaptive else None
+    if hasattr(local.cell_fn, "rule"):  # novelty cells: the threshold lives in the run
+        engine.rule = local.cell_fn.rule(store.extra("novelty_threshold"))
     if len(engine.archive) == 0:
         engine.seed(local.root())
         store.commit(engine)
@@ -111,7 +113,11 @@ def run(store: RunStore, options: RunOptions) -> dict:
         row = metrics_row(engine, iteration, time.perf_counter() - started, new_in_iteration)
         row["workers"] = executor.alive
         row["reissued"] = getattr(executor, "reissued", 0)  # tasks of workers that died
-        store.commit(engine, row, adaptive.extra() if adaptive else None)
+        extra = adaptive.extra() if adaptive else {}
+        if engine.rule is not None:
+            engine.rule.adapt(new_in_iteration)
+            extra["novelty_threshold"] = row["novelty_threshold"] = engine.rule.threshold
+        store.commit(engine, row, extra or None)
         done_in_iteration = new_in_iteration = 0
         return row
 

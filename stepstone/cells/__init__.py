@@ -37,6 +37,10 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
             return RamCells(getattr(env, "layout", None), **params)
         if kind == "observation":
             return ObservationCells(**params)
+        if kind == "novelty":
+            from .novelty import NoveltyCells
+
+            return NoveltyCells(**params)
         if kind == "text":
             return TextCells(**params)
         if kind == "minigrid":

@@ -114,6 +114,10 @@ def make(spec: EnvSpec) -> Explorable:
         env = gym.make(env_id)
     except Exception as e:
         raise EnvironmentNotFound(f"gymnasium could not make {env_id!r}: {e}") from e
+    from .mujoco import MujocoEnv, is_mujoco
+
+    if is_mujoco(env) and spec.return_method == "auto":
+        return MujocoEnv(env, seed=spec.seed)
     adapter = GymEnv(env, method=spec.return_method, seed=spec.seed)
     if hasattr(env.unwrapped, "agent_pos") and hasattr(env.unwrapped, "carrying"):
         adapter.default_cells = ("minigrid", {})  # a MiniGrid or BabyAI environment

@@ -23,6 +23,8 @@ import numpy as np
 from ..errors import EnvironmentNotFound
 
 METHODS = ("auto", "deepcopy", "replay")
+# Adapters of simulators that copy their own state (envs/mujoco.py) use a method of their own.
+NATIVE = "physics"
 
 HOW_TO_MAKE_EXPLORABLE = (
     "make it explorable in one of three ways: (1) give it snapshot()/restore() methods "
@@ -47,7 +49,7 @@ class GymEnv:
     frames_per_step = 1
 
     def __init__(self, env: gym.Env, method: str = "auto", seed: int = 0):
-        if method not in METHODS:
+        if method not in (*METHODS, NATIVE):
             raise EnvironmentNotFound(f"unknown return method {method!r}; use one of {METHODS}")
         self.env = env
         self.action_space = env.action_space
@@ -60,20 +62,10 @@ class GymEnv:
             self.method = self._choose_method(seed)
 
     def _choose_method(self, seed: int) -> str:
-        try:
-            pickle.loads(pickle.dumps(self.env))
-            return "deepcopy"
-        except Exception:
-            pass
         actions = [self.action_space.sample() for _ in range(20)]
-        ends = []
-        for _ in range(2):
-            self.reset(seed)
-            for a in actions:
-                _, term, trunc = self.step(a)
-                if term or trunc:
-                    break
-            ends.append(self._obs)
+        if self._copy_keeps_state(seed, actions):
+            return "deepcopy"
+        ends = [self._play(seed, actions)[-1] for _ in range(2)]
         self.reset(seed)
         if same(ends[0], ends[1]):
             return "replay"
@@ -83,17 +75,51 @@ class GymEnv:
             f"(two replays of the same actions differ); {HOW_TO_MAKE_EXPLORABLE}"
         )
 
+    def _ended(self) -> bool:
+        return self._terminated or self._truncated
+
+    def _play(self, seed: int | None, actions: list) -> list:
+        """Observations after each action (from reset when ``seed`` is given)."""
+        if seed is not None:
+            self.reset(seed)
+        seen = []
+        for a in actions:
+            _, term, trunc = self.step(a)
+            seen.append(self._obs)
+            if term or trunc:
+                break
+        return seen
+
+    def _copy_keeps_state(self, seed: int, actions: list) -> bool:
+        """Whether a pickled copy continues exactly like the original. Many environments
+        pickle only their constructor arguments (gymnasium's EzPickle) and come back fresh."""
+        try:
+            # Copy one step in (right after reset if that step already ends the episode).
+            prefix = 1 if not self._play(seed, actions[:1]) or not self._ended() else 0
+            self._play(seed, actions[:prefix])
+            copy = pickle.loads(pickle.dumps(self.env))
+            ours = self._play(None, actions[prefix:])
+            self.env, original = copy, self.env
+            theirs = self._play(None, actions[prefix:])
+            self.env = original
+            copy.close()
+        except Exception:
+            return False
+        finally:
+            self.reset(seed)
+        return len(ours) == len(theirs) and all(map(same, ours, theirs))
+
     def reset(self, seed: int) -> None:
         self._obs, self._info = self.env.reset(seed=int(seed))
         self._seed = seed
         self._actions: list[Any] = []
-        self._terminated = False
+        self._terminated = self._truncated = False
 
     def step(self, action: Any) -> tuple[float, bool, bool]:
         self._obs, reward, term, trunc, self._info = self.env.step(action)
-        if self.method != "deepcopy":
+        if self.method == "replay":
             self._actions.append(action)
-        self._terminated = bool(term)
+        self._terminated, self._truncated = bool(term), bool(trunc)
         self._last_reward = float(reward)
         return float(reward), bool(term), bool(trunc)
 

@@ -1,0 +1,66 @@
+"""MuJoCo environments of Gymnasium, returned to by the simulator's own state vector.
+
+Pickling a Gymnasium MuJoCo environment does not copy its state: like most environments built
+on ``EzPickle`` it pickles its constructor arguments and unpickles as a fresh environment. The
+physics state, however, is a short vector that MuJoCo reads and writes exactly
+(``mj_getState``/``mj_setState`` with ``mjSTATE_INTEGRATION``: positions, velocities,
+activations, controls, time...), and stepping from it is deterministic. A snapshot is that
+vector plus the time-limit wrapper's step count and the last observation: about a kilobyte.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .generic import GymEnv
+
+
+def is_mujoco(env: gym.Env) -> bool:
+    u = env.unwrapped
+    return type(getattr(u, "data", None)).__module__.startswith("mujoco")
+
+
+def _time_limit(env: gym.Env) -> Any:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None
+
+
+class MujocoEnv(GymEnv):
+    """GymEnv whose snapshot is the MuJoCo state vector (the return method "physics")."""
+
+    def __init__(self, env: gym.Env, seed: int = 0):
+        import mujoco
+
+        self._mj = mujoco
+        self._kind = mujoco.mjtState.mjSTATE_INTEGRATION
+        u = env.unwrapped
+        self._model, self._data = u.model, u.data
+        self._limit = _time_limit(env)
+        super().__init__(env, method="physics", seed=seed)
+
+    def snapshot(self) -> bytes:
+        state = np.empty(self._mj.mj_stateSize(self._model, self._kind))
+        self._mj.mj_getState(self._model, self._data, state, self._kind)
+        steps = self._limit._elapsed_steps if self._limit is not None else None
+        return pickle.dumps((state, steps, self._obs, self._info, self._seed))
+
+    def restore(self, snapshot: bytes) -> None:
+        state, steps, self._obs, self._info, self._seed = pickle.loads(snapshot)
+        self._mj.mj_setState(self._model, self._data, state, self._kind)
+        self._mj.mj_forward(self._model, self._data)
+        if self._limit is not None:
+            self._limit._elapsed_steps = steps
+        self._terminated = self._truncated = False
+        self.last_restore_steps = 0
+
+    def descriptor(self) -> np.ndarray:
+        """Where the body is: the root's first two position coordinates (x and z, or x and y),
+        the usual behaviour descriptor of novelty search on locomotion tasks."""
+        return np.array(self._data.qpos[:2], dtype=np.float64)
