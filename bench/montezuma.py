@@ -84,7 +84,8 @@ def main() -> None:
     results = []
     for cells, frames in plan:
         for seed in seeds:
-            store = open_run(config_for(cells, seed), args.out / f"{cells.replace(':', '-')}-s{seed}")
+            run_dir = args.out / f"{cells.replace(':', '-')}-s{seed}"
+            store = open_run(config_for(cells, seed), run_dir)
             stored = int(store.meta("budget", "0"))
             store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
             run(store, RunOptions(frames, args.workers, progress=True))

@@ -14,7 +14,7 @@ merges each exactly once. A user can drive the engine from their own loop::
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -179,9 +179,9 @@ class Engine:
             else:
                 a.times_chosen_since_new[i] += 1
             a.dirty.add(i)
-        seen = result.seen if current else []
+        seen: Iterable[Hashable] = result.seen if current else []
         if self.rule is not None:
-            seen = set(self.rule.nearest(seen, a))
+            seen = set(self.rule.nearest(list(seen), a))
         for cell in seen:
             j = a.index.get(cell)
             if j is not None:

@@ -6,8 +6,8 @@ from a plain reset, with no snapshot involved. ``check`` verifies that promise e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 

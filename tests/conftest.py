@@ -57,7 +57,8 @@ USER_ENV_MODULE = textwrap.dedent(
 
 @pytest.fixture
 def user_env_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A module `user_envs` registering UserCorridor-v0 and UserUnreturnable-v0, importable here and in subprocesses."""
+    """A module `user_envs` registering UserCorridor-v0 and UserUnreturnable-v0, importable
+    here and in subprocesses."""
     (tmp_path / "user_envs.py").write_text(USER_ENV_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")

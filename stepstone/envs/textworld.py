@@ -29,7 +29,8 @@ _ROOM = re.compile(r"-=\s*(.*?)\s*=-")
 
 class TextWorldEnv(gym.Env):
     metadata = {"render_modes": []}
-    default_cells = ("text", {"pattern": r"^(room: [^|]*\| inventory: [^|]*) \|"})  # room and inventory
+    # The room and the inventory.
+    default_cells = ("text", {"pattern": r"^(room: [^|]*\| inventory: [^|]*) \|"})
 
     def __init__(self, path: str):
         try:
