@@ -131,3 +131,53 @@ def test_domain_selector_refuses_other_cells():
     a = archive_with([(0, 0, 0)])
     with pytest.raises(ConfigError, match="--cells ram"):
         make("domain").weights(a)
+
+
+def test_cells_as_vectors():
+    from stepstone.cells.observation import freeze
+    from stepstone.selectors.vectors import vector, vectors
+
+    assert vector((3, 4)).tolist() == [3.0, 4.0]
+    assert vector(bytes([0, 7, 255])).tolist() == [0.0, 7.0, 255.0]
+    assert vector(freeze(np.array([0.25, -1.5]), 2)).tolist() == [0.25, -1.5]
+    text = vector("room: kitchen | inventory: key")
+    assert text.sum() == 5 and np.array_equal(text, vector("ROOM: kitchen |  inventory: key"))
+    assert vectors([(1.0,), (1.0, 2.0)]).tolist() == [[1.0, 0.0], [1.0, 2.0]]
+    with pytest.raises(ConfigError, match="count, uniform or knapsack"):
+        vector((1, frozenset({2})))
+
+
+def test_novelty_weight_is_mean_distance_to_k_nearest():
+    a = Archive()
+    for c in [(0.0,), (1.0,), (3.0,), (7.0,)]:
+        a.offer(c, 0.0, 0, 0, b"")
+    w1 = make("novelty").__class__(k=1).weights(a)
+    assert np.allclose(w1, [1, 1, 2, 4], atol=1e-5)
+    w2 = make("novelty").__class__(k=2).weights(a)
+    assert np.allclose(w2, [(1 + 3) / 2, (1 + 2) / 2, (2 + 3) / 2, (4 + 6) / 2], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rnd", "rdd"])
+def test_intrinsic_value_is_high_where_visits_are_few(name):
+    """Trained on the cells in proportion to visits, the predictor learns the familiar ones."""
+    rng = np.random.default_rng(0)
+    a = Archive()
+    for i in range(40):
+        a.offer(tuple(rng.normal(size=4).round(3).tolist()), 0.0, 0, 0, b"")
+    familiar, rare = np.arange(0, 20), np.arange(20, 40)
+    a.times_seen[familiar] = 5_000
+    sel = make(name)
+    for _ in range(300):
+        w = sel.weights(a)
+    assert w[rare].mean() > 3 * w[familiar].mean()
+    picks = sel.select(a, 1000, rng)
+    assert np.isin(picks, rare).mean() > 0.7
+
+
+def test_tuples_with_names_and_none_are_finite_vectors():
+    from stepstone.selectors.vectors import vector
+
+    v = vector((9, 5, 1, None))
+    assert v.tolist() == [9.0, 5.0, 1.0, -1.0]
+    key = vector((9, 5, 1, ("key", "yellow")))
+    assert len(key) == 5 and np.isfinite(key).all() and 0 <= key[3] < 1

@@ -6,7 +6,9 @@ from ..errors import ConfigError
 from .base import Selector
 from .count_based import CountBased
 from .domain import DomainKnowledge
+from .intrinsic import RDD, RND
 from .knapsack import Knapsack
+from .novelty import Novelty
 from .uniform import Uniform
 
 REGISTRY: dict[str, type[Selector]] = {
@@ -14,6 +16,9 @@ REGISTRY: dict[str, type[Selector]] = {
     "domain": DomainKnowledge,
     "uniform": Uniform,
     "knapsack": Knapsack,
+    "novelty": Novelty,
+    "rnd": RND,
+    "rdd": RDD,
 }
 
 
@@ -26,4 +31,7 @@ def make(name: str) -> Selector:
         ) from None
 
 
-__all__ = ["REGISTRY", "CountBased", "DomainKnowledge", "Knapsack", "Selector", "Uniform", "make"]
+__all__ = [
+    "REGISTRY", "RDD", "RND", "CountBased", "DomainKnowledge", "Knapsack", "Novelty", "Selector",
+    "Uniform", "make",
+]  # fmt: skip

@@ -1,0 +1,66 @@
+"""Cells as vectors, for the selectors that measure distances or learn from cells.
+
+Every kind of cell key maps to a fixed-length float vector: tuples of numbers (RAM, MiniGrid,
+novelty cells) as they are (a name in a tuple, such as the object carried, as a fixed number), downscaled frames (bytes) pixel by pixel, rounded observations
+(see cells/observation.py) by their stored dtype, and text by a hashed bag of words (64
+buckets; the words of "room: kitchen | inventory: key" land in fixed places).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Hashable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+
+TEXT_BUCKETS = 64
+
+
+def vector(cell: Hashable) -> np.ndarray:
+    if isinstance(cell, bytes):
+        return np.frombuffer(cell, dtype=np.uint8).astype(np.float64)
+    if isinstance(cell, str):
+        v = np.zeros(TEXT_BUCKETS)
+        for word in cell.lower().split():
+            v[zlib.crc32(word.encode()) % TEXT_BUCKETS] += 1.0
+        return v
+    if isinstance(cell, tuple):
+        if len(cell) == 3 and isinstance(cell[0], str) and isinstance(cell[2], bytes):
+            dtype, _, raw = cell  # an observation frozen by cells/observation.py
+            return np.frombuffer(raw, dtype=np.dtype(dtype)).astype(np.float64).ravel()
+        try:
+            return np.array(list(_numbers(cell)), dtype=np.float64)
+        except TypeError:
+            pass
+    raise ConfigError(
+        f"this selector needs cells that are numbers, frames or text, not {type(cell).__name__}"
+        " keys; use the count, uniform or knapsack selector"
+    )
+
+
+def _numbers(fields: tuple) -> Iterator[float]:
+    """A tuple's fields as numbers, nested tuples flattened: a name (the colour of a carried
+    key) as a fixed value in [0, 1) and None as -1, so equal fields are at distance 0."""
+    for v in fields:
+        if isinstance(v, tuple):
+            yield from _numbers(v)
+        elif v is None:
+            yield -1.0
+        elif isinstance(v, str):
+            yield (zlib.crc32(v.encode()) % 1000) / 1000
+        elif isinstance(v, (int, float, np.number)):
+            yield float(v)
+        else:
+            raise TypeError(type(v).__name__)
+
+
+def vectors(cells: Sequence[Hashable]) -> np.ndarray:
+    """One row per cell; cells of unequal length are zero-padded to the longest."""
+    rows = [vector(c) for c in cells]
+    width = max((len(r) for r in rows), default=0)
+    out = np.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
