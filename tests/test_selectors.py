@@ -162,7 +162,7 @@ def test_intrinsic_value_is_high_where_visits_are_few(name):
     """Trained on the cells in proportion to visits, the predictor learns the familiar ones."""
     rng = np.random.default_rng(0)
     a = Archive()
-    for i in range(40):
+    for _ in range(40):
         a.offer(tuple(rng.normal(size=4).round(3).tolist()), 0.0, 0, 0, b"")
     familiar, rare = np.arange(0, 20), np.arange(20, 40)
     a.times_seen[familiar] = 5_000

@@ -1,9 +1,9 @@
 """Cells as vectors, for the selectors that measure distances or learn from cells.
 
-Every kind of cell key maps to a fixed-length float vector: tuples of numbers (RAM, MiniGrid,
-novelty cells) as they are (a name in a tuple, such as the object carried, as a fixed number), downscaled frames (bytes) pixel by pixel, rounded observations
-(see cells/observation.py) by their stored dtype, and text by a hashed bag of words (64
-buckets; the words of "room: kitchen | inventory: key" land in fixed places).
+Every kind of cell key maps to a float vector: tuples (RAM, MiniGrid, novelty cells) field by
+field (a name in a tuple, such as the object carried, as a fixed number), downscaled frames
+(bytes) pixel by pixel, rounded observations (see cells/observation.py) by their stored dtype,
+and text by a hashed bag of words (64 buckets; "room: kitchen" lands in fixed places).
 """
 
 from __future__ import annotations
