@@ -22,10 +22,10 @@ def pump(engine: Engine, executor, seconds: float, on_result=None) -> tuple[int,
     return engine.frames - frames0, time.perf_counter() - start
 
 
-def until_success(config, budget: int, batch: int = 8) -> tuple[int | None, int]:
+def until_success(config, budget: int, batch: int = 8) -> tuple[int | None, int, float]:
     """Explore ``config`` in this process until success or ``budget`` frames.
 
-    Returns (frames to first success or None, cells found).
+    Returns (frames to first success or None, cells found, best score).
     """
     from stepstone.archive import Archive
     from stepstone.selectors import make
@@ -38,4 +38,5 @@ def until_success(config, budget: int, batch: int = 8) -> tuple[int | None, int]
     while engine.frames < budget and engine.success_frame is None:
         for task in engine.ask(batch):
             engine.tell(worker.run(task))
-    return engine.success_frame, len(engine.archive)
+    a = engine.archive
+    return engine.success_frame, len(a), float(a.score[: len(a)].max())
