@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help=f"cell kind: {', '.join(CELL_KINDS)}, or module:function of your own",
     )
+    p.add_argument(
+        "--cell-param",
+        dest="cell_params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the cell kind, e.g. width=16 or every=20; repeatable",
+    )
     p.add_argument("--selector", default="count", help=f"one of {', '.join(SELECTORS)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", type=Path, default=None, help="default: runs/ENV-sSEED-TIME")
@@ -96,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cell_params(items: list[str]) -> dict:
+    """NAME=VALUE pairs; values are JSON where they parse (numbers, true), else strings."""
+    params = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise ConfigError(f"--cell-param takes NAME=VALUE, e.g. width=16, not {item!r}")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    return params
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     from . import report, runner
 
@@ -103,6 +125,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         env=args.env,
         seed=args.seed,
         cells=args.cells,
+        cell_params=_cell_params(args.cell_params),
         selector=args.selector,
         explore_steps=args.explore_steps,
         repeat_prob=args.repeat_prob,
@@ -169,7 +192,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from . import replay as rp
     from .store.sqlite import RunStore
     from .trajectories import TrajectoryTree
     from .worker import Worker
@@ -179,6 +201,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     archive = store.load_archive()
     tree = TrajectoryTree(store.nodes)
     worker = Worker.from_config(config)
+    try:
+        return _replay(args, store, archive, tree, worker)
+    finally:
+        worker.close()
+
+
+def _replay(args, store, archive, tree, worker) -> int:
+    from . import replay as rp
+
+    config = store.config
     shape = store.state().get("cell_shape")
     if shape is not None:
         worker.cell_fn.set_shape(tuple(shape))

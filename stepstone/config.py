@@ -14,7 +14,7 @@ from .errors import ConfigError
 from .selectors import REGISTRY as SELECTORS
 
 CELL_KINDS = (
-    "auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid", "novelty",
+    "auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid", "novelty", "learned",
 )  # fmt: skip
 
 

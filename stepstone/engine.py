@@ -96,11 +96,15 @@ class Engine:
         self.explorations = 0
         self.success_frame: int | None = None
         self.cell_shape: tuple | None = None
-        # Maps reported cells to archive cells when that depends on the archive (novelty).
+        # Maps the cells workers report to archive cells, for cell kinds decided in the driver
+        # (novelty, learned): key_for, nearest, source, adapt, state (cells/novelty.py).
         self.rule: Any = None
 
     def seed(self, root: Found) -> None:
         """Enter the reset state as the first cell (score 0, empty trajectory)."""
+        if self.rule is not None:
+            root = replace(root, cell=self.rule.key_for(root.cell, self.archive),
+                           source=self.rule.source(root.cell))  # fmt: skip
         self.archive.offer(
             root.cell, 0.0, 0, ROOT, root.snapshot, 0, root.level, root.room, source=root.source
         )

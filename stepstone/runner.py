@@ -87,8 +87,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     local = Worker.from_config(config)  # validates env and cells before any process starts
     engine = store.load_engine(selectors.make(config.selector))
     adaptive = Adaptive(local, engine, store) if local.adaptive else None
-    if hasattr(local.cell_fn, "rule"):  # novelty cells: the threshold lives in the run
-        engine.rule = local.cell_fn.rule(store.extra("novelty_threshold"))
+    if hasattr(local.cell_fn, "rule"):  # cells decided in the driver: their state is the run's
+        engine.rule = local.cell_fn.rule(store.extra("cell_rule"))
     if len(engine.archive) == 0:
         engine.seed(local.root())
         store.commit(engine)
@@ -115,8 +115,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
         row["reissued"] = getattr(executor, "reissued", 0)  # tasks of workers that died
         extra = adaptive.extra() if adaptive else {}
         if engine.rule is not None:
-            engine.rule.adapt(new_in_iteration)
-            extra["novelty_threshold"] = row["novelty_threshold"] = engine.rule.threshold
+            engine.rule.adapt(new_in_iteration, engine.archive)
+            if (state := engine.rule.state()) is not None:  # None: unchanged since the last
+                extra["cell_rule"] = state
+            row.update(engine.rule.metrics())
         store.commit(engine, row, extra or None)
         done_in_iteration = new_in_iteration = 0
         return row

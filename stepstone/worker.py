@@ -76,11 +76,14 @@ class Worker:
         samples = []
         lives = env.lives()
         end_on_death = self.config.end_on_life_loss
-        best: dict[Any, float] = {task.cell: 0.0}
+        # Cells decided in the driver (novelty, learned) are not what the cell function returns:
+        # start from the key of the restored state itself.
+        start = cell_fn(env) if hasattr(cell_fn, "rule") else task.cell
+        best: dict[Any, float] = {start: 0.0}
         found: dict[Any, Found] = {}
         actions = []
         total = 0.0
-        prev = task.cell
+        prev = start
         steps = 0
         for action in self.explorer.actions(env, rng, steps_budget):
             reward, terminated, truncated = env.step(action)

@@ -37,6 +37,10 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
             return RamCells(getattr(env, "layout", None), **params)
         if kind == "observation":
             return ObservationCells(**params)
+        if kind == "learned":
+            from .learned import LearnedCells
+
+            return LearnedCells(**params)
         if kind == "novelty":
             from .novelty import NoveltyCells
 

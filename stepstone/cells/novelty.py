@@ -81,8 +81,9 @@ class NoveltyCells:
         """A stored state's own key (kept as the entry's source; see replay.check)."""
         return tuple(float(x) for x in source.decode().split(","))
 
-    def rule(self, threshold: float | None = None) -> NoveltyRule:
-        return NoveltyRule(threshold or self.threshold, self.k, self.target)
+    def rule(self, saved: dict | None = None) -> NoveltyRule:
+        threshold = saved["threshold"] if saved else self.threshold
+        return NoveltyRule(threshold, self.k, self.target)
 
 
 class NoveltyRule:
@@ -144,9 +145,15 @@ class NoveltyRule:
             self._tree = cKDTree(np.array(self._tree_keys, dtype=np.float64))
             self._recent = []
 
-    def adapt(self, new_cells: int) -> None:
+    def adapt(self, new_cells: int, archive: Any = None) -> None:
         """Lehman & Stanley's schedule, around ``target`` new cells per iteration."""
         if new_cells > 2 * self.target:
             self.threshold *= 1.2
         elif new_cells == 0:
             self.threshold *= 0.95
+
+    def state(self) -> dict:
+        return {"threshold": self.threshold}
+
+    def metrics(self) -> dict:
+        return {"novelty_threshold": self.threshold}

@@ -132,7 +132,9 @@ class AtariEnv:
         return level, int(ram[self.layout.room])
 
     def close(self) -> None:
-        pass
+        # Drop the emulator now rather than at interpreter exit, when ale-py's bindings report
+        # the still-alive instance as a leak.
+        self.ale = None
 
 
 def from_gym_id(env_id: str, seed: int = 0) -> AtariEnv:
