@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--cell", default="best", choices=("best", "all"))
     p.add_argument("--gif", type=Path, default=None, help="write a GIF of the best trajectory")
+
+    p = sub.add_parser("export", help="write trajectories as a dataset (Minari, JSONL, Parquet)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--format", required=True, choices=("minari", "jsonl", "parquet"))
+    p.add_argument("--select", default="best", choices=("best", "all-cells", "top-k"))
+    p.add_argument("--k", type=int, default=10, help="how many entries with --select top-k")
+    p.add_argument("--dataset-id", default=None, help="Minari id (default stepstone/ENV-SELECT-v0)")
+    p.add_argument("--out", type=Path, default=None, help="JSONL/Parquet file (default in D)")
+    p.add_argument(
+        "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
+    )
     return parser
 
 
@@ -121,8 +132,11 @@ def _cell_params(items: list[str]) -> dict:
 def cmd_explore(args: argparse.Namespace) -> int:
     from . import report, runner
 
+    env = args.env
+    if env.startswith("textworld:"):  # the run must find its game from any directory
+        env = "textworld:" + str(Path(env.partition(":")[2]).resolve())
     config = ExploreConfig(
-        env=args.env,
+        env=env,
         seed=args.seed,
         cells=args.cells,
         cell_params=_cell_params(args.cell_params),
@@ -240,8 +254,32 @@ def _replay(args, store, archive, tree, worker) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import export
+    from .store.sqlite import RunStore
+
+    store = RunStore.open(args.run_dir)
+    config = store.config
+    chosen = export.episodes(store, args.select, args.k)
+    if args.format == "minari":
+        from .export import minari
+
+        name = re.sub(r"[^A-Za-z0-9_]+", "_", config.env).strip("_")
+        dataset_id = args.dataset_id or f"stepstone/{name}-{args.select}-v0"
+        dataset = minari.export(config, chosen, dataset_id)
+        print(f"{dataset.total_episodes} episodes, {dataset.total_steps} steps -> {dataset_id}")
+        return 0
+    from .export import jsonl
+
+    out = args.out or store.path / f"{args.select}.{args.format}"
+    for path, rows in jsonl.export(config, chosen, out, args.format, args.pairs).items():
+        print(f"{rows} records -> {path}")
+    return 0
+
+
 COMMANDS = {
     "explore": cmd_explore,
+    "export": cmd_export,
     "resume": cmd_resume,
     "report": cmd_report,
     "replay": cmd_replay,

@@ -39,7 +39,7 @@ def test_actions_are_admissible_commands_and_cells_are_room_and_inventory(games)
     assert first.startswith("room: ") and "| inventory: You are carrying nothing." in first
     commands = env.env.unwrapped._state["admissible_commands"]
     env.step(len(commands) + 1)  # actions wrap around the list of admissible commands
-    assert env._info["command"] == commands[1]
+    assert env.info["command"] == commands[1]
     snap, obs = env.snapshot(), env.observe()
     env.step(1)
     env.restore(snap)

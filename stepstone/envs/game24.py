@@ -137,7 +137,9 @@ class Game24Env(gym.Env):
         self.exprs = [self.exprs[k] for k in keep] + [expr]
         done = len(self.values) == 1
         solved = done and self.values[0] == TARGET
-        info = {"expression": self.exprs[0][1:-1]} if done else {}
+        info = {"command": self.steps[-1]}
+        if done:
+            info["expression"] = self.exprs[0][1:-1]
         return self._obs(), float(solved), done, False, info
 
     def _obs(self) -> str:
@@ -146,6 +148,16 @@ class Game24Env(gym.Env):
 
     def success(self) -> bool:
         return len(self.values) == 1 and self.values[0] == TARGET
+
+    def task(self) -> str:
+        numbers = " ".join(map(str, self.numbers))
+        return f"Use {numbers} and + - * / to make 24, combining two numbers at a time."
+
+    def achieved(self) -> str:
+        """What the steps so far accomplish, as a task of their own (a retrospective label)."""
+        numbers = " ".join(map(str, self.numbers))
+        left = " ".join(_fmt(v) for v in sorted(self.values))
+        return f"Use {numbers} and + - * / to reach {left}, combining two numbers at a time."
 
 
 def parse_id(env_id: str) -> tuple[int, ...] | None:

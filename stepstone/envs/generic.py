@@ -146,6 +146,11 @@ class GymEnv:
     def observe(self) -> Any:
         return self._obs
 
+    @property
+    def info(self) -> dict:
+        """The last step's (or reset's) info."""
+        return self._info if isinstance(self._info, dict) else {}
+
     def lives(self) -> int:
         return int(self._info.get("lives", 0)) if isinstance(self._info, dict) else 0
 

@@ -47,7 +47,7 @@ class TextWorldEnv(gym.Env):
         self.path = path
         infos = textworld.EnvInfos(
             admissible_commands=True, inventory=True, description=True, won=True, lost=True,
-            score=True, max_score=True,
+            score=True, max_score=True, objective=True,
         )  # fmt: skip
         with warnings.catch_warnings():
             # Jericho warns that it cannot track the score of generated games; TextWorld's own
@@ -86,6 +86,14 @@ class TextWorldEnv(gym.Env):
 
     def success(self) -> bool:
         return bool(self._state["won"])
+
+    def task(self) -> str:
+        return " ".join(str(self._state["objective"]).split())
+
+    def achieved(self) -> str:
+        """Where the player got and what it holds, as a task of its own (retrospective label)."""
+        inventory = " ".join(str(self._state["inventory"]).split())
+        return f"Go to the {self._room}. At the end: {inventory}"
 
     def close(self) -> None:
         self._env.close()

@@ -1,0 +1,61 @@
+"""Trajectories of a run as datasets: Minari for RL, JSONL or Parquet for LLM fine-tuning.
+
+Each exported episode is an archive entry's trajectory replayed from the run's seed, so what
+is written is what the environment really does, observations included (the archive stores
+only actions). ``select`` picks the entries: the best one, every cell's, or the k best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..archive import Archive
+from ..errors import ConfigError
+from ..store.sqlite import RunStore
+from ..trajectories import TrajectoryTree
+
+SELECTIONS = ("best", "all-cells", "top-k")
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One entry's trajectory: where it ends, its score, and the actions from reset."""
+
+    index: int
+    cell: object
+    score: float
+    actions: np.ndarray
+
+
+def select(archive: Archive, how: str, k: int = 10) -> list[int]:
+    """Entry indices, best first (highest score, then shortest trajectory); the start state,
+    with no trajectory, is never one of them."""
+    n = len(archive)
+    order = np.lexsort((archive.length[:n], -archive.score[:n]))
+    order = order[archive.length[order] > 0].tolist()
+    if how == "best":
+        return order[:1]
+    if how == "top-k":
+        if k < 1:
+            raise ConfigError(f"--k must be at least 1, not {k}")
+        return order[:k]
+    if how == "all-cells":
+        return order
+    raise ConfigError(f"unknown selection {how!r}; choose one of {', '.join(SELECTIONS)}")
+
+
+def episodes(store: RunStore, how: str, k: int = 10) -> list[Episode]:
+    """The selected entries' trajectories."""
+    archive = store.load_archive()
+    tree = TrajectoryTree(store.nodes)
+    return [
+        Episode(
+            i,
+            archive.cells[i],
+            float(archive.score[i]),
+            tree.actions(int(archive.node[i]), int(archive.length[i])),
+        )
+        for i in select(archive, how, k)
+    ]

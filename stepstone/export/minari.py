@@ -1,0 +1,123 @@
+"""Minari datasets from a run, written with Minari's own API (``create_dataset_from_buffers``).
+
+Each episode replays an entry's actions in the Gymnasium environment the run explored (sticky
+actions off for Atari, as while exploring), from the run's seed, recording observations,
+rewards, terminations, truncations and infos; the episode's seed is stored by Minari. An
+episode ends where the trajectory ends: when the game did not end there, its last step is
+marked truncated. Observation fields Minari cannot store (MiniGrid's mission text) are left
+out with Gymnasium's ``FilterObservation``. The replayed return must equal the archived score,
+or the export stops: a dataset that does not match the run is worse than none.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .. import envs
+from ..config import ExploreConfig
+from ..errors import ConfigError
+from . import Episode
+
+
+def gym_env(config: ExploreConfig) -> gym.Env:
+    """The run's environment as a plain Gymnasium environment, observations Minari can store."""
+    envs.import_modules(config.imports)
+    envs._register_known()
+    env_id = envs.EnvSpec(config.env).resolved_id
+    if env_id not in gym.registry:
+        raise ConfigError(
+            f"Minari export needs a Gymnasium environment id, and {config.env!r} is not one; "
+            "export text games with --format jsonl or parquet"
+        )
+    kwargs = {"repeat_action_probability": 0.0} if envs.is_atari(env_id) else {}
+    env = gym.make(env_id, **kwargs)
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        from minari.serialization import serialize_space
+
+        keep = []
+        for key, space in env.observation_space.spaces.items():
+            try:
+                serialize_space(space)
+                keep.append(key)
+            except NotImplementedError:
+                pass
+        env = gym.wrappers.FilterObservation(env, filter_keys=keep)
+    return env
+
+
+def _stack(items: list) -> Any:
+    if isinstance(items[0], dict):
+        return {k: _stack([x[k] for x in items]) for k in items[0]}
+    return np.stack([np.asarray(x) for x in items])
+
+
+def _infos(infos: list[dict]) -> dict:
+    """Per-step infos as arrays when every step has the same numeric fields, else none."""
+    keys = set(infos[0])
+    if not keys or any(set(i) != keys for i in infos):
+        return {}
+    try:
+        out = {k: np.stack([np.asarray(i[k]) for i in infos]) for k in sorted(keys)}
+    except ValueError:
+        return {}
+    return {k: v for k, v in out.items() if v.dtype.kind in "biuf"}
+
+
+def replay(env: gym.Env, seed: int, episode: Episode, episode_id: int) -> Any:
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    obs, info = env.reset(seed=seed)
+    observations, infos = [obs], [info]
+    rewards, terms, truncs = [], [], []
+    for action in episode.actions:
+        obs, reward, term, trunc, info = env.step(action)
+        observations.append(obs)
+        infos.append(info)
+        rewards.append(float(reward))
+        terms.append(bool(term))
+        truncs.append(bool(trunc))
+    if terms and not terms[-1]:
+        truncs[-1] = True
+    total = sum(rewards)
+    if not math.isclose(total, episode.score, rel_tol=1e-9, abs_tol=1e-9):
+        raise ConfigError(
+            f"replaying entry {episode.index} in {env.spec.id if env.spec else env} gave a "
+            f"return of {total:g}, not its archived score {episode.score:g}: this environment "
+            "does not reproduce the run, so no dataset was written"
+        )
+    return EpisodeBuffer(
+        id=episode_id,
+        seed=seed,
+        observations=_stack(observations),
+        actions=np.asarray(episode.actions),
+        rewards=rewards,
+        terminations=terms,
+        truncations=truncs,
+        infos=_infos(infos),
+    )
+
+
+def export(config: ExploreConfig, episodes: list[Episode], dataset_id: str) -> Any:
+    """Write the dataset (to Minari's dataset folder) and return it, loaded."""
+    import minari
+
+    if not episodes or not all(len(e.actions) for e in episodes):
+        raise ConfigError("nothing to export: the selected entries include the empty start state")
+    env = gym_env(config)
+    buffers = [replay(env, config.seed, e, i) for i, e in enumerate(episodes)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Minari's reminders to give a code link and an e-mail
+        return minari.create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            env=env,
+            algorithm_name="stepstone (Go-Explore phase 1)",
+            author="stepstone",
+            description=f"Trajectories found by exploring {config.env} with {config.cells} cells",
+            data_format="arrow",
+        )

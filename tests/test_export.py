@@ -1,0 +1,89 @@
+"""Exports: Minari datasets that replay exactly, chat JSONL/Parquet with pairs and labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stepstone.cli import main
+from stepstone.store.sqlite import RunStore
+
+
+def explore(tmp_path, env: str, frames: str, capsys) -> str:
+    run = tmp_path / "run"
+    args = ["explore", env, "--frames", frames, "--workers", "1", "--run-dir", str(run)]
+    assert main([*args, "--no-progress"]) == 0
+    capsys.readouterr()
+    return str(run)
+
+
+def test_minari_round_trip(tmp_path, monkeypatch, capsys):
+    """Every exported episode, replayed from its seed, gives the stored observations/rewards."""
+    minari = pytest.importorskip("minari")
+    pytest.importorskip("minigrid")
+    from stepstone.export.minari import gym_env
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = explore(tmp_path, "MiniGrid-DoorKey-5x5-v0", "20k", capsys)
+    assert main(["export", run, "--format", "minari", "--select", "all-cells"]) == 0
+    dataset_id = "stepstone/MiniGrid_DoorKey_5x5_v0-all-cells-v0"
+    assert dataset_id in capsys.readouterr().out
+    dataset = minari.load_dataset(dataset_id)
+    cells = len(RunStore.open(run).load_archive())
+    assert dataset.total_episodes == cells - 1  # every cell but the start state
+    env = gym_env(RunStore.open(run).config)
+    seeds = [m["seed"] for m in dataset.storage.get_episode_metadata(range(cells - 1))]
+    assert set(seeds) == {0}
+    for episode, seed in zip(dataset.iterate_episodes(), seeds, strict=True):
+        obs, _ = env.reset(seed=seed)
+        assert np.array_equal(obs["image"], episode.observations["image"][0])
+        for t, action in enumerate(episode.actions):
+            obs, reward, term, trunc, _ = env.step(action)
+            assert np.array_equal(obs["image"], episode.observations["image"][t + 1])
+            assert reward == episode.rewards[t] and term == episode.terminations[t]
+        assert episode.terminations[-1] or episode.truncations[-1]
+    best = max(dataset.iterate_episodes(), key=lambda e: e.rewards.sum())
+    assert best.rewards.sum() == pytest.approx(RunStore.open(run).load_archive().score.max())
+
+
+def test_chat_export_with_pairs_and_retrospective_labels(tmp_path, capsys):
+    run = explore(tmp_path, "game24:4,7,8,8", "3k", capsys)
+    out = tmp_path / "chat.jsonl"
+    argv = ["export", run, "--format", "jsonl", "--select", "all-cells", "--out", str(out)]
+    assert main([*argv, "--pairs"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    solved = [r for r in rows if r["success"]]
+    assert solved and len(solved) < len(rows)
+    first = solved[0]
+    roles = [m["role"] for m in first["messages"]]
+    assert roles == ["system", "user"] + ["assistant", "user"] * 3
+    assert "make 24" in first["messages"][0]["content"]
+    # The assistant turns are the arithmetic steps, ending in 24.
+    assert first["messages"][-2]["content"].endswith("=24")
+    assert first["label"].endswith("reach 24, combining two numbers at a time.")
+    failed = next(r for r in rows if not r["success"] and len(r["actions"]) == 3)
+    assert "reach 24" not in failed["label"]  # labelled with what it did reach
+
+    pairs = [json.loads(x) for x in (tmp_path / "chat.pairs.jsonl").read_text().splitlines()]
+    assert len(pairs) == len(solved)
+    for p in pairs:
+        assert p["prompt"][-1]["role"] == "user"  # the shared state
+        assert p["chosen"] != p["rejected"]
+        assert p["chosen"][-1]["content"].startswith("left: 24 |")
+        assert len(p["prompt"]) == 2 + 2 * p["shared_actions"]
+
+    parquet = tmp_path / "top.parquet"
+    argv = ["export", run, "--format", "parquet", "--select", "top-k", "--k", "3"]
+    assert main([*argv, "--out", str(parquet)]) == 0
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(parquet)
+    scores = table.column("score").to_pylist()
+    assert table.num_rows == 3 and scores[0] == 1.0 and scores == sorted(scores, reverse=True)
+
+
+def test_text_export_refuses_non_text_runs(tmp_path, capsys):
+    run = explore(tmp_path, "CartPole-v1", "2k", capsys)
+    assert main(["export", run, "--format", "jsonl"]) == 2
+    assert "--format minari" in capsys.readouterr().err
