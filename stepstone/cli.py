@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
     )
+
+    p = sub.add_parser("label", help="label action-free trajectories by inverse dynamics")
+    p.add_argument("dataset_id", help="a Minari dataset (e.g. one written by stepstone export)")
+    p.add_argument("--labelled", type=float, default=0.1, help="fraction of episodes with actions")
+    p.add_argument("--out-id", default=None, help="write the relabelled dataset under this id")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -277,9 +284,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from .learn.idm import label
+
+    r = label(args.dataset_id, args.labelled, args.out_id, args.epochs, args.seed)
+    print(
+        f"{r.labelled_episodes} of {r.episodes} episodes labelled, {r.transitions} transitions; "
+        f"held-out accuracy {r.held_out_accuracy:.3f}, accuracy of the labels given "
+        f"{r.label_accuracy:.3f} (majority-action baseline {r.majority_baseline:.3f})"
+        + (f" -> {args.out_id}" if args.out_id else "")
+    )
+    return 0
+
+
 COMMANDS = {
     "explore": cmd_explore,
     "export": cmd_export,
+    "label": cmd_label,
     "resume": cmd_resume,
     "report": cmd_report,
     "replay": cmd_replay,

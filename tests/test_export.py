@@ -87,3 +87,24 @@ def test_text_export_refuses_non_text_runs(tmp_path, capsys):
     run = explore(tmp_path, "CartPole-v1", "2k", capsys)
     assert main(["export", run, "--format", "jsonl"]) == 2
     assert "--format minari" in capsys.readouterr().err
+
+
+def test_inverse_dynamics_labels_beat_the_majority_action(tmp_path, monkeypatch, capsys):
+    """10% of episodes keep their actions; the IDM labels the rest better than a constant."""
+    minari = pytest.importorskip("minari")
+    pytest.importorskip("torch")
+    pytest.importorskip("minigrid")
+    from stepstone.learn.idm import label
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = explore(tmp_path, "MiniGrid-DoorKey-5x5-v0", "20k", capsys)
+    assert main(["export", run, "--format", "minari", "--select", "all-cells"]) == 0
+    source = "stepstone/MiniGrid_DoorKey_5x5_v0-all-cells-v0"
+    report = label(source, 0.1, "stepstone/labelled-v0", epochs=100)
+    assert report.labelled_episodes == round(0.1 * report.episodes)
+    assert report.label_accuracy > report.majority_baseline + 0.1
+    relabelled = minari.load_dataset("stepstone/labelled-v0")
+    assert relabelled.total_episodes == report.episodes
+    assert relabelled.total_steps == minari.load_dataset(source).total_steps
+    assert main(["label", source, "--labelled", "1.5"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Learning from what exploration found (torch, the optional extra): inverse-dynamics labels."""
