@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
     )
 
+    p = sub.add_parser("robustify", help="train a policy from the best trajectory (Phase 2)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--frames", default="200k", help="training steps for each method")
+    p.add_argument("--sticky", type=float, default=0.25, help="repeat-action probability")
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-baselines", action="store_true", help="skip behaviour cloning and PPO from reset"
+    )
+
     p = sub.add_parser("label", help="label action-free trajectories by inverse dynamics")
     p.add_argument("dataset_id", help="a Minari dataset (e.g. one written by stepstone export)")
     p.add_argument("--labelled", type=float, default=0.1, help="fraction of episodes with actions")
@@ -284,6 +294,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robustify(args: argparse.Namespace) -> int:
+    from .learn.robustify import RobustifyConfig, robustify
+    from .store.sqlite import RunStore
+
+    store = RunStore.open(args.run_dir)
+    if not 0 <= args.sticky < 1:
+        raise ConfigError(f"--sticky is a probability in [0, 1), not {args.sticky}")
+    cfg = RobustifyConfig(
+        frames=parse_count(args.frames, "--frames"),
+        sticky=args.sticky,
+        eval_episodes=args.eval_episodes,
+        seed=args.seed,
+    )
+    result = robustify(store, cfg, baselines=not args.no_baselines)
+    (store.path / "robustify" / "result.json").write_text(json.dumps(result, indent=1))
+    print(
+        f"demonstration: {result['demo_length']} actions, return {result['demo_return']:g}; "
+        f"start moved back {len(result['start_moves'])} times"
+    )
+    print(f"success under noise (sticky {cfg.sticky}), {cfg.eval_episodes} episodes:")
+    for key in ("success_backward", "success_bc", "success_ppo_from_reset"):
+        if key in result:
+            print(f"  {key.removeprefix('success_'):<16} {result[key]:.2f}")
+    print(f"policy: {store.path / 'robustify' / 'policy.pt'}")
+    return 0
+
+
 def cmd_label(args: argparse.Namespace) -> int:
     from .learn.idm import label
 
@@ -301,6 +338,7 @@ COMMANDS = {
     "explore": cmd_explore,
     "export": cmd_export,
     "label": cmd_label,
+    "robustify": cmd_robustify,
     "resume": cmd_resume,
     "report": cmd_report,
     "replay": cmd_replay,

@@ -1,0 +1,303 @@
+"""Go-Explore Phase 2: a policy that reproduces the best trajectory under noise.
+
+The backward algorithm (Salimans & Chen 2018, "Learning Montezuma's Revenge from a Single
+Demonstration"; Go-Explore's Phase 2, Ecoffet et al. 2019, sec. 2.2): PPO episodes start from
+a state on the demonstration, first near its end; once the agent matches the demonstration's
+return from there in ``advance_rate`` of its recent episodes, the start moves ``step`` actions
+back, until the agent starts from the reset state itself. SnapshotRL (2024) starts students
+from a teacher's states by the same mechanism. Start states are restored from snapshots,
+which the environments stepstone explores all have.
+
+Noise, during training and evaluation, is that of the ALE evaluation protocol (Machado et al.
+2018): sticky actions, the previous action repeated with probability 0.25, and for Atari up to
+30 random no-ops at the start. Two baselines on the same budget: behaviour cloning of the
+demonstration, and PPO from the usual start state. PPO itself follows CleanRL's single-file
+version (clipped objective, GAE, one small actor-critic MLP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..store.sqlite import RunStore
+from ..trajectories import TrajectoryTree
+from ..worker import Worker
+
+
+@dataclass(frozen=True)
+class RobustifyConfig:
+    frames: int = 200_000  # environment steps of training (each method gets the same)
+    sticky: float = 0.25
+    max_noops: int = 30  # Atari only (action 0 is NOOP there)
+    advance_rate: float = 0.5  # share of recent episodes matching the demo before moving back
+    window: int = 20  # recent episodes judged at each start point
+    step: int = 0  # actions to move back each time; 0: a twentieth of the demonstration
+    rollout: int = 512
+    epochs: int = 4
+    minibatch: int = 128
+    lr: float = 2.5e-4
+    gamma: float = 0.99
+    lam: float = 0.95
+    clip: float = 0.2
+    entropy: float = 0.01
+    eval_episodes: int = 20
+    seed: int = 0
+
+
+@dataclass
+class Demo:
+    snapshots: list[bytes]  # state after t actions, t = 0..T
+    returns: list[float]  # reward collected after t actions
+    observations: list[np.ndarray]
+    actions: np.ndarray
+
+
+def features(obs: Any, space: Any = None) -> np.ndarray:
+    """An observation as a float vector: one-hot for a discrete one, dict fields side by side,
+    text left out."""
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Discrete):
+        v = np.zeros(int(space.n), dtype=np.float32)
+        v[int(obs) - int(space.start)] = 1.0
+        return v
+    if isinstance(obs, dict):
+        sub = space.spaces if isinstance(space, gym.spaces.Dict) else {}
+        parts = [features(obs[k], sub.get(k)) for k in sorted(obs) if not isinstance(obs[k], str)]
+        return np.concatenate(parts) if parts else np.zeros(1, dtype=np.float32)
+    return np.asarray(obs, dtype=np.float32).ravel()
+
+
+class Runner:
+    """The run's environment with noise, observations as features, starts from snapshots."""
+
+    def __init__(self, store: RunStore, cfg: RobustifyConfig):
+        self.worker = Worker.from_config(store.config)
+        self.env = self.worker.env
+        self.seed = store.config.seed
+        self.cfg = cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        self.atari = hasattr(self.env, "ale")
+        inner = getattr(self.env, "env", None)
+        self.space = getattr(inner, "observation_space", None)
+        self.n_actions = int(self.env.action_space.n)
+
+    def obs(self) -> np.ndarray:
+        return features(self.env.observe(), self.space)
+
+    def demo(self, actions: np.ndarray) -> Demo:
+        env = self.env
+        env.reset(self.seed)
+        snaps, rets, obs = [env.snapshot()], [0.0], [self.obs()]
+        for a in actions:
+            r, _, _ = env.step(a)
+            snaps.append(env.snapshot())
+            rets.append(rets[-1] + r)
+            obs.append(self.obs())
+        return Demo(snaps, rets, obs, np.asarray(actions))
+
+    def start(self, demo: Demo, t: int, noops: bool) -> None:
+        self.env.restore(demo.snapshots[t])
+        self.prev = int(demo.actions[t - 1]) if t > 0 else 0
+        if noops and self.atari and t == 0:
+            for _ in range(int(self.rng.integers(self.cfg.max_noops + 1))):
+                self.env.step(0)
+
+    def step(self, action: int) -> tuple[float, bool]:
+        if self.rng.random() < self.cfg.sticky:
+            action = self.prev
+        self.prev = action
+        r, term, trunc = self.env.step(action)
+        return r, term or trunc
+
+
+def _torch_policy(n_in: int, n_actions: int, seed: int) -> Any:
+    import torch
+
+    torch.manual_seed(seed)
+
+    class ActorCritic(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(
+                torch.nn.Linear(n_in, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh()
+            )
+            self.pi = torch.nn.Linear(64, n_actions)
+            self.v = torch.nn.Linear(64, 1)
+
+        def forward(self, x: Any) -> tuple[Any, Any]:
+            h = self.body(x)
+            return self.pi(h), self.v(h).squeeze(-1)
+
+    return ActorCritic()
+
+
+def act(model: Any, obs: np.ndarray, greedy: bool = False) -> tuple[int, float, float]:
+    import torch
+
+    with torch.no_grad():
+        logits, value = model(torch.as_tensor(obs).unsqueeze(0))
+        dist = torch.distributions.Categorical(logits=logits[0])
+        a = int(logits[0].argmax()) if greedy else int(dist.sample())
+        return a, float(dist.log_prob(torch.tensor(a))), float(value[0])
+
+
+def ppo(runner: Runner, demo: Demo, cfg: RobustifyConfig, backward: bool) -> tuple[Any, list]:
+    """Train; with ``backward`` start from the demonstration, moving back (else from reset)."""
+    import torch
+
+    model = _torch_policy(len(demo.observations[0]), runner.n_actions, cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-5)
+    T = len(demo.actions)
+    back = cfg.step or max(1, T // 20)
+    start = max(0, T - back) if backward else 0
+    history: list[dict] = []  # one row per start-point move
+    recent: list[bool] = []
+    frames = 0
+    runner.start(demo, start, noops=True)
+    ep_start, ep_return, ep_len = start, 0.0, 0
+    limit = lambda s: 2 * (T - s) + 20  # noqa: E731  (steps allowed from start s)
+    obs = runner.obs()
+    while frames < cfg.frames:
+        buf: dict[str, list] = {k: [] for k in ("obs", "act", "logp", "val", "rew", "done")}
+        for _ in range(cfg.rollout):
+            a, logp, v = act(model, obs)
+            r, done = runner.step(a)
+            frames += 1
+            ep_return += r
+            ep_len += 1
+            matched = ep_return >= demo.returns[T] - demo.returns[ep_start] and (
+                demo.returns[T] > demo.returns[ep_start] or done
+            )
+            over = done or matched or ep_len >= limit(ep_start)
+            for k, x in zip(buf, (obs, a, logp, v, r, over), strict=True):
+                buf[k].append(x)
+            if over:
+                if ep_start == start:
+                    recent = [*recent[-(cfg.window - 1) :], bool(matched)]
+                if (
+                    backward
+                    and start > 0
+                    and len(recent) == cfg.window
+                    and np.mean(recent) >= cfg.advance_rate
+                ):
+                    start = max(0, start - back)
+                    recent = []
+                    history.append({"frames": frames, "start": start})
+                runner.start(demo, start, noops=True)
+                ep_start, ep_return, ep_len = start, 0.0, 0
+            obs = runner.obs()
+        _update(model, opt, buf, obs, cfg)
+    return model, history
+
+
+def _update(model: Any, opt: Any, buf: dict, last_obs: np.ndarray, cfg: RobustifyConfig) -> None:
+    import torch
+
+    rew = np.array(buf["rew"], dtype=np.float32)
+    done = np.array(buf["done"], dtype=np.float32)
+    val = np.array(buf["val"], dtype=np.float32)
+    _, _, last_v = act(model, last_obs)
+    adv = np.zeros_like(rew)
+    gae = 0.0
+    for t in reversed(range(len(rew))):
+        nxt = last_v if t == len(rew) - 1 else val[t + 1]
+        delta = rew[t] + cfg.gamma * nxt * (1 - done[t]) - val[t]
+        gae = delta + cfg.gamma * cfg.lam * (1 - done[t]) * gae
+        adv[t] = gae
+    ret = adv + val
+    obs = torch.as_tensor(np.array(buf["obs"]))
+    acts = torch.as_tensor(np.array(buf["act"]))
+    old_logp = torch.as_tensor(np.array(buf["logp"], dtype=np.float32))
+    adv_t, ret_t = torch.as_tensor(adv), torch.as_tensor(ret)
+    for _ in range(cfg.epochs):
+        for idx in torch.randperm(len(obs)).split(cfg.minibatch):
+            logits, v = model(obs[idx])
+            dist = torch.distributions.Categorical(logits=logits)
+            ratio = (dist.log_prob(acts[idx]) - old_logp[idx]).exp()
+            a = adv_t[idx]
+            a = (a - a.mean()) / (a.std() + 1e-8) if len(a) > 1 else a
+            pg = -torch.min(ratio * a, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a).mean()
+            loss = pg + 0.5 * ((v - ret_t[idx]) ** 2).mean() - cfg.entropy * dist.entropy().mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            opt.step()
+
+
+def behaviour_cloning(runner: Runner, demo: Demo, cfg: RobustifyConfig) -> Any:
+    """The baseline: the same network trained to output the demonstration's actions."""
+    import torch
+
+    model = _torch_policy(len(demo.observations[0]), runner.n_actions, cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.as_tensor(np.array(demo.observations[:-1]))
+    y = torch.as_tensor(demo.actions.astype(np.int64))
+    for _ in range(300):
+        loss = torch.nn.functional.cross_entropy(model(x)[0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def evaluate(runner: Runner, demo: Demo, model: Any, cfg: RobustifyConfig) -> float:
+    """Share of episodes from reset, under sticky actions (and no-ops), that match the demo."""
+    T = len(demo.actions)
+    wins = 0
+    for _ in range(cfg.eval_episodes):
+        runner.start(demo, 0, noops=True)
+        total, done, steps = 0.0, False, 0
+        while not done and steps < 2 * T + 20 and total < demo.returns[T]:
+            a, _, _ = act(model, runner.obs())  # sampled: a policy, not its argmax
+            r, done = runner.step(a)
+            total += r
+            steps += 1
+        wins += total >= demo.returns[T]
+    return wins / cfg.eval_episodes
+
+
+def robustify(store: RunStore, cfg: RobustifyConfig, baselines: bool = True) -> dict:
+    """Train from the run's best trajectory; return success rates under noise (and history)."""
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError("robustify needs torch: pip install 'stepstone[torch]'") from None
+    archive = store.load_archive()
+    if len(archive) == 0:
+        raise ConfigError(f"{store.path} has no archive yet: run stepstone explore first")
+    best = archive.best()
+    if archive.score[best] <= 0:
+        raise ConfigError(
+            f"the best trajectory in {store.path} scores {archive.score[best]:g}: there is no "
+            "return to reproduce; explore longer first"
+        )
+    runner = Runner(store, cfg)
+    import gymnasium as gym
+
+    if not isinstance(runner.env.action_space, gym.spaces.Discrete):
+        raise ConfigError("robustify here trains a policy over discrete actions only")
+    tree = TrajectoryTree(store.nodes)
+    demo = runner.demo(tree.actions(int(archive.node[best]), int(archive.length[best])))
+    model, history = ppo(runner, demo, cfg, backward=True)
+    out = store.path / "robustify"
+    out.mkdir(exist_ok=True)
+    torch.save(model.state_dict(), out / "policy.pt")
+    result = {
+        "config": asdict(cfg),
+        "demo_length": len(demo.actions),
+        "demo_return": demo.returns[-1],
+        "start_moves": history,
+        "reached_reset": bool(history and history[-1]["start"] == 0) or len(demo.actions) <= 1,
+        "success_backward": evaluate(runner, demo, model, cfg),
+    }
+    if baselines:
+        result["success_bc"] = evaluate(runner, demo, behaviour_cloning(runner, demo, cfg), cfg)
+        plain, _ = ppo(runner, demo, cfg, backward=False)
+        result["success_ppo_from_reset"] = evaluate(runner, demo, plain, cfg)
+    runner.worker.close()
+    return result
