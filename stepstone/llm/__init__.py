@@ -1,0 +1,1 @@
+"""Foundation models for exploration: an OpenAI-compatible client with cache and budget."""

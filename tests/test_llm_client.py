@@ -1,0 +1,146 @@
+"""The model client against a real HTTP server on 127.0.0.1 that speaks chat completions."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+pytest.importorskip("openai")
+
+from stepstone.llm.client import BudgetExhausted, Cache, ChatClient, LLMError  # noqa: E402
+
+
+class FakeModel:
+    """What the server does: fail the first ``failures`` requests, sleep, then reply."""
+
+    def __init__(self):
+        self.requests = 0
+        self.failures = 0
+        self.delay = 0.0
+        self.reply = "go north"
+        self.models = ["tiny"]
+
+
+def serve(model: FakeModel):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep the test output clean
+            pass
+
+        def _json(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            listed = [{"id": m, "object": "model"} for m in model.models]
+            self._json(200, {"object": "list", "data": listed})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            model.requests += 1
+            if model.failures > 0:
+                model.failures -= 1
+                return self._json(503, {"error": {"message": "overloaded"}})
+            if body["model"] not in model.models:
+                return self._json(404, {"error": {"message": f"model {body['model']} not found"}})
+            time.sleep(model.delay)
+            self._json(200, {
+                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": model.reply}}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13},
+            })  # fmt: skip
+
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass  # a client that timed out closed its socket: expected here
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+@pytest.fixture
+def endpoint():
+    model = FakeModel()
+    server, url = serve(model)
+    yield model, url
+    server.shutdown()
+
+
+ASK = [{"role": "user", "content": "You are in a kitchen. Commands: go north, look"}]
+
+
+def test_reply_usage_and_cache_that_survives_a_new_client(endpoint, tmp_path):
+    model, url = endpoint
+    client = ChatClient(url, "tiny", cache=Cache(tmp_path / "llm.sqlite"))
+    assert client.chat(ASK) == "go north"
+    assert client.chat(ASK) == "go north"
+    assert model.requests == 1 and client.usage.calls == 1 and client.usage.cached == 1
+    assert client.usage.prompt_tokens == 11 and client.usage.completion_tokens == 2
+    again = ChatClient(url, "tiny", cache=Cache(tmp_path / "llm.sqlite"))  # a resumed run
+    model.reply = "something else"
+    assert again.chat(ASK) == "go north" and model.requests == 1
+
+
+def test_transient_errors_are_retried(endpoint):
+    model, url = endpoint
+    model.failures = 2
+    client = ChatClient(url, "tiny", max_retries=3)
+    assert client.chat(ASK) == "go north"
+    assert model.requests == 3
+
+
+def test_retries_give_up_with_a_clear_error(endpoint):
+    model, url = endpoint
+    model.failures = 10
+    with pytest.raises(LLMError, match="answered 503"):
+        ChatClient(url, "tiny", max_retries=1).chat(ASK)
+
+
+def test_timeout_is_an_error_not_a_hang(endpoint):
+    model, url = endpoint
+    model.delay = 3.0
+    start = time.monotonic()
+    with pytest.raises(LLMError, match="did not answer in time"):
+        ChatClient(url, "tiny", timeout=0.5, max_retries=0).chat(ASK)
+    assert time.monotonic() - start < 2.5
+
+
+def test_refused_connection_and_unknown_model(endpoint):
+    _, url = endpoint
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"  # bound, not listening
+    with pytest.raises(LLMError, match="cannot reach a model endpoint"):
+        ChatClient(closed, "tiny", max_retries=0).chat(ASK)
+    with pytest.raises(LLMError, match="no model 'huge'.*serves: tiny"):
+        ChatClient(url, "huge", max_retries=0).chat(ASK)
+
+
+def test_budget_of_calls_and_concurrency(endpoint, tmp_path):
+    model, url = endpoint
+    model.delay = 0.2
+    client = ChatClient(url, "tiny", max_calls=4, max_concurrency=4, cache=Cache(tmp_path / "c"))
+    asks = [[{"role": "user", "content": f"state {i}"}] for i in range(4)]
+    start = time.monotonic()
+    assert client.chat_many(asks) == ["go north"] * 4
+    assert time.monotonic() - start < 0.7  # four at once, not one after another
+    with pytest.raises(BudgetExhausted, match="budget of 4 model calls"):
+        client.chat([{"role": "user", "content": "state 5"}])
+    assert client.chat(asks[0]) == "go north"  # cached answers stay free
+    assert model.requests == 4
+
+
+def test_missing_endpoint_is_explained(monkeypatch):
+    monkeypatch.delenv("STEPSTONE_LLM_URL", raising=False)
+    with pytest.raises(LLMError, match="--llm-url"):
+        ChatClient(model="tiny")
