@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
     )
+    p.add_argument("--llm-url", default=None, help="label trajectories with this model endpoint")
+    p.add_argument("--llm-model", default=None, help="the model to label with")
 
     p = sub.add_parser("robustify", help="train a policy from the best trajectory (Phase 2)")
     p.add_argument("run_dir", type=Path)
@@ -288,8 +290,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from .export import jsonl
 
+    labeller = None
+    if args.llm_url or args.llm_model:
+        from .llm.client import Cache, ChatClient
+
+        cache = Cache(store.path / "llm_cache.sqlite")
+        labeller = ChatClient(args.llm_url, args.llm_model, cache=cache)
     out = args.out or store.path / f"{args.select}.{args.format}"
-    for path, rows in jsonl.export(config, chosen, out, args.format, args.pairs).items():
+    written = jsonl.export(config, chosen, out, args.format, args.pairs, labeller)
+    for path, rows in written.items():
         print(f"{rows} records -> {path}")
     return 0
 

@@ -144,3 +144,23 @@ def test_missing_endpoint_is_explained(monkeypatch):
     monkeypatch.delenv("STEPSTONE_LLM_URL", raising=False)
     with pytest.raises(LLMError, match="--llm-url"):
         ChatClient(model="tiny")
+
+
+def test_export_labels_trajectories_with_the_model(endpoint, tmp_path, capsys):
+    """Retrospective labels by a model: each trajectory's transcript in, one instruction out."""
+    from stepstone.cli import main
+
+    model, url = endpoint
+    model.reply = "  Turn 4 7 8 8 into   the number shown. "
+    run = tmp_path / "run"
+    explore = ["explore", "game24:4,7,8,8", "--frames", "300", "--workers", "1"]
+    assert main([*explore, "--run-dir", str(run), "--no-progress"]) == 0
+    out = tmp_path / "labelled.jsonl"
+    argv = ["export", str(run), "--format", "jsonl", "--select", "top-k", "--k", "5"]
+    argv += ["--out", str(out), "--llm-url", url, "--llm-model", "tiny"]
+    assert main(argv) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 5 and model.requests == 5
+    assert all(r["label"] == "Turn 4 7 8 8 into the number shown." for r in rows)
+    assert all(r["rule_label"].startswith("Use 4 7 8 8") for r in rows)
+    assert main(argv) == 0 and model.requests == 5  # asked again: answered from the cache

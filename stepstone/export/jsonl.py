@@ -9,9 +9,10 @@ system turn with the game's task, then the observation (user) and the command ta
   prompt, the two continuations are "chosen" and "rejected" (TRL's conversational format);
 * retrospective labels: for each trajectory, the task it *did* accomplish, stated by a rule
   of the environment (``achieved()``: where a TextWorld player got and what it holds, which
-  number a Game of 24 attempt reached), the reverse task synthesis of OS-Genesis (Sun et al.
-  2024, "OS-Genesis: Automating GUI Agent Trajectory Construction via Reverse Task
-  Synthesis"), so that trajectories which never reached the goal still teach something.
+  number a Game of 24 attempt reached) or, given a model client, by the model reading the
+  trajectory (``LABEL_PROMPT``): the reverse task synthesis of OS-Genesis (Sun et al. 2024,
+  "OS-Genesis: Automating GUI Agent Trajectory Construction via Reverse Task Synthesis"), so
+  that trajectories which never reached the goal still teach something.
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ def conversation(worker: Worker, seed: int, episode: Episode) -> dict:
     }
 
 
+LABEL_PROMPT = (
+    "Below is what a player saw and did in a text game. State, as one instruction to a new "
+    "player, the task this sequence of commands accomplishes (what was achieved, not the "
+    "game's original goal). Answer with the instruction only.\n\n{transcript}"
+)
+
+
+def model_label(client: Any, record: dict, template: str = LABEL_PROMPT) -> str:
+    """The task a trajectory accomplished, in the model's words (cached by the client)."""
+    turns = record["messages"][1:]
+    transcript = "\n".join(
+        f"{'>' if m['role'] == 'assistant' else ''} {m['content']}".strip() for m in turns
+    )
+    reply = client.chat([{"role": "user", "content": template.format(transcript=transcript)}])
+    return " ".join(reply.split()) or record["label"]
+
+
 def _shared(a: list[int], b: list[int]) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
@@ -88,14 +106,23 @@ def preference_pairs(records: list[dict]) -> list[dict]:
 
 
 def export(
-    config: ExploreConfig, episodes: list[Episode], out: Path, fmt: str, pairs: bool
+    config: ExploreConfig,
+    episodes: list[Episode],
+    out: Path,
+    fmt: str,
+    pairs: bool,
+    labeller: Any = None,
 ) -> dict[str, int]:
-    """Write ``out`` (conversations) and, with ``pairs``, ``out``'s sibling *.pairs.*."""
+    """Write ``out`` (conversations) and, with ``pairs``, ``out``'s sibling *.pairs.*;
+    with a model client as ``labeller``, labels come from the model instead of the rule."""
     worker = Worker.from_config(config)
     try:
         records = [conversation(worker, config.seed, e) for e in episodes]
     finally:
         worker.close()
+    if labeller is not None:
+        for r in records:
+            r["rule_label"], r["label"] = r["label"], model_label(labeller, r)
     written = {str(out): _write(records, out, fmt)}
     if pairs:
         pair_path = out.with_name(out.stem + ".pairs" + out.suffix)
