@@ -146,8 +146,11 @@ def act(model: Any, obs: np.ndarray, greedy: bool = False) -> tuple[int, float, 
         return a, float(dist.log_prob(torch.tensor(a))), float(value[0])
 
 
-def ppo(runner: Runner, demo: Demo, cfg: RobustifyConfig, backward: bool) -> tuple[Any, list]:
-    """Train; with ``backward`` start from the demonstration, moving back (else from reset)."""
+def ppo(
+    runner: Runner, demo: Demo, cfg: RobustifyConfig, backward: bool
+) -> tuple[Any, list[dict], int]:
+    """Train; with ``backward`` start from the demonstration, moving back (else from reset).
+    Returns the policy, the moves of the start point, and the start point reached."""
     import torch
 
     model = _torch_policy(len(demo.observations[0]), runner.n_actions, cfg.seed)
@@ -160,7 +163,6 @@ def ppo(runner: Runner, demo: Demo, cfg: RobustifyConfig, backward: bool) -> tup
     frames = 0
     runner.start(demo, start, noops=True)
     ep_start, ep_return, ep_len = start, 0.0, 0
-    limit = lambda s: 2 * (T - s) + 20  # noqa: E731  (steps allowed from start s)
     obs = runner.obs()
     while frames < cfg.frames:
         buf: dict[str, list] = {k: [] for k in ("obs", "act", "logp", "val", "rew", "done")}
@@ -173,7 +175,7 @@ def ppo(runner: Runner, demo: Demo, cfg: RobustifyConfig, backward: bool) -> tup
             matched = ep_return >= demo.returns[T] - demo.returns[ep_start] and (
                 demo.returns[T] > demo.returns[ep_start] or done
             )
-            over = done or matched or ep_len >= limit(ep_start)
+            over = done or matched or ep_len >= 2 * (T - ep_start) + 20  # steps allowed
             for k, x in zip(buf, (obs, a, logp, v, r, over), strict=True):
                 buf[k].append(x)
             if over:
@@ -192,7 +194,7 @@ def ppo(runner: Runner, demo: Demo, cfg: RobustifyConfig, backward: bool) -> tup
                 ep_start, ep_return, ep_len = start, 0.0, 0
             obs = runner.obs()
         _update(model, opt, buf, obs, cfg)
-    return model, history
+    return model, history, start
 
 
 def _update(model: Any, opt: Any, buf: dict, last_obs: np.ndarray, cfg: RobustifyConfig) -> None:
@@ -283,7 +285,7 @@ def robustify(store: RunStore, cfg: RobustifyConfig, baselines: bool = True) -> 
         raise ConfigError("robustify here trains a policy over discrete actions only")
     tree = TrajectoryTree(store.nodes)
     demo = runner.demo(tree.actions(int(archive.node[best]), int(archive.length[best])))
-    model, history = ppo(runner, demo, cfg, backward=True)
+    model, history, reached = ppo(runner, demo, cfg, backward=True)
     out = store.path / "robustify"
     out.mkdir(exist_ok=True)
     torch.save(model.state_dict(), out / "policy.pt")
@@ -292,12 +294,12 @@ def robustify(store: RunStore, cfg: RobustifyConfig, baselines: bool = True) -> 
         "demo_length": len(demo.actions),
         "demo_return": demo.returns[-1],
         "start_moves": history,
-        "reached_reset": bool(history and history[-1]["start"] == 0) or len(demo.actions) <= 1,
+        "reached_reset": reached == 0,
         "success_backward": evaluate(runner, demo, model, cfg),
     }
     if baselines:
         result["success_bc"] = evaluate(runner, demo, behaviour_cloning(runner, demo, cfg), cfg)
-        plain, _ = ppo(runner, demo, cfg, backward=False)
+        plain, _, _ = ppo(runner, demo, cfg, backward=False)
         result["success_ppo_from_reset"] = evaluate(runner, demo, plain, cfg)
     runner.worker.close()
     return result
