@@ -181,3 +181,11 @@ def test_tuples_with_names_and_none_are_finite_vectors():
     assert v.tolist() == [9.0, 5.0, 1.0, -1.0]
     key = vector((9, 5, 1, ("key", "yellow")))
     assert len(key) == 5 and np.isfinite(key).all() and 0 <= key[3] < 1
+
+
+def test_dict_observations_as_vectors():
+    from stepstone.cells.observation import freeze
+    from stepstone.selectors.vectors import vector
+
+    obs = {"image": np.full((2, 2, 1), 3, dtype=np.uint8), "direction": 2, "mission": "get key"}
+    assert vector(freeze(obs, 1)).tolist() == [2.0, 3.0, 3.0, 3.0, 3.0]  # mission left out

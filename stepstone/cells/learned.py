@@ -119,6 +119,8 @@ class LearnedRule:
         return [tuple(int(b[i]) for b in bins) for i in range(len(keys))]
 
     def key_for(self, cell: Hashable, archive: Any) -> Hashable:
+        if not archive:  # the first state: refuse keys that have no vector before the run
+            vector(cell)
         self._remember(cell)
         return self.cell_of([cell])[0]
 

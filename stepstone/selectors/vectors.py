@@ -2,8 +2,9 @@
 
 Every kind of cell key maps to a float vector: tuples (RAM, MiniGrid, novelty cells) field by
 field (a name in a tuple, such as the object carried, as a fixed number), downscaled frames
-(bytes) pixel by pixel, rounded observations (see cells/observation.py) by their stored dtype,
-and text by a hashed bag of words (64 buckets; "room: kitchen" lands in fixed places).
+(bytes) pixel by pixel, rounded observations (see cells/observation.py) by their stored dtype
+(a dict observation field by field, text fields left out), and text by a hashed bag of words
+(64 buckets; "room: kitchen" lands in fixed places).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def vector(cell: Hashable) -> np.ndarray:
         if len(cell) == 3 and isinstance(cell[0], str) and isinstance(cell[2], bytes):
             dtype, _, raw = cell  # an observation frozen by cells/observation.py
             return np.frombuffer(raw, dtype=np.dtype(dtype)).astype(np.float64).ravel()
+        if cell and all(
+            isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], str) for f in cell
+        ):
+            # a frozen dict observation: its fields side by side, text fields left out
+            parts = [vector(v) for _, v in cell if not isinstance(v, str)]
+            return np.concatenate(parts) if parts else np.zeros(1)
         try:
             return np.array(list(_numbers(cell)), dtype=np.float64)
         except TypeError:
