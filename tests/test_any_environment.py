@@ -82,3 +82,20 @@ def test_process_pool_imports_user_module_in_workers(user_env_module, tmp_path, 
     assert main(args) == 0
     assert main(["replay", str(run_dir), "--cell", "all"]) == 0
     assert len(RunStore.open(run_dir).load_archive()) > 5
+
+
+def test_non_deterministic_environment_is_never_taken_for_replayable(user_env_module):
+    """A random walk often ends where another ends; the whole path must agree, every time."""
+    import importlib
+
+    from stepstone.envs.generic import GymEnv
+    from stepstone.errors import EnvironmentNotFound
+
+    importlib.import_module(user_env_module)
+    for seed in range(40):
+        with pytest.raises(EnvironmentNotFound, match="not deterministic"):
+            GymEnv(gym.make("UserUnreturnable-v0"), "auto", seed=seed)
+    # A deterministic environment that cannot be pickled is still replayable.
+    env = gym.make("UserCorridor-v0")
+    env.unwrapped.lock = __import__("threading").Lock()
+    assert GymEnv(env, "auto", seed=0).method == "replay"

@@ -23,6 +23,8 @@ import numpy as np
 from ..errors import EnvironmentNotFound
 
 METHODS = ("auto", "deepcopy", "replay")
+# Actions tried when choosing a method: enough that a non-deterministic environment is caught.
+_PROBE_STEPS = 50
 # Adapters of simulators that copy their own state (envs/mujoco.py) use a method of their own.
 NATIVE = "physics"
 
@@ -62,12 +64,13 @@ class GymEnv:
             self.method = self._choose_method(seed)
 
     def _choose_method(self, seed: int) -> str:
-        actions = [self.action_space.sample() for _ in range(20)]
+        actions = [self.action_space.sample() for _ in range(_PROBE_STEPS)]
         if self._copy_keeps_state(seed, actions):
             return "deepcopy"
-        ends = [self._play(seed, actions)[-1] for _ in range(2)]
+        # Whole paths, not only where they end: two random walks often end in the same place.
+        paths = [self._play(seed, actions) for _ in range(2)]
         self.reset(seed)
-        if same(ends[0], ends[1]):
+        if same(paths[0], paths[1]):
             return "replay"
         name = self.env.spec.id if self.env.spec else type(self.env).__name__
         raise EnvironmentNotFound(
@@ -79,13 +82,13 @@ class GymEnv:
         return self._terminated or self._truncated
 
     def _play(self, seed: int | None, actions: list) -> list:
-        """Observations after each action (from reset when ``seed`` is given)."""
+        """(observation, reward) after each action (from reset when ``seed`` is given)."""
         if seed is not None:
             self.reset(seed)
         seen = []
         for a in actions:
-            _, term, trunc = self.step(a)
-            seen.append(self._obs)
+            reward, term, trunc = self.step(a)
+            seen.append((self._obs, reward))
             if term or trunc:
                 break
         return seen
