@@ -8,6 +8,7 @@ driver dies (``kill -9``, OOM) exits within a second instead of running on as an
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import threading
@@ -31,6 +32,9 @@ def _init(factory_bytes: bytes) -> None:
     global _worker
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     _worker = loads(factory_bytes)()
+    # Close the environment before the interpreter finalizes: ale-py reports an emulator still
+    # alive then as a leak, on every worker's exit.
+    atexit.register(_worker.close)
 
 
 def _run(task_bytes: bytes) -> bytes:
