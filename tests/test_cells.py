@@ -85,3 +85,30 @@ def test_dynamic_run_rekeys_and_every_trajectory_still_replays(tmp_path):
     results = list(check(worker, config.seed, TrajectoryTree(store.nodes), archive))
     assert results and all(r.ok for r in results)
     assert len(set(archive.cells)) == len(archive)
+
+
+def test_ram_cells_keys_only_and_paper_bins():
+    """Keys (bits 1-3 of Montezuma's inventory byte) count, a sword does not; x in 8-pixel and
+    y in 16-pixel bins, as in Go-Explore's domain-knowledge runs."""
+    from stepstone.cells.ram import RamCells
+    from stepstone.envs.ale import RAM_LAYOUTS
+    from stepstone.errors import ConfigError
+
+    class FakeAtari:
+        def __init__(self):
+            self._ram = np.zeros(128, dtype=np.uint8)
+
+        def ram(self):
+            return self._ram
+
+    env = FakeAtari()
+    lay = RAM_LAYOUTS["montezuma_revenge"]
+    env._ram[[lay.level, lay.room, lay.objects, lay.x, lay.y]] = [0, 7, 0b100110, 77, 200]
+    # two keys (bits 1, 2) and a sword (bit 5); x 77 // 8 = 9, y 200 // 16 = 12
+    assert RamCells(lay)(env) == (0, 7, 0b110, 9, 12)
+    assert RamCells(lay, objects="all")(env) == (0, 7, 0b100110, 9, 12)
+    assert RamCells(lay, bin_x=16)(env)[3] == 4
+    with pytest.raises(ConfigError, match="objects must be one of"):
+        RamCells(lay, objects="swords")
+    with pytest.raises(ConfigError, match="bins must be >= 1"):
+        RamCells(lay, bin_y=0)

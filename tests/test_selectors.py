@@ -101,7 +101,7 @@ def test_knapsack_greedy_is_optimal(stats, n):
 
 
 def test_domain_terms_hand_computed():
-    """Frontier neighbours, most objects held and the lower-level factor, written out."""
+    """Frontier neighbours, most and fewest objects held and the lower-level factor, written out."""
     a = Archive()
     cells = [
         (0, 1, 0b0, 5, 5),  # neighbours at x 4 and x 6 exist; y 4 and y 6 missing; fewer keys
@@ -116,12 +116,13 @@ def test_domain_terms_hand_computed():
     a.times_chosen[: len(cells)] = 1_000_000
     sel = make("domain")
     count = CountBased().weights(a)
+    # 10: no cell at the same place holds more keys; 0.5: none holds fewer.
     expected_additive = [
-        0.1 * 2,
-        0.3 * 1 + 0.1 * 2 + 10,
-        0.3 * 1 + 0.1 * 2 + 10,
+        0.1 * 2 + 0.5,
+        0.3 * 1 + 0.1 * 2 + 10 + 0.5,
+        0.3 * 1 + 0.1 * 2 + 10 + 0.5,
         0.3 * 2 + 0.1 * 2 + 10,
-        0.3 * 2 + 0.1 * 2 + 10,
+        0.3 * 2 + 0.1 * 2 + 10 + 0.5,
     ]
     level = [0.1, 0.1, 0.1, 0.1, 1.0]
     assert np.allclose(sel.weights(a), (count + expected_additive) * level)

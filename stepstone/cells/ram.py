@@ -1,8 +1,12 @@
-"""Domain-knowledge cells from console RAM: level, room, objects held, and a coarse position.
+"""Domain-knowledge cells from console RAM: level, room, keys held, and a coarse position.
 
 Go-Explore's domain-knowledge cell for Montezuma's Revenge and Pitfall (Ecoffet et al. 2019,
-sec. 3.1): the level, the room, the objects collected and the agent's (x, y) in bins of
-``bin_px`` pixels (16 in the paper's Montezuma runs). The RAM addresses are in envs/ale.py.
+sec. 3.1, and its reference code's defaults): the level, the room, the keys held and the
+agent's position on a grid of 8 x 16 screen pixels (the code doubles x and bins both axes by
+16). Only keys count as objects by default: a sword or a torch picked up would otherwise split
+every cell of the rooms after it without telling the search anything about which doors it can
+open. RAM x and y map one-to-one onto screen pixels (fitted on Montezuma: slope 0.99 and -0.98),
+so the bins are in pixels. The RAM addresses are in envs/ale.py.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from typing import Any
 
 from ..errors import ConfigError
 
+OBJECTS = ("keys", "all")
+
 
 class RamCells:
-    """Cell = (level, room, objects, x // bin, y // bin) read from RAM."""
+    """Cell = (level, room, objects, x // bin_x, y // bin_y) read from RAM."""
 
     name = "ram"
 
-    def __init__(self, layout, bin_px: int = 16):
+    def __init__(self, layout, bin_x: int = 8, bin_y: int = 16, objects: str = "keys"):
         if layout is None:
             from ..envs.ale import RAM_LAYOUTS
 
@@ -25,12 +31,18 @@ class RamCells:
                 "ram cells need the game's RAM layout; known games: "
                 f"{', '.join(sorted(RAM_LAYOUTS))}. Use --cells downscale for other games"
             )
+        if objects not in OBJECTS:
+            raise ConfigError(f"ram cells: objects must be one of {OBJECTS}, not {objects!r}")
+        if min(bin_x, bin_y) < 1:
+            raise ConfigError(f"ram cells: bins must be >= 1 pixel, got {bin_x} x {bin_y}")
         self.layout = layout
-        self.bin_px = bin_px
+        self.bin_x, self.bin_y = int(bin_x), int(bin_y)
+        self.objects = objects
+        self.mask = layout.key_mask if objects == "keys" and layout.key_mask else 0xFF
 
     @property
     def params(self) -> dict:
-        return {"bin_px": self.bin_px}
+        return {"bin_x": self.bin_x, "bin_y": self.bin_y, "objects": self.objects}
 
     def __call__(self, env: Any) -> tuple[int, ...]:
         ram = env.ram()
@@ -38,7 +50,7 @@ class RamCells:
         return (
             int(ram[lay.level]) if lay.level is not None else 0,
             int(ram[lay.room]),
-            int(ram[lay.objects]) if lay.objects is not None else 0,
-            int(ram[lay.x]) // self.bin_px,
-            int(ram[lay.y]) // self.bin_px,
+            int(ram[lay.objects]) & self.mask if lay.objects is not None else 0,
+            int(ram[lay.x]) // self.bin_x,
+            int(ram[lay.y]) // self.bin_y,
         )

@@ -8,7 +8,8 @@ count-based weight of a cell
 - 0.3 for each missing horizontal neighbour (x +- 1, same level, room and objects) and 0.1 for
   each missing vertical one: cells on the edge of what is known are the frontier;
 - 10 when no cell at the same (level, room, x, y) holds more objects: the agent carrying the
-  most keys is the one that can open the next door;
+  most keys is the one that can open the next door; and 0.5 when none holds fewer (the
+  reference code's default "low score" weight): the agent that kept its keys unused;
 
 and multiply it by 0.1 ** (highest level found - the cell's level), so the search moves on once
 a new level is reached. Neighbours are looked up inside the cell's own room, so a neighbour
@@ -36,6 +37,7 @@ class DomainWeights:
     horizontal: float = 0.3
     vertical: float = 0.1
     most_objects: float = 10.0
+    fewest_objects: float = 0.5
     lower_level: float = 0.1
 
 
@@ -64,9 +66,11 @@ class DomainKnowledge(CountBased):
         levels, objects = arr[:, 0], arr[:, 2]
         held = np.array([bin(int(o)).count("1") for o in objects])
         most: dict[tuple, int] = {}
+        fewest: dict[tuple, int] = {}
         for (lv, room, _, x, y), h in zip(arr.tolist(), held.tolist(), strict=True):
             pos = (lv, room, x, y)
             most[pos] = max(most.get(pos, -1), h)
+            fewest[pos] = min(fewest.get(pos, h), h)
         index = archive.index
         d = self.d
         additive = np.zeros(n)
@@ -80,6 +84,8 @@ class DomainKnowledge(CountBased):
             additive[i] = d.horizontal * missing_h + d.vertical * missing_v
             if held[i] >= most[(lv, room, x, y)]:
                 additive[i] += d.most_objects
+            if held[i] <= fewest[(lv, room, x, y)]:
+                additive[i] += d.fewest_objects
         level = d.lower_level ** (levels.max() - levels) if n else np.ones(0)
         self._cached = (*key, additive, level)
         return additive, level
