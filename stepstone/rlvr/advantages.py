@@ -1,0 +1,84 @@
+"""Group-relative advantages for groups of unequal size, and two ways to reshape them.
+
+- ``group_advantages``: GRPO (Shao et al. 2024, "DeepSeekMath"): each rollout's reward minus
+  its group's mean, divided by the group's standard deviation. Groups may differ in size (an
+  allocator gave prompts different budgets); a group whose rewards are all equal gets zeros.
+- ``sharpen_novelty``: XRPO's novelty-guided advantage sharpening (Bamba et al. 2025): correct
+  rollouts the policy found unlikely, relative to the rest of their group, get a bonus.
+- ``recalibrate``: SPEAR's advantage recalibration for replayed experience (Qin et al. 2025,
+  "Learn the Ropes, Then Trust the Wins: Self-imitation with Progressive Exploration for Agentic
+  Reinforcement Learning"): a stored rollout's advantage is recomputed against a baseline from
+  recent rewards, not the stale group it was sampled with.
+
+Pure numpy; rewards are validated (numbers only, no empty group). Not here: the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .state import check_rewards
+
+
+def group_advantages(
+    groups: Sequence[Sequence[float]], scale: bool = True, eps: float = 1e-6
+) -> list[np.ndarray]:
+    """``A_i = (r_i - mean(g)) / (std(g) + eps)`` per group (population std; ``scale=False``
+    keeps only the mean subtraction, as Dr. GRPO does). Zeros for groups with no spread."""
+    out = []
+    for j, g in enumerate(groups):
+        r = check_rewards(g, where=f"group {j}")
+        centred = r - r.mean()
+        std = r.std()
+        if std == 0:
+            out.append(np.zeros_like(r))
+        else:
+            out.append(centred / (std + eps) if scale else centred)
+    return out
+
+
+def nonzero_gradient(groups: Sequence[Sequence[float]]) -> np.ndarray:
+    """True for groups whose rewards differ (their GRPO advantages are not all zero)."""
+    return np.array(
+        [np.ptp(check_rewards(g, where=f"group {j}")) > 0 for j, g in enumerate(groups)]
+    )
+
+
+def sharpen_novelty(
+    advantages: Sequence[float],
+    rewards: Sequence[float],
+    mean_logprobs: Sequence[float],
+    lam: float = 1.0,
+    kappa: float = 0.5,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """XRPO novelty sharpening for one group.
+
+    ``mean_logprobs`` is each rollout's length-normalised log-likelihood under the policy that
+    sampled it. A correct rollout (reward > threshold) less likely than its group's average has
+    novelty ``eta_i = 1 - exp(s_i - mean(s))`` in (0, 1); its advantage becomes
+    ``A_i + min(lam * eta_i, kappa * A_i)``: never more than a ``kappa`` fraction of the
+    advantage it already had, so novelty sharpens a positive signal but cannot create one.
+    Other rollouts are unchanged.
+    """
+    a = np.asarray(advantages, dtype=float)
+    r = check_rewards(rewards, where="rewards of the group to sharpen")
+    s = np.asarray(mean_logprobs, dtype=float)
+    if not (len(a) == len(r) == len(s)):
+        raise ValueError("advantages, rewards and mean_logprobs must have one entry per rollout")
+    eta = np.clip(1.0 - np.exp(s - s.mean()), 0.0, None)
+    bonus = np.minimum(lam * eta, kappa * np.clip(a, 0.0, None))
+    return np.where(r > threshold, a + bonus, a)
+
+
+def recalibrate(rewards: Sequence[float], recent_rewards: Sequence[float], q: float = 50.0):
+    """SPEAR-style recalibrated advantage of replayed rollouts: ``r - percentile(recent, q)``.
+
+    The baseline is the q-th percentile (the median by default) of rewards seen recently, so a
+    stored success stops counting as good once the policy succeeds that often on its own.
+    """
+    r = check_rewards(rewards, where="replayed rewards")
+    recent = check_rewards(recent_rewards, where="recent rewards")
+    return r - np.percentile(recent, q)

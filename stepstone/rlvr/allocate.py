@@ -1,0 +1,222 @@
+"""Rollouts per prompt under a fixed total: where the sampling budget of a step goes.
+
+Three allocators behind one call, ``allocate(stats, budget, min_per_prompt, max_per_prompt)``,
+returning one count per prompt that sums to ``budget`` and lies within [min, max]:
+
+- ``uniform``: the GRPO default, the same group size for every prompt.
+- ``knapsack``: Knapsack RL (Li et al. 2025, "Knapsack RL: Unlocking Exploration of LLMs via
+  Optimizing Budget Allocation"). A prompt with success rate p given N rollouts is worth
+  ``(1 - p**N - (1 - p)**N) * p * (1 - p)**2``: the probability that its group has both a
+  success and a failure (otherwise GRPO's advantage, hence its gradient, is zero) times the
+  paper's InfoGain approximation p(1-p)^2. Each rollout costs one unit.
+- ``xrpo``: XRPO's rollout allocator (Bamba et al. 2025, "XRPO: Pushing the limits of GRPO with
+  Targeted Exploration and Exploitation"): the next rollout goes to the prompt whose Student-t
+  confidence interval on the mean reward would shrink most, plus an exploration bonus.
+
+``make_allocator(name)`` builds one from the registry. Not here: estimating p (see state.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from .errors import BudgetError, MissingExtraError
+from .state import PromptStats
+
+
+def check_budget(n_prompts: int, budget: int, lo: int, hi: int | None) -> int:
+    """Validate a split of ``budget`` over ``n_prompts`` in [lo, hi]; returns the upper bound."""
+    if n_prompts == 0:
+        raise BudgetError("no prompts to allocate rollouts to; pass at least one prompt")
+    if lo < 1:
+        raise BudgetError(
+            f"min_per_prompt={lo}: every prompt needs at least 1 rollout; use min_per_prompt >= 1 "
+            "(2 or more for a group-relative advantage)"
+        )
+    hi = budget if hi is None else hi
+    if hi < lo:
+        raise BudgetError(f"max_per_prompt={hi} is below min_per_prompt={lo}; raise the maximum")
+    if budget < n_prompts * lo:
+        raise BudgetError(
+            f"budget of {budget} rollouts is smaller than {n_prompts} prompts x min_per_prompt "
+            f"{lo} = {n_prompts * lo}; raise the budget to at least {n_prompts * lo}, lower "
+            "min_per_prompt, or use fewer prompts per step"
+        )
+    if budget > n_prompts * hi:
+        raise BudgetError(
+            f"budget of {budget} rollouts exceeds {n_prompts} prompts x max_per_prompt {hi} = "
+            f"{n_prompts * hi}; raise max_per_prompt or lower the budget"
+        )
+    return hi
+
+
+def spread(counts: np.ndarray, extra: int, eligible: np.ndarray, hi: int) -> int:
+    """Hand ``extra`` rollouts round-robin to ``eligible`` prompts below ``hi``; return the rest."""
+    while extra > 0:
+        room = eligible & (counts < hi)
+        if not room.any():
+            break
+        for i in np.flatnonzero(room):
+            if extra == 0:
+                break
+            counts[i] += 1
+            extra -= 1
+    return extra
+
+
+class Allocator:
+    """Base class: subclasses implement ``_allocate`` on validated input."""
+
+    name = "base"
+
+    def allocate(
+        self, stats: PromptStats, budget: int, min_per_prompt: int = 2, max_per_prompt=None
+    ) -> np.ndarray:
+        hi = check_budget(len(stats), budget, min_per_prompt, max_per_prompt)
+        counts = self._allocate(stats, budget, min_per_prompt, hi)
+        assert counts.sum() == budget and counts.min() >= min_per_prompt and counts.max() <= hi
+        return counts
+
+    def _allocate(self, stats: PromptStats, budget: int, lo: int, hi: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Uniform(Allocator):
+    """The same number for every prompt; the remainder one each to the first prompts."""
+
+    name = "uniform"
+
+    def _allocate(self, stats, budget, lo, hi):
+        k = len(stats)
+        counts = np.full(k, budget // k, dtype=np.int64)
+        counts[: budget - counts.sum()] += 1
+        return counts
+
+
+def nonzero_gradient_probability(p: np.ndarray | float, n: np.ndarray | int) -> np.ndarray:
+    """P(a group of n binary rollouts has both outcomes) = 1 - p^n - (1-p)^n (Knapsack RL)."""
+    p = np.asarray(p, dtype=float)
+    return 1.0 - p**n - (1.0 - p) ** n
+
+
+def knapsack_value(p: np.ndarray | float, n: np.ndarray | int) -> np.ndarray:
+    """Knapsack RL's value of n rollouts on a prompt of success rate p:
+    ``(1 - p^n - (1-p)^n) * p (1-p)^2`` (non-zero-gradient probability x InfoGain)."""
+    p = np.asarray(p, dtype=float)
+    return nonzero_gradient_probability(p, n) * p * (1.0 - p) ** 2
+
+
+@dataclass(frozen=True)
+class Knapsack(Allocator):
+    """Knapsack RL allocation, solved exactly by greedy marginal gains.
+
+    Every rollout costs the same, and the value is concave in N for each prompt (its increments
+    ``p^N (1-p) + (1-p)^N p`` times p(1-p)^2 shrink as N grows), so handing out rollouts one at
+    a time to the largest marginal gain maximises the total value under the budget and the
+    per-prompt bounds. Rollouts no prompt gains from (every remaining prompt has p = 0 or 1, or
+    is at its maximum) are the surplus: they go to unsolved prompts (p = 0), where a first
+    success would be worth most; what is left after that is spread over the rest.
+
+    ``unseen_rate`` stands in for prompts never visited (0.5: treated as informative).
+    """
+
+    unseen_rate: float = 0.5
+    name = "knapsack"
+
+    def _allocate(self, stats, budget, lo, hi):
+        p = np.where(np.isnan(stats.rate), self.unseen_rate, stats.rate)
+        counts = np.full(len(p), lo, dtype=np.int64)
+        left = budget - counts.sum()
+        heap = []
+        for i in range(len(p)):
+            gain = float(knapsack_value(p[i], lo + 1) - knapsack_value(p[i], lo))
+            if gain > 0 and counts[i] < hi:
+                heap.append((-gain, i))
+        heapq.heapify(heap)
+        while left > 0 and heap:
+            _, i = heapq.heappop(heap)
+            counts[i] += 1
+            left -= 1
+            if counts[i] < hi:
+                c = counts[i]
+                gain = float(knapsack_value(p[i], c + 1) - knapsack_value(p[i], c))
+                if gain > 0:
+                    heapq.heappush(heap, (-gain, i))
+        left = spread(counts, left, p == 0.0, hi)
+        spread(counts, left, np.ones(len(p), bool), hi)
+        return counts
+
+
+@functools.lru_cache(maxsize=4096)
+def t_quantile(q: float, dof: int) -> float:
+    """Student-t quantile (scipy, which the novelty and rlvr extras install)."""
+    try:
+        from scipy.stats import t
+    except ImportError as e:  # pragma: no cover - scipy ships with the extras
+        raise MissingExtraError(
+            "the xrpo allocator needs scipy for Student-t quantiles; pip install scipy"
+        ) from e
+    return float(t.ppf(q, dof))
+
+
+@dataclass(frozen=True)
+class XRPO(Allocator):
+    """XRPO's uncertainty-reduction priority, allocated greedily one rollout at a time.
+
+    With s_q the reward standard deviation of prompt q (from its latest visit) and n_q the
+    rollouts given to it so far, the half-width of the (1 - alpha) Student-t interval on its
+    mean reward is ``h_q(n) = t_{1-alpha/2, n-1} s_q / sqrt(n)``; the priority of one more
+    rollout is ``h_q(n_q) - h_q(n_q + 1) + lam * sqrt(ln T / n_q)``, T the rollouts handed out
+    so far in this step. Unvisited prompts use ``unseen_std`` (0.5, a fair coin's).
+    """
+
+    alpha: float = 0.05
+    lam: float = 0.1
+    unseen_std: float = 0.5
+    name = "xrpo"
+
+    def half_width(self, s: float, n: int) -> float:
+        if n < 2:
+            return math.inf if s > 0 else 0.0
+        return t_quantile(1 - self.alpha / 2, n - 1) * s / math.sqrt(n)
+
+    def priority(self, s: float, n: int, total: int) -> float:
+        reduction = self.half_width(s, n) - self.half_width(s, n + 1)
+        if math.isinf(reduction) or math.isnan(reduction):
+            reduction = 1e6  # a prompt with a single rollout: any second one is informative
+        return reduction + self.lam * math.sqrt(math.log(max(total, 2)) / n)
+
+    def _allocate(self, stats, budget, lo, hi):
+        s = np.where(np.isnan(stats.std), self.unseen_std, stats.std)
+        counts = np.full(len(s), lo, dtype=np.int64)
+        total = int(counts.sum())
+        while total < budget:
+            pri = np.array(
+                [
+                    self.priority(float(s[i]), int(counts[i]), total) if counts[i] < hi else -1
+                    for i in range(len(s))
+                ]
+            )
+            i = int(np.argmax(pri))
+            counts[i] += 1
+            total += 1
+        return counts
+
+
+REGISTRY: dict[str, type[Allocator]] = {"uniform": Uniform, "knapsack": Knapsack, "xrpo": XRPO}
+
+
+def make_allocator(name: str, **options) -> Allocator:
+    try:
+        cls = REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown allocator {name!r}; choose one of {', '.join(REGISTRY)}"
+        ) from None
+    return cls(**options)

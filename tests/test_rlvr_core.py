@@ -1,0 +1,339 @@
+"""RLVR parts against hand-computed values: allocators, state, advantages, losses, batches."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stepstone.errors import ConfigError, StepstoneError
+from stepstone.rlvr import (
+    XRPO,
+    BudgetError,
+    EmptyGroupError,
+    Knapsack,
+    PromptStats,
+    PromptStore,
+    RewardError,
+    Uniform,
+    Visit,
+    knapsack_value,
+    make_allocator,
+)
+from stepstone.rlvr.advantages import group_advantages, recalibrate, sharpen_novelty
+from stepstone.rlvr.batches import Group, RoRecomp, SelfImitationBuffer, dynamic_sampling
+from stepstone.rlvr.losses import overlong_penalty, policy_loss
+
+# ---------------------------------------------------------------- allocators
+
+
+def test_knapsack_value_hand_computed():
+    # p = 0.5, N = 4: (1 - 1/16 - 1/16) * 0.5 * 0.25 = 0.875 * 0.125
+    assert knapsack_value(0.5, 4) == pytest.approx(0.109375)
+    # p = 0.2, N = 2: (1 - 0.04 - 0.64) * 0.2 * 0.64 = 0.32 * 0.128
+    assert knapsack_value(0.2, 2) == pytest.approx(0.04096)
+    assert knapsack_value(0.0, 8) == 0 and knapsack_value(1.0, 8) == 0
+
+
+def test_knapsack_greedy_hand_computed():
+    # Start at min 2 each. Marginal gains:
+    #   p=.5: N 2->3 (0.75-0.5)*0.125 = 0.03125, 3->4 (0.875-0.75)*0.125 = 0.015625
+    #   p=.2: N 2->3 (0.48-0.32)*0.128 = 0.02048, 3->4 (0.5888-0.48)*0.128 = 0.0139264
+    # Budget 6: 0.03125 (p=.5), 0.02048 (p=.2) -> [3, 3]; budget 7 adds 0.015625 -> [4, 3].
+    stats = PromptStats.from_rates([0.5, 0.2])
+    assert Knapsack().allocate(stats, 6, 2, 6).tolist() == [3, 3]
+    assert Knapsack().allocate(stats, 7, 2, 6).tolist() == [4, 3]
+
+
+def test_knapsack_surplus_goes_to_unsolved_prompts():
+    stats = PromptStats.from_rates([0.5, 0.0, 1.0])
+    # Only p=.5 gains (to its max 4, gains 0.03125 and 0.015625 > 0): 8 = [4, 2, 2].
+    assert Knapsack().allocate(stats, 8, 2, 4).tolist() == [4, 2, 2]
+    # Two left after p=.5 is full: the unsolved prompt (p=0) takes them, not the solved one.
+    assert Knapsack().allocate(stats, 10, 2, 4).tolist() == [4, 4, 2]
+    # Unsolved prompt at its max too: the last one goes wherever there is room.
+    assert Knapsack().allocate(stats, 11, 2, 4).tolist() == [4, 4, 3]
+
+
+def test_unseen_prompts_are_split_evenly():
+    stats = PromptStats.unseen(["a", "b", "c", "d"])
+    assert Knapsack().allocate(stats, 32, 2, 32).tolist() == [8, 8, 8, 8]
+
+
+def test_uniform_and_registry():
+    stats = PromptStats.unseen(["a", "b", "c"])
+    assert Uniform().allocate(stats, 10, 2).tolist() == [4, 3, 3]
+    assert isinstance(make_allocator("knapsack"), Knapsack)
+    with pytest.raises(ConfigError, match="choose one of uniform, knapsack, xrpo"):
+        make_allocator("thompson")
+
+
+def test_xrpo_half_width_and_priority_hand_computed():
+    x = XRPO(alpha=0.05, lam=0.1)
+    # t_{0.975, 1} = 12.7062; h(2) = 12.7062 * 0.5 / sqrt(2) = 4.4923
+    assert x.half_width(0.5, 2) == pytest.approx(12.7062047 * 0.5 / math.sqrt(2), rel=1e-6)
+    # s = 0: no uncertainty to reduce, only the bonus 0.1 * sqrt(ln 4 / 2) = 0.083255
+    assert x.priority(0.0, 2, 4) == pytest.approx(0.1 * math.sqrt(math.log(4) / 2))
+    # With no bonus every extra rollout goes to the uncertain prompt.
+    stats = PromptStats.from_rates([0.5, 0.0])  # std 0.5 and 0
+    assert XRPO(lam=0.0).allocate(stats, 7, 2, 7).tolist() == [5, 2]
+
+
+def test_xrpo_prefers_uncertain_prompts():
+    stats = PromptStats.from_rates([0.5, 0.1, 0.0, 1.0])
+    c = XRPO().allocate(stats, 40, 2, 20)
+    # s = 0 for p in {0, 1}: those get rollouts from the exploration bonus only, equally.
+    assert c[0] > c[1] > max(c[2], c[3]) and abs(c[2] - c[3]) <= 1
+
+
+def brute_force_best(p, budget, lo, hi):
+    best = -1.0
+    for combo in itertools.product(range(lo, hi + 1), repeat=len(p)):
+        if sum(combo) == budget:
+            value = sum(float(knapsack_value(pi, n)) for pi, n in zip(p, combo, strict=True))
+            best = max(best, value)
+    return best
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    p=st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.7, 0.9, 1.0]), min_size=1, max_size=4),
+    lo=st.integers(1, 2),
+    extra=st.integers(0, 6),
+    hi_extra=st.integers(0, 4),
+)
+def test_knapsack_greedy_is_exact(p, lo, extra, hi_extra):
+    hi = lo + hi_extra
+    budget = min(len(p) * lo + extra, len(p) * hi)
+    counts = Knapsack().allocate(PromptStats.from_rates(p), budget, lo, hi)
+    value = sum(float(knapsack_value(pi, n)) for pi, n in zip(p, counts, strict=True))
+    assert value == pytest.approx(brute_force_best(p, budget, lo, hi), abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rates=st.lists(st.one_of(st.floats(0, 1), st.just(float("nan"))), min_size=1, max_size=12),
+    lo=st.integers(1, 4),
+    hi_extra=st.integers(0, 12),
+    frac=st.floats(0, 1),
+    name=st.sampled_from(["uniform", "knapsack", "xrpo"]),
+)
+def test_allocations_sum_to_budget_within_bounds(rates, lo, hi_extra, frac, name):
+    hi = lo + hi_extra
+    k = len(rates)
+    budget = k * lo + int(frac * k * (hi - lo))
+    stats = PromptStats.from_rates(rates)
+    counts = make_allocator(name).allocate(stats, budget, lo, hi)
+    assert counts.sum() == budget and counts.min() >= lo and counts.max() <= hi
+
+
+def test_budget_errors_name_the_fix():
+    stats = PromptStats.unseen(["a", "b", "c"])
+    with pytest.raises(BudgetError, match=r"3 prompts x min_per_prompt 4 = 12; raise the budget"):
+        Knapsack().allocate(stats, 8, 4)
+    with pytest.raises(BudgetError, match="raise max_per_prompt"):
+        Uniform().allocate(stats, 30, 2, 4)
+    with pytest.raises(BudgetError, match="min_per_prompt >= 1"):
+        Uniform().allocate(stats, 3, 0)
+    assert issubclass(BudgetError, ConfigError)
+
+
+# ---------------------------------------------------------------- state
+
+
+def test_store_keeps_latest_visit_and_totals(tmp_path):
+    with PromptStore(tmp_path) as s:
+        s.record([Visit.from_group("a", 0, [1, 0, 0, 0], [3, 4, 5, 4])])
+        s.record([Visit.from_group("a", 5, [1, 1, 0, 1]), Visit.from_group("b", 5, [0, 0])])
+    with PromptStore(tmp_path) as s:  # reopened from disk
+        st_ = s.stats(["a", "b", "never"])
+        assert st_.rate[:2].tolist() == [0.75, 0.0] and math.isnan(st_.rate[2])
+        assert st_.n.tolist() == [4, 2, 0] and st_.last_step.tolist() == [5, 5, -1]
+        assert s.totals("a") == (2, 8, 4) and s.last_step() == 5
+        assert s.history("a")[0].length_mean == 4.0
+
+
+def test_failed_step_writes_nothing(tmp_path):
+    class Boom(Visit):
+        pass
+
+    with PromptStore(tmp_path) as s:
+        s.record([Visit.from_group("a", 0, [1, 0])])
+        bad = [Visit.from_group("a", 1, [1, 1]), "not a visit"]
+        with pytest.raises(AttributeError):
+            s.record(bad)  # type: ignore[list-item]
+        assert s.last_step() == 0 and s.totals("a") == (1, 2, 1)
+
+
+def test_killed_run_loses_no_committed_step(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        from stepstone.rlvr import PromptStore, Visit
+        s = PromptStore({str(tmp_path)!r})
+        step = 0
+        while True:
+            s.record([Visit.from_group(f"p{{i}}", step, [1, 0, 1]) for i in range(20)])
+            print(step, flush=True)
+            step += 1
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    for _ in range(30):
+        last_printed = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    with PromptStore(tmp_path) as s:
+        last = s.last_step()
+        assert last >= last_printed
+        # Every committed step is whole: all 20 prompts, never a half-written step.
+        for i in range(20):
+            assert s.totals(f"p{i}") == (last + 1, 3 * (last + 1), 2 * (last + 1))
+
+
+def test_reward_errors_name_the_fix():
+    with pytest.raises(RewardError, match=r"returned 'yes' \(str\) at position 1; return one"):
+        Visit.from_group("a", 0, [1.0, "yes"])
+    with pytest.raises(RewardError, match="finite"):
+        group_advantages([[1.0, float("nan")]])
+    with pytest.raises(EmptyGroupError, match="min_per_prompt >= 1"):
+        group_advantages([[1.0, 0.0], []])
+    assert issubclass(RewardError, StepstoneError)
+
+
+# ---------------------------------------------------------------- advantages
+
+
+def test_group_advantages_unequal_sizes_hand_computed():
+    a = group_advantages([[1, 0, 0, 1], [1, 0, 0], [1, 1], [0.5]])
+    # mean .5, std .5 -> +-1
+    assert np.allclose(a[0], [1, -1, -1, 1], atol=1e-5)
+    # mean 1/3, std sqrt(2/9) = 0.4714: (2/3)/0.4714 = 1.4142, (-1/3)/0.4714 = -0.7071
+    assert np.allclose(a[1], [1.41421, -0.70711, -0.70711], atol=1e-4)
+    assert a[2].tolist() == [0, 0] and a[3].tolist() == [0]
+    # Dr. GRPO style: mean subtraction only
+    assert np.allclose(group_advantages([[1, 0, 0]], scale=False)[0], [2 / 3, -1 / 3, -1 / 3])
+
+
+def test_novelty_sharpening_hand_computed():
+    a = [0.70711, 0.70711, -1.41421]
+    r = [1, 1, 0]
+    s = [-1.0, -2.0, -1.5]  # mean -1.5
+    # eta = 1 - exp(s - mean) = [1 - e^.5 < 0 -> 0, 1 - e^-.5 = 0.39347, (wrong: unchanged)]
+    # lam=1, kappa=.5: bonus_1 = min(0.39347, 0.5 * 0.70711 = 0.35355) = 0.35355
+    assert np.allclose(sharpen_novelty(a, r, s, 1.0, 0.5), [0.70711, 1.06066, -1.41421])
+    # lam=.5: bonus_1 = min(0.19673, 0.35355) = 0.19673
+    assert np.allclose(sharpen_novelty(a, r, s, 0.5, 0.5), [0.70711, 0.90384, -1.41421], atol=1e-5)
+
+
+def test_recalibrate_hand_computed():
+    # median of [0, 0, 1, 1, 1] is 1: [1 - 1, 0.5 - 1]
+    assert recalibrate([1, 0.5], [0, 0, 1, 1, 1]).tolist() == [0, -0.5]
+    assert recalibrate([1, 0.5], [0, 0, 0, 1]).tolist() == [1, 0.5]
+
+
+# ---------------------------------------------------------------- losses
+
+
+def loss_and_grad(ratio, adv, **kw):
+    logp = torch.tensor([[math.log(ratio)]], requires_grad=True)
+    loss = policy_loss(logp, torch.zeros(1, 1), torch.tensor([adv]), torch.ones(1, 1), **kw)
+    loss.backward()
+    return loss.item(), logp.grad.item()
+
+
+def test_clipping_variants_hand_computed():
+    # PPO, ratio 1.5, A = 1: min(1.5, clip 1.2) = 1.2 -> loss -1.2, no gradient
+    assert loss_and_grad(1.5, 1.0) == pytest.approx((-1.2, 0.0))
+    # DAPO clip-higher eps_high .28: ratio 1.25 is inside -> loss -1.25, d/dlogp = -ratio
+    assert loss_and_grad(1.25, 1.0, eps_high=0.28) == pytest.approx((-1.25, -1.25))
+    assert loss_and_grad(1.25, 1.0) == pytest.approx((-1.2, 0.0))
+    # GPPO keeps a gradient on clipped tokens: value -1.2, gradient -(1 + eps_high) * A = -1.2
+    assert loss_and_grad(1.5, 1.0, mode="gppo") == pytest.approx((-1.2, -1.2))
+    # A = -1, ratio .5: PPO min(-.5, -.8) = -.8 -> loss .8, no gradient; GPPO gradient .8
+    assert loss_and_grad(0.5, -1.0) == pytest.approx((0.8, 0.0))
+    assert loss_and_grad(0.5, -1.0, mode="gppo") == pytest.approx((0.8, 0.8))
+    with pytest.raises(ConfigError, match="choose one of ppo, gppo"):
+        loss_and_grad(1.0, 1.0, mode="trpo")
+
+
+def test_token_mean_vs_seq_mean_hand_computed():
+    logp = torch.zeros(2, 3)
+    mask = torch.tensor([[1.0, 0, 0], [1, 1, 1]])
+    adv = torch.tensor([-1.0, 1.0])  # per-token losses: +1 (1 token), -1 (3 tokens)
+    # token mean (DAPO): (1 - 3) / 4 = -0.5; sequence mean (GRPO): (1 + -1) / 2 = 0
+    assert policy_loss(logp, logp, adv, mask).item() == pytest.approx(-0.5)
+    assert policy_loss(logp, logp, adv, mask, aggregation="seq_mean").item() == pytest.approx(0)
+
+
+def test_overlong_penalty_hand_computed():
+    # max 20, cache 4: free up to 16, then (16 - L) / 4, -1 beyond 20
+    got = overlong_penalty([10, 16, 18, 20, 25], 20, 4)
+    assert got.tolist() == [0, 0, -0.5, -1, -1]
+    with pytest.raises(ConfigError, match="max_length // 4"):
+        overlong_penalty([1], 20, 0)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def test_dynamic_sampling_drops_all_same_groups_and_refills():
+    made = itertools.count()
+
+    def sample(k):
+        out = []
+        for _ in range(k):
+            i = next(made)
+            out.append(Group(f"q{i}", ["x", "y"], [1, 0] if i % 3 == 0 else [1, 1]))
+        return out
+
+    groups, info = dynamic_sampling(sample, target_groups=3)
+    assert [g.prompt for g in groups] == ["q0", "q3", "q6"]
+    assert all(g.informative for g in groups)
+    assert info["dropped"] == info["sampled"] - 3 and info["rounds"] > 1
+
+
+def test_rorecomp_split_hand_computed():
+    g = Group("q", list("abcdefg"), [1, 1, 1, 0, 0, 0, 0], lengths=[5, 3, 9, 2, 8, 6, 7])
+    # correct 0,1,2: round(.5 * 3) = 2 shortest -> 1 (3), 0 (5)
+    # wrong 3,4,5,6: 2 longest -> 4 (8), 6 (7)
+    pri, rest = RoRecomp(priority_fraction=0.5).split(g)
+    assert pri.tolist() == [0, 1, 4, 6] and rest.tolist() == [2, 3, 5]
+
+
+def test_rorecomp_compensation_batches_come_from_the_buffer():
+    r = RoRecomp(compensation_size=4, compensation_every=2)
+    g = Group("q", list("abcdef"), [1, 1, 0, 0, 1, 0], lengths=[1, 2, 3, 4, 5, 6])
+    _, comp1 = r.step([g])
+    assert comp1 == [] and len(r.buffer) == 2
+    _, comp2 = r.step([g])  # due, but only 4 buffered after this step's split -> taken
+    assert len(comp2) == 4 and len(r.buffer) == 0
+    r.step([g])
+    _, comp4 = r.step([g])
+    assert len(comp4) == 4 and all(item[0] is g for item in comp4)
+
+
+def test_self_imitation_buffer_recalibrates_and_forgets():
+    buf = SelfImitationBuffer(max_age=10)
+    g = Group("q", ["win", "l1", "l2", "l3"], [1, 0, 0, 0])
+    assert buf.add(g, group_advantages([g.rewards])[0], step=0) == 1
+    buf.observe([0, 0, 0, 1])  # median 0: the win is still better than usual
+    [(item, adv)] = buf.sample(4, step=1)
+    assert item.rollout == "win" and adv == 1.0
+    buf.observe([1] * 600)  # the policy now wins all the time: median 1 -> advantage 0, dropped
+    assert buf.sample(4, step=2) == [] and len(buf.items) == 0
+    buf.add(g, [1, 0, 0, 0], step=0)
+    buf.observe([0] * 600)
+    assert buf.sample(4, step=30) == []  # too old
+
+
+def test_group_with_mismatched_rewards_is_refused():
+    with pytest.raises(EmptyGroupError, match="exactly one reward per rollout"):
+        Group("q", ["a", "b"], [1.0])
