@@ -64,3 +64,19 @@ def test_replay_command_detects_a_tampered_trajectory(tmp_path, capsys):
     capsys.readouterr()
     assert main(["replay", str(run_dir), "--cell", "all"]) == 1
     assert "mismatch" in capsys.readouterr().err
+
+
+def test_success_is_the_first_level_completed():
+    """Montezuma's goal for the report's success and frames_to_success: level 1 done."""
+    from stepstone.envs.ale import RAM_LAYOUTS, AtariEnv
+
+    env = AtariEnv("montezuma_revenge")
+    env.reset(0)
+    assert not env.success()
+    env.ale.setRAM(RAM_LAYOUTS["montezuma_revenge"].level, 1)
+    assert env.success()
+    pong = AtariEnv("pong")
+    pong.reset(0)
+    assert not pong.success()  # no layout, no goal known
+    env.close()
+    pong.close()

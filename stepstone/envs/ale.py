@@ -132,6 +132,12 @@ class AtariEnv:
         level = int(ram[self.layout.level]) if self.layout.level is not None else 0
         return level, int(ram[self.layout.room])
 
+    def success(self) -> bool:
+        """The first level completed, in games whose RAM layout knows the level (Montezuma's
+        Revenge): the goal Go-Explore's papers report as "solving level 1"."""
+        lay = self.layout
+        return lay is not None and lay.level is not None and int(self.ram()[lay.level]) > 0
+
     def close(self) -> None:
         # Drop the emulator now rather than at interpreter exit, when ale-py's bindings report
         # the still-alive instance as a leak.
