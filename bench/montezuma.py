@@ -90,22 +90,26 @@ def main() -> None:
             store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
             run(store, RunOptions(frames, args.workers, progress=True))
             history = store.metrics()
+            solved = next((m["frames"] for m in history if (m["level"] or 0) >= 1), None)
             for cp in checkpoints:
                 m = at(history, cp)
                 if m is None:
                     continue
-                results.append({**m, "kind": cells, "seed": seed, "checkpoint": cp})
+                results.append(
+                    {**m, "kind": cells, "seed": seed, "checkpoint": cp, "level1_at": solved}
+                )
             store.close()
 
     print(
         f"\n{'cells':<12} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
-        f"{'best score':>11} {'cells':>8} {'hours':>6}"
+        f"{'best score':>11} {'cells':>8} {'hours':>6} {'level 1 solved at':>18}"
     )
     for r in results:
+        solved = f"{r['level1_at']:,}" if r["level1_at"] else "-"
         print(
             f"{r['kind']:<12} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
             f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
-            f"{r['seconds'] / 3600:>6.2f}"
+            f"{r['seconds'] / 3600:>6.2f} {solved:>18}"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
