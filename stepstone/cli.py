@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CELL_KINDS, ExploreConfig, parse_count
+from .config import CELL_KINDS, EXPLORERS, ExploreConfig, parse_count
 from .errors import ConfigError, StepstoneError
 from .executors import BACKENDS
+from .selectors import MODEL_SELECTORS
 from .selectors import REGISTRY as SELECTORS
 
 
@@ -39,6 +40,20 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
         help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    p.add_argument(
+        "--llm-url",
+        default=None,
+        help="OpenAI-compatible base URL (http://HOST:PORT/v1) or local:DIR for a transformers "
+        "model directory (default: $STEPSTONE_LLM_URL; resume: the run's)",
+    )
+    p.add_argument(
+        "--llm-budget",
+        default=None,
+        help="model calls for the whole run, e.g. 500; the run stops there, resumable "
+        "(cached answers are free; resume: the run's)",
+    )
+    p.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per model request")
+    p.add_argument("--llm-concurrency", type=int, default=8, help="model requests at once")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="non-Atari environments: auto, deepcopy or replay",
     )
+    p.add_argument(
+        "--explorer", default="random", choices=EXPLORERS,
+        help="random: Go-Explore's repeated random actions; llm: a model picks the actions",
+    )  # fmt: skip
+    p.add_argument("--llm-model", default=None, help="the model (default: $STEPSTONE_LLM_MODEL)")
+    p.add_argument(
+        "--llm-judge", action="store_true",
+        help="a model decides whether each new cell is interesting enough to archive (IGE)",
+    )  # fmt: skip
+    p.add_argument("--llm-actions", type=int, default=1, help="actions the model picks per call")
+    p.add_argument(
+        "--llm-prompts", type=Path, default=None, metavar="FILE.json",
+        help="prompt templates replacing the defaults: {role: template}, roles system, "
+        "select, act, judge, score",
+    )  # fmt: skip
     _add_run_options(p, "1M")
 
     p = sub.add_parser("resume", help="continue a run from its last commit")
@@ -154,6 +184,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     env = args.env
     if env.startswith("textworld:"):  # the run must find its game from any directory
         env = "textworld:" + str(Path(env.partition(":")[2]).resolve())
+    llm = _llm_settings(args, args.llm_url, args.llm_model, args.llm_budget)
+    wants_model = args.selector in MODEL_SELECTORS or args.explorer == "llm" or args.llm_judge
     config = ExploreConfig(
         env=env,
         seed=args.seed,
@@ -165,6 +197,11 @@ def cmd_explore(args: argparse.Namespace) -> int:
         end_on_life_loss=args.end_on_life_loss,
         return_method=args.return_method,
         imports=tuple(args.imports),
+        explorer=args.explorer,
+        llm_model=llm.model if wants_model else None,
+        llm_actions=args.llm_actions,
+        llm_judge=args.llm_judge,
+        llm_prompts=_prompts(args.llm_prompts),
     )
     frames = parse_count(args.frames, "--frames")
     run_dir = args.run_dir or _default_run_dir(args.env, args.seed)
@@ -173,8 +210,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from .worker import Worker
 
     Worker.from_config(config).close()
+    if config.uses_model:
+        llm.check()  # nothing listening, or no such model: said now, before a run is written
     store = runner.open_run(config, run_dir)
-    return _run(store, frames, args, report)
+    return _run(store, frames, args, report, llm if config.uses_model else None)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -184,7 +223,40 @@ def cmd_resume(args: argparse.Namespace) -> int:
     budget = int(store.meta("budget", "0"))
     frames = parse_count(args.frames, "--frames") if args.frames is not None else budget
     _check_workers(args.workers)
-    return _run(store, frames, args, report)
+    config = store.config
+    llm = None
+    if config.uses_model:
+        url = args.llm_url or store.meta("llm_url")
+        budget = args.llm_budget or store.meta("llm_budget")
+        llm = _llm_settings(args, url, config.llm_model, budget)
+    return _run(store, frames, args, report, llm)
+
+
+def _llm_settings(args: argparse.Namespace, url, model, budget):
+    """The model's settings from the options (the environment fills what they leave out)."""
+    from .llm.client import Settings
+
+    if args.llm_timeout <= 0:
+        raise ConfigError(f"--llm-timeout must be > 0 seconds, got {args.llm_timeout}")
+    if args.llm_concurrency < 1:
+        raise ConfigError(f"--llm-concurrency must be >= 1, got {args.llm_concurrency}")
+    calls = parse_count(budget, "--llm-budget") if budget is not None else None
+    return Settings(url, model, budget=calls, timeout=args.llm_timeout,
+                    concurrency=args.llm_concurrency).resolved()  # fmt: skip
+
+
+def _prompts(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read --llm-prompts {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--llm-prompts {path} is not JSON ({e})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"--llm-prompts {path} must map role names to template strings")
+    return data
 
 
 def _check_workers(workers: int | None) -> None:
@@ -193,14 +265,22 @@ def _check_workers(workers: int | None) -> None:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
 
 
-def _run(store, frames: int, args: argparse.Namespace, report) -> int:
+def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
     from .runner import RunOptions, run
 
     store.set_meta("budget", str(frames))
+    if llm is not None:
+        if llm.url:
+            store.set_meta("llm_url", llm.url)
+        if llm.budget is not None:
+            store.set_meta("llm_budget", str(llm.budget))
     opts = RunOptions(
-        frames, args.workers, args.backend, not args.no_progress, address=args.address
+        frames, args.workers, args.backend, not args.no_progress, address=args.address, llm=llm
     )
-    run(store, opts)
+    last = run(store, opts)
+    if last.get("stopped"):
+        print(f"stopped: {last['stopped']}; continue: stepstone resume {store.path} "
+              "--llm-budget N", file=sys.stderr)  # fmt: skip
     s = report.write(store)
     print(
         f"{s['env']}: {s['frames']:,} frames, {s['cells']} cells, best score {s['best_score']:g}"

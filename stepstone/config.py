@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
+from .selectors import MODEL_SELECTORS
 from .selectors import REGISTRY as SELECTORS
+
+EXPLORERS = ("random", "llm")
 
 CELL_KINDS = (
     "auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid", "novelty", "learned",
@@ -33,6 +36,15 @@ class ExploreConfig:
     return_method: str = "auto"  # non-Atari: auto, deepcopy or replay (envs/generic.py)
     imports: tuple[str, ...] = ()
     batch: int = 100  # explorations per iteration (one metrics row, one commit)
+    # A language model in the loop (Intelligent Go-Explore, Language Frontier Guide): the
+    # model (part of what defines the run; its URL, key and call budget are run options), the
+    # explorer ("llm": the model picks actions), actions per model call, whether the model
+    # judges which new cells enter the archive, and prompt templates overriding llm/prompts.py.
+    explorer: str = "random"
+    llm_model: str | None = None
+    llm_actions: int = 1
+    llm_judge: bool = False
+    llm_prompts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -52,6 +64,35 @@ class ExploreConfig:
             raise ConfigError(f"repeat probability must be in [0, 1], got {self.repeat_prob}")
         if self.batch < 1:
             raise ConfigError(f"batch must be >= 1, got {self.batch}")
+        if self.explorer not in EXPLORERS:
+            raise ConfigError(
+                f"unknown explorer {self.explorer!r}; choose one of {', '.join(EXPLORERS)}"
+            )
+        if self.llm_actions < 1:
+            raise ConfigError(f"--llm-actions must be >= 1, got {self.llm_actions}")
+        if self.uses_model and not self.llm_model:
+            raise ConfigError(
+                f"{self.model_roles()[0]} asks a language model: give --llm-model NAME and "
+                "--llm-url URL (or set STEPSTONE_LLM_MODEL and STEPSTONE_LLM_URL)"
+            )
+        from .llm.prompts import Prompts
+
+        Prompts(self.llm_prompts)  # unknown roles or fields are refused now, not mid-run
+
+    def model_roles(self) -> list[str]:
+        """What asks the model in this run, in words (empty: no model)."""
+        roles = []
+        if self.selector in MODEL_SELECTORS:
+            roles.append(f"the {self.selector} selector")
+        if self.explorer == "llm":
+            roles.append("the llm explorer")
+        if self.llm_judge:
+            roles.append("--llm-judge")
+        return roles
+
+    @property
+    def uses_model(self) -> bool:
+        return bool(self.model_roles())
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -99,6 +99,10 @@ class Engine:
         # Maps the cells workers report to archive cells, for cell kinds decided in the driver
         # (novelty, learned): key_for, nearest, source, adapt, state (cells/novelty.py).
         self.rule: Any = None
+        # Optional filter of the entries a result would add: admit(found, task, archive) ->
+        # the ones to keep (e.g. a model judging interestingness, llm/judge.py). Passed in,
+        # never imported here.
+        self.admit: Any = None
 
     def seed(self, root: Found) -> None:
         """Enter the reset state as the first cell (score 0, empty trajectory)."""
@@ -153,6 +157,8 @@ class Engine:
             for f in found
             if current and a.accepts(f.cell, task.score + f.reward, task.length + f.steps)
         ]
+        if accepted and self.admit is not None:
+            accepted = list(self.admit(accepted, task, a))
         if accepted:
             upto = max(f.steps for f in accepted)
             node = self.trajectories.add(task.node, task.length, result.actions[:upto])

@@ -33,6 +33,8 @@ def describe(m: dict, workers: int) -> str:
     if m.get("level") is not None:
         parts.append(f"level {m['level']}")
     parts.append(f"best {m['best_score']:g}")
+    if "llm_calls" in m:
+        parts.append(f"{m['llm_calls']} llm calls, {human(m.get('llm_tokens', 0))} tokens")
     parts.append(f"{m.get('workers', workers)}/{workers} workers")
     return " | ".join(parts)
 

@@ -42,7 +42,24 @@ def summary(store: RunStore) -> dict:
         "success": success_frame is not None,
         "frames_to_success": success_frame,
         "run_dir": str(store.path),
+        **llm_summary(config, store, last),
     }
+
+
+def llm_summary(config, store: RunStore, last: dict) -> dict:
+    """Model calls, tokens and fallbacks of runs with a language model in the loop."""
+    if not getattr(config, "uses_model", False):
+        return {}
+    out = {"llm_model": config.llm_model, "explorer": config.explorer,
+           "llm_judge": config.llm_judge}  # fmt: skip
+    out.update({k: v for k, v in last.items() if k.startswith("llm_")})
+    for k in ("llm_calls", "llm_cached", "llm_tokens", "llm_act_fallbacks",
+              "llm_select_fallbacks"):  # fmt: skip
+        out.setdefault(k, 0)
+    budget = store.meta("llm_budget")
+    out["llm_budget"] = int(budget) if budget else None
+    out["stopped"] = last.get("stopped")
+    return out
 
 
 def markdown(s: dict) -> str:
@@ -57,6 +74,14 @@ def markdown(s: dict) -> str:
         ("level", s["level"] if s["level"] is not None else "n/a"),
         ("success", f"yes, at {s['frames_to_success']:,} frames" if s["success"] else "no"),
     ]
+    if "llm_calls" in s:
+        rows.append(("model", f"{s['llm_model']} (explorer {s['explorer']})"))
+        rows.append(("model calls", f"{s['llm_calls']} ({s['llm_cached']} more from the cache), "
+                     f"{s['llm_tokens']:,} tokens"))  # fmt: skip
+        rows.append(("fallbacks", f"{s['llm_act_fallbacks']} actions, "
+                     f"{s['llm_select_fallbacks']} selections"))  # fmt: skip
+        if s.get("stopped"):
+            rows.append(("stopped", s["stopped"]))
     lines = [f"# stepstone run: {s['env']}", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += ["", "![progress](progress.png)", ""]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +22,12 @@ from .config import ExploreConfig
 from .engine import Engine
 from .errors import RunDirError
 from .executors import make as make_executor
+from .llm.client import BudgetExhausted
 from .progress import Progress
 from .store.sqlite import RunStore
 from .worker import Worker
+
+LLM_CACHE = "llm_cache.sqlite"  # model replies and call ledger, in the run directory
 
 
 @dataclass
@@ -35,6 +39,7 @@ class RunOptions:
     backend: str = "processes"
     progress: bool = True
     address: str | None = None  # Ray cluster address (--backend ray)
+    llm: Any = None  # llm.client.Settings: where the model is, its call budget (model runs)
 
 
 def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) -> dict:
@@ -85,7 +90,9 @@ def run(store: RunStore, options: RunOptions) -> dict:
     """Explore until ``options.frames`` in total; return the last metrics row."""
     config = store.config
     local = Worker.from_config(config)  # validates env and cells before any process starts
-    engine = store.load_engine(selectors.make(config.selector))
+    model, settings, roles = model_roles(config, store, options, local)
+    engine = store.load_engine(selectors.make(config.selector, **roles.get("selector", {})))
+    engine.admit = roles.get("judge")
     adaptive = Adaptive(local, engine, store) if local.adaptive else None
     if hasattr(local.cell_fn, "rule"):  # cells decided in the driver: their state is the run's
         engine.rule = local.cell_fn.rule(store.extra("cell_rule"))
@@ -96,16 +103,18 @@ def run(store: RunStore, options: RunOptions) -> dict:
     iteration = history[-1]["iteration"] if history else 0
     seconds = history[-1]["seconds"] if history else 0.0
     last = history[-1] if history else metrics_row(engine, 0, 0.0, 0)
+    last.pop("stopped", None)  # why the previous session stopped: not this one's
     if engine.frames >= options.frames:
         return last
 
-    factory = functools.partial(Worker.from_config, config)
+    factory = functools.partial(Worker.from_config, config, llm=settings)
     executor = make_executor(options.backend, factory, options.workers, options.address)
     capacity = 2 * executor.workers
     progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
     progress.update(last)
     started = time.perf_counter() - seconds
     done_in_iteration = new_in_iteration = 0
+    stopped: str | None = None
 
     def commit_iteration() -> dict:
         nonlocal iteration, done_in_iteration, new_in_iteration
@@ -119,6 +128,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
             if (state := engine.rule.state()) is not None:  # None: unchanged since the last
                 extra["cell_rule"] = state
             row.update(engine.rule.metrics())
+        if model is not None:
+            row.update(llm_metrics(model))
+        if stopped:
+            row["stopped"] = stopped
         store.commit(engine, row, extra or None)
         done_in_iteration = new_in_iteration = 0
         return row
@@ -144,13 +157,55 @@ def run(store: RunStore, options: RunOptions) -> dict:
         progress.note(f"interrupted; continue with: stepstone resume {store.path}")
         for task_id in list(engine.pending):
             engine.abandon(task_id)
+    except BudgetExhausted as e:
+        stopped = str(e)
+        progress.note(f"{e}: stepstone resume {store.path} --llm-budget N continues the run")
+        for task_id in list(engine.pending):
+            engine.abandon(task_id)
+        last = {**last, "stopped": stopped}  # commit below even if nothing was merged
     finally:
-        if done_in_iteration or engine.frames != last["frames"]:
+        if done_in_iteration or engine.frames != last["frames"] or stopped:
             last = commit_iteration()
         executor.close()
         local.close()
         progress.close(last)
     return last
+
+
+def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, local: Worker):
+    """The run's model client, the settings workers connect with, and the roles built on it:
+    {"selector": keyword arguments of a model selector, "judge": the archive filter}."""
+    if not config.uses_model:
+        return None, None, {}
+    from .llm.client import Settings
+    from .llm.judge import Judge
+    from .llm.prompts import Prompts
+    from .llm.view import goal
+
+    settings = replace(
+        options.llm or Settings(), model=config.llm_model, cache=store.path / LLM_CACHE
+    )
+    model = settings.connect()
+    prompts = Prompts(config.llm_prompts)
+    task = goal(local.env)
+    roles: dict[str, Any] = {}
+    if config.selector in selectors.MODEL_SELECTORS:
+        roles["selector"] = {"model": model, "goal": task, "prompts": prompts}
+    if config.llm_judge:
+        roles["judge"] = Judge(model, task, prompts)
+    return model, settings, roles
+
+
+LLM_KEYS = ("llm_calls", "llm_cached", "llm_prompt_tokens", "llm_completion_tokens")
+
+
+def llm_metrics(model: Any) -> dict:
+    """Model calls, tokens and role fallbacks of the whole run so far (all processes)."""
+    totals = model.totals()
+    row = {k: totals.get(k, 0) for k in LLM_KEYS}
+    row["llm_tokens"] = row["llm_prompt_tokens"] + row["llm_completion_tokens"]
+    row.update({k: v for k, v in totals.items() if k not in row})
+    return row
 
 
 class Adaptive:

@@ -19,7 +19,7 @@ from . import cells as cells_mod
 from . import envs
 from .config import ExploreConfig
 from .engine import Found, Result, Task
-from .explorers.random_repeat import RandomRepeat
+from .explorers import make as make_explorer
 
 
 def action_dtype(space: gym.Space) -> np.dtype:
@@ -43,14 +43,24 @@ class Worker:
         self.adaptive = hasattr(cell_fn, "source")
 
     @classmethod
-    def from_config(cls, config: ExploreConfig) -> Worker:
+    def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
+        """The worker of a run; ``llm`` (llm.client.Settings) tells the llm explorer where
+        its model is (it connects on first use, in the process that explores)."""
         spec = envs.EnvSpec(config.env, config.seed, config.return_method, config.imports)
         env = envs.make(spec)
         kind, params = cells_mod.resolve(
             config.cells, config.cell_params, env, envs.is_atari(spec.resolved_id)
         )
         cell_fn = cells_mod.make(kind, env, params)
-        return cls(env, cell_fn, RandomRepeat(config.repeat_prob), config)
+        model: dict[str, Any] = {}
+        if config.explorer == "llm":
+            from .llm.prompts import Prompts
+
+            model = {"prompts": Prompts(config.llm_prompts), "per_call": config.llm_actions}
+            if llm is not None:
+                model["connect"] = llm.connect
+        explorer = make_explorer(config.explorer, config.repeat_prob, **model)
+        return cls(env, cell_fn, explorer, config)
 
     def root(self) -> Found:
         """The reset state, as the archive's first cell."""

@@ -16,14 +16,20 @@ from stepstone.llm.client import BudgetExhausted, Cache, ChatClient, LLMError  #
 
 
 class FakeModel:
-    """What the server does: fail the first ``failures`` requests, sleep, then reply."""
+    """What the server does: fail the first ``failures`` requests, sleep, then reply
+    ``reply``, or ``script(user_message)`` when a script is set (a scripted fake model);
+    with ``bad_json`` the body is not JSON at all."""
 
     def __init__(self):
         self.requests = 0
         self.failures = 0
         self.delay = 0.0
         self.reply = "go north"
+        self.script = None
+        self.bad_json = False
         self.models = ["tiny"]
+        self.asked: list[str] = []  # the user messages received, in order
+        self.lock = threading.Lock()
 
 
 def serve(model: FakeModel):
@@ -45,17 +51,31 @@ def serve(model: FakeModel):
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            model.requests += 1
-            if model.failures > 0:
-                model.failures -= 1
+            with model.lock:
+                model.requests += 1
+                failing = model.failures > 0
+                model.failures -= failing
+            if failing:
                 return self._json(503, {"error": {"message": "overloaded"}})
             if body["model"] not in model.models:
                 return self._json(404, {"error": {"message": f"model {body['model']} not found"}})
             time.sleep(model.delay)
+            if model.bad_json:
+                data = b"<html>not a chat completion{"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            user = body["messages"][-1]["content"]
+            with model.lock:
+                model.asked.append(user)
+            content = model.script(user) if model.script else model.reply
             self._json(200, {
                 "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": model.reply}}],
+                             "message": {"role": "assistant", "content": content}}],
                 "usage": {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13},
             })  # fmt: skip
 

@@ -6,8 +6,10 @@ from ..errors import ConfigError
 from .base import Selector
 from .count_based import CountBased
 from .domain import DomainKnowledge
+from .ige import IGE
 from .intrinsic import RDD, RND
 from .knapsack import Knapsack
+from .lfg import LFG
 from .novelty import Novelty
 from .uniform import Uniform
 
@@ -19,19 +21,24 @@ REGISTRY: dict[str, type[Selector]] = {
     "novelty": Novelty,
     "rnd": RND,
     "rdd": RDD,
+    "ige": IGE,
+    "lfg": LFG,
 }
+# Selectors that ask a language model: built with model=, goal=, prompts= (runner.py).
+MODEL_SELECTORS = ("ige", "lfg")
 
 
-def make(name: str) -> Selector:
+def make(name: str, **kwargs) -> Selector:
     try:
-        return REGISTRY[name]()
+        cls = REGISTRY[name]
     except KeyError:
         raise ConfigError(
             f"unknown selector {name!r}; choose one of {', '.join(REGISTRY)}"
         ) from None
+    return cls(**kwargs)
 
 
 __all__ = [
-    "REGISTRY", "RDD", "RND", "CountBased", "DomainKnowledge", "Knapsack", "Novelty", "Selector",
-    "Uniform", "make",
+    "IGE", "LFG", "MODEL_SELECTORS", "REGISTRY", "RDD", "RND", "CountBased", "DomainKnowledge",
+    "Knapsack", "Novelty", "Selector", "Uniform", "make",
 ]  # fmt: skip

@@ -1,0 +1,96 @@
+"""A language model picks the next action(s) from the admissible ones (Intelligent Go-Explore).
+
+Lu, Hu & Clune 2024, "Intelligent Go-Explore: Standing on the Shoulders of Giant Foundation
+Models", replace Go-Explore's random exploration with a foundation model that, at each step,
+reads the state and chooses among the actions available there. Here: the goal, the state, the
+actions taken since the return and a numbered list of admissible actions (llm/view.py) go into
+the ``act`` prompt; the reply names one number or up to ``per_call`` numbers to take in order
+(later ones are taken only while still admissible, matched by their text).
+
+A reply that names no admissible action is not fatal: the explorer takes a random admissible
+action instead and counts it (``llm_act_fallbacks`` in the run's metrics and report), so a weak
+model slows exploration down without stopping it, and the count shows how often it happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..llm import view
+from ..llm.prompts import Prompts, choices, numbered
+
+FALLBACKS = "llm_act_fallbacks"
+
+
+class LLMExplorer:
+    name = "llm"
+
+    def __init__(
+        self,
+        model: Any = None,
+        prompts: Prompts | None = None,
+        per_call: int = 1,
+        connect: Any = None,
+        history: int = 10,
+    ):
+        """``model``: a chat client (llm/client.py); or ``connect()``, called on first use in
+        the process that explores (a worker process builds its own client)."""
+        self.model = model
+        self.connect = connect
+        self.prompts = prompts or Prompts()
+        self.per_call = per_call
+        self.history = history
+        self.fallbacks = 0
+        self.calls = 0
+
+    def _client(self) -> Any:
+        if self.model is None:
+            if self.connect is None:
+                from ..errors import ConfigError
+
+                raise ConfigError(
+                    "the llm explorer asks a model: give --llm-url and --llm-model "
+                    "(or set STEPSTONE_LLM_URL and STEPSTONE_LLM_MODEL)"
+                )
+            self.model = self.connect()
+        return self.model
+
+    def actions(self, env: Any, rng: np.random.Generator, steps: int) -> Iterator[Any]:
+        model = self._client()
+        goal = view.goal(env)
+        taken: list[str] = []
+        while len(taken) < steps:
+            here = view.choices(env)
+            if not here:
+                return
+            texts = [t for _, t in here]
+            reply = model.chat(
+                self.prompts.messages(
+                    "act",
+                    goal=goal,
+                    state=view.observation(env),
+                    history="; ".join(taken[-self.history :]) or "none",
+                    actions=numbered(texts),
+                    k=self.per_call,
+                ),
+                temperature=0,
+            )
+            self.calls += 1
+            plan = [texts[i] for i in choices(reply, len(texts))[: self.per_call]]
+            if not plan:
+                plan = [t for t in texts if t.lower() in reply.lower()][:1]  # named in words
+            if not plan:
+                self.fallbacks += 1
+                model.count(FALLBACKS)
+                plan = [texts[int(rng.integers(len(texts)))]]
+            for text in plan:
+                if len(taken) >= steps:
+                    return
+                by_text = dict((t, a) for a, t in view.choices(env))
+                if text not in by_text:  # no longer admissible after the previous action
+                    break
+                taken.append(text)
+                yield by_text[text]
