@@ -1,0 +1,205 @@
+"""A standalone GRPO loop built from the parts: allocate, sample, score, advantage, update.
+
+Readable top to bottom, for small policies and for checking the TRL path against. One
+``GRPO.step(prompts)``:
+
+1. the allocator splits ``budget`` rollouts over the prompts from their stored state;
+2. each prompt gets its count of rollouts (``rollout="sample"``, or ``"latr"`` tree rollouts);
+3. rewards from the user's function (numbers only), optionally DAPO's overlong penalty;
+4. group-relative advantages over groups of unequal size, optionally XRPO novelty sharpening;
+5. ``epochs`` passes of the clipped loss (PPO / clip-higher / GPPO, token or sequence mean),
+   plus, with ``self_imitation``, replayed wins with SPEAR-recalibrated advantages;
+6. the visits are committed to the run's ``PromptStore`` in one transaction.
+
+The share of groups with a non-zero gradient (rewards not all equal) is the quantity Knapsack
+RL raises; every step reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .advantages import group_advantages, sharpen_novelty
+from .allocate import make_allocator
+from .batches import Group, SelfImitationBuffer
+from .losses import overlong_penalty, policy_loss
+from .sampling import completion_mask, sample, token_logprobs
+from .state import PromptStore, Visit, check_rewards
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Hyperparameters; defaults are GRPO with DAPO's clip-higher and token-mean loss."""
+
+    allocator: str = "uniform"
+    budget: int = 128  # rollouts per step
+    min_per_prompt: int = 2
+    max_per_prompt: int | None = 32
+    rollout: str = "sample"  # or "latr"
+    temperature: float = 1.0
+    lr: float = 1e-3
+    epochs: int = 1
+    minibatches: int = 2
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    loss_mode: str = "ppo"  # or "gppo"
+    aggregation: str = "token_mean"  # or "seq_mean"
+    scale_advantages: bool = True
+    novelty_lam: float = 0.0  # > 0 turns on XRPO novelty sharpening
+    novelty_kappa: float = 0.5
+    overlong_max: int | None = None  # DAPO soft overlong penalty when set
+    overlong_cache: int = 2
+    self_imitation: int = 0  # replayed wins per step (SPEAR); 0 = off
+    max_grad_norm: float = 1.0
+
+
+class GRPO:
+    """One policy, one optimiser, one run store; ``step(prompts)`` returns that step's metrics."""
+
+    def __init__(
+        self,
+        model,
+        encode: Callable[[str], list[int]],
+        decode: Callable[[Sequence[int]], str],
+        reward: Callable[[str, str], float],
+        eos_id: int,
+        max_new_tokens: int,
+        config: GRPOConfig = GRPOConfig(),
+        store: PromptStore | None = None,
+        seed: int = 0,
+        latr_options: dict | None = None,
+    ):
+        self.model, self.encode, self.decode, self.reward = model, encode, decode, reward
+        self.eos_id, self.max_new_tokens, self.config = eos_id, max_new_tokens, config
+        self.store = store if store is not None else PromptStore(None)
+        self.allocator = make_allocator(config.allocator)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.step_index = self.store.last_step() + 1
+        self.replay = SelfImitationBuffer() if config.self_imitation else None
+        self.latr_options = latr_options or {}
+
+    # ------------------------------------------------------------------ rollouts
+    def rollouts(self, prompt: str, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids = torch.tensor([self.encode(prompt)])
+        if self.config.rollout == "latr":
+            from .latr import latr_rollouts
+
+            res = latr_rollouts(
+                self.model, ids[0], n, self.max_new_tokens, self.eos_id,
+                temperature=self.config.temperature, generator=self.gen, **self.latr_options,
+            )  # fmt: skip
+            tokens = res.tokens
+            logp = token_logprobs(self.model, ids.expand(n, -1), tokens, self.config.temperature)
+            return tokens, logp.detach(), completion_mask(tokens, self.eos_id)
+        return sample(
+            self.model, ids.expand(n, -1), self.max_new_tokens, self.eos_id,
+            self.config.temperature, self.gen,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ one step
+    def step(self, prompts: Sequence[str]) -> dict[str, float]:
+        cfg = self.config
+        self.model.eval()
+        stats = self.store.stats(prompts)
+        counts = self.allocator.allocate(stats, cfg.budget, cfg.min_per_prompt, cfg.max_per_prompt)
+        groups, batch = [], []
+        for prompt, n in zip(prompts, counts, strict=True):
+            tokens, old_logp, mask = self.rollouts(prompt, int(n))
+            texts = [self.decode(t.tolist()) for t in tokens]
+            rewards = check_rewards(
+                [self.reward(prompt, t) for t in texts], where=f"reward function on {prompt!r}"
+            )
+            lengths = mask.sum(-1).numpy()
+            if cfg.overlong_max is not None:
+                rewards = rewards + overlong_penalty(lengths, cfg.overlong_max, cfg.overlong_cache)
+            groups.append(Group(prompt, texts, rewards, lengths))
+            batch.append((prompt, tokens, old_logp, mask))
+        advs = group_advantages([g.rewards for g in groups], scale=cfg.scale_advantages)
+        if cfg.novelty_lam > 0:
+            for j, (_, _, old_logp, mask) in enumerate(batch):
+                mean_lp = ((old_logp * mask).sum(-1) / mask.sum(-1).clamp(min=1)).numpy()
+                advs[j] = sharpen_novelty(
+                    advs[j], groups[j].rewards, mean_lp, cfg.novelty_lam, cfg.novelty_kappa
+                )
+        rows = self._rows(batch, advs)
+        replayed = 0
+        if self.replay is not None:
+            for g in groups:
+                self.replay.observe(g.rewards)
+            for item, a in self.replay.sample(cfg.self_imitation, self.step_index):
+                prompt, tokens = item.rollout
+                ids = torch.tensor([self.encode(prompt)])
+                with torch.no_grad():
+                    lp = token_logprobs(self.model, ids, tokens[None], cfg.temperature)
+                mask = completion_mask(tokens[None], self.eos_id)[0]
+                rows.append((ids[0], tokens, lp[0], mask, a))
+                replayed += 1
+            for g, a, (prompt, tokens, _, _) in zip(groups, advs, batch, strict=True):
+                stored = Group(prompt, [(prompt, t) for t in tokens], g.rewards, g.lengths)
+                self.replay.add(stored, a, self.step_index)
+        loss = self._update(rows)
+        self.store.record(
+            Visit.from_group(g.prompt, self.step_index, g.rewards, g.lengths) for g in groups
+        )
+        self.step_index += 1
+        informative = np.array([g.informative for g in groups])
+        return {
+            "step": self.step_index - 1,
+            "nonzero_share": float(informative.mean()),
+            # Knapsack RL's effective-gradient ratio: rollouts that sit in an informative group
+            "nonzero_rollout_share": float(counts[informative].sum() / counts.sum()),
+            "reward": float(np.mean(np.concatenate([g.rewards for g in groups]))),
+            "rollouts": int(counts.sum()),
+            "max_group": int(counts.max()),
+            "loss": loss,
+            "replayed": replayed,
+        }
+
+    def _rows(self, batch, advs):
+        rows = []
+        for (prompt, tokens, old_logp, mask), a in zip(batch, advs, strict=True):
+            ids = torch.tensor(self.encode(prompt))
+            for i in range(tokens.shape[0]):
+                rows.append((ids, tokens[i], old_logp[i], mask[i], float(a[i])))
+        return rows
+
+    def _update(self, rows) -> float:
+        """``epochs`` passes over shuffled minibatches; rows with zero advantage are skipped."""
+        cfg = self.config
+        rows = [r for r in rows if r[4] != 0.0]
+        if not rows:
+            return 0.0
+        self.model.train()
+        losses = []
+        for _ in range(cfg.epochs):
+            order = self.rng.permutation(len(rows))
+            for chunk in np.array_split(order, min(cfg.minibatches, len(rows))):
+                part = [rows[i] for i in chunk]
+                width = max(r[1].shape[0] for r in part)
+                prompt_ids = torch.stack([r[0] for r in part])
+                tokens = torch.stack([_pad(r[1], width, self.eos_id) for r in part])
+                old = torch.stack([_pad(r[2], width, 0.0) for r in part])
+                mask = torch.stack([_pad(r[3], width, 0.0) for r in part])
+                adv = torch.tensor([r[4] for r in part])
+                logp = token_logprobs(self.model, prompt_ids, tokens, cfg.temperature)
+                loss = policy_loss(
+                    logp, old, adv, mask, cfg.eps_low, cfg.eps_high, cfg.loss_mode,
+                    cfg.aggregation,
+                )  # fmt: skip
+                self.opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.opt.step()
+                losses.append(float(loss.detach()))
+        self.model.eval()
+        return float(np.mean(losses))
+
+
+def _pad(t: torch.Tensor, width: int, value) -> torch.Tensor:
+    return torch.nn.functional.pad(t, (0, width - t.shape[0]), value=value)
