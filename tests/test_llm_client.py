@@ -184,3 +184,60 @@ def test_export_labels_trajectories_with_the_model(endpoint, tmp_path, capsys):
     assert all(r["label"] == "Turn 4 7 8 8 into the number shown." for r in rows)
     assert all(r["rule_label"].startswith("Use 4 7 8 8") for r in rows)
     assert main(argv) == 0 and model.requests == 5  # asked again: answered from the cache
+
+
+def test_a_body_that_is_not_json_is_a_clear_error(endpoint):
+    model, url = endpoint
+    model.bad_json = True
+    with pytest.raises(LLMError, match="did not answer with a chat completion"):
+        ChatClient(url, "tiny", max_retries=0).chat(ASK)
+
+
+def test_budget_and_accounting_are_shared_through_the_cache_file(endpoint, tmp_path):
+    """Two clients on one cache file (a driver and a worker process, or a run and its
+    resumption) share one budget and one ledger."""
+    model, url = endpoint
+    path = tmp_path / "llm.sqlite"
+    first = ChatClient(url, "tiny", cache=Cache(path), max_calls=3)
+    second = ChatClient(url, "tiny", cache=Cache(path), max_calls=3)
+    first.chat([{"role": "user", "content": "a"}])
+    second.chat([{"role": "user", "content": "b"}])
+    first.chat([{"role": "user", "content": "c"}])
+    with pytest.raises(BudgetExhausted):
+        second.chat([{"role": "user", "content": "d"}])
+    second.chat([{"role": "user", "content": "a"}])  # cached: free
+    second.count("llm_act_fallbacks", 2)
+    assert model.requests == 3
+    totals = first.totals()
+    assert totals["llm_calls"] == 3 and totals["llm_cached"] == 1
+    assert totals["llm_prompt_tokens"] == 33 and totals["llm_act_fallbacks"] == 2
+    larger = ChatClient(url, "tiny", cache=Cache(path), max_calls=4)  # resumed, larger budget
+    larger.chat([{"role": "user", "content": "d"}])
+    with pytest.raises(BudgetExhausted):
+        larger.chat([{"role": "user", "content": "e"}])
+    assert model.requests == 4
+
+
+def test_settings_read_the_environment_and_check_the_endpoint(endpoint, monkeypatch):
+    from stepstone.llm.client import Settings
+
+    _, url = endpoint
+    monkeypatch.setenv("STEPSTONE_LLM_URL", url)
+    monkeypatch.setenv("STEPSTONE_LLM_MODEL", "tiny")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    s = Settings().resolved()
+    assert (s.url, s.model, s.key) == (url, "tiny", "sk-test")
+    assert "sk-test" not in repr(s)  # the key never shows up in logs
+    assert Settings(model="other").resolved().model == "other"  # options win
+    s.check()
+    with pytest.raises(LLMError, match="no model 'huge'; it serves: tiny"):
+        Settings(url, "huge").check()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    start = time.monotonic()
+    with pytest.raises(LLMError, match="cannot reach a model endpoint"):
+        Settings(closed, "tiny").check()
+    assert time.monotonic() - start < 10
+    with pytest.raises(LLMError, match="no model directory"):
+        Settings("local:/nonexistent/model", "x").check()

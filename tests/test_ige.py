@@ -1,0 +1,279 @@
+"""Foundation models in the Go-Explore loop (IGE's three roles, LFG), against a scripted fake
+model behind a real chat-completions server on 127.0.0.1 (tests/test_llm_client.py).
+
+Each role is checked by making the fake model answer something specific and finding that
+answer in what the engine did: the actions taken, the cells returned to, the cells kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openai")
+
+from test_llm_client import FakeModel, serve  # noqa: E402
+
+from stepstone.archive import Archive  # noqa: E402
+from stepstone.cli import main  # noqa: E402
+from stepstone.config import ExploreConfig  # noqa: E402
+from stepstone.engine import Engine  # noqa: E402
+from stepstone.llm.client import ChatClient, Settings  # noqa: E402
+from stepstone.selectors import LFG, make  # noqa: E402
+from stepstone.store.sqlite import RunStore  # noqa: E402
+from stepstone.trajectories import TrajectoryTree  # noqa: E402
+from stepstone.worker import Worker  # noqa: E402
+
+
+def listed(prompt: str, header: str) -> list[str]:
+    """The numbered items after ``header`` in a prompt."""
+    section = prompt.split(header, 1)[1].strip("\n").split("\n\n")[0]
+    return [m.group(1) for m in re.finditer(r"^\d+\. (.*)$", section, re.M)]
+
+
+ROLES = {"Possible actions:": "act", "States found so far": "select",
+         "Newly reached state": "judge", "Frontier states": "score"}  # fmt: skip
+
+
+def role(prompt: str) -> str:
+    for marker, name in ROLES.items():
+        if marker in prompt:
+            return name
+    return "?"
+
+
+@pytest.fixture
+def endpoint():
+    model = FakeModel()
+    server, url = serve(model)
+    yield model, url
+    server.shutdown()
+
+
+def explore(url: str, run, *extra: str, frames: int = 30) -> int:
+    argv = ["explore", "game24:4,7,8,8", "--frames", str(frames), "--explore-steps", "3",
+            "--workers", "1", "--run-dir", str(run), "--no-progress", "--llm-url", url,
+            "--llm-model", "tiny", *extra]  # fmt: skip
+    return main(argv)
+
+
+def summary(run, capsys) -> dict:
+    capsys.readouterr()
+    assert main(["report", str(run), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+PLAN = ["8 / 8 = 1", "7 - 1 = 6", "6 * 4 = 24"]  # (7 - 8/8) * 4 = 24
+
+
+def test_the_explorer_takes_the_actions_the_model_names(endpoint, tmp_path, capsys):
+    model, url = endpoint
+
+    def act(prompt):
+        items = listed(prompt, "Possible actions:")
+        return next(str(i + 1) for i, t in enumerate(items) if t in PLAN)
+
+    model.script = act
+    run = tmp_path / "run"
+    assert explore(url, run, "--explorer", "llm") == 0
+    s = summary(run, capsys)
+    assert s["success"] and s["best_score"] == 1 and s["llm_act_fallbacks"] == 0
+    # Only the states along the model's plan were ever reached: every action was the model's.
+    store = RunStore.open(run)
+    archive = store.load_archive()
+    assert set(archive.cells) == {"4 7 8 8", "1 4 7", "4 6", "24"}
+    best = archive.entry(archive.best())
+    worker = Worker.from_config(store.config)
+    worker.env.reset(0)
+    commands = []
+    for a in TrajectoryTree(store.nodes).actions(best.node, best.length):
+        worker.env.step(a)
+        commands.append(worker.env.info["command"])
+    assert commands == ["8/8=1", "7-1=6", "6*4=24"]
+    # Asked once per distinct (state, actions since the return): 3 + 2 + 1 prompts along the
+    # plan from its three starting cells; every later exploration was answered by the cache.
+    assert s["llm_calls"] == model.requests == 6 and s["llm_cached"] > 0
+
+
+def test_a_model_that_never_names_an_action_falls_back_and_is_counted(endpoint, tmp_path, capsys):
+    model, url = endpoint
+    model.reply = "I would rather think about this some more."
+    run = tmp_path / "run"
+    assert explore(url, run, "--explorer", "llm") == 0
+    s = summary(run, capsys)
+    assert s["frames"] >= 30 and s["cells"] > 1  # exploration went on, with random actions
+    assert s["llm_act_fallbacks"] == s["frames"]  # one per action taken
+    assert RunStore.open(run).metrics()[-1]["llm_act_fallbacks"] == s["frames"]
+
+
+def test_the_ige_selector_returns_to_the_entry_the_model_picks(endpoint):
+    model, url = endpoint
+    picked = []
+
+    def select(prompt):
+        items = listed(prompt, "explored from:")
+        cells = [t.rsplit(" (score", 1)[0] for t in items]
+        choice = max(range(len(cells)), key=lambda i: (len(cells[i]), cells[i]))  # most left
+        picked.append(cells[choice])
+        return f"The best is {choice + 1}."
+
+    model.script = select
+    config = ExploreConfig("game24:4,7,8,8", explore_steps=2)
+    worker = Worker.from_config(config)
+    selector = make("ige", model=ChatClient(url, "tiny"), goal="make 24", candidates=5)
+    engine = Engine(Archive(), TrajectoryTree(), selector)
+    engine.seed(worker.root())
+    for _ in range(8):
+        tasks = engine.ask(3)
+        assert [t.cell for t in tasks] == [picked[-1]] * 3
+        for t in tasks:
+            engine.tell(worker.run(t))
+    assert len(picked) == 8 and len(engine.archive) > 5  # candidates were a sample
+
+
+def test_the_judge_keeps_only_the_states_the_model_finds_interesting(endpoint, tmp_path, capsys):
+    model, url = endpoint
+
+    def judge(prompt):
+        state = prompt.split("Newly reached state: ", 1)[1].split("\n")[0]
+        return "Yes, it is." if "8" in state.split() else "No."
+
+    model.script = judge
+    run = tmp_path / "run"
+    assert explore(url, run, "--llm-judge", frames=150) == 0
+    s = summary(run, capsys)
+    archive = RunStore.open(run).load_archive()
+    kept = [e for e in archive if e.score == 0]  # better scores enter whatever the model says
+    assert len(kept) > 1 and all("8" in e.cell.split() for e in kept)
+    assert s["llm_judge_rejected"] > 0 and s["llm_judge"] is True
+    assert all(role(p) == "judge" for p in model.asked)
+
+
+def test_lfg_biases_count_weights_by_the_models_scores_once_per_cell(endpoint):
+    model, url = endpoint
+
+    def score(prompt):
+        items = listed(prompt, "Frontier states:")
+        return "\n".join(f"{i + 1}: {10 if t == 'b' else 0}" for i, t in enumerate(items)
+                         if t != "mute")  # fmt: skip
+
+    model.script = score
+    client = ChatClient(url, "tiny")
+    lfg = LFG(model=client, goal="reach b", beta=3.0)
+    archive = Archive()
+    for cell in ("a", "b", "c"):
+        archive.offer(cell, 0.0, 1, 0, None)
+    w = lfg.weights(archive)
+    assert w[1] == pytest.approx(4 * w[0]) and w[2] == pytest.approx(w[0])
+    assert model.requests == 1
+    lfg.weights(archive)
+    assert model.requests == 1  # scored once per cell
+    archive.offer("mute", 0.0, 1, 0, None)  # the reply will leave this one out
+    w = lfg.weights(archive)
+    assert model.requests == 2 and w[3] == pytest.approx(w[0])
+    assert client.counts["llm_score_fallbacks"] == 1
+    picks = lfg.select(archive, 4000, np.random.default_rng(0))
+    share = np.bincount(picks, minlength=4) / 4000
+    assert share[1] == pytest.approx(4 / 7, abs=0.03)
+
+
+def test_a_call_budget_stops_the_run_and_resume_continues(endpoint, tmp_path, capsys):
+    model, url = endpoint
+    model.reply = "1"
+    run = tmp_path / "run"
+    # Each selection prompt shows fresh counts, so each costs a call.
+    assert explore(url, run, "--selector", "ige", "--llm-budget", "6", frames=3000) == 0
+    err = capsys.readouterr().err
+    assert "budget of 6 model calls is spent" in err and f"stepstone resume {run}" in err
+    s = summary(run, capsys)
+    assert model.requests == 6 and s["llm_calls"] == 6 and s["llm_budget"] == 6
+    assert s["stopped"] and s["frames"] < 3000
+    resume = ["resume", str(run), "--workers", "1", "--no-progress"]
+    assert main(resume) == 0  # the same budget: spent already, nothing asked
+    assert model.requests == 6
+    assert main([*resume, "--llm-budget", "10"]) == 0
+    t = summary(run, capsys)
+    assert model.requests == 10 and t["llm_calls"] == 10 and t["llm_budget"] == 10
+    assert t["frames"] > s["frames"] and t["explorations"] > s["explorations"]
+
+
+def test_prompt_overrides_are_used_and_bad_ones_refused(endpoint, tmp_path, capsys):
+    model, url = endpoint
+    model.reply = "2"
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps({"act": "PLAN for {goal}\n{actions}\nNumber?"}))
+    run = tmp_path / "run"
+    assert explore(url, run, "--explorer", "llm", "--llm-prompts", str(prompts)) == 0
+    assert model.asked and all(p.startswith("PLAN for Use 4 7 8 8") for p in model.asked)
+    prompts.write_text(json.dumps({"act": "{state} {secret}"}))
+    assert explore(url, tmp_path / "r2", "--explorer", "llm", "--llm-prompts", str(prompts)) == 2
+    assert "uses {secret}" in capsys.readouterr().err
+    prompts.write_text(json.dumps({"plan": "x"}))
+    assert explore(url, tmp_path / "r3", "--explorer", "llm", "--llm-prompts", str(prompts)) == 2
+    assert "unknown prompt 'plan'" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_bad_endpoints_and_options_are_one_line_errors(endpoint, tmp_path, capsys, monkeypatch):
+    _, url = endpoint
+    monkeypatch.delenv("STEPSTONE_LLM_MODEL", raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    cases = [
+        (["--selector", "ige", "--llm-url", closed], "cannot reach a model endpoint"),
+        (["--explorer", "llm", "--llm-model", "huge"], "no model 'huge'; it serves: tiny"),
+        (["--explorer", "llm", "--llm-budget", "-3"], "--llm-budget must not be negative"),
+        (["--explorer", "llm", "--llm-actions", "0"], "--llm-actions must be >= 1"),
+        (["--explorer", "planner"], "invalid choice"),
+    ]
+    for i, (extra, message) in enumerate(cases):
+        run = tmp_path / f"r{i}"
+        argv = ["explore", "game24:4,7,8,8", "--run-dir", str(run), "--no-progress",
+                "--llm-url", url, "--llm-model", "tiny", *extra]  # fmt: skip
+        with pytest.raises(SystemExit) if "invalid choice" in message else _nothing():
+            assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and not run.exists()
+        if "invalid choice" not in message:
+            assert len(err.splitlines()) == 1 and err.startswith("stepstone: error:")
+    argv = ["explore", "game24:4,7,8,8", "--selector", "lfg", "--run-dir", str(tmp_path / "m")]
+    assert main(argv) == 2
+    assert "--llm-model" in capsys.readouterr().err
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_babyai_levels_are_seen_as_text_and_explored_by_the_model(endpoint):
+    pytest.importorskip("minigrid")
+    from stepstone.llm import view
+
+    model, url = endpoint
+
+    def act(prompt):
+        return str(listed(prompt, "Possible actions:").index("go forward") + 1)
+
+    model.script = act
+    config = ExploreConfig("BabyAI-GoToRedBallNoDists-v0", explorer="llm", explore_steps=4,
+                           llm_model="tiny")  # fmt: skip
+    worker = Worker.from_config(config, llm=Settings(url, "tiny"))
+    assert view.goal(worker.env) == "go to the red ball"
+    assert "red ball" in view.observation(worker.env)
+    assert [t for _, t in view.choices(worker.env)][:3] == ["turn left", "turn right", "go forward"]
+    engine = Engine(Archive(), TrajectoryTree(), make("count"))
+    engine.seed(worker.root())
+    for task in engine.ask(3):
+        result = worker.run(task)
+        assert len(result.actions) > 0 and set(result.actions.tolist()) == {2}  # forward
+        engine.tell(result)
+    assert "Current state: you see a red ball" in model.asked[0]
