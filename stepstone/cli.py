@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--llm-actions", type=int, default=1, help="actions the model picks per call")
     p.add_argument(
+        "--llm-samples", type=int, default=4,
+        help="replies per state the llm explorer draws from (1: temperature 0 only, cheapest, "
+        "but every exploration from a cell then repeats)",
+    )  # fmt: skip
+    p.add_argument(
         "--llm-prompts", type=Path, default=None, metavar="FILE.json",
         help="prompt templates replacing the defaults: {role: template}, roles system, "
         "select, act, judge, score",
@@ -200,6 +205,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         explorer=args.explorer,
         llm_model=llm.model if wants_model else None,
         llm_actions=args.llm_actions,
+        llm_samples=args.llm_samples,
         llm_judge=args.llm_judge,
         llm_prompts=_prompts(args.llm_prompts),
     )

@@ -43,6 +43,7 @@ class ExploreConfig:
     explorer: str = "random"
     llm_model: str | None = None
     llm_actions: int = 1
+    llm_samples: int = 4  # distinct replies per state the llm explorer may draw (explorers/llm.py)
     llm_judge: bool = False
     llm_prompts: dict[str, str] = field(default_factory=dict)
 
@@ -70,6 +71,8 @@ class ExploreConfig:
             )
         if self.llm_actions < 1:
             raise ConfigError(f"--llm-actions must be >= 1, got {self.llm_actions}")
+        if self.llm_samples < 1:
+            raise ConfigError(f"--llm-samples must be >= 1, got {self.llm_samples}")
         if self.uses_model and not self.llm_model:
             raise ConfigError(
                 f"{self.model_roles()[0]} asks a language model: give --llm-model NAME and "

@@ -56,7 +56,11 @@ class Worker:
         if config.explorer == "llm":
             from .llm.prompts import Prompts
 
-            model = {"prompts": Prompts(config.llm_prompts), "per_call": config.llm_actions}
+            model = {
+                "prompts": Prompts(config.llm_prompts),
+                "per_call": config.llm_actions,
+                "samples": config.llm_samples,
+            }
             if llm is not None:
                 model["connect"] = llm.connect
         explorer = make_explorer(config.explorer, config.repeat_prob, **model)

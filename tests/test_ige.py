@@ -79,7 +79,7 @@ def test_the_explorer_takes_the_actions_the_model_names(endpoint, tmp_path, caps
 
     model.script = act
     run = tmp_path / "run"
-    assert explore(url, run, "--explorer", "llm") == 0
+    assert explore(url, run, "--explorer", "llm", "--llm-samples", "1") == 0
     s = summary(run, capsys)
     assert s["success"] and s["best_score"] == 1 and s["llm_act_fallbacks"] == 0
     # Only the states along the model's plan were ever reached: every action was the model's.
@@ -108,6 +108,21 @@ def test_a_model_that_never_names_an_action_falls_back_and_is_counted(endpoint, 
     assert s["frames"] >= 30 and s["cells"] > 1  # exploration went on, with random actions
     assert s["llm_act_fallbacks"] == s["frames"]  # one per action taken
     assert RunStore.open(run).metrics()[-1]["llm_act_fallbacks"] == s["frames"]
+
+
+def test_the_explorer_draws_reproducible_variants_of_each_request(endpoint, tmp_path, capsys):
+    """Temperature 0 plus a cache would make every exploration from a cell the same; the
+    explorer draws one of --llm-samples variants (seeded), each cached on its own."""
+    model, url = endpoint
+    model.reply = "1"
+    run = tmp_path / "run"
+    assert explore(url, run, "--explorer", "llm", "--llm-samples", "3", frames=90) == 0
+    assert set(model.sampling) == {(0, None), (0.7, 1), (0.7, 2)}
+    prompts = {}
+    for asked, sampling in zip(model.asked, model.sampling, strict=True):
+        prompts.setdefault(asked, []).append(sampling)
+    assert all(len(set(v)) == len(v) for v in prompts.values())  # never asked twice
+    assert summary(run, capsys)["llm_cached"] > 0
 
 
 def test_the_ige_selector_returns_to_the_entry_the_model_picks(endpoint):

@@ -29,6 +29,7 @@ class FakeModel:
         self.bad_json = False
         self.models = ["tiny"]
         self.asked: list[str] = []  # the user messages received, in order
+        self.sampling: list[tuple] = []  # (temperature, seed) of each request
         self.lock = threading.Lock()
 
 
@@ -71,6 +72,7 @@ def serve(model: FakeModel):
             user = body["messages"][-1]["content"]
             with model.lock:
                 model.asked.append(user)
+                model.sampling.append((body.get("temperature"), body.get("seed")))
             content = model.script(user) if model.script else model.reply
             self._json(200, {
                 "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],

@@ -7,6 +7,12 @@ actions taken since the return and a numbered list of admissible actions (llm/vi
 the ``act`` prompt; the reply names one number or up to ``per_call`` numbers to take in order
 (later ones are taken only while still admissible, matched by their text).
 
+A model asked at temperature 0 is a deterministic policy: with the reply cache, every
+exploration from a cell would repeat the last one. So each decision draws one of ``samples``
+variants of the request from the exploration's RNG: variant 0 at temperature 0, the others
+sampled at ``temperature`` with the variant as the request's seed. Each variant is cached on
+its own, so a state costs at most ``samples`` calls and runs stay reproducible.
+
 A reply that names no admissible action is not fatal: the explorer takes a random admissible
 action instead and counts it (``llm_act_fallbacks`` in the run's metrics and report), so a weak
 model slows exploration down without stopping it, and the count shows how often it happened.
@@ -35,6 +41,8 @@ class LLMExplorer:
         per_call: int = 1,
         connect: Any = None,
         history: int = 10,
+        samples: int = 4,
+        temperature: float = 0.7,
     ):
         """``model``: a chat client (llm/client.py); or ``connect()``, called on first use in
         the process that explores (a worker process builds its own client)."""
@@ -43,6 +51,8 @@ class LLMExplorer:
         self.prompts = prompts or Prompts()
         self.per_call = per_call
         self.history = history
+        self.samples = samples
+        self.temperature = temperature
         self.fallbacks = 0
         self.calls = 0
 
@@ -67,6 +77,9 @@ class LLMExplorer:
             if not here:
                 return
             texts = [t for _, t in here]
+            variant = int(rng.integers(self.samples)) if self.samples > 1 else 0
+            params = {"temperature": 0} if variant == 0 else {"temperature": self.temperature,
+                                                                "seed": variant}  # fmt: skip
             reply = model.chat(
                 self.prompts.messages(
                     "act",
@@ -76,7 +89,7 @@ class LLMExplorer:
                     actions=numbered(texts),
                     k=self.per_call,
                 ),
-                temperature=0,
+                **params,
             )
             self.calls += 1
             plan = [texts[i] for i in choices(reply, len(texts))[: self.per_call]]

@@ -2,8 +2,9 @@
 
 The same interface as the HTTP client (``chat``, ``chat_many``, cache, budget, accounting;
 llm/client.py), so every role works with either. Use it as ``--llm-url local:PATH`` where
-PATH is a directory ``save_pretrained`` wrote (model and tokenizer). Generation is greedy, so
-a cached reply is the reply the model would give again. Requests run one at a time (one model
+PATH is a directory ``save_pretrained`` wrote (model and tokenizer). Generation is greedy at
+temperature 0 and seeded sampling otherwise (the request's ``seed``), so a cached reply is the
+reply the model would give again. Requests run one at a time (one model
 in memory; on a CPU, parallel generation only contends for the same cores).
 """
 
@@ -77,12 +78,17 @@ class LocalChat(ChatModel):
         new = int(params.get("max_tokens") or self.max_new_tokens)
         if limit is not None and ids.shape[1] + new > limit:
             ids = ids[:, -(limit - new) :]  # keep the end: the question comes last
-        with self._lock, torch.no_grad():
+        temperature = float(params.get("temperature") or 0.0)
+        sample = {"do_sample": False}
+        if temperature > 0:
+            sample = {"do_sample": True, "temperature": temperature, "top_k": 0}
+        with self._lock, torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(int(params.get("seed") or 0))
             out = self.net.generate(
                 ids,
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=new,
-                do_sample=False,
+                **sample,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
             )
         completion = out[0, ids.shape[1] :]
