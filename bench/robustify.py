@@ -5,6 +5,7 @@ method for the same number of environment steps from the run's best trajectory a
 the success rate under sticky actions (0.25) over 20 sampled-action episodes from reset.
 
     python bench/robustify.py MiniGrid-DoorKey-5x5-v0 --explore 50k --frames 200k --seeds 0,1,2
+    python bench/robustify.py UserCorridor-v0 --import corridor --explore 20k --frames 20k
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ def main() -> None:
     ap.add_argument("--frames", default="200k", help="training steps of each method")
     ap.add_argument("--seeds", default="0,1,2", help="training seeds (one exploration run)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/robustify"))
+    ap.add_argument("--import", dest="imports", action="append", default=[],
+                    help="a module that registers the environment (e.g. corridor)")  # fmt: skip
     args = ap.parse_args()
-    store = open_run(ExploreConfig(args.env), args.out / args.env.replace("/", "_"))
+    config = ExploreConfig(args.env, imports=tuple(args.imports))
+    store = open_run(config, args.out / args.env.replace("/", "_"))
     run(store, RunOptions(parse_count(args.explore), workers=1, progress=False))
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
