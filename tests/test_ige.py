@@ -214,6 +214,9 @@ def test_a_call_budget_stops_the_run_and_resume_continues(endpoint, tmp_path, ca
     t = summary(run, capsys)
     assert model.requests == 10 and t["llm_calls"] == 10 and t["llm_budget"] == 10
     assert t["frames"] > s["frames"] and t["explorations"] > s["explorations"]
+    from stepstone.progress import describe
+
+    assert "10 llm calls, " in describe(RunStore.open(run).metrics()[-1], 1)  # the progress bar
 
 
 def test_prompt_overrides_are_used_and_bad_ones_refused(endpoint, tmp_path, capsys):
@@ -267,6 +270,34 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_textworld_commands_are_what_the_model_names(endpoint, tmp_path, capsys):
+    pytest.importorskip("textworld")
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model, url = endpoint
+
+    def act(prompt):
+        items = listed(prompt, "Possible actions:")
+        return str(items.index("take coin") + 1) if "take coin" in items else "99"
+
+    model.script = act
+    tw_make = shutil.which("tw-make") or str(Path(sys.executable).parent / "tw-make")
+    game = tmp_path / "coin.z8"
+    subprocess.run([tw_make, "tw-coin_collector", "--level", "1", "--seed", "1", "--output",
+                    str(game), "-f", "--silent"], check=True)  # fmt: skip
+    run = tmp_path / "run"
+    argv = ["explore", f"textworld:{game}", "--explorer", "llm", "--llm-samples", "1",
+            "--frames", "5", "--explore-steps", "5", "--workers", "1", "--run-dir", str(run),
+            "--no-progress", "--llm-url", url, "--llm-model", "tiny"]  # fmt: skip
+    assert main(argv) == 0
+    s = summary(run, capsys)
+    assert s["success"] and s["frames_to_success"] == 1 and s["llm_act_fallbacks"] == 0
+    assert "Please retrieve the coin" in model.asked[0]  # the game's objective as the goal
 
 
 def test_babyai_levels_are_seen_as_text_and_explored_by_the_model(endpoint):

@@ -43,6 +43,7 @@ class LLMExplorer:
         history: int = 10,
         samples: int = 4,
         temperature: float = 0.7,
+        state_chars: int = 2000,
     ):
         """``model``: a chat client (llm/client.py); or ``connect()``, called on first use in
         the process that explores (a worker process builds its own client)."""
@@ -53,6 +54,7 @@ class LLMExplorer:
         self.history = history
         self.samples = samples
         self.temperature = temperature
+        self.state_chars = state_chars  # the end of a long observation (a game's banner)
         self.fallbacks = 0
         self.calls = 0
 
@@ -84,7 +86,7 @@ class LLMExplorer:
                 self.prompts.messages(
                     "act",
                     goal=goal,
-                    state=view.observation(env),
+                    state=view.observation(env)[-self.state_chars :],
                     history="; ".join(taken[-self.history :]) or "none",
                     actions=numbered(texts),
                     k=self.per_call,
