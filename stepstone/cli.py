@@ -52,6 +52,12 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
         help="model calls for the whole run, e.g. 500; the run stops there, resumable "
         "(cached answers are free; resume: the run's)",
     )
+    p.add_argument(
+        "--llm-key",
+        default=None,
+        help="API key (default: $OPENAI_API_KEY, which is safer: options show in the process "
+        "list); never written to the run directory",
+    )
     p.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per model request")
     p.add_argument("--llm-concurrency", type=int, default=8, help="model requests at once")
 
@@ -247,7 +253,7 @@ def _llm_settings(args: argparse.Namespace, url, model, budget):
     if args.llm_concurrency < 1:
         raise ConfigError(f"--llm-concurrency must be >= 1, got {args.llm_concurrency}")
     calls = parse_count(budget, "--llm-budget") if budget is not None else None
-    return Settings(url, model, budget=calls, timeout=args.llm_timeout,
+    return Settings(url, model, args.llm_key, budget=calls, timeout=args.llm_timeout,
                     concurrency=args.llm_concurrency).resolved()  # fmt: skip
 
 

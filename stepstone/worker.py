@@ -139,3 +139,6 @@ class Worker:
 
     def close(self) -> None:
         self.env.close()
+        model = getattr(self.explorer, "model", None)  # an llm explorer's client
+        if model is not None:
+            model.close()

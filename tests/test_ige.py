@@ -219,6 +219,21 @@ def test_a_call_budget_stops_the_run_and_resume_continues(endpoint, tmp_path, ca
     assert "10 llm calls, " in describe(RunStore.open(run).metrics()[-1], 1)  # the progress bar
 
 
+def test_the_key_is_sent_but_never_stored(endpoint, tmp_path, monkeypatch):
+    model, url = endpoint
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    model.reply = "1"
+    run = tmp_path / "run"
+    assert explore(url, run, "--explorer", "llm", "--llm-key", "sk-secret-123") == 0
+    assert model.keys == {"Bearer sk-secret-123"}
+    for f in run.iterdir():
+        assert b"sk-secret-123" not in f.read_bytes(), f
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    model.keys.clear()
+    assert main(["resume", str(run), "--frames", "60", "--workers", "1", "--no-progress"]) == 0
+    assert model.keys == {"Bearer sk-from-env"}  # URL from the run, key from the environment
+
+
 def test_prompt_overrides_are_used_and_bad_ones_refused(endpoint, tmp_path, capsys):
     model, url = endpoint
     model.reply = "2"

@@ -30,6 +30,7 @@ class FakeModel:
         self.models = ["tiny"]
         self.asked: list[str] = []  # the user messages received, in order
         self.sampling: list[tuple] = []  # (temperature, seed) of each request
+        self.keys: set[str] = set()  # the Authorization headers seen
         self.lock = threading.Lock()
 
 
@@ -73,6 +74,7 @@ def serve(model: FakeModel):
             with model.lock:
                 model.asked.append(user)
                 model.sampling.append((body.get("temperature"), body.get("seed")))
+                model.keys.add(self.headers.get("Authorization", ""))
             content = model.script(user) if model.script else model.reply
             self._json(200, {
                 "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
