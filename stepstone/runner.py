@@ -180,7 +180,7 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
     from .llm.client import Settings
     from .llm.judge import Judge
     from .llm.prompts import Prompts
-    from .llm.view import goal
+    from .llm.view import Describer, goal
 
     settings = replace(
         options.llm or Settings(), model=config.llm_model, cache=store.path / LLM_CACHE
@@ -188,11 +188,12 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
     model = settings.connect()
     prompts = Prompts(config.llm_prompts)
     task = goal(local.env)
+    describe = Describer(local.env)  # restores snapshots in the driver's own environment
     roles: dict[str, Any] = {}
     if config.selector in selectors.MODEL_SELECTORS:
-        roles["selector"] = {"model": model, "goal": task, "prompts": prompts}
+        roles["selector"] = {"model": model, "goal": task, "prompts": prompts, "describe": describe}
     if config.llm_judge:
-        roles["judge"] = Judge(model, task, prompts)
+        roles["judge"] = Judge(model, task, prompts, describe=describe)
     return model, settings, roles
 
 

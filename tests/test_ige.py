@@ -338,3 +338,19 @@ def test_babyai_levels_are_seen_as_text_and_explored_by_the_model(endpoint):
         assert len(result.actions) > 0 and set(result.actions.tolist()) == {2}  # forward
         engine.tell(result)
     assert "Current state: you see a red ball" in model.asked[0]
+
+
+def test_cells_that_are_not_text_are_shown_as_what_the_agent_sees(endpoint, tmp_path):
+    """A MiniGrid cell is (x, y, direction, carried); the model is shown its observation."""
+    pytest.importorskip("minigrid")
+    model, url = endpoint
+    model.script = lambda prompt: "1: 5" if role(prompt) == "score" else "yes"
+    argv = ["explore", "BabyAI-GoToRedBallNoDists-v0", "--selector", "lfg", "--llm-judge",
+            "--frames", "40", "--explore-steps", "4", "--workers", "1", "--run-dir",
+            str(tmp_path / "run"), "--no-progress", "--llm-url", url,
+            "--llm-model", "tiny"]  # fmt: skip
+    assert main(argv) == 0
+    scored = [t for p in model.asked if role(p) == "score" for t in listed(p, "Frontier states:")]
+    judged = [p.split("Newly reached state: ")[1] for p in model.asked if role(p) == "judge"]
+    assert scored and judged
+    assert all(t.startswith("you see") for t in scored + judged)

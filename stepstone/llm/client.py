@@ -75,6 +75,7 @@ class Cache:
         self.path = path
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # no fsync per counter update (WAL-safe)
         self.db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT)")
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS ledger (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"

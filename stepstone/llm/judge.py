@@ -27,12 +27,13 @@ FALLBACKS, REJECTED = "llm_judge_fallbacks", "llm_judge_rejected"
 
 class Judge:
     def __init__(self, model: Any, goal: str = "", prompts: Prompts | None = None,
-                 context: int = 10):  # fmt: skip
+                 context: int = 10, describe: Any = None):  # fmt: skip
         self.model = model
         self.goal = goal
         self.prompts = prompts or Prompts()
         self.context = context
         self.verdicts: dict[Hashable, bool] = {}
+        self.text = describe or (lambda cell, snapshot: str(cell))  # see llm/view.py: Describer
 
     def _archive_text(self, archive: Any) -> str:
         """The best entries, then the most recently improved, up to ``context`` of them."""
@@ -40,7 +41,11 @@ class Judge:
         best = np.lexsort((archive.length[:n], -archive.score[:n]))[: self.context // 2]
         recent = np.argsort(-archive.found_frame[:n], kind="stable")
         shown = list(dict.fromkeys([*best.tolist(), *recent.tolist()]))[: self.context]
-        return numbered([str(archive.cells[i]) for i in sorted(shown)])
+        texts = []
+        for i in sorted(shown):
+            snap = int(archive.snap[i])
+            texts.append(self.text(archive.cells[i], archive.snapshots.get(snap) if snap else None))
+        return numbered(texts)
 
     def __call__(self, found: list, task: Any, archive: Any) -> list:
         n = len(archive)
@@ -59,8 +64,8 @@ class Judge:
             replies = self.model.chat_many(
                 [
                     self.prompts.messages(
-                        "judge", goal=self.goal, archive=shown, state=str(f.cell)
-                    )  # fmt: skip
+                        "judge", goal=self.goal, archive=shown, state=self.text(f.cell, f.snapshot)
+                    )
                     for f in ask
                 ],
                 temperature=0,

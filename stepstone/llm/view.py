@@ -120,3 +120,22 @@ def choices(env: Any) -> list[tuple[Any, str]]:
             seen.add(text)
             out.append((action, text))
     return out
+
+
+class Describer:
+    """A cell's text for the model: the cell itself when it is text (TextWorld, Game of 24),
+    else the observation of its archived state, restored in ``env`` (e.g. a MiniGrid cell
+    (x, y, direction, carried) becomes what the agent sees there). Remembered per cell."""
+
+    def __init__(self, env: Any):
+        self.env = env
+        self.memo: dict[Any, str] = {}
+
+    def __call__(self, cell: Any, snapshot: bytes | None) -> str:
+        if isinstance(cell, str) or snapshot is None:
+            return str(cell)
+        text = self.memo.get(cell)
+        if text is None:
+            self.env.restore(snapshot)
+            text = self.memo[cell] = observation(self.env)
+        return text

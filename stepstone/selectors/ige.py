@@ -9,8 +9,9 @@ numbers, best first; its picks fill the batch in turn.
 For large archives the list is a sample of ``candidates`` entries drawn by count-based weight
 (so the prompt stays short and rarely tried cells keep showing up). A reply that names no
 listed entry falls back to count-based selection and is counted (``llm_select_fallbacks``).
-The model is passed in (any object with ``chat`` and ``count``, llm/client.py): this module
-does no I/O of its own.
+The model is passed in (any object with ``chat`` and ``count``, llm/client.py), and so is
+``describe`` (cell, snapshot) -> text for cells that are not text themselves: this module does
+no I/O of its own.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ from .count_based import CountBased
 FALLBACKS = "llm_select_fallbacks"
 
 
-def describe(archive: Archive, i: int) -> str:
+def snapshot_of(archive: Archive, i: int) -> bytes | None:
+    snap = int(archive.snap[i])
+    return archive.snapshots.get(snap) if snap else None
+
+
+def describe(archive: Archive, i: int, text=str) -> str:
     return (
-        f"{archive.cells[i]} (score {float(archive.score[i]):g}, "
+        f"{text(archive.cells[i], snapshot_of(archive, i))} (score {float(archive.score[i]):g}, "
         f"explored from {int(archive.times_chosen[i])} times)"
     )
 
@@ -39,7 +45,7 @@ class IGE(Selector):
     uses_model = True
 
     def __init__(self, model: Any = None, goal: str = "", prompts: Any = None,
-                 candidates: int = 12):  # fmt: skip
+                 candidates: int = 12, describe: Any = None):  # fmt: skip
         if model is None:
             raise ConfigError(
                 "the ige selector asks a model: give --llm-url and --llm-model "
@@ -51,6 +57,8 @@ class IGE(Selector):
         self.goal = goal
         self.prompts = prompts or Prompts()
         self.candidates = candidates
+        # (cell, snapshot) -> text; default: the cell itself (llm/view.py: Describer)
+        self.text = describe or (lambda cell, snapshot: str(cell))
         self.base = CountBased()
         self.fallbacks = 0
 
@@ -73,7 +81,7 @@ class IGE(Selector):
             self.prompts.messages(
                 "select",
                 goal=self.goal,
-                entries=numbered([describe(archive, int(i)) for i in listed]),
+                entries=numbered([describe(archive, int(i), self.text) for i in listed]),
                 n=n,
             ),
             temperature=0,

@@ -34,7 +34,7 @@ class LFG(Selector):
     uses_model = True
 
     def __init__(self, model: Any = None, goal: str = "", prompts: Any = None,
-                 beta: float = 3.0, per_prompt: int = 8):  # fmt: skip
+                 beta: float = 3.0, per_prompt: int = 8, describe: Any = None):  # fmt: skip
         if model is None:
             raise ConfigError(
                 "the lfg selector asks a model: give --llm-url and --llm-model "
@@ -51,14 +51,19 @@ class LFG(Selector):
         self.per_prompt = per_prompt
         self.base = CountBased()
         self.scores: dict[Hashable, float] = {}
+        self.text = describe or (lambda cell, snapshot: str(cell))  # see selectors/ige.py
 
-    def _score(self, cells: list[Hashable]) -> None:
+    def _score(self, archive: Archive, rows: list[int]) -> None:
         from ..llm.prompts import numbered, scores
+        from .ige import snapshot_of
 
-        batches = [cells[k : k + self.per_prompt] for k in range(0, len(cells), self.per_prompt)]
+        cells = [archive.cells[i] for i in rows]
+        texts = [self.text(archive.cells[i], snapshot_of(archive, i)) for i in rows]
+        step = self.per_prompt
+        batches = [cells[k : k + step] for k in range(0, len(cells), step)]
         asks = [
-            self.prompts.messages("score", goal=self.goal, entries=numbered([str(c) for c in b]))
-            for b in batches
+            self.prompts.messages("score", goal=self.goal, entries=numbered(texts[k : k + step]))
+            for k in range(0, len(cells), step)
         ]
         for batch, reply in zip(batches, self.model.chat_many(asks, temperature=0), strict=True):
             got = scores(reply, len(batch))
@@ -71,10 +76,10 @@ class LFG(Selector):
     def weights(self, archive: Archive) -> np.ndarray:
         n = len(archive)
         new = [
-            c for i, c in enumerate(archive.cells[:n])
+            i for i, c in enumerate(archive.cells[:n])
             if c not in self.scores and not archive.terminal[i]
         ]  # fmt: skip
         if new:
-            self._score(new)
+            self._score(archive, new)
         bias = np.array([self.scores.get(c, 0.0) for c in archive.cells[:n]])
         return self.base.weights(archive) * (1.0 + self.beta * bias)
