@@ -354,3 +354,31 @@ def test_cells_that_are_not_text_are_shown_as_what_the_agent_sees(endpoint, tmp_
     judged = [p.split("Newly reached state: ")[1] for p in model.asked if role(p) == "judge"]
     assert scored and judged
     assert all(t.startswith("you see") for t in scored + judged)
+
+
+def test_several_actions_per_call_are_taken_in_order_while_admissible(endpoint):
+    model, url = endpoint
+    model.reply = "1, 2"
+
+    def commands(puzzle: str) -> list[str]:
+        config = ExploreConfig(puzzle, explorer="llm", explore_steps=3, llm_actions=2,
+                               llm_samples=1, llm_model="tiny")  # fmt: skip
+        worker = Worker.from_config(config, llm=Settings(url, "tiny"))
+        engine = Engine(Archive(), TrajectoryTree(), make("count"))
+        engine.seed(worker.root())
+        (task,) = engine.ask(1)
+        result = worker.run(task)
+        worker.env.restore(task.snapshot)
+        out = []
+        for a in result.actions:
+            worker.env.step(a)
+            out.append(worker.env.info["command"])
+        return out
+
+    # "8 + 8 = 16" then "8 - 8 = 0" (still there: 8 8 16 left): two actions from one reply.
+    assert commands("game24:8,8,8,8") == ["8+8=16", "8-8=0", "16+0=16"]
+    assert model.requests == 2
+    # "4 + 7 = 11" then "4 - 7 = -3" (4 and 7 are gone): the second is not taken, the model
+    # is asked again from the new state.
+    assert commands("game24:4,7,8,8") == ["4+7=11", "8+8=16", "11+16=27"]
+    assert model.requests == 2 + 3
