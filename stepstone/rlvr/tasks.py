@@ -166,3 +166,21 @@ def pretrain_to(
 
     losses = pretrain(model, tokenizer, task, max_steps, seed=seed, until=check, target=target)
     return len(losses), success_rate(model, tokenizer, task, held_out, seed=seed)
+
+
+def hf_tokenizer(tokenizer: CharTokenizer):
+    """The same character tokenizer as a ``transformers`` fast tokenizer (what TRL needs):
+    one token per character, the begin token prepended, ``$`` as end and ``_`` as padding."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(tokenizer.chars)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=PAD))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    core.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", special_tokens=[(BOS, tokenizer.bos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=PAD
+    )
