@@ -1,1 +1,18 @@
-"""Foundation models for exploration: an OpenAI-compatible client with cache and budget."""
+"""Foundation models in the exploration loop.
+
+``client.py``: any OpenAI-compatible endpoint (``Settings`` -> a client with a reply cache,
+a call budget and accounting); ``local.py``: the same interface on a ``transformers`` model
+directory; ``prompts.py``: the roles' templates (overridable) and reply parsing; ``view.py``:
+an environment as text (goal, state, admissible actions); ``judge.py``: the archive filter of
+Intelligent Go-Explore. The selecting and exploring roles are ``selectors/ige.py``,
+``selectors/lfg.py`` and ``explorers/llm.py``.
+"""
+
+from .client import BudgetExhausted, Cache, ChatClient, ChatModel, LLMError, Settings
+from .judge import Judge
+from .prompts import Prompts
+
+__all__ = [
+    "BudgetExhausted", "Cache", "ChatClient", "ChatModel", "Judge", "LLMError", "Prompts",
+    "Settings",
+]  # fmt: skip
