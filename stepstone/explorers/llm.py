@@ -96,7 +96,8 @@ class LLMExplorer:
             self.calls += 1
             plan = [texts[i] for i in choices(reply, len(texts))[: self.per_call]]
             if not plan:
-                plan = [t for t in texts if t.lower() in reply.lower()][:1]  # named in words
+                named = [t for t in texts if t.lower() in reply.lower()]  # named in words
+                plan = [max(named, key=len)] if named else []
             if not plan:
                 self.fallbacks += 1
                 model.count(FALLBACKS)
