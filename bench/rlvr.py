@@ -6,7 +6,9 @@ same checkpoint, GRPO runs for a fixed rollout budget with each allocator (unifo
 xrpo), and LATR groups are compared with plain sampled groups. Printed per allocator, mean and
 spread over seeds: the share of groups (and of rollouts) with a non-zero gradient, and success
 on held-out sums after the budget, each with its ratio to uniform measured in the same run.
-Run with one torch thread; the defaults take about 15 minutes on one core.
+A last section trains the same checkpoint through StepstoneGRPOTrainer (TRL) and through the
+standalone loop with matched settings, to show the two paths agree within seed noise.
+Runs with one torch thread; the defaults take about 15 minutes on one core.
 """
 
 from __future__ import annotations
@@ -36,17 +38,56 @@ def evaluate(model, prompts, seed: int) -> tuple[float, float]:
     return float(sampled), float(acc)
 
 
+LR, MAX_PER_PROMPT = 1e-3, 32
+
+
 def run_grpo(model, allocator: str, pool, steps: int, per_step: int, budget: int, seed: int):
-    cfg = GRPOConfig(allocator=allocator, budget=budget, lr=1e-3, max_per_prompt=32)
+    """The standalone loop; returns mean (non-zero-gradient group share, rollout share, reward)."""
+    cfg = GRPOConfig(allocator=allocator, budget=budget, lr=LR, max_per_prompt=MAX_PER_PROMPT,
+                     minibatches=1)  # fmt: skip
     loop = GRPO(model, TOK.encode, TOK.decode, TASK.reward, TOK.eos_id, TASK.max_new_tokens,
                 cfg, seed=seed)  # fmt: skip
-    shares, rollout_shares = [], []
+    metrics = []
     for s in range(steps):
         i = (s * per_step) % len(pool)
         m = loop.step(pool[i : i + per_step])
-        shares.append(m["nonzero_share"])
-        rollout_shares.append(m["nonzero_rollout_share"])
-    return float(np.mean(shares)), float(np.mean(rollout_shares))
+        metrics.append((m["nonzero_share"], m["nonzero_rollout_share"], m["reward"]))
+    return tuple(float(x) for x in np.mean(metrics, axis=0))
+
+
+def run_trl(model, allocator: str, pool, steps: int, per_step: int, budget: int, seed: int):
+    """The same training through StepstoneGRPOTrainer (TRL); same means as ``run_grpo``."""
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import GRPOConfig as TRLConfig
+
+    from stepstone.rlvr.tasks import hf_tokenizer
+    from stepstone.rlvr.trl import StepstoneGRPOTrainer
+
+    def reward(prompts, completions, **kwargs):
+        return [TASK.reward(p, c) for p, c in zip(prompts, completions, strict=True)]
+
+    with tempfile.TemporaryDirectory() as out:
+        args = TRLConfig(
+            output_dir=out, per_device_train_batch_size=budget, num_generations=budget // per_step,
+            max_completion_length=TASK.max_new_tokens, max_steps=steps, logging_steps=1,
+            report_to=[], use_cpu=True, learning_rate=LR, lr_scheduler_type="constant",
+            weight_decay=0.0, save_strategy="no", loss_type="dapo", epsilon=0.2,
+            epsilon_high=0.28, temperature=1.0, seed=seed, disable_tqdm=True,
+        )  # fmt: skip
+        trainer = StepstoneGRPOTrainer(
+            model=model, reward_funcs=reward, args=args,
+            train_dataset=Dataset.from_dict({"prompt": list(pool)}),
+            processing_class=hf_tokenizer(TOK), allocator=allocator, min_per_prompt=2,
+            max_per_prompt=MAX_PER_PROMPT,
+        )  # fmt: skip
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    logs = [x for x in trainer.state.log_history if "stepstone/nonzero_share" in x]
+    keys = ("stepstone/nonzero_share", "stepstone/nonzero_rollout_share", "reward")
+    return tuple(float(np.mean([x[k] for x in logs])) for k in keys)
 
 
 def group_diversity(model, prompts, group: int, seed: int, latr: bool, **latr_options):
@@ -88,6 +129,8 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.3, help="pretraining success target")
     ap.add_argument("--group", type=int, default=8, help="LATR/sampling group size")
     ap.add_argument("--latr-prompts", type=int, default=128)
+    ap.add_argument("--trl-steps", type=int, default=100, help="steps of the TRL comparison")
+    ap.add_argument("--trl-allocator", default="knapsack")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from transformers.utils import logging
@@ -96,6 +139,7 @@ def main() -> None:
     allocators = ("uniform", "knapsack", "xrpo")
     res: dict[str, dict[str, list[float]]] = {a: {} for a in allocators}
     div: dict[str, dict[str, list[float]]] = {"sample": {}, "latr": {}}
+    paths: dict[str, dict[str, list[float]]] = {"standalone": {}, "trl": {}}
     start = time.time()
     for seed in range(args.seeds):
         from stepstone.rlvr.tasks import tiny_policy
@@ -117,7 +161,9 @@ def main() -> None:
                 div[name].setdefault(key, []).append(val)
         for alloc in allocators:
             m = copy.deepcopy(model)
-            share, rshare = run_grpo(m, alloc, pool, args.steps, args.per_step, args.budget, seed)
+            share, rshare, _ = run_grpo(
+                m, alloc, pool, args.steps, args.per_step, args.budget, seed
+            )
             sampled, acc = evaluate(m, test, seed)
             for key, val in (("share", share), ("rshare", rshare), ("sampled", sampled),
                              ("greedy", acc), ("start", before[0])):  # fmt: skip
@@ -125,10 +171,24 @@ def main() -> None:
             print(f"  {alloc:8s} nonzero groups {share:.3f} rollouts {rshare:.3f} "
                   f"success {sampled:.3f} greedy {acc:.3f} [{time.time() - start:.0f}s]",
                   flush=True)  # fmt: skip
+        if args.trl_steps:
+            for name, run in (("standalone", run_grpo), ("trl", run_trl)):
+                m = copy.deepcopy(model)
+                share, rshare, reward = run(m, args.trl_allocator, pool, args.trl_steps,
+                                            args.per_step, args.budget, seed)  # fmt: skip
+                sampled, _ = evaluate(m, test, seed)
+                for key, val in (("share", share), ("rshare", rshare), ("reward", reward),
+                                 ("sampled", sampled)):  # fmt: skip
+                    paths[name].setdefault(key, []).append(val)
+                print(f"  {name:10s} {args.trl_allocator} nonzero groups {share:.3f} rollouts "
+                      f"{rshare:.3f} train reward {reward:.3f} success {sampled:.3f} "
+                      f"[{time.time() - start:.0f}s]", flush=True)  # fmt: skip
     rollouts = args.steps * args.budget
     print()
-    print(f"GRPO, {args.steps} steps x {args.budget} rollouts = {rollouts} rollouts per run, "
-          f"{args.per_step} prompts/step, {args.seeds} seeds (mean ± std, ratio to uniform)")
+    print(
+        f"GRPO, {args.steps} steps x {args.budget} rollouts = {rollouts} rollouts per run, "
+        f"{args.per_step} prompts/step, {args.seeds} seeds (mean ± std, ratio to uniform)"
+    )
     header = ("allocator", "non-zero-grad groups", "non-zero-grad rollouts",
               "success before", "success after (sampled)", "greedy after")  # fmt: skip
     print(" | ".join(header))
@@ -146,6 +206,17 @@ def main() -> None:
         ref = div["sample"]
         cells = [fmt(d[k], ref[k]) for k in ("distinct", "pass@k", "success")]
         print(" | ".join([name, *cells]))
+    if args.trl_steps:
+        print()
+        print(
+            f"Standalone loop vs StepstoneGRPOTrainer (TRL), {args.trl_allocator} allocator, "
+            f"{args.trl_steps} steps x {args.budget} rollouts, same checkpoint and settings"
+        )
+        print("path | non-zero-grad groups | non-zero-grad rollouts | train reward | success after")
+        for name in ("standalone", "trl"):
+            d, ref = paths[name], paths["standalone"]
+            cells = [fmt(d[k], ref[k]) for k in ("share", "rshare", "reward", "sampled")]
+            print(" | ".join([name, *cells]))
     print(f"\ntotal {time.time() - start:.0f}s")
 
 

@@ -55,6 +55,7 @@ class GRPOConfig:
     overlong_cache: int = 2
     self_imitation: int = 0  # replayed wins per step (SPEAR); 0 = off
     max_grad_norm: float = 1.0
+    skip_zero_advantage: bool = False  # True: leave rows with A = 0 out of the token mean
 
 
 class GRPO:
@@ -170,9 +171,10 @@ class GRPO:
         return rows
 
     def _update(self, rows) -> float:
-        """``epochs`` passes over shuffled minibatches; rows with zero advantage are skipped."""
+        """``epochs`` passes over shuffled minibatches of (prompt, tokens, old logp, mask, A)."""
         cfg = self.config
-        rows = [r for r in rows if r[4] != 0.0]
+        if cfg.skip_zero_advantage:
+            rows = [r for r in rows if r[4] != 0.0]
         if not rows:
             return 0.0
         self.model.train()
