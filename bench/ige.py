@@ -91,16 +91,24 @@ class Tally:
     fallbacks: int = 0
 
 
-def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int, settings,
-            cap: int) -> tuple[int | None, int, object]:  # fmt: skip
-    """One run until success or ``steps``: (steps to success or None, answers, client)."""
+def spent(model) -> dict[str, int]:
+    """A client's answers, calls, tokens and fallbacks so far (the bench keeps one client)."""
+    u = model.usage
+    fallbacks = sum(v for k, v in model.counts.items() if k.endswith("_fallbacks"))
+    return {"answers": u.calls + u.cached, "calls": u.calls,
+            "tokens": u.prompt_tokens + u.completion_tokens, "fallbacks": fallbacks}  # fmt: skip
+
+
+def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int, model,
+            cap: int) -> tuple[int | None, dict[str, int]]:  # fmt: skip
+    """One run until success or ``steps``: (steps to success or None, what the model cost)."""
     uses_model = method.selector in MODEL_SELECTORS or method.explorer == "llm" or method.judge
     config = ExploreConfig(env=env, seed=seed, selector=method.selector,
                            explorer=method.explorer, llm_judge=method.judge,
-                           llm_model=settings.model if uses_model else None,
+                           llm_model=model.model if uses_model else None,
                            explore_steps=explore_steps)  # fmt: skip
     worker = Worker.from_config(config)
-    model = settings.connect() if uses_model else None
+    before = spent(model)
     task = goal(worker.env)
     if method.explorer == "llm":
         worker.explorer.model = model
@@ -109,17 +117,17 @@ def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int,
     if method.judge:
         engine.admit = Judge(model, task)
 
-    def answers() -> int:
-        return model.usage.calls + model.usage.cached if model is not None else 0
+    def cost() -> dict[str, int]:
+        return {k: v - before[k] for k, v in spent(model).items()}
 
     try:
         engine.seed(worker.root())
-        while engine.frames < steps and engine.success_frame is None and answers() < cap:
+        while engine.frames < steps and engine.success_frame is None and cost()["answers"] < cap:
             for t in engine.ask(1):
                 engine.tell(worker.run(t))
     finally:
-        worker.close()
-    return engine.success_frame, answers(), model
+        worker.env.close()  # the model client is the bench's, kept for the next run
+    return engine.success_frame, cost()
 
 
 def make_games(out: Path, level: int) -> dict[str, Path]:
@@ -156,6 +164,7 @@ def main() -> None:
     settings = Settings(args.endpoint, args.model, budget=args.llm_budget,
                         cache=args.out / "llm_cache.sqlite").resolved()  # fmt: skip
     settings.check()
+    model = settings.connect()  # one client (one local model in memory) for every run
     methods = [Method.parse(m) for m in args.methods.split(",")]
     tasks: list[tuple[str, list[tuple[str, int]], int, int]] = []  # name, (env, seed), steps
     wanted = args.tasks.split(",")
@@ -180,21 +189,18 @@ def main() -> None:
             tally = Tally()
             for env, seed in runs:
                 try:
-                    success, used, model = attempt(env, method, steps, explore_steps, seed,
-                                                   settings, args.calls_per_run)  # fmt: skip
+                    success, cost = attempt(env, method, steps, explore_steps, seed, model,
+                                            args.calls_per_run)  # fmt: skip
                 except BudgetExhausted as e:
                     stopped = str(e)
                     break
                 tally.runs += 1
-                if model is not None:
-                    tally.calls += model.usage.calls
-                    tally.tokens += model.usage.prompt_tokens + model.usage.completion_tokens
-                    tally.fallbacks += sum(model.counts.values()) - model.counts.get(
-                        "llm_judge_rejected", 0
-                    )
+                tally.calls += cost["calls"]
+                tally.tokens += cost["tokens"]
+                tally.fallbacks += cost["fallbacks"]
                 if success is not None:
                     tally.steps.append(success)
-                    tally.answers.append(used)
+                    tally.answers.append(cost["answers"])
             rate = len(tally.steps) / tally.runs if tally.runs else 0.0
             base_rate = rate if base_rate is None else base_rate
             ratio = f"{rate / base_rate:.2f}" if base_rate else "n/a"
