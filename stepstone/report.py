@@ -53,6 +53,16 @@ def llm_summary(config, store: RunStore, last: dict) -> dict:
     out = {"llm_model": config.llm_model, "explorer": config.explorer,
            "llm_judge": config.llm_judge}  # fmt: skip
     out.update({k: v for k, v in last.items() if k.startswith("llm_")})
+    ledger = store.path / "llm_cache.sqlite"  # counts calls that ended after the last commit
+    if ledger.exists():
+        from .llm.client import Cache
+
+        totals = Cache(ledger).totals()
+        totals.pop("reserved", None)
+        out.update(totals)
+        out["llm_tokens"] = totals.get("llm_prompt_tokens", 0) + totals.get(
+            "llm_completion_tokens", 0
+        )
     for k in ("llm_calls", "llm_cached", "llm_tokens", "llm_act_fallbacks",
               "llm_select_fallbacks"):  # fmt: skip
         out.setdefault(k, 0)
