@@ -77,3 +77,22 @@ def test_non_numeric_reward_is_refused_with_the_fix():
     g = make(GRPOConfig(budget=8), reward=lambda p, c: "correct")
     with pytest.raises(RewardError, match="return one int or float per completion"):
         g.step(PROMPTS[:2])
+
+
+def test_dynamic_sampling_trains_only_informative_groups_and_refills(tmp_path):
+    store = PromptStore(tmp_path)
+    g = make(GRPOConfig(budget=32, dynamic_sampling=True), store=store)
+    extra = iter(TASK.prompts(64, seed=5))
+    m = g.step(PROMPTS[:4], refill=lambda k: [next(extra) for _ in range(k)])
+    assert all(len(store.history(p)) == 1 for p in PROMPTS[:4])  # allocated prompts recorded
+    if m["nonzero_share"] < 1:  # some group was all-same: more prompts were sampled
+        assert m["rollouts"] > 32
+    # every trained row belongs to a group whose rewards differ; 8 rollouts per trained group
+    assert m["trained_rows"] % 8 == 0 and m["trained_rows"] <= 32
+
+
+def test_rorecomp_trains_on_priority_rows_then_compensation_batches():
+    g = make(GRPOConfig(budget=32, rorecomp=True, rorecomp_compensation=8, lr=1e-2))
+    seen = [g.step(PROMPTS[:4]) for _ in range(8)]
+    assert all(m["trained_rows"] < 32 for m in seen)  # only the priority part of each group
+    assert any(m["compensation_rows"] == 8 for m in seen)

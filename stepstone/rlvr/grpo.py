@@ -7,9 +7,11 @@ Readable top to bottom, for small policies and for checking the TRL path against
 2. each prompt gets its count of rollouts (``rollout="sample"``, or ``"latr"`` tree rollouts);
 3. rewards from the user's function (numbers only), optionally DAPO's overlong penalty;
 4. group-relative advantages over groups of unequal size, optionally XRPO novelty sharpening;
-5. ``epochs`` passes of the clipped loss (PPO / clip-higher / GPPO, token or sequence mean),
-   plus, with ``self_imitation``, replayed wins with SPEAR-recalibrated advantages;
-6. the visits are committed to the run's ``PromptStore`` in one transaction.
+5. batch composition: optionally DAPO dynamic sampling (drop all-same groups, refill from a
+   ``refill`` callable), RoRecomp priority/compensation batches, and SPEAR self-imitation
+   (replayed wins with recalibrated advantages);
+6. ``epochs`` passes of the clipped loss (PPO / clip-higher / GPPO, token or sequence mean);
+7. the visits are committed to the run's ``PromptStore`` in one transaction.
 
 The share of groups with a non-zero gradient (rewards not all equal) is the quantity Knapsack
 RL raises; every step reports it.
@@ -25,7 +27,7 @@ import torch
 
 from .advantages import group_advantages, sharpen_novelty
 from .allocate import make_allocator
-from .batches import Group, SelfImitationBuffer
+from .batches import Group, RoRecomp, SelfImitationBuffer
 from .losses import overlong_penalty, policy_loss
 from .sampling import completion_mask, sample, token_logprobs
 from .state import PromptStore, Visit, check_rewards
@@ -56,6 +58,11 @@ class GRPOConfig:
     self_imitation: int = 0  # replayed wins per step (SPEAR); 0 = off
     max_grad_norm: float = 1.0
     skip_zero_advantage: bool = False  # True: leave rows with A = 0 out of the token mean
+    dynamic_sampling: bool = False  # DAPO: drop all-same groups, refill from step(refill=...)
+    dynamic_rounds: int = 4
+    rorecomp: bool = False  # RoRecomp priority batches + compensation batches
+    rorecomp_fraction: float = 0.5
+    rorecomp_compensation: int = 64
 
 
 class GRPO:
@@ -83,6 +90,11 @@ class GRPO:
         self.rng = np.random.default_rng(seed)
         self.step_index = self.store.last_step() + 1
         self.replay = SelfImitationBuffer() if config.self_imitation else None
+        self.recomp = (
+            RoRecomp(config.rorecomp_fraction, config.rorecomp_compensation)
+            if config.rorecomp
+            else None
+        )
         self.latr_options = latr_options or {}
 
     # ------------------------------------------------------------------ rollouts
@@ -104,11 +116,8 @@ class GRPO:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ one step
-    def step(self, prompts: Sequence[str]) -> dict[str, float]:
+    def _sample_groups(self, prompts, counts) -> tuple[list[Group], list]:
         cfg = self.config
-        self.model.eval()
-        stats = self.store.stats(prompts)
-        counts = self.allocator.allocate(stats, cfg.budget, cfg.min_per_prompt, cfg.max_per_prompt)
         groups, batch = [], []
         for prompt, n in zip(prompts, counts, strict=True):
             tokens, old_logp, mask = self.rollouts(prompt, int(n))
@@ -121,6 +130,37 @@ class GRPO:
                 rewards = rewards + overlong_penalty(lengths, cfg.overlong_max, cfg.overlong_cache)
             groups.append(Group(prompt, texts, rewards, lengths))
             batch.append((prompt, tokens, old_logp, mask))
+        return groups, batch
+
+    def step(
+        self, prompts: Sequence[str], refill: Callable[[int], Sequence[str]] | None = None
+    ) -> dict[str, float]:
+        """One GRPO step on ``prompts``. With ``dynamic_sampling`` on, groups whose rewards are
+        all equal are dropped from the update and ``refill(k)`` supplies k more prompts (each
+        sampled ``budget // len(prompts)`` times, beyond the budget, as DAPO does)."""
+        cfg = self.config
+        self.model.eval()
+        stats = self.store.stats(prompts)
+        counts = self.allocator.allocate(stats, cfg.budget, cfg.min_per_prompt, cfg.max_per_prompt)
+        groups, batch = self._sample_groups(prompts, counts)
+        visited = list(groups)
+        allocated = np.array([g.informative for g in groups])
+        extra = 0
+        if cfg.dynamic_sampling:
+            kept = [j for j, g in enumerate(groups) if g.informative]
+            groups, batch = [groups[j] for j in kept], [batch[j] for j in kept]
+            per = max(cfg.min_per_prompt, cfg.budget // len(prompts))
+            for _ in range(cfg.dynamic_rounds if refill is not None else 0):
+                if len(groups) >= len(prompts):
+                    break
+                more = list(refill(len(prompts) - len(groups)))
+                g2, b2 = self._sample_groups(more, [per] * len(more))
+                extra += per * len(more)
+                visited += g2
+                for g, b in zip(g2, b2, strict=True):
+                    if g.informative:
+                        groups.append(g)
+                        batch.append(b)
         advs = group_advantages([g.rewards for g in groups], scale=cfg.scale_advantages)
         if cfg.novelty_lam > 0:
             for j, (_, _, old_logp, mask) in enumerate(batch):
@@ -128,7 +168,17 @@ class GRPO:
                 advs[j] = sharpen_novelty(
                     advs[j], groups[j].rewards, mean_lp, cfg.novelty_lam, cfg.novelty_kappa
                 )
-        rows = self._rows(batch, advs)
+        compensation = []
+        if self.recomp is not None:
+            per_group = [
+                Group(g.prompt, self._rows([b], [a]), g.rewards, g.lengths)
+                for g, b, a in zip(groups, batch, advs, strict=True)
+            ]
+            priority, comp = self.recomp.step(per_group)
+            rows = [g.rollouts[i] for g, idx in priority for i in idx]
+            compensation = [g.rollouts[i] for g, i in comp]
+        else:
+            rows = self._rows(batch, advs)
         replayed = 0
         if self.replay is not None:
             for g in groups:
@@ -145,18 +195,22 @@ class GRPO:
                 stored = Group(prompt, [(prompt, t) for t in tokens], g.rewards, g.lengths)
                 self.replay.add(stored, a, self.step_index)
         loss = self._update(rows)
+        if compensation:  # RoRecomp: a separate update on older, buffered responses
+            self._update(compensation)
         self.store.record(
-            Visit.from_group(g.prompt, self.step_index, g.rewards, g.lengths) for g in groups
+            Visit.from_group(g.prompt, self.step_index, g.rewards, g.lengths) for g in visited
         )
         self.step_index += 1
-        informative = np.array([g.informative for g in groups])
         return {
             "step": self.step_index - 1,
-            "nonzero_share": float(informative.mean()),
+            # groups of the allocated prompts whose rewards differ (non-zero GRPO gradient)
+            "nonzero_share": float(allocated.mean()),
             # Knapsack RL's effective-gradient ratio: rollouts that sit in an informative group
-            "nonzero_rollout_share": float(counts[informative].sum() / counts.sum()),
-            "reward": float(np.mean(np.concatenate([g.rewards for g in groups]))),
-            "rollouts": int(counts.sum()),
+            "nonzero_rollout_share": float(counts[allocated].sum() / counts.sum()),
+            "reward": float(np.mean(np.concatenate([g.rewards for g in visited]))),
+            "rollouts": int(counts.sum()) + extra,
+            "trained_rows": len(rows),
+            "compensation_rows": len(compensation),
             "max_group": int(counts.max()),
             "loss": loss,
             "replayed": replayed,
