@@ -162,9 +162,6 @@ def test_store_keeps_latest_visit_and_totals(tmp_path):
 
 
 def test_failed_step_writes_nothing(tmp_path):
-    class Boom(Visit):
-        pass
-
     with PromptStore(tmp_path) as s:
         s.record([Visit.from_group("a", 0, [1, 0])])
         bad = [Visit.from_group("a", 1, [1, 1]), "not a visit"]
