@@ -38,7 +38,7 @@ class FromReset(Selector):
 selectors.REGISTRY["reset"] = FromReset
 
 
-def config_for(cells: str, seed: int) -> ExploreConfig:
+def config_for(cells: str, seed: int, death_window: int = 0) -> ExploreConfig:
     if cells == "random":
         return ExploreConfig(
             env="ALE/MontezumaRevenge-v5",
@@ -51,7 +51,11 @@ def config_for(cells: str, seed: int) -> ExploreConfig:
         )
     cells, _, selector = cells.partition(":")
     return ExploreConfig(
-        env="ALE/MontezumaRevenge-v5", cells=cells, seed=seed, selector=selector or "count"
+        env="ALE/MontezumaRevenge-v5",
+        cells=cells,
+        seed=seed,
+        selector=selector or "count",
+        death_window=death_window,
     )
 
 
@@ -71,6 +75,7 @@ def main() -> None:
     )
     ap.add_argument("--random-frames", default="10M", help="budget of the random baseline")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--death-window", type=int, default=0, help="see ExploreConfig")
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
     args = ap.parse_args()
 
@@ -84,8 +89,10 @@ def main() -> None:
     results = []
     for cells, frames in plan:
         for seed in seeds:
-            run_dir = args.out / f"{cells.replace(':', '-')}-s{seed}"
-            store = open_run(config_for(cells, seed), run_dir)
+            window = args.death_window if cells != "random" else 0
+            suffix = f"-dw{window}" if window else ""
+            run_dir = args.out / f"{cells.replace(':', '-')}{suffix}-s{seed}"
+            store = open_run(config_for(cells, seed, window), run_dir)
             stored = int(store.meta("budget", "0"))
             store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
             run(store, RunOptions(frames, args.workers, progress=True))
@@ -95,9 +102,8 @@ def main() -> None:
                 m = at(history, cp)
                 if m is None:
                     continue
-                results.append(
-                    {**m, "kind": cells, "seed": seed, "checkpoint": cp, "level1_at": solved}
-                )
+                row = {"kind": cells + suffix, "seed": seed, "checkpoint": cp, "level1_at": solved}
+                results.append({**m, **row})
             store.close()
 
     print(

@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="end an exploration when a life is lost (Go-Explore Phase 1 default)",
     )
     p.add_argument(
+        "--death-window",
+        type=int,
+        default=0,
+        help="drop the cells reached in the last N steps before a life is lost (doomed states)",
+    )
+    p.add_argument(
         "--return",
         dest="return_method",
         default="auto",
@@ -206,6 +212,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         explore_steps=args.explore_steps,
         repeat_prob=args.repeat_prob,
         end_on_life_loss=args.end_on_life_loss,
+        death_window=args.death_window,
         return_method=args.return_method,
         imports=tuple(args.imports),
         explorer=args.explorer,

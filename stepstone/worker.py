@@ -105,6 +105,10 @@ class Worker:
             steps += 1
             total += reward
             if end_on_death and env.lives() < lives:
+                # Cells of the last death_window steps were reached while already dying. (An
+                # exploration whose steps run out mid-fall never sees the life go.)
+                doomed = steps - self.config.death_window
+                found = {c: f for c, f in found.items() if f.steps < doomed}
                 break
             cell = cell_fn(env)
             if cell != prev or reward != 0 or terminated or truncated:

@@ -34,8 +34,9 @@ class RamLayout:
 
 # Montezuma: the AtariARI RAM annotations (Anand et al. 2019, "Unsupervised State
 # Representation Learning in Atari": room 3, x 42, y 43, level 57) and the inventory byte 65
-# read by the Go-Explore reference code, whose keys are bits 1-3 (mask 0b1110). Pitfall: x 97 and y 105 from AtariARI; byte 1 holds
-# the screen (room) code. Go-Explore's reference code derives the same facts from pixels.
+# read by the Go-Explore reference code, whose keys are bits 1-3 (mask 0b1110). Pitfall: x 97
+# and y 105 from AtariARI; byte 1 holds the screen (room) code. Go-Explore's reference code
+# derives the same facts from pixels.
 RAM_LAYOUTS: dict[str, RamLayout] = {
     "montezuma_revenge": RamLayout(room=3, x=42, y=43, level=57, objects=65, key_mask=0b1110),
     "pitfall": RamLayout(room=1, x=97, y=105),

@@ -1,0 +1,62 @@
+"""The worker's inner loop: what an exploration reports back to the engine."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+from gymnasium import spaces
+
+from stepstone.archive import Archive
+from stepstone.config import ExploreConfig
+from stepstone.engine import Engine
+from stepstone.errors import ConfigError
+from stepstone.selectors import Uniform
+from stepstone.trajectories import TrajectoryTree
+from stepstone.worker import Worker
+
+
+class Ledge(gym.Env):
+    """A line of squares; stepping right past square 5 is fatal, but the life is taken only
+    three steps later (squares 6-8 are the 'death animation'), as Atari games do."""
+
+    def __init__(self):
+        self.observation_space = spaces.Discrete(20)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.lives = 0, 3
+        return self.pos, {"lives": self.lives}
+
+    def step(self, action):
+        if self.pos > 5:  # falling: no control
+            self.pos += 1
+        else:
+            self.pos = max(0, self.pos + (1 if action == 1 else -1))
+        if self.pos == 9:
+            self.pos, self.lives = 0, self.lives - 1
+        return self.pos, 0.0, self.lives == 0, False, {"lives": self.lives}
+
+
+gym.register("TestLedge-v0", entry_point=Ledge)
+
+
+def explore(death_window: int) -> set:
+    config = ExploreConfig("TestLedge-v0", death_window=death_window, explore_steps=1000)
+    worker = Worker.from_config(config)
+    engine = Engine(Archive(), TrajectoryTree(), Uniform())
+    engine.seed(worker.root())
+    while engine.frames < 20_000:
+        for task in engine.ask(4):
+            engine.tell(worker.run(task))
+    return {int.from_bytes(c[2], "little") for c in engine.archive.cells}
+
+
+def test_cells_reached_while_dying_are_not_kept():
+    assert explore(death_window=0) == set(range(9))  # the dying squares 6-8 got in
+    assert explore(death_window=3) == set(range(6))
+
+
+def test_negative_death_window_is_refused():
+    with pytest.raises(ConfigError, match="--death-window"):
+        ExploreConfig("TestLedge-v0", death_window=-1)
