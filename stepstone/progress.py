@@ -74,8 +74,8 @@ class Progress:
             )
 
     def note(self, text: str) -> None:
-        if self.enabled:
-            self.console.print(text)
+        if self.enabled:  # unwrapped: a note often ends in a command to copy
+            self.console.print(text, soft_wrap=True)
 
     def close(self, m: dict) -> None:
         if self.live:

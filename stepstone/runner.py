@@ -9,6 +9,8 @@ progress. Ctrl-C commits what has been merged and stops cleanly.
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -136,6 +138,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
         done_in_iteration = new_in_iteration = 0
         return row
 
+    restore_sigterm = _stop_on_sigterm()
     try:
         while engine.frames < options.frames or executor.in_flight:
             want = capacity - executor.in_flight
@@ -169,7 +172,21 @@ def run(store: RunStore, options: RunOptions) -> dict:
         executor.close()
         local.close()
         progress.close(last)
+        restore_sigterm()
     return last
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM (``kill``, a batch scheduler's stop) end the run as Ctrl-C does, with what
+    was merged committed; return what puts the previous handler back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, local: Worker):

@@ -63,3 +63,19 @@ def test_sigkill_mid_iteration_then_resume(tmp_path, capsys):
     its = [m["iteration"] for m in after.metrics()]
     assert its == list(range(1, len(its) + 1))
     assert main(["replay", str(run_dir), "--cell", "all"]) == 0
+
+
+def test_sigterm_commits_what_was_merged_and_says_how_to_resume(tmp_path):
+    """A scheduler's stop (SIGTERM) ends the run cleanly: the last merged results committed."""
+    run_dir = tmp_path / "run"
+    cmd = cli(f"explore montezuma --cells ram --frames 50M --workers 1 --run-dir {run_dir}")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: iterations(run_dir) >= 2, 120)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0
+    assert f"stepstone resume {run_dir}" in err
+    store = RunStore.open(run_dir)
+    last = store.metrics()[-1]
+    assert last["frames"] == store.state()["frames"]  # the final partial iteration is committed
+    assert not store.state().get("pending")
