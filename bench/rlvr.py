@@ -91,15 +91,18 @@ def run_trl(model, allocator: str, pool, steps: int, per_step: int, budget: int,
 
 
 def group_diversity(model, prompts, group: int, seed: int, latr: bool, **latr_options):
-    """(distinct final answers per group, pass@group, mean success) over ``prompts``."""
+    """(distinct final answers per group, pass@group, mean success, tree completions per group
+    (LATR: group size minus the plain samples that filled it)) over ``prompts``."""
     gen = torch.Generator().manual_seed(seed)
-    distinct, passed, success = [], [], []
+    distinct, passed, success, tree = [], [], [], []
     for p in prompts:
         ids = torch.tensor(TOK.encode(p))
         if latr:
-            tokens = latr_rollouts(
+            res = latr_rollouts(
                 model, ids, group, TASK.max_new_tokens, TOK.eos_id, generator=gen, **latr_options
-            ).tokens
+            )
+            tokens = res.tokens
+            tree.append(group - res.filled)
         else:
             tokens, _, _ = sample(model, ids[None].expand(group, -1), TASK.max_new_tokens,
                                   TOK.eos_id, generator=gen)  # fmt: skip
@@ -108,7 +111,9 @@ def group_diversity(model, prompts, group: int, seed: int, latr: bool, **latr_op
         distinct.append(len(set(answers)))
         passed.append(max(rewards))
         success.append(np.mean(rewards))
-    return float(np.mean(distinct)), float(np.mean(passed)), float(np.mean(success))
+        if not latr:
+            tree.append(group)
+    return tuple(float(np.mean(x)) for x in (distinct, passed, success, tree))
 
 
 def fmt(values, base=None) -> str:
@@ -154,10 +159,10 @@ def main() -> None:
               f"[{time.time() - start:.0f}s]", flush=True)  # fmt: skip
         latr_prompts = test[: args.latr_prompts]
         for name, use_latr in (("sample", False), ("latr", True)):
-            d, pk, s = group_diversity(
+            d, pk, s, t = group_diversity(
                 model, latr_prompts, args.group, seed, use_latr, prune_below=0.2
             )
-            for key, val in (("distinct", d), ("pass@k", pk), ("success", s)):
+            for key, val in (("distinct", d), ("pass@k", pk), ("success", s), ("tree", t)):
                 div[name].setdefault(key, []).append(val)
         for alloc in allocators:
             m = copy.deepcopy(model)
@@ -200,11 +205,12 @@ def main() -> None:
                           fmt(r["greedy"], base["greedy"])]))  # fmt: skip
     print()
     print(f"Groups of {args.group} on {args.latr_prompts} held-out prompts, pretrained policy")
-    print("rollouts | distinct answers per group | pass@k | mean success")
+    print("rollouts | distinct answers per group | pass@k | mean success | tree completions")
     for name in ("sample", "latr"):
         d = div[name]
         ref = div["sample"]
         cells = [fmt(d[k], ref[k]) for k in ("distinct", "pass@k", "success")]
+        cells.append(fmt(d["tree"]) if name == "latr" else "n/a")
         print(" | ".join([name, *cells]))
     if args.trl_steps:
         print()

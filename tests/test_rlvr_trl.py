@@ -77,5 +77,7 @@ def test_bad_input_is_refused_with_the_fix(tmp_path):
         t.train()
     with pytest.raises(ConfigError, match="choose one of ppo, gppo"):
         trainer(tmp_path, loss="trpo")
+    with pytest.raises(ConfigError, match="set num_generations >= min_per_prompt"):
+        trainer(tmp_path, min_per_prompt=5)  # 4 generations per prompt: budget < prompts x 5
     with pytest.raises(ConfigError, match="choose one of uniform, knapsack, xrpo"):
         trainer(tmp_path, allocator="thompson")

@@ -17,7 +17,9 @@ with these parts switched on by name:
   ``rollout_func`` hook, for ``transformers`` models).
 
 Logged beside TRL's metrics: ``stepstone/nonzero_share`` (groups with a non-zero gradient),
-``stepstone/nonzero_rollout_share`` and ``stepstone/max_group``. One process only for now.
+``stepstone/nonzero_rollout_share`` and ``stepstone/max_group``. One process only for now;
+evaluation keeps TRL's fixed ``num_generations_eval`` groups. Dynamic sampling, RoRecomp and
+self-imitation are in the standalone loop (grpo.py), not wired into this trainer yet.
 """
 
 from __future__ import annotations
@@ -100,6 +102,12 @@ class StepstoneGRPOTrainer(GRPOTrainer):
         self.rlvr_latr_options = latr_options or {}
         self._rlvr_rewards = None
         super().__init__(*args, reward_funcs=funcs, **kwargs)
+        if self.num_generations < min_per_prompt:
+            raise ConfigError(
+                f"num_generations={self.num_generations} gives a budget smaller than prompts x "
+                f"min_per_prompt={min_per_prompt}; set num_generations >= min_per_prompt in "
+                "GRPOConfig or lower min_per_prompt"
+            )
         if self.accelerator.num_processes != 1:
             raise ConfigError(
                 "StepstoneGRPOTrainer allocates rollouts within one process; run it on a single "
