@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from stepstone.cli import main
@@ -37,3 +38,15 @@ def test_robustify_refuses_a_run_without_reward(tmp_path, user_env_module, capsy
     assert "no return to reproduce" in capsys.readouterr().err
     assert main(["robustify", str(run), "--sticky", "1.5"]) == 2
     assert not (run / "robustify" / "result.json").exists()
+
+
+def test_atari_policies_see_the_ram(tmp_path):
+    from stepstone.config import ExploreConfig
+    from stepstone.learn.robustify import RobustifyConfig, Runner
+
+    store = RunStore.create(tmp_path / "run", ExploreConfig("montezuma", cells="ram"))
+    runner = Runner(store, RobustifyConfig())
+    runner.env.reset(0)
+    obs = runner.obs()
+    assert obs.shape == (128,) and obs.dtype == np.float32 and 0.0 <= obs.min() <= obs.max() <= 1.0
+    assert np.allclose(obs * 255, runner.env.ram())

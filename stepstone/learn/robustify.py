@@ -8,6 +8,9 @@ back, until the agent starts from the reset state itself. SnapshotRL (2024) star
 from a teacher's states by the same mechanism. Start states are restored from snapshots,
 which the environments stepstone explores all have.
 
+On Atari the policy sees the console's 128 bytes of RAM rather than the screen (the papers
+train a convolutional network on frames, which this CPU-only setting cannot afford).
+
 Noise, during training and evaluation, is that of the ALE evaluation protocol (Machado et al.
 2018): sticky actions, the previous action repeated with probability 0.25, and for Atari up to
 30 random no-ops at the start. Two baselines on the same budget: behaviour cloning of the
@@ -87,6 +90,8 @@ class Runner:
         self.n_actions = int(self.env.action_space.n)
 
     def obs(self) -> np.ndarray:
+        if self.atari:  # 128 RAM bytes, not 100,800 pixel values: a policy a CPU can train
+            return self.env.ram().astype(np.float32) / 255.0
         return features(self.env.observe(), self.space)
 
     def demo(self, actions: np.ndarray) -> Demo:
