@@ -169,7 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--no-baselines", action="store_true", help="skip behaviour cloning and PPO from reset"
+        "--demo-score",
+        type=float,
+        default=None,
+        help="demonstrate the shortest archived path reaching this score (default: the best)",
+    )
+    p.add_argument(
+        "--baselines",
+        default="bc,ppo",
+        help="baselines trained on the same budget: bc, ppo (from reset), both, or none",
     )
 
     p = sub.add_parser("label", help="label action-free trajectories by inverse dynamics")
@@ -414,17 +422,24 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         sticky=args.sticky,
         eval_episodes=args.eval_episodes,
         seed=args.seed,
+        demo_score=args.demo_score,
     )
-    result = robustify(store, cfg, baselines=not args.no_baselines)
+    baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
+    if baselines - {"bc", "ppo"}:
+        raise ConfigError(f"--baselines takes bc, ppo, bc,ppo or none, not {args.baselines!r}")
+    result = robustify(store, cfg, baselines, log=lambda line: print(line, file=sys.stderr))
     (store.path / "robustify" / "result.json").write_text(json.dumps(result, indent=1))
     print(
         f"demonstration: {result['demo_length']} actions, return {result['demo_return']:g}; "
         f"start moved back {len(result['start_moves'])} times"
     )
-    print(f"success under noise (sticky {cfg.sticky}), {cfg.eval_episodes} episodes:")
-    for key in ("success_backward", "success_bc", "success_ppo_from_reset"):
-        if key in result:
-            print(f"  {key.removeprefix('success_'):<16} {result[key]:.2f}")
+    print(f"under noise (sticky {cfg.sticky}), {cfg.eval_episodes} episodes from reset:")
+    for name in ("backward", "bc", "ppo_from_reset"):
+        if f"success_{name}" in result:
+            print(
+                f"  {name:<16} success {result[f'success_{name}']:.2f}  "
+                f"mean score {result[f'score_{name}']:g}"
+            )
     print(f"policy: {store.path / 'robustify' / 'policy.pt'}")
     return 0
 

@@ -20,7 +20,7 @@ def test_backward_algorithm_reaches_reset_and_succeeds_with_sticky_actions(
     argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
     assert main([*argv.split(), "--run-dir", str(run), "--no-progress"]) == 0
     cfg = RobustifyConfig(frames=8_000, step=5, window=10, eval_episodes=20)
-    result = robustify(RunStore.open(run), cfg, baselines=False)
+    result = robustify(RunStore.open(run), cfg, baselines=())
     assert result["demo_length"] == 39 and result["demo_return"] == 1.0
     starts = [m["start"] for m in result["start_moves"]]
     assert starts == sorted(starts, reverse=True) and starts[-1] == 0  # moved back to reset
@@ -37,6 +37,9 @@ def test_robustify_refuses_a_run_without_reward(tmp_path, user_env_module, capsy
     assert main(["robustify", str(run), "--frames", "1k"]) == 2
     assert "no return to reproduce" in capsys.readouterr().err
     assert main(["robustify", str(run), "--sticky", "1.5"]) == 2
+    assert main(["robustify", str(run), "--demo-score", "1"]) == 2
+    assert "no trajectory in the archive scores 1" in capsys.readouterr().err
+    assert main(["robustify", str(run), "--baselines", "dqn"]) == 2
     assert not (run / "robustify" / "result.json").exists()
 
 

@@ -20,6 +20,8 @@ version (clipped objective, GAE, one small actor-critic MLP).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,6 +51,23 @@ class RobustifyConfig:
     entropy: float = 0.01
     eval_episodes: int = 20
     seed: int = 0
+    demo_score: float | None = None  # demonstrate the shortest path to this score, not the best
+
+
+def demonstration(archive: Any, demo_score: float | None) -> int:
+    """The entry to demonstrate: the best one, or the shortest whose score reaches
+    ``demo_score``. A long run's best trajectory can be thousands of actions; a nearer goal
+    (Montezuma's first room, say) is what a few hours of CPU can robustify."""
+    if demo_score is None:
+        return int(archive.best())
+    n = len(archive)
+    reach = np.flatnonzero(archive.score[:n] >= demo_score)
+    if len(reach) == 0:
+        raise ConfigError(
+            f"no trajectory in the archive scores {demo_score:g} (best "
+            f"{archive.score[archive.best()]:g}): lower --demo-score or explore longer"
+        )
+    return int(reach[np.argmin(archive.length[reach])])
 
 
 @dataclass
@@ -57,6 +76,11 @@ class Demo:
     returns: list[float]  # reward collected after t actions
     observations: list[np.ndarray]
     actions: np.ndarray
+
+    def prefix(self, t: int) -> Demo:
+        """The first ``t`` actions."""
+        return Demo(self.snapshots[: t + 1], self.returns[: t + 1], self.observations[: t + 1],
+                    self.actions[:t])  # fmt: skip
 
 
 def features(obs: Any, space: Any = None) -> np.ndarray:
@@ -152,10 +176,15 @@ def act(model: Any, obs: np.ndarray, greedy: bool = False) -> tuple[int, float, 
 
 
 def ppo(
-    runner: Runner, demo: Demo, cfg: RobustifyConfig, backward: bool
+    runner: Runner,
+    demo: Demo,
+    cfg: RobustifyConfig,
+    backward: bool,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[Any, list[dict], int]:
     """Train; with ``backward`` start from the demonstration, moving back (else from reset).
-    Returns the policy, the moves of the start point, and the start point reached."""
+    Returns the policy, the moves of the start point, and the start point reached. ``log``
+    gets a progress line every 30 s: a long run should say how far it is."""
     import torch
 
     model = _torch_policy(len(demo.observations[0]), runner.n_actions, cfg.seed)
@@ -166,6 +195,7 @@ def ppo(
     history: list[dict] = []  # one row per start-point move
     recent: list[bool] = []
     frames = 0
+    t0 = last_log = time.monotonic()
     runner.start(demo, start, noops=True)
     ep_start, ep_return, ep_len = start, 0.0, 0
     obs = runner.obs()
@@ -199,6 +229,11 @@ def ppo(
                 ep_start, ep_return, ep_len = start, 0.0, 0
             obs = runner.obs()
         _update(model, opt, buf, obs, cfg)
+        if log and time.monotonic() - last_log >= 30:
+            last_log = time.monotonic()
+            rate = frames / (last_log - t0)
+            log(f"{'backward' if backward else 'ppo from reset'}: {frames:,}/{cfg.frames:,} "
+                f"steps, {rate:,.0f} steps/s, start at action {start} of {T}")  # fmt: skip
     return model, history, start
 
 
@@ -252,10 +287,11 @@ def behaviour_cloning(runner: Runner, demo: Demo, cfg: RobustifyConfig) -> Any:
     return model
 
 
-def evaluate(runner: Runner, demo: Demo, model: Any, cfg: RobustifyConfig) -> float:
-    """Share of episodes from reset, under sticky actions (and no-ops), that match the demo."""
+def evaluate(runner: Runner, demo: Demo, model: Any, cfg: RobustifyConfig) -> tuple[float, float]:
+    """Episodes from reset under sticky actions (and no-ops): the share that match the
+    demonstration's return, and the mean return (the score the papers report)."""
     T = len(demo.actions)
-    wins = 0
+    wins, returns = 0, []
     for _ in range(cfg.eval_episodes):
         runner.start(demo, 0, noops=True)
         total, done, steps = 0.0, False, 0
@@ -265,10 +301,16 @@ def evaluate(runner: Runner, demo: Demo, model: Any, cfg: RobustifyConfig) -> fl
             total += r
             steps += 1
         wins += total >= demo.returns[T]
-    return wins / cfg.eval_episodes
+        returns.append(total)
+    return wins / cfg.eval_episodes, float(np.mean(returns))
 
 
-def robustify(store: RunStore, cfg: RobustifyConfig, baselines: bool = True) -> dict:
+def robustify(
+    store: RunStore,
+    cfg: RobustifyConfig,
+    baselines: Collection[str] = ("bc", "ppo"),
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """Train from the run's best trajectory; return success rates under noise (and history)."""
     try:
         import torch
@@ -277,7 +319,7 @@ def robustify(store: RunStore, cfg: RobustifyConfig, baselines: bool = True) -> 
     archive = store.load_archive()
     if len(archive) == 0:
         raise ConfigError(f"{store.path} has no archive yet: run stepstone explore first")
-    best = archive.best()
+    best = demonstration(archive, cfg.demo_score)
     if archive.score[best] <= 0:
         raise ConfigError(
             f"the best trajectory in {store.path} scores {archive.score[best]:g}: there is no "
@@ -290,7 +332,9 @@ def robustify(store: RunStore, cfg: RobustifyConfig, baselines: bool = True) -> 
         raise ConfigError("robustify here trains a policy over discrete actions only")
     tree = TrajectoryTree(store.nodes)
     demo = runner.demo(tree.actions(int(archive.node[best]), int(archive.length[best])))
-    model, history, reached = ppo(runner, demo, cfg, backward=True)
+    if cfg.demo_score is not None:  # up to the action that reaches the score, no further
+        demo = demo.prefix(int(np.argmax(np.asarray(demo.returns) >= cfg.demo_score)))
+    model, history, reached = ppo(runner, demo, cfg, backward=True, log=log)
     out = store.path / "robustify"
     out.mkdir(exist_ok=True)
     torch.save(model.state_dict(), out / "policy.pt")
@@ -300,11 +344,13 @@ def robustify(store: RunStore, cfg: RobustifyConfig, baselines: bool = True) -> 
         "demo_return": demo.returns[-1],
         "start_moves": history,
         "reached_reset": reached == 0,
-        "success_backward": evaluate(runner, demo, model, cfg),
     }
-    if baselines:
-        result["success_bc"] = evaluate(runner, demo, behaviour_cloning(runner, demo, cfg), cfg)
-        plain, _, _ = ppo(runner, demo, cfg, backward=False)
-        result["success_ppo_from_reset"] = evaluate(runner, demo, plain, cfg)
+    models = {"backward": lambda: model}
+    if "bc" in baselines:
+        models["bc"] = lambda: behaviour_cloning(runner, demo, cfg)
+    if "ppo" in baselines:
+        models["ppo_from_reset"] = lambda: ppo(runner, demo, cfg, backward=False, log=log)[0]
+    for name, train in models.items():
+        result[f"success_{name}"], result[f"score_{name}"] = evaluate(runner, demo, train(), cfg)
     runner.worker.close()
     return result
