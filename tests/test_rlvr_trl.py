@@ -1,7 +1,11 @@
-"""The TRL subclass constructs and trains a few steps on the tiny policy, allocating per prompt."""
+"""The TRL subclass constructs and trains a few steps on the tiny policy, allocating per prompt
+and composing the batch (dynamic sampling, RoRecomp, self-imitation) as batches.py says."""
 
 from __future__ import annotations
 
+from collections import Counter
+
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +15,7 @@ from trl import GRPOConfig  # noqa: E402
 
 from stepstone.errors import ConfigError  # noqa: E402
 from stepstone.rlvr import Knapsack, PromptStore, RewardError  # noqa: E402
+from stepstone.rlvr.batches import Group, RoRecomp  # noqa: E402
 from stepstone.rlvr.tasks import AdditionTask, CharTokenizer, hf_tokenizer, tiny_policy  # noqa: E402
 from stepstone.rlvr.trl import StepstoneGRPOTrainer  # noqa: E402
 
@@ -24,16 +29,18 @@ def starts_with_seven(prompts, completions, **kwargs):
     return [1.0 if c.startswith("7") else 0.0 for c in completions]
 
 
-def trainer(tmp_path, reward=starts_with_seven, steps=2, **options):
+def trainer(
+    tmp_path, reward=starts_with_seven, steps=2, cls=None, prompts=PROMPTS, config=None, **options
+):
     args = GRPOConfig(
         output_dir=str(tmp_path / "out"), per_device_train_batch_size=16, num_generations=4,
         max_completion_length=TASK.max_new_tokens, max_steps=steps, logging_steps=1,
         report_to=[], use_cpu=True, learning_rate=1e-2, save_strategy="no", loss_type="dapo",
-        epsilon_high=0.28, lr_scheduler_type="constant", seed=0,
+        epsilon_high=0.28, lr_scheduler_type="constant", seed=0, **(config or {}),
     )  # fmt: skip
-    return StepstoneGRPOTrainer(
+    return (cls or StepstoneGRPOTrainer)(
         model=tiny_policy(TOK, seed=0), reward_funcs=reward, args=args,
-        train_dataset=Dataset.from_dict({"prompt": PROMPTS}), processing_class=hf_tokenizer(TOK),
+        train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=hf_tokenizer(TOK),
         run_dir=tmp_path / "run", **options,
     )  # fmt: skip
 
@@ -81,3 +88,142 @@ def test_bad_input_is_refused_with_the_fix(tmp_path):
         trainer(tmp_path, min_per_prompt=5)  # 4 generations per prompt: budget < prompts x 5
     with pytest.raises(ConfigError, match="choose one of uniform, knapsack, xrpo"):
         trainer(tmp_path, allocator="thompson")
+    with pytest.raises(ConfigError, match="self_imitation must be >= 0"):
+        trainer(tmp_path, self_imitation=-1)
+
+
+# ---------------------------------------------------------------- batch composition
+
+
+def first_is_one_or_two(prompts, completions, **kwargs):
+    """About one completion in six of the untrained policy: groups of 4 are often all 0."""
+    return [1.0 if c[:1] in ("1", "2") else 0.0 for c in completions]
+
+
+class Recording(StepstoneGRPOTrainer):
+    """Keeps each step's freshly sampled groups and every batch the loss received."""
+
+    def _sample_groups(self, rows, keys, counts):
+        output, groups = super()._sample_groups(rows, keys, counts)
+        self.sampled.setdefault(self._rlvr_step, []).extend(groups)
+        return output, groups
+
+    def _compute_loss(self, model, inputs):
+        self.losses.append({k: inputs[k].detach().clone() for k in ROW_KEYS})
+        return super()._compute_loss(model, inputs)
+
+
+ROW_KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages")
+
+
+def recording(tmp_path, reward=first_is_one_or_two, **options):
+    t = trainer(tmp_path, reward=reward, cls=Recording, **options)
+    t.sampled, t.losses = {}, []
+    return t
+
+
+def row_key(row, i=None, advantage=False):
+    """(prompt tokens, completion tokens[, advantage]) of one row, padding removed."""
+    get = (lambda k: row[k][i]) if i is not None else (lambda k: row[k])
+    key = (
+        tuple(get("prompt_ids")[get("prompt_mask").bool()].tolist()),
+        tuple(get("completion_ids")[get("completion_mask").bool()].tolist()),
+    )
+    return (*key, round(float(get("advantages")), 5)) if advantage else key
+
+
+def loss_rows(batch, advantage=False) -> Counter:
+    return Counter(row_key(batch, i, advantage) for i in range(batch["advantages"].size(0)))
+
+
+def logged(t, name):
+    return [x[name] for x in t.state.log_history if name in x]
+
+
+def test_dynamic_sampling_keeps_all_equal_groups_out_of_the_loss(tmp_path):
+    prompts = TASK.prompts(16, seed=0)
+    plain = recording(tmp_path / "plain", steps=1, prompts=prompts)
+    plain.train()
+    assert (plain.losses[0]["advantages"] == 0).any()  # without it, all-equal groups get in
+
+    t = recording(tmp_path / "dyn", steps=3, prompts=prompts, dynamic_sampling=True)
+    t.train()
+    assert len(t.losses) == 3 and all(b["advantages"].numel() >= 8 for b in t.losses)
+    # Binary rewards: a row has advantage 0 exactly when its group's rewards are all equal.
+    assert all((b["advantages"] != 0).all() for b in t.losses)
+    dropped = logged(t, "stepstone/dropped_groups")
+    assert sum(dropped) > 0
+    store = PromptStore(tmp_path / "dyn" / "run")
+    rollouts = logged(t, "stepstone/rollouts")
+    for step, d in enumerate(dropped):
+        visits = [v for p in prompts for v in store.history(p) if v.step == step]
+        assert sum(v.n for v in visits) == rollouts[step]  # the budget plus the refills
+        assert (len(visits) > 4) == (d > 0)  # refills are prompts new to this step
+        # The loss saw exactly the rows of the informative groups, allocated or refilled.
+        informative = [g for g in t.sampled[step] if g.informative]
+        want = Counter(row_key(r, advantage=True) for g in informative for r in g.rollouts)
+        assert loss_rows(t.losses[step], advantage=True) == want
+
+
+def test_self_imitation_replays_earlier_wins_into_later_losses(tmp_path):
+    t = recording(tmp_path, steps=3, self_imitation=2)
+    t.train()
+    replayed = logged(t, "stepstone/replayed")
+    assert replayed[0] == 0 and sum(replayed) > 0
+    for step, batch in enumerate(t.losses):
+        fresh = Counter(row_key(r) for g in t.sampled[step] for r in g.rollouts)
+        extra = loss_rows(batch) - fresh
+        assert sum(extra.values()) == replayed[step]
+        earlier_wins = {
+            row_key(r)
+            for s in range(step)
+            for g in t.sampled[s]
+            for r in g.rollouts
+            if float(r["advantages"]) > 0
+        }
+        assert set(extra) <= earlier_wins
+    step = replayed.index(max(replayed))
+    fresh = Counter(row_key(r, advantage=True) for g in t.sampled[step] for r in g.rollouts)
+    extra = loss_rows(t.losses[step], advantage=True) - fresh
+    # SPEAR's recalibration: reward 1 minus the median of the rewards seen up to this step.
+    seen = np.concatenate([g.rewards for s in range(step + 1) for g in t.sampled[s]])
+    assert extra and all(a == pytest.approx(1.0 - np.median(seen)) for _, _, a in extra)
+
+
+def test_rorecomp_trains_on_priority_rows_then_compensates_from_the_buffer(tmp_path):
+    t = recording(tmp_path, steps=4, rorecomp=True, rorecomp_compensation=4)
+    t.train()
+    split = RoRecomp(priority_fraction=0.5)
+    expected_rest = []
+    for step, batch in enumerate(t.losses):
+        priority = Counter()
+        for g in t.sampled[step]:
+            keep, rest = split.split(Group(g.prompt, g.rollouts, g.rewards, g.lengths))
+            priority.update(row_key(g.rollouts[i], advantage=True) for i in keep)
+            expected_rest += [row_key(g.rollouts[i], advantage=True) for i in rest]
+        got = loss_rows(batch, advantage=True)
+        if step < 3:
+            assert got == priority
+        else:  # every 4th step: the 4 oldest buffered rows join, with their own advantages
+            assert got == priority + Counter(expected_rest[:4])
+    assert logged(t, "stepstone/compensation_rows") == [0, 0, 0, 4]
+
+
+def test_uneven_batches_are_split_whole_and_empty_steps_make_no_update(tmp_path):
+    prompts = TASK.prompts(16, seed=0)
+    t = recording(
+        tmp_path / "two", steps=2, prompts=prompts, dynamic_sampling=True, self_imitation=3,
+        config={"gradient_accumulation_steps": 2},
+    )  # fmt: skip
+    t.train()
+    sizes = [b["advantages"].numel() for b in t.losses]
+    assert len(sizes) == 4 and abs(sizes[0] - sizes[1]) <= 1 and abs(sizes[2] - sizes[3]) <= 1
+    assert [sizes[0] + sizes[1], sizes[2] + sizes[3]] == logged(t, "stepstone/trained_rows")
+
+    never = lambda prompts, completions, **kw: [0.0] * len(completions)  # noqa: E731
+    zero = recording(tmp_path / "zero", never, steps=1, prompts=prompts, dynamic_sampling=True)
+    before = [p.detach().clone() for p in zero.model.parameters()]
+    zero.train()
+    assert logged(zero, "stepstone/trained_rows") == [0]
+    assert logged(zero, "stepstone/dropped_groups") == [16]  # 4 allocated + 12 unseen refills
+    assert all(torch.equal(a, b) for a, b in zip(before, zero.model.parameters(), strict=True))

@@ -21,9 +21,11 @@ import numpy as np
 
 from .state import check_rewards
 
+Values = Sequence[float] | np.ndarray  # one number per rollout
+
 
 def group_advantages(
-    groups: Sequence[Sequence[float]], scale: bool = True, eps: float = 1e-6
+    groups: Sequence[Values], scale: bool = True, eps: float = 1e-6
 ) -> list[np.ndarray]:
     """``A_i = (r_i - mean(g)) / (std(g) + eps)`` per group (population std; ``scale=False``
     keeps only the mean subtraction, as Dr. GRPO does). Zeros for groups with no spread."""
@@ -39,7 +41,7 @@ def group_advantages(
     return out
 
 
-def nonzero_gradient(groups: Sequence[Sequence[float]]) -> np.ndarray:
+def nonzero_gradient(groups: Sequence[Values]) -> np.ndarray:
     """True for groups whose rewards differ (their GRPO advantages are not all zero)."""
     return np.array(
         [np.ptp(check_rewards(g, where=f"group {j}")) > 0 for j, g in enumerate(groups)]
@@ -47,9 +49,9 @@ def nonzero_gradient(groups: Sequence[Sequence[float]]) -> np.ndarray:
 
 
 def sharpen_novelty(
-    advantages: Sequence[float],
-    rewards: Sequence[float],
-    mean_logprobs: Sequence[float],
+    advantages: Values,
+    rewards: Values,
+    mean_logprobs: Values,
     lam: float = 1.0,
     kappa: float = 0.5,
     threshold: float = 0.5,
@@ -73,7 +75,7 @@ def sharpen_novelty(
     return np.where(r > threshold, a + bonus, a)
 
 
-def recalibrate(rewards: Sequence[float], recent_rewards: Sequence[float], q: float = 50.0):
+def recalibrate(rewards: Values, recent_rewards: Values, q: float = 50.0):
     """SPEAR-style recalibrated advantage of replayed rollouts: ``r - percentile(recent, q)``.
 
     The baseline is the q-th percentile (the median by default) of rewards seen recently, so a

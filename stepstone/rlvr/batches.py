@@ -35,7 +35,7 @@ class Group:
     prompt: str
     rollouts: list[Any]
     rewards: np.ndarray
-    lengths: np.ndarray = field(default=None)  # type: ignore[assignment]
+    lengths: np.ndarray = field(default=None)  # type: ignore[arg-type]
 
     def __post_init__(self):
         self.rewards = check_rewards(self.rewards, where=f"rewards of prompt {self.prompt!r}")
@@ -156,12 +156,12 @@ class SelfImitationBuffer:
     items: deque = field(default_factory=deque)
     recent: deque = field(default_factory=deque)
 
-    def observe(self, rewards: Sequence[float]) -> None:
+    def observe(self, rewards: Sequence[float] | np.ndarray) -> None:
         self.recent.extend(check_rewards(rewards, where="observed rewards").tolist())
         while len(self.recent) > self.window:
             self.recent.popleft()
 
-    def add(self, group: Group, advantages: Sequence[float], step: int) -> int:
+    def add(self, group: Group, advantages: Sequence[float] | np.ndarray, step: int) -> int:
         """Store the group's rollouts with positive advantage; returns how many were stored."""
         added = 0
         for i, a in enumerate(advantages):
