@@ -87,6 +87,17 @@ def test_xrpo_half_width_and_priority_hand_computed():
     assert XRPO(lam=0.0).allocate(stats, 7, 2, 7).tolist() == [5, 2]
 
 
+def test_xrpo_uses_the_sample_std_of_the_t_interval():
+    # Rewards [1, 0] (n = 2): population std 0.5, sample std 0.5 * sqrt(2 / 1) = 0.70711;
+    # [1, 0, 1, 0, 1, 0, 1, 0] (n = 8): 0.5 * sqrt(8 / 7) = 0.53452.
+    got = XRPO.sample_std(np.array([0.5, 0.5, 0.0]), np.array([2, 8, 1]))
+    assert np.allclose(got, [0.70711, 0.53452, 0.0], atol=1e-5)
+    # Same population std, but the prompt seen twice is less certain: its interval is wider
+    # (0.70711 vs 0.53452 per unit of t / sqrt(n)), so the one extra rollout goes to it.
+    stats = PromptStats.from_rates([0.5, 0.5], n=[8, 2])
+    assert XRPO(lam=0.0).allocate(stats, 5, 2, 5).tolist() == [2, 3]
+
+
 def test_xrpo_prefers_uncertain_prompts():
     stats = PromptStats.from_rates([0.5, 0.1, 0.0, 1.0])
     c = XRPO().allocate(stats, 40, 2, 20)
@@ -223,7 +234,8 @@ def test_novelty_sharpening_hand_computed():
     a = [0.70711, 0.70711, -1.41421]
     r = [1, 1, 0]
     s = [-1.0, -2.0, -1.5]  # mean -1.5
-    # eta = 1 - exp(s - mean) = [1 - e^.5 < 0 -> 0, 1 - e^-.5 = 0.39347, (wrong: unchanged)]
+    # eta = exp(s - mean) = [e^.5, e^-.5 = 0.60653, (wrong: unchanged)]
+    # 1 - eta = [< 0 -> no bonus, 0.39347]
     # lam=1, kappa=.5: bonus_1 = min(0.39347, 0.5 * 0.70711 = 0.35355) = 0.35355
     assert np.allclose(sharpen_novelty(a, r, s, 1.0, 0.5), [0.70711, 1.06066, -1.41421])
     # lam=.5: bonus_1 = min(0.19673, 0.35355) = 0.19673

@@ -58,20 +58,21 @@ def sharpen_novelty(
 ) -> np.ndarray:
     """XRPO novelty sharpening for one group.
 
-    ``mean_logprobs`` is each rollout's length-normalised log-likelihood under the policy that
-    sampled it. A correct rollout (reward > threshold) less likely than its group's average has
-    novelty ``eta_i = 1 - exp(s_i - mean(s))`` in (0, 1); its advantage becomes
-    ``A_i + min(lam * eta_i, kappa * A_i)``: never more than a ``kappa`` fraction of the
-    advantage it already had, so novelty sharpens a positive signal but cannot create one.
-    Other rollouts are unchanged.
+    In the paper's notation: ``s_i`` (``mean_logprobs``) is rollout i's length-normalised
+    log-likelihood under the policy that sampled it, ``eta_i = exp(s_i - mean(s))`` its
+    likelihood relative to the group (below 1: less likely than usual), and a correct rollout
+    (reward > threshold) gets ``A_i + min(max(lam * (1 - eta_i), 0), kappa * A_i)``. The bonus
+    is never more than a ``kappa`` fraction of the advantage it already had, so novelty
+    sharpens a positive signal but cannot create one (a correct rollout with ``A_i <= 0``, as
+    in an all-correct group, is left as it is). Other rollouts are unchanged.
     """
     a = np.asarray(advantages, dtype=float)
     r = check_rewards(rewards, where="rewards of the group to sharpen")
     s = np.asarray(mean_logprobs, dtype=float)
     if not (len(a) == len(r) == len(s)):
         raise ValueError("advantages, rewards and mean_logprobs must have one entry per rollout")
-    eta = np.clip(1.0 - np.exp(s - s.mean()), 0.0, None)
-    bonus = np.minimum(lam * eta, kappa * np.clip(a, 0.0, None))
+    eta = np.exp(s - s.mean())
+    bonus = np.minimum(np.clip(lam * (1.0 - eta), 0.0, None), kappa * np.clip(a, 0.0, None))
     return np.where(r > threshold, a + bonus, a)
 
 

@@ -169,17 +169,27 @@ def t_quantile(q: float, dof: int) -> float:
 class XRPO(Allocator):
     """XRPO's uncertainty-reduction priority, allocated greedily one rollout at a time.
 
-    With s_q the reward standard deviation of prompt q (from its latest visit) and n_q the
-    rollouts given to it so far, the half-width of the (1 - alpha) Student-t interval on its
-    mean reward is ``h_q(n) = t_{1-alpha/2, n-1} s_q / sqrt(n)``; the priority of one more
-    rollout is ``h_q(n_q) - h_q(n_q + 1) + lam * sqrt(ln T / n_q)``, T the rollouts handed out
-    so far in this step. Unvisited prompts use ``unseen_std`` (0.5, a fair coin's).
+    In the paper's notation (hierarchical rollout planning): with s_q the sample standard
+    deviation of prompt q's rewards and n_q the rollouts given to it so far, the half-width of
+    the (1 - alpha) Student-t interval on its mean reward is
+    ``h_q(n) = t_{1-alpha/2, n-1} s_q / sqrt(n)``; the priority of one more rollout is
+    ``Pi_q = Delta_q + phi_q = h_q(n_q) - h_q(n_q + 1) + lam * sqrt(ln T / n_q)``, T the
+    rollouts handed out so far in this step. s_q comes from the prompt's latest visit (the
+    allocation happens before this step samples), Bessel-corrected as the t-interval requires
+    (the store keeps the population std); unvisited prompts use ``unseen_std`` (0.5, a fair
+    coin's).
     """
 
     alpha: float = 0.05
     lam: float = 0.1
     unseen_std: float = 0.5
     name = "xrpo"
+
+    @staticmethod
+    def sample_std(std: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """The n-1 (sample) standard deviation from the population one of n rewards."""
+        n = np.asarray(n, dtype=float)
+        return np.where(n > 1, std * np.sqrt(n / np.maximum(n - 1, 1)), std)
 
     def half_width(self, s: float, n: int) -> float:
         if n < 2:
@@ -193,7 +203,8 @@ class XRPO(Allocator):
         return reduction + self.lam * math.sqrt(math.log(max(total, 2)) / n)
 
     def _allocate(self, stats, budget, lo, hi):
-        s = np.where(np.isnan(stats.std), self.unseen_std, stats.std)
+        std = self.sample_std(stats.std, stats.n)
+        s = np.where(np.isnan(std), self.unseen_std, std)
         counts = np.full(len(s), lo, dtype=np.int64)
         total = int(counts.sum())
         while total < budget:
