@@ -1,14 +1,17 @@
 """Knapsack RL rollout allocation inside TRL's GRPO trainer, on a policy trained here on CPU.
 
     python examples/rlvr_trl.py --steps 50 --allocator knapsack --run-dir runs/rlvr-trl
+    python examples/rlvr_trl.py --dynamic-sampling --rorecomp --self-imitation 8
 
 1. builds a ~0.1M-parameter GPT-2 from a config (no download) and pretrains it on 3-digit
    addition until about 30% of sampled answers are right (about half a minute on one core);
 2. trains it with ``StepstoneGRPOTrainer``: TRL's GRPOTrainer, but the rollouts of each step
    are re-split per prompt by the chosen allocator from the per-prompt state kept in
-   ``--run-dir`` (rerunning with the same directory continues from that state);
-3. prints the share of groups with a non-zero gradient per logged step and the success rate
-   on held-out sums before and after.
+   ``--run-dir`` (rerunning with the same directory continues from that state); optionally
+   the batch is composed as DAPO (drop all-equal groups, refill), RoRecomp (priority and
+   compensation rows) and SPEAR (replayed wins) do;
+3. prints the share of groups with a non-zero gradient per logged step, what the batch parts
+   did, and the success rate on held-out sums before and after.
 
 Needs the ``rlvr`` extra (torch, transformers, trl pinned) and ``datasets`` (a TRL dependency).
 """
@@ -39,6 +42,9 @@ def main() -> None:
     ap.add_argument("--allocator", default="knapsack", choices=["uniform", "knapsack", "xrpo"])
     ap.add_argument("--loss", default="ppo", choices=["ppo", "gppo"])
     ap.add_argument("--rollout", default="sample", choices=["sample", "latr"])
+    ap.add_argument("--dynamic-sampling", action="store_true", help="DAPO: drop, then refill")
+    ap.add_argument("--rorecomp", action="store_true", help="RoRecomp priority batches")
+    ap.add_argument("--self-imitation", type=int, default=0, help="replayed wins per step")
     ap.add_argument("--run-dir", default=None, help="where per-prompt state is kept (SQLite)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -84,15 +90,27 @@ def main() -> None:
         loss=args.loss,
         rollout=args.rollout,
         run_dir=args.run_dir,
+        dynamic_sampling=args.dynamic_sampling,  # all-equal groups out, fresh prompts in
+        dynamic_rounds=4,
+        rorecomp=args.rorecomp,  # short correct + long wrong first, the rest compensates later
+        rorecomp_fraction=0.5,
+        rorecomp_compensation=64,
+        self_imitation=args.self_imitation,  # SPEAR: earlier wins with recalibrated advantages
     )
     trainer.remove_callback(PrinterCallback)
     trainer.train()
+    parts = ["dropped_groups", "priority_rows", "compensation_rows", "replayed", "trained_rows"]
     for log in trainer.state.log_history:
         if "stepstone/nonzero_share" in log:
+            done = "  ".join(
+                f"{k.replace('_', ' ')} {log['stepstone/' + k]:.1f}"
+                for k in parts
+                if "stepstone/" + k in log
+            )
             print(
                 f"step {log['step']:4d}  reward {log['reward']:.3f}  non-zero-gradient groups "
                 f"{log['stepstone/nonzero_share']:.3f}  largest group "
-                f"{log['stepstone/max_group']:.0f}"
+                f"{log['stepstone/max_group']:.0f}  {done}"
             )
     print(f"after {args.steps} steps: held-out success {success_rate(model, tok, task, test):.3f}")
 
