@@ -22,7 +22,8 @@ def test_doorkey_is_solved_and_trajectories_replay(tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["success"] and s["best_score"] > 0 and s["frames_to_success"] <= 40_000
     cells = RunStore.open(run_dir).load_archive().cells
-    assert any(c[3] == ("key", "yellow") for c in cells)  # (x, y, direction, carried)
+    assert any(c[3] == ("key", "yellow") for c in cells)  # (x, y, direction, carried, doors)
+    assert {c[4] for c in cells} == {0, 1}  # the door opened is a new cell
     assert main(["replay", str(run_dir), "--cell", "all"]) == 0
 
 
