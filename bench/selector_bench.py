@@ -8,6 +8,7 @@ does not succeed counts as the budget (shown as ">budget" when no seed succeeded
 ``ENV=BUDGET`` gives one environment its own budget.
 
     python bench/selectors.py --frames 500k --seeds 0,1,2 --jobs 2
+    python bench/selectors.py --import minigrid_long --envs MiniGrid-MultiRoom-N6-Long-v0=1M
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import statistics
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from common import until_success
@@ -44,14 +45,13 @@ def textworld_game(name: str, out: Path) -> str:
     return f"textworld:{path}"
 
 
-def one(job: tuple[str, str, int, int]) -> dict:
-    env, selector, seed, budget = job
+def one(job: tuple[str, str, int, int, tuple[str, ...]]) -> dict:
+    env, selector, seed, budget, imports = job
     steps = 3 if env.startswith("game24") else 100
-    frames, cells, best = until_success(
-        ExploreConfig(env, seed=seed, selector=selector, explore_steps=steps), budget
-    )
-    return {"env": env, "selector": selector, "seed": seed, "frames_to_success": frames,
-            "cells": cells, "best_score": best}  # fmt: skip
+    config = ExploreConfig(env, seed=seed, selector=selector, explore_steps=steps, imports=imports)
+    frames, cells, best = until_success(config, budget)
+    return {"env": env, "selector": selector, "seed": seed, "budget": budget,
+            "frames_to_success": frames, "cells": cells, "best_score": best}  # fmt: skip
 
 
 def main() -> None:
@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--frames", default="500k", help="budget per run (Montezuma: per run too)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("bench/out/selectors"))
+    ap.add_argument("--import", dest="imports", action="append", default=[],
+                    help="a module registering environments (e.g. minigrid_long)")  # fmt: skip
     args = ap.parse_args()
     default_budget = parse_count(args.frames)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -71,10 +73,20 @@ def main() -> None:
     budgets = [parse_count(e.partition("=")[2]) if "=" in e else default_budget for e in args.envs]
     envs = [textworld_game(e, args.out) if e.startswith("textworld:tw-") else e for e in names]
     plan = list(zip(envs, budgets, strict=True))
-    jobs = [(e, sel, s, b) for e, b in plan for sel in selectors for s in seeds]
-    with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(one, jobs))
-    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    imports = tuple(args.imports)
+    jobs = [(e, sel, s, b, imports) for e, b in plan for sel in selectors for s in seeds]
+    # one JSON line per finished run: a run that is stopped and started again skips those
+    log = args.out / "results.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    done = {(r["env"], r["selector"], r["seed"], r["budget"]) for r in rows}
+    todo = [j for j in jobs if j[:4] not in done]
+    with ProcessPoolExecutor(args.jobs) as pool, log.open("a") as f:
+        for job in as_completed([pool.submit(one, j) for j in todo]):
+            rows.append(job.result())
+            f.write(json.dumps(rows[-1]) + "\n")
+            f.flush()
+    rows = [r for r in rows if (r["env"], r["selector"], r["seed"], r["budget"]) in
+            {j[:4] for j in jobs}]  # fmt: skip
 
     print(f"# seeds {seeds}")
     print(
