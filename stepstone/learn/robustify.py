@@ -8,7 +8,7 @@ back, until the agent starts from the reset state itself. SnapshotRL (2024) star
 from a teacher's states by the same mechanism. Start states are restored from snapshots,
 which the environments stepstone explores all have.
 
-On Atari the policy sees the console's 128 bytes of RAM rather than the screen (the papers
+On Atari the policy sees the console's 128 bytes of RAM, as bits, rather than the screen (the papers
 train a convolutional network on frames, which this CPU-only setting cannot afford).
 
 Noise, during training and evaluation, is that of the ALE evaluation protocol (Machado et al.
@@ -112,10 +112,14 @@ class Runner:
         inner = getattr(self.env, "env", None)
         self.space = getattr(inner, "observation_space", None)
         self.n_actions = int(self.env.action_space.n)
+        self.life_lost = False
 
     def obs(self) -> np.ndarray:
-        if self.atari:  # 128 RAM bytes, not 100,800 pixel values: a policy a CPU can train
-            return self.env.ram().astype(np.float32) / 255.0
+        # Atari: the 128 RAM bytes as 1,024 bits, not 100,800 pixel values (a policy a CPU
+        # can train). Bits, not bytes scaled to [0, 1]: a pixel of x is then a flipped input
+        # rather than a change of 1/255, and on Montezuma the start point stalled without it.
+        if self.atari:
+            return np.unpackbits(self.env.ram()).astype(np.float32)
         return features(self.env.observe(), self.space)
 
     def demo(self, actions: np.ndarray) -> Demo:
@@ -140,7 +144,9 @@ class Runner:
         if self.rng.random() < self.cfg.sticky:
             action = self.prev
         self.prev = action
+        lives = self.env.lives() if self.atari else 0
         r, term, trunc = self.env.step(action)
+        self.life_lost = self.atari and self.env.lives() < lives
         return r, term or trunc
 
 
@@ -210,8 +216,12 @@ def ppo(
             matched = ep_return >= demo.returns[T] - demo.returns[ep_start] and (
                 demo.returns[T] > demo.returns[ep_start] or done
             )
-            over = done or matched or ep_len >= 2 * (T - ep_start) + 20  # steps allowed
-            for k, x in zip(buf, (obs, a, logp, v, r, over), strict=True):
+            # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training episode,
+            # and rewards are clipped to their sign; Montezuma's 100s and 300s would otherwise
+            # swamp the shared body with the value loss.
+            over = done or runner.life_lost or matched or ep_len >= 2 * (T - ep_start) + 20
+            signal = float(np.sign(r)) if runner.atari else r
+            for k, x in zip(buf, (obs, a, logp, v, signal, over), strict=True):
                 buf[k].append(x)
             if over:
                 if ep_start == start:
@@ -232,8 +242,12 @@ def ppo(
         if log and time.monotonic() - last_log >= 30:
             last_log = time.monotonic()
             rate = frames / (last_log - t0)
-            log(f"{'backward' if backward else 'ppo from reset'}: {frames:,}/{cfg.frames:,} "
-                f"steps, {rate:,.0f} steps/s, start at action {start} of {T}")  # fmt: skip
+            name = "backward" if backward else "ppo from reset"
+            line = f"{name}: {frames:,}/{cfg.frames:,} steps, {rate:,.0f} steps/s"
+            line += f", start at action {start} of {T}"
+            if recent:
+                line += f", {np.mean(recent):.0%} of the last {len(recent)} matched"
+            log(line)
     return model, history, start
 
 
