@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--advance-rate",
+        type=float,
+        default=0.5,
+        help="share of recent episodes matching the demonstration before its start moves back "
+        "(Go-Explore's own Phase 2 used 0.1 on Atari)",
+    )
+    p.add_argument(
         "--demo-score",
         type=float,
         default=None,
@@ -423,7 +430,10 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         eval_episodes=args.eval_episodes,
         seed=args.seed,
         demo_score=args.demo_score,
+        advance_rate=args.advance_rate,
     )
+    if not 0 < cfg.advance_rate <= 1:
+        raise ConfigError(f"--advance-rate is a share in (0, 1], not {cfg.advance_rate}")
     baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
     if baselines - {"bc", "ppo"}:
         raise ConfigError(f"--baselines takes bc, ppo, bc,ppo or none, not {args.baselines!r}")
