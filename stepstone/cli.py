@@ -176,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(Go-Explore's own Phase 2 used 0.1 on Atari)",
     )
     p.add_argument(
+        "--step-back",
+        type=int,
+        default=0,
+        help="actions the start moves back each time (default: a twentieth of the demonstration; "
+        "fewer where each stretch holds a skill of its own, such as Montezuma's jumps)",
+    )
+    p.add_argument(
+        "--entropy", type=float, default=0.01, help="PPO's entropy bonus (keeps it trying actions)"
+    )
+    p.add_argument(
         "--demo-score",
         type=float,
         default=None,
@@ -431,7 +441,11 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         seed=args.seed,
         demo_score=args.demo_score,
         advance_rate=args.advance_rate,
+        step=args.step_back,
+        entropy=args.entropy,
     )
+    if cfg.step < 0:
+        raise ConfigError(f"--step-back is a number of actions >= 0, not {cfg.step}")
     if not 0 < cfg.advance_rate <= 1:
         raise ConfigError(f"--advance-rate is a share in (0, 1], not {cfg.advance_rate}")
     baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
