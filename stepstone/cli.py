@@ -444,8 +444,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         step=args.step_back,
         entropy=args.entropy,
     )
-    if cfg.step < 0:
-        raise ConfigError(f"--step-back is a number of actions >= 0, not {cfg.step}")
+    if cfg.step < 0 or cfg.entropy < 0:
+        raise ConfigError("--step-back (actions) and --entropy (a weight) must be >= 0")
     if not 0 < cfg.advance_rate <= 1:
         raise ConfigError(f"--advance-rate is a share in (0, 1], not {cfg.advance_rate}")
     baselines = set() if args.baselines == "none" else set(args.baselines.split(","))

@@ -41,6 +41,7 @@ def test_robustify_refuses_a_run_without_reward(tmp_path, user_env_module, capsy
     assert "no trajectory in the archive scores 1" in capsys.readouterr().err
     assert main(["robustify", str(run), "--baselines", "dqn"]) == 2
     assert main(["robustify", str(run), "--advance-rate", "0"]) == 2
+    assert main(["robustify", str(run), "--step-back", "-1"]) == 2
     assert not (run / "robustify" / "result.json").exists()
 
 
