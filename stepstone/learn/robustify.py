@@ -303,7 +303,8 @@ def behaviour_cloning(runner: Runner, demo: Demo, cfg: RobustifyConfig) -> Any:
 
 def evaluate(runner: Runner, demo: Demo, model: Any, cfg: RobustifyConfig) -> tuple[float, float]:
     """Episodes from reset under sticky actions (and no-ops): the share that match the
-    demonstration's return, and the mean return (the score the papers report)."""
+    demonstration's return, and the mean return (the game score, counted up to the
+    demonstration's: an episode stops once it gets there)."""
     T = len(demo.actions)
     wins, returns = 0, []
     for _ in range(cfg.eval_episodes):
@@ -325,7 +326,8 @@ def robustify(
     baselines: Collection[str] = ("bc", "ppo"),
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Train from the run's best trajectory; return success rates under noise (and history)."""
+    """Train from the run's best trajectory (or the one ``demo_score`` picks); return success
+    rates and scores under noise, and the start point's history."""
     try:
         import torch
     except ImportError:
