@@ -38,7 +38,9 @@ class FromReset(Selector):
 selectors.REGISTRY["reset"] = FromReset
 
 
-def config_for(cells: str, seed: int, death_window: int = 0) -> ExploreConfig:
+def config_for(
+    cells: str, seed: int, death_window: int = 0, reset_on_update: bool = False
+) -> ExploreConfig:
     if cells == "random":
         return ExploreConfig(
             env="ALE/MontezumaRevenge-v5",
@@ -56,6 +58,7 @@ def config_for(cells: str, seed: int, death_window: int = 0) -> ExploreConfig:
         seed=seed,
         selector=selector or "count",
         death_window=death_window,
+        reset_on_update=reset_on_update,
     )
 
 
@@ -76,6 +79,7 @@ def main() -> None:
     ap.add_argument("--random-frames", default="10M", help="budget of the random baseline")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--death-window", type=int, default=0, help="see ExploreConfig")
+    ap.add_argument("--reset-on-update", action="store_true", help="see ExploreConfig")
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
     args = ap.parse_args()
 
@@ -90,9 +94,10 @@ def main() -> None:
     for cells, frames in plan:
         for seed in seeds:
             window = args.death_window if cells != "random" else 0
-            suffix = f"-dw{window}" if window else ""
+            reset = args.reset_on_update and cells != "random"
+            suffix = (f"-dw{window}" if window else "") + ("-rou" if reset else "")
             run_dir = args.out / f"{cells.replace(':', '-')}{suffix}-s{seed}"
-            store = open_run(config_for(cells, seed, window), run_dir)
+            store = open_run(config_for(cells, seed, window, reset), run_dir)
             stored = int(store.meta("budget", "0"))
             store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
             run(store, RunOptions(frames, args.workers, progress=True))

@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop the cells reached in the last N steps before a life is lost (doomed states)",
     )
     p.add_argument(
+        "--reset-on-update",
+        action="store_true",
+        help="zero a cell's visit counts when a better trajectory replaces it (as Go-Explore's "
+        "reference Montezuma runs did)",
+    )
+    p.add_argument(
         "--return",
         dest="return_method",
         default="auto",
@@ -238,6 +244,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         repeat_prob=args.repeat_prob,
         end_on_life_loss=args.end_on_life_loss,
         death_window=args.death_window,
+        reset_on_update=args.reset_on_update,
         return_method=args.return_method,
         imports=tuple(args.imports),
         explorer=args.explorer,

@@ -38,6 +38,7 @@ class ExploreConfig:
     # Montezuma archive, 30% of cells died whatever the agent did, 75% of those within 10
     # steps. Go-Explore's reference code detects the death at once (from the pixels).
     death_window: int = 0
+    reset_on_update: bool = False  # zero a cell's counters when its entry improves (engine.py)
     return_method: str = "auto"  # non-Atari: auto, deepcopy or replay (envs/generic.py)
     imports: tuple[str, ...] = ()
     batch: int = 100  # explorations per iteration (one metrics row, one commit)

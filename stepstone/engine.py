@@ -103,6 +103,10 @@ class Engine:
         # the ones to keep (e.g. a model judging interestingness, llm/judge.py). Passed in,
         # never imported here.
         self.admit: Any = None
+        # Zero a cell's counters when a better trajectory replaces its entry (the reference
+        # code's --reset_cell_on_update, used in its Montezuma domain-knowledge runs): the cell
+        # now holds a different state (more score, another timing), worth exploring afresh.
+        self.reset_on_update = False
 
     def seed(self, root: Found) -> None:
         """Enter the reset state as the first cell (score 0, empty trajectory)."""
@@ -159,6 +163,7 @@ class Engine:
         ]
         if accepted and self.admit is not None:
             accepted = list(self.admit(accepted, task, a))
+        improved: list[Hashable] = []
         if accepted:
             upto = max(f.steps for f in accepted)
             node = self.trajectories.add(task.node, task.length, result.actions[:upto])
@@ -178,6 +183,8 @@ class Engine:
                 )
                 stats.new_cells += is_new
                 stats.improved += changed and not is_new
+                if changed and not is_new:
+                    improved.append(f.cell)
                 if f.success and self.success_frame is None:
                     self.success_frame = self.frames
         i = a.index.get(task.cell)
@@ -197,6 +204,10 @@ class Engine:
             if j is not None:
                 a.times_seen[j] += 1
                 a.dirty.add(j)
+        if self.reset_on_update:
+            for cell in improved:
+                j = a.index[cell]
+                a.times_chosen[j] = a.times_chosen_since_new[j] = a.times_seen[j] = 0
         return stats
 
     def rekey(self, cell_shape: tuple, key_of_source) -> None:

@@ -95,6 +95,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     model, settings, roles = model_roles(config, store, options, local)
     engine = store.load_engine(selectors.make(config.selector, **roles.get("selector", {})))
     engine.admit = roles.get("judge")
+    engine.reset_on_update = config.reset_on_update
     adaptive = Adaptive(local, engine, store) if local.adaptive else None
     if hasattr(local.cell_fn, "rule"):  # cells decided in the driver: their state is the run's
         engine.rule = local.cell_fn.rule(store.extra("cell_rule"))

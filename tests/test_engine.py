@@ -77,3 +77,19 @@ def test_results_under_old_cell_parameters_are_not_merged():
     e.cell_shape = (5, 5, 4)  # parameters changed while the task was out
     e.tell(Result(t.task_id, np.zeros(1, np.uint8), 4, [Found("a", 0.0, 1, b"A")]))
     assert "a" not in e.archive and e.frames == 4
+
+
+def test_reset_on_update_zeroes_the_counters_of_an_improved_cell_only():
+    for reset in (False, True):
+        e = engine()
+        e.reset_on_update = reset
+        e.selector.weights = lambda a: np.eye(len(a))[0]  # always explore from "root"
+        (t,) = e.ask(1)
+        e.tell(Result(t.task_id, np.zeros(3, np.uint8), 12, [Found("a", 0.0, 3, b"A")], ["a"]))
+        (t,) = e.ask(1)  # "a" seen again, now with a higher score; "root" not improved
+        better = [Found("a", 5.0, 2, b"A2"), Found("root", 0.0, 1, b"R")]
+        e.tell(Result(t.task_id, np.zeros(2, np.uint8), 8, better, ["a", "root"]))
+        a, root = e.archive.get("a"), e.archive.get("root")
+        assert (a.score, a.length) == (5.0, 2)
+        assert (a.times_chosen, a.times_seen) == ((0, 0) if reset else (0, 2))
+        assert (root.times_chosen, root.times_seen) == (2, 1)

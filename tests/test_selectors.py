@@ -190,3 +190,20 @@ def test_dict_observations_as_vectors():
 
     obs = {"image": np.full((2, 2, 1), 3, dtype=np.uint8), "direction": 2, "mission": "get key"}
     assert vector(freeze(obs, 1)).tolist() == [2.0, 3.0, 3.0, 3.0, 3.0]  # mission left out
+
+
+def test_domain_released_weights_hand_computed():
+    """The released script's weights: 1/sqrt(seen+1), no constant, no chosen term."""
+    a = Archive()
+    cells = [(0, 1, 0b0, 5, 5), (0, 1, 0b0, 6, 5), (0, 1, 0b10, 5, 5)]
+    for c in cells:
+        a.offer(c, 0.0, 0, 0, b"")
+    a.times_seen[:3] = [3, 0, 8]
+    a.times_chosen[:3] = [100, 100, 100]  # ignored
+    # horizontal 0.1 per missing neighbour; "most objects" 1 where no cell here holds more.
+    expected = [
+        1 / np.sqrt(4) + 0.1 * 1,
+        1 / np.sqrt(1) + 0.1 * 1 + 1.0,
+        1 / np.sqrt(9) + 0.1 * 2 + 1.0,
+    ]
+    assert np.allclose(make("domain-released").weights(a), expected)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import Selector
 from .count_based import CountBased
-from .domain import DomainKnowledge
+from .domain import DomainKnowledge, DomainReleased
 from .ige import IGE
 from .intrinsic import RDD, RND
 from .knapsack import Knapsack
@@ -16,6 +16,7 @@ from .uniform import Uniform
 REGISTRY: dict[str, type[Selector]] = {
     "count": CountBased,
     "domain": DomainKnowledge,
+    "domain-released": DomainReleased,
     "uniform": Uniform,
     "knapsack": Knapsack,
     "novelty": Novelty,

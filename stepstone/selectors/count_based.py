@@ -27,6 +27,7 @@ class CountWeights:
     power: float = 0.5
     e1: float = 0.001
     e2: float = 0.00001
+    base: float = 1.0  # the "+ 1"
 
 
 class CountBased(Selector):
@@ -38,7 +39,7 @@ class CountBased(Selector):
     def weights(self, archive: Archive) -> np.ndarray:
         n = len(archive)
         w = self.w
-        total = np.ones(n)
+        total = np.full(n, w.base)
         for weight, counts in (
             (w.chosen, archive.times_chosen[:n]),
             (w.chosen_since_new, archive.times_chosen_since_new[:n]),

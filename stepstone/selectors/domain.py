@@ -29,7 +29,7 @@ import numpy as np
 
 from ..archive import Archive
 from ..errors import ConfigError
-from .count_based import CountBased
+from .count_based import CountBased, CountWeights
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,20 @@ class DomainKnowledge(CountBased):
         level = d.lower_level ** (levels.max() - levels) if n else np.ones(0)
         self._cached = (*key, additive, level)
         return additive, level
+
+
+class DomainReleased(DomainKnowledge):
+    """The weights of the reference code's released Montezuma script (robustified/
+    phase1_montezuma.sh): only the times-seen count, 1 / sqrt(seen + 1), with no constant;
+    horizontal neighbours 0.1, vertical 0, "most objects" 1, lower levels 0.1. Without the
+    constant and the +10, rarely seen cells dominate; pair it with --reset-on-update, as that
+    script does."""
+
+    name = "domain-released"
+
+    def __init__(self):
+        super().__init__(DomainWeights(0.1, 0.0, 1.0, 0.0, 0.1))
+        self.w = CountWeights(chosen=0.0, seen=1.0, e1=1.0, e2=0.0, base=0.0)
 
 
 def _check_shape(cell: Hashable) -> None:
