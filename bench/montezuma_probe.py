@@ -1,0 +1,97 @@
+"""Where a Montezuma's Revenge archive is stuck: keys held per room, and what fresh explorations
+from chosen cells do.
+
+Reads a run directory made with RAM cells (level, room, keys, x bin, y bin) and prints
+
+- for each room, the key counts its cells hold (the way to the end of level 1 needs two keys
+  in room 17, so this shows how far a second key has travelled);
+- for each --cell given, N explorations from that cell's stored state, made as the engine
+  makes them (random actions repeated with probability 0.95, 100 steps, ended by a lost
+  life): how far left and right they got, where they died, which rooms they left to and
+  which rewards they collected.
+
+    python bench/montezuma_probe.py bench/out/montezuma/ram-domain-s0 \
+        --cell 0,17,2,17,15 --cell 0,12,6,15,14 --explorations 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from pathlib import Path
+
+import numpy as np
+
+from stepstone.envs.ale import AtariEnv
+from stepstone.explorers.random_repeat import RandomRepeat
+from stepstone.store.sqlite import RunStore
+
+
+def keys_by_room(cells: list[tuple]) -> dict[int, list[int]]:
+    held = collections.defaultdict(set)
+    for _level, room, objects, _x, _y in cells:
+        held[room].add(bin(objects).count("1"))
+    return {room: sorted(k) for room, k in sorted(held.items())}
+
+
+def probe(env: AtariEnv, snapshot: bytes, room: int, n: int, seed: int) -> dict:
+    lay = env.layout
+    explorer = RandomRepeat(0.95)
+    rng = np.random.default_rng(seed)
+    out: dict[str, collections.Counter] = {
+        k: collections.Counter() for k in ("min_x", "max_x", "died_at_x", "left_to", "rewards")
+    }
+    for _ in range(n):
+        env.restore(snapshot)
+        lives, xs = env.lives(), []
+        for action in explorer.actions(env, rng, 100):
+            reward, over, _ = env.step(int(action))
+            ram = env.ram()
+            if int(ram[lay.room]) != room:
+                out["left_to"][int(ram[lay.room])] += 1
+                break
+            xs.append(int(ram[lay.x]))
+            if reward:
+                out["rewards"][(reward, xs[-1])] += 1
+            if env.lives() < lives or over:
+                out["died_at_x"][xs[-1] // 8 * 8] += 1
+                break
+        if xs:
+            out["min_x"][min(xs) // 8 * 8] += 1
+            out["max_x"][max(xs) // 8 * 8] += 1
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--cell", action="append", default=[], help="LEVEL,ROOM,OBJECTS,XBIN,YBIN")
+    ap.add_argument("--explorations", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    store = RunStore.open(args.run_dir)
+    archive = store.load_archive()
+    print(f"{args.run_dir}: {len(archive)} cells, frames {store.state().get('frames', 0):,}")
+    print("keys held, by room:", keys_by_room(archive.cells))
+    env = AtariEnv("montezuma_revenge")
+    env.reset(store.config.seed)
+    for text in args.cell:
+        cell = tuple(int(v) for v in text.split(","))
+        entry = archive.get(cell)
+        if entry is None:
+            raise SystemExit(f"cell {cell} is not in the archive")
+        i = archive.index[cell]
+        result = probe(
+            env, archive.snapshots[int(archive.snap[i])], cell[1], args.explorations, args.seed
+        )
+        print(
+            f"\ncell {cell} (score {entry.score:g}, chosen {entry.times_chosen} times), "
+            f"{args.explorations} explorations; x in pixels, binned by 8:"
+        )
+        for key, counts in result.items():
+            print(f"  {key:<10} {sorted(counts.items())}")
+
+
+if __name__ == "__main__":
+    main()
