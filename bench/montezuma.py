@@ -112,13 +112,13 @@ def main() -> None:
             store.close()
 
     print(
-        f"\n{'cells':<16} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
+        f"\n{'cells':<24} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
         f"{'best score':>11} {'cells':>8} {'hours':>6} {'level 1 solved at':>18}"
     )
     for r in results:
         solved = f"{r['level1_at']:,}" if r["level1_at"] else "-"
         print(
-            f"{r['kind']:<16} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
+            f"{r['kind']:<24} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
             f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
             f"{r['seconds'] / 3600:>6.2f} {solved:>18}"
         )

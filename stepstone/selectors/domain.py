@@ -95,8 +95,10 @@ class DomainReleased(DomainKnowledge):
     """The weights of the reference code's released Montezuma script (robustified/
     phase1_montezuma.sh): only the times-seen count, 1 / sqrt(seen + 1), with no constant;
     horizontal neighbours 0.1, vertical 0, "most objects" 1, lower levels 0.1. Without the
-    constant and the +10, rarely seen cells dominate; pair it with --reset-on-update, as that
-    script does."""
+    constant and the +10, rarely seen cells dominate. That script also resets a cell's counts
+    when its entry improves: pair this with --reset-on-update. Together they solve level 1 of
+    Montezuma's Revenge within 50M frames where ``domain`` stalls at 22 rooms
+    (bench/README.md)."""
 
     name = "domain-released"
 
