@@ -8,7 +8,9 @@ Reads a run directory made with RAM cells (level, room, keys, x bin, y bin) and 
 - for each --cell given, N explorations from that cell's stored state, made as the engine
   makes them (random actions repeated with probability 0.95, 100 steps, ended by a lost
   life): how far left and right they got, where they died, which rooms they left to and
-  which rewards they collected.
+  which rewards they collected;
+- with --route, the way the shortest trajectory into the highest level found goes: room,
+  keys held and score at every change, replayed from reset.
 
     python bench/montezuma_probe.py bench/out/montezuma/ram-domain-s0 \
         --cell 0,17,2,17,15 --cell 0,12,6,15,14 --explorations 600
@@ -25,6 +27,7 @@ import numpy as np
 from stepstone.envs.ale import AtariEnv
 from stepstone.explorers.random_repeat import RandomRepeat
 from stepstone.store.sqlite import RunStore
+from stepstone.trajectories import TrajectoryTree
 
 
 def keys_by_room(cells: list[tuple]) -> dict[int, list[int]]:
@@ -62,12 +65,33 @@ def probe(env: AtariEnv, snapshot: bytes, room: int, n: int, seed: int) -> dict:
     return out
 
 
+def route(env: AtariEnv, store: RunStore, archive) -> list[tuple[int, int, int, float]]:
+    """(step, room, keys, score) at each change along the shortest path into the top level."""
+    lay = env.layout
+    top = max(c[0] for c in archive.cells)
+    i = min(
+        (j for j, c in enumerate(archive.cells) if c[0] == top), key=lambda j: archive.length[j]
+    )
+    actions = TrajectoryTree(store.nodes).actions(int(archive.node[i]), int(archive.length[i]))
+    env.reset(store.config.seed)
+    score, last, out = 0.0, None, []
+    for t, action in enumerate(actions):
+        score += env.step(int(action))[0]
+        ram = env.ram()
+        now = (int(ram[lay.room]), bin(int(ram[lay.objects]) & lay.key_mask).count("1"))
+        if now != last:
+            out.append((t, *now, score))
+            last = now
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--cell", action="append", default=[], help="LEVEL,ROOM,OBJECTS,XBIN,YBIN")
     ap.add_argument("--explorations", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--route", action="store_true", help="the way into the highest level found")
     args = ap.parse_args()
 
     store = RunStore.open(args.run_dir)
@@ -76,6 +100,8 @@ def main() -> None:
     print("keys held, by room:", keys_by_room(archive.cells))
     env = AtariEnv("montezuma_revenge")
     env.reset(store.config.seed)
+    if args.route:
+        print("route (step, room, keys, score):", route(env, store, archive))
     for text in args.cell:
         cell = tuple(int(v) for v in text.split(","))
         entry = archive.get(cell)
