@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from stepstone import selectors
+from stepstone.cli import _cell_params
 from stepstone.config import ExploreConfig, parse_count
 from stepstone.runner import RunOptions, open_run, run
 from stepstone.selectors.base import Selector
@@ -39,7 +40,11 @@ selectors.REGISTRY["reset"] = FromReset
 
 
 def config_for(
-    cells: str, seed: int, death_window: int = 0, reset_on_update: bool = False
+    cells: str,
+    seed: int,
+    death_window: int = 0,
+    reset_on_update: bool = False,
+    cell_params: dict | None = None,
 ) -> ExploreConfig:
     if cells == "random":
         return ExploreConfig(
@@ -55,6 +60,7 @@ def config_for(
     return ExploreConfig(
         env="ALE/MontezumaRevenge-v5",
         cells=cells,
+        cell_params=cell_params or {},
         seed=seed,
         selector=selector or "count",
         death_window=death_window,
@@ -80,6 +86,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--death-window", type=int, default=0, help="see ExploreConfig")
     ap.add_argument("--reset-on-update", action="store_true", help="see ExploreConfig")
+    ap.add_argument(
+        "--cell-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the (non-random) cells, as in stepstone explore; repeatable",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
     args = ap.parse_args()
 
@@ -90,14 +103,19 @@ def main() -> None:
     if parse_count(args.random_frames) > 0:
         plan.append(("random", parse_count(args.random_frames)))
 
+    params = _cell_params(args.cell_param)
     results = []
     for cells, frames in plan:
         for seed in seeds:
-            window = args.death_window if cells != "random" else 0
-            reset = args.reset_on_update and cells != "random"
-            suffix = (f"-dw{window}" if window else "") + ("-rou" if reset else "")
+            # The options below shape Go-Explore's cells and counts; the random baseline has none.
+            go = cells != "random"
+            window = args.death_window if go else 0
+            reset = args.reset_on_update and go
+            cell_params = params if go else {}
+            suffix = "".join(f"-{k}{v}" for k, v in cell_params.items())
+            suffix += (f"-dw{window}" if window else "") + ("-rou" if reset else "")
             run_dir = args.out / f"{cells.replace(':', '-')}{suffix}-s{seed}"
-            store = open_run(config_for(cells, seed, window, reset), run_dir)
+            store = open_run(config_for(cells, seed, window, reset, cell_params), run_dir)
             stored = int(store.meta("budget", "0"))
             store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
             run(store, RunOptions(frames, args.workers, progress=True))

@@ -10,7 +10,11 @@ Reads a run directory made with RAM cells (level, room, keys, x bin, y bin) and 
   life): how far left and right they got, where they died, which rooms they left to and
   which rewards they collected;
 - with --route, the way the shortest trajectory into the highest level found goes: room,
-  keys held and score at every change, replayed from reset.
+  keys held and score at every change, replayed from reset;
+- with --hazards CELL, where in that cell's room a standing agent dies and when: from the
+  cell's state, the agent is put at each x (its RAM byte overwritten) and left idle, which
+  maps lethal x ranges (room 12's laser beams), and put at the first lethal x after k idle
+  steps, which shows the hazard's on/off cycle.
 
     python bench/montezuma_probe.py bench/out/montezuma/ram-domain-s0 \
         --cell 0,17,2,17,15 --cell 0,12,6,15,14 --explorations 600
@@ -85,6 +89,34 @@ def route(env: AtariEnv, store: RunStore, archive) -> list[tuple[int, int, int, 
     return out
 
 
+def snapshot_of(archive, text: str) -> bytes:
+    cell = tuple(int(v) for v in text.split(","))
+    if archive.get(cell) is None:
+        raise SystemExit(f"cell {cell} is not in the archive")
+    return archive.snapshots[int(archive.snap[archive.index[cell]])]
+
+
+def hazards(env: AtariEnv, snapshot: bytes, idle: int = 40) -> tuple[str, str]:
+    """Lethal x (one character per pixel from 0, "D" lethal) and the on/off cycle ("L" when
+    standing at the first lethal x kills at once, one character per step from the state)."""
+    lay = env.layout
+
+    def dies(x: int, wait: int, steps: int) -> bool:
+        env.restore(snapshot)
+        for _ in range(wait):
+            env.step(0)
+        lives = env.lives()
+        env.ale.setRAM(lay.x, x)
+        for _ in range(steps):
+            env.step(0)
+        return env.lives() < lives
+
+    lethal = "".join("D" if dies(x, 0, idle) else "." for x in range(160))
+    first = lethal.find("D")
+    cycle = "".join("L" if dies(first, k, 1) else "_" for k in range(96)) if first >= 0 else ""
+    return lethal, cycle
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
@@ -92,6 +124,7 @@ def main() -> None:
     ap.add_argument("--explorations", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--route", action="store_true", help="the way into the highest level found")
+    ap.add_argument("--hazards", metavar="CELL", help="lethal x and their cycle in CELL's room")
     args = ap.parse_args()
 
     store = RunStore.open(args.run_dir)
@@ -102,15 +135,16 @@ def main() -> None:
     env.reset(store.config.seed)
     if args.route:
         print("route (step, room, keys, score):", route(env, store, archive))
+    if args.hazards:
+        lethal, cycle = hazards(env, snapshot_of(archive, args.hazards))
+        print("\nlethal x when idle 40 steps (D), 40 pixels a line from x = 0:")
+        for x in range(0, 160, 40):
+            print(f"  {x:>3} {lethal[x : x + 40]}")
+        print(f"at the first lethal x after k idle steps, k = 0..95 (L: killed): {cycle}")
     for text in args.cell:
         cell = tuple(int(v) for v in text.split(","))
+        result = probe(env, snapshot_of(archive, text), cell[1], args.explorations, args.seed)
         entry = archive.get(cell)
-        if entry is None:
-            raise SystemExit(f"cell {cell} is not in the archive")
-        i = archive.index[cell]
-        result = probe(
-            env, archive.snapshots[int(archive.snap[i])], cell[1], args.explorations, args.seed
-        )
         print(
             f"\ncell {cell} (score {entry.score:g}, chosen {entry.times_chosen} times), "
             f"{args.explorations} explorations; x in pixels, binned by 8:"
