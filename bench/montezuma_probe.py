@@ -5,6 +5,8 @@ Reads a run directory made with RAM cells (level, room, keys, x bin, y bin) and 
 
 - for each room, the key counts its cells hold (the way to the end of level 1 needs two keys
   in room 17, so this shows how far a second key has travelled);
+- with --room R, the x bins of room R's cells by keys held (where in room 12 the carriers of
+  one or two keys have stood);
 - for each --cell given, N explorations from that cell's stored state, made as the engine
   makes them (random actions repeated with probability 0.95, 100 steps, ended by a lost
   life): how far left and right they got, where they died, which rooms they left to and
@@ -39,6 +41,14 @@ def keys_by_room(cells: list[tuple]) -> dict[int, list[int]]:
     for _level, room, objects, _x, _y in cells:
         held[room].add(bin(objects).count("1"))
     return {room: sorted(k) for room, k in sorted(held.items())}
+
+
+def x_bins(cells: list[tuple], room: int) -> dict[int, list[int]]:
+    bins = collections.defaultdict(set)
+    for _level, r, objects, x, _y in cells:
+        if r == room:
+            bins[bin(objects).count("1")].add(x)
+    return {keys: sorted(b) for keys, b in sorted(bins.items())}
 
 
 def probe(env: AtariEnv, snapshot: bytes, room: int, n: int, seed: int) -> dict:
@@ -124,6 +134,7 @@ def main() -> None:
     ap.add_argument("--explorations", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--route", action="store_true", help="the way into the highest level found")
+    ap.add_argument("--room", type=int, help="x bins of this room's cells, by keys held")
     ap.add_argument("--hazards", metavar="CELL", help="lethal x and their cycle in CELL's room")
     args = ap.parse_args()
 
@@ -133,6 +144,8 @@ def main() -> None:
     print("keys held, by room:", keys_by_room(archive.cells))
     env = AtariEnv("montezuma_revenge")
     env.reset(store.config.seed)
+    if args.room is not None:
+        print(f"x bins in room {args.room}, by keys held:", x_bins(archive.cells, args.room))
     if args.route:
         print("route (step, room, keys, score):", route(env, store, archive))
     if args.hazards:
