@@ -23,8 +23,10 @@ import numpy as np
 from stepstone import selectors
 from stepstone.cli import _cell_params
 from stepstone.config import ExploreConfig, parse_count
+from stepstone.errors import ConfigError
 from stepstone.runner import RunOptions, open_run, run
 from stepstone.selectors.base import Selector
+from stepstone.worker import Worker
 
 
 class FromReset(Selector):
@@ -103,7 +105,13 @@ def main() -> None:
     if parse_count(args.random_frames) > 0:
         plan.append(("random", parse_count(args.random_frames)))
 
-    params = _cell_params(args.cell_param)
+    try:  # a bad --cell-param is refused before any run directory is written
+        params = _cell_params(args.cell_param)
+        for cells, _ in plan:
+            if cells != "random":
+                Worker.from_config(config_for(cells, 0, cell_params=params)).close()
+    except ConfigError as e:
+        ap.error(str(e))
     results = []
     for cells, frames in plan:
         for seed in seeds:

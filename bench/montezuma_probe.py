@@ -99,8 +99,17 @@ def route(env: AtariEnv, store: RunStore, archive) -> list[tuple[int, int, int, 
     return out
 
 
+def parse_cell(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(
+            f"a cell is LEVEL,ROOM,OBJECTS,XBIN,YBIN (integers), not {text!r}"
+        ) from None
+
+
 def snapshot_of(archive, text: str) -> bytes:
-    cell = tuple(int(v) for v in text.split(","))
+    cell = parse_cell(text)
     if archive.get(cell) is None:
         raise SystemExit(f"cell {cell} is not in the archive")
     return archive.snapshots[int(archive.snap[archive.index[cell]])]
@@ -155,7 +164,7 @@ def main() -> None:
             print(f"  {x:>3} {lethal[x : x + 40]}")
         print(f"at the first lethal x after k idle steps, k = 0..95 (L: killed): {cycle}")
     for text in args.cell:
-        cell = tuple(int(v) for v in text.split(","))
+        cell = parse_cell(text)
         result = probe(env, snapshot_of(archive, text), cell[1], args.explorations, args.seed)
         entry = archive.get(cell)
         print(
