@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cell_params(items: list[str]) -> dict:
+def parse_cell_params(items: list[str]) -> dict:
     """NAME=VALUE pairs; values are JSON where they parse (numbers, true), else strings."""
     params = {}
     for item in items:
@@ -238,7 +238,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         env=env,
         seed=args.seed,
         cells=args.cells,
-        cell_params=_cell_params(args.cell_params),
+        cell_params=parse_cell_params(args.cell_params),
         selector=args.selector,
         explore_steps=args.explore_steps,
         repeat_prob=args.repeat_prob,
