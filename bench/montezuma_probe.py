@@ -108,14 +108,16 @@ def parse_cell(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def snapshot_of(archive, text: str) -> bytes:
-    cell = parse_cell(text)
+def snapshot_of(archive, cell: tuple[int, ...]) -> bytes:
     if archive.get(cell) is None:
         raise SystemExit(f"cell {cell} is not in the archive")
     return archive.snapshots[int(archive.snap[archive.index[cell]])]
 
 
-def hazards(env: AtariEnv, snapshot: bytes, idle: int = 40) -> tuple[str, str]:
+IDLE = 40  # steps a put agent stands still: longer than a hazard's off phase
+
+
+def hazards(env: AtariEnv, snapshot: bytes, idle: int) -> tuple[str, str]:
     """Lethal x (one character per pixel from 0, "D" lethal) and the on/off cycle ("L" when
     standing at the first lethal x kills at once, one character per step from the state)."""
     lay = env.layout
@@ -158,14 +160,14 @@ def main() -> None:
     if args.route:
         print("route (step, room, keys, score):", route(env, store, archive))
     if args.hazards:
-        lethal, cycle = hazards(env, snapshot_of(archive, args.hazards))
-        print("\nlethal x when idle 40 steps (D), 40 pixels a line from x = 0:")
+        lethal, cycle = hazards(env, snapshot_of(archive, parse_cell(args.hazards)), IDLE)
+        print(f"\nlethal x when idle {IDLE} steps (D), 40 pixels a line from x = 0:")
         for x in range(0, 160, 40):
             print(f"  {x:>3} {lethal[x : x + 40]}")
         print(f"at the first lethal x after k idle steps, k = 0..95 (L: killed): {cycle}")
     for text in args.cell:
         cell = parse_cell(text)
-        result = probe(env, snapshot_of(archive, text), cell[1], args.explorations, args.seed)
+        result = probe(env, snapshot_of(archive, cell), cell[1], args.explorations, args.seed)
         entry = archive.get(cell)
         print(
             f"\ncell {cell} (score {entry.score:g}, chosen {entry.times_chosen} times), "
