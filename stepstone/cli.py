@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import CELL_KINDS, EXPLORERS, ExploreConfig, parse_count
 from .errors import ConfigError, StepstoneError
-from .executors import BACKENDS
+from .executors import BACKENDS, check_workers
 from .selectors import MODEL_SELECTORS
 from .selectors import REGISTRY as SELECTORS
 
@@ -40,6 +40,18 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
         help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="merge results in task order, so a seed reproduces the run byte for byte at any "
+        "--workers (without it, only --workers 1 does); costs some throughput (bench/README.md)",
+    )
+    p.add_argument(
+        "--trust-run-dir",
+        action="store_true",
+        help="allow resuming a run whose snapshots are pickles (--return deepcopy): restoring "
+        "them runs code from the run directory, so only for directories you trust",
+    )
     p.add_argument(
         "--llm-url",
         default=None,
@@ -155,6 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell", default="best", choices=("best", "all"))
     p.add_argument("--gif", type=Path, default=None, help="write a GIF of the best trajectory")
 
+    p = sub.add_parser(
+        "migrate", help="convert a run directory of an older stepstone to the current format"
+    )
+    p.add_argument("run_dir", type=Path)
+    p.add_argument(
+        "--trust-run-dir",
+        action="store_true",
+        help="required: format 1 pickled its cells, and converting unpickles them",
+    )
+
     p = sub.add_parser("export", help="write trajectories as a dataset (Minari, JSONL, Parquet)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--format", required=True, choices=("minari", "jsonl", "parquet"))
@@ -162,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="how many entries with --select top-k")
     p.add_argument("--dataset-id", default=None, help="Minari id (default stepstone/ENV-SELECT-v0)")
     p.add_argument("--out", type=Path, default=None, help="JSONL/Parquet file (default in D)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file or Minari dataset of the same id",
+    )
     p.add_argument(
         "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
     )
@@ -256,7 +283,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     )
     frames = parse_count(args.frames, "--frames")
     run_dir = args.run_dir or _default_run_dir(args.env, args.seed)
-    _check_workers(args.workers)
+    check_workers(args.workers, args.backend)
     # Validate the environment and cells before anything is written to disk.
     from .worker import Worker
 
@@ -273,7 +300,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store = runner.open_run(None, args.run_dir)
     budget = int(store.meta("budget", "0"))
     frames = parse_count(args.frames, "--frames") if args.frames is not None else budget
-    _check_workers(args.workers)
+    check_workers(args.workers, args.backend)
     config = store.config
     llm = None
     if config.uses_model:
@@ -310,12 +337,6 @@ def _prompts(path: Path | None) -> dict:
     return data
 
 
-def _check_workers(workers: int | None) -> None:
-    """Checked before anything is written, so that a typo creates no run directory."""
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
-
-
 def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
     from .runner import RunOptions, run
 
@@ -326,13 +347,30 @@ def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
         if llm.budget is not None:
             store.set_meta("llm_budget", str(llm.budget))
     opts = RunOptions(
-        frames, args.workers, args.backend, not args.no_progress, address=args.address, llm=llm
+        frames,
+        args.workers,
+        args.backend,
+        not args.no_progress,
+        address=args.address,
+        llm=llm,
+        deterministic=args.deterministic,
+        trust_run_dir=args.trust_run_dir,
     )
-    last = run(store, opts)
-    if last.get("stopped"):
-        print(f"stopped: {last['stopped']}; continue: stepstone resume {store.path} "
-              "--llm-budget N", file=sys.stderr)  # fmt: skip
-    s = report.write(store)
+    try:
+        last = run(store, opts)
+        if last.get("interrupted"):
+            print(
+                f"interrupted at {last['frames']:,} frames, everything merged is committed; "
+                f"continue with: stepstone resume {store.path}",
+                file=sys.stderr,
+            )
+            return 130
+        if last.get("stopped"):
+            print(f"stopped: {last['stopped']}; continue: stepstone resume {store.path} "
+                  "--llm-budget N", file=sys.stderr)  # fmt: skip
+        s = report.write(store)
+    finally:
+        store.close()  # releases the run directory's lock, whatever happened
     print(
         f"{s['env']}: {s['frames']:,} frames, {s['cells']} cells, best score {s['best_score']:g}"
         + (f", {s['rooms']} rooms" if s["rooms"] is not None else "")
@@ -346,12 +384,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .store.sqlite import RunStore
 
     store = RunStore.open(args.run_dir)
-    s = report.write(store)
+    writable = os.access(store.path, os.W_OK)  # a shared read-only copy is reported, not written
+    s = report.write(store) if writable else report.summary(store)
     if args.json:
         print(json.dumps(s))
     else:
         print(report.markdown(s))
-        print(f"written: {store.path / 'report.md'}, {store.path / 'progress.png'}")
+        if writable:
+            print(f"written: {store.path / 'report.md'}, {store.path / 'progress.png'}")
+        else:
+            print(f"{store.path} is read-only: report.md and progress.png were not written")
     return 0
 
 
@@ -401,6 +443,13 @@ def _replay(args, store, archive, tree, worker) -> int:
         )
         rp.write_gif(frames, str(args.gif))
         print(f"written: {args.gif} ({len(frames)} frames)")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .store.migrate import migrate
+
+    print(migrate(args.run_dir, args.trust_run_dir))
     return 0
 
 
@@ -492,6 +541,7 @@ COMMANDS = {
     "explore": cmd_explore,
     "export": cmd_export,
     "label": cmd_label,
+    "migrate": cmd_migrate,
     "robustify": cmd_robustify,
     "resume": cmd_resume,
     "report": cmd_report,
@@ -505,7 +555,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except StepstoneError as e:
         print(f"stepstone: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)
+    except KeyboardInterrupt:  # explore and resume commit and say so themselves
+        print(f"stepstone: {args.command} interrupted", file=sys.stderr)
+        return 130
 
 
 def entry() -> None:

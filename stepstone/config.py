@@ -119,8 +119,13 @@ class ExploreConfig:
         return cls(**data)
 
 
+# A trillion frames is about a century of one Atari emulator: a larger count is a typo.
+MAX_COUNT = 10**12
+
+
 def parse_count(text: str | int, what: str = "frames") -> int:
-    """'5M' -> 5_000_000, '200k' -> 200_000, '1.5M' -> 1_500_000; negative or junk refused."""
+    """'5M' -> 5_000_000, '200k' -> 200_000, '1.5M' -> 1_500_000; negative, junk, infinite
+    or absurdly large counts are refused."""
     if isinstance(text, int):
         value = text
     else:
@@ -128,11 +133,14 @@ def parse_count(text: str | int, what: str = "frames") -> int:
         mult = {"k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}.get(s[-1:], 1)
         num = s[:-1] if mult != 1 else s
         try:
-            value = int(float(num) * mult)
-        except ValueError:
+            number = float(num) * mult
+            value = int(number)
+        except (ValueError, OverflowError):  # junk, 'inf', 'nan'
             raise ConfigError(
                 f"{what} must be a count like 200000, 200k or 5M, not {text!r}"
             ) from None
     if value < 0:
         raise ConfigError(f"{what} must not be negative, got {text}")
+    if value > MAX_COUNT:
+        raise ConfigError(f"{what} {text} is more than {MAX_COUNT:.0e}; give a count up to 1000G")
     return value

@@ -19,3 +19,12 @@ class EnvironmentNotFound(StepstoneError):
 
 class RunDirError(StepstoneError):
     """A run directory is missing, not ours, corrupt, or holds a different configuration."""
+
+
+class CommitFailed(RunDirError):
+    """A run could not write its directory (disk full, I/O error); its last commit is intact.
+
+    Not a usage error: the CLI exits with 1, and ``stepstone resume`` continues the run.
+    """
+
+    exit_code = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .errors import RunDirError
 from .store.sqlite import RunStore
 
 
@@ -128,7 +129,13 @@ def plot(store: RunStore, path: Path) -> Path | None:
 def write(store: RunStore) -> dict:
     """Write report.md, summary.json and progress.png into the run directory."""
     s = summary(store)
-    plot(store, store.path / "progress.png")
-    (store.path / "report.md").write_text(markdown(s))
-    (store.path / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+    try:
+        plot(store, store.path / "progress.png")
+        (store.path / "report.md").write_text(markdown(s))
+        (store.path / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+    except OSError as e:
+        raise RunDirError(
+            f"cannot write the report into {store.path} ({e.strerror}); free space or fix its "
+            "permissions"
+        ) from None
     return s

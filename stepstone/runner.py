@@ -22,7 +22,7 @@ from . import selectors
 from .cells.dynamic import RecentFrames
 from .config import ExploreConfig
 from .engine import Engine
-from .errors import RunDirError
+from .errors import CommitFailed, RunDirError
 from .executors import make as make_executor
 from .llm.client import BudgetExhausted
 from .progress import Progress
@@ -42,6 +42,8 @@ class RunOptions:
     progress: bool = True
     address: str | None = None  # Ray cluster address (--backend ray)
     llm: Any = None  # llm.client.Settings: where the model is, its call budget (model runs)
+    deterministic: bool = False  # merge results in task order (processes backend)
+    trust_run_dir: bool = False  # allow restoring pickled snapshots (--return deepcopy)
 
 
 def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) -> dict:
@@ -70,7 +72,7 @@ def open_run(config: ExploreConfig | None, run_dir: Path) -> RunStore:
     """
     db = run_dir / "run.sqlite"
     if config is None or db.exists():
-        store = RunStore.open(run_dir)
+        store = RunStore.open(run_dir, write=True)
         if config is not None and store.config != config:
             stored = store.config
             diffs = [
@@ -92,6 +94,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     """Explore until ``options.frames`` in total; return the last metrics row."""
     config = store.config
     local = Worker.from_config(config)  # validates env and cells before any process starts
+    _check_trust(store, local, options.trust_run_dir)
     model, settings, roles = model_roles(config, store, options, local)
     engine = store.load_engine(selectors.make(config.selector, **roles.get("selector", {})))
     engine.admit = roles.get("judge")
@@ -111,13 +114,17 @@ def run(store: RunStore, options: RunOptions) -> dict:
         return last
 
     factory = functools.partial(Worker.from_config, config, llm=settings)
-    executor = make_executor(options.backend, factory, options.workers, options.address)
+    executor = make_executor(
+        options.backend, factory, options.workers, options.address, options.deterministic
+    )
     capacity = 2 * executor.workers
     progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
     progress.update(last)
     started = time.perf_counter() - seconds
-    done_in_iteration = new_in_iteration = 0
+    done_in_iteration = new_in_iteration = tasks_failed = 0
     stopped: str | None = None
+    interrupted = False
+    failed_commit: Exception | None = None
 
     def commit_iteration() -> dict:
         nonlocal iteration, done_in_iteration, new_in_iteration
@@ -125,6 +132,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
         row = metrics_row(engine, iteration, time.perf_counter() - started, new_in_iteration)
         row["workers"] = executor.alive
         row["reissued"] = getattr(executor, "reissued", 0)  # tasks of workers that died
+        row["workers_replaced"] = getattr(executor, "replaced", 0)
+        row["tasks_failed"] = tasks_failed
         extra = adaptive.extra() if adaptive else {}
         if engine.rule is not None:
             engine.rule.adapt(new_in_iteration, engine.archive)
@@ -146,7 +155,12 @@ def run(store: RunStore, options: RunOptions) -> dict:
             if want > 0 and engine.frames < options.frames:
                 for task in engine.ask(want):
                     executor.submit(task)
-            for result in executor.poll(timeout=1.0):
+            results = executor.poll(timeout=1.0)
+            for task, why in _drain(getattr(executor, "failed", None)):
+                engine.abandon(task.task_id)
+                tasks_failed += 1
+                progress.note(f"gave up one exploration from cell {task.cell!r}: {why}")
+            for result in results:
                 stats = engine.tell(result)
                 done_in_iteration += 1
                 new_in_iteration += stats.new_cells
@@ -158,9 +172,11 @@ def run(store: RunStore, options: RunOptions) -> dict:
                     last = commit_iteration()
                     progress.update(last)
     except KeyboardInterrupt:
-        progress.note(f"interrupted; continue with: stepstone resume {store.path}")
+        interrupted = True
         for task_id in list(engine.pending):
             engine.abandon(task_id)
+    except CommitFailed as e:
+        failed_commit = e  # the store kept its last commit and its queue: stop, do not retry
     except BudgetExhausted as e:
         stopped = str(e)
         progress.note(f"{e}: stepstone resume {store.path} --llm-budget N continues the run")
@@ -168,13 +184,43 @@ def run(store: RunStore, options: RunOptions) -> dict:
             engine.abandon(task_id)
         last = {**last, "stopped": stopped}  # commit below even if nothing was merged
     finally:
-        if done_in_iteration or engine.frames != last["frames"] or stopped:
-            last = commit_iteration()
-        executor.close()
-        local.close()
-        progress.close(last)
-        restore_sigterm()
+        try:
+            if failed_commit is None and (
+                done_in_iteration or engine.frames != last["frames"] or stopped
+            ):
+                last = commit_iteration()
+        finally:
+            executor.close()
+            local.close()
+            progress.close(last)
+            restore_sigterm()
+    if failed_commit is not None:
+        raise failed_commit
+    if interrupted:
+        last = {**last, "interrupted": True}
     return last
+
+
+def _drain(items: list | None) -> list:
+    """Take everything out of an executor's list (tasks it gave up)."""
+    if not items:
+        return []
+    out = items[:]
+    items.clear()
+    return out
+
+
+def _check_trust(store: RunStore, worker: Worker, trusted: bool) -> None:
+    """A run whose snapshots are pickles (``--return deepcopy``) resumes only when trusted:
+    restoring a stored snapshot unpickles it, which runs whatever code the file holds."""
+    if getattr(worker.env, "snapshot_format", "data") != "pickle":
+        return
+    if store.state() and not trusted:
+        raise RunDirError(
+            f"{store.path} stores its snapshots as pickles (--return deepcopy), and restoring "
+            "them runs any code the file holds; continue it only if you trust where it came "
+            "from, with --trust-run-dir (or start anew with --return replay)"
+        )
 
 
 def _stop_on_sigterm():

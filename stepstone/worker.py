@@ -19,6 +19,7 @@ from . import cells as cells_mod
 from . import envs
 from .config import ExploreConfig
 from .engine import Found, Result, Task
+from .errors import RunDirError
 from .explorers import make as make_explorer
 
 
@@ -78,7 +79,13 @@ class Worker:
         env, cell_fn, adaptive = self.env, self.cell_fn, self.adaptive
         if adaptive and task.cell_shape is not None:
             cell_fn.set_shape(task.cell_shape)
-        env.restore(task.snapshot)
+        try:
+            env.restore(task.snapshot)
+        except Exception as e:  # bytes an adapter cannot take: not a crash of the whole run
+            raise RunDirError(
+                f"the snapshot of cell {task.cell!r} cannot be restored ({type(e).__name__}: "
+                f"{e}); the run directory may be damaged: restore it from a backup"
+            ) from None
         frames = getattr(env, "last_restore_steps", 0)
         rng = np.random.default_rng(task.explore_seed)
         steps_budget = self.config.explore_steps

@@ -53,7 +53,7 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
             return MiniGridCells(**params)
         if ":" in kind:
             return CustomCells(kind)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"invalid parameters {params} for {kind} cells: {e}") from e
     raise ConfigError(f"unknown cell kind {kind!r}")
 

@@ -10,7 +10,8 @@ import importlib
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from ..errors import ConfigError
+from .. import codec
+from ..errors import ConfigError, StepstoneError
 
 
 class CustomCells:
@@ -25,10 +26,24 @@ class CustomCells:
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"cannot load cell function {target!r}: {e}") from e
         self.target = target
+        self.checked = False
 
     @property
     def params(self) -> dict:
         return {"target": self.target}
 
     def __call__(self, env: Any) -> Hashable:
-        return self.fn(env.observe())
+        try:
+            cell = self.fn(env.observe())
+            hash(cell)
+            if not self.checked:  # stored in the run directory as data: refused now, not later
+                codec.pack(cell)
+                self.checked = True
+        except StepstoneError as e:
+            raise ConfigError(f"cell function {self.target}: {e}") from None
+        except Exception as e:
+            raise ConfigError(
+                f"cell function {self.target} failed: {type(e).__name__}: {e}; it must return "
+                "something hashable made of numbers, strings, bytes and tuples"
+            ) from None
+        return cell

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import codec
 from ..errors import ConfigError
 from ..selectors.vectors import vector
 from .downscale import Downscale
@@ -78,15 +79,11 @@ class LearnedCells:
 
 
 def _encode_key(key: Hashable) -> bytes:
-    import pickle
-
-    return pickle.dumps(key, protocol=pickle.HIGHEST_PROTOCOL)
+    return codec.pack(key)  # data only: sources are read back from run directories
 
 
 def _decode_key(source: bytes) -> Hashable:
-    import pickle
-
-    return pickle.loads(source)
+    return codec.unpack(source)
 
 
 class LearnedRule:

@@ -46,6 +46,11 @@ def import_modules(modules: tuple[str, ...]) -> None:
                 f"cannot import module {name!r} given with --import ({e}); "
                 "check it is installed or on PYTHONPATH"
             ) from e
+        except Exception as e:  # the module itself failed: say where, not a traceback
+            raise EnvironmentNotFound(
+                f"module {name!r} given with --import raised {type(e).__name__}: {e}; "
+                "fix the module (run 'python -c \"import " + name + "\"' to see where)"
+            ) from e
 
 
 def _register_known() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from .. import codec
 from ..errors import EnvironmentNotFound
 
 METHODS = ("auto", "deepcopy", "replay")
@@ -126,21 +127,27 @@ class GymEnv:
         self._last_reward = float(reward)
         return float(reward), bool(term), bool(trunc)
 
+    @property
+    def snapshot_format(self) -> str:
+        """"pickle" when restoring a stored snapshot unpickles it (``deepcopy``): such a run
+        directory is resumed only with ``--trust-run-dir``. Replay snapshots are data."""
+        return "pickle" if self.method == "deepcopy" else "data"
+
     def snapshot(self) -> bytes:
         if self.method == "deepcopy":
-            state = (self.env, self._obs, self._info, self._seed, [])
-        else:
-            state = (None, None, None, self._seed, self._actions)
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+            state = (self.env, self._obs, self._info, self._seed)
+            return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        return codec.pack((self._seed, self._actions))
 
     def restore(self, snapshot: bytes) -> None:
-        env, obs, info, seed, actions = pickle.loads(snapshot)
-        if env is not None:
+        if self.method == "deepcopy":
+            env, obs, info, seed = pickle.loads(snapshot)
             self.env.close()
-            self.env, self._obs, self._info = env, obs, info
-            self._seed, self._actions = seed, list(actions)
+            self.env, self._obs, self._info, self._seed = env, obs, info, seed
+            self._actions = []
             self.last_restore_steps = 0
             return
+        seed, actions = codec.unpack(snapshot)
         self.reset(seed)
         for a in actions:
             self.step(a)

@@ -10,12 +10,12 @@ vector plus the time-limit wrapper's step count and the last observation: about 
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from .. import codec
 from .generic import GymEnv
 
 
@@ -49,10 +49,10 @@ class MujocoEnv(GymEnv):
         state = np.empty(self._mj.mj_stateSize(self._model, self._kind))
         self._mj.mj_getState(self._model, self._data, state, self._kind)
         steps = self._limit._elapsed_steps if self._limit is not None else None
-        return pickle.dumps((state, steps, self._obs, self._info, self._seed))
+        return codec.pack((state, steps, self._obs, self._info, self._seed))
 
     def restore(self, snapshot: bytes) -> None:
-        state, steps, self._obs, self._info, self._seed = pickle.loads(snapshot)
+        state, steps, self._obs, self._info, self._seed = codec.unpack(snapshot)
         self._mj.mj_setState(self._model, self._data, state, self._kind)
         self._mj.mj_forward(self._model, self._data)
         if self._limit is not None:

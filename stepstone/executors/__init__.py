@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..errors import ConfigError
 from .base import Executor, WorkerFactory
 from .inline import InlineExecutor
@@ -11,12 +13,19 @@ BACKENDS = ("processes", "inline", "ray")
 
 
 def make(
-    backend: str, factory: WorkerFactory, workers: int | None, address: str | None = None
+    backend: str,
+    factory: WorkerFactory,
+    workers: int | None,
+    address: str | None = None,
+    deterministic: bool = False,
 ) -> Executor:
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    check_workers(workers, backend)
     if address is not None and backend != "ray":
         raise ConfigError("--address is for --backend ray; add --backend ray or drop --address")
+    if deterministic and backend == "ray":
+        raise ConfigError(
+            "--deterministic is for local workers; drop it or use --backend processes"
+        )
     if backend == "ray":
         from .ray import RayExecutor
 
@@ -26,8 +35,28 @@ def make(
     if backend == "processes":
         if workers == 1:
             return InlineExecutor(factory)
-        return ProcessExecutor(factory, workers)
+        return ProcessExecutor(factory, workers, deterministic)
     raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Executor", "InlineExecutor", "ProcessExecutor", "make"]
+# Local processes beyond a few per core only compete for the same cores (and memory: each holds
+# an environment); a typo like --workers 10000 must not fork ten thousand emulators.
+PER_CORE = 4
+
+
+def check_workers(workers: int | None, backend: str = "processes") -> None:
+    """Refuse a worker count that cannot help, before anything is written."""
+    if workers is None:
+        return
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    cores = os.cpu_count() or 1
+    if backend != "ray" and workers > PER_CORE * cores:
+        raise ConfigError(
+            f"--workers {workers} is more than {PER_CORE} per core on this machine's {cores} "
+            f"cores; local workers beyond that only compete for them: use at most "
+            f"{PER_CORE * cores}, or --backend ray for a cluster"
+        )
+
+
+__all__ = ["BACKENDS", "Executor", "InlineExecutor", "ProcessExecutor", "check_workers", "make"]

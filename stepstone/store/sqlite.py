@@ -11,23 +11,28 @@ a different configuration than the stored one.
 from __future__ import annotations
 
 import json
-import pickle
+import os
+import shutil
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import codec
 from ..archive import _INT_COLUMNS, Archive
 from ..config import ExploreConfig
 from ..engine import Engine
-from ..errors import RunDirError
+from ..errors import CommitFailed, RunDirError
 from ..selectors.base import Selector
 from ..trajectories import Node, TrajectoryTree
+from .lock import LOCK_NAME, RunLock
 
 FORMAT = "stepstone-run"
-VERSION = 1
+# 2: cells, object actions and sources as data (codec.py); 1 pickled them (see migrate.py).
+VERSION = 2
 DB_NAME = "run.sqlite"
 QUICK_CHECK_MAX_BYTES = 256 * 2**20
 
@@ -45,11 +50,11 @@ CREATE TABLE metrics (iteration INTEGER PRIMARY KEY, data TEXT NOT NULL);
 
 
 def encode_cell(cell: Any) -> bytes:
-    return pickle.dumps(cell, protocol=5)
+    return codec.pack(cell)
 
 
 def decode_cell(blob: bytes) -> Any:
-    return pickle.loads(blob)
+    return codec.unpack(blob)
 
 
 class _Table(MutableMapping[int, Any]):
@@ -100,24 +105,42 @@ class _Table(MutableMapping[int, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def flush(self) -> None:
-        """Write pending changes; called inside the commit transaction."""
+    def flush(self) -> int:
+        """Write pending changes inside the commit transaction; return the bytes written.
+
+        The queue is kept until :meth:`committed`: if the transaction fails (disk full, I/O
+        error) it rolls back, and the next commit writes the same rows again.
+        """
         if self.deleted:
             self.db.executemany(
                 f"DELETE FROM {self.table} WHERE id = ?", [(k,) for k in self.deleted]
             )
-        if self.pending:
-            rows = [(k, *self.encode(v)) for k, v in self.pending.items()]
-            marks = ", ".join("?" * len(rows[0]))
-            self.db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES ({marks})", rows)
+        if not self.pending:
+            return 0
+        rows = [(k, *self.encode(v)) for k, v in self.pending.items()]
+        marks = ", ".join("?" * len(rows[0]))
+        self.db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES ({marks})", rows)
+        return sum(len(r[-1]) for r in rows)
+
+    def committed(self) -> None:
+        """The transaction that wrote the queue has committed: forget it."""
         self.pending.clear()
         self.deleted.clear()
+
+    def pending_bytes(self) -> int:
+        return sum(len(self.encode(v)[-1]) for v in self.pending.values())
+
+
+def _seal(snapshot: bytes) -> tuple:
+    """A snapshot with its CRC-32 appended: damage that SQLite's own checks cannot see (bytes
+    changed in place) is caught before the bytes reach an emulator."""
+    return (snapshot + zlib.crc32(snapshot).to_bytes(4, "little"),)
 
 
 def _encode_node(n: Node) -> tuple:
     actions = np.ascontiguousarray(n.actions)
-    if actions.dtype == object:
-        return (n.parent, n.parent_len, "pickle", pickle.dumps(list(actions), protocol=5))
+    if actions.dtype == object:  # text commands, dict actions...: stored as data
+        return (n.parent, n.parent_len, "data", codec.pack(list(actions)))
     return (
         n.parent,
         n.parent_len,
@@ -128,8 +151,8 @@ def _encode_node(n: Node) -> tuple:
 
 def _decode_node(row: tuple) -> Node:
     parent, parent_len, dtype, blob = row
-    if dtype == "pickle":
-        items = pickle.loads(blob)
+    if dtype == "data":
+        items = codec.unpack(blob)
         actions = np.empty(len(items), dtype=object)
         actions[:] = items
     else:
@@ -141,38 +164,64 @@ def _decode_node(row: tuple) -> Node:
 class RunStore:
     """A run directory opened for reading and, through ``commit``, for writing."""
 
-    def __init__(self, path: Path, db: sqlite3.Connection):
+    def __init__(self, path: Path, db: sqlite3.Connection, lock: RunLock | None = None):
         self.path = path
         self.db = db
-        self.snapshots = _Table(db, "snapshots", lambda b: (b,), lambda r: r[0])
+        self.lock = lock  # held by a store that writes (explore, resume)
+        self.snapshots = _Table(db, "snapshots", _seal, self._unseal)
         self.sources = _Table(db, "sources", lambda b: (b,), lambda r: r[0])
         self.nodes = _Table(db, "nodes", _encode_node, _decode_node)
+
+    def _unseal(self, row: tuple) -> bytes:
+        blob = row[0]
+        data, crc = blob[:-4], blob[-4:]
+        if len(blob) < 4 or zlib.crc32(data).to_bytes(4, "little") != crc:
+            raise RunDirError(
+                f"a snapshot in {self.path / DB_NAME} is damaged (its checksum does not match); "
+                "restore the run directory from a backup"
+            )
+        return data
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, config: ExploreConfig) -> RunStore:
-        """Start a new run in ``path``, which must be empty or absent."""
+        """Start a new run in ``path``, which must be empty or absent; the store holds its lock."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunDirError(f"{path} is a file, not a run directory; choose another --run-dir")
-        if path.exists() and any(path.iterdir()):
+        if path.exists() and any(p.name != LOCK_NAME for p in path.iterdir()):
             raise RunDirError(
                 f"{path} is not empty; choose a new --run-dir, or continue a stored run "
                 f"with 'stepstone resume {path}'"
             )
-        path.mkdir(parents=True, exist_ok=True)
-        db = _connect(path / DB_NAME)
-        with db:
-            db.executescript(_SCHEMA)
-            db.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [("format", FORMAT), ("version", str(VERSION)), ("config", config.to_json())],
-            )
-        return cls(path, db)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(
+                f"cannot create run directory {path} ({e.strerror}); choose a --run-dir whose "
+                "parent is a writable directory"
+            ) from None
+        lock = RunLock(path).acquire()
+        try:
+            db = _connect(path / DB_NAME)
+            with db:
+                db.executescript(_SCHEMA)
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("format", FORMAT), ("version", str(VERSION)), ("config", config.to_json())],
+                )
+        except sqlite3.Error as e:
+            lock.release()
+            raise _write_error(path, e, 0) from None
+        return cls(path, db, lock)
 
     @classmethod
-    def open(cls, path: str | Path) -> RunStore:
-        """Open an existing run; anything that is not an intact stepstone run is refused."""
+    def open(cls, path: str | Path, write: bool = False) -> RunStore:
+        """Open an existing run; anything that is not an intact stepstone run is refused.
+
+        ``write``: take the run directory's lock (one writer at a time) and check that the
+        directory can be written, before anything runs.
+        """
         path = Path(path)
         db_path = path / DB_NAME
         if not path.is_dir():
@@ -182,12 +231,27 @@ class RunStore:
                 f"{path} is not a stepstone run directory (no {DB_NAME}); "
                 "give the --run-dir used with 'stepstone explore'"
             )
+        read_only = not (os.access(path, os.W_OK) and os.access(db_path, os.W_OK))
+        if read_only and (write or Path(f"{db_path}-wal").exists()):
+            raise RunDirError(
+                f"{path} is read-only (no write permission)"
+                + (" and holds an unfinished journal" if not write else "")
+                + f"; copy it somewhere writable (cp -r {path} COPY) or fix its permissions"
+            )
+        lock = RunLock(path).acquire() if write else None
         try:
-            db = _connect(db_path)
+            db = _connect(db_path, read_only)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("format") != FORMAT:
                 raise RunDirError(f"{db_path} is an SQLite file but not a stepstone run")
-            if int(meta.get("version", -1)) != VERSION:
+            version = int(meta.get("version", -1))
+            if version == 1:
+                raise RunDirError(
+                    f"{path} was written by an older stepstone (run format 1, which pickled "
+                    f"cells); convert it once with 'stepstone migrate {path} --trust-run-dir' "
+                    "(converting unpickles it: only for a run directory you trust)"
+                )
+            if version != VERSION:
                 raise RunDirError(
                     f"{path} was written by run format {meta.get('version')}, this stepstone "
                     f"reads format {VERSION}; use the stepstone version that wrote it"
@@ -199,11 +263,17 @@ class RunStore:
                 if check != "ok":
                     raise RunDirError(f"{db_path} is corrupt ({check}); restore it from a backup")
         except sqlite3.DatabaseError as e:
+            if lock is not None:
+                lock.release()
             raise RunDirError(
                 f"{db_path} is corrupt or not a database ({e}); restore it from a backup "
                 "or start a new run in another directory"
             ) from e
-        return cls(path, db)
+        except RunDirError:
+            if lock is not None:
+                lock.release()
+            raise
+        return cls(path, db, lock)
 
     # -- reading -----------------------------------------------------------------------------
     def meta(self, key: str, default: str | None = None) -> str | None:
@@ -230,7 +300,13 @@ class RunStore:
                 f"{self.path / DB_NAME} is corrupt ({e}); restore it from a backup"
             ) from e
         data = list(zip(*rows, strict=True)) or [()] * (len(names) + 1)
-        cells = [decode_cell(c) for c in data[0]]
+        try:
+            cells = [decode_cell(c) for c in data[0]]
+        except ValueError as e:
+            raise RunDirError(
+                f"{self.path / DB_NAME} holds a cell that is not stepstone data ({e}); "
+                "restore it from a backup"
+            ) from None
         columns = {n: np.array(v) for n, v in zip(names, data[1:], strict=True)}
         for missing in set(_INT_COLUMNS) - set(names):  # written by an older version: zeros
             columns[missing] = np.zeros(len(cells), dtype=np.int64)
@@ -277,11 +353,33 @@ class RunStore:
                     )
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        try:
+            with self.db:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        except sqlite3.Error as e:
+            raise _write_error(self.path, e, 0) from None
 
     def commit(self, engine: Engine, metrics: dict | None = None, extra: dict | None = None):
-        """Write everything changed since the last commit, in one transaction."""
+        """Write everything changed since the last commit, in one transaction.
+
+        All or nothing: when the transaction fails (disk full, I/O error, a lock held too
+        long) the database keeps its last commit, every queued row stays queued, and
+        :class:`CommitFailed` says what happened and how to continue.
+        """
+        try:
+            self._commit(engine, metrics, extra)
+        except sqlite3.Error as e:
+            raise _write_error(self.path, e, self.pending_bytes()) from None
+        for table in (self.snapshots, self.sources, self.nodes):
+            table.committed()
+        engine.archive.dirty.clear()
+        engine.archive.rekeyed = False
+
+    def pending_bytes(self) -> int:
+        """Bytes queued for the next commit (snapshots, sources and trajectory segments)."""
+        return sum(t.pending_bytes() for t in (self.snapshots, self.sources, self.nodes))
+
+    def _commit(self, engine: Engine, metrics: dict | None, extra: dict | None) -> None:
         a = engine.archive
         state = {
             "frames": engine.frames,
@@ -321,14 +419,39 @@ class RunStore:
                     "INSERT OR REPLACE INTO metrics VALUES (?, ?)",
                     (metrics["iteration"], json.dumps(metrics)),
                 )
-        a.dirty.clear()
-        a.rekeyed = False
 
     def close(self) -> None:
         self.db.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _write_error(path: Path, error: sqlite3.Error, queued: int) -> CommitFailed:
+    """A failed write as one line that says what to do; the run's last commit is intact."""
+    name = getattr(error, "sqlite_errorname", "")
+    free = shutil.disk_usage(path).free
+    if name == "SQLITE_FULL" or "full" in str(error):
+        # The WAL holds a commit before it is copied into the database: count it twice.
+        need = 2 * queued + 4 * 2**20
+        return CommitFailed(
+            f"disk full: {path} could not take the last {queued / 2**20:.1f} MB of the run "
+            f"({free / 2**20:.1f} MB free); make at least {need / 2**20:.0f} MB free there, "
+            f"then continue with 'stepstone resume {path}' (nothing committed was lost)"
+        )
+    if name == "SQLITE_READONLY":
+        return CommitFailed(
+            f"{path} became read-only ({error}); make it writable, then continue with "
+            f"'stepstone resume {path}' (nothing committed was lost)"
+        )
+    return CommitFailed(
+        f"cannot write {path / DB_NAME} ({error}); fix the cause, then continue with "
+        f"'stepstone resume {path}' (nothing committed was lost)"
+    )
+
+
+def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:  # a finished run in a read-only place (a shared copy): nothing can change it
+        return sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
