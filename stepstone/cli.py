@@ -465,6 +465,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         name = re.sub(r"[^A-Za-z0-9_]+", "_", config.env).strip("_")
         dataset_id = args.dataset_id or f"stepstone/{name}-{args.select}-v0"
+        _clear_dataset(dataset_id, args.overwrite)
         dataset = minari.export(config, chosen, dataset_id)
         print(f"{dataset.total_episodes} episodes, {dataset.total_steps} steps -> {dataset_id}")
         return 0
@@ -477,10 +478,37 @@ def cmd_export(args: argparse.Namespace) -> int:
         cache = Cache(store.path / "llm_cache.sqlite")
         labeller = ChatClient(args.llm_url, args.llm_model, cache=cache)
     out = args.out or store.path / f"{args.select}.{args.format}"
+    _check_out(out, args.overwrite)
     written = jsonl.export(config, chosen, out, args.format, args.pairs, labeller)
     for path, rows in written.items():
         print(f"{rows} records -> {path}")
     return 0
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """An export's file: refused if it is a directory, or exists and --overwrite is not given."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file, e.g. {out / 'best.jsonl'}")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; add --overwrite to replace it, or give another --out")
+    if not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: {out.parent} is not a directory")
+
+
+def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
+    """A Minari id already taken is refused, or with --overwrite deleted first."""
+    try:
+        import minari
+    except ImportError:
+        raise ConfigError("--format minari needs Minari: pip install 'stepstone[minari]'") from None
+    if dataset_id not in minari.list_local_datasets():
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"a Minari dataset {dataset_id!r} exists; add --overwrite to replace it, or give "
+            "another --dataset-id"
+        )
+    minari.delete_dataset(dataset_id)
 
 
 def cmd_robustify(args: argparse.Namespace) -> int:

@@ -49,7 +49,7 @@ def test_ram_cells_on_a_game_without_layout(capsys, tmp_path):
     assert "RAM layout" in one_line(err) and "downscale" in err
 
 
-@pytest.mark.parametrize("frames", ["-5", "-2M", "lots"])
+@pytest.mark.parametrize("frames", ["-5", "-2M", "lots", "inf", "nan", "1e99"])
 def test_bad_frame_budget(capsys, tmp_path, frames):
     code, err = run_cli(
         capsys, "explore", "montezuma", f"--frames={frames}", "--run-dir", str(tmp_path / "r")
@@ -128,3 +128,111 @@ def test_environment_with_no_way_back_is_refused(capsys, tmp_path, user_env_modu
     for way in ("snapshot()/restore()", "--return deepcopy", "--return replay"):
         assert way in line
     assert not (tmp_path / "r").exists()
+
+
+def test_workers_beyond_a_few_per_core_are_refused(capsys, tmp_path):
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--workers", "10000", "--run-dir", str(tmp_path / "r")
+    )
+    assert code == 2 and "per core" in one_line(err) and "--backend ray" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("cells", ["downscale", "dynamic"])
+def test_a_cell_parameter_out_of_range(capsys, tmp_path, cells):
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--cells", cells, "--cell-param", "width=0",
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 2 and "width" in one_line(err)
+
+
+USER_CELLS = """
+def raises(obs):
+    raise RuntimeError("my bug")
+
+def a_list(obs):
+    return [1, 2]
+
+def an_object(obs):
+    return object()
+"""
+
+
+@pytest.mark.parametrize(
+    "fn, says", [("raises", "RuntimeError: my bug"), ("a_list", "unhashable"),
+                 ("an_object", "cannot store a value of type object")],
+)  # fmt: skip
+def test_a_user_cell_function_that_fails(capsys, tmp_path, monkeypatch, fn, says):
+    (tmp_path / "user_cells.py").write_text(USER_CELLS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, err = run_cli(
+        capsys, "explore", "CartPole-v1", "--cells", f"user_cells:{fn}", "--frames", "1k",
+        "--workers", "1", "--run-dir", str(tmp_path / "r"), "--no-progress",
+    )  # fmt: skip
+    assert code == 2 and says in one_line(err) and f"user_cells:{fn}" in err
+
+
+def test_an_import_that_raises(capsys, tmp_path, monkeypatch):
+    (tmp_path / "broken_envs.py").write_text("raise ValueError('half written')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, err = run_cli(
+        capsys, "explore", "CartPole-v1", "--import", "broken_envs", "--run-dir",
+        str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 2 and "half written" in one_line(err) and "broken_envs" in err
+
+
+def test_a_run_dir_under_a_file(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, err = run_cli(
+        capsys, "explore", "CartPole-v1", "--frames", "1k", "--run-dir",
+        str(tmp_path / "file" / "sub"), "--no-progress",
+    )  # fmt: skip
+    assert code == 2 and "cannot create run directory" in one_line(err)
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("text") / "run"
+    args = ["explore", "game24:1,2,3,4", "--frames", "300", "--workers", "1", "--run-dir"]
+    assert main([*args, str(run), "--no-progress"]) == 0
+    return run
+
+
+def test_export_onto_a_directory_or_an_existing_file(capsys, tmp_path, text_run):
+    code, err = run_cli(capsys, "export", str(text_run), "--format", "jsonl", "--out",
+                        str(tmp_path))  # fmt: skip
+    assert code == 2 and "is a directory" in one_line(err)
+    out = tmp_path / "data.jsonl"
+    out.write_text("keep")
+    code, err = run_cli(capsys, "export", str(text_run), "--format", "jsonl", "--out", str(out))
+    assert code == 2 and "--overwrite" in one_line(err) and out.read_text() == "keep"
+    code, _ = run_cli(capsys, "export", str(text_run), "--format", "jsonl", "--out", str(out),
+                      "--overwrite")  # fmt: skip
+    assert code == 0 and out.read_text() != "keep"
+
+
+def test_a_second_minari_export_with_the_same_id(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = tmp_path / "run"
+    assert main(["explore", "CartPole-v1", "--frames", "500", "--workers", "1", "--run-dir",
+                 str(run), "--no-progress"]) == 0  # fmt: skip
+    args = ["export", str(run), "--format", "minari", "--dataset-id", "test/cartpole-v0"]
+    assert main(args) == 0
+    capsys.readouterr()
+    code, err = run_cli(capsys, *args)
+    assert code == 2 and "exists" in one_line(err) and "--overwrite" in err
+    assert main([*args, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("command", ["report", "replay"])
+def test_ctrl_c_during_a_reading_command(capsys, monkeypatch, text_run, command):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("stepstone.report.write", interrupted)
+    monkeypatch.setattr("stepstone.replay.check", interrupted)
+    code, err = run_cli(capsys, command, str(text_run))
+    assert code == 130 and "interrupted" in one_line(err)

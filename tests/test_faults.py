@@ -153,6 +153,23 @@ def test_a_full_disk_stops_the_run_with_one_line_and_resume_continues(small_disk
     assert replayed.returncode == 0, replayed.stderr
 
 
+def test_a_read_only_run_directory_is_read_and_not_called_corrupt(small_disk):
+    disk, grow_disk = small_disk
+    grow_disk()
+    run = disk / "run"
+    explore = cli(f"explore montezuma --cells ram --frames 5k --workers 1 --run-dir {run} "
+                  "--no-progress")  # fmt: skip
+    assert subprocess.run(explore, capture_output=True, timeout=300).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    report = subprocess.run(cli(f"report {run} --json"), capture_output=True, text=True)
+    assert report.returncode == 0 and '"cells"' in report.stdout, report.stderr
+    replay = subprocess.run(cli(f"replay {run}"), capture_output=True, text=True)
+    assert replay.returncode == 0, replay.stderr
+    resume = subprocess.run(cli(f"resume {run} --frames 10k"), capture_output=True, text=True)
+    assert resume.returncode == 2 and "read-only" in resume.stderr
+    assert "corrupt" not in resume.stderr and resume.stderr.count("\n") == 1
+
+
 # -- dead workers ------------------------------------------------------------------------------
 
 

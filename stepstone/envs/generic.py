@@ -129,7 +129,7 @@ class GymEnv:
 
     @property
     def snapshot_format(self) -> str:
-        """"pickle" when restoring a stored snapshot unpickles it (``deepcopy``): such a run
+        """ "pickle" when restoring a stored snapshot unpickles it (``deepcopy``): such a run
         directory is resumed only with ``--trust-run-dir``. Replay snapshots are data."""
         return "pickle" if self.method == "deepcopy" else "data"
 
