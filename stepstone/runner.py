@@ -117,7 +117,9 @@ def run(store: RunStore, options: RunOptions) -> dict:
     executor = make_executor(
         options.backend, factory, options.workers, options.address, options.deterministic
     )
-    capacity = 2 * executor.workers
+    # Tasks in flight: two a worker keeps each busy. In task order (--deterministic) finished
+    # results wait for the slowest one before them, so twice as many keep the workers fed.
+    capacity = (4 if options.deterministic else 2) * executor.workers
     progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
     progress.update(last)
     started = time.perf_counter() - seconds
