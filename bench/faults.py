@@ -20,6 +20,7 @@ At the end every entry of each run directory is replayed from its seed (``replay
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -82,8 +83,8 @@ def whole_run_kills(root: Path, n: int, rng: random.Random) -> dict:
         proc.wait()
         before = committed(run)
         frames = _frames(run)
-        subprocess.run([*STEPSTONE, "resume", str(run), "--frames", str(frames + 2000),
-                        "--workers", "1", "--no-progress"], check=True, capture_output=True)  # fmt: skip
+        resume = ["resume", str(run), "--frames", str(frames + 2000), "--workers", "1"]
+        subprocess.run([*STEPSTONE, *resume, "--no-progress"], check=True, capture_output=True)
         lost_cells += lost(before, committed(run))
     return {"kills": n, "cells_lost": lost_cells, "cells": len(committed(run)), "run": run}
 
@@ -194,8 +195,6 @@ def throughput(root: Path, baseline: str, rounds: int, seconds: float) -> dict:
 
 
 def _frames(run: Path) -> int:
-    import json
-
     with sqlite3.connect(run / "run.sqlite") as db:
         row = db.execute("SELECT value FROM meta WHERE key = 'engine'").fetchone()
     return json.loads(row[0])["frames"] if row else 0
