@@ -43,6 +43,11 @@ def summary(store: RunStore) -> dict:
         "success": success_frame is not None,
         "frames_to_success": success_frame,
         "run_dir": str(store.path),
+        # Worker processes that died and were replaced, the tasks they held that were run
+        # again, and tasks given up after killing three workers (executors/processes.py).
+        "workers_replaced": last.get("workers_replaced", 0),
+        "tasks_reissued": last.get("reissued", 0),
+        "tasks_failed": last.get("tasks_failed", 0),
         **llm_summary(config, store, last),
     }
 
@@ -85,6 +90,9 @@ def markdown(s: dict) -> str:
         ("level", s["level"] if s["level"] is not None else "n/a"),
         ("success", f"yes, at {s['frames_to_success']:,} frames" if s["success"] else "no"),
     ]
+    if s["workers_replaced"] or s["tasks_failed"]:
+        rows.append(("worker faults", f"{s['workers_replaced']} workers replaced, "
+                     f"{s['tasks_reissued']} tasks re-run, {s['tasks_failed']} given up"))  # fmt: skip
     if "llm_calls" in s:
         rows.append(("model", f"{s['llm_model']} (explorer {s['explorer']})"))
         rows.append(("model calls", f"{s['llm_calls']} ({s['llm_cached']} more from the cache), "

@@ -124,6 +124,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     progress.update(last)
     started = time.perf_counter() - seconds
     done_in_iteration = new_in_iteration = tasks_failed = 0
+    faults0 = [last.get(k, 0) for k in ("reissued", "workers_replaced", "tasks_failed")]
     stopped: str | None = None
     interrupted = False
     failed_commit: Exception | None = None
@@ -133,9 +134,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
         iteration += 1
         row = metrics_row(engine, iteration, time.perf_counter() - started, new_in_iteration)
         row["workers"] = executor.alive
-        row["reissued"] = getattr(executor, "reissued", 0)  # tasks of workers that died
-        row["workers_replaced"] = getattr(executor, "replaced", 0)
-        row["tasks_failed"] = tasks_failed
+        # Worker faults over the whole run: this session's counts on top of the previous ones.
+        row["reissued"] = faults0[0] + getattr(executor, "reissued", 0)
+        row["workers_replaced"] = faults0[1] + getattr(executor, "replaced", 0)
+        row["tasks_failed"] = faults0[2] + tasks_failed
         extra = adaptive.extra() if adaptive else {}
         if engine.rule is not None:
             engine.rule.adapt(new_in_iteration, engine.archive)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -230,6 +231,9 @@ def test_killing_a_worker_does_not_end_the_run(tmp_path):
     store = RunStore.open(run)
     last = store.metrics()[-1]
     assert last["workers_replaced"] >= 2 and last["frames"] >= 200_000
+    report = subprocess.run(cli(f"report {run} --json"), capture_output=True, text=True)
+    summary = json.loads(report.stdout)
+    assert summary["workers_replaced"] >= 2 and summary["tasks_reissued"] >= 2
     assert subprocess.run(cli(f"replay {run} --cell all"), capture_output=True).returncode == 0
 
 

@@ -7,7 +7,8 @@ runs on a laptop (a local Ray instance is started) or on a cluster (``--address 
 
 Faults: actors are created with unlimited restarts, so Ray replaces a worker process that is
 killed, runs out of memory or loses its node. The task it was running is re-issued here; the
-engine merges each task's result at most once, so a re-issued task can never double-count.
+engine merges each task's result at most once, so a re-issued task can never double-count. A
+task that killed three workers is given up (``failed``), as in the process backend.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError, StepstoneError
 from .base import WorkerFactory, dumps, loads
+from .processes import MAX_DEATHS
 
 
 class ExploreActor:
@@ -69,12 +71,15 @@ class RayExecutor:
         self.actors = [actor_cls.remote(payload) for _ in range(self.workers)]
         self.inflight: dict[Any, tuple[int, Any]] = {}
         self.load = [0] * self.workers
-        self.failed: set[int] = set()  # actors whose last task died with them
+        self.broken: set[int] = set()  # actors whose last task died with them
+        self.failed: list[tuple[Any, str]] = []  # tasks given up: they killed MAX_DEATHS workers
+        self.deaths: dict[int, int] = {}
         self.reissued = 0
+        self.replaced = 0  # actor deaths (Ray restarts the actor)
 
     def _send(self, task: Any, avoid: int | None = None) -> None:
         order = sorted(
-            range(self.workers), key=lambda i: (i in self.failed, i == avoid, self.load[i])
+            range(self.workers), key=lambda i: (i in self.broken, i == avoid, self.load[i])
         )
         i = order[0]
         ref = self.actors[i].run.remote(dumps(task))
@@ -98,12 +103,18 @@ class RayExecutor:
             self.load[i] -= 1
             try:
                 out.append(loads(ray.get(ref)))
-                self.failed.discard(i)
+                self.broken.discard(i)
             except ray.exceptions.RayTaskError as e:
                 raise StepstoneError(f"a Ray worker failed running a task: {e}") from e
             except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
-                # The worker process died; Ray restarts the actor. Run the task again.
-                self.failed.add(i)
+                # The worker process died; Ray restarts the actor. Run the task again, unless
+                # it is the task that keeps killing workers.
+                self.broken.add(i)
+                self.replaced += 1
+                n = self.deaths[task.task_id] = self.deaths.get(task.task_id, 0) + 1
+                if n >= MAX_DEATHS:
+                    self.failed.append((task, f"it killed {n} worker processes"))
+                    continue
                 self.reissued += 1
                 self._send(task, avoid=i)
         return out
@@ -114,7 +125,7 @@ class RayExecutor:
 
     @property
     def alive(self) -> int:
-        return self.workers - len(self.failed)
+        return self.workers - len(self.broken)
 
     def pids(self) -> list[int]:
         return self.ray.get([a.pid.remote() for a in self.actors])
