@@ -91,8 +91,9 @@ def markdown(s: dict) -> str:
         ("success", f"yes, at {s['frames_to_success']:,} frames" if s["success"] else "no"),
     ]
     if s["workers_replaced"] or s["tasks_failed"]:
-        rows.append(("worker faults", f"{s['workers_replaced']} workers replaced, "
-                     f"{s['tasks_reissued']} tasks re-run, {s['tasks_failed']} given up"))  # fmt: skip
+        faults = (f"{s['workers_replaced']} workers replaced, {s['tasks_reissued']} tasks re-run, "
+                  f"{s['tasks_failed']} given up")  # fmt: skip
+        rows.append(("worker faults", faults))
     if "llm_calls" in s:
         rows.append(("model", f"{s['llm_model']} (explorer {s['explorer']})"))
         rows.append(("model calls", f"{s['llm_calls']} ({s['llm_cached']} more from the cache), "
