@@ -129,8 +129,8 @@ class GymEnv:
 
     @property
     def snapshot_format(self) -> str:
-        """ "pickle" when restoring a stored snapshot unpickles it (``deepcopy``): such a run
-        directory is resumed only with ``--trust-run-dir``. Replay snapshots are data."""
+        """How snapshots are stored: pickles with ``deepcopy`` (a run directory holding them is
+        resumed only with ``--trust-run-dir``), data with ``replay``."""
         return "pickle" if self.method == "deepcopy" else "data"
 
     def snapshot(self) -> bytes:
