@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .config import CELL_KINDS, EXPLORERS, ExploreConfig, parse_count
@@ -167,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--llm-url", default=None, help="label trajectories with this model endpoint")
     p.add_argument("--llm-model", default=None, help="the model to label with")
+    p.add_argument("--author", default=None, help="Minari metadata: who made the dataset")
+    p.add_argument("--author-email", default=None, help="Minari metadata: a contact address")
+    p.add_argument(
+        "--code-permalink", default=None,
+        help="Minari metadata: a link to the code that made the run (default: stepstone==VERSION)",
+    )  # fmt: skip
 
     p = sub.add_parser("robustify", help="train a policy from the best trajectory (Phase 2)")
     p.add_argument("run_dir", type=Path)
@@ -413,7 +420,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         name = re.sub(r"[^A-Za-z0-9_]+", "_", config.env).strip("_")
         dataset_id = args.dataset_id or f"stepstone/{name}-{args.select}-v0"
-        dataset = minari.export(config, chosen, dataset_id)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", UserWarning)
+            dataset = minari.export(
+                config, chosen, dataset_id, args.author, args.author_email, args.code_permalink
+            )
+        for w in said:  # Minari's reminders of missing metadata, one line each
+            print(f"minari: {' '.join(str(w.message).split())}", file=sys.stderr)
         print(f"{dataset.total_episodes} episodes, {dataset.total_steps} steps -> {dataset_id}")
         return 0
     from .export import jsonl

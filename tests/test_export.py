@@ -23,8 +23,6 @@ def test_minari_round_trip(tmp_path, monkeypatch, capsys):
     """Every exported episode, replayed from its seed, gives the stored observations/rewards."""
     minari = pytest.importorskip("minari")
     pytest.importorskip("minigrid")
-    from stepstone.export.minari import gym_env
-
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
     run = explore(tmp_path, "MiniGrid-DoorKey-5x5-v0", "20k", capsys)
     assert main(["export", run, "--format", "minari", "--select", "all-cells"]) == 0
@@ -33,7 +31,7 @@ def test_minari_round_trip(tmp_path, monkeypatch, capsys):
     dataset = minari.load_dataset(dataset_id)
     cells = len(RunStore.open(run).load_archive())
     assert dataset.total_episodes == cells - 1  # every cell but the start state
-    env = gym_env(RunStore.open(run).config)
+    env = dataset.recover_environment()  # the mission text filtered out, as stored
     seeds = [m["seed"] for m in dataset.storage.get_episode_metadata(range(cells - 1))]
     assert set(seeds) == {0}
     for episode, seed in zip(dataset.iterate_episodes(), seeds, strict=True):
@@ -46,6 +44,42 @@ def test_minari_round_trip(tmp_path, monkeypatch, capsys):
         assert episode.terminations[-1] or episode.truncations[-1]
     best = max(dataset.iterate_episodes(), key=lambda e: e.rewards.sum())
     assert best.rewards.sum() == pytest.approx(RunStore.open(run).load_archive().score.max())
+
+
+def test_atari_export_round_trips_bit_exactly(tmp_path, monkeypatch, capsys):
+    """Frames are stored as they are (Minari would JPEG-encode them by default) and the dataset
+    rebuilds its own environment: each episode replayed from its seed gives it back exactly."""
+    minari = pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = str(tmp_path / "run")
+    argv = ["explore", "ALE/Pong-v5", "--frames", "400", "--explore-steps", "20"]
+    assert main([*argv, "--workers", "1", "--run-dir", run, "--no-progress"]) == 0
+    argv = ["export", run, "--format", "minari", "--select", "all-cells"]
+    assert main([*argv, "--author-email", "me@example.org"]) == 0
+    assert "minari:" not in capsys.readouterr().err  # every field Minari asks for is filled
+    dataset = minari.load_dataset("stepstone/ALE_Pong_v5-all-cells-v0")
+    assert dataset.total_steps > 100
+    meta = dataset.storage.metadata
+    assert meta["jpeg_encoding"] is False
+    assert meta["author_email"] == {"me@example.org"}
+    assert meta["code_permalink"].startswith("stepstone==")
+    names = {r.split("==")[0] for r in meta["requirements"]}
+    assert names == {"ale-py", "gymnasium"}
+    env = dataset.recover_environment()
+    episodes = range(dataset.total_episodes)
+    seeds = [m["seed"] for m in dataset.storage.get_episode_metadata(episodes)]
+    for episode, seed in zip(dataset.iterate_episodes(), seeds, strict=True):
+        obs, _ = env.reset(seed=int(seed))
+        frames, rewards, ends = [obs], [], []
+        for action in episode.actions:
+            obs, reward, term, _, _ = env.step(action)
+            frames.append(obs)
+            rewards.append(reward)
+            ends.append(term)
+        assert episode.observations.dtype == np.uint8
+        assert np.array_equal(np.stack(frames), episode.observations)
+        assert np.array_equal(rewards, episode.rewards)
+        assert np.array_equal(ends, episode.terminations)
 
 
 def test_chat_export_with_pairs_and_retrospective_labels(tmp_path, capsys):

@@ -135,6 +135,9 @@ def gymnasium_env(spec: EnvSpec, **kwargs) -> gym.Env | None:
     if env_id not in gym.registry:
         return None
     if is_atari(env_id):
+        import ale_py
+
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on stdout
         kwargs = {"repeat_action_probability": 0.0, **kwargs}
     return gym.make(env_id, **kwargs)
 
