@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
     )
+    p.add_argument(
+        "--hindsight", action="store_true",
+        help="write each failed trajectory as a success at what it achieved, its label as the "
+        "task (OS-Genesis reverse task synthesis)",
+    )  # fmt: skip
     p.add_argument("--llm-url", default=None, help="label trajectories with this model endpoint")
     p.add_argument("--llm-model", default=None, help="the model to label with")
     p.add_argument("--author", default=None, help="Minari metadata: who made the dataset")
@@ -414,6 +419,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = RunStore.open(args.run_dir)
     config = store.config
+    if args.format == "minari" and (args.pairs or args.hindsight):
+        raise ConfigError("--pairs and --hindsight make chat data: use --format jsonl or parquet")
     chosen = export.episodes(store, args.select, args.k)
     if args.format == "minari":
         from .export import minari
@@ -438,7 +445,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         cache = Cache(store.path / "llm_cache.sqlite")
         labeller = ChatClient(args.llm_url, args.llm_model, cache=cache)
     out = args.out or store.path / f"{args.select}.{args.format}"
-    written = jsonl.export(config, chosen, out, args.format, args.pairs, labeller)
+    written = jsonl.export(
+        config, chosen, out, args.format, args.pairs, labeller, relabel=args.hindsight
+    )
     for path, rows in written.items():
         print(f"{rows} records -> {path}")
     return 0

@@ -101,12 +101,21 @@ def test_chat_export_with_pairs_and_retrospective_labels(tmp_path, capsys):
     assert "reach 24" not in failed["label"]  # labelled with what it did reach
 
     pairs = [json.loads(x) for x in (tmp_path / "chat.pairs.jsonl").read_text().splitlines()]
-    assert len(pairs) == len(solved)
+    assert 0 < len(pairs) <= len(solved)
+    by_entry = {r["entry"]: r for r in rows}
     for p in pairs:
-        assert p["prompt"][-1]["role"] == "user"  # the shared state
-        assert p["chosen"] != p["rejected"]
-        assert p["chosen"][-1]["content"].startswith("left: 24 |")
-        assert len(p["prompt"]) == 2 + 2 * p["shared_actions"]
+        good, bad = (by_entry[e] for e in p["entries"])
+        assert good["success"] and not bad["success"]
+        n = p["shared_actions"]
+        assert len(p["prompt"]) == 2 + 2 * n and p["prompt"][-1]["role"] == "user"
+        assert good["messages"][: 2 + 2 * n] == bad["messages"][: 2 + 2 * n]  # the same state
+        # Both go on from there, by different commands, and stop on a command of their own.
+        assert p["chosen"] and p["rejected"]
+        assert p["chosen"][0]["content"] != p["rejected"][0]["content"]
+        assert p["chosen"][-1]["role"] == p["rejected"][-1]["role"] == "assistant"
+        assert p["chosen"][-1]["content"].endswith("=24")
+        assert p["prompt"] + p["chosen"] == good["messages"][:-1]
+        assert p["prompt"] + p["rejected"] == bad["messages"][:-1]
 
     parquet = tmp_path / "top.parquet"
     argv = ["export", run, "--format", "parquet", "--select", "top-k", "--k", "3"]
@@ -142,3 +151,92 @@ def test_inverse_dynamics_labels_beat_the_majority_action(tmp_path, monkeypatch,
     assert relabelled.total_steps == minari.load_dataset(source).total_steps
     assert main(["label", source, "--labelled", "1.5"]) == 2
     assert "between 0 and 1" in capsys.readouterr().err
+
+
+def chat_tokenizer():
+    """A character tokenizer with a chat template, built here (nothing downloaded)."""
+    import string
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = ["<pad>", "<eos>", *string.printable]
+    core = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<pad>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token="<eos>", pad_token="<pad>", unk_token="<pad>"
+    )
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'][0] }}:{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}a:{% endif %}"
+    )
+    return tok
+
+
+def test_preference_pairs_train_a_dpo_step(tmp_path, capsys):
+    """TRL's DPOTrainer takes the pairs as they are written: both continuations tokenize to
+    something, and one step moves the model."""
+    pytest.importorskip("trl")
+    torch = pytest.importorskip("torch")
+    import copy
+
+    from datasets import Dataset
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from trl import DPOConfig, DPOTrainer
+
+    run = explore(tmp_path, "game24:4,7,8,8", "3k", capsys)
+    out = tmp_path / "chat.jsonl"
+    argv = ["export", run, "--format", "jsonl", "--select", "all-cells", "--out", str(out)]
+    assert main([*argv, "--pairs"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "chat.pairs.jsonl").read_text().splitlines()]
+    data = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    tok = chat_tokenizer()
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tok), n_positions=512, n_embd=32, n_layer=1, n_head=2,
+                        bos_token_id=1, eos_token_id=1, pad_token_id=0)  # fmt: skip
+    model = GPT2LMHeadModel(config)
+    before = [p.detach().clone() for p in model.parameters()]
+    args = DPOConfig(
+        output_dir=str(tmp_path / "dpo"), max_steps=1, per_device_train_batch_size=1,
+        learning_rate=1e-2, report_to=[], use_cpu=True, save_strategy="no",
+    )  # fmt: skip
+    trainer = DPOTrainer(
+        model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=data,
+        processing_class=tok,
+    )  # fmt: skip
+    for example in trainer.train_dataset:
+        assert example["chosen_ids"] and example["rejected_ids"]
+        assert example["chosen_ids"] != example["rejected_ids"]
+    trainer.train()
+    assert trainer.state.global_step == 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_best_alone_makes_no_pair_and_says_so(tmp_path, capsys):
+    run = explore(tmp_path, "game24:4,7,8,8", "3k", capsys)
+    out = tmp_path / "best.jsonl"
+    assert main(["export", run, "--format", "jsonl", "--pairs", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no preference pair" in err and "--select all-cells" in err
+    assert not out.exists()
+
+
+def test_hindsight_makes_each_failure_a_success_at_what_it_achieved(tmp_path, capsys):
+    run = explore(tmp_path, "game24:4,7,8,8", "3k", capsys)
+    out = tmp_path / "h.jsonl"
+    argv = ["export", run, "--format", "jsonl", "--select", "all-cells", "--out", str(out)]
+    assert main([*argv, "--hindsight"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    task = "Use 4 7 8 8 and + - * / to make 24, combining two numbers at a time."
+    for r in rows:
+        system = r["messages"][0]["content"]
+        assert r["relabelled"] == (not r["success"])
+        assert system == (task if r["success"] else r["label"])
+        if r["relabelled"]:
+            # The instruction states the numbers the game shows as left after the last step.
+            left = r["messages"][-1]["content"].split("|")[0].removeprefix("left:").split()
+            reached = system.partition(" to reach ")[2].partition(", combining")[0].split()
+            assert sorted(reached) == sorted(left)
+            assert "make 24" not in system
+    assert any(r["relabelled"] for r in rows) and not all(r["relabelled"] for r in rows)
