@@ -499,11 +499,22 @@ def cmd_label(args: argparse.Namespace) -> int:
 
     r = label(args.dataset_id, args.labelled, args.out_id, args.epochs, args.seed)
     print(
-        f"{r.labelled_episodes} of {r.episodes} episodes labelled, {r.transitions} transitions; "
-        f"held-out accuracy {r.held_out_accuracy:.3f}, accuracy of the labels given "
-        f"{r.label_accuracy:.3f} (majority-action baseline {r.majority_baseline:.3f})"
-        + (f" -> {args.out_id}" if args.out_id else "")
+        f"{r.labelled_episodes} of {r.episodes} episodes labelled; {r.transitions} distinct "
+        f"transitions, {r.trained_on} trained on"
     )
+    if r.unseen:
+        print(
+            f"on the {r.unseen} action-free transitions never seen in training: accuracy "
+            f"{r.unseen_accuracy:.3f} (majority-action baseline {r.majority_baseline:.3f})"
+        )
+    else:
+        print("every action-free transition was also seen in training: no accuracy to report "
+              "(export independent runs, or label a larger share)")  # fmt: skip
+    print(
+        f"accuracy on every action-free step, seen in training or not: {r.label_accuracy:.3f}"
+        + (f" -> {args.out_id} (info action_inferred marks the inferred actions)"
+           if args.out_id else "")
+    )  # fmt: skip
     return 0
 
 

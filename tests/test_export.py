@@ -132,12 +132,14 @@ def test_text_export_refuses_non_text_runs(tmp_path, capsys):
     assert "--format minari" in capsys.readouterr().err
 
 
-def test_inverse_dynamics_labels_beat_the_majority_action(tmp_path, monkeypatch, capsys):
-    """10% of episodes keep their actions; the IDM labels the rest better than a constant."""
+def test_inverse_dynamics_is_measured_on_transitions_it_never_saw(tmp_path, monkeypatch, capsys):
+    """10% of episodes keep their actions; the labels of the rest are scored only where the
+    pair of observations never occurs in training (an all-cells export's episodes share their
+    prefixes), beside the majority action of training; inferred actions are marked."""
     minari = pytest.importorskip("minari")
     pytest.importorskip("torch")
     pytest.importorskip("minigrid")
-    from stepstone.learn.idm import label
+    from stepstone.learn.idm import label, transitions
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
     run = explore(tmp_path, "MiniGrid-DoorKey-5x5-v0", "20k", capsys)
@@ -145,12 +147,45 @@ def test_inverse_dynamics_labels_beat_the_majority_action(tmp_path, monkeypatch,
     source = "stepstone/MiniGrid_DoorKey_5x5_v0-all-cells-v0"
     report = label(source, 0.1, "stepstone/labelled-v0", epochs=100)
     assert report.labelled_episodes == round(0.1 * report.episodes)
-    assert report.label_accuracy > report.majority_baseline + 0.1
     relabelled = minari.load_dataset("stepstone/labelled-v0")
     assert relabelled.total_episodes == report.episodes
     assert relabelled.total_steps == minari.load_dataset(source).total_steps
+    trained, held = {}, {}
+    for given, ep in zip(minari.load_dataset(source).iterate_episodes(),
+                         relabelled.iterate_episodes(), strict=True):  # fmt: skip
+        inferred = ep.infos["action_inferred"]
+        assert len(set(inferred)) == 1
+        x, y = transitions(given)
+        if not inferred[0]:
+            assert np.array_equal(ep.actions, given.actions)
+            trained.update({(r.tobytes(), int(a)): int(a) for r, a in zip(x, y, strict=True)})
+        else:
+            held.update({(r.tobytes(), int(a)): int(a) for r, a in zip(x, y, strict=True)})
+    assert sum(not ep.infos["action_inferred"][0] for ep in relabelled.iterate_episodes()) == (
+        report.labelled_episodes
+    )
+    seen = {key for key, _ in trained}
+    unseen = [a for (key, _), a in held.items() if key not in seen]
+    assert report.trained_on == len(trained) and report.unseen == len(unseen) > 0
+    majority = np.bincount(list(trained.values())).argmax()
+    assert report.majority_baseline == pytest.approx(np.mean(np.array(unseen) == majority))
+    assert 0 <= report.unseen_accuracy <= 1
+    # Most action-free steps repeat a trained transition: the all-steps figure is inflated.
+    assert report.unseen < len(held) and report.label_accuracy > report.unseen_accuracy
     assert main(["label", source, "--labelled", "1.5"]) == 2
     assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_label_on_one_episode_says_to_export_all_cells(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("minari")
+    pytest.importorskip("torch")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = explore(tmp_path, "CartPole-v1", "1k", capsys)
+    assert main(["export", run, "--format", "minari", "--dataset-id", "me/one-v0"]) == 0
+    capsys.readouterr()
+    assert main(["label", "me/one-v0"]) == 2
+    err = capsys.readouterr().err
+    assert "1 episode" in err and "--select all-cells" in err and err.count("\n") == 1
 
 
 def chat_tokenizer():

@@ -68,7 +68,13 @@ def _infos(infos: list[dict]) -> dict:
         out = {k: np.stack([np.asarray(i[k]) for i in infos]) for k in sorted(keys)}
     except ValueError:
         return {}
-    return {k: v for k, v in out.items() if v.dtype.kind in "biuf"}
+    return storable({k: v for k, v in out.items() if v.dtype.kind in "biuf"})
+
+
+def storable(infos: dict[str, Any]) -> dict[str, Any]:
+    """Per-step info arrays as Minari 0.5.4 reads them back: a 1-D array is written with an
+    empty shape that its reader cannot parse (arrow_storage._decode_info), a list is not."""
+    return {k: v.tolist() if np.ndim(v) == 1 else v for k, v in infos.items()}
 
 
 def replay(env: gym.Env, seed: int, episode: Episode, episode_id: int) -> Any:
