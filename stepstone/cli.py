@@ -7,6 +7,7 @@ Errors a user can fix print one line on stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -413,6 +414,18 @@ def _replay(args, store, archive, tree, worker) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _minari_reminders():
+    """Warnings while writing a dataset (Minari's of metadata left out, such as an author
+    e-mail), one line each on stderr rather than a source line and a path."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for w in said:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from . import export
     from .store.sqlite import RunStore
@@ -427,13 +440,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         name = re.sub(r"[^A-Za-z0-9_]+", "_", config.env).strip("_")
         dataset_id = args.dataset_id or f"stepstone/{name}-{args.select}-v0"
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always", UserWarning)
+        with _minari_reminders():
             dataset = minari.export(
                 config, chosen, dataset_id, args.author, args.author_email, args.code_permalink
             )
-        for w in said:  # Minari's reminders of missing metadata, one line each
-            print(f"minari: {' '.join(str(w.message).split())}", file=sys.stderr)
         print(f"{dataset.total_episodes} episodes, {dataset.total_steps} steps -> {dataset_id}")
         return 0
     from .export import jsonl
@@ -497,7 +507,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
 def cmd_label(args: argparse.Namespace) -> int:
     from .learn.idm import label
 
-    r = label(args.dataset_id, args.labelled, args.out_id, args.epochs, args.seed)
+    with _minari_reminders():
+        r = label(args.dataset_id, args.labelled, args.out_id, args.epochs, args.seed)
     print(
         f"{r.labelled_episodes} of {r.episodes} episodes labelled; {r.transitions} distinct "
         f"transitions, {r.trained_on} trained on"
