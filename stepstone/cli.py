@@ -155,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="replay stored trajectories from their seed and check them")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--cell", default="best", choices=("best", "all"))
-    p.add_argument("--gif", type=Path, default=None, help="write a GIF of the best trajectory")
+    p.add_argument(
+        "--gif", type=Path, default=None,
+        help="write a GIF of the best trajectory as the environment draws it (rgb_array)",
+    )  # fmt: skip
 
     p = sub.add_parser("export", help="write trajectories as a dataset (Minari, JSONL, Parquet)")
     p.add_argument("run_dir", type=Path)
@@ -415,7 +418,7 @@ def _replay(args, store, archive, tree, worker) -> int:
 
 
 @contextlib.contextmanager
-def _minari_reminders():
+def _dataset_warnings():
     """Warnings while writing a dataset (Minari's of metadata left out, such as an author
     e-mail), one line each on stderr rather than a source line and a path."""
     with warnings.catch_warnings(record=True) as said:
@@ -440,7 +443,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         name = re.sub(r"[^A-Za-z0-9_]+", "_", config.env).strip("_")
         dataset_id = args.dataset_id or f"stepstone/{name}-{args.select}-v0"
-        with _minari_reminders():
+        with _dataset_warnings():
             dataset = minari.export(
                 config, chosen, dataset_id, args.author, args.author_email, args.code_permalink
             )
@@ -507,7 +510,7 @@ def cmd_robustify(args: argparse.Namespace) -> int:
 def cmd_label(args: argparse.Namespace) -> int:
     from .learn.idm import label
 
-    with _minari_reminders():
+    with _dataset_warnings():
         r = label(args.dataset_id, args.labelled, args.out_id, args.epochs, args.seed)
     print(
         f"{r.labelled_episodes} of {r.episodes} episodes labelled; {r.transitions} distinct "
