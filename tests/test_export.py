@@ -31,6 +31,8 @@ def test_minari_round_trip(tmp_path, monkeypatch, capsys):
     dataset = minari.load_dataset(dataset_id)
     cells = len(RunStore.open(run).load_archive())
     assert dataset.total_episodes == cells - 1  # every cell but the start state
+    requirements = dataset.storage.metadata["requirements"]
+    assert {r.split("==")[0] for r in requirements} == {"gymnasium", "minigrid"}
     env = dataset.recover_environment()  # the mission text filtered out, as stored
     seeds = [m["seed"] for m in dataset.storage.get_episode_metadata(range(cells - 1))]
     assert set(seeds) == {0}
