@@ -7,11 +7,13 @@ Errors a user can fix print one line on stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .config import CELL_KINDS, EXPLORERS, ExploreConfig, parse_count
@@ -165,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="replay stored trajectories from their seed and check them")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--cell", default="best", choices=("best", "all"))
-    p.add_argument("--gif", type=Path, default=None, help="write a GIF of the best trajectory")
+    p.add_argument(
+        "--gif", type=Path, default=None,
+        help="write a GIF of the best trajectory as the environment draws it (rgb_array)",
+    )  # fmt: skip
 
     p = sub.add_parser(
         "migrate", help="convert a run directory of an older stepstone to the current format"
@@ -192,8 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
     )
+    p.add_argument(
+        "--hindsight", action="store_true",
+        help="write each failed trajectory as a success at what it achieved, its label as the "
+        "task (OS-Genesis reverse task synthesis)",
+    )  # fmt: skip
     p.add_argument("--llm-url", default=None, help="label trajectories with this model endpoint")
     p.add_argument("--llm-model", default=None, help="the model to label with")
+    p.add_argument("--author", default=None, help="Minari metadata: who made the dataset")
+    p.add_argument("--author-email", default=None, help="Minari metadata: a contact address")
+    p.add_argument(
+        "--code-permalink", default=None,
+        help="Minari metadata: a link to the code that made the run (default: stepstone==VERSION)",
+    )  # fmt: skip
 
     p = sub.add_parser("robustify", help="train a policy from the best trajectory (Phase 2)")
     p.add_argument("run_dir", type=Path)
@@ -434,15 +450,12 @@ def _replay(args, store, archive, tree, worker) -> int:
             return 1
     print(f"{checked} trajectories replayed to their cells and scores")
     if args.gif is not None:
-        frames: list = []
-        rp.replay(
-            worker,
-            config.seed,
-            tree.actions(best.node, best.length),
-            on_step=lambda env: frames.append(env.observe().copy()),
-        )
+        if not os.environ.get("DISPLAY"):  # MuJoCo draws headless through EGL
+            os.environ.setdefault("MUJOCO_GL", "egl")
+        frames = rp.draw(config, tree.actions(best.node, best.length), best.score)
         rp.write_gif(frames, str(args.gif))
-        print(f"written: {args.gif} ({len(frames)} frames)")
+        height, width = frames[0].shape[:2]
+        print(f"written: {args.gif} ({len(frames)} frames of {width}x{height})")
     return 0
 
 
@@ -453,12 +466,26 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _dataset_warnings():
+    """Warnings while writing a dataset (Minari's of metadata left out, such as an author
+    e-mail), one line each on stderr rather than a source line and a path."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for w in said:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from . import export
     from .store.sqlite import RunStore
 
     store = RunStore.open(args.run_dir)
     config = store.config
+    if args.format == "minari" and (args.pairs or args.hindsight):
+        raise ConfigError("--pairs and --hindsight make chat data: use --format jsonl or parquet")
     chosen = export.episodes(store, args.select, args.k)
     if args.format == "minari":
         from .export import minari
@@ -466,7 +493,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         name = re.sub(r"[^A-Za-z0-9_]+", "_", config.env).strip("_")
         dataset_id = args.dataset_id or f"stepstone/{name}-{args.select}-v0"
         _clear_dataset(dataset_id, args.overwrite)
-        dataset = minari.export(config, chosen, dataset_id)
+        with _dataset_warnings():
+            dataset = minari.export(
+                config, chosen, dataset_id, args.author, args.author_email, args.code_permalink
+            )
         print(f"{dataset.total_episodes} episodes, {dataset.total_steps} steps -> {dataset_id}")
         return 0
     from .export import jsonl
@@ -479,7 +509,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         labeller = ChatClient(args.llm_url, args.llm_model, cache=cache)
     out = args.out or store.path / f"{args.select}.{args.format}"
     _check_out(out, args.overwrite)
-    written = jsonl.export(config, chosen, out, args.format, args.pairs, labeller)
+    written = jsonl.export(
+        config, chosen, out, args.format, args.pairs, labeller, relabel=args.hindsight
+    )
     for path, rows in written.items():
         print(f"{rows} records -> {path}")
     return 0
@@ -555,13 +587,25 @@ def cmd_robustify(args: argparse.Namespace) -> int:
 def cmd_label(args: argparse.Namespace) -> int:
     from .learn.idm import label
 
-    r = label(args.dataset_id, args.labelled, args.out_id, args.epochs, args.seed)
+    with _dataset_warnings():
+        r = label(args.dataset_id, args.labelled, args.out_id, args.epochs, args.seed)
     print(
-        f"{r.labelled_episodes} of {r.episodes} episodes labelled, {r.transitions} transitions; "
-        f"held-out accuracy {r.held_out_accuracy:.3f}, accuracy of the labels given "
-        f"{r.label_accuracy:.3f} (majority-action baseline {r.majority_baseline:.3f})"
-        + (f" -> {args.out_id}" if args.out_id else "")
+        f"{r.labelled_episodes} of {r.episodes} episodes labelled; {r.transitions} distinct "
+        f"transitions, {r.trained_on} trained on"
     )
+    if r.unseen:
+        print(
+            f"on the {r.unseen} action-free transitions never seen in training: accuracy "
+            f"{r.unseen_accuracy:.3f} (majority-action baseline {r.majority_baseline:.3f})"
+        )
+    else:
+        print("every action-free transition was also seen in training: no accuracy to report "
+              "(export independent runs, or label a larger share)")  # fmt: skip
+    print(
+        f"accuracy on every action-free step, seen in training or not: {r.label_accuracy:.3f}"
+        + (f" -> {args.out_id} (info action_inferred marks the inferred actions)"
+           if args.out_id else "")
+    )  # fmt: skip
     return 0
 
 

@@ -23,8 +23,6 @@ def test_minari_round_trip(tmp_path, monkeypatch, capsys):
     """Every exported episode, replayed from its seed, gives the stored observations/rewards."""
     minari = pytest.importorskip("minari")
     pytest.importorskip("minigrid")
-    from stepstone.export.minari import gym_env
-
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
     run = explore(tmp_path, "MiniGrid-DoorKey-5x5-v0", "20k", capsys)
     assert main(["export", run, "--format", "minari", "--select", "all-cells"]) == 0
@@ -33,7 +31,9 @@ def test_minari_round_trip(tmp_path, monkeypatch, capsys):
     dataset = minari.load_dataset(dataset_id)
     cells = len(RunStore.open(run).load_archive())
     assert dataset.total_episodes == cells - 1  # every cell but the start state
-    env = gym_env(RunStore.open(run).config)
+    requirements = dataset.storage.metadata["requirements"]
+    assert {r.split("==")[0] for r in requirements} == {"gymnasium", "minigrid"}
+    env = dataset.recover_environment()  # the mission text filtered out, as stored
     seeds = [m["seed"] for m in dataset.storage.get_episode_metadata(range(cells - 1))]
     assert set(seeds) == {0}
     for episode, seed in zip(dataset.iterate_episodes(), seeds, strict=True):
@@ -46,6 +46,42 @@ def test_minari_round_trip(tmp_path, monkeypatch, capsys):
         assert episode.terminations[-1] or episode.truncations[-1]
     best = max(dataset.iterate_episodes(), key=lambda e: e.rewards.sum())
     assert best.rewards.sum() == pytest.approx(RunStore.open(run).load_archive().score.max())
+
+
+def test_atari_export_round_trips_bit_exactly(tmp_path, monkeypatch, capsys):
+    """Frames are stored as they are (Minari would JPEG-encode them by default) and the dataset
+    rebuilds its own environment: each episode replayed from its seed gives it back exactly."""
+    minari = pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = str(tmp_path / "run")
+    argv = ["explore", "ALE/Pong-v5", "--frames", "400", "--explore-steps", "20"]
+    assert main([*argv, "--workers", "1", "--run-dir", run, "--no-progress"]) == 0
+    argv = ["export", run, "--format", "minari", "--select", "all-cells"]
+    assert main([*argv, "--author-email", "me@example.org"]) == 0
+    assert "warning:" not in capsys.readouterr().err  # every field Minari asks for is filled
+    dataset = minari.load_dataset("stepstone/ALE_Pong_v5-all-cells-v0")
+    assert dataset.total_steps > 100
+    meta = dataset.storage.metadata
+    assert meta["jpeg_encoding"] is False
+    assert meta["author_email"] == {"me@example.org"}
+    assert meta["code_permalink"].startswith("stepstone==")
+    names = {r.split("==")[0] for r in meta["requirements"]}
+    assert names == {"ale-py", "gymnasium"}
+    env = dataset.recover_environment()
+    episodes = range(dataset.total_episodes)
+    seeds = [m["seed"] for m in dataset.storage.get_episode_metadata(episodes)]
+    for episode, seed in zip(dataset.iterate_episodes(), seeds, strict=True):
+        obs, _ = env.reset(seed=int(seed))
+        frames, rewards, ends = [obs], [], []
+        for action in episode.actions:
+            obs, reward, term, _, _ = env.step(action)
+            frames.append(obs)
+            rewards.append(reward)
+            ends.append(term)
+        assert episode.observations.dtype == np.uint8
+        assert np.array_equal(np.stack(frames), episode.observations)
+        assert np.array_equal(rewards, episode.rewards)
+        assert np.array_equal(ends, episode.terminations)
 
 
 def test_chat_export_with_pairs_and_retrospective_labels(tmp_path, capsys):
@@ -67,12 +103,21 @@ def test_chat_export_with_pairs_and_retrospective_labels(tmp_path, capsys):
     assert "reach 24" not in failed["label"]  # labelled with what it did reach
 
     pairs = [json.loads(x) for x in (tmp_path / "chat.pairs.jsonl").read_text().splitlines()]
-    assert len(pairs) == len(solved)
+    assert 0 < len(pairs) <= len(solved)
+    by_entry = {r["entry"]: r for r in rows}
     for p in pairs:
-        assert p["prompt"][-1]["role"] == "user"  # the shared state
-        assert p["chosen"] != p["rejected"]
-        assert p["chosen"][-1]["content"].startswith("left: 24 |")
-        assert len(p["prompt"]) == 2 + 2 * p["shared_actions"]
+        good, bad = (by_entry[e] for e in p["entries"])
+        assert good["success"] and not bad["success"]
+        n = p["shared_actions"]
+        assert len(p["prompt"]) == 2 + 2 * n and p["prompt"][-1]["role"] == "user"
+        assert good["messages"][: 2 + 2 * n] == bad["messages"][: 2 + 2 * n]  # the same state
+        # Both go on from there, by different commands, and stop on a command of their own.
+        assert p["chosen"] and p["rejected"]
+        assert p["chosen"][0]["content"] != p["rejected"][0]["content"]
+        assert p["chosen"][-1]["role"] == p["rejected"][-1]["role"] == "assistant"
+        assert p["chosen"][-1]["content"].endswith("=24")
+        assert p["prompt"] + p["chosen"] == good["messages"][:-1]
+        assert p["prompt"] + p["rejected"] == bad["messages"][:-1]
 
     parquet = tmp_path / "top.parquet"
     argv = ["export", run, "--format", "parquet", "--select", "top-k", "--k", "3"]
@@ -89,12 +134,14 @@ def test_text_export_refuses_non_text_runs(tmp_path, capsys):
     assert "--format minari" in capsys.readouterr().err
 
 
-def test_inverse_dynamics_labels_beat_the_majority_action(tmp_path, monkeypatch, capsys):
-    """10% of episodes keep their actions; the IDM labels the rest better than a constant."""
+def test_inverse_dynamics_is_measured_on_transitions_it_never_saw(tmp_path, monkeypatch, capsys):
+    """10% of episodes keep their actions; the labels of the rest are scored only where the
+    pair of observations never occurs in training (an all-cells export's episodes share their
+    prefixes), beside the majority action of training; inferred actions are marked."""
     minari = pytest.importorskip("minari")
     pytest.importorskip("torch")
     pytest.importorskip("minigrid")
-    from stepstone.learn.idm import label
+    from stepstone.learn.idm import label, transitions
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
     run = explore(tmp_path, "MiniGrid-DoorKey-5x5-v0", "20k", capsys)
@@ -102,9 +149,133 @@ def test_inverse_dynamics_labels_beat_the_majority_action(tmp_path, monkeypatch,
     source = "stepstone/MiniGrid_DoorKey_5x5_v0-all-cells-v0"
     report = label(source, 0.1, "stepstone/labelled-v0", epochs=100)
     assert report.labelled_episodes == round(0.1 * report.episodes)
-    assert report.label_accuracy > report.majority_baseline + 0.1
     relabelled = minari.load_dataset("stepstone/labelled-v0")
     assert relabelled.total_episodes == report.episodes
     assert relabelled.total_steps == minari.load_dataset(source).total_steps
+    trained, held = {}, {}
+    for given, ep in zip(minari.load_dataset(source).iterate_episodes(),
+                         relabelled.iterate_episodes(), strict=True):  # fmt: skip
+        inferred = ep.infos["action_inferred"]
+        assert len(set(inferred)) == 1
+        x, y = transitions(given)
+        if not inferred[0]:
+            assert np.array_equal(ep.actions, given.actions)
+            trained.update({(r.tobytes(), int(a)): int(a) for r, a in zip(x, y, strict=True)})
+        else:
+            held.update({(r.tobytes(), int(a)): int(a) for r, a in zip(x, y, strict=True)})
+    assert sum(not ep.infos["action_inferred"][0] for ep in relabelled.iterate_episodes()) == (
+        report.labelled_episodes
+    )
+    seen = {key for key, _ in trained}
+    unseen = [a for (key, _), a in held.items() if key not in seen]
+    assert report.trained_on == len(trained) and report.unseen == len(unseen) > 0
+    majority = np.bincount(list(trained.values())).argmax()
+    assert report.majority_baseline == pytest.approx(np.mean(np.array(unseen) == majority))
+    assert 0 <= report.unseen_accuracy <= 1
+    # Most action-free steps repeat a trained transition: the all-steps figure is inflated.
+    assert report.unseen < len(held) and report.label_accuracy > report.unseen_accuracy
     assert main(["label", source, "--labelled", "1.5"]) == 2
     assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_label_on_one_episode_says_to_export_all_cells(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("minari")
+    pytest.importorskip("torch")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = explore(tmp_path, "CartPole-v1", "1k", capsys)
+    assert main(["export", run, "--format", "minari", "--dataset-id", "me/one-v0"]) == 0
+    reminder = capsys.readouterr().err  # Minari's, not hidden, in one line
+    assert reminder.startswith("warning: `author_email` is set to None")
+    assert reminder.count("\n") == 1
+    assert main(["label", "me/one-v0"]) == 2
+    err = capsys.readouterr().err
+    assert "1 episode" in err and "--select all-cells" in err and err.count("\n") == 1
+
+
+def chat_tokenizer():
+    """A character tokenizer with a chat template, built here (nothing downloaded)."""
+    import string
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = ["<pad>", "<eos>", *string.printable]
+    core = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<pad>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token="<eos>", pad_token="<pad>", unk_token="<pad>"
+    )
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'][0] }}:{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}a:{% endif %}"
+    )
+    return tok
+
+
+def test_preference_pairs_train_a_dpo_step(tmp_path, capsys):
+    """TRL's DPOTrainer takes the pairs as they are written: both continuations tokenize to
+    something, and one step moves the model."""
+    pytest.importorskip("trl")
+    torch = pytest.importorskip("torch")
+    import copy
+
+    from datasets import Dataset
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from trl import DPOConfig, DPOTrainer
+
+    run = explore(tmp_path, "game24:4,7,8,8", "3k", capsys)
+    out = tmp_path / "chat.jsonl"
+    argv = ["export", run, "--format", "jsonl", "--select", "all-cells", "--out", str(out)]
+    assert main([*argv, "--pairs"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "chat.pairs.jsonl").read_text().splitlines()]
+    data = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    tok = chat_tokenizer()
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tok), n_positions=512, n_embd=32, n_layer=1, n_head=2,
+                        bos_token_id=1, eos_token_id=1, pad_token_id=0)  # fmt: skip
+    model = GPT2LMHeadModel(config)
+    before = [p.detach().clone() for p in model.parameters()]
+    args = DPOConfig(
+        output_dir=str(tmp_path / "dpo"), max_steps=1, per_device_train_batch_size=1,
+        learning_rate=1e-2, report_to=[], use_cpu=True, save_strategy="no",
+    )  # fmt: skip
+    trainer = DPOTrainer(
+        model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=data,
+        processing_class=tok,
+    )  # fmt: skip
+    for example in trainer.train_dataset:
+        assert example["chosen_ids"] and example["rejected_ids"]
+        assert example["chosen_ids"] != example["rejected_ids"]
+    trainer.train()
+    assert trainer.state.global_step == 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_best_alone_makes_no_pair_and_says_so(tmp_path, capsys):
+    run = explore(tmp_path, "game24:4,7,8,8", "3k", capsys)
+    out = tmp_path / "best.jsonl"
+    assert main(["export", run, "--format", "jsonl", "--pairs", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no preference pair" in err and "--select all-cells" in err
+    assert not out.exists()
+
+
+def test_hindsight_makes_each_failure_a_success_at_what_it_achieved(tmp_path, capsys):
+    run = explore(tmp_path, "game24:4,7,8,8", "3k", capsys)
+    out = tmp_path / "h.jsonl"
+    argv = ["export", run, "--format", "jsonl", "--select", "all-cells", "--out", str(out)]
+    assert main([*argv, "--hindsight"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    task = "Use 4 7 8 8 and + - * / to make 24, combining two numbers at a time."
+    for r in rows:
+        system = r["messages"][0]["content"]
+        assert r["relabelled"] == (not r["success"])
+        assert system == (task if r["success"] else r["label"])
+        if r["relabelled"]:
+            # The instruction states the numbers the game shows as left after the last step.
+            left = r["messages"][-1]["content"].split("|")[0].removeprefix("left:").split()
+            reached = system.partition(" to reach ")[2].partition(", combining")[0].split()
+            assert sorted(reached) == sorted(left)
+            assert "make 24" not in system
+    assert any(r["relabelled"] for r in rows) and not all(r["relabelled"] for r in rows)

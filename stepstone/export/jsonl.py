@@ -2,17 +2,24 @@
 
 Each selected entry is replayed in the run's environment and written as one conversation: a
 system turn with the game's task, then the observation (user) and the command taken
-(assistant), turn by turn. Two derived kinds of record:
+(assistant), turn by turn. Derived records:
 
 * preference pairs (``--pairs``): a trajectory that reached the goal and one that did not,
-  from the same state (their longest shared prefix of actions): the shared turns are the
-  prompt, the two continuations are "chosen" and "rejected" (TRL's conversational format);
+  parting at a state they share (the same commands up to it, the game being deterministic)
+  by taking different commands there: the shared turns are the prompt, the two
+  continuations are "chosen" and "rejected" (TRL's conversational preference format), each
+  ending on the player's last command;
 * retrospective labels: for each trajectory, the task it *did* accomplish, stated by a rule
   of the environment (``achieved()``: where a TextWorld player got and what it holds, which
   number a Game of 24 attempt reached) or, given a model client, by the model reading the
   trajectory (``LABEL_PROMPT``): the reverse task synthesis of OS-Genesis (Sun et al. 2024,
-  "OS-Genesis: Automating GUI Agent Trajectory Construction via Reverse Task Synthesis"), so
-  that trajectories which never reached the goal still teach something.
+  "OS-Genesis: Automating GUI Agent Trajectory Construction via Reverse Task Synthesis",
+  arXiv 2412.19723, sec. 3.2);
+* hindsight relabelling (``--hindsight``): as OS-Genesis trains on each explored trajectory
+  under the task synthesised from it, a trajectory that failed the game's task is written as
+  a successful example of its label, which replaces the task in its system turn; trajectories
+  that reached the goal keep the game's task. An all-cells export then holds no failed
+  attempt at any instruction it states.
 """
 
 from __future__ import annotations
@@ -79,7 +86,12 @@ def model_label(client: Any, record: dict, template: str = LABEL_PROMPT) -> str:
     return " ".join(reply.split()) or record["label"]
 
 
-def _shared(a: list[int], b: list[int]) -> int:
+def _commands(record: dict) -> list[str]:
+    """The assistant turns: one command per action, after the system turn and first view."""
+    return [m["content"] for m in record["messages"][2::2]]
+
+
+def _shared(a: list, b: list) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
@@ -87,22 +99,36 @@ def _shared(a: list[int], b: list[int]) -> int:
 
 
 def preference_pairs(records: list[dict]) -> list[dict]:
-    """For each success, the failure sharing the longest prefix with it, split at the branch."""
-    failures = [r for r in records if not r["success"]]
+    """For each success, the failure that parts from it last: both took the same commands up
+    to a state and different ones there. A failure that is a prefix of the success (its own
+    ancestor in the archive) never parts from it and makes no pair. The continuations stop at
+    the last command: the game's final reply is not the model's to produce."""
+    failures = [(r, _commands(r)) for r in records if not r["success"]]
     pairs = []
     for good in (r for r in records if r["success"]):
-        if not failures:
-            break
-        bad = max(failures, key=lambda f: _shared(good["actions"], f["actions"]))
-        n = _shared(good["actions"], bad["actions"])
+        wanted = _commands(good)
+        parting = [(_shared(wanted, c), r, c) for r, c in failures]
+        parting = [(n, r) for n, r, c in parting if n < len(wanted) and n < len(c)]
+        if not parting:
+            continue
+        n, bad = max(parting, key=lambda p: p[0])
         cut = 2 + 2 * n  # system + first observation, then (command, observation) per action
         pairs.append({
             "prompt": good["messages"][:cut],
-            "chosen": good["messages"][cut:],
-            "rejected": bad["messages"][cut:],
+            "chosen": good["messages"][cut:-1],
+            "rejected": bad["messages"][cut:-1],
             "shared_actions": n,
+            "entries": [good["entry"], bad["entry"]],
         })  # fmt: skip
     return pairs
+
+
+def hindsight(record: dict) -> dict:
+    """A failed attempt as a successful example of what it achieved (its label as the task)."""
+    if record["success"]:
+        return {**record, "relabelled": False}
+    system = {"role": "system", "content": record["label"]}
+    return {**record, "messages": [system, *record["messages"][1:]], "relabelled": True}
 
 
 def export(
@@ -112,21 +138,37 @@ def export(
     fmt: str,
     pairs: bool,
     labeller: Any = None,
+    relabel: bool = False,
 ) -> dict[str, int]:
     """Write ``out`` (conversations) and, with ``pairs``, ``out``'s sibling *.pairs.*;
-    with a model client as ``labeller``, labels come from the model instead of the rule."""
+    with a model client as ``labeller``, labels come from the model instead of the rule; with
+    ``relabel``, failed trajectories are written under their label (``hindsight``)."""
     worker = Worker.from_config(config)
     try:
         records = [conversation(worker, config.seed, e) for e in episodes]
+        has_rule = hasattr(_game(worker), "achieved")
     finally:
         worker.close()
+    if relabel and not has_rule and labeller is None:
+        raise ConfigError(
+            f"--hindsight needs a label of what each trajectory achieved, and {config.env} "
+            "states none (no achieved()); give a model to label with: --llm-url/--llm-model"
+        )
+    found = preference_pairs(records) if pairs else []
+    if pairs and not found:
+        raise ConfigError(
+            f"no preference pair among the {len(records)} selected trajectories: a pair needs a "
+            "success and a failure that part ways at a shared state; export --select all-cells"
+        )
     if labeller is not None:
         for r in records:
             r["rule_label"], r["label"] = r["label"], model_label(labeller, r)
+    if relabel:
+        records = [hindsight(r) for r in records]
     written = {str(out): _write(records, out, fmt)}
     if pairs:
         pair_path = out.with_name(out.stem + ".pairs" + out.suffix)
-        written[str(pair_path)] = _write(preference_pairs(records), pair_path, fmt)
+        written[str(pair_path)] = _write(found, pair_path, fmt)
     return written
 
 

@@ -7,35 +7,38 @@ episode ends where the trajectory ends: when the game did not end there, its las
 marked truncated. Observation fields Minari cannot store (MiniGrid's mission text) are left
 out with Gymnasium's ``FilterObservation``. The replayed return must equal the archived score,
 or the export stops: a dataset that does not match the run is worse than none.
+
+Frames are stored exactly: Minari 0.5.4 JPEG-encodes image observations by default
+(``create_dataset_from_buffers(jpeg_encoding=True)``, minari/utils.py), which changes pixels, so
+export passes ``jpeg_encoding=False``. The metadata Minari asks for is filled rather than its
+reminders hidden: ``requirements`` pins the packages that build the environment, and
+``code_permalink`` names the stepstone version that wrote the dataset unless a link is given.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
-import warnings
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from .. import envs
+from .. import __version__, envs
 from ..config import ExploreConfig
+from ..envs.mujoco import is_mujoco
 from ..errors import ConfigError
 from . import Episode
 
 
 def gym_env(config: ExploreConfig) -> gym.Env:
     """The run's environment as a plain Gymnasium environment, observations Minari can store."""
-    envs.import_modules(config.imports)
-    envs._register_known()
-    env_id = envs.EnvSpec(config.env).resolved_id
-    if env_id not in gym.registry:
+    env = envs.gymnasium_env(envs.EnvSpec(config.env, imports=config.imports))
+    if env is None:
         raise ConfigError(
             f"Minari export needs a Gymnasium environment id, and {config.env!r} is not one; "
             "export text games with --format jsonl or parquet"
         )
-    kwargs = {"repeat_action_probability": 0.0} if envs.is_atari(env_id) else {}
-    env = gym.make(env_id, **kwargs)
     if isinstance(env.observation_space, gym.spaces.Dict):
         from minari.serialization import serialize_space
 
@@ -65,7 +68,13 @@ def _infos(infos: list[dict]) -> dict:
         out = {k: np.stack([np.asarray(i[k]) for i in infos]) for k in sorted(keys)}
     except ValueError:
         return {}
-    return {k: v for k, v in out.items() if v.dtype.kind in "biuf"}
+    return storable({k: v for k, v in out.items() if v.dtype.kind in "biuf"})
+
+
+def storable(infos: dict[str, Any]) -> dict[str, Any]:
+    """Per-step info arrays as Minari 0.5.4 reads them back: a 1-D array is written with an
+    empty shape that its reader cannot parse (arrow_storage._decode_info), a list is not."""
+    return {k: v.tolist() if np.ndim(v) == 1 else v for k, v in infos.items()}
 
 
 def replay(env: gym.Env, seed: int, episode: Episode, episode_id: int) -> Any:
@@ -102,7 +111,27 @@ def replay(env: gym.Env, seed: int, episode: Episode, episode_id: int) -> Any:
     )
 
 
-def export(config: ExploreConfig, episodes: list[Episode], dataset_id: str) -> Any:
+def requirements(env: gym.Env) -> list[str]:
+    """pip requirements that rebuild ``env`` as it was: gymnasium and the installed distribution
+    of the module its entry point lives in (ale-py, minigrid, ...), each at its version here."""
+    names = {"gymnasium"}
+    entry = env.spec.entry_point if env.spec is not None else None
+    if isinstance(entry, str):
+        module = entry.partition(":")[0].split(".")[0]
+        names.update(importlib.metadata.packages_distributions().get(module, ()))
+    if is_mujoco(env):
+        names.add("mujoco")
+    return sorted(f"{n}=={importlib.metadata.version(n)}" for n in names)
+
+
+def export(
+    config: ExploreConfig,
+    episodes: list[Episode],
+    dataset_id: str,
+    author: str | None = None,
+    author_email: str | None = None,
+    code_permalink: str | None = None,
+) -> Any:
     """Write the dataset (to Minari's dataset folder) and return it, loaded."""
     import minari
 
@@ -110,14 +139,17 @@ def export(config: ExploreConfig, episodes: list[Episode], dataset_id: str) -> A
         raise ConfigError("nothing to export: the selected entries include the empty start state")
     env = gym_env(config)
     buffers = [replay(env, config.seed, e, i) for i, e in enumerate(episodes)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Minari's reminders to give a code link and an e-mail
-        return minari.create_dataset_from_buffers(
-            dataset_id,
-            buffers,
-            env=env,
-            algorithm_name="stepstone (Go-Explore phase 1)",
-            author="stepstone",
-            description=f"Trajectories found by exploring {config.env} with {config.cells} cells",
-            data_format="arrow",
-        )
+    return minari.create_dataset_from_buffers(
+        dataset_id,
+        buffers,
+        env=env,
+        eval_env=env.spec,  # evaluate where the data was collected (Minari's default, said)
+        algorithm_name="stepstone (Go-Explore phase 1)",
+        author=author or "stepstone",
+        author_email=author_email,
+        code_permalink=code_permalink or f"stepstone=={__version__}",
+        description=f"Trajectories found by exploring {config.env} with {config.cells} cells",
+        requirements=requirements(env),
+        data_format="arrow",
+        jpeg_encoding=False,
+    )
