@@ -155,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell", default="best", choices=("best", "all"))
     p.add_argument("--gif", type=Path, default=None, help="write a GIF of the best trajectory")
 
+    p = sub.add_parser("view", help="write one HTML page to look at a run (and serve it)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="the page (default: D/view.html)")
+    p.add_argument(
+        "--max-frames", type=int, default=500,
+        help="cells whose frame is replayed into the page (the best first)",
+    )  # fmt: skip
+    p.add_argument("--serve", action="store_true", help="serve the page on a local port")
+    p.add_argument("--port", type=int, default=8000, help="the port of --serve")
+
     p = sub.add_parser("export", help="write trajectories as a dataset (Minari, JSONL, Parquet)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--format", required=True, choices=("minari", "jsonl", "parquet"))
@@ -332,12 +342,7 @@ def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
     if last.get("stopped"):
         print(f"stopped: {last['stopped']}; continue: stepstone resume {store.path} "
               "--llm-budget N", file=sys.stderr)  # fmt: skip
-    s = report.write(store)
-    print(
-        f"{s['env']}: {s['frames']:,} frames, {s['cells']} cells, best score {s['best_score']:g}"
-        + (f", {s['rooms']} rooms" if s["rooms"] is not None else "")
-        + f" -> {store.path}"
-    )
+    print(report.brief(report.write(store)))
     return 0
 
 
@@ -350,8 +355,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(s))
     else:
-        print(report.markdown(s))
-        print(f"written: {store.path / 'report.md'}, {store.path / 'progress.png'}")
+        print(report.brief(s))
     return 0
 
 
@@ -401,6 +405,19 @@ def _replay(args, store, archive, tree, worker) -> int:
         )
         rp.write_gif(frames, str(args.gif))
         print(f"written: {args.gif} ({len(frames)} frames)")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from . import view
+    from .store.sqlite import RunStore
+
+    if args.max_frames < 0:
+        raise ConfigError(f"--max-frames must be >= 0, got {args.max_frames}")
+    page = view.write(RunStore.open(args.run_dir), args.out, args.max_frames)
+    print(f"written: {page}")
+    if args.serve:
+        view.serve(page, args.port)
     return 0
 
 
@@ -496,6 +513,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "report": cmd_report,
     "replay": cmd_replay,
+    "view": cmd_view,
 }
 
 

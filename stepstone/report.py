@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .progress import human
 from .store.sqlite import RunStore
 
 
@@ -96,6 +97,29 @@ def markdown(s: dict) -> str:
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += ["", "![progress](progress.png)", ""]
     return "\n".join(lines)
+
+
+def brief(s: dict) -> str:
+    """What a run found, where its files are, and the commands that come next (for people;
+    report.md and summary.json hold the full table)."""
+    d = s["run_dir"]
+    speed = f" ({s['frames_per_second']:,.0f} frames/s)" if s["frames_per_second"] else ""
+    where = f" in {s['rooms']} rooms" if s["rooms"] is not None else ""
+    level = f", level {s['level']} reached" if s["level"] else ""
+    goal = f" ({s['goal']})" if s.get("goal") else ""
+    reached = f"reached at {s['frames_to_success']:,} frames" if s["success"] else "not reached"
+    return "\n".join([
+        f"{s['env']}: {s['frames']:,} frames{speed}, {s['cells']} cells{where}{level}, "
+        f"best score {s['best_score']:g} ({s['best_length']} steps)",
+        f"goal{goal}: {reached}",
+        f"run directory: {d} (report.md, summary.json, progress.png)",
+        "next:",
+        f"  stepstone view {d} --serve        # curves, the archive map, every cell",
+        f"  stepstone replay {d} --gif best.gif",
+        f"  stepstone resume {d} --frames {human(2 * s['frames_budget'])}",
+        f"  stepstone export {d} --format jsonl",
+        f"  stepstone robustify {d}            # a policy from the best trajectory (torch)",
+    ])  # fmt: skip
 
 
 def plot(store: RunStore, path: Path) -> Path | None:

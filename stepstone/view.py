@@ -1,0 +1,368 @@
+"""One self-contained HTML page of a run, to look at what the exploration found.
+
+The page holds the progress curves, a map of the archive, the best trajectory as an animation,
+and a sortable table of the cells where clicking one shows its frame and its actions. Everything
+(pictures, data, script) is inside the one file: it opens from disk, from a mail attachment or a
+CI artifact, with no server and no network. ``serve`` shows it on a local port for machines
+reached over ssh.
+
+The map depends on what the cells are: Atari games with a RAM layout put each cell in a room
+of a level; grid worlds (MiniGrid cells) colour the grid by cells and visits; other cells are
+points of a 2-D projection (principal components) of their numeric descriptors. Frames are
+obtained by replaying each shown cell's trajectory from the seed, never from stored snapshots,
+so nothing from the run directory is unpickled.
+
+Not for numbers: ``report`` (summary.json) is what scripts read.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import json
+import math
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import report
+from .archive import Archive
+from .progress import human
+from .store.sqlite import RunStore
+from .trajectories import TrajectoryTree
+
+PAGE = "view.html"
+TEMPLATE = "view_page.html"  # beside this module: the page's layout, style and script
+ANIMATION_FRAMES = 240  # frames of the best trajectory's animation (every k-th step beyond)
+
+
+# -- what a cell looks like ------------------------------------------------------------------
+def descriptor(cell: Hashable) -> np.ndarray | None:
+    """The numbers a cell key holds (for the projection map), or None for text and the like."""
+    if isinstance(cell, bytes):  # downscaled frames
+        return np.frombuffer(cell, dtype=np.uint8).astype(np.float64)
+    if (  # an observation frozen by cells/observation.py: (dtype, shape, bytes)
+        isinstance(cell, tuple)
+        and len(cell) == 3
+        and isinstance(cell[0], str)
+        and isinstance(cell[2], bytes)
+    ):
+        try:
+            return np.frombuffer(cell[2], dtype=np.dtype(cell[0])).astype(np.float64).ravel()
+        except (TypeError, ValueError):
+            return None
+    if isinstance(cell, bool | int | float | np.number):
+        return np.array([float(cell)])
+    if isinstance(cell, tuple):
+        parts = [descriptor(c) if c is not None else np.array([-1.0]) for c in cell]
+        if any(p is None for p in parts):
+            return None
+        return np.concatenate(parts) if parts else None
+    return None
+
+
+def label(cell: Hashable) -> str:
+    """A short readable name for a cell key."""
+    if isinstance(cell, bytes):
+        return f"{len(cell)} bytes #{hash(cell) & 0xFFFFFF:06x}"
+    d = descriptor(cell) if isinstance(cell, tuple) and len(cell) == 3 else None
+    if d is not None and isinstance(cell[2], bytes):
+        text = "[" + ", ".join(f"{v:g}" for v in d[:8]) + (", ..." if d.size > 8 else "") + "]"
+    else:
+        text = str(cell)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def projection(points: np.ndarray) -> np.ndarray:
+    """Rows projected on their two principal components (one varying column: itself and 0)."""
+    centred = points - points.mean(axis=0)
+    if points.shape[1] == 1:
+        return np.column_stack([centred[:, 0], np.zeros(len(points))])
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    out = centred @ vt[:2].T
+    return out if out.shape[1] == 2 else np.column_stack([out[:, 0], np.zeros(len(out))])
+
+
+# -- pictures --------------------------------------------------------------------------------
+def png(image: np.ndarray) -> str:
+    """An RGB array as a data: URI (PNG, palette-reduced when it has few colours)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    if img.getcolors(256) is not None:
+        img = img.quantize(colors=256)  # Atari and grid frames have a few dozen colours
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def picture(env: Any) -> dict | None:
+    """What the environment looks like now: {"img": uri} or {"text": ...}, or None."""
+    obs = env.observe()
+    arr = np.asarray(obs) if isinstance(obs, np.ndarray) else None
+    if arr is not None and arr.ndim == 3 and arr.shape[-1] == 3 and arr.shape[0] > 16:
+        return {"img": png(arr)}
+    inner = getattr(getattr(env, "env", None), "unwrapped", None)
+    if hasattr(inner, "get_frame"):  # MiniGrid draws its full grid without a render mode
+        tile = max(8, min(32, 480 // max(inner.width, inner.height)))
+        return {"img": png(inner.get_frame(highlight=False, tile_size=tile))}
+    if isinstance(obs, str):
+        return {"text": obs[:4000]}
+    return None
+
+
+def pictures_at(worker: Any, seed: int, actions: np.ndarray, steps: set[int]) -> dict:
+    """Replay ``actions`` from the seed; the picture after each of ``steps`` actions."""
+    from .replay import replay
+
+    out: dict[int, dict | None] = {}
+    done = 0
+
+    def grab(env: Any) -> None:
+        nonlocal done
+        if done in steps:
+            out[done] = picture(env)
+        done += 1
+
+    replay(worker, seed, actions[: max(steps)], on_step=grab)
+    return out
+
+
+def action_names(env: Any) -> list[str] | None:
+    """Names of a discrete action space's actions where the environment gives them."""
+    n = getattr(env.action_space, "n", None)
+    if n is None:
+        return None
+    ale_actions = getattr(env, "actions", None)  # ALE: the legal action set, as enum values
+    if isinstance(ale_actions, list) and len(ale_actions) == n:
+        return [getattr(a, "name", str(a)) for a in ale_actions]
+    enum = getattr(getattr(getattr(env, "env", None), "unwrapped", None), "actions", None)
+    if isinstance(enum, type):  # MiniGrid: an IntEnum of the actions
+        return [enum(i).name if i in enum._value2member_map_ else str(i) for i in range(n)]
+    return None
+
+
+def run_length(actions: np.ndarray, names: list[str] | None, limit: int = 600) -> str:
+    """Actions as 'RIGHT x12, JUMP, ...' (the first ``limit`` runs)."""
+    runs: list[str] = []
+    i = 0
+    while i < len(actions) and len(runs) < limit:
+        j = i
+        while j + 1 < len(actions) and np.array_equal(actions[j + 1], actions[i]):
+            j += 1
+        a = actions[i]
+        name = names[int(a)] if names is not None else np.array2string(np.asarray(a), precision=2)
+        runs.append(name if j == i else f"{name} x{j - i + 1}")
+        i = j + 1
+    more = " ..." if i < len(actions) else ""
+    return ", ".join(runs) + more if runs else "(none: the reset state)"
+
+
+# -- curves ----------------------------------------------------------------------------------
+def tick(v: float) -> str:
+    return human(v) if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def chart(xs: list[float], ys: list[float], title: str, w: int = 330, h: int = 190) -> str:
+    """A line chart as inline SVG: frames on x, ``title`` on y."""
+    left, right, top, bottom = 46, 10, 22, 24
+    x0, x1 = (min(xs), max(xs)) if xs else (0, 1)
+    y0, y1 = (min(ys), max(ys)) if ys else (0, 1)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (w - left - right)
+
+    def py(y: float) -> float:
+        return h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom)
+
+    path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
+    ticks = "".join(
+        f'<text x="{left - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{tick(v)}</text>'
+        f'<line x1="{left}" x2="{w - right}" y1="{py(v):.1f}" y2="{py(v):.1f}" class="grid"/>'
+        for v in (y0, (y0 + y1) / 2, y1)
+    )
+    return (
+        f'<svg class="chart" width="{w}" height="{h}" role="img" aria-label="{html.escape(title)}">'
+        f'<text x="{w / 2}" y="14" text-anchor="middle" class="title">{html.escape(title)}</text>'
+        f"{ticks}"
+        f'<text x="{left}" y="{h - 6}">{human(x0)}</text>'
+        f'<text x="{w - right}" y="{h - 6}" text-anchor="end">{human(x1)} frames</text>'
+        f'<polyline points="{path}" class="line"/></svg>'
+    )
+
+
+def curves(history: list[dict]) -> str:
+    frames = [m["frames"] for m in history]
+    panels = [("cells", "cells"), ("best_score", "best score")]
+    if any(m.get("rooms") is not None for m in history):
+        panels.append(("rooms", "rooms"))
+    return "".join(chart(frames, [m.get(k) or 0 for m in history], t) for k, t in panels)
+
+
+# -- the archive map -------------------------------------------------------------------------
+def archive_map(archive: Archive, cells_kind: str, env: Any | None) -> dict:
+    n = len(archive)
+    if n and (archive.room[:n] >= 0).any():
+        rooms: dict[tuple[int, int], dict] = {}
+        for i in range(n):
+            key = (int(archive.level[i]), int(archive.room[i]))
+            r = rooms.setdefault(key, {"level": key[0], "room": key[1], "cells": 0,
+                                       "visits": 0, "best": i})  # fmt: skip
+            r["cells"] += 1
+            r["visits"] += int(archive.times_seen[i])
+            if archive.score[i] > archive.score[r["best"]]:
+                r["best"] = i
+        return {"kind": "rooms", "rooms": [rooms[k] for k in sorted(rooms)]}
+    inner = getattr(getattr(env, "env", None), "unwrapped", None)
+    if cells_kind == "minigrid" and inner is not None:
+        squares: dict[tuple[int, int], list[int]] = {}
+        for i, cell in enumerate(archive.cells):
+            squares.setdefault((int(cell[0]), int(cell[1])), []).append(i)
+        return {
+            "kind": "grid",
+            "width": int(inner.width),
+            "height": int(inner.height),
+            "squares": [
+                {
+                    "x": x,
+                    "y": y,
+                    "cells": len(ids),
+                    "visits": int(sum(int(archive.times_seen[i]) for i in ids)),
+                    "ids": ids,
+                }
+                for (x, y), ids in squares.items()
+            ],  # fmt: skip
+        }
+    descriptors = [descriptor(c) for c in archive.cells]
+    sizes = {d.size for d in descriptors if d is not None}
+    if n < 2 or any(d is None for d in descriptors) or len(sizes) != 1:
+        return {"kind": "none", "why": "these cells have no numeric descriptors to project"}
+    xy = projection(np.stack(descriptors))  # type: ignore[arg-type]
+    return {
+        "kind": "projection",
+        "points": [[i, round(float(x), 4), round(float(y), 4)] for i, (x, y) in enumerate(xy)],
+    }
+
+
+# -- the page --------------------------------------------------------------------------------
+def shown_cells(archive: Archive, limit: int) -> list[int]:
+    """The cells whose frames go in the page: the best first, each room's best, then by score."""
+    n = len(archive)
+    order = [int(i) for i in np.lexsort((archive.length[:n], -archive.score[:n]))]
+    rooms: dict[tuple[int, int], int] = {}
+    for i in order:
+        rooms.setdefault((int(archive.level[i]), int(archive.room[i])), i)
+    chosen = dict.fromkeys([order[0], *rooms.values(), *order] if n else [])
+    return list(chosen)[:limit]
+
+
+def cell_pictures(worker: Any, seed: int, tree: TrajectoryTree, archive: Archive,
+                  ids: list[int]) -> tuple[dict, dict]:  # fmt: skip
+    """Each cell's picture and actions. Entries found by one exploration share a trajectory
+    node, so one replay of the node's longest needed prefix serves them all."""
+    names = action_names(worker.env)
+    pictures: dict[int, dict | None] = {}
+    actions: dict[int, str] = {}
+    by_node: dict[int, list[int]] = {}
+    for i in ids:
+        by_node.setdefault(int(archive.node[i]), []).append(i)
+    for node, members in by_node.items():
+        lengths = {int(archive.length[i]) for i in members}
+        path = tree.actions(node, max(lengths))
+        seen = pictures_at(worker, seed, path, lengths)
+        for i in members:
+            pictures[i] = seen[int(archive.length[i])]
+            actions[i] = run_length(path[: archive.length[i]], names)
+    return pictures, actions
+
+
+def animation(worker: Any, seed: int, actions: np.ndarray) -> dict:
+    """At most ANIMATION_FRAMES pictures along a trajectory, and the step each shows."""
+    stride = max(1, math.ceil((len(actions) + 1) / ANIMATION_FRAMES))
+    shots = pictures_at(worker, seed, actions, {*range(0, len(actions) + 1, stride), len(actions)})
+    steps = [k for k in sorted(shots) if shots[k] is not None]
+    return {"steps": steps, "frames": [shots[k] for k in steps]}
+
+
+def page_data(store: RunStore, max_frames: int) -> dict:
+    """Everything the page shows, as JSON-ready data (pictures as data: URIs)."""
+    from . import cells as cells_mod
+    from . import envs
+    from .worker import Worker
+
+    config = store.config
+    archive = store.load_archive()
+    tree = TrajectoryTree(store.nodes)
+    table = [
+        [i, label(archive.cells[i]), float(archive.score[i]), int(archive.length[i]),
+         int(archive.times_chosen[i]), int(archive.times_seen[i]), int(archive.found_frame[i]),
+         int(archive.level[i]), int(archive.room[i])]
+        for i in range(len(archive))
+    ]  # fmt: skip
+    data: dict[str, Any] = {"summary": report.summary(store), "cells": table}
+    worker = Worker.from_config(config)
+    try:
+        atari = envs.is_atari(envs.EnvSpec(config.env).resolved_id)
+        kind = cells_mod.resolve(config.cells, config.cell_params, worker.env, atari)[0]
+        data["map"] = archive_map(archive, kind, worker.env)
+        if data["map"]["kind"] == "grid":
+            worker.env.reset(config.seed)
+            data["map"]["background"] = (picture(worker.env) or {}).get("img")
+        ids = shown_cells(archive, max_frames)
+        data["pictures"], data["actions"] = cell_pictures(worker, config.seed, tree, archive, ids)
+        if len(archive):
+            best = archive.best()
+            path = tree.actions(int(archive.node[best]), int(archive.length[best]))
+            data["best"] = {"id": best, **animation(worker, config.seed, path)}
+    finally:
+        worker.close()
+    return data
+
+
+def render(data: dict, history: list[dict]) -> str:
+    """The HTML page for ``page_data``'s data."""
+    s = data["summary"]
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    title = html.escape(f"stepstone: {s['env']}")
+    template = (Path(__file__).parent / TEMPLATE).read_text()
+    return (
+        template.replace("{{title}}", title)
+        .replace("{{curves}}", curves(history) or "<p>no iteration committed yet</p>")
+        .replace("{{data}}", payload)
+    )
+
+
+def write(store: RunStore, out: Path | None = None, max_frames: int = 500) -> Path:
+    """Write the page (default: view.html in the run directory); return its path."""
+    out = out or store.path / PAGE
+    out.write_text(render(page_data(store, max_frames), store.metrics()))
+    return out
+
+
+def serve(path: Path, port: int) -> None:
+    """Serve the page on http://127.0.0.1:PORT/ until Ctrl-C (for a run on another machine:
+    ssh -L PORT:localhost:PORT)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = path.read_bytes()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200 if self.path in ("/", f"/{path.name}") else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            if self.path in ("/", f"/{path.name}"):
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", port), Page) as server:
+        print(f"serving {path} on http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
