@@ -33,7 +33,10 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
         help="total frame budget, e.g. 200k or 5M (one frame = one step outside Atari)",
     )
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
-    p.add_argument("--backend", default="processes", choices=BACKENDS)
+    p.add_argument(
+        "--backend", default="processes", choices=BACKENDS,
+        help="where explorations run: inline (this process), processes (one per worker) or ray",
+    )  # fmt: skip
     p.add_argument(
         "--address",
         default=None,
@@ -62,10 +65,23 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
     p.add_argument("--llm-concurrency", type=int, default=8, help="model requests at once")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default where it has one (not None, False or an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        d = action.default
+        if d is None or d is False or d == [] or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="stepstone", description="Archive-based exploration (Go-Explore) on any environment."
     )
+    parser.add_argument("--version", action="version", version=f"stepstone {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("explore", help="start a run")
@@ -84,23 +100,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="a parameter of the cell kind, e.g. width=16 or every=20; repeatable",
     )
     p.add_argument("--selector", default="count", help=f"one of {', '.join(SELECTORS)}")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="seeds the environment's reset and the run's choices; every trajectory replays "
+        "from it",
+    )  # fmt: skip
     p.add_argument("--run-dir", type=Path, default=None, help="default: runs/ENV-sSEED-TIME")
+    p.add_argument(
+        "--env-arg",
+        dest="env_args",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument of gymnasium.make, e.g. map_name=8x8 or is_slippery=false; "
+        "repeatable; kept with the run",
+    )
     p.add_argument(
         "--import",
         dest="imports",
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first (e.g. one that registers your environment); repeatable",
+        help="import MODULE first (e.g. one that registers your environment; the current "
+        "directory is searched too); repeatable",
     )
-    p.add_argument("--explore-steps", type=int, default=100)
-    p.add_argument("--repeat-prob", type=float, default=0.95)
+    p.add_argument(
+        "--explore-steps", type=int, default=100,
+        help="actions taken from a chosen cell in one exploration",
+    )  # fmt: skip
+    p.add_argument(
+        "--repeat-prob", type=float, default=0.95,
+        help="probability that a random exploration repeats its previous action",
+    )  # fmt: skip
     p.add_argument(
         "--end-on-life-loss",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="end an exploration when a life is lost (Go-Explore Phase 1 default)",
+        help="end an exploration when a life is lost (as Go-Explore Phase 1 does)",
     )
     p.add_argument(
         "--death-window",
@@ -152,7 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="replay stored trajectories from their seed and check them")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--cell", default="best", choices=("best", "all"))
+    p.add_argument(
+        "--cell", default="best", choices=("best", "all"),
+        help="best: the best entry's trajectory; all: every cell's (slower)",
+    )  # fmt: skip
     p.add_argument("--gif", type=Path, default=None, help="write a GIF of the best trajectory")
 
     p = sub.add_parser("view", help="write one HTML page to look at a run (and serve it)")
@@ -219,16 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-id", default=None, help="write the relabelled dataset under this id")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    for command in sub.choices.values():
+        command.formatter_class = _Help
     return parser
 
 
 def parse_cell_params(items: list[str]) -> dict:
+    return parse_params(items, "--cell-param", "width=16")
+
+
+def parse_params(items: list[str], option: str, example: str) -> dict:
     """NAME=VALUE pairs; values are JSON where they parse (numbers, true), else strings."""
     params = {}
     for item in items:
         name, eq, value = item.partition("=")
         if not eq or not name:
-            raise ConfigError(f"--cell-param takes NAME=VALUE, e.g. width=16, not {item!r}")
+            raise ConfigError(f"{option} takes NAME=VALUE, e.g. {example}, not {item!r}")
         try:
             params[name] = json.loads(value)
         except json.JSONDecodeError:
@@ -249,6 +294,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         seed=args.seed,
         cells=args.cells,
         cell_params=parse_cell_params(args.cell_params),
+        env_args=parse_params(args.env_args, "--env-arg", "map_name=8x8"),
         selector=args.selector,
         explore_steps=args.explore_steps,
         repeat_prob=args.repeat_prob,
