@@ -39,10 +39,11 @@ def test_explore_help_shows_defaults_and_explains_every_option():
 
 
 def test_import_finds_a_module_in_the_current_directory(tmp_path, monkeypatch, capsys):
-    (tmp_path / "corridor_here.py").write_text(USER_ENV_MODULE)
+    # its own ids: the shared module's are registered by other tests of this session
+    (tmp_path / "corridor_here.py").write_text(USER_ENV_MODULE.replace('"User', '"Here'))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    args = "explore UserCorridor-v0 --import corridor_here --frames 300 --backend inline"
+    args = "explore HereCorridor-v0 --import corridor_here --frames 300 --backend inline"
     assert main([*args.split(), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
     sys.modules.pop("corridor_here", None)
 
