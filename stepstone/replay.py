@@ -75,7 +75,7 @@ def check(
 
 
 def write_gif(frames: list[np.ndarray], path: str, fps: int = 30) -> None:
-    """Write RGB frames as an animated GIF (Pillow, which matplotlib already depends on)."""
+    """Write RGB frames as an animated GIF (with Pillow)."""
     from PIL import Image
 
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]

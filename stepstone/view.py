@@ -24,6 +24,7 @@ import io
 import json
 import math
 from collections.abc import Hashable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from . import report
 from .archive import Archive
-from .progress import human
+from .charts import curves
 from .store.sqlite import RunStore
 from .trajectories import TrajectoryTree
 
@@ -112,6 +113,12 @@ def picture(env: Any) -> dict | None:
         return {"img": png(inner.get_frame(highlight=False, tile_size=tile))}
     if isinstance(obs, str):
         return {"text": obs[:4000]}
+    if getattr(getattr(env, "env", None), "render_mode", None) == "rgb_array":
+        try:
+            frame = env.env.render()
+        except Exception:  # no display library or GL context: no picture, not a failed page
+            return None
+        return {"img": png(frame)} if frame is not None else None
     return None
 
 
@@ -160,48 +167,6 @@ def run_length(actions: np.ndarray, names: list[str] | None, limit: int = 600) -
         i = j + 1
     more = " ..." if i < len(actions) else ""
     return ", ".join(runs) + more if runs else "(none: the reset state)"
-
-
-# -- curves ----------------------------------------------------------------------------------
-def tick(v: float) -> str:
-    return human(v) if abs(v) >= 1000 else f"{v:.3g}"
-
-
-def chart(xs: list[float], ys: list[float], title: str, w: int = 330, h: int = 190) -> str:
-    """A line chart as inline SVG: frames on x, ``title`` on y."""
-    left, right, top, bottom = 46, 10, 22, 24
-    x0, x1 = (min(xs), max(xs)) if xs else (0, 1)
-    y0, y1 = (min(ys), max(ys)) if ys else (0, 1)
-    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
-
-    def px(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (w - left - right)
-
-    def py(y: float) -> float:
-        return h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom)
-
-    path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
-    ticks = "".join(
-        f'<text x="{left - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{tick(v)}</text>'
-        f'<line x1="{left}" x2="{w - right}" y1="{py(v):.1f}" y2="{py(v):.1f}" class="grid"/>'
-        for v in (y0, (y0 + y1) / 2, y1)
-    )
-    return (
-        f'<svg class="chart" width="{w}" height="{h}" role="img" aria-label="{html.escape(title)}">'
-        f'<text x="{w / 2}" y="14" text-anchor="middle" class="title">{html.escape(title)}</text>'
-        f"{ticks}"
-        f'<text x="{left}" y="{h - 6}">{human(x0)}</text>'
-        f'<text x="{w - right}" y="{h - 6}" text-anchor="end">{human(x1)} frames</text>'
-        f'<polyline points="{path}" class="line"/></svg>'
-    )
-
-
-def curves(history: list[dict]) -> str:
-    frames = [m["frames"] for m in history]
-    panels = [("cells", "cells"), ("best_score", "best score")]
-    if any(m.get("rooms") is not None for m in history):
-        panels.append(("rooms", "rooms"))
-    return "".join(chart(frames, [m.get(k) or 0 for m in history], t) for k, t in panels)
 
 
 # -- the archive map -------------------------------------------------------------------------
@@ -289,11 +254,24 @@ def animation(worker: Any, seed: int, actions: np.ndarray) -> dict:
     return {"steps": steps, "frames": [shots[k] for k in steps]}
 
 
+def drawing_worker(config: Any) -> Any:
+    """A worker whose environment draws frames (``render_mode="rgb_array"``) where Gymnasium
+    environments accept it; else one like the run's."""
+    from .errors import StepstoneError
+    from .worker import Worker
+
+    try:
+        return Worker.from_config(
+            replace(config, env_args={"render_mode": "rgb_array", **config.env_args})
+        )
+    except StepstoneError:  # Atari, text games, or an environment without that argument
+        return Worker.from_config(config)
+
+
 def page_data(store: RunStore, max_frames: int) -> dict:
     """Everything the page shows, as JSON-ready data (pictures as data: URIs)."""
     from . import cells as cells_mod
     from . import envs
-    from .worker import Worker
 
     config = store.config
     archive = store.load_archive()
@@ -305,7 +283,7 @@ def page_data(store: RunStore, max_frames: int) -> dict:
         for i in range(len(archive))
     ]  # fmt: skip
     data: dict[str, Any] = {"summary": report.summary(store), "cells": table}
-    worker = Worker.from_config(config)
+    worker = drawing_worker(config)
     try:
         atari = envs.is_atari(envs.EnvSpec(config.env).resolved_id)
         kind = cells_mod.resolve(config.cells, config.cell_params, worker.env, atari)[0]
@@ -332,7 +310,7 @@ def render(data: dict, history: list[dict]) -> str:
     template = (Path(__file__).parent / TEMPLATE).read_text()
     return (
         template.replace("{{title}}", title)
-        .replace("{{curves}}", curves(history) or "<p>no iteration committed yet</p>")
+        .replace("{{curves}}", curves(history) if history else "<p>nothing committed yet</p>")
         .replace("{{data}}", payload)
     )
 

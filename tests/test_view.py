@@ -154,3 +154,20 @@ def test_page_in_a_browser(grid_page, browser, tmp_path):
     assert len(browser.find_elements("css selector", "#player img")) == 1
     browser.save_screenshot(str(tmp_path / "view.png"))
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_progress_curves_are_a_standalone_svg(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from stepstone.charts import HEIGHT, WIDTH, curves
+
+    history = [{"frames": 0, "cells": 1, "best_score": 0.0, "rooms": 1},
+               {"frames": 100, "cells": 3, "best_score": 5.0, "rooms": 2}]  # fmt: skip
+    root = ET.fromstring(curves(history))
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = root.findall(f".//{ns}polyline")
+    assert len(lines) == 3  # cells, best score, rooms
+    # each curve runs from the bottom left (first row: the minimum) to the top right
+    left, right, top, bottom = 46, 10, 22, 24
+    assert lines[0].get("points") == f"{left}.0,{HEIGHT - bottom}.0 {WIDTH - right}.0,{top}.0"
+    assert int(root.get("width")) == 3 * WIDTH + 2 * 12
