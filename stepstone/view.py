@@ -124,18 +124,13 @@ def picture(env: Any) -> dict | None:
 
 def pictures_at(worker: Any, seed: int, actions: np.ndarray, steps: set[int]) -> dict:
     """Replay ``actions`` from the seed; the picture after each of ``steps`` actions."""
-    from .replay import replay
-
-    out: dict[int, dict | None] = {}
-    done = 0
-
-    def grab(env: Any) -> None:
-        nonlocal done
+    env = worker.env
+    env.reset(seed)
+    out = {0: picture(env)} if 0 in steps else {}
+    for done, a in enumerate(actions[: max(steps)], start=1):
+        env.step(a)
         if done in steps:
             out[done] = picture(env)
-        done += 1
-
-    replay(worker, seed, actions[: max(steps)], on_step=grab)
     return out
 
 
