@@ -55,7 +55,9 @@ def line(m: dict, total: int, first: dict, width: int | None, env: str = "", wor
         "frames": f"{human(m['frames'])}/{human(total)}",
         "speed": f"{human(speed or 0)}/s",
         "cells": f"{m['cells']} cells",
-        "rooms": f"{m['rooms']} rooms" if m.get("rooms") is not None else "",
+        "rooms": f"{m['rooms']} room{'s' * (m['rooms'] != 1)}"
+        if m.get("rooms") is not None
+        else "",
         "level": f"level {m['level']}" if m.get("level") is not None else "",
         "best": f"best {best:g}" if abs(best) < 1e5 else f"best {human(best)}",
         "goal": goal_state(m),

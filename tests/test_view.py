@@ -171,3 +171,21 @@ def test_progress_curves_are_a_standalone_svg(tmp_path):
     left, right, top, bottom = 46, 10, 22, 24
     assert lines[0].get("points") == f"{left}.0,{HEIGHT - bottom}.0 {WIDTH - right}.0,{top}.0"
     assert int(root.get("width")) == 3 * WIDTH + 2 * 12
+
+
+def test_rooms_are_grouped_by_level():
+    from stepstone.archive import Archive
+    from stepstone.view import archive_map
+
+    archive = Archive()
+    # (cell, score, level, room, times seen): two rooms on level 0, one on level 1
+    for cell, score, level, room, seen in [
+        ("a", 0, 0, 1, 5), ("b", 100, 0, 1, 2), ("c", 0, 0, 0, 1), ("d", 300, 1, 1, 4),
+    ]:  # fmt: skip
+        archive.offer(cell, score, 1, 0, None, level=level, room=room)
+        archive.times_seen[archive.index[cell]] = seen
+    rooms = archive_map(archive, "ram", None)["rooms"]
+    assert [(r["level"], r["room"], r["cells"], r["visits"]) for r in rooms] == [
+        (0, 0, 1, 1), (0, 1, 2, 7), (1, 1, 1, 4),
+    ]  # fmt: skip
+    assert [archive.cells[r["best"]] for r in rooms] == ["c", "b", "d"]  # the best of each room
