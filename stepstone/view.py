@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Hashable
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,11 @@ def cell_pictures(worker: Any, seed: int, tree: TrajectoryTree, archive: Archive
     return pictures, actions
 
 
+def animated(archive: Archive) -> list[tuple[str, int]]:
+    """The entries whose whole trajectory the page plays: the best one."""
+    return [("best trajectory", archive.best())] if len(archive) else []
+
+
 def animation(worker: Any, seed: int, actions: np.ndarray) -> dict:
     """At most ANIMATION_FRAMES pictures along a trajectory, and the step each shows."""
     stride = max(1, math.ceil((len(actions) + 1) / ANIMATION_FRAMES))
@@ -288,10 +294,11 @@ def page_data(store: RunStore, max_frames: int) -> dict:
             data["map"]["background"] = (picture(worker.env) or {}).get("img")
         ids = shown_cells(archive, max_frames)
         data["pictures"], data["actions"] = cell_pictures(worker, config.seed, tree, archive, ids)
-        if len(archive):
-            best = archive.best()
-            path = tree.actions(int(archive.node[best]), int(archive.length[best]))
-            data["best"] = {"id": best, **animation(worker, config.seed, path)}
+        data["animations"] = [
+            {"title": title, "id": i, **animation(worker, config.seed, tree.actions(
+                int(archive.node[i]), int(archive.length[i])))}
+            for title, i in animated(archive)
+        ]  # fmt: skip
     finally:
         worker.close()
     return data
@@ -317,25 +324,29 @@ def write(store: RunStore, out: Path | None = None, max_frames: int = 500) -> Pa
     return out
 
 
-def serve(path: Path, port: int) -> None:
-    """Serve the page on http://127.0.0.1:PORT/ until Ctrl-C (for a run on another machine:
-    ssh -L PORT:localhost:PORT)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
+def server(path: Path, port: int) -> ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1:``port`` (0: any free port) answering with the page."""
     body = path.read_bytes()
+    names = ("/", f"/{path.name}")
 
     class Page(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            self.send_response(200 if self.path in ("/", f"/{path.name}") else 404)
+            found = self.path in names
+            self.send_response(200 if found else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.end_headers()
-            if self.path in ("/", f"/{path.name}"):
+            if found:
                 self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    with ThreadingHTTPServer(("127.0.0.1", port), Page) as server:
-        print(f"serving {path} on http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
+    return ThreadingHTTPServer(("127.0.0.1", port), Page)
+
+
+def serve(path: Path, port: int) -> None:
+    """Serve the page until Ctrl-C (for a run on another machine: ssh -L PORT:localhost:PORT)."""
+    with server(path, port) as httpd:
+        print(f"serving {path} on http://127.0.0.1:{httpd.server_port}/ (Ctrl-C stops)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever()
+            httpd.serve_forever()

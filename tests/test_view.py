@@ -72,9 +72,12 @@ def test_montezuma_map_is_rooms_by_level(tmp_path, capsys):
     assert [(r["level"], r["room"]) for r in data["map"]["rooms"]] == [(0, 1)]  # the first room
     assert data["map"]["rooms"][0]["cells"] == len(cells)
     assert len(data["pictures"]) == 3  # --max-frames: the best cell first
-    assert data["best"]["id"] in {int(i) for i in data["pictures"]}
+    best = data["animations"][0]
+    assert best["title"] == "best trajectory"
+    assert best["id"] in {int(i) for i in data["pictures"]}
     assert all(p["img"].startswith("data:image/png;base64,") for p in data["pictures"].values())
-    assert data["best"]["steps"][-1] == data["summary"]["best_length"]
+    assert best["steps"][0] == 0 and best["steps"][-1] == data["summary"]["best_length"]
+    assert len(best["frames"]) == len(best["steps"])
 
 
 def test_vector_observations_are_projected(tmp_path):
@@ -134,7 +137,7 @@ def test_page_in_a_browser(grid_page, browser, tmp_path):
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     # sorted by score, best first; the best cell is shown with its frame and actions
-    assert rows[0].get_attribute("data-id") == str(data["best"]["id"])
+    assert rows[0].get_attribute("data-id") == str(data["animations"][0]["id"])
     assert (
         browser.find_element("css selector", "#detail img")
         .get_attribute("src")
@@ -151,7 +154,7 @@ def test_page_in_a_browser(grid_page, browser, tmp_path):
     browser.find_element("css selector", 'th[data-k="3"]').click()
     first = browser.find_element("css selector", "#cells tbody tr td:nth-child(4)").text
     assert int(first) == max(data["cells"][i][3] for i in square["ids"])
-    assert len(browser.find_elements("css selector", "#player img")) == 1
+    assert len(browser.find_elements("css selector", ".player img")) == 1
     browser.save_screenshot(str(tmp_path / "view.png"))
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
@@ -189,3 +192,23 @@ def test_rooms_are_grouped_by_level():
         (0, 0, 1, 1), (0, 1, 2, 7), (1, 1, 1, 4),
     ]  # fmt: skip
     assert [archive.cells[r["best"]] for r in rooms] == ["c", "b", "d"]  # the best of each room
+
+
+def test_serve_answers_with_the_page(grid_page):
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from stepstone.view import server
+
+    page, _ = grid_page
+    with server(page, 0) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{httpd.server_port}"
+        try:
+            with urllib.request.urlopen(f"{url}/") as reply:
+                assert reply.read() == page.read_bytes()
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(f"{url}/run.sqlite")  # the page only, not the run
+        finally:
+            httpd.shutdown()
