@@ -256,16 +256,24 @@ def animation(worker: Any, seed: int, actions: np.ndarray) -> dict:
 
 
 def drawing_worker(config: Any) -> Any:
-    """A worker whose environment draws frames (``render_mode="rgb_array"``) where Gymnasium
-    environments accept it; else one like the run's."""
+    """A worker whose environment draws frames (``render_mode="rgb_array"``) where a Gymnasium
+    environment accepts it; else the run's own. Not MuJoCo: without an OpenGL context its
+    renderer aborts the process, which no exception handler can catch."""
+    from .envs.generic import GymEnv
+    from .envs.mujoco import is_mujoco
     from .errors import StepstoneError
     from .worker import Worker
 
+    worker = Worker.from_config(config)
+    env = worker.env
+    if not isinstance(env, GymEnv) or is_mujoco(env.env) or "render_mode" in config.env_args:
+        return worker
+    worker.close()
     try:
         return Worker.from_config(
-            replace(config, env_args={"render_mode": "rgb_array", **config.env_args})
+            replace(config, env_args={**config.env_args, "render_mode": "rgb_array"})
         )
-    except StepstoneError:  # Atari, text games, or an environment without that argument
+    except StepstoneError:  # text games, or an environment without that argument
         return Worker.from_config(config)
 
 

@@ -212,3 +212,19 @@ def test_serve_answers_with_the_page(grid_page):
                 urllib.request.urlopen(f"{url}/run.sqlite")  # the page only, not the run
         finally:
             httpd.shutdown()
+
+
+def test_mujoco_page_is_written_without_drawing(tmp_path):
+    """MuJoCo's renderer aborts a process that has no OpenGL context: the page does without
+    its frames (in a separate process here, so that a regression fails this test only)."""
+    import subprocess
+
+    from runs import cli
+
+    pytest.importorskip("mujoco")
+    run_dir = explore(tmp_path, "HalfCheetah-v5", "500")
+    done = subprocess.run(cli(f"view {run_dir} --max-frames 5"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    data = page_data(run_dir / "view.html")
+    assert data["map"]["kind"] == "projection"
+    assert set(data["pictures"].values()) == {None}
