@@ -44,6 +44,23 @@ def rate(m: dict, first: dict) -> float | None:
     return df / dt if dt > 0 and df > 0 else None
 
 
+def room_count(n: int) -> str:
+    return f"{n} room{'s' * (n != 1)}"
+
+
+def reserved(total: int, env: str, workers: int) -> dict[str, int]:
+    """The widest each field gets in a run, so that the bar and the set of fields shown do not
+    jump from one update to the next as numbers grow."""
+    budget = len(human(total))
+    return {
+        "env": len(env), "frames": max(budget, 5) + 1 + budget, "speed": len("12.3k/s"),
+        "cells": len("123456 cells"), "rooms": len("99 rooms"), "level": len("level 9"),
+        "best": len("best 12345"), "goal": len(goal_state({"success_frame": 10**7})),
+        "workers": len(f"{workers}/{workers} workers"), "llm": len("12345 llm calls"),
+        "eta": len("ETA 12:34:56"),
+    }  # fmt: skip
+
+
 def line(m: dict, total: int, first: dict, width: int | None, env: str = "", workers=1) -> str:
     """The status line for metrics row ``m``; ``width`` None: every field and no bar (logs)."""
     speed = rate(m, first)
@@ -55,9 +72,7 @@ def line(m: dict, total: int, first: dict, width: int | None, env: str = "", wor
         "frames": f"{human(m['frames'])}/{human(total)}",
         "speed": f"{human(speed or 0)}/s",
         "cells": f"{m['cells']} cells",
-        "rooms": f"{m['rooms']} room{'s' * (m['rooms'] != 1)}"
-        if m.get("rooms") is not None
-        else "",
+        "rooms": room_count(m["rooms"]) if m.get("rooms") is not None else "",
         "level": f"level {m['level']}" if m.get("level") is not None else "",
         "best": f"best {best:g}" if abs(best) < 1e5 else f"best {human(best)}",
         "goal": goal_state(m),
@@ -71,12 +86,12 @@ def line(m: dict, total: int, first: dict, width: int | None, env: str = "", wor
         keep |= set(optional)
         fields["frames"] += " frames"
     else:
-        used = sum(len(fields[k]) + 1 for k in keep) + BAR_MIN
+        room = reserved(total, env, workers)
+        used = sum(room[k] + 1 for k in keep) + BAR_MIN
         for name in optional:
-            extra = len(fields[name]) + 1 if fields[name] else 0
-            if used + extra <= width - 1:
+            if fields[name] and used + room[name] + 1 <= width - 1:
                 keep.add(name)
-                used += extra
+                used += room[name] + 1
         bar_width = min(BAR_MAX, width - 1 - used + BAR_MIN)
         if bar_width >= BAR_MIN:
             done = min(max(m["frames"] / total, 0.0), 1.0) if total else 1.0

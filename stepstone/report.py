@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from .charts import curves
-from .progress import human
+from .progress import human, room_count
 from .store.sqlite import RunStore
 
 
@@ -105,8 +105,7 @@ def brief(s: dict) -> str:
     report.md and summary.json hold the full table)."""
     d = s["run_dir"]
     speed = f" ({s['frames_per_second']:,.0f} frames/s)" if s["frames_per_second"] else ""
-    rooms = s["rooms"]
-    where = f" in {rooms} room{'s' * (rooms != 1)}" if rooms is not None else ""
+    where = f" in {room_count(s['rooms'])}" if s["rooms"] is not None else ""
     level = f", level {s['level']} reached" if s["level"] else ""
     goal = f" ({s['goal']})" if s.get("goal") else ""
     reached = f"reached at {s['frames_to_success']:,} frames" if s["success"] else "not reached"
