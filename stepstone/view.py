@@ -23,6 +23,7 @@ import html
 import io
 import json
 import math
+import zlib
 from collections.abc import Hashable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import report
-from .archive import Archive
+from .archive import Archive, better
 from .charts import curves
 from .store.sqlite import RunStore
 from .trajectories import TrajectoryTree
@@ -70,7 +71,7 @@ def descriptor(cell: Hashable) -> np.ndarray | None:
 def label(cell: Hashable) -> str:
     """A short readable name for a cell key."""
     if isinstance(cell, bytes):
-        return f"{len(cell)} bytes #{hash(cell) & 0xFFFFFF:06x}"
+        return f"{len(cell)} bytes #{zlib.crc32(cell) & 0xFFFFFF:06x}"  # stable across runs
     d = descriptor(cell) if isinstance(cell, tuple) and len(cell) == 3 else None
     if d is not None and isinstance(cell[2], bytes):
         text = "[" + ", ".join(f"{v:g}" for v in d[:8]) + (", ..." if d.size > 8 else "") + "]"
@@ -105,9 +106,9 @@ def png(image: np.ndarray) -> str:
 def picture(env: Any) -> dict | None:
     """What the environment looks like now: {"img": uri} or {"text": ...}, or None."""
     obs = env.observe()
-    arr = np.asarray(obs) if isinstance(obs, np.ndarray) else None
-    if arr is not None and arr.ndim == 3 and arr.shape[-1] == 3 and arr.shape[0] > 16:
-        return {"img": png(arr)}
+    # an RGB frame (Atari); small 3-channel arrays are symbols (MiniGrid's 7x7 view)
+    if isinstance(obs, np.ndarray) and obs.ndim == 3 and obs.shape[-1] == 3 and obs.shape[0] > 16:
+        return {"img": png(obs)}
     inner = getattr(getattr(env, "env", None), "unwrapped", None)
     if hasattr(inner, "get_frame"):  # MiniGrid draws its full grid without a render mode
         tile = max(8, min(32, 480 // max(inner.width, inner.height)))
@@ -167,6 +168,8 @@ def run_length(actions: np.ndarray, names: list[str] | None, limit: int = 600) -
 
 # -- the archive map -------------------------------------------------------------------------
 def archive_map(archive: Archive, cells_kind: str, env: Any | None) -> dict:
+    """Rooms by level where cells know their room; the grid for MiniGrid cells; else the
+    cells' descriptors projected to 2-D (or none, for text and other non-numeric cells)."""
     n = len(archive)
     if n and (archive.room[:n] >= 0).any():
         rooms: dict[tuple[int, int], dict] = {}
@@ -176,7 +179,8 @@ def archive_map(archive: Archive, cells_kind: str, env: Any | None) -> dict:
                                        "visits": 0, "best": i})  # fmt: skip
             r["cells"] += 1
             r["visits"] += int(archive.times_seen[i])
-            if archive.score[i] > archive.score[r["best"]]:
+            b = r["best"]
+            if better(archive.score[i], archive.length[i], archive.score[b], archive.length[b]):
                 r["best"] = i
         return {"kind": "rooms", "rooms": [rooms[k] for k in sorted(rooms)]}
     inner = getattr(getattr(env, "env", None), "unwrapped", None)
@@ -197,7 +201,7 @@ def archive_map(archive: Archive, cells_kind: str, env: Any | None) -> dict:
                     "ids": ids,
                 }
                 for (x, y), ids in squares.items()
-            ],  # fmt: skip
+            ],
         }
     descriptors = [descriptor(c) for c in archive.cells]
     sizes = {d.size for d in descriptors if d is not None}
