@@ -56,7 +56,7 @@ def reserved(total: int, env: str, workers: int) -> dict[str, int]:
         "env": len(env), "frames": max(budget, 5) + 1 + budget, "speed": len("12.3k/s"),
         "cells": len("123456 cells"), "rooms": len("99 rooms"), "level": len("level 9"),
         "best": len("best 12345"), "goal": len(goal_state({"success_frame": 10**7})),
-        "workers": len(f"{workers}/{workers} workers"), "llm": len("12345 llm calls"),
+        "workers": len(f"{workers}/{workers} workers"), "llm": len("12345 llm calls, 12.3M tokens"),
         "eta": len("ETA 12:34:56"),
     }  # fmt: skip
 
@@ -77,7 +77,9 @@ def line(m: dict, total: int, first: dict, width: int | None, env: str = "", wor
         "best": f"best {best:g}" if abs(best) < 1e5 else f"best {human(best)}",
         "goal": goal_state(m),
         "workers": f"{m.get('workers', workers)}/{workers} workers",
-        "llm": f"{m['llm_calls']} llm calls" if "llm_calls" in m else "",
+        "llm": f"{m['llm_calls']} llm calls, {human(m.get('llm_tokens', 0))} tokens"
+        if "llm_calls" in m
+        else "",
         "eta": f"ETA {eta}",
     }
     optional = ("rooms", "level", "workers", "llm", "env")  # added in this order while they fit
