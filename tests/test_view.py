@@ -61,12 +61,31 @@ def test_actions_are_run_length_encoded():
     assert run_length(actions[:0], None) == "(none: the reset state)"
 
 
-def test_montezuma_map_is_rooms_by_level(tmp_path, capsys):
-    run_dir = explore(tmp_path, "montezuma", "6k", "--cells", "ram")
-    assert main(["view", str(run_dir), "--max-frames", "3"]) == 0
-    assert f"written: {run_dir / 'view.html'}" in capsys.readouterr().out
-    data = page_data(run_dir / "view.html")
-    cells = RunStore.open(run_dir).load_archive().cells
+def view(run_dir: Path, *options: str) -> tuple[Path, dict]:
+    assert main(["view", str(run_dir), *options]) == 0
+    return run_dir / "view.html", page_data(run_dir / "view.html")
+
+
+@pytest.fixture(scope="module")
+def rooms_page(tmp_path_factory) -> tuple[Path, dict]:
+    run_dir = explore(tmp_path_factory.mktemp("rooms"), "montezuma", "6k", "--cells", "ram")
+    return view(run_dir, "--max-frames", "3")
+
+
+@pytest.fixture(scope="module")
+def points_page(tmp_path_factory) -> tuple[Path, dict]:
+    return view(explore(tmp_path_factory.mktemp("points"), "CartPole-v1", "2k"))
+
+
+@pytest.fixture(scope="module")
+def grid_page(tmp_path_factory) -> tuple[Path, dict]:
+    pytest.importorskip("minigrid")
+    return view(explore(tmp_path_factory.mktemp("grid"), "MiniGrid-DoorKey-5x5-v0", "8k"))
+
+
+def test_montezuma_map_is_rooms_by_level(rooms_page):
+    page, data = rooms_page
+    cells = RunStore.open(page.parent).load_archive().cells
     assert len(data["cells"]) == len(cells)
     assert data["map"]["kind"] == "rooms"
     assert [(r["level"], r["room"]) for r in data["map"]["rooms"]] == [(0, 1)]  # the first room
@@ -80,26 +99,16 @@ def test_montezuma_map_is_rooms_by_level(tmp_path, capsys):
     assert len(best["frames"]) == len(best["steps"])
 
 
-def test_vector_observations_are_projected(tmp_path):
-    run_dir = explore(tmp_path, "CartPole-v1", "2k")
-    assert main(["view", str(run_dir), "--out", str(tmp_path / "cp.html")]) == 0
-    data = page_data(tmp_path / "cp.html")
+def test_vector_observations_are_projected(points_page):
+    _, data = points_page
     assert data["map"]["kind"] == "projection"
     assert len(data["map"]["points"]) == len(data["cells"]) == data["summary"]["cells"]
 
 
-def test_bad_max_frames_is_one_line(tmp_path, capsys):
-    run_dir = explore(tmp_path, "CartPole-v1", "200")
-    assert main(["view", str(run_dir), "--max-frames", "-1"]) == 2
+def test_bad_max_frames_is_one_line(points_page, capsys):
+    page, _ = points_page
+    assert main(["view", str(page.parent), "--max-frames", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "stepstone: error: --max-frames must be >= 0, got -1"
-
-
-@pytest.fixture(scope="module")
-def grid_page(tmp_path_factory) -> tuple[Path, dict]:
-    pytest.importorskip("minigrid")
-    run_dir = explore(tmp_path_factory.mktemp("grid"), "MiniGrid-DoorKey-5x5-v0", "8k")
-    assert main(["view", str(run_dir)]) == 0
-    return run_dir / "view.html", page_data(run_dir / "view.html")
 
 
 def test_grid_world_map_colours_the_grid(grid_page):
@@ -156,6 +165,26 @@ def test_page_in_a_browser(grid_page, browser, tmp_path):
     assert int(first) == max(data["cells"][i][3] for i in square["ids"])
     assert len(browser.find_elements("css selector", ".player img")) == 1
     browser.save_screenshot(str(tmp_path / "view.png"))
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_rooms_and_points_in_a_browser(rooms_page, points_page, browser):
+    page, data = rooms_page
+    browser.get(page.as_uri())
+    assert len(browser.find_elements("css selector", "#cells tbody tr")) == len(data["cells"])
+    room = data["map"]["rooms"][0]
+    browser.find_element("css selector", "#map .room").click()  # lists the room's cells
+    assert len(browser.find_elements("css selector", "#cells tbody tr")) == room["cells"]
+    assert browser.find_element("css selector", "#detail h2").text == f"cell #{room['best']}"
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+    page, data = points_page
+    browser.get(page.as_uri())
+    assert len(browser.find_elements("css selector", "#cells tbody tr")) == len(data["cells"])
+    points = browser.find_elements("css selector", "#map circle")
+    assert len(points) == len(data["cells"])
+    browser.execute_script("arguments[0].dispatchEvent(new Event('click'))", points[5])
+    assert browser.find_element("css selector", "#detail h2").text == "cell #5"
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
