@@ -319,7 +319,8 @@ def page_data(store: RunStore, max_frames: int) -> dict:
 def render(data: dict, history: list[dict]) -> str:
     """The HTML page for ``page_data``'s data."""
     s = data["summary"]
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # "<" only occurs inside JSON strings, where \u003c means the same and cannot end the script
+    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     title = html.escape(f"stepstone: {s['env']}")
     template = (Path(__file__).parent / TEMPLATE).read_text()
     return (

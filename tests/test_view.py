@@ -257,3 +257,12 @@ def test_mujoco_page_is_written_without_drawing(tmp_path):
     data = page_data(run_dir / "view.html")
     assert data["map"]["kind"] == "projection"
     assert set(data["pictures"].values()) == {None}
+
+
+def test_text_from_the_run_cannot_end_the_script():
+    from stepstone.view import render
+
+    data = {"summary": {"env": "x</script><script>alert(1)</script>"}, "cells": []}
+    page = render(data, [])
+    assert page.count("</script>") == 2  # the data's and the code's own
+    assert "&lt;/script&gt;" in page.split("<body>")[0]  # the title, escaped
