@@ -20,10 +20,10 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.core
 
 # The default job: Go-Explore on Montezuma's Revenge with a bounded frame budget, stored in
-# $(RUN_DIR) (run it again to continue an interrupted run), then the report.
+# $(RUN_DIR) (run it again to continue an interrupted run); it ends with a short summary and
+# the commands that come next (view, replay, resume, export).
 run: $(VENV)/.core
 	$(BIN)/stepstone explore montezuma --cells ram --frames $(RUN_FRAMES) --run-dir $(RUN_DIR)
-	$(BIN)/stepstone report $(RUN_DIR)
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest

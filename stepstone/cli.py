@@ -35,7 +35,10 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
         help="total frame budget, e.g. 200k or 5M (one frame = one step outside Atari)",
     )
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
-    p.add_argument("--backend", default="processes", choices=BACKENDS)
+    p.add_argument(
+        "--backend", default="processes", choices=BACKENDS,
+        help="where explorations run: inline (this process), processes (one per worker) or ray",
+    )  # fmt: skip
     p.add_argument(
         "--address",
         default=None,
@@ -76,10 +79,23 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
     p.add_argument("--llm-concurrency", type=int, default=8, help="model requests at once")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default where it has one (not None, False or an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        d = action.default
+        if d is None or d is False or d == [] or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="stepstone", description="Archive-based exploration (Go-Explore) on any environment."
     )
+    parser.add_argument("--version", action="version", version=f"stepstone {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("explore", help="start a run")
@@ -98,23 +114,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="a parameter of the cell kind, e.g. width=16 or every=20; repeatable",
     )
     p.add_argument("--selector", default="count", help=f"one of {', '.join(SELECTORS)}")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="seeds the environment's reset and the run's choices; every trajectory replays "
+        "from it",
+    )  # fmt: skip
     p.add_argument("--run-dir", type=Path, default=None, help="default: runs/ENV-sSEED-TIME")
+    p.add_argument(
+        "--env-arg",
+        dest="env_args",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument of gymnasium.make, e.g. map_name=8x8 or is_slippery=false; "
+        "repeatable; kept with the run",
+    )
     p.add_argument(
         "--import",
         dest="imports",
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first (e.g. one that registers your environment); repeatable",
+        help="import MODULE first (e.g. one that registers your environment; the current "
+        "directory is searched too); repeatable",
     )
-    p.add_argument("--explore-steps", type=int, default=100)
-    p.add_argument("--repeat-prob", type=float, default=0.95)
+    p.add_argument(
+        "--explore-steps", type=int, default=100,
+        help="actions taken from a chosen cell in one exploration",
+    )  # fmt: skip
+    p.add_argument(
+        "--repeat-prob", type=float, default=0.95,
+        help="probability that a random exploration repeats its previous action",
+    )  # fmt: skip
     p.add_argument(
         "--end-on-life-loss",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="end an exploration when a life is lost (Go-Explore Phase 1 default)",
+        help="end an exploration when a life is lost (as Go-Explore Phase 1 does)",
     )
     p.add_argument(
         "--death-window",
@@ -166,7 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="replay stored trajectories from their seed and check them")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--cell", default="best", choices=("best", "all"))
+    p.add_argument(
+        "--cell", default="best", choices=("best", "all"),
+        help="best: the best entry's trajectory; all: every cell's (slower)",
+    )  # fmt: skip
     p.add_argument(
         "--gif", type=Path, default=None,
         help="write a GIF of the best trajectory as the environment draws it (rgb_array)",
@@ -181,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="required: format 1 pickled its cells, and converting unpickles them",
     )
+
+    p = sub.add_parser("view", help="write one HTML page to look at a run (and serve it)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="the page (default: D/view.html)")
+    p.add_argument(
+        "--max-frames", type=int, default=500,
+        help="cells whose frame is replayed into the page (the best first)",
+    )  # fmt: skip
+    p.add_argument("--serve", action="store_true", help="serve the page on a local port")
+    p.add_argument("--port", type=int, default=8000, help="the port of --serve")
 
     p = sub.add_parser("export", help="write trajectories as a dataset (Minari, JSONL, Parquet)")
     p.add_argument("run_dir", type=Path)
@@ -252,16 +301,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-id", default=None, help="write the relabelled dataset under this id")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    for command in sub.choices.values():
+        command.formatter_class = _Help
     return parser
 
 
 def parse_cell_params(items: list[str]) -> dict:
+    return parse_params(items, "--cell-param", "width=16")
+
+
+def parse_params(items: list[str], option: str, example: str) -> dict:
     """NAME=VALUE pairs; values are JSON where they parse (numbers, true), else strings."""
     params = {}
     for item in items:
         name, eq, value = item.partition("=")
         if not eq or not name:
-            raise ConfigError(f"--cell-param takes NAME=VALUE, e.g. width=16, not {item!r}")
+            raise ConfigError(f"{option} takes NAME=VALUE, e.g. {example}, not {item!r}")
         try:
             params[name] = json.loads(value)
         except json.JSONDecodeError:
@@ -282,6 +337,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         seed=args.seed,
         cells=args.cells,
         cell_params=parse_cell_params(args.cell_params),
+        env_args=parse_params(args.env_args, "--env-arg", "map_name=8x8"),
         selector=args.selector,
         explore_steps=args.explore_steps,
         repeat_prob=args.repeat_prob,
@@ -387,11 +443,7 @@ def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
         s = report.write(store)
     finally:
         store.close()  # releases the run directory's lock, whatever happened
-    print(
-        f"{s['env']}: {s['frames']:,} frames, {s['cells']} cells, best score {s['best_score']:g}"
-        + (f", {s['rooms']} rooms" if s["rooms"] is not None else "")
-        + f" -> {store.path}"
-    )
+    print(report.brief(s))
     return 0
 
 
@@ -405,11 +457,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(s))
     else:
-        print(report.markdown(s))
-        if writable:
-            print(f"written: {store.path / 'report.md'}, {store.path / 'progress.png'}")
-        else:
-            print(f"{store.path} is read-only: report.md and progress.png were not written")
+        print(report.brief(s))
+        if not writable:
+            print(f"{store.path} is read-only: report.md and progress.svg were not written")
     return 0
 
 
@@ -476,6 +526,19 @@ def _dataset_warnings():
     for w in said:
         if issubclass(w.category, UserWarning):
             print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from . import view
+    from .store.sqlite import RunStore
+
+    if args.max_frames < 0:
+        raise ConfigError(f"--max-frames must be >= 0, got {args.max_frames}")
+    page = view.write(RunStore.open(args.run_dir), args.out, args.max_frames)
+    print(f"written: {page}")
+    if args.serve:
+        view.serve(page, args.port)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -618,6 +681,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "report": cmd_report,
     "replay": cmd_replay,
+    "view": cmd_view,
 }
 
 

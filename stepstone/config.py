@@ -41,6 +41,7 @@ class ExploreConfig:
     reset_on_update: bool = False  # zero a cell's counters when its entry improves (engine.py)
     return_method: str = "auto"  # non-Atari: auto, deepcopy or replay (envs/generic.py)
     imports: tuple[str, ...] = ()
+    env_args: dict[str, Any] = field(default_factory=dict)  # keywords of gymnasium.make
     batch: int = 100  # explorations per iteration (one metrics row, one commit)
     # A language model in the loop (Intelligent Go-Explore, Language Frontier Guide): the
     # model (part of what defines the run; its URL, key and call budget are run options), the

@@ -1,86 +1,155 @@
-"""The live progress display of a run: a rich progress bar on a terminal, log lines elsewhere.
+"""The live progress display of a run: one status line on a terminal, log lines elsewhere.
 
-On a terminal the bar shows frames, frames/s, cells, rooms or levels where the environment
-has them, best score and workers. When output goes to a file or CI log, one plain line is
-written every ``log_every`` seconds instead, so logs stay readable.
+The line is fitted to the terminal's width: at 80 columns it still shows frames done of the
+budget, a bar, frames/s, cells, best score, the goal's state and the time left; wider
+terminals add the environment, rooms and level, workers and model calls. When output goes to a
+file or a CI log, one plain unwrapped line is written every ``log_every`` seconds instead.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
+from typing import TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-from rich.progress import Progress as RichProgress
+BAR_MIN, BAR_MAX = 10, 40
 
 
 def human(n: float) -> str:
+    """Three significant digits and a unit: 1.23M, 12.3k, 950."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= size:
-            return f"{n / size:.2f}{unit}"
+            v = n / size
+            return f"{v:.3g}{unit}" if v < 1000 else f"{v:.0f}{unit}"
     return f"{n:.0f}"
 
 
-def describe(m: dict, workers: int) -> str:
-    seconds = max(m.get("seconds", 0.0), 1e-9)
-    parts = [
-        f"{human(m['frames'] / seconds)} frames/s",
-        f"{m['cells']} cells",
-    ]
-    if m.get("rooms") is not None:
-        parts.append(f"{m['rooms']} rooms")
-    if m.get("level") is not None:
-        parts.append(f"level {m['level']}")
-    parts.append(f"best {m['best_score']:g}")
-    if "llm_calls" in m:
-        parts.append(f"{m['llm_calls']} llm calls, {human(m.get('llm_tokens', 0))} tokens")
-    parts.append(f"{m.get('workers', workers)}/{workers} workers")
-    return " | ".join(parts)
+def duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+
+
+def goal_state(m: dict) -> str:
+    """The goal's state as the report judges it (the first frame at which it was reached)."""
+    frame = m.get("success_frame")
+    return "goal no" if frame is None else f"goal at {human(frame)}"
+
+
+def rate(m: dict, first: dict) -> float | None:
+    """Frames per second since ``first`` (this session's first row), None before any."""
+    dt = m.get("seconds", 0.0) - first.get("seconds", 0.0)
+    df = m["frames"] - first["frames"]
+    return df / dt if dt > 0 and df > 0 else None
+
+
+def room_count(n: int) -> str:
+    return f"{n} room{'s' * (n != 1)}"
+
+
+def reserved(total: int, env: str, workers: int) -> dict[str, int]:
+    """The widest each field gets in a run, so that the bar and the set of fields shown do not
+    jump from one update to the next as numbers grow."""
+    budget = len(human(total))
+    return {
+        "env": len(env), "frames": max(budget, 5) + 1 + budget, "speed": len("12.3k/s"),
+        "cells": len("123456 cells"), "rooms": len("99 rooms"), "level": len("level 9"),
+        "best": len("best 12345"), "goal": len(goal_state({"success_frame": 10**7})),
+        "workers": len(f"{workers}/{workers} workers"), "llm": len("12345 llm calls, 12.3M tokens"),
+        "eta": len("ETA 12:34:56"),
+    }  # fmt: skip
+
+
+def line(m: dict, total: int, first: dict, width: int | None, env: str = "", workers=1) -> str:
+    """The status line for metrics row ``m``; ``width`` None: every field and no bar (logs)."""
+    speed = rate(m, first)
+    eta = duration(max(total - m["frames"], 0) / speed) if speed else "--:--"
+    best = m.get("best_score", 0.0)
+    fields = {  # in display order; the required ones are what an 80-column line keeps
+        "env": env,
+        "bar": "",
+        "frames": f"{human(m['frames'])}/{human(total)}",
+        "speed": f"{human(speed or 0)}/s",
+        "cells": f"{m['cells']} cells",
+        "rooms": room_count(m["rooms"]) if m.get("rooms") is not None else "",
+        "level": f"level {m['level']}" if m.get("level") is not None else "",
+        "best": f"best {best:g}" if abs(best) < 1e5 else f"best {human(best)}",
+        "goal": goal_state(m),
+        "workers": f"{m.get('workers', workers)}/{workers} workers",
+        "llm": f"{m['llm_calls']} llm calls, {human(m.get('llm_tokens', 0))} tokens"
+        if "llm_calls" in m
+        else "",
+        "eta": f"ETA {eta}",
+    }
+    optional = ("rooms", "level", "workers", "llm", "env")  # added in this order while they fit
+    keep = {"frames", "speed", "cells", "best", "goal", "eta"}
+    if width is None:
+        keep |= set(optional)
+        fields["frames"] += " frames"
+    else:
+        room = reserved(total, env, workers)
+        used = sum(room[k] + 1 for k in keep) + BAR_MIN
+        for name in optional:
+            if fields[name] and used + room[name] + 1 <= width - 1:
+                keep.add(name)
+                used += room[name] + 1
+        bar_width = min(BAR_MAX, width - 1 - used + BAR_MIN)
+        if bar_width >= BAR_MIN:
+            done = min(max(m["frames"] / total, 0.0), 1.0) if total else 1.0
+            filled = int(done * bar_width)
+            fields["bar"] = "#" * filled + "-" * (bar_width - filled)
+            keep.add("bar")
+    text = " ".join(v for k, v in fields.items() if k in keep and v)
+    return text if width is None else text[: width - 1]
 
 
 class Progress:
-    def __init__(self, env: str, total: int, workers: int, enabled: bool = True, log_every=30.0):
+    """The progress of one run session: ``update`` with each metrics row, ``close`` at the end."""
+
+    def __init__(self, env: str, total: int, workers: int, enabled: bool = True, log_every=30.0,
+                 stream: TextIO | None = None):  # fmt: skip
         self.env, self.total, self.workers = env, total, workers
         self.enabled = enabled
-        self.console = Console(stderr=True)
-        self.live = enabled and sys.stderr.isatty()
+        self.stream = stream or sys.stderr
+        self.live = enabled and self.stream.isatty()
         self.log_every = log_every
-        self._last_log = 0.0
-        if self.live:
-            self.bar = RichProgress(
-                TextColumn(f"[bold]{env}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("frames"),
-                TimeRemainingColumn(),
-                TextColumn("{task.description}"),
-                console=self.console,
-                transient=False,
-            )
-            self.task = self.bar.add_task("starting", total=total)
-            self.bar.start()
+        self._last_log = -float("inf")
+        self._first: dict | None = None
+        self._shown = ""
+
+    def _line(self, m: dict, width: int | None) -> str:
+        if self._first is None:
+            self._first = m
+        return line(m, self.total, self._first, width, self.env, self.workers)
 
     def update(self, m: dict) -> None:
         if not self.enabled:
             return
-        text = describe(m, self.workers)
         if self.live:
-            self.bar.update(self.task, completed=min(m["frames"], self.total), description=text)
+            self._shown = self._line(m, shutil.get_terminal_size().columns)
+            self.stream.write("\r\x1b[K" + self._shown)
+            self.stream.flush()
         elif time.monotonic() - self._last_log >= self.log_every:
             self._last_log = time.monotonic()
-            self.console.print(
-                f"{self.env}: {human(m['frames'])}/{human(self.total)} frames | {text}"
-            )
+            print(self._line(m, None), file=self.stream, flush=True)
 
     def note(self, text: str) -> None:
-        if self.enabled:  # unwrapped: a note often ends in a command to copy
-            self.console.print(text, soft_wrap=True)
+        """A message above the status line (unwrapped: a note often ends in a command to copy)."""
+        if not self.enabled:
+            return
+        if self.live:
+            self.stream.write(f"\r\x1b[K{text}\n{self._shown}")
+            self.stream.flush()
+        else:
+            print(text, file=self.stream, flush=True)
 
     def close(self, m: dict) -> None:
+        if not self.enabled:
+            return
+        if not self.live:
+            self._last_log = -float("inf")
+        self.update(m)
         if self.live:
-            self.update(m)
-            self.bar.stop()
-        elif self.enabled:
-            self._last_log = 0.0
-            self.update(m)
+            self.stream.write("\n")
+            self.stream.flush()

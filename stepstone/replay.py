@@ -119,7 +119,7 @@ def _first_line(e: Exception) -> str:
 
 
 def write_gif(frames: list[np.ndarray], path: str, fps: int = 25) -> None:
-    """Write RGB frames as an animated GIF (Pillow, which matplotlib already depends on).
+    """Write RGB frames as an animated GIF (Pillow, a core dependency).
 
     A GIF counts time in hundredths of a second and Pillow merges a frame equal to the one
     before into it (adding the durations), so the default 25 fps (40 ms) keeps every step's

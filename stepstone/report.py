@@ -1,4 +1,4 @@
-"""The run summary (markdown and JSON) and its plots (cells, best score, rooms vs frames).
+"""The run summary (markdown and JSON) and its curves (cells, best score, rooms vs frames).
 
 Reads only the run directory, so it works on a finished run, a running one (SQLite readers do
 not block the writer), or one that crashed.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .charts import curves
 from .errors import RunDirError
+from .progress import human, room_count
 from .store.sqlite import RunStore
 
 
@@ -104,42 +106,47 @@ def markdown(s: dict) -> str:
             rows.append(("stopped", s["stopped"]))
     lines = [f"# stepstone run: {s['env']}", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
-    lines += ["", "![progress](progress.png)", ""]
+    lines += ["", "![progress](progress.svg)", ""]
     return "\n".join(lines)
 
 
+def brief(s: dict) -> str:
+    """What a run found, where its files are, and the commands that come next (for people;
+    report.md and summary.json hold the full table)."""
+    d = s["run_dir"]
+    speed = f" ({s['frames_per_second']:,.0f} frames/s)" if s["frames_per_second"] else ""
+    where = f" in {room_count(s['rooms'])}" if s["rooms"] is not None else ""
+    level = f", level {s['level']} reached" if s["level"] else ""
+    goal = f" ({s['goal']})" if s.get("goal") else ""
+    reached = f"reached at {s['frames_to_success']:,} frames" if s["success"] else "not reached"
+    return "\n".join([
+        f"{s['env']}: {s['frames']:,} frames{speed}, {s['cells']} cells{where}{level}, "
+        f"best score {s['best_score']:g} ({s['best_length']} steps)",
+        f"goal{goal}: {reached}",
+        f"run directory: {d} (report.md, summary.json, progress.svg)",
+        "next:",
+        f"  stepstone view {d} --serve    # curves, the archive map, every cell",
+        f"  stepstone replay {d} --gif {d}/best.gif",
+        f"  stepstone resume {d} --frames {human(2 * s['frames_budget'])}",
+        f"  stepstone export {d} --format minari    # jsonl for text games",
+        f"  stepstone robustify {d}    # a policy from the best trajectory",
+    ])  # fmt: skip
+
+
 def plot(store: RunStore, path: Path) -> Path | None:
-    """One PNG with cells, best score and (where known) rooms against frames."""
+    """One SVG with cells, best score and (where known) rooms against frames."""
     history = store.metrics()
     if not history:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frames = [m["frames"] for m in history]
-    panels = [("cells", "cells"), ("best_score", "best score")]
-    if any(m.get("rooms") is not None for m in history):
-        panels.append(("rooms", "rooms"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
-    for ax, (key, label) in zip(axes, panels, strict=True):
-        ax.plot(frames, [m.get(key) or 0 for m in history], lw=1.6)
-        ax.set_xlabel("frames")
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{store.config.env} ({store.config.cells} cells, {store.config.selector})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path.write_text(curves(history) + "\n")
     return path
 
 
 def write(store: RunStore) -> dict:
-    """Write report.md, summary.json and progress.png into the run directory."""
+    """Write report.md, summary.json and progress.svg into the run directory."""
     s = summary(store)
     try:
-        plot(store, store.path / "progress.png")
+        plot(store, store.path / "progress.svg")
         (store.path / "report.md").write_text(markdown(s))
         (store.path / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
     except OSError as e:

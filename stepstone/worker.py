@@ -47,7 +47,9 @@ class Worker:
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
         """The worker of a run; ``llm`` (llm.client.Settings) tells the llm explorer where
         its model is (it connects on first use, in the process that explores)."""
-        spec = envs.EnvSpec(config.env, config.seed, config.return_method, config.imports)
+        spec = envs.EnvSpec(
+            config.env, config.seed, config.return_method, config.imports, config.env_args
+        )
         env = envs.make(spec)
         kind, params = cells_mod.resolve(
             config.cells, config.cell_params, env, envs.is_atari(spec.resolved_id)

@@ -214,9 +214,10 @@ def test_a_call_budget_stops_the_run_and_resume_continues(endpoint, tmp_path, ca
     t = summary(run, capsys)
     assert model.requests == 10 and t["llm_calls"] == 10 and t["llm_budget"] == 10
     assert t["frames"] > s["frames"] and t["explorations"] > s["explorations"]
-    from stepstone.progress import describe
+    from stepstone.progress import line
 
-    assert "10 llm calls, " in describe(RunStore.open(run).metrics()[-1], 1)  # the progress bar
+    row = RunStore.open(run).metrics()[-1]
+    assert "10 llm calls, " in line(row, 3000, row, None)  # the progress line
 
 
 def test_the_key_is_sent_but_never_stored(endpoint, tmp_path, monkeypatch):

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import dataclass
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 
@@ -25,19 +29,40 @@ ALIASES = {
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """How to build an Explorable: id (or alias), seed, return method, modules to import."""
+    """How to build an Explorable: id (or alias), seed, return method, modules to import,
+    and keyword arguments of ``gymnasium.make``."""
 
     env_id: str
     seed: int = 0
     return_method: str = "auto"
     imports: tuple[str, ...] = ()
+    env_args: dict[str, Any] = field(default_factory=dict)
 
     @property
     def resolved_id(self) -> str:
         return ALIASES.get(self.env_id, self.env_id)
 
 
+# Ids of environment families whose package is an extra: prefix -> (package, extra).
+EXTRAS = {
+    "MiniGrid-": ("minigrid", "minigrid"),
+    "BabyAI-": ("minigrid", "minigrid"),
+    "textworld:": ("textworld", "textworld"),
+}
+
+
+def missing_extra(env_id: str) -> str | None:
+    """The pip command that installs what ``env_id`` needs, when its package is missing."""
+    for prefix, (package, extra) in EXTRAS.items():
+        if env_id.startswith(prefix) and importlib.util.find_spec(package) is None:
+            return f"pip install 'stepstone[{extra}]'"
+    return None
+
+
 def import_modules(modules: tuple[str, ...]) -> None:
+    """Import the user's modules; the current directory is searched as ``python -m`` would."""
+    if modules and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     for name in modules:
         try:
             importlib.import_module(name)
@@ -83,6 +108,10 @@ def make(spec: EnvSpec) -> Explorable:
     import_modules(spec.imports)
     _register_known()
     env_id = spec.resolved_id
+    if (install := missing_extra(env_id)) is not None:
+        raise EnvironmentNotFound(f"{spec.env_id!r} needs an extra: {install}")
+    if spec.env_args and env_id.split(":")[0] in ("game24", "textworld"):
+        raise EnvironmentNotFound(f"--env-arg applies to Gymnasium ids, not {spec.env_id!r}")
     if env_id.split(":")[0] == "game24":
         from .game24 import Game24Env, parse_id
 
@@ -114,9 +143,9 @@ def make(spec: EnvSpec) -> Explorable:
     if is_atari(env_id):
         from .ale import from_gym_id
 
-        return from_gym_id(env_id, seed=spec.seed)
+        return from_gym_id(env_id, seed=spec.seed, overrides=spec.env_args)
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, **spec.env_args)
     except Exception as e:
         raise EnvironmentNotFound(f"gymnasium could not make {env_id!r}: {e}") from e
     from .mujoco import MujocoEnv, is_mujoco

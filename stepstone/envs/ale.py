@@ -145,10 +145,20 @@ class AtariEnv:
         self.ale = None
 
 
-def from_gym_id(env_id: str, seed: int = 0) -> AtariEnv:
-    """Build the adapter from a registered ALE id, honouring its registered kwargs."""
+ID_KWARGS = ("frameskip", "max_num_frames_per_episode", "full_action_space", "mode", "difficulty")
+
+
+def from_gym_id(env_id: str, seed: int = 0, overrides: dict | None = None) -> AtariEnv:
+    """Build the adapter from a registered ALE id, honouring its registered kwargs and the
+    ``overrides`` given with --env-arg."""
+    unknown = set(overrides or {}) - set(ID_KWARGS)
+    if unknown:
+        raise EnvironmentNotFound(
+            f"--env-arg {', '.join(sorted(unknown))} is not an Atari setting; "
+            f"known: {', '.join(ID_KWARGS)}"
+        )
     spec = gym.spec(env_id)
-    kw = dict(spec.kwargs)
+    kw = {**spec.kwargs, **(overrides or {})}
     frameskip = kw.get("frameskip", 4)
     if not isinstance(frameskip, int):
         raise EnvironmentNotFound(

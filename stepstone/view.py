@@ -1,0 +1,365 @@
+"""One self-contained HTML page of a run, to look at what the exploration found.
+
+The page holds the progress curves, a map of the archive, the best trajectory as an animation,
+and a sortable table of the cells where clicking one shows its frame and its actions. Everything
+(pictures, data, script) is inside the one file: it opens from disk, from a mail attachment or a
+CI artifact, with no server and no network. ``serve`` shows it on a local port for machines
+reached over ssh.
+
+The map depends on what the cells are: Atari games with a RAM layout put each cell in a room
+of a level; grid worlds (MiniGrid cells) colour the grid by cells and visits; other cells are
+points of a 2-D projection (principal components) of their numeric descriptors. Frames are
+obtained by replaying each shown cell's trajectory from the seed, never from stored snapshots,
+so nothing from the run directory is unpickled.
+
+Not for numbers: ``report`` (summary.json) is what scripts read.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import json
+import math
+import zlib
+from collections.abc import Hashable
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import report
+from .archive import Archive, better
+from .charts import curves
+from .store.sqlite import RunStore
+from .trajectories import TrajectoryTree
+
+PAGE = "view.html"
+TEMPLATE = "view_page.html"  # beside this module: the page's layout, style and script
+ANIMATION_FRAMES = 240  # frames of the best trajectory's animation (every k-th step beyond)
+
+
+# -- what a cell looks like ------------------------------------------------------------------
+def descriptor(cell: Hashable) -> np.ndarray | None:
+    """The numbers a cell key holds (for the projection map), or None for text and the like."""
+    if isinstance(cell, bytes):  # downscaled frames
+        return np.frombuffer(cell, dtype=np.uint8).astype(np.float64)
+    if (  # an observation frozen by cells/observation.py: (dtype, shape, bytes)
+        isinstance(cell, tuple)
+        and len(cell) == 3
+        and isinstance(cell[0], str)
+        and isinstance(cell[2], bytes)
+    ):
+        try:
+            return np.frombuffer(cell[2], dtype=np.dtype(cell[0])).astype(np.float64).ravel()
+        except (TypeError, ValueError):
+            return None
+    if isinstance(cell, bool | int | float | np.number):
+        return np.array([float(cell)])
+    if isinstance(cell, tuple):
+        parts = [descriptor(c) if c is not None else np.array([-1.0]) for c in cell]
+        if any(p is None for p in parts):
+            return None
+        return np.concatenate(parts) if parts else None
+    return None
+
+
+def label(cell: Hashable) -> str:
+    """A short readable name for a cell key."""
+    if isinstance(cell, bytes):
+        return f"{len(cell)} bytes #{zlib.crc32(cell) & 0xFFFFFF:06x}"  # stable across runs
+    d = descriptor(cell) if isinstance(cell, tuple) and len(cell) == 3 else None
+    if d is not None and isinstance(cell[2], bytes):
+        text = "[" + ", ".join(f"{v:g}" for v in d[:8]) + (", ..." if d.size > 8 else "") + "]"
+    else:
+        text = str(cell)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def projection(points: np.ndarray) -> np.ndarray:
+    """Rows projected on their two principal components (one varying column: itself and 0)."""
+    centred = points - points.mean(axis=0)
+    if points.shape[1] == 1:
+        return np.column_stack([centred[:, 0], np.zeros(len(points))])
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    out = centred @ vt[:2].T
+    return out if out.shape[1] == 2 else np.column_stack([out[:, 0], np.zeros(len(out))])
+
+
+# -- pictures --------------------------------------------------------------------------------
+def png(image: np.ndarray) -> str:
+    """An RGB array as a data: URI (PNG, palette-reduced when it has few colours)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    if img.getcolors(256) is not None:
+        img = img.quantize(colors=256)  # Atari and grid frames have a few dozen colours
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def picture(env: Any) -> dict | None:
+    """What the environment looks like now: {"img": uri} or {"text": ...}, or None."""
+    obs = env.observe()
+    # an RGB frame (Atari); small 3-channel arrays are symbols (MiniGrid's 7x7 view)
+    if isinstance(obs, np.ndarray) and obs.ndim == 3 and obs.shape[-1] == 3 and obs.shape[0] > 16:
+        return {"img": png(obs)}
+    inner = getattr(getattr(env, "env", None), "unwrapped", None)
+    if hasattr(inner, "get_frame"):  # MiniGrid draws its full grid without a render mode
+        tile = max(8, min(32, 480 // max(inner.width, inner.height)))
+        return {"img": png(inner.get_frame(highlight=False, tile_size=tile))}
+    if isinstance(obs, str):
+        return {"text": obs[:4000]}
+    if getattr(getattr(env, "env", None), "render_mode", None) == "rgb_array":
+        try:
+            frame = env.env.render()
+        except Exception:  # no display library or GL context: no picture, not a failed page
+            return None
+        return {"img": png(frame)} if frame is not None else None
+    return None
+
+
+def pictures_at(worker: Any, seed: int, actions: np.ndarray, steps: set[int]) -> dict:
+    """Replay ``actions`` from the seed; the picture after each of ``steps`` actions."""
+    env = worker.env
+    env.reset(seed)
+    out = {0: picture(env)} if 0 in steps else {}
+    for done, a in enumerate(actions[: max(steps)], start=1):
+        env.step(a)
+        if done in steps:
+            out[done] = picture(env)
+    return out
+
+
+def action_names(env: Any) -> list[str] | None:
+    """Names of a discrete action space's actions where the environment gives them."""
+    n = getattr(env.action_space, "n", None)
+    if n is None:
+        return None
+    ale_actions = getattr(env, "actions", None)  # ALE: the legal action set, as enum values
+    if isinstance(ale_actions, list) and len(ale_actions) == n:
+        return [getattr(a, "name", str(a)) for a in ale_actions]
+    enum = getattr(getattr(getattr(env, "env", None), "unwrapped", None), "actions", None)
+    if isinstance(enum, type):  # MiniGrid: an IntEnum of the actions
+        return [enum(i).name if i in enum._value2member_map_ else str(i) for i in range(n)]
+    return None
+
+
+def run_length(actions: np.ndarray, names: list[str] | None, limit: int = 600) -> str:
+    """Actions as 'RIGHT x12, JUMP, ...' (the first ``limit`` runs)."""
+    runs: list[str] = []
+    i = 0
+    while i < len(actions) and len(runs) < limit:
+        j = i
+        while j + 1 < len(actions) and np.array_equal(actions[j + 1], actions[i]):
+            j += 1
+        a = actions[i]
+        name = names[int(a)] if names is not None else np.array2string(np.asarray(a), precision=2)
+        runs.append(name if j == i else f"{name} x{j - i + 1}")
+        i = j + 1
+    more = " ..." if i < len(actions) else ""
+    return ", ".join(runs) + more if runs else "(none: the reset state)"
+
+
+# -- the archive map -------------------------------------------------------------------------
+def archive_map(archive: Archive, cells_kind: str, env: Any | None) -> dict:
+    """Rooms by level where cells know their room; the grid for MiniGrid cells; else the
+    cells' descriptors projected to 2-D (or none, for text and other non-numeric cells)."""
+    n = len(archive)
+    if n and (archive.room[:n] >= 0).any():
+        rooms: dict[tuple[int, int], dict] = {}
+        for i in range(n):
+            key = (int(archive.level[i]), int(archive.room[i]))
+            r = rooms.setdefault(key, {"level": key[0], "room": key[1], "cells": 0,
+                                       "visits": 0, "best": i})  # fmt: skip
+            r["cells"] += 1
+            r["visits"] += int(archive.times_seen[i])
+            b = r["best"]
+            if better(archive.score[i], archive.length[i], archive.score[b], archive.length[b]):
+                r["best"] = i
+        return {"kind": "rooms", "rooms": [rooms[k] for k in sorted(rooms)]}
+    inner = getattr(getattr(env, "env", None), "unwrapped", None)
+    if cells_kind == "minigrid" and inner is not None:
+        squares: dict[tuple[int, int], list[int]] = {}
+        for i, cell in enumerate(archive.cells):
+            squares.setdefault((int(cell[0]), int(cell[1])), []).append(i)
+        return {
+            "kind": "grid",
+            "width": int(inner.width),
+            "height": int(inner.height),
+            "squares": [
+                {
+                    "x": x,
+                    "y": y,
+                    "cells": len(ids),
+                    "visits": int(sum(int(archive.times_seen[i]) for i in ids)),
+                    "ids": ids,
+                }
+                for (x, y), ids in squares.items()
+            ],
+        }
+    descriptors = [descriptor(c) for c in archive.cells]
+    sizes = {d.size for d in descriptors if d is not None}
+    if n < 2 or any(d is None for d in descriptors) or len(sizes) != 1:
+        return {"kind": "none", "why": "these cells have no numeric descriptors to project"}
+    xy = projection(np.stack(descriptors))  # type: ignore[arg-type]
+    return {
+        "kind": "projection",
+        "points": [[i, round(float(x), 4), round(float(y), 4)] for i, (x, y) in enumerate(xy)],
+    }
+
+
+# -- the page --------------------------------------------------------------------------------
+def shown_cells(archive: Archive, limit: int) -> list[int]:
+    """The cells whose frames go in the page: the best first, each room's best, then by score."""
+    n = len(archive)
+    order = [int(i) for i in np.lexsort((archive.length[:n], -archive.score[:n]))]
+    rooms: dict[tuple[int, int], int] = {}
+    for i in order:
+        rooms.setdefault((int(archive.level[i]), int(archive.room[i])), i)
+    chosen = dict.fromkeys([order[0], *rooms.values(), *order] if n else [])
+    return list(chosen)[:limit]
+
+
+def cell_pictures(worker: Any, seed: int, tree: TrajectoryTree, archive: Archive,
+                  ids: list[int]) -> tuple[dict, dict]:  # fmt: skip
+    """Each cell's picture and actions. Entries found by one exploration share a trajectory
+    node, so one replay of the node's longest needed prefix serves them all."""
+    names = action_names(worker.env)
+    pictures: dict[int, dict | None] = {}
+    actions: dict[int, str] = {}
+    by_node: dict[int, list[int]] = {}
+    for i in ids:
+        by_node.setdefault(int(archive.node[i]), []).append(i)
+    for node, members in by_node.items():
+        lengths = {int(archive.length[i]) for i in members}
+        path = tree.actions(node, max(lengths))
+        seen = pictures_at(worker, seed, path, lengths)
+        for i in members:
+            pictures[i] = seen[int(archive.length[i])]
+            actions[i] = run_length(path[: archive.length[i]], names)
+    return pictures, actions
+
+
+def animated(archive: Archive) -> list[tuple[str, int]]:
+    """The entries whose whole trajectory the page plays: the best one."""
+    return [("best trajectory", archive.best())] if len(archive) else []
+
+
+def animation(worker: Any, seed: int, actions: np.ndarray) -> dict:
+    """At most ANIMATION_FRAMES pictures along a trajectory, and the step each shows."""
+    stride = max(1, math.ceil((len(actions) + 1) / ANIMATION_FRAMES))
+    shots = pictures_at(worker, seed, actions, {*range(0, len(actions) + 1, stride), len(actions)})
+    steps = [k for k in sorted(shots) if shots[k] is not None]
+    return {"steps": steps, "frames": [shots[k] for k in steps]}
+
+
+def drawing_worker(config: Any) -> Any:
+    """A worker whose environment draws frames (``render_mode="rgb_array"``) where a Gymnasium
+    environment accepts it; else the run's own. Not MuJoCo: without an OpenGL context its
+    renderer aborts the process, which no exception handler can catch."""
+    from .envs.generic import GymEnv
+    from .envs.mujoco import is_mujoco
+    from .errors import StepstoneError
+    from .worker import Worker
+
+    worker = Worker.from_config(config)
+    env = worker.env
+    if not isinstance(env, GymEnv) or is_mujoco(env.env) or "render_mode" in config.env_args:
+        return worker
+    worker.close()
+    try:
+        return Worker.from_config(
+            replace(config, env_args={**config.env_args, "render_mode": "rgb_array"})
+        )
+    except StepstoneError:  # text games, or an environment without that argument
+        return Worker.from_config(config)
+
+
+def page_data(store: RunStore, max_frames: int) -> dict:
+    """Everything the page shows, as JSON-ready data (pictures as data: URIs)."""
+    from . import cells as cells_mod
+    from . import envs
+
+    config = store.config
+    archive = store.load_archive()
+    tree = TrajectoryTree(store.nodes)
+    table = [
+        [i, label(archive.cells[i]), float(archive.score[i]), int(archive.length[i]),
+         int(archive.times_chosen[i]), int(archive.times_seen[i]), int(archive.found_frame[i]),
+         int(archive.level[i]), int(archive.room[i])]
+        for i in range(len(archive))
+    ]  # fmt: skip
+    data: dict[str, Any] = {"summary": report.summary(store), "cells": table}
+    worker = drawing_worker(config)
+    try:
+        atari = envs.is_atari(envs.EnvSpec(config.env).resolved_id)
+        kind = cells_mod.resolve(config.cells, config.cell_params, worker.env, atari)[0]
+        data["map"] = archive_map(archive, kind, worker.env)
+        if data["map"]["kind"] == "grid":
+            worker.env.reset(config.seed)
+            data["map"]["background"] = (picture(worker.env) or {}).get("img")
+        ids = shown_cells(archive, max_frames)
+        data["pictures"], data["actions"] = cell_pictures(worker, config.seed, tree, archive, ids)
+        data["animations"] = [
+            {"title": title, "id": i, **animation(worker, config.seed, tree.actions(
+                int(archive.node[i]), int(archive.length[i])))}
+            for title, i in animated(archive)
+        ]  # fmt: skip
+    finally:
+        worker.close()
+    return data
+
+
+def render(data: dict, history: list[dict]) -> str:
+    """The HTML page for ``page_data``'s data."""
+    s = data["summary"]
+    # "<" only occurs inside JSON strings, where \u003c means the same and cannot end the script
+    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+    title = html.escape(f"stepstone: {s['env']}")
+    template = (Path(__file__).parent / TEMPLATE).read_text()
+    return (
+        template.replace("{{title}}", title)
+        .replace("{{curves}}", curves(history) if history else "<p>nothing committed yet</p>")
+        .replace("{{data}}", payload)
+    )
+
+
+def write(store: RunStore, out: Path | None = None, max_frames: int = 500) -> Path:
+    """Write the page (default: view.html in the run directory); return its path."""
+    out = out or store.path / PAGE
+    out.write_text(render(page_data(store, max_frames), store.metrics()))
+    return out
+
+
+def server(path: Path, port: int) -> ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1:``port`` (0: any free port) answering with the page."""
+    body = path.read_bytes()
+    names = ("/", f"/{path.name}")
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            found = self.path in names
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            if found:
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", port), Page)
+
+
+def serve(path: Path, port: int) -> None:
+    """Serve the page until Ctrl-C (for a run on another machine: ssh -L PORT:localhost:PORT)."""
+    with server(path, port) as httpd:
+        print(f"serving {path} on http://127.0.0.1:{httpd.server_port}/ (Ctrl-C stops)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            httpd.serve_forever()

@@ -1,0 +1,99 @@
+"""The first commands a user types: --version, help with defaults, --import from the current
+directory, a missing extra named, and environment arguments kept with the run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+from conftest import USER_ENV_MODULE
+
+from stepstone import __version__
+from stepstone.cli import build_parser, main
+from stepstone.store.sqlite import RunStore
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("stepstone: error: ")
+    return err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"stepstone {__version__}"
+
+
+def test_explore_help_shows_defaults_and_explains_every_option():
+    explore = build_parser()._subparsers._group_actions[0].choices["explore"]
+    text = " ".join(explore.format_help().split())
+    for shown in ("(default: 1M)", "(default: 100)", "(default: 0.95)", "(default: count)"):
+        assert shown in text, shown
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert all(a.help for a in explore._actions), [a.dest for a in explore._actions if not a.help]
+    replay = build_parser()._subparsers._group_actions[0].choices["replay"]
+    assert "every cell's" in " ".join(replay.format_help().split())  # --cell all
+
+
+def test_import_finds_a_module_in_the_current_directory(tmp_path, monkeypatch, capsys):
+    # its own ids: the shared module's are registered by other tests of this session
+    (tmp_path / "corridor_here.py").write_text(USER_ENV_MODULE.replace('"User', '"Here'))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    args = "explore HereCorridor-v0 --import corridor_here --frames 300 --backend inline"
+    assert main([*args.split(), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
+    sys.modules.pop("corridor_here", None)
+
+
+def test_a_missing_extra_is_named(tmp_path, monkeypatch, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "minigrid" else real(name, *a)
+    )
+    run_dir = tmp_path / "run"
+    assert main(["explore", "MiniGrid-DoorKey-5x5-v0", "--run-dir", str(run_dir)]) == 2
+    assert error_line(capsys) == (
+        "stepstone: error: 'MiniGrid-DoorKey-5x5-v0' needs an extra: "
+        "pip install 'stepstone[minigrid]'"
+    )
+    assert not run_dir.exists()
+
+
+def test_env_args_reach_gymnasium_and_stay_with_the_run(tmp_path, capsys):
+    # FrozenLake's default map has 16 squares; map_name=8x8 has 64, so more than 16 cells
+    # can only come from the argument, in the first session and in the resumed one
+    run_dir = tmp_path / "run"
+    args = "explore FrozenLake-v1 --env-arg map_name=8x8 --env-arg is_slippery=false"
+    common = ["--backend", "inline", "--workers", "1", "--no-progress"]
+    assert main([*args.split(), "--frames", "3k", "--run-dir", str(run_dir), *common]) == 0
+    store = RunStore.open(run_dir)
+    assert store.config.env_args == {"map_name": "8x8", "is_slippery": False}
+    first = len(store.load_archive())
+    assert first > 16
+    assert main(["resume", str(run_dir), "--frames", "6k", *common]) == 0
+    assert len(RunStore.open(run_dir).load_archive()) >= first
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("env_arg", "message"),
+    [
+        ("map_name", "--env-arg takes NAME=VALUE, e.g. map_name=8x8, not 'map_name'"),
+        ("no_such_argument=1", "gymnasium could not make 'FrozenLake-v1'"),
+    ],
+)
+def test_bad_env_args_are_one_line(tmp_path, capsys, env_arg, message):
+    run_dir = tmp_path / "run"
+    args = ["explore", "FrozenLake-v1", "--env-arg", env_arg, "--run-dir", str(run_dir)]
+    assert main(args) == 2
+    assert message in error_line(capsys)
+    assert not run_dir.exists()
+
+
+def test_atari_env_args_are_its_settings(tmp_path, capsys):
+    args = ["explore", "montezuma", "--env-arg", "sticky=0.25", "--run-dir", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert "--env-arg sticky is not an Atari setting; known: frameskip" in error_line(capsys)
