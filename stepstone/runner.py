@@ -94,7 +94,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     """Explore until ``options.frames`` in total; return the last metrics row."""
     config = store.config
     local = Worker.from_config(config)  # validates env and cells before any process starts
-    _check_trust(store, local, options.trust_run_dir)
+    if getattr(local.env, "snapshot_format", "data") == "pickle":
+        store.use_pickled_snapshots(options.trust_run_dir)
     model, settings, roles = model_roles(config, store, options, local)
     engine = store.load_engine(selectors.make(config.selector, **roles.get("selector", {})))
     engine.admit = roles.get("judge")
@@ -105,6 +106,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     if len(engine.archive) == 0:
         engine.seed(local.root())
         store.commit(engine)
+    engine.archive.snapshots[int(engine.archive.snap[0])]  # a foreign or damaged one: said now
     history = store.metrics()
     iteration = history[-1]["iteration"] if history else 0
     seconds = history[-1]["seconds"] if history else 0.0
@@ -212,19 +214,6 @@ def _drain(items: list | None) -> list:
     out = items[:]
     items.clear()
     return out
-
-
-def _check_trust(store: RunStore, worker: Worker, trusted: bool) -> None:
-    """A run whose snapshots are pickles (``--return deepcopy``) resumes only when trusted:
-    restoring a stored snapshot unpickles it, which runs whatever code the file holds."""
-    if getattr(worker.env, "snapshot_format", "data") != "pickle":
-        return
-    if store.state() and not trusted:
-        raise RunDirError(
-            f"{store.path} stores its snapshots as pickles (--return deepcopy), and restoring "
-            "them runs any code the file holds; continue it only if you trust where it came "
-            "from, with --trust-run-dir (or start anew with --return replay)"
-        )
 
 
 def _stop_on_sigterm():

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -292,14 +293,32 @@ def test_a_pickled_cell_in_a_run_directory_is_not_run(tmp_path):
         assert not marker.exists()
 
 
-def test_pickled_snapshots_resume_only_when_trusted(tmp_path):
-    run = small_run(tmp_path, extra="--return deepcopy")
-    done = subprocess.run(cli(f"resume {run} --frames 4k --no-progress"), capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 2 and "--trust-run-dir" in done.stderr
-    done = subprocess.run(cli(f"resume {run} --frames 4k --no-progress --trust-run-dir"),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+def test_pickled_snapshots_resume_only_when_signed_here_or_trusted(tmp_path):
+    """--return deepcopy: a run you wrote resumes as is; one written by another account (another
+    HOME, so another key) only with --trust-run-dir, after which it is yours."""
+    mine, theirs = tmp_path / "me", tmp_path / "them"
+    as_them = {**os.environ, "HOME": str(theirs)}
+    run = tmp_path / "run"
+    cmd = cli(f"explore CartPole-v1 --return deepcopy --frames 3k --workers 1 --run-dir {run} "
+              "--no-progress")  # fmt: skip
+    assert subprocess.run(cmd, capture_output=True, env=as_them, timeout=300).returncode == 0
+    as_me = {**os.environ, "HOME": str(mine)}
+
+    def resume(frames: str, *flags: str):
+        args = cli(f"resume {run} --frames {frames} --no-progress {' '.join(flags)}")
+        return subprocess.run(args, capture_output=True, text=True, env=as_me, timeout=300)
+
+    done = resume("4k")
+    assert done.returncode == 2 and "--trust-run-dir" in done.stderr, done.stderr
+    assert resume("4k", "--trust-run-dir").returncode == 0
+    assert resume("5k").returncode == 0  # adopted: signed with my key from then on
+    with sqlite3.connect(run / "run.sqlite") as db:  # a pickle swapped in, checksum and all
+        payload = pickle.dumps(Payload(str(tmp_path / "pwned")))
+        blob = payload + zlib.crc32(payload).to_bytes(4, "little") + bytes(32)
+        db.execute("UPDATE snapshots SET data = ?", (blob,))
+    done = resume("6k")
+    assert done.returncode == 2 and "not written by this account" in done.stderr
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_a_garbled_snapshot_is_caught_by_its_checksum(tmp_path):

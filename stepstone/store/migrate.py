@@ -19,8 +19,9 @@ from .. import codec
 from ..config import ExploreConfig
 from ..envs import ALIASES, is_atari
 from ..errors import RunDirError
+from . import trust
 from .lock import RunLock
-from .sqlite import DB_NAME, FORMAT, VERSION, _seal
+from .sqlite import DB_NAME, FORMAT, VERSION, seal
 
 
 def migrate(path: Path, trusted: bool) -> str:
@@ -73,10 +74,14 @@ def _convert(db: sqlite3.Connection, config: ExploreConfig) -> int:
             db.execute("UPDATE sources SET data = ? WHERE id = ?", (_cell(blob), i))
             n += 1
     atari = is_atari(ALIASES.get(config.env, config.env))
+    key, pickled = trust.local_key(), False
     for i, blob in db.execute("SELECT id, data FROM snapshots").fetchall():
-        data = blob if atari else _snapshot(blob)  # emulator states were never pickles
-        db.execute("UPDATE snapshots SET data = ? WHERE id = ?", (_seal(data)[0], i))
+        data, signed = (blob, False) if atari else _snapshot(blob)  # ALE states: not pickles
+        pickled = pickled or signed
+        db.execute("UPDATE snapshots SET data = ? WHERE id = ?", (seal(data, key, signed), i))
         n += 1
+    if pickled:  # deepcopy snapshots stay pickles, signed as the migrating user's own
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('snapshots', 'pickle')")
     return n
 
 
@@ -84,14 +89,15 @@ def _cell(blob: bytes) -> bytes:
     return codec.pack(pickle.loads(blob))
 
 
-def _snapshot(blob: bytes) -> bytes:
-    """A format-1 snapshot of the generic or MuJoCo adapter, in the current form."""
+def _snapshot(blob: bytes) -> tuple[bytes, bool]:
+    """A format-1 snapshot of the generic or MuJoCo adapter in the current form, and whether
+    it is (still) a pickle."""
     state = pickle.loads(blob)
     if not (isinstance(state, tuple) and len(state) == 5):
-        return blob  # an adapter of its own (its bytes were never ours to read)
+        return blob, False  # an adapter of its own (its bytes were never ours to read)
     first, second, third, fourth, fifth = state
     if isinstance(first, np.ndarray):  # MuJoCo: (state, steps, obs, info, seed)
-        return codec.pack(state)
+        return codec.pack(state), False
     if first is None:  # replay: (None, None, None, seed, actions)
-        return codec.pack((fourth, list(fifth)))
-    return pickle.dumps((first, second, third, fourth), protocol=pickle.HIGHEST_PROTOCOL)
+        return codec.pack((fourth, list(fifth))), False
+    return pickle.dumps((first, second, third, fourth), protocol=pickle.HIGHEST_PROTOCOL), True

@@ -28,6 +28,7 @@ from ..engine import Engine
 from ..errors import CommitFailed, RunDirError
 from ..selectors.base import Selector
 from ..trajectories import Node, TrajectoryTree
+from . import trust
 from .lock import LOCK_NAME, RunLock
 
 FORMAT = "stepstone-run"
@@ -131,10 +132,12 @@ class _Table(MutableMapping[int, Any]):
         return sum(len(self.encode(v)[-1]) for v in self.pending.values())
 
 
-def _seal(snapshot: bytes) -> tuple:
+def seal(snapshot: bytes, key: bytes | None = None, signed: bool = False) -> bytes:
     """A snapshot with its CRC-32 appended: damage that SQLite's own checks cannot see (bytes
-    changed in place) is caught before the bytes reach an emulator."""
-    return (snapshot + zlib.crc32(snapshot).to_bytes(4, "little"),)
+    changed in place) is caught before the bytes reach an emulator. A pickled snapshot also
+    carries its writer's signature (trust.py)."""
+    tag = trust.sign(key, snapshot) if signed else b""
+    return snapshot + zlib.crc32(snapshot).to_bytes(4, "little") + tag
 
 
 def _encode_node(n: Node) -> tuple:
@@ -168,19 +171,50 @@ class RunStore:
         self.path = path
         self.db = db
         self.lock = lock  # held by a store that writes (explore, resume)
-        self.snapshots = _Table(db, "snapshots", _seal, self._unseal)
+        # Pickled snapshots (--return deepcopy) are signed, and restored only when the
+        # signature is this account's or the user trusts the directory (trust.py).
+        self.pickled = self.meta("snapshots") == "pickle"
+        self.trusted = False
+        self.key = trust.local_key() if self.pickled else None
+        self.snapshots = _Table(db, "snapshots", self._seal, self._unseal)
         self.sources = _Table(db, "sources", lambda b: (b,), lambda r: r[0])
         self.nodes = _Table(db, "nodes", _encode_node, _decode_node)
 
+    def _seal(self, snapshot: bytes) -> tuple:
+        return (seal(snapshot, self.key, self.pickled),)
+
     def _unseal(self, row: tuple) -> bytes:
         blob = row[0]
+        tag = blob[len(blob) - trust.TAG :] if self.pickled else b""
+        blob = blob[: len(blob) - len(tag)]
         data, crc = blob[:-4], blob[-4:]
         if len(blob) < 4 or zlib.crc32(data).to_bytes(4, "little") != crc:
             raise RunDirError(
                 f"a snapshot in {self.path / DB_NAME} is damaged (its checksum does not match); "
                 "restore the run directory from a backup"
             )
+        if self.pickled and not self.trusted and not trust.verify(self.key, data, tag):
+            raise RunDirError(
+                f"{self.path} holds pickled snapshots (--return deepcopy) that were not written "
+                "by this account, and restoring them runs any code they hold; continue only if "
+                "you trust where it came from, with --trust-run-dir"
+            )
         return data
+
+    def use_pickled_snapshots(self, trusted: bool) -> None:
+        """The run's environment is returned to by unpickling (``--return deepcopy``): sign
+        its snapshots from now on; with ``trusted``, adopt those already there as ours."""
+        if not self.pickled:  # a new run: before its first snapshot
+            self.set_meta("snapshots", "pickle")
+            self.pickled, self.key = True, trust.local_key()
+        if not trusted:
+            return
+        self.trusted = True
+        rows = self.db.execute("SELECT id, data FROM snapshots").fetchall()
+        signed = [(seal(self._unseal((blob,)), self.key, True), i) for i, blob in rows]
+        with self.db:
+            self.db.executemany("UPDATE snapshots SET data = ? WHERE id = ?", signed)
+        self.trusted = False  # from here on every snapshot carries this account's signature
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
