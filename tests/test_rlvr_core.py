@@ -43,29 +43,56 @@ def test_knapsack_value_hand_computed():
     assert knapsack_value(0.0, 8) == 0 and knapsack_value(1.0, 8) == 0
 
 
-def test_knapsack_greedy_hand_computed():
-    # Start at min 2 each. Marginal gains:
-    #   p=.5: N 2->3 (0.75-0.5)*0.125 = 0.03125, 3->4 (0.875-0.75)*0.125 = 0.015625
-    #   p=.2: N 2->3 (0.48-0.32)*0.128 = 0.02048, 3->4 (0.5888-0.48)*0.128 = 0.0139264
-    # Budget 6: 0.03125 (p=.5), 0.02048 (p=.2) -> [3, 3]; budget 7 adds 0.015625 -> [4, 3].
-    stats = PromptStats.from_rates([0.5, 0.2])
-    assert Knapsack().allocate(stats, 6, 2, 6).tolist() == [3, 3]
-    assert Knapsack().allocate(stats, 7, 2, 6).tolist() == [4, 3]
+def test_knapsack_issue_example_spare_goes_to_unsolved_prompts():
+    # liziniu/KnapsackRL exploration_utils.sampling_budget_by_knapsack worked by hand:
+    # 4 unsolved, 8 at p = .25, 4 solved; budget 128, min 2, max 32. Everyone starts at 2
+    # (32), 96 left. Each p = .25 prompt needs int(log(.1) / log(.75)) = int(8.0039) = 8, so 64
+    # in all < 96: the spare 32 goes to the 4 unsolved prompts, 8 each -> 10. The DP splits 64
+    # over 8 equal prompts, 8 each -> 10. Solved prompts keep 2.
+    stats = PromptStats.from_rates([0.0] * 4 + [0.25] * 8 + [1.0] * 4)
+    got = Knapsack().allocate(stats, 128, 2, 32).tolist()
+    assert got == [10] * 4 + [10] * 8 + [2] * 4
 
 
-def test_knapsack_surplus_goes_to_unsolved_prompts():
-    stats = PromptStats.from_rates([0.5, 0.0, 1.0])
-    # Only p=.5 gains (to its max 4, gains 0.03125 and 0.015625 > 0): 8 = [4, 2, 2].
-    assert Knapsack().allocate(stats, 8, 2, 4).tolist() == [4, 2, 2]
-    # Two left after p=.5 is full: the unsolved prompt (p=0) takes them, not the solved one.
-    assert Knapsack().allocate(stats, 10, 2, 4).tolist() == [4, 4, 2]
-    # Unsolved prompt at its max too: the last one goes wherever there is room.
-    assert Knapsack().allocate(stats, 11, 2, 4).tolist() == [4, 4, 3]
+def test_knapsack_dp_counts_an_untouched_prompt_as_zero():
+    # p = .5 and .1 at min 2, budget 6 (2 left; needs 3 and min(8, 21.85) = 8 -> no spare).
+    # Their DP values k > 0 extra at knapsack_value(p, 2 + k), k = 0 at 0:
+    #   (2, 0): V(.5, 4) = .875 * .125 = .109375
+    #   (1, 1): V(.5, 3) + V(.1, 3) = .75 * .125 + .27 * .081 = .09375 + .02187 = .11562
+    #   (0, 2): V(.1, 4) = (1 - .0001 - .6561) * .081 = .027853
+    # so [3, 3], where maximising the plain sum of values would give [4, 2].
+    stats = PromptStats.from_rates([0.5, 0.1])
+    assert Knapsack().allocate(stats, 6, 2, 8).tolist() == [3, 3]
 
 
-def test_unseen_prompts_are_split_evenly():
-    stats = PromptStats.unseen(["a", "b", "c", "d"])
-    assert Knapsack().allocate(stats, 32, 2, 32).tolist() == [8, 8, 8, 8]
+def test_knapsack_all_unsolved_or_solved():
+    # No partly solved prompt: everything left goes to the unsolved ones (2 + 12 / 2 = 8).
+    stats = PromptStats.from_rates([0.0, 1.0, 0.0, 1.0])
+    assert Knapsack().allocate(stats, 20, 2, 16).tolist() == [8, 2, 8, 2]
+    # All solved: the authors fall back to the uniform split.
+    assert Knapsack().allocate(PromptStats.from_rates([1.0] * 4), 20, 2, 16).tolist() == [5] * 4
+
+
+def test_knapsack_prompts_seen_too_little_get_the_uniform_share():
+    # min_buffer_length = 8: a prompt with fewer rollouts gets n = budget // prompts; as in
+    # their code it counts as unsolved, so it also shares the spare with the p = 0 prompt.
+    # [8 (unseen), 2 (p=.5), 2 (p=0)] = 12, 12 left; p=.5 needs int(3.32) = 3 -> spare 9 over
+    # prompts 0 and 2 (5 and 4), DP gives p=.5 its 3: [13, 5, 6].
+    stats = PromptStats.from_rates([float("nan"), 0.5, 0.0])
+    assert Knapsack().allocate(stats, 24, 2, 32).tolist() == [13, 5, 6]
+    assert Knapsack().allocate(PromptStats.unseen(list("abcd")), 32, 2, 32).tolist() == [8] * 4
+
+
+def test_knapsack_max_per_prompt_holds():
+    # The issue's example with budget 100 and max 8: 32 at the minimum, 68 left; the p = .25
+    # prompts need min(8, 8.0039) = 8 each, 64 < 68, so the spare 4 goes to the unsolved ones
+    # (3 each). The DP can place only 8 x 6 = 48 of the 64 (all p = .25 prompts reach 8).
+    # The authors spread the other 16 over the p = .25 prompts beyond max_n (10 each); with
+    # the maximum held, they go round-robin to the prompts with room: 2 each to the 8 unsolved
+    # and solved ones.
+    stats = PromptStats.from_rates([0.0] * 4 + [0.25] * 8 + [1.0] * 4)
+    got = Knapsack().allocate(stats, 100, 2, 8).tolist()
+    assert got == [5] * 4 + [8] * 8 + [4] * 4
 
 
 def test_uniform_and_registry():
@@ -103,30 +130,6 @@ def test_xrpo_prefers_uncertain_prompts():
     c = XRPO().allocate(stats, 40, 2, 20)
     # s = 0 for p in {0, 1}: those get rollouts from the exploration bonus only, equally.
     assert c[0] > c[1] > max(c[2], c[3]) and abs(c[2] - c[3]) <= 1
-
-
-def brute_force_best(p, budget, lo, hi):
-    best = -1.0
-    for combo in itertools.product(range(lo, hi + 1), repeat=len(p)):
-        if sum(combo) == budget:
-            value = sum(float(knapsack_value(pi, n)) for pi, n in zip(p, combo, strict=True))
-            best = max(best, value)
-    return best
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    p=st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.7, 0.9, 1.0]), min_size=1, max_size=4),
-    lo=st.integers(1, 2),
-    extra=st.integers(0, 6),
-    hi_extra=st.integers(0, 4),
-)
-def test_knapsack_greedy_is_exact(p, lo, extra, hi_extra):
-    hi = lo + hi_extra
-    budget = min(len(p) * lo + extra, len(p) * hi)
-    counts = Knapsack().allocate(PromptStats.from_rates(p), budget, lo, hi)
-    value = sum(float(knapsack_value(pi, n)) for pi, n in zip(p, counts, strict=True))
-    assert value == pytest.approx(brute_force_best(p, budget, lo, hi), abs=1e-12)
 
 
 @settings(max_examples=60, deadline=None)
@@ -170,6 +173,20 @@ def test_store_keeps_latest_visit_and_totals(tmp_path):
         assert st_.n.tolist() == [4, 2, 0] and st_.last_step.tolist() == [5, 5, -1]
         assert s.totals("a") == (2, 8, 4) and s.last_step() == 5
         assert s.history("a")[0].length_mean == 4.0
+
+
+def test_store_pools_the_last_16_rewards_as_knapsack_rl_does():
+    # rl_dataset.update_sample_state: a visit of fewer than 16 rollouts is pooled with earlier
+    # ones, newest first, up to 16. Visits (oldest first): 8 with 8 successes, 8 with 0, then
+    # 4 with 2: the last 16 are 4 (2 wins) + 8 (0) + 4 of the first 8 (4 wins) = 6 / 16.
+    with PromptStore(None) as s:
+        s.record([Visit.from_group("a", 0, [1] * 8)])
+        s.record([Visit.from_group("a", 1, [0] * 8)])
+        s.record([Visit.from_group("a", 2, [1, 1, 0, 0])])
+        s.record([Visit.from_group("b", 2, [1] * 12 + [0] * 8)])  # >= 16: its own rate
+        got = s.stats(["a", "b"])
+        assert got.pooled.tolist() == [6 / 16, 12 / 20] and got.seen.tolist() == [20, 20]
+        assert got.rate.tolist() == [0.5, 0.6]
 
 
 def test_failed_step_writes_nothing(tmp_path):
@@ -221,13 +238,24 @@ def test_reward_errors_name_the_fix():
 
 def test_group_advantages_unequal_sizes_hand_computed():
     a = group_advantages([[1, 0, 0, 1], [1, 0, 0], [1, 1], [0.5]])
-    # mean .5, std .5 -> +-1
-    assert np.allclose(a[0], [1, -1, -1, 1], atol=1e-5)
-    # mean 1/3, std sqrt(2/9) = 0.4714: (2/3)/0.4714 = 1.4142, (-1/3)/0.4714 = -0.7071
-    assert np.allclose(a[1], [1.41421, -0.70711, -0.70711], atol=1e-4)
+    # verl / TRL: unbiased std. mean .5, std sqrt(1/3) = .57735 -> +-.86603
+    assert np.allclose(a[0], [0.86603, -0.86603, -0.86603, 0.86603], atol=1e-5)
+    # mean 1/3, std sqrt(1/3): (2/3)/.57735 = 1.15470, (-1/3)/.57735 = -.57735
+    assert np.allclose(a[1], [1.15470, -0.57735, -0.57735], atol=1e-4)
+    # population std (ddof=0): sqrt(2/9) = .4714 -> 1.41421, -.70711
+    assert np.allclose(group_advantages([[1, 0, 0]], ddof=0)[0], [1.41421, -0.70711, -0.70711])
     assert a[2].tolist() == [0, 0] and a[3].tolist() == [0]
     # Dr. GRPO style: mean subtraction only
     assert np.allclose(group_advantages([[1, 0, 0]], scale=False)[0], [2 / 3, -1 / 3, -1 / 3])
+
+
+def test_advantage_clip_of_the_knapsack_authors():
+    # 32 rollouts, one success: mean 1/32, unbiased std sqrt(1/32) = .176777 ->
+    # (31/32) / .176777 = 5.4801; clipped at their adv_clip_value 5. Failures: -.17678.
+    r = [1.0] + [0.0] * 31
+    assert group_advantages([r])[0][0] == pytest.approx(5.4801, abs=1e-4)
+    a = group_advantages([r], clip=5.0)[0]
+    assert a[0] == 5.0 and a[1] == pytest.approx(-0.176777, abs=1e-5)
 
 
 def test_novelty_sharpening_hand_computed():

@@ -25,19 +25,31 @@ Values = Sequence[float] | np.ndarray  # one number per rollout
 
 
 def group_advantages(
-    groups: Sequence[Values], scale: bool = True, eps: float = 1e-6
+    groups: Sequence[Values],
+    scale: bool = True,
+    eps: float = 1e-6,
+    clip: float | None = None,
+    ddof: int = 1,
 ) -> list[np.ndarray]:
-    """``A_i = (r_i - mean(g)) / (std(g) + eps)`` per group (population std; ``scale=False``
-    keeps only the mean subtraction, as Dr. GRPO does). Zeros for groups with no spread."""
+    """``A_i = (r_i - mean(g)) / (std(g) + eps)`` per group; zeros for groups with no spread.
+
+    ``std`` is the unbiased (n-1) one by default, as both verl (``compute_grpo_outcome_advantage``,
+    ``torch.std``, eps 1e-6: the Knapsack RL authors' baseline) and TRL (``nanstd``, eps 1e-4)
+    compute it; ``ddof=0`` gives the population std. ``scale=False`` keeps only the mean
+    subtraction (Dr. GRPO). ``clip`` bounds each advantage to [-clip, clip], as the Knapsack RL
+    authors do for both their GRPO baseline and Knapsack-GRPO (``adv_clip_value=5.0`` in
+    liziniu/KnapsackRL ``examples/knapsack_trainer/*.sh``, applied in ``ray_trainer.py``
+    ``fit``): a group of 32 with one success would otherwise give it 5.48.
+    """
     out = []
     for j, g in enumerate(groups):
         r = check_rewards(g, where=f"group {j}")
         centred = r - r.mean()
-        std = r.std()
-        if std == 0:
+        if len(r) <= ddof or np.ptp(r) == 0:
             out.append(np.zeros_like(r))
-        else:
-            out.append(centred / (std + eps) if scale else centred)
+            continue
+        a = centred / (r.std(ddof=ddof) + eps) if scale else centred
+        out.append(a if clip is None else np.clip(a, -clip, clip))
     return out
 
 

@@ -51,6 +51,7 @@ class GRPOConfig:
     loss_mode: str = "ppo"  # or "gppo"
     aggregation: str = "token_mean"  # or "seq_mean"
     scale_advantages: bool = True
+    adv_clip: float | None = 5.0  # Knapsack RL authors' adv_clip_value (baseline and theirs)
     novelty_lam: float = 0.0  # > 0 turns on XRPO novelty sharpening
     novelty_kappa: float = 0.5
     overlong_max: int | None = None  # DAPO soft overlong penalty when set
@@ -161,7 +162,9 @@ class GRPO:
                     if g.informative:
                         groups.append(g)
                         batch.append(b)
-        advs = group_advantages([g.rewards for g in groups], scale=cfg.scale_advantages)
+        advs = group_advantages(
+            [g.rewards for g in groups], scale=cfg.scale_advantages, clip=cfg.adv_clip
+        )
         if cfg.novelty_lam > 0:
             for j, (_, _, old_logp, mask) in enumerate(batch):
                 mean_lp = ((old_logp * mask).sum(-1) / mask.sum(-1).clamp(min=1)).numpy()
