@@ -271,9 +271,12 @@ def test_novelty_sharpening_hand_computed():
 
 
 def test_recalibrate_hand_computed():
-    # median of [0, 0, 1, 1, 1] is 1: [1 - 1, 0.5 - 1]
-    assert recalibrate([1, 0.5], [0, 0, 1, 1, 1]).tolist() == [0, -0.5]
-    assert recalibrate([1, 0.5], [0, 0, 0, 1]).tolist() == [1, 0.5]
+    # SPEAR: recent groups [1,0,0,0], [1,0,1,0], [1,1,1,0] have means .25, .5, .75 and
+    # population stds .43301, .5, .43301; medians .5 and .43301.
+    # (1 - .5) / .43301 = 1.15470, (.5 - .5) / .43301 = 0; unscaled (Dr.BoT): .5 and 0.
+    means, stds = [0.25, 0.5, 0.75], [0.4330127, 0.5, 0.4330127]
+    assert np.allclose(recalibrate([1, 0.5], means, stds), [1.15470, 0.0], atol=1e-5)
+    assert np.allclose(recalibrate([1, 0.5], means, stds, scale=False), [0.5, 0.0])
 
 
 # ---------------------------------------------------------------- losses
@@ -358,17 +361,24 @@ def test_rorecomp_compensation_batches_come_from_the_buffer():
 
 
 def test_self_imitation_buffer_recalibrates_and_forgets():
-    buf = SelfImitationBuffer(max_age=10)
+    buf = SelfImitationBuffer()
     g = Group("q", ["win", "l1", "l2", "l3"], [1, 0, 0, 0])
     assert buf.add(g, group_advantages([g.rewards])[0], step=0) == 1
-    buf.observe([0, 0, 0, 1])  # median 0: the win is still better than usual
+    buf.observe([0, 0, 0, 1])  # median mean .25, std .43301: (1 - .25) / .43301 = 1.73205
     [(item, adv)] = buf.sample(4, step=1)
-    assert item.rollout == "win" and adv == 1.0
-    buf.observe([1] * 600)  # the policy now wins all the time: median 1 -> advantage 0, dropped
-    assert buf.sample(4, step=2) == [] and len(buf.items) == 0
-    buf.add(g, [1, 0, 0, 0], step=0)
-    buf.observe([0] * 600)
-    assert buf.sample(4, step=30) == []  # too old
+    assert item.rollout == "win" and adv == pytest.approx(1.73205, abs=1e-5)
+    # Above 50% success the win still counts: groups of [1, 1, 1, 0] (mean .75, std .43301)
+    # give (1 - .75) / .43301 = .57735 (a baseline from single rewards, median 1, gave 0).
+    for _ in range(10):
+        buf.observe([1, 1, 1, 0])
+    [(item, adv)] = buf.sample(4, step=2)
+    assert adv == pytest.approx(0.57735, abs=1e-5)
+    for _ in range(20):  # the policy now always wins: median mean 1, std 0 -> 0, still kept
+        buf.observe([1, 1, 1, 1])
+    assert buf.sample(4, step=3)[0][1] == 0.0
+    buf.add(Group("r", ["half"], [0.5]), [1.0], step=3)
+    assert [it.rollout for it, _ in buf.sample(4, step=3)] == ["win"]  # .5 - 1 < 0: dropped
+    assert buf.sample(4, step=12) == []  # older than their 10 tolerated steps
 
 
 def test_group_with_mismatched_rewards_is_refused():

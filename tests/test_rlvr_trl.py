@@ -185,9 +185,13 @@ def test_self_imitation_replays_earlier_wins_into_later_losses(tmp_path):
     step = replayed.index(max(replayed))
     fresh = Counter(row_key(r, advantage=True) for g in t.sampled[step] for r in g.rollouts)
     extra = loss_rows(t.losses[step], advantage=True) - fresh
-    # SPEAR's recalibration: reward 1 minus the median of the rewards seen up to this step.
-    seen = np.concatenate([g.rewards for s in range(step + 1) for g in t.sampled[s]])
-    assert extra and all(a == pytest.approx(1.0 - np.median(seen)) for _, _, a in extra)
+    # SPEAR's recalibration (their TrajectoryBufferBatch): reward 1 minus the median of the
+    # group mean rewards seen up to this step, over the median of the groups' population stds.
+    groups = [g.rewards for s in range(step + 1) for g in t.sampled[s]]
+    want = (1.0 - np.median([g.mean() for g in groups])) / (
+        np.median([g.std() for g in groups]) + 1e-6
+    )
+    assert extra and all(a == pytest.approx(want, rel=1e-5) for _, _, a in extra)
 
 
 def test_rorecomp_trains_on_priority_rows_then_compensates_from_the_buffer(tmp_path):
