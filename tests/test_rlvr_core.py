@@ -304,6 +304,19 @@ def test_clipping_variants_hand_computed():
         loss_and_grad(1.0, 1.0, mode="trpo")
 
 
+def test_dual_clip_hand_computed():
+    # Klear-Reasoner compute_gppo_loss / verl compute_policy_loss, A = -1, clip_ratio_c = 3:
+    # ratio 4: max(-A r, -A clip) = max(4, 1.28) = 4 > -c A = 3 -> loss 3, no gradient.
+    assert loss_and_grad(4.0, -1.0, mode="gppo", eps_high=0.28) == pytest.approx((4.0, 4.0))
+    got = loss_and_grad(4.0, -1.0, mode="gppo", eps_high=0.28, dual_clip=3.0)
+    assert got == pytest.approx((3.0, 0.0))
+    # ratio 2: loss 2 < 3, left as it is (gradient -A r = 2); A > 0 is never dual-clipped.
+    assert loss_and_grad(2.0, -1.0, dual_clip=3.0) == pytest.approx((2.0, 2.0))
+    assert loss_and_grad(4.0, 1.0, mode="gppo", dual_clip=3.0) == pytest.approx((-1.2, -1.2))
+    with pytest.raises(ConfigError, match="must be above 1"):
+        loss_and_grad(1.0, -1.0, dual_clip=0.5)
+
+
 def test_token_mean_vs_seq_mean_hand_computed():
     logp = torch.zeros(2, 3)
     mask = torch.tensor([[1.0, 0, 0], [1, 1, 1]])
@@ -311,6 +324,8 @@ def test_token_mean_vs_seq_mean_hand_computed():
     # token mean (DAPO): (1 - 3) / 4 = -0.5; sequence mean (GRPO): (1 + -1) / 2 = 0
     assert policy_loss(logp, logp, adv, mask).item() == pytest.approx(-0.5)
     assert policy_loss(logp, logp, adv, mask, aggregation="seq_mean").item() == pytest.approx(0)
+    # A micro-batch of a larger step: its token sum over the step's 8 tokens, -2 / 8.
+    assert policy_loss(logp, logp, adv, mask, normalizer=8.0).item() == pytest.approx(-0.25)
 
 
 def test_overlong_penalty_hand_computed():

@@ -319,3 +319,31 @@ def test_the_pinned_trl_methods_are_unchanged():
     for name, digest in TRL_METHODS.items():
         source = inspect.getsource(getattr(GRPOTrainer, name)).encode()
         assert hashlib.sha256(source).hexdigest()[:16] == digest, f"TRL changed {name}"
+
+
+class LossRecording(Recording):
+    def _compute_loss(self, model, inputs):
+        loss = super()._compute_loss(model, inputs)
+        self.returned.append(float(loss.detach()))
+        return loss
+
+
+def test_gppo_token_mean_spans_the_accumulated_batch(tmp_path):
+    # Two micro-batches per step: TRL's "dapo" normaliser divides each one's token sum by the
+    # tokens of the whole step, so the two parts add up to the step's token mean. At the first
+    # step the ratio is 1, so each part is -sum(A_i n_i) / N over its rows (n_i tokens, N all).
+    t = trainer(
+        tmp_path, steps=1, cls=LossRecording, loss="gppo", dual_clip=10.0,
+        reward=first_is_one_or_two, prompts=TASK.prompts(16, seed=0),
+        config={"gradient_accumulation_steps": 2},
+    )  # fmt: skip
+    t.sampled, t.losses, t.returned = {}, [], []
+    t.train()
+    assert len(t.losses) == 2
+    tokens = [b["completion_mask"].sum(-1) for b in t.losses]
+    total = float(sum(n.sum() for n in tokens))
+    for batch, n, got in zip(t.losses, tokens, t.returned, strict=True):
+        want = -float((batch["advantages"] * n).sum()) / total
+        assert got == pytest.approx(want, abs=1e-5)
+    with pytest.raises(ConfigError, match="dual_clip applies to loss='gppo'"):
+        trainer(tmp_path, dual_clip=10.0)

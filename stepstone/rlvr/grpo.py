@@ -49,6 +49,7 @@ class GRPOConfig:
     eps_low: float = 0.2
     eps_high: float = 0.28
     loss_mode: str = "ppo"  # or "gppo"
+    dual_clip: float | None = None  # dual-clip PPO bound; Klear-Reasoner's GPPO recipe: 10.0
     aggregation: str = "token_mean"  # or "seq_mean"
     scale_advantages: bool = True
     adv_clip: float | None = 5.0  # Knapsack RL authors' adv_clip_value (baseline and theirs)
@@ -249,7 +250,7 @@ class GRPO:
                 logp = token_logprobs(self.model, prompt_ids, tokens, cfg.temperature)
                 loss = policy_loss(
                     logp, old, adv, mask, cfg.eps_low, cfg.eps_high, cfg.loss_mode,
-                    cfg.aggregation,
+                    cfg.aggregation, cfg.dual_clip,
                 )  # fmt: skip
                 self.opt.zero_grad()
                 loss.backward()

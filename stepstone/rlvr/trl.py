@@ -14,7 +14,8 @@ with these parts switched on by name (the names of ``grpo.GRPOConfig``):
   optionally XRPO novelty sharpening (``novelty_lam > 0``).
 - ``loss``: ``"ppo"`` uses TRL's own clipped loss (``epsilon``/``epsilon_high`` give DAPO's
   clip-higher, ``loss_type="dapo"`` the token mean); ``"gppo"`` swaps in Klear-Reasoner's
-  gradient-preserving clipping (losses.py).
+  gradient-preserving clipping (losses.py), its token mean over the whole step as TRL's
+  "dapo" loss takes it, with ``dual_clip=c`` their dual clip (their recipe: 10).
 - ``rollout``: ``"sample"`` (TRL's generation) or ``"latr"`` (latr.py, through TRL's
   ``rollout_func`` hook, for ``transformers`` models).
 - batch composition (batches.py), off by default: ``dynamic_sampling`` (DAPO: all-equal
@@ -173,6 +174,7 @@ class StepstoneGRPOTrainer(GRPOTrainer):
         adv_clip: float | None = 5.0,
         run_dir=None,
         loss: str = "ppo",
+        dual_clip: float | None = None,
         novelty_lam: float = 0.0,
         novelty_kappa: float = 0.5,
         rollout: str = "sample",
@@ -187,6 +189,11 @@ class StepstoneGRPOTrainer(GRPOTrainer):
     ):
         if loss not in ("ppo", "gppo"):
             raise ConfigError(f"unknown loss {loss!r}; choose one of ppo, gppo")
+        if dual_clip is not None and loss != "gppo":
+            raise ConfigError(
+                "dual_clip applies to loss='gppo' here (TRL's own loss has no dual clip); "
+                "set loss='gppo' or drop dual_clip"
+            )
         if rollout not in ("sample", "latr"):
             raise ConfigError(f"unknown rollout {rollout!r}; choose one of sample, latr")
         if dynamic_rounds < 0 or self_imitation < 0 or rorecomp_compensation < 1:
@@ -208,6 +215,7 @@ class StepstoneGRPOTrainer(GRPOTrainer):
         self.rlvr_adv_clip = adv_clip
         self.rlvr_store = PromptStore(run_dir)
         self.rlvr_loss, self.rlvr_novelty = loss, (novelty_lam, novelty_kappa)
+        self.rlvr_dual_clip = dual_clip
         self.rlvr_latr_options = latr_options or {}
         self.rlvr_dynamic_rounds = dynamic_rounds if dynamic_sampling else None
         self.rlvr_recomp = (
@@ -235,7 +243,7 @@ class StepstoneGRPOTrainer(GRPOTrainer):
                 "StepstoneGRPOTrainer allocates rollouts within one process; run it on a single "
                 "process (per-prompt allocation across processes is not implemented yet)"
             )
-        if loss == "gppo" and (self.beta != 0.0 or self.loss_type not in ("dapo", "bnpo")):
+        if loss == "gppo" and (self.beta != 0.0 or self.loss_type != "dapo"):
             raise ConfigError(
                 "loss='gppo' replaces the clipped term of a token-mean loss without a KL term; "
                 "set beta=0.0 and loss_type='dapo' in GRPOConfig"
@@ -511,10 +519,19 @@ class StepstoneGRPOTrainer(GRPOTrainer):
         logps, _, _ = self._get_per_token_logps_and_entropies(model, ids, att, keep)
         old = inputs.get(_OLD)
         old = logps.detach() if old is None else old
-        loss = policy_loss(
-            logps, old, inputs["advantages"], inputs["completion_mask"], self.epsilon_low,
-            self.epsilon_high, mode="gppo", aggregation="token_mean",
-        )  # fmt: skip
+        mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
         mode = "train" if self.model.training else "eval"
+        # TRL's "dapo" normaliser: the tokens of the whole generation batch, rescaled to one
+        # accumulation window, so the token mean spans every micro-batch of the step.
+        normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
+        if mode == "train":
+            normalizer = (
+                normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            )
+        loss = policy_loss(
+            logps, old, inputs["advantages"], mask, self.epsilon_low, self.epsilon_high,
+            mode="gppo", aggregation="token_mean", dual_clip=self.rlvr_dual_clip,
+            normalizer=normalizer,
+        )  # fmt: skip
         self._metrics[mode]["stepstone/gppo_loss"].append(float(loss.detach()))
-        return loss / (self.current_gradient_accumulation_steps if mode == "train" else 1.0)
+        return loss
