@@ -525,9 +525,8 @@ class StepstoneGRPOTrainer(GRPOTrainer):
         # accumulation window, so the token mean spans every micro-batch of the step.
         normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
         if mode == "train":
-            normalizer = (
-                normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
-            )
+            steps = self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            normalizer = normalizer * steps
         loss = policy_loss(
             logps, old, inputs["advantages"], mask, self.epsilon_low, self.epsilon_high,
             mode="gppo", aggregation="token_mean", dual_clip=self.rlvr_dual_clip,
