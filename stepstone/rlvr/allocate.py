@@ -226,10 +226,18 @@ class XRPO(Allocator):
     the (1 - alpha) Student-t interval on its mean reward is
     ``h_q(n) = t_{1-alpha/2, n-1} s_q / sqrt(n)``; the priority of one more rollout is
     ``Pi_q = Delta_q + phi_q = h_q(n_q) - h_q(n_q + 1) + lam * sqrt(ln T / n_q)``, T the
-    rollouts handed out so far in this step. s_q comes from the prompt's latest visit (the
-    allocation happens before this step samples), Bessel-corrected as the t-interval requires
-    (the store keeps the population std); unvisited prompts use ``unseen_std`` (0.5, a fair
-    coin's).
+    rollouts handed out so far in this step. s_q comes from the prompt's latest visit,
+    Bessel-corrected as the t-interval requires (the store keeps the population std);
+    unvisited prompts use ``unseen_std`` (0.5, a fair coin's).
+
+    Two differences from the paper (arXiv 2510.06672, hierarchical rollout planning), stated
+    rather than hidden: the paper samples a base group first and hands out the rest in rounds
+    within the step, re-estimating s_q from that step's own rollouts between rounds; this
+    allocator plans the whole step at once from the previous visit, because the trainers here
+    sample each prompt's group in one call. And the form of the exploration bonus phi_q could
+    not be checked against the paper's text here (neither it nor the authors' code,
+    UIUC-MLSys/XRPO, was readable from this machine); ``lam * sqrt(ln T / n_q)`` is the UCB
+    form secondary summaries give, and ``lam`` is ours.
     """
 
     alpha: float = 0.05
