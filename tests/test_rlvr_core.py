@@ -399,3 +399,14 @@ def test_self_imitation_buffer_recalibrates_and_forgets():
 def test_group_with_mismatched_rewards_is_refused():
     with pytest.raises(EmptyGroupError, match="exactly one reward per rollout"):
         Group("q", ["a", "b"], [1.0])
+
+
+def test_chain_task_checks_the_final_total_only():
+    from stepstone.rlvr.tasks import ChainTask
+
+    task = ChainTask(terms=4)
+    assert task.answer("3+5+2+7=") == "8,10,17" and task.max_new_tokens == 10
+    assert task.reward("3+5+2+7=", "8,10,17") == 1.0
+    assert task.reward("3+5+2+7=", "9,11,17") == 1.0  # the trace is free, the total is checked
+    assert task.reward("3+5+2+7=", "8,10,16") == 0.0 and task.reward("3+5+2+7=", "") == 0.0
+    assert all(len(p) == 8 for p in task.prompts(5, seed=0))

@@ -118,11 +118,24 @@ class GRPO:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ one step
+    def _sampled(self, prompts, counts) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Each prompt's rollouts; plain sampling of equal-length prompts in one batch."""
+        encoded = [self.encode(p) for p in prompts]
+        if self.config.rollout == "latr" or len({len(e) for e in encoded}) > 1:
+            return [self.rollouts(p, int(n)) for p, n in zip(prompts, counts, strict=True)]
+        ids = torch.tensor([e for e, n in zip(encoded, counts, strict=True) for _ in range(n)])
+        out = sample(
+            self.model, ids, self.max_new_tokens, self.eos_id, self.config.temperature, self.gen
+        )
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        return [tuple(x[a:b] for x in out) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
     def _sample_groups(self, prompts, counts) -> tuple[list[Group], list]:
         cfg = self.config
         groups, batch = [], []
-        for prompt, n in zip(prompts, counts, strict=True):
-            tokens, old_logp, mask = self.rollouts(prompt, int(n))
+        for prompt, (tokens, old_logp, mask) in zip(
+            prompts, self._sampled(prompts, counts), strict=True
+        ):
             texts = [self.decode(t.tolist()) for t in tokens]
             rewards = check_rewards(
                 [self.reward(prompt, t) for t in texts], where=f"reward function on {prompt!r}"
