@@ -2,6 +2,7 @@
 
     python examples/rlvr_trl.py --steps 50 --allocator knapsack --run-dir runs/rlvr-trl
     python examples/rlvr_trl.py --dynamic-sampling --rorecomp --self-imitation 8
+    python examples/rlvr_trl.py --loss gppo --dual-clip 10 --rollout latr
 
 1. builds a ~0.1M-parameter GPT-2 from a config (no download) and pretrains it on 3-digit
    addition until about 30% of sampled answers are right (about half a minute on one core);
@@ -41,6 +42,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--allocator", default="knapsack", choices=["uniform", "knapsack", "xrpo"])
     ap.add_argument("--loss", default="ppo", choices=["ppo", "gppo"])
+    ap.add_argument("--dual-clip", type=float, default=None, help="GPPO dual clip (theirs: 10)")
     ap.add_argument("--rollout", default="sample", choices=["sample", "latr"])
     ap.add_argument("--dynamic-sampling", action="store_true", help="DAPO: drop, then refill")
     ap.add_argument("--rorecomp", action="store_true", help="RoRecomp priority batches")
@@ -88,6 +90,7 @@ def main() -> None:
         min_per_prompt=2,
         max_per_prompt=32,
         loss=args.loss,
+        dual_clip=args.dual_clip,  # Klear-Reasoner's dual clip, with loss="gppo"
         rollout=args.rollout,
         run_dir=args.run_dir,
         dynamic_sampling=args.dynamic_sampling,  # all-equal groups out, fresh prompts in

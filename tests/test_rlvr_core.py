@@ -43,29 +43,56 @@ def test_knapsack_value_hand_computed():
     assert knapsack_value(0.0, 8) == 0 and knapsack_value(1.0, 8) == 0
 
 
-def test_knapsack_greedy_hand_computed():
-    # Start at min 2 each. Marginal gains:
-    #   p=.5: N 2->3 (0.75-0.5)*0.125 = 0.03125, 3->4 (0.875-0.75)*0.125 = 0.015625
-    #   p=.2: N 2->3 (0.48-0.32)*0.128 = 0.02048, 3->4 (0.5888-0.48)*0.128 = 0.0139264
-    # Budget 6: 0.03125 (p=.5), 0.02048 (p=.2) -> [3, 3]; budget 7 adds 0.015625 -> [4, 3].
-    stats = PromptStats.from_rates([0.5, 0.2])
-    assert Knapsack().allocate(stats, 6, 2, 6).tolist() == [3, 3]
-    assert Knapsack().allocate(stats, 7, 2, 6).tolist() == [4, 3]
+def test_knapsack_issue_example_spare_goes_to_unsolved_prompts():
+    # liziniu/KnapsackRL exploration_utils.sampling_budget_by_knapsack worked by hand:
+    # 4 unsolved, 8 at p = .25, 4 solved; budget 128, min 2, max 32. Everyone starts at 2
+    # (32), 96 left. Each p = .25 prompt needs int(log(.1) / log(.75)) = int(8.0039) = 8, so 64
+    # in all < 96: the spare 32 goes to the 4 unsolved prompts, 8 each -> 10. The DP splits 64
+    # over 8 equal prompts, 8 each -> 10. Solved prompts keep 2.
+    stats = PromptStats.from_rates([0.0] * 4 + [0.25] * 8 + [1.0] * 4)
+    got = Knapsack().allocate(stats, 128, 2, 32).tolist()
+    assert got == [10] * 4 + [10] * 8 + [2] * 4
 
 
-def test_knapsack_surplus_goes_to_unsolved_prompts():
-    stats = PromptStats.from_rates([0.5, 0.0, 1.0])
-    # Only p=.5 gains (to its max 4, gains 0.03125 and 0.015625 > 0): 8 = [4, 2, 2].
-    assert Knapsack().allocate(stats, 8, 2, 4).tolist() == [4, 2, 2]
-    # Two left after p=.5 is full: the unsolved prompt (p=0) takes them, not the solved one.
-    assert Knapsack().allocate(stats, 10, 2, 4).tolist() == [4, 4, 2]
-    # Unsolved prompt at its max too: the last one goes wherever there is room.
-    assert Knapsack().allocate(stats, 11, 2, 4).tolist() == [4, 4, 3]
+def test_knapsack_dp_counts_an_untouched_prompt_as_zero():
+    # p = .5 and .1 at min 2, budget 6 (2 left; needs 3 and min(8, 21.85) = 8 -> no spare).
+    # Their DP values k > 0 extra at knapsack_value(p, 2 + k), k = 0 at 0:
+    #   (2, 0): V(.5, 4) = .875 * .125 = .109375
+    #   (1, 1): V(.5, 3) + V(.1, 3) = .75 * .125 + .27 * .081 = .09375 + .02187 = .11562
+    #   (0, 2): V(.1, 4) = (1 - .0001 - .6561) * .081 = .027853
+    # so [3, 3], where maximising the plain sum of values would give [4, 2].
+    stats = PromptStats.from_rates([0.5, 0.1])
+    assert Knapsack().allocate(stats, 6, 2, 8).tolist() == [3, 3]
 
 
-def test_unseen_prompts_are_split_evenly():
-    stats = PromptStats.unseen(["a", "b", "c", "d"])
-    assert Knapsack().allocate(stats, 32, 2, 32).tolist() == [8, 8, 8, 8]
+def test_knapsack_all_unsolved_or_solved():
+    # No partly solved prompt: everything left goes to the unsolved ones (2 + 12 / 2 = 8).
+    stats = PromptStats.from_rates([0.0, 1.0, 0.0, 1.0])
+    assert Knapsack().allocate(stats, 20, 2, 16).tolist() == [8, 2, 8, 2]
+    # All solved: the authors fall back to the uniform split.
+    assert Knapsack().allocate(PromptStats.from_rates([1.0] * 4), 20, 2, 16).tolist() == [5] * 4
+
+
+def test_knapsack_prompts_seen_too_little_get_the_uniform_share():
+    # min_buffer_length = 8: a prompt with fewer rollouts gets n = budget // prompts; as in
+    # their code it counts as unsolved, so it also shares the spare with the p = 0 prompt.
+    # [8 (unseen), 2 (p=.5), 2 (p=0)] = 12, 12 left; p=.5 needs int(3.32) = 3 -> spare 9 over
+    # prompts 0 and 2 (5 and 4), DP gives p=.5 its 3: [13, 5, 6].
+    stats = PromptStats.from_rates([float("nan"), 0.5, 0.0])
+    assert Knapsack().allocate(stats, 24, 2, 32).tolist() == [13, 5, 6]
+    assert Knapsack().allocate(PromptStats.unseen(list("abcd")), 32, 2, 32).tolist() == [8] * 4
+
+
+def test_knapsack_max_per_prompt_holds():
+    # The issue's example with budget 100 and max 8: 32 at the minimum, 68 left; the p = .25
+    # prompts need min(8, 8.0039) = 8 each, 64 < 68, so the spare 4 goes to the unsolved ones
+    # (3 each). The DP can place only 8 x 6 = 48 of the 64 (all p = .25 prompts reach 8).
+    # The authors spread the other 16 over the p = .25 prompts beyond max_n (10 each); with
+    # the maximum held, they go round-robin to the prompts with room: 2 each to the 8 unsolved
+    # and solved ones.
+    stats = PromptStats.from_rates([0.0] * 4 + [0.25] * 8 + [1.0] * 4)
+    got = Knapsack().allocate(stats, 100, 2, 8).tolist()
+    assert got == [5] * 4 + [8] * 8 + [4] * 4
 
 
 def test_uniform_and_registry():
@@ -103,30 +130,6 @@ def test_xrpo_prefers_uncertain_prompts():
     c = XRPO().allocate(stats, 40, 2, 20)
     # s = 0 for p in {0, 1}: those get rollouts from the exploration bonus only, equally.
     assert c[0] > c[1] > max(c[2], c[3]) and abs(c[2] - c[3]) <= 1
-
-
-def brute_force_best(p, budget, lo, hi):
-    best = -1.0
-    for combo in itertools.product(range(lo, hi + 1), repeat=len(p)):
-        if sum(combo) == budget:
-            value = sum(float(knapsack_value(pi, n)) for pi, n in zip(p, combo, strict=True))
-            best = max(best, value)
-    return best
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    p=st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.7, 0.9, 1.0]), min_size=1, max_size=4),
-    lo=st.integers(1, 2),
-    extra=st.integers(0, 6),
-    hi_extra=st.integers(0, 4),
-)
-def test_knapsack_greedy_is_exact(p, lo, extra, hi_extra):
-    hi = lo + hi_extra
-    budget = min(len(p) * lo + extra, len(p) * hi)
-    counts = Knapsack().allocate(PromptStats.from_rates(p), budget, lo, hi)
-    value = sum(float(knapsack_value(pi, n)) for pi, n in zip(p, counts, strict=True))
-    assert value == pytest.approx(brute_force_best(p, budget, lo, hi), abs=1e-12)
 
 
 @settings(max_examples=60, deadline=None)
@@ -170,6 +173,20 @@ def test_store_keeps_latest_visit_and_totals(tmp_path):
         assert st_.n.tolist() == [4, 2, 0] and st_.last_step.tolist() == [5, 5, -1]
         assert s.totals("a") == (2, 8, 4) and s.last_step() == 5
         assert s.history("a")[0].length_mean == 4.0
+
+
+def test_store_pools_the_last_16_rewards_as_knapsack_rl_does():
+    # rl_dataset.update_sample_state: a visit of fewer than 16 rollouts is pooled with earlier
+    # ones, newest first, up to 16. Visits (oldest first): 8 with 8 successes, 8 with 0, then
+    # 4 with 2: the last 16 are 4 (2 wins) + 8 (0) + 4 of the first 8 (4 wins) = 6 / 16.
+    with PromptStore(None) as s:
+        s.record([Visit.from_group("a", 0, [1] * 8)])
+        s.record([Visit.from_group("a", 1, [0] * 8)])
+        s.record([Visit.from_group("a", 2, [1, 1, 0, 0])])
+        s.record([Visit.from_group("b", 2, [1] * 12 + [0] * 8)])  # >= 16: its own rate
+        got = s.stats(["a", "b"])
+        assert got.pooled.tolist() == [6 / 16, 12 / 20] and got.seen.tolist() == [20, 20]
+        assert got.rate.tolist() == [0.5, 0.6]
 
 
 def test_failed_step_writes_nothing(tmp_path):
@@ -221,13 +238,24 @@ def test_reward_errors_name_the_fix():
 
 def test_group_advantages_unequal_sizes_hand_computed():
     a = group_advantages([[1, 0, 0, 1], [1, 0, 0], [1, 1], [0.5]])
-    # mean .5, std .5 -> +-1
-    assert np.allclose(a[0], [1, -1, -1, 1], atol=1e-5)
-    # mean 1/3, std sqrt(2/9) = 0.4714: (2/3)/0.4714 = 1.4142, (-1/3)/0.4714 = -0.7071
-    assert np.allclose(a[1], [1.41421, -0.70711, -0.70711], atol=1e-4)
+    # verl / TRL: unbiased std. mean .5, std sqrt(1/3) = .57735 -> +-.86603
+    assert np.allclose(a[0], [0.86603, -0.86603, -0.86603, 0.86603], atol=1e-5)
+    # mean 1/3, std sqrt(1/3): (2/3)/.57735 = 1.15470, (-1/3)/.57735 = -.57735
+    assert np.allclose(a[1], [1.15470, -0.57735, -0.57735], atol=1e-4)
+    # population std (ddof=0): sqrt(2/9) = .4714 -> 1.41421, -.70711
+    assert np.allclose(group_advantages([[1, 0, 0]], ddof=0)[0], [1.41421, -0.70711, -0.70711])
     assert a[2].tolist() == [0, 0] and a[3].tolist() == [0]
     # Dr. GRPO style: mean subtraction only
     assert np.allclose(group_advantages([[1, 0, 0]], scale=False)[0], [2 / 3, -1 / 3, -1 / 3])
+
+
+def test_advantage_clip_of_the_knapsack_authors():
+    # 32 rollouts, one success: mean 1/32, unbiased std sqrt(1/32) = .176777 ->
+    # (31/32) / .176777 = 5.4801; clipped at their adv_clip_value 5. Failures: -.17678.
+    r = [1.0] + [0.0] * 31
+    assert group_advantages([r])[0][0] == pytest.approx(5.4801, abs=1e-4)
+    a = group_advantages([r], clip=5.0)[0]
+    assert a[0] == 5.0 and a[1] == pytest.approx(-0.176777, abs=1e-5)
 
 
 def test_novelty_sharpening_hand_computed():
@@ -243,9 +271,12 @@ def test_novelty_sharpening_hand_computed():
 
 
 def test_recalibrate_hand_computed():
-    # median of [0, 0, 1, 1, 1] is 1: [1 - 1, 0.5 - 1]
-    assert recalibrate([1, 0.5], [0, 0, 1, 1, 1]).tolist() == [0, -0.5]
-    assert recalibrate([1, 0.5], [0, 0, 0, 1]).tolist() == [1, 0.5]
+    # SPEAR: recent groups [1,0,0,0], [1,0,1,0], [1,1,1,0] have means .25, .5, .75 and
+    # population stds .43301, .5, .43301; medians .5 and .43301.
+    # (1 - .5) / .43301 = 1.15470, (.5 - .5) / .43301 = 0; unscaled (Dr.BoT): .5 and 0.
+    means, stds = [0.25, 0.5, 0.75], [0.4330127, 0.5, 0.4330127]
+    assert np.allclose(recalibrate([1, 0.5], means, stds), [1.15470, 0.0], atol=1e-5)
+    assert np.allclose(recalibrate([1, 0.5], means, stds, scale=False), [0.5, 0.0])
 
 
 # ---------------------------------------------------------------- losses
@@ -273,6 +304,19 @@ def test_clipping_variants_hand_computed():
         loss_and_grad(1.0, 1.0, mode="trpo")
 
 
+def test_dual_clip_hand_computed():
+    # Klear-Reasoner compute_gppo_loss / verl compute_policy_loss, A = -1, clip_ratio_c = 3:
+    # ratio 4: max(-A r, -A clip) = max(4, 1.28) = 4 > -c A = 3 -> loss 3, no gradient.
+    assert loss_and_grad(4.0, -1.0, mode="gppo", eps_high=0.28) == pytest.approx((4.0, 4.0))
+    got = loss_and_grad(4.0, -1.0, mode="gppo", eps_high=0.28, dual_clip=3.0)
+    assert got == pytest.approx((3.0, 0.0))
+    # ratio 2: loss 2 < 3, left as it is (gradient -A r = 2); A > 0 is never dual-clipped.
+    assert loss_and_grad(2.0, -1.0, dual_clip=3.0) == pytest.approx((2.0, 2.0))
+    assert loss_and_grad(4.0, 1.0, mode="gppo", dual_clip=3.0) == pytest.approx((-1.2, -1.2))
+    with pytest.raises(ConfigError, match="must be above 1"):
+        loss_and_grad(1.0, -1.0, dual_clip=0.5)
+
+
 def test_token_mean_vs_seq_mean_hand_computed():
     logp = torch.zeros(2, 3)
     mask = torch.tensor([[1.0, 0, 0], [1, 1, 1]])
@@ -280,6 +324,8 @@ def test_token_mean_vs_seq_mean_hand_computed():
     # token mean (DAPO): (1 - 3) / 4 = -0.5; sequence mean (GRPO): (1 + -1) / 2 = 0
     assert policy_loss(logp, logp, adv, mask).item() == pytest.approx(-0.5)
     assert policy_loss(logp, logp, adv, mask, aggregation="seq_mean").item() == pytest.approx(0)
+    # A micro-batch of a larger step: its token sum over the step's 8 tokens, -2 / 8.
+    assert policy_loss(logp, logp, adv, mask, normalizer=8.0).item() == pytest.approx(-0.25)
 
 
 def test_overlong_penalty_hand_computed():
@@ -330,19 +376,37 @@ def test_rorecomp_compensation_batches_come_from_the_buffer():
 
 
 def test_self_imitation_buffer_recalibrates_and_forgets():
-    buf = SelfImitationBuffer(max_age=10)
+    buf = SelfImitationBuffer()
     g = Group("q", ["win", "l1", "l2", "l3"], [1, 0, 0, 0])
     assert buf.add(g, group_advantages([g.rewards])[0], step=0) == 1
-    buf.observe([0, 0, 0, 1])  # median 0: the win is still better than usual
+    buf.observe([0, 0, 0, 1])  # median mean .25, std .43301: (1 - .25) / .43301 = 1.73205
     [(item, adv)] = buf.sample(4, step=1)
-    assert item.rollout == "win" and adv == 1.0
-    buf.observe([1] * 600)  # the policy now wins all the time: median 1 -> advantage 0, dropped
-    assert buf.sample(4, step=2) == [] and len(buf.items) == 0
-    buf.add(g, [1, 0, 0, 0], step=0)
-    buf.observe([0] * 600)
-    assert buf.sample(4, step=30) == []  # too old
+    assert item.rollout == "win" and adv == pytest.approx(1.73205, abs=1e-5)
+    # Above 50% success the win still counts: groups of [1, 1, 1, 0] (mean .75, std .43301)
+    # give (1 - .75) / .43301 = .57735 (a baseline from single rewards, median 1, gave 0).
+    for _ in range(10):
+        buf.observe([1, 1, 1, 0])
+    [(item, adv)] = buf.sample(4, step=2)
+    assert adv == pytest.approx(0.57735, abs=1e-5)
+    for _ in range(20):  # the policy now always wins: median mean 1, std 0 -> 0, still kept
+        buf.observe([1, 1, 1, 1])
+    assert buf.sample(4, step=3)[0][1] == 0.0
+    buf.add(Group("r", ["half"], [0.5]), [1.0], step=3)
+    assert [it.rollout for it, _ in buf.sample(4, step=3)] == ["win"]  # .5 - 1 < 0: dropped
+    assert buf.sample(4, step=12) == []  # older than their 10 tolerated steps
 
 
 def test_group_with_mismatched_rewards_is_refused():
     with pytest.raises(EmptyGroupError, match="exactly one reward per rollout"):
         Group("q", ["a", "b"], [1.0])
+
+
+def test_chain_task_checks_the_final_total_only():
+    from stepstone.rlvr.tasks import ChainTask
+
+    task = ChainTask(terms=4)
+    assert task.answer("3+5+2+7=") == "8,10,17" and task.max_new_tokens == 10
+    assert task.reward("3+5+2+7=", "8,10,17") == 1.0
+    assert task.reward("3+5+2+7=", "9,11,17") == 1.0  # the trace is free, the total is checked
+    assert task.reward("3+5+2+7=", "8,10,16") == 0.0 and task.reward("3+5+2+7=", "") == 0.0
+    assert all(len(p) == 8 for p in task.prompts(5, seed=0))

@@ -63,7 +63,7 @@ def test_variants_run(options):
         m = g.step(PROMPTS[:4])
     assert m["rollouts"] == 16 and np.isfinite(m["loss"])
     if options.get("self_imitation"):
-        assert g.replay is not None and len(g.replay.recent) == 48
+        assert g.replay is not None and len(g.replay.means) == 12  # 3 steps x 4 groups
 
 
 def test_latr_rollouts_give_groups_of_the_requested_size(tmp_path):
@@ -79,16 +79,38 @@ def test_non_numeric_reward_is_refused_with_the_fix():
         g.step(PROMPTS[:2])
 
 
+class Recorded(GRPO):
+    """Keeps the rows each update received: (prompt ids, tokens, old logp, mask, advantage)."""
+
+    def _update(self, rows):
+        self.trained = getattr(self, "trained", []) + [list(rows)]
+        return super()._update(rows)
+
+
 def test_dynamic_sampling_trains_only_informative_groups_and_refills(tmp_path):
+    # The first prompt is never solved (its group is all 0 and must be dropped); on the others
+    # a leading even digit scores 1, which the random policy mixes with odd ones.
+    def reward(prompt, completion):
+        return 0.0 if prompt == PROMPTS[0] else float(completion[:1] in tuple("02468"))
+
     store = PromptStore(tmp_path)
-    g = make(GRPOConfig(budget=32, dynamic_sampling=True), store=store)
+    torch.manual_seed(0)
+    g = Recorded(
+        tiny_policy(TOK, seed=0), TOK.encode, TOK.decode, reward, TOK.eos_id,
+        TASK.max_new_tokens, GRPOConfig(budget=32, dynamic_sampling=True), store=store, seed=0,
+    )  # fmt: skip
     extra = iter(TASK.prompts(64, seed=5))
     m = g.step(PROMPTS[:4], refill=lambda k: [next(extra) for _ in range(k)])
+    assert m["nonzero_share"] < 1 and m["rollouts"] > 32  # a group was dropped and refilled
     assert all(len(store.history(p)) == 1 for p in PROMPTS[:4])  # allocated prompts recorded
-    if m["nonzero_share"] < 1:  # some group was all-same: more prompts were sampled
-        assert m["rollouts"] > 32
-    # every trained row belongs to a group whose rewards differ; 8 rollouts per trained group
-    assert m["trained_rows"] % 8 == 0 and m["trained_rows"] <= 32
+    rows = g.trained[0]
+    by_prompt: dict = {}
+    for ids, _, _, _, a in rows:
+        by_prompt.setdefault(TOK.decode(ids.tolist()), []).append(a)
+    assert PROMPTS[0] not in by_prompt  # the all-same group left the loss
+    # every trained group is informative (advantages not all 0) and whole: 8 rollouts each
+    assert all(any(a != 0 for a in adv) and len(adv) == 8 for adv in by_prompt.values())
+    assert len(by_prompt) == 4 and m["trained_rows"] == 32  # refilled back to 4 groups
 
 
 def test_rorecomp_trains_on_priority_rows_then_compensation_batches():
@@ -96,3 +118,21 @@ def test_rorecomp_trains_on_priority_rows_then_compensation_batches():
     seen = [g.step(PROMPTS[:4]) for _ in range(8)]
     assert all(m["trained_rows"] < 32 for m in seen)  # only the priority part of each group
     assert any(m["compensation_rows"] == 8 for m in seen)
+
+
+def test_one_success_in_a_group_of_32_reaches_the_loss_clipped_at_5():
+    # The Knapsack RL authors' adv_clip_value: one success in 32 would get (31/32) / sqrt(1/32)
+    # = 5.4801 (unbiased std), the loss sees 5.0; the 31 failures get -(1/32) / sqrt(1/32).
+    calls = iter(range(10**6))
+
+    def first_call_wins(prompt, completion):
+        return 1.0 if next(calls) == 0 else 0.0
+
+    torch.manual_seed(0)
+    g = Recorded(
+        tiny_policy(TOK, seed=0), TOK.encode, TOK.decode, first_call_wins, TOK.eos_id,
+        TASK.max_new_tokens, GRPOConfig(budget=32, max_per_prompt=32, minibatches=1), seed=0,
+    )  # fmt: skip
+    g.step(PROMPTS[:1])
+    adv = sorted((r[4] for r in g.trained[0]), reverse=True)
+    assert adv[0] == 5.0 and np.allclose(adv[1:], -0.176777, atol=1e-5) and len(adv) == 32

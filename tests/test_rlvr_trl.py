@@ -4,6 +4,7 @@ and composing the batch (dynamic sampling, RoRecomp, self-imitation) as batches.
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from datasets import Dataset  # noqa: E402
 from trl import GRPOConfig  # noqa: E402
 
 from stepstone.errors import ConfigError  # noqa: E402
-from stepstone.rlvr import Knapsack, PromptStore, RewardError  # noqa: E402
+from stepstone.rlvr import Knapsack, PromptStore, RewardError, Visit  # noqa: E402
 from stepstone.rlvr.batches import Group, RoRecomp  # noqa: E402
 from stepstone.rlvr.tasks import AdditionTask, CharTokenizer, hf_tokenizer, tiny_policy  # noqa: E402
 from stepstone.rlvr.trl import StepstoneGRPOTrainer  # noqa: E402
@@ -185,9 +186,13 @@ def test_self_imitation_replays_earlier_wins_into_later_losses(tmp_path):
     step = replayed.index(max(replayed))
     fresh = Counter(row_key(r, advantage=True) for g in t.sampled[step] for r in g.rollouts)
     extra = loss_rows(t.losses[step], advantage=True) - fresh
-    # SPEAR's recalibration: reward 1 minus the median of the rewards seen up to this step.
-    seen = np.concatenate([g.rewards for s in range(step + 1) for g in t.sampled[s]])
-    assert extra and all(a == pytest.approx(1.0 - np.median(seen)) for _, _, a in extra)
+    # SPEAR's recalibration (their TrajectoryBufferBatch): reward 1 minus the median of the
+    # group mean rewards seen up to this step, over the median of the groups' population stds.
+    groups = [g.rewards for s in range(step + 1) for g in t.sampled[s]]
+    want = (1.0 - np.median([g.mean() for g in groups])) / (
+        np.median([g.std() for g in groups]) + 1e-6
+    )
+    assert extra and all(a == pytest.approx(want, rel=1e-5) for _, _, a in extra)
 
 
 def test_rorecomp_trains_on_priority_rows_then_compensates_from_the_buffer(tmp_path):
@@ -227,3 +232,118 @@ def test_uneven_batches_are_split_whole_and_empty_steps_make_no_update(tmp_path)
     assert logged(zero, "stepstone/trained_rows") == [0]
     assert logged(zero, "stepstone/dropped_groups") == [16]  # 4 allocated + 12 unseen refills
     assert all(torch.equal(a, b) for a, b in zip(before, zero.model.parameters(), strict=True))
+
+
+def seven_or_unscorable(prompts, completions, **kwargs):
+    """1 for a leading 7 or 8, None (no verdict) for a leading 0-3, else 0."""
+    return [1.0 if c[:1] in "78" and c else None if c[:1] in "0123" and c else 0.0
+            for c in completions]  # fmt: skip
+
+
+def test_unequal_groups_get_trl_advantages_per_real_group(tmp_path):
+    # Stored visits make Knapsack split 16 rollouts as [2, 10, 2, 2] (worked by hand from
+    # their sampling_budget_by_knapsack: rates 0, .25, 1, 1, all seen 8 times; 8 left, the
+    # p = .25 prompt needs int(8.0039) = 8, not < 8, so the DP gives it all 8).
+    store = PromptStore(tmp_path / "run")
+    rates = [[0] * 8, [1, 1] + [0] * 6, [1] * 8, [1] * 8]
+    store.record(Visit.from_group(p, 0, r) for p, r in zip(PROMPTS, rates, strict=True))
+    store.close()
+    t = recording(tmp_path, reward=seven_or_unscorable, steps=1, allocator="knapsack")
+    t.train()
+    batch = t.losses[0]
+    hf = hf_tokenizer(TOK)
+    by_prompt: dict = {}
+    for i in range(batch["advantages"].numel()):
+        prompt = tuple(batch["prompt_ids"][i][batch["prompt_mask"][i].bool()].tolist())
+        text = hf.decode(batch["completion_ids"][i][batch["completion_mask"][i].bool()],
+                         skip_special_tokens=True)  # fmt: skip
+        reward = seven_or_unscorable([None], [text])[0]
+        by_prompt.setdefault(prompt, []).append((reward, float(batch["advantages"][i])))
+    assert sorted(len(v) for v in by_prompt.values()) == [2, 2, 2, 10]
+    assert any(r is None for v in by_prompt.values() for r, _ in v)
+    zero_rows = 0
+    for rows in by_prompt.values():
+        scored = np.array([r for r, _ in rows if r is not None])
+        for r, a in rows:
+            if r is None:  # TRL: an unscorable row gets advantage 0, outside the baseline
+                assert a == 0.0
+            elif len(scored) > 1 and np.ptp(scored) > 0:
+                # TRL: (r - nanmean) / (nanstd (n-1) + 1e-4) of the real group, clipped at 5
+                want = (r - scored.mean()) / (scored.std(ddof=1) + 1e-4)
+                assert a == pytest.approx(np.clip(want, -5, 5), abs=1e-5)
+            else:
+                assert a == 0.0
+        if len(scored) < 2 or np.ptp(scored) == 0:
+            zero_rows += len(rows)
+    assert logged(t, "frac_reward_zero_std") == [pytest.approx(zero_rows / 16)]
+    # A prompt with no scorable row leaves no visit (nothing was learned about it).
+    visited = sum(any(r is not None for r, _ in rows) for rows in by_prompt.values())
+    assert sum(len(PromptStore(tmp_path / "run").history(p)) for p in PROMPTS) == 4 + visited
+
+
+def test_batch_scaling_divides_by_the_batch_std():
+    # TRL's scale_rewards="batch": per-group mean, std over the whole batch (n-1), eps 1e-4.
+    # Scored rewards [1, 0 | 1, 1, 1, 0]: mean 2/3, var =
+    # (4 x (1/3)^2 + 2 x (2/3)^2) / 5 = .266667, std .516398. Group 1: +-.5 / .516498 = +-.96806;
+    # group 2 (mean .75): .25 / .516498 = .48403, -.75 / .516498 = -1.45209; NaN row: 0.
+    fake = SimpleNamespace(scale_rewards="batch", rlvr_adv_clip=None)
+    got = StepstoneGRPOTrainer._advantages(
+        fake, [np.array([1.0, 0.0]), np.array([1.0, 1.0, 1.0, 0.0, np.nan])]
+    )
+    assert np.allclose(got[0], [0.96806, -0.96806], atol=1e-5)
+    assert np.allclose(got[1], [0.48403, 0.48403, 0.48403, -1.45209, 0.0], atol=1e-5)
+    fake.scale_rewards = "none"  # Dr. GRPO: mean subtraction only
+    got = StepstoneGRPOTrainer._advantages(fake, [np.array([1.0, 0.0, 0.0])])
+    assert np.allclose(got[0], [2 / 3, -1 / 3, -1 / 3])
+
+
+# The private TRL methods StepstoneGRPOTrainer overrides or calls, with a digest of their
+# source in trl 1.16.0: a new TRL must be read against trl.py before the pin moves.
+TRL_METHODS = {
+    "_calculate_rewards": "736ae29b083840b5",
+    "_generate_and_score_completions": "1fa48922792dcd5c",
+    "_prepare_inputs": "f824e7fb07147956",
+    "_compute_loss": "80295546bbdbf6f7",
+    "_get_per_token_logps_and_entropies": "ea73c3909275851d",
+}
+
+
+def test_the_pinned_trl_methods_are_unchanged():
+    import hashlib
+    import inspect
+
+    import trl
+    from trl import GRPOTrainer
+
+    assert trl.__version__ == "1.16.0", "trl.py overrides private TRL 1.16.0 methods; re-read them"
+    for name, digest in TRL_METHODS.items():
+        source = inspect.getsource(getattr(GRPOTrainer, name)).encode()
+        assert hashlib.sha256(source).hexdigest()[:16] == digest, f"TRL changed {name}"
+
+
+class LossRecording(Recording):
+    def _compute_loss(self, model, inputs):
+        loss = super()._compute_loss(model, inputs)
+        self.returned.append(float(loss.detach()))
+        return loss
+
+
+def test_gppo_token_mean_spans_the_accumulated_batch(tmp_path):
+    # Two micro-batches per step: TRL's "dapo" normaliser divides each one's token sum by the
+    # tokens of the whole step, so the two parts add up to the step's token mean. At the first
+    # step the ratio is 1, so each part is -sum(A_i n_i) / N over its rows (n_i tokens, N all).
+    t = trainer(
+        tmp_path, steps=1, cls=LossRecording, loss="gppo", dual_clip=10.0,
+        reward=first_is_one_or_two, prompts=TASK.prompts(16, seed=0),
+        config={"gradient_accumulation_steps": 2},
+    )  # fmt: skip
+    t.sampled, t.losses, t.returned = {}, [], []
+    t.train()
+    assert len(t.losses) == 2
+    tokens = [b["completion_mask"].sum(-1) for b in t.losses]
+    total = float(sum(n.sum() for n in tokens))
+    for batch, n, got in zip(t.losses, tokens, t.returned, strict=True):
+        want = -float((batch["advantages"] * n).sum()) / total
+        assert got == pytest.approx(want, abs=1e-5)
+    with pytest.raises(ConfigError, match="dual_clip applies to loss='gppo'"):
+        trainer(tmp_path, dual_clip=10.0)

@@ -7,8 +7,8 @@
   rollouts the policy found unlikely, relative to the rest of their group, get a bonus.
 - ``recalibrate``: SPEAR's advantage recalibration for replayed experience (Qin et al. 2025,
   "Learn the Ropes, Then Trust the Wins: Self-imitation with Progressive Exploration for Agentic
-  Reinforcement Learning"): a stored rollout's advantage is recomputed against a baseline from
-  recent rewards, not the stale group it was sampled with.
+  Reinforcement Learning"): a stored rollout's advantage is recomputed against the median mean
+  and median spread of recent groups, not the stale group it was sampled with.
 
 Pure numpy; rewards are validated (numbers only, no empty group). Not here: the loss.
 """
@@ -25,19 +25,31 @@ Values = Sequence[float] | np.ndarray  # one number per rollout
 
 
 def group_advantages(
-    groups: Sequence[Values], scale: bool = True, eps: float = 1e-6
+    groups: Sequence[Values],
+    scale: bool = True,
+    eps: float = 1e-6,
+    clip: float | None = None,
+    ddof: int = 1,
 ) -> list[np.ndarray]:
-    """``A_i = (r_i - mean(g)) / (std(g) + eps)`` per group (population std; ``scale=False``
-    keeps only the mean subtraction, as Dr. GRPO does). Zeros for groups with no spread."""
+    """``A_i = (r_i - mean(g)) / (std(g) + eps)`` per group; zeros for groups with no spread.
+
+    ``std`` is the unbiased (n-1) one by default, as both verl (``compute_grpo_outcome_advantage``,
+    ``torch.std``, eps 1e-6: the Knapsack RL authors' baseline) and TRL (``nanstd``, eps 1e-4)
+    compute it; ``ddof=0`` gives the population std. ``scale=False`` keeps only the mean
+    subtraction (Dr. GRPO). ``clip`` bounds each advantage to [-clip, clip], as the Knapsack RL
+    authors do for both their GRPO baseline and Knapsack-GRPO (``adv_clip_value=5.0`` in
+    liziniu/KnapsackRL ``examples/knapsack_trainer/*.sh``, applied in ``ray_trainer.py``
+    ``fit``): a group of 32 with one success would otherwise give it 5.48.
+    """
     out = []
     for j, g in enumerate(groups):
         r = check_rewards(g, where=f"group {j}")
         centred = r - r.mean()
-        std = r.std()
-        if std == 0:
+        if len(r) <= ddof or np.ptp(r) == 0:
             out.append(np.zeros_like(r))
-        else:
-            out.append(centred / (std + eps) if scale else centred)
+            continue
+        a = centred / (r.std(ddof=ddof) + eps) if scale else centred
+        out.append(a if clip is None else np.clip(a, -clip, clip))
     return out
 
 
@@ -76,12 +88,25 @@ def sharpen_novelty(
     return np.where(r > threshold, a + bonus, a)
 
 
-def recalibrate(rewards: Values, recent_rewards: Values, q: float = 50.0):
-    """SPEAR-style recalibrated advantage of replayed rollouts: ``r - percentile(recent, q)``.
+def recalibrate(
+    rewards: Values, group_means: Values, group_stds: Values, scale: bool = True, eps: float = 1e-6
+) -> np.ndarray:
+    """SPEAR's recalibrated advantage of replayed rollouts against recent groups.
 
-    The baseline is the q-th percentile (the median by default) of rewards seen recently, so a
-    stored success stops counting as good once the policy succeeds that often on its own.
+    ``(r - median(group_means)) / (median(group_stds) + eps)``, or without the division when
+    ``scale`` is off (their ``norm_adv_by_std_in_grpo``). The medians are over the mean and the
+    (population) standard deviation of each recent group, as the authors' replay buffer keeps
+    them (SPEAR code, ``TrajectoryBufferBatch.update_batch`` stores per-group ``np.mean`` and
+    ``np.std``; ``maintain_reward_statistics`` takes their 50th percentiles;
+    ``prepare_for_selection`` passes them to ``compute_grpo_outcome_advantage`` as
+    ``custom_reward_mean_std``, whose eps is 1e-6). A stored success stops counting as good
+    once the typical group succeeds that often: with binary rewards the baseline is a group's
+    success rate, not a single reward, so it moves smoothly with the policy.
     """
     r = check_rewards(rewards, where="replayed rewards")
-    recent = check_rewards(recent_rewards, where="recent rewards")
-    return r - np.percentile(recent, q)
+    means = check_rewards(group_means, where="recent group means")
+    centred = r - np.percentile(means, 50)
+    if not scale:
+        return centred
+    stds = check_rewards(group_stds, where="recent group standard deviations")
+    return centred / (np.percentile(stds, 50) + eps)

@@ -8,7 +8,8 @@ returning one count per prompt that sums to ``budget`` and lies within [min, max
   Optimizing Budget Allocation"). A prompt with success rate p given N rollouts is worth
   ``(1 - p**N - (1 - p)**N) * p * (1 - p)**2``: the probability that its group has both a
   success and a failure (otherwise GRPO's advantage, hence its gradient, is zero) times the
-  paper's InfoGain approximation p(1-p)^2. Each rollout costs one unit.
+  paper's InfoGain approximation p(1-p)^2. Each rollout costs one unit; the budget left after
+  the partly solved prompts' needs goes to unsolved ones, as the authors' code does.
 - ``xrpo``: XRPO's rollout allocator (Bamba et al. 2025, "XRPO: Pushing the limits of GRPO with
   Targeted Exploration and Exploitation"): the next rollout goes to the prompt whose Student-t
   confidence interval on the mean reward would shrink most, plus an exploration bonus.
@@ -19,7 +20,6 @@ returning one count per prompt that sums to ``budget`` and lies within [min, max
 from __future__ import annotations
 
 import functools
-import heapq
 import math
 from dataclasses import dataclass
 
@@ -112,44 +112,96 @@ def knapsack_value(p: np.ndarray | float, n: np.ndarray | int) -> np.ndarray:
     return nonzero_gradient_probability(p, n) * p * (1.0 - p) ** 2
 
 
+def rollouts_needed(p: np.ndarray | float, alpha: float = 0.9) -> np.ndarray:
+    """Knapsack RL's cost of a partly solved prompt: the N at which a group of N rollouts holds
+    both outcomes with probability about ``alpha``, ``log(1 - alpha) / log(max(p, 1 - p))``
+    (liziniu/KnapsackRL, ``exploration_utils.py``, ``sampling_budget_by_knapsack``,
+    ``cost_estimation="probability"``)."""
+    p = np.asarray(p, dtype=float)
+    return np.log(1.0 - alpha) / np.minimum(np.log(np.maximum(p, 1.0 - p)), -np.finfo(float).tiny)
+
+
+def knapsack_extras(p: np.ndarray, lo: int, cap: int, budget: int) -> np.ndarray:
+    """Extra rollouts (0..``cap`` each, summing to ``min(budget, len(p) * cap)``) for prompts of
+    success rates ``p`` that already hold ``lo``, by the authors' dynamic programme
+    (``exploration_utils.py``, ``solve_by_dp``): k > 0 extra rollouts are worth
+    ``knapsack_value(p, lo + k)`` and none is worth 0, ties going to the smaller k of the later
+    prompt. Counting an untouched prompt as 0 (not as the value of its ``lo``) is their
+    objective; it makes the solver give every prompt at least one extra rollout when it can."""
+    w = min(budget, len(p) * cap)
+    best = np.full(w + 1, -np.inf)
+    best[0] = 0.0
+    picks = np.zeros((len(p), w + 1), dtype=np.int64)
+    for i, pi in enumerate(p):
+        gains = [0.0] + [float(knapsack_value(pi, lo + k)) for k in range(1, min(cap, w) + 1)]
+        row, pick = np.full(w + 1, -np.inf), np.zeros(w + 1, dtype=np.int64)
+        for k, gain in enumerate(gains):
+            cand = np.full(w + 1, -np.inf)
+            cand[k:] = best[: w + 1 - k] + gain
+            better = cand > row
+            row[better], pick[better] = cand[better], k
+        best, picks[i] = row, pick
+    extras = np.zeros(len(p), dtype=np.int64)
+    for i in reversed(range(len(p))):
+        extras[i] = picks[i, w]
+        w -= extras[i]
+    return extras
+
+
 @dataclass(frozen=True)
 class Knapsack(Allocator):
-    """Knapsack RL allocation, solved exactly by greedy marginal gains.
+    """Knapsack RL allocation as the authors' released code does it.
 
-    Every rollout costs the same, and the value is concave in N for each prompt (its increments
-    ``p^N (1-p) + (1-p)^N p`` times p(1-p)^2 shrink as N grows), so handing out rollouts one at
-    a time to the largest marginal gain maximises the total value under the budget and the
-    per-prompt bounds. Rollouts no prompt gains from (every remaining prompt has p = 0 or 1, or
-    is at its maximum) are the surplus: they go to unsolved prompts (p = 0), where a first
-    success would be worth most; what is left after that is spread over the rest.
+    liziniu/KnapsackRL, ``verl/trainer/ppo/exploration_utils.py``,
+    ``sampling_budget_by_knapsack`` with the defaults of their Knapsack-GRPO script
+    (``examples/knapsack_trainer/run_knapsack_grpo_7b.sh``: ``min_n = negative_n =
+    positive_n = 2``, ``alpha = 0.9``, ``min_buffer_length = 8``):
 
-    ``unseen_rate`` stands in for prompts never visited (0.5: treated as informative).
+    1. p is the success rate pooled over the prompt's last 16 rollouts (``stats.pooled``, see
+       ``PromptStore.stats``). A prompt seen fewer than ``min_seen`` times gets the uniform
+       share ``budget // prompts``; every other prompt starts at ``min_per_prompt``.
+    2. A partly solved prompt (0 < p < 1) needs about ``rollouts_needed(p)`` rollouts (capped
+       at the maximum). If what they all need is less than what is left, the spare goes in
+       equal parts to the unsolved prompts (p = 0; as in their code, a prompt without an
+       estimate counts as unsolved here), or, if there are none, to every prompt not partly
+       solved. With no partly solved prompt at all, everything left goes to the unsolved ones
+       (or, if none, the split is uniform).
+    3. The rest is split over the partly solved prompts by ``knapsack_extras``.
+
+    One difference: ``max_per_prompt`` is a hard bound here. Their code lets the spare of step
+    2 (and a remainder the programme cannot place) exceed ``max_n``; here what does not fit
+    goes to the partly solved prompts, then to any prompt with room.
     """
 
-    unseen_rate: float = 0.5
+    alpha: float = 0.9
+    min_seen: int = 8
     name = "knapsack"
 
     def _allocate(self, stats, budget, lo, hi):
-        p = np.where(np.isnan(stats.rate), self.unseen_rate, stats.rate)
-        counts = np.full(len(p), lo, dtype=np.int64)
-        left = budget - counts.sum()
-        heap = []
-        for i in range(len(p)):
-            gain = float(knapsack_value(p[i], lo + 1) - knapsack_value(p[i], lo))
-            if gain > 0 and counts[i] < hi:
-                heap.append((-gain, i))
-        heapq.heapify(heap)
-        while left > 0 and heap:
-            _, i = heapq.heappop(heap)
-            counts[i] += 1
-            left -= 1
-            if counts[i] < hi:
-                c = counts[i]
-                gain = float(knapsack_value(p[i], c + 1) - knapsack_value(p[i], c))
-                if gain > 0:
-                    heapq.heappush(heap, (-gain, i))
-        left = spread(counts, left, p == 0.0, hi)
-        spread(counts, left, np.ones(len(p), bool), hi)
+        k = len(stats)
+        valid = (stats.seen >= self.min_seen) & ~np.isnan(stats.pooled)
+        p = np.where(valid, stats.pooled, 0.0)
+        mixed = valid & (p > 0) & (p < 1)
+        unsolved = p == 0.0
+        counts = np.where(valid, lo, budget // k).astype(np.int64)
+        left = budget - int(counts.sum())
+        if not mixed.any():
+            if not unsolved.any():
+                return Uniform()._allocate(stats, budget, lo, hi)
+            left = spread(counts, left, unsolved, hi)
+            return self._place(counts, left, mixed, hi)
+        need = np.floor(np.minimum(hi, rollouts_needed(p[mixed], self.alpha))).astype(np.int64)
+        if need.sum() < left:
+            to = unsolved if unsolved.any() else ~mixed
+            left = int(need.sum()) + spread(counts, left - int(need.sum()), to, hi)
+        counts[mixed] += knapsack_extras(p[mixed], lo, hi - lo, left)
+        return self._place(counts, budget - int(counts.sum()), mixed, hi)
+
+    @staticmethod
+    def _place(counts, left, first, hi):
+        """Whatever could not be placed within ``hi``: to ``first``, then to any prompt."""
+        left = spread(counts, left, first, hi)
+        spread(counts, left, np.ones(len(counts), bool), hi)
         return counts
 
 
@@ -174,10 +226,18 @@ class XRPO(Allocator):
     the (1 - alpha) Student-t interval on its mean reward is
     ``h_q(n) = t_{1-alpha/2, n-1} s_q / sqrt(n)``; the priority of one more rollout is
     ``Pi_q = Delta_q + phi_q = h_q(n_q) - h_q(n_q + 1) + lam * sqrt(ln T / n_q)``, T the
-    rollouts handed out so far in this step. s_q comes from the prompt's latest visit (the
-    allocation happens before this step samples), Bessel-corrected as the t-interval requires
-    (the store keeps the population std); unvisited prompts use ``unseen_std`` (0.5, a fair
-    coin's).
+    rollouts handed out so far in this step. s_q comes from the prompt's latest visit,
+    Bessel-corrected as the t-interval requires (the store keeps the population std);
+    unvisited prompts use ``unseen_std`` (0.5, a fair coin's).
+
+    Two differences from the paper (arXiv 2510.06672, hierarchical rollout planning), stated
+    rather than hidden: the paper samples a base group first and hands out the rest in rounds
+    within the step, re-estimating s_q from that step's own rollouts between rounds; this
+    allocator plans the whole step at once from the previous visit, because the trainers here
+    sample each prompt's group in one call. And the form of the exploration bonus phi_q could
+    not be checked against the paper's text here (neither it nor the authors' code,
+    UIUC-MLSys/XRPO, was readable from this machine); ``lam * sqrt(ln T / n_q)`` is the UCB
+    form secondary summaries give, and ``lam`` is ours.
     """
 
     alpha: float = 0.05

@@ -140,26 +140,35 @@ class Replay:
 
 @dataclass
 class SelfImitationBuffer:
-    """SPEAR-style self-imitation replay.
+    """SPEAR self-imitation replay, with the defaults of the authors' code.
 
     ``add`` keeps rollouts with a positive advantage in their own group (the "wins"), up to
-    ``capacity`` (oldest out first). ``sample`` recalibrates every stored reward against the
-    ``baseline_percentile`` of the last ``window`` rewards seen (``observe``), drops entries
-    that are no longer above that baseline or older than ``max_age`` steps, and returns up to
-    ``k`` of the rest with their recalibrated advantages (largest first).
+    ``capacity`` (2048, their ``trajectory_buffer_size``; oldest out first). ``observe`` records
+    each fresh group's reward mean and population std, keeping the last ``window`` groups
+    (10240, their ``baseline_buffer_size``). ``sample`` recalibrates every stored reward with
+    ``advantages.recalibrate`` against the medians of those, drops entries whose advantage is
+    now negative (their ``prepare_for_selection`` keeps ``>= 0``) or that are more than
+    ``max_age`` steps old (10, their ``tolerate_steps`` cap), and returns up to ``k`` of the
+    rest with their recalibrated advantages (largest first). ``scale=False`` is their
+    ``norm_adv_by_std_in_grpo=False`` (the Dr.BoT recipe).
     """
 
-    capacity: int = 256
-    window: int = 512
-    baseline_percentile: float = 50.0
-    max_age: int = 50
+    capacity: int = 2048
+    window: int = 10240
+    max_age: int = 10
+    scale: bool = True
     items: deque = field(default_factory=deque)
-    recent: deque = field(default_factory=deque)
+    means: deque = field(default_factory=deque)
+    stds: deque = field(default_factory=deque)
 
     def observe(self, rewards: Sequence[float] | np.ndarray) -> None:
-        self.recent.extend(check_rewards(rewards, where="observed rewards").tolist())
-        while len(self.recent) > self.window:
-            self.recent.popleft()
+        """Record one fresh group's rewards (its mean and population std)."""
+        r = check_rewards(rewards, where="observed rewards")
+        self.means.append(float(r.mean()))
+        self.stds.append(float(r.std()))
+        while len(self.means) > self.window:
+            self.means.popleft()
+            self.stds.popleft()
 
     def add(self, group: Group, advantages: Sequence[float] | np.ndarray, step: int) -> int:
         """Store the group's rollouts with positive advantage; returns how many were stored."""
@@ -173,16 +182,15 @@ class SelfImitationBuffer:
         return added
 
     def sample(self, k: int, step: int) -> list[tuple[Replay, float]]:
-        if not self.items or not self.recent:
+        if not self.items or not self.means:
             return []
         fresh = [it for it in self.items if step - it.step <= self.max_age]
         if not fresh:
             self.items.clear()
             return []
-        adv = recalibrate([it.reward for it in fresh], list(self.recent), self.baseline_percentile)
-        self.items = deque(it for it, a in zip(fresh, adv, strict=True) if a > 0)
-        ranked = sorted(
-            ((it, float(a)) for it, a in zip(fresh, adv, strict=True) if a > 0),
-            key=lambda x: -x[1],
+        adv = recalibrate(
+            [it.reward for it in fresh], list(self.means), list(self.stds), self.scale
         )
-        return ranked[:k]
+        kept = [(it, float(a)) for it, a in zip(fresh, adv, strict=True) if a >= 0]
+        self.items = deque(it for it, _ in kept)
+        return sorted(kept, key=lambda x: -x[1])[:k]

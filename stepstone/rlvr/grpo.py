@@ -49,8 +49,10 @@ class GRPOConfig:
     eps_low: float = 0.2
     eps_high: float = 0.28
     loss_mode: str = "ppo"  # or "gppo"
+    dual_clip: float | None = None  # dual-clip PPO bound; Klear-Reasoner's GPPO recipe: 10.0
     aggregation: str = "token_mean"  # or "seq_mean"
     scale_advantages: bool = True
+    adv_clip: float | None = 5.0  # Knapsack RL authors' adv_clip_value (baseline and theirs)
     novelty_lam: float = 0.0  # > 0 turns on XRPO novelty sharpening
     novelty_kappa: float = 0.5
     overlong_max: int | None = None  # DAPO soft overlong penalty when set
@@ -116,11 +118,24 @@ class GRPO:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ one step
+    def _sampled(self, prompts, counts) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Each prompt's rollouts; plain sampling of equal-length prompts in one batch."""
+        encoded = [self.encode(p) for p in prompts]
+        if self.config.rollout == "latr" or len({len(e) for e in encoded}) > 1:
+            return [self.rollouts(p, int(n)) for p, n in zip(prompts, counts, strict=True)]
+        ids = torch.tensor([e for e, n in zip(encoded, counts, strict=True) for _ in range(n)])
+        out = sample(
+            self.model, ids, self.max_new_tokens, self.eos_id, self.config.temperature, self.gen
+        )
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        return [tuple(x[a:b] for x in out) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
     def _sample_groups(self, prompts, counts) -> tuple[list[Group], list]:
         cfg = self.config
         groups, batch = [], []
-        for prompt, n in zip(prompts, counts, strict=True):
-            tokens, old_logp, mask = self.rollouts(prompt, int(n))
+        for prompt, (tokens, old_logp, mask) in zip(
+            prompts, self._sampled(prompts, counts), strict=True
+        ):
             texts = [self.decode(t.tolist()) for t in tokens]
             rewards = check_rewards(
                 [self.reward(prompt, t) for t in texts], where=f"reward function on {prompt!r}"
@@ -161,7 +176,9 @@ class GRPO:
                     if g.informative:
                         groups.append(g)
                         batch.append(b)
-        advs = group_advantages([g.rewards for g in groups], scale=cfg.scale_advantages)
+        advs = group_advantages(
+            [g.rewards for g in groups], scale=cfg.scale_advantages, clip=cfg.adv_clip
+        )
         if cfg.novelty_lam > 0:
             for j, (_, _, old_logp, mask) in enumerate(batch):
                 mean_lp = ((old_logp * mask).sum(-1) / mask.sum(-1).clamp(min=1)).numpy()
@@ -246,7 +263,7 @@ class GRPO:
                 logp = token_logprobs(self.model, prompt_ids, tokens, cfg.temperature)
                 loss = policy_loss(
                     logp, old, adv, mask, cfg.eps_low, cfg.eps_high, cfg.loss_mode,
-                    cfg.aggregation,
+                    cfg.aggregation, cfg.dual_clip,
                 )  # fmt: skip
                 self.opt.zero_grad()
                 loss.backward()

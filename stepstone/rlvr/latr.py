@@ -1,19 +1,34 @@
 """Lookahead tree-based rollouts (LATR) for a ``transformers`` causal LM.
 
 LATR (Xing et al. 2025, "Lookahead Tree-Based Rollouts for Enhanced Trajectory-Level
-Exploration in Reinforcement Learning with Verifiable Rewards") replaces independent sampling
-of a group with a tree grown in lockstep: (1) branch where the model is torn between tokens,
-(2) let each new branch run a few tokens ahead, (3) prune branches whose lookahead stayed too
-close to their parent's, and finish every surviving branch by ordinary sampling. Groups of
+Exploration in Reinforcement Learning with Verifiable Rewards", code: starreeze/latr) replaces
+independent sampling of a group with a tree grown in lockstep: (1) branch where the model is
+torn between tokens, (2) let each new branch run ahead, (3) prune branches that stayed too
+close to their parent, and finish every surviving branch by ordinary sampling. Groups of
 independently sampled completions often collapse to the same answer; the tree spends the same
 number of completions on trajectories that differ from the start.
 
-Here a branch step is one where a candidate token other than the sampled one has probability at
-least ``tau_abs`` and within ``tau_rel`` of the most likely token's. Similarity is the edit
-distance between the child's and the parent's tokens from the branch point on, divided by
-their length; below ``prune_below`` the child is dropped. The group is filled up to
-``group_size`` by plain samples if the tree ends smaller. The thresholds are ours, not tuned
-values from the paper.
+Defaults are the authors' (``model/utils.py`` ``BranchDynamicParam`` and
+``KeyTokenGenConfigMixin``, ``scripts/grpo-kt-*.sh``; ``model/generation.py``
+``_sample_new_sequence_with_rollout``; ``model/sample_filter.py`` ``ProbFilter`` and
+``RolloutFilter``):
+
+- while branching, every branch takes its most likely token (``branch_token="top1"``, their
+  ``sample_nk="none"``); a candidate among the top ``1 + max_children`` (their
+  ``max_n_branch_per_token=2``: one child) opens a child if ``p > tau_abs`` (0.25) and
+  ``p_top1 - p < tau_rel`` (0.15), while the group has room;
+- a child is compared with its parent ``prune_at`` = 20, 30 and 50 tokens after it was born,
+  skipping segments that hold the end token: the edit distance of the two segments over their
+  length below ``prune_below`` (0.4) prunes it;
+- once the group is full and no child awaits a check, the tree stops and each unfinished
+  branch is completed by sampling (their hand-over to vLLM).
+
+Differences kept on purpose: a group the tree leaves short is filled with independent samples
+(their ``fill_return_sequences`` copies the first branch), and their schedule that hands a
+growing share of the group to plain sampling as training goes on (``mix_ratio_schedule``) is
+the caller's choice. ``STEPSTONE_SETTINGS`` are this module's earlier settings (sampled
+tokens, thresholds 0.15/0.3, two children, one check 4 tokens after birth, threshold 0.3),
+kept for comparison: ``latr_rollouts(..., **STEPSTONE_SETTINGS)``.
 """
 
 from __future__ import annotations
@@ -25,14 +40,18 @@ import torch
 from ..errors import ConfigError
 from .sampling import sample
 
+STEPSTONE_SETTINGS = {
+    "branch_token": "sample", "tau_abs": 0.15, "tau_rel": 0.3, "max_children": 2,
+    "prune_at": (4,), "prune_below": 0.3,
+}  # fmt: skip
+
 
 @dataclass
 class _Branch:
     tokens: list[int]
     parent: int | None
-    born: int  # step at which the branch took its own token (-1 for the root)
+    born: int  # index in ``tokens`` of the branch's own first token (-1 for the root)
     done: bool = False
-    checked: bool = True
     alive: bool = True
 
 
@@ -43,6 +62,7 @@ class LatrResult:
     # (step, parent index, child index, child token)
     pruned: int = 0
     filled: int = 0  # completions sampled independently to fill the group
+    tree_steps: int = 0  # tokens generated before the tree handed over to sampling
 
 
 def edit_distance(a: list[int], b: list[int]) -> int:
@@ -63,46 +83,60 @@ def latr_rollouts(
     max_new_tokens: int,
     eos_id: int,
     temperature: float = 1.0,
-    tau_abs: float = 0.15,
-    tau_rel: float = 0.3,
-    max_children: int = 2,
-    lookahead: int = 4,
-    prune_below: float = 0.3,
+    tau_abs: float = 0.25,
+    tau_rel: float = 0.15,
+    max_children: int = 1,
+    prune_at: tuple[int, ...] = (20, 30, 50),
+    prune_below: float = 0.4,
+    branch_token: str = "top1",
     branch_until: int | None = None,
     generator: torch.Generator | None = None,
 ) -> LatrResult:
     """A group of ``group_size`` completions of one prompt (1-D ``prompt_ids``) grown as a tree.
 
-    ``max_children`` caps new branches per branch per step; ``branch_until`` stops branching
+    ``branch_token`` is ``"top1"`` (the authors) or ``"sample"`` (each branch samples its
+    token and a child may take any other close candidate). ``branch_until`` stops branching
     after that many tokens (default: never before the end).
     """
     if group_size < 1:
         raise ConfigError(f"group_size={group_size}; ask for at least one completion")
     if not 0 <= tau_abs <= 1 or not 0 <= tau_rel <= 1:
         raise ConfigError("tau_abs and tau_rel are probabilities; give values in [0, 1]")
+    if branch_token not in ("top1", "sample"):
+        raise ConfigError(f"branch_token={branch_token!r}; choose top1 or sample")
     branch_until = max_new_tokens if branch_until is None else branch_until
     branches = [_Branch([], None, -1)]
     result = LatrResult(tokens=torch.empty(0))
     prompt = prompt_ids.tolist()
 
-    def check(child_index: int) -> None:
-        child = branches[child_index]
-        parent = branches[child.parent]
-        a, b = child.tokens[child.born :], parent.tokens[child.born :]
-        n = max(len(a), len(b), 1)
-        child.checked = True
-        if edit_distance(a, b) / n < prune_below:
+    def check(child: _Branch) -> None:
+        """The authors' RolloutFilter for one child whose age is in ``prune_at``."""
+        a = child.tokens[child.born :]
+        b = branches[child.parent].tokens[child.born : child.born + len(a)]
+        if eos_id in a or eos_id in b or len(b) < len(a):
+            return
+        if edit_distance(a, b) / len(a) < prune_below:
             child.alive = False
             result.pruned += 1
 
+    t = 0
     for t in range(max_new_tokens):
         active = [i for i, b in enumerate(branches) if b.alive and not b.done]
-        if not active:
+        n_alive = sum(b.alive for b in branches)
+        waiting = any(  # a child still to be compared with its parent
+            b.alive and not b.done and b.parent is not None
+            and len(b.tokens) - b.born < max(prune_at, default=0)
+            for b in branches
+        )  # fmt: skip
+        if not active or (n_alive >= group_size and not waiting):
             break
         inputs = torch.tensor([prompt + branches[i].tokens for i in active])
         logits = model(input_ids=inputs).logits[:, -1].float()
         probs = torch.softmax(logits / temperature, dim=-1)
-        picks = torch.multinomial(probs, 1, generator=generator).squeeze(-1).tolist()
+        if branch_token == "top1":
+            picks = probs.argmax(-1).tolist()
+        else:
+            picks = torch.multinomial(probs, 1, generator=generator).squeeze(-1).tolist()
         for row, i in enumerate(active):
             b = branches[i]
             tok = picks[row]
@@ -114,30 +148,42 @@ def latr_rollouts(
                 for p, cand in zip(top_p.tolist(), top_t.tolist(), strict=True):
                     if made == max_children or n_alive + made >= group_size:
                         break
-                    if cand == tok or p < tau_abs or best - p > tau_rel:
+                    if cand == tok or not (p > tau_abs and best - p < tau_rel):
                         continue
-                    child = _Branch(b.tokens + [cand], i, t, done=cand == eos_id, checked=False)
+                    child = _Branch(b.tokens + [cand], i, len(b.tokens), done=cand == eos_id)
                     branches.append(child)
                     result.branch_points.append((t, i, len(branches) - 1, cand))
                     made += 1
             b.tokens.append(tok)
             b.done = tok == eos_id
-        for j, c in enumerate(branches):
-            if c.alive and not c.checked and t - c.born >= lookahead:
-                check(j)
-    for j, c in enumerate(branches):
-        if c.alive and not c.checked:
-            check(j)
-    done = [b.tokens for b in branches if b.alive][:group_size]
-    result.filled = group_size - len(done)
-    width = max_new_tokens
-    rows = [seq + [eos_id] * (width - len(seq)) for seq in done]
+        for c in branches:
+            if c.alive and c.parent is not None and len(c.tokens) - c.born in prune_at:
+                check(c)
+    result.tree_steps = t
+    alive = [b for b in branches if b.alive][:group_size]
+    rows = [
+        _finish(model, prompt, b, max_new_tokens, eos_id, temperature, generator) for b in alive
+    ]
+    result.filled = group_size - len(rows)
     if result.filled:
         extra, _, _ = sample(
             model, prompt_ids[None].expand(result.filled, -1), max_new_tokens, eos_id,
             temperature, generator,
         )  # fmt: skip
-        pad = torch.full((result.filled, width - extra.shape[1]), eos_id, dtype=extra.dtype)
-        rows += torch.cat([extra, pad], dim=1).tolist()
+        rows += [_pad(r, max_new_tokens, eos_id) for r in extra.tolist()]
     result.tokens = torch.tensor(rows, dtype=torch.long)
     return result
+
+
+def _finish(model, prompt, branch: _Branch, width: int, eos_id: int, temperature, generator):
+    """A branch's tokens, completed by ordinary sampling if the tree stopped before its end."""
+    tokens = branch.tokens
+    if not branch.done and len(tokens) < width:
+        ids = torch.tensor([prompt + tokens])
+        more, _, _ = sample(model, ids, width - len(tokens), eos_id, temperature, generator)
+        tokens = tokens + more[0].tolist()
+    return _pad(tokens, width, eos_id)
+
+
+def _pad(tokens: list[int], width: int, eos_id: int) -> list[int]:
+    return tokens + [eos_id] * (width - len(tokens))

@@ -10,7 +10,13 @@ combines:
   "Klear-Reasoner: Advancing Reasoning Capability via Gradient-Preserving Clipping Policy
   Optimization"): the clipped term keeps the clipped value in the forward pass but still passes
   a bounded gradient, ``(1+eps_high) * r / sg(r)`` above and ``(1-eps_low) * r / sg(r)`` below;
-- aggregation: ``"token_mean"`` (DAPO: every token of the batch weighs the same) or
+- ``dual_clip=c``: dual-clip PPO (Ye et al. 2020) as verl and the Klear-Reasoner code apply it
+  (``verl/trainer/ppo/core_algos.py`` ``compute_policy_loss`` / ``compute_gppo_loss``, their
+  GPPO recipe ``recipe/dapo/perf_run_dapo_ours_math_general_gppo.sh`` sets
+  ``clip_ratio_c=10``): for a negative advantage the token loss is at most ``-c * A``, so a
+  ratio far above 1 cannot push it without bound (and passes no gradient);
+- aggregation: ``"token_mean"`` (DAPO: every token of the batch weighs the same; pass
+  ``normalizer`` when the batch is cut into micro-batches, so the mean spans all of them) or
   ``"seq_mean"`` (GRPO: mean over a sequence's tokens, then over sequences).
 
 ``overlong_penalty`` is DAPO's soft overlong punishment, added to the reward. Not here:
@@ -39,8 +45,13 @@ def policy_loss(
     eps_high: float = 0.2,
     mode: str = "ppo",
     aggregation: str = "token_mean",
+    dual_clip: float | None = None,
+    normalizer: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
-    """Clipped surrogate loss (to minimise). ``eps_high > eps_low`` is DAPO's clip-higher."""
+    """Clipped surrogate loss (to minimise). ``eps_high > eps_low`` is DAPO's clip-higher.
+
+    ``normalizer`` (token mean only) replaces this batch's token count: TRL's "dapo" loss
+    divides each micro-batch's token sum by the tokens of the whole generation batch."""
     if mode not in MODES:
         raise ConfigError(f"unknown loss mode {mode!r}; choose one of {', '.join(MODES)}")
     if aggregation not in AGGREGATIONS:
@@ -58,8 +69,13 @@ def policy_loss(
         lower = (1 - eps_low) * ratio / sg
         clipped = torch.where(sg > 1 + eps_high, upper, torch.where(sg < 1 - eps_low, lower, ratio))
     per_token = -torch.minimum(ratio * adv, clipped * adv)
+    if dual_clip is not None:
+        if dual_clip <= 1:
+            raise ConfigError(f"dual_clip={dual_clip} must be above 1; the GPPO recipe uses 10")
+        per_token = torch.where(adv < 0, torch.minimum(per_token, -dual_clip * adv), per_token)
     if aggregation == "token_mean":
-        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+        total = mask.sum().clamp(min=1) if normalizer is None else normalizer
+        return (per_token * mask).sum() / total
     per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
     return per_seq.mean()
 

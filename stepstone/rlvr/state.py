@@ -2,8 +2,9 @@
 
 Each visit of a prompt (one training step that sampled rollouts for it) is a row: how many
 rollouts, how many succeeded, mean and spread of the reward, mean response length, the step.
-The allocators read the latest estimate per prompt from here (Knapsack RL uses the success rate
-of the prompt's previous visit; XRPO its reward mean and standard deviation).
+The allocators read their estimates per prompt from here: Knapsack RL the success rate pooled
+over the prompt's most recent rollouts (``pooled``, ``seen``), XRPO the reward mean and
+standard deviation of its latest visit.
 
 ``PromptStore(run_dir)`` keeps ``run_dir/rlvr.sqlite`` in WAL mode and writes each step in one
 transaction, so a run killed at any moment reopens with every committed step and nothing half
@@ -104,7 +105,8 @@ class PromptStats:
 
     ``rate`` is the success rate at the latest visit (NaN if never visited), ``n`` the number of
     rollouts behind it, ``mean``/``std`` the reward statistics of that visit, ``last_step`` the
-    step of that visit (-1 if never).
+    step of that visit (-1 if never). ``pooled`` is the success rate over the prompt's most
+    recent rollouts (``PromptStore.stats(window=...)``), ``seen`` its rollouts over the run.
     """
 
     prompts: tuple[str, ...]
@@ -113,18 +115,24 @@ class PromptStats:
     mean: np.ndarray
     std: np.ndarray
     last_step: np.ndarray
+    pooled: np.ndarray
+    seen: np.ndarray
 
     @classmethod
     def unseen(cls, prompts: Sequence[str]) -> PromptStats:
         k = len(prompts)
         nan = np.full(k, np.nan)
-        return cls(tuple(prompts), nan, np.zeros(k, int), nan.copy(), nan.copy(), np.full(k, -1))
+        return cls(
+            tuple(prompts), nan, np.zeros(k, int), nan.copy(), nan.copy(), np.full(k, -1),
+            nan.copy(), np.zeros(k, int),
+        )  # fmt: skip
 
     @classmethod
     def from_rates(cls, rates: Sequence[float], n: int | Sequence[int] = 8) -> PromptStats:
-        """Stats for binary rewards with known success rates (tests and what-if analysis)."""
+        """Stats for binary rewards with known success rates (tests and what-if analysis); a NaN
+        rate is a prompt never visited."""
         p = np.asarray(rates, dtype=float)
-        n_arr = np.broadcast_to(np.asarray(n), p.shape).astype(int)
+        n_arr = np.where(np.isnan(p), 0, np.broadcast_to(np.asarray(n), p.shape)).astype(int)
         return cls(
             tuple(f"p{i}" for i in range(len(p))),
             p,
@@ -132,6 +140,8 @@ class PromptStats:
             p.copy(),
             np.sqrt(p * (1 - p)),
             np.zeros(len(p), int),
+            p.copy(),
+            n_arr.copy(),
         )
 
     def __len__(self) -> int:
@@ -198,8 +208,18 @@ class PromptStore:
         row = self.db.execute("SELECT MAX(step) FROM visits").fetchone()
         return -1 if row[0] is None else int(row[0])
 
-    def stats(self, prompts: Sequence[str]) -> PromptStats:
-        """The latest visit of each prompt; NaN rates for prompts never visited."""
+    def stats(self, prompts: Sequence[str], window: int = 16) -> PromptStats:
+        """The latest visit of each prompt, and its success rate pooled over recent rollouts.
+
+        ``pooled`` follows Knapsack RL's estimate (liziniu/KnapsackRL,
+        ``verl/utils/dataset/rl_dataset.py``, ``update_sample_state`` with their defaults
+        ``epoch_estimation`` and ``robust_epoch_estimation`` on, ``reward_buffer_length=16``): the
+        latest visit's rate if it had at least ``window`` rollouts, else the mean of the last
+        ``window`` rewards across visits, newest first. Their code takes the newest rewards of
+        a visit cut by the window in list order; the rollouts of one visit are sampled together
+        and exchangeable, so here such a visit counts pro rata (its success share times the
+        rollouts taken). NaN rates for prompts never visited.
+        """
         out = PromptStats.unseen(prompts)
         index = {p: i for i, p in enumerate(prompts)}
         q = (
@@ -212,7 +232,25 @@ class PromptStore:
                 continue
             out.rate[i], out.n[i], out.mean[i] = s / n, n, mean
             out.std[i], out.last_step[i] = std, step
+            out.pooled[i], out.seen[i] = self._pooled_rate(prompt, window)
         return out
+
+    def _pooled_rate(self, prompt: str, window: int) -> tuple[float, int]:
+        """(success rate over the last ``window`` rollouts, rollouts over the run)."""
+        rows = self.db.execute(
+            "SELECT n, successes FROM visits WHERE prompt = ? ORDER BY step DESC", (prompt,)
+        ).fetchall()
+        seen = sum(n for n, _ in rows)
+        if rows[0][0] >= window:
+            return rows[0][1] / rows[0][0], seen
+        taken = successes = 0.0
+        for n, s in rows:
+            part = min(n, window - taken)
+            successes += s * part / n
+            taken += part
+            if taken >= window:
+                break
+        return successes / taken, seen
 
     def history(self, prompt: str) -> list[Visit]:
         rows = self.db.execute(

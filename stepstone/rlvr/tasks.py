@@ -1,11 +1,13 @@
 """A verifiable task and a policy small enough to train from scratch on one CPU core.
 
 ``AdditionTask``: prompts ``"047+385="``, answer ``"432"`` then end-of-sequence; the reward is
-1.0 for the exact answer and 0.0 otherwise (verifiable, binary). ``CharTokenizer`` maps one
-character to one token. ``tiny_policy`` builds a randomly initialised GPT-2 from a config
-(about 0.1M parameters, nothing downloaded) and ``pretrain`` teaches it the task by supervised
-learning for a fixed number of steps, stopping at a middling success rate so that RL has room
-to improve and per-prompt success rates differ (carries make some sums harder).
+1.0 for the exact answer and 0.0 otherwise (verifiable, binary). ``ChainTask``: a sum of many
+digits answered with a trace of running totals (``"3+5+2+7="`` -> ``"8,10,17"``), long enough
+for a group to branch and for early slips to compound; only the final total is checked.
+``CharTokenizer`` maps one character to one token. ``tiny_policy`` builds a randomly
+initialised GPT-2 from a config (about 0.1M parameters, nothing downloaded) and ``pretrain``
+teaches it the task by supervised learning for a fixed number of steps, stopping at a middling
+success rate so that RL has room to improve and per-prompt success rates differ.
 Used by the tests, the benchmark and the TRL example; not a general-purpose task library.
 """
 
@@ -20,7 +22,8 @@ PAD, BOS, EOS = "_", "^", "$"
 
 
 class CharTokenizer:
-    """One token per character of ``0-9 + = _ ^ $`` (pad, begin, end)."""
+    """One token per character of ``alphabet`` (default ``0-9 + =``) and ``_ ^ $`` (pad, begin,
+    end); ``ChainTask`` needs ``alphabet="0123456789+=,"``."""
 
     def __init__(self, alphabet: str = "0123456789+="):
         self.chars = PAD + BOS + EOS + alphabet
@@ -71,14 +74,44 @@ class AdditionTask:
         return 1.0 if completion == self.answer(prompt) else 0.0
 
 
-def tiny_policy(tokenizer: CharTokenizer, seed: int = 0, n_layer: int = 2, n_embd: int = 64):
+@dataclass(frozen=True)
+class ChainTask:
+    """Sum of ``terms`` digits; the answer lists the running total after each addition.
+
+    ``"3+5+2+7="`` -> ``"8,10,17"``. The reward is 1.0 when the last number of the completion is
+    the sum, whatever the trace before it (a verifiable final answer after free reasoning).
+    """
+
+    terms: int = 10
+
+    @property
+    def max_new_tokens(self) -> int:
+        return 3 * (self.terms - 1) + 1  # up to two digits and a comma per total, then the end
+
+    def prompts(self, n: int, seed: int) -> list[str]:
+        rng = np.random.default_rng(seed)
+        return ["+".join(map(str, row)) + "=" for row in rng.integers(0, 10, (n, self.terms))]
+
+    @staticmethod
+    def answer(prompt: str) -> str:
+        digits = [int(d) for d in prompt.rstrip("=").split("+")]
+        return ",".join(str(t) for t in np.cumsum(digits)[1:])
+
+    def reward(self, prompt: str, completion: str) -> float:
+        total = sum(int(d) for d in prompt.rstrip("=").split("+"))
+        return 1.0 if completion.rsplit(",", 1)[-1] == str(total) else 0.0
+
+
+def tiny_policy(
+    tokenizer: CharTokenizer, seed: int = 0, n_layer: int = 2, n_embd: int = 64, n_positions=32
+):
     """A GPT-2 causal LM built from a config with random weights (no download)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=32,
+        n_positions=n_positions,
         n_embd=n_embd,
         n_layer=n_layer,
         n_head=4,
@@ -95,7 +128,7 @@ def tiny_policy(tokenizer: CharTokenizer, seed: int = 0, n_layer: int = 2, n_emb
 def pretrain(
     model,
     tokenizer: CharTokenizer,
-    task: AdditionTask,
+    task,
     steps: int,
     batch: int = 64,
     lr: float = 3e-3,
@@ -133,7 +166,7 @@ def pretrain(
 
 
 @torch.no_grad()
-def success_rate(model, tokenizer: CharTokenizer, task: AdditionTask, prompts, seed: int = 0):
+def success_rate(model, tokenizer: CharTokenizer, task, prompts, seed: int = 0):
     """Share of prompts solved by one sampled completion each (temperature 1)."""
     from .sampling import sample
 
@@ -148,7 +181,7 @@ def success_rate(model, tokenizer: CharTokenizer, task: AdditionTask, prompts, s
 def pretrain_to(
     model,
     tokenizer: CharTokenizer,
-    task: AdditionTask,
+    task,
     target: float,
     max_steps: int = 4000,
     seed: int = 0,

@@ -7,12 +7,15 @@ with these parts switched on by name (the names of ``grpo.GRPOConfig``):
 - ``allocator``: ``"uniform"`` | ``"knapsack"`` | ``"xrpo"`` (allocate.py). TRL samples
   ``num_generations`` rows per prompt; the trainer keeps that total as the budget and re-splits
   it per prompt from the state of earlier visits, kept in ``run_dir/rlvr.sqlite``
-  (state.py), so a resumed run allocates from what it already learned.
+  (state.py), so a resumed run allocates from what it already learned. One prompt gets at
+  most ``max_per_prompt`` rollouts (default 4 x ``num_generations``); advantages are clipped
+  to [-``adv_clip``, ``adv_clip``] (5, the Knapsack RL authors' value; None turns it off).
 - advantages: group-relative over the unequal groups (``scale_rewards`` "group" or "none"),
   optionally XRPO novelty sharpening (``novelty_lam > 0``).
 - ``loss``: ``"ppo"`` uses TRL's own clipped loss (``epsilon``/``epsilon_high`` give DAPO's
   clip-higher, ``loss_type="dapo"`` the token mean); ``"gppo"`` swaps in Klear-Reasoner's
-  gradient-preserving clipping (losses.py).
+  gradient-preserving clipping (losses.py), its token mean over the whole step as TRL's
+  "dapo" loss takes it, with ``dual_clip=c`` their dual clip (their recipe: 10).
 - ``rollout``: ``"sample"`` (TRL's generation) or ``"latr"`` (latr.py, through TRL's
   ``rollout_func`` hook, for ``transformers`` models).
 - batch composition (batches.py), off by default: ``dynamic_sampling`` (DAPO: all-equal
@@ -75,6 +78,9 @@ _COMPLETION_FIELDS = {
 _ROW_FIELDS = (*_PROMPT_FIELDS, *_COMPLETION_FIELDS, "advantages")
 _OLD = "old_per_token_logps"
 COMPENSATION_EVERY = 4  # RoRecomp's compensation period, as in the standalone loop
+# max_per_prompt=None: at most 4x TRL's num_generations for one prompt, as the standalone
+# loop's default (32 of 128 over 16 prompts), so one group cannot take nearly the whole budget.
+MAX_GROUP_FACTOR = 4
 
 
 def checked_reward(func: Callable) -> Callable:
@@ -165,8 +171,10 @@ class StepstoneGRPOTrainer(GRPOTrainer):
         allocator: str = "knapsack",
         min_per_prompt: int = 2,
         max_per_prompt: int | None = None,
+        adv_clip: float | None = 5.0,
         run_dir=None,
         loss: str = "ppo",
+        dual_clip: float | None = None,
         novelty_lam: float = 0.0,
         novelty_kappa: float = 0.5,
         rollout: str = "sample",
@@ -181,6 +189,11 @@ class StepstoneGRPOTrainer(GRPOTrainer):
     ):
         if loss not in ("ppo", "gppo"):
             raise ConfigError(f"unknown loss {loss!r}; choose one of ppo, gppo")
+        if dual_clip is not None and loss != "gppo":
+            raise ConfigError(
+                "dual_clip applies to loss='gppo' here (TRL's own loss has no dual clip); "
+                "set loss='gppo' or drop dual_clip"
+            )
         if rollout not in ("sample", "latr"):
             raise ConfigError(f"unknown rollout {rollout!r}; choose one of sample, latr")
         if dynamic_rounds < 0 or self_imitation < 0 or rorecomp_compensation < 1:
@@ -199,8 +212,10 @@ class StepstoneGRPOTrainer(GRPOTrainer):
             kwargs["rollout_func"] = self._latr_rollout
         self.rlvr_allocator = make_allocator(allocator)
         self.rlvr_min, self.rlvr_max = min_per_prompt, max_per_prompt
+        self.rlvr_adv_clip = adv_clip
         self.rlvr_store = PromptStore(run_dir)
         self.rlvr_loss, self.rlvr_novelty = loss, (novelty_lam, novelty_kappa)
+        self.rlvr_dual_clip = dual_clip
         self.rlvr_latr_options = latr_options or {}
         self.rlvr_dynamic_rounds = dynamic_rounds if dynamic_sampling else None
         self.rlvr_recomp = (
@@ -221,12 +236,14 @@ class StepstoneGRPOTrainer(GRPOTrainer):
                 f"min_per_prompt={min_per_prompt}; set num_generations >= min_per_prompt in "
                 "GRPOConfig or lower min_per_prompt"
             )
+        if self.rlvr_max is None:
+            self.rlvr_max = MAX_GROUP_FACTOR * int(cast(int, self.num_generations))
         if self.accelerator.num_processes != 1:
             raise ConfigError(
                 "StepstoneGRPOTrainer allocates rollouts within one process; run it on a single "
                 "process (per-prompt allocation across processes is not implemented yet)"
             )
-        if loss == "gppo" and (self.beta != 0.0 or self.loss_type not in ("dapo", "bnpo")):
+        if loss == "gppo" and (self.beta != 0.0 or self.loss_type != "dapo"):
             raise ConfigError(
                 "loss='gppo' replaces the clipped term of a token-mean loss without a KL term; "
                 "set beta=0.0 and loss_type='dapo' in GRPOConfig"
@@ -257,13 +274,14 @@ class StepstoneGRPOTrainer(GRPOTrainer):
             order.setdefault(_key(x["prompt"]), []).append(i)
         keys = list(order)
         stats = self.rlvr_store.stats(keys)
-        counts = self.rlvr_allocator.allocate(stats, len(inputs), self.rlvr_min, self.rlvr_max)
+        hi = min(cast(int, self.rlvr_max), len(inputs))
+        counts = self.rlvr_allocator.allocate(stats, len(inputs), self.rlvr_min, hi)
         rows = [
             dict(inputs[order[k][0]]) for k, n in zip(keys, counts, strict=True) for _ in range(n)
         ]
         output, groups = self._sample_groups(rows, keys, counts)
 
-        informative = np.array([g.informative for g in groups])
+        informative = np.array([any(g.informative for g in groups if g.prompt == k) for k in keys])
         m = self._metrics["train"]
         m["stepstone/nonzero_share"].append(float(informative.mean()))
         m["stepstone/nonzero_rollout_share"].append(float(counts[informative].sum() / counts.sum()))
@@ -273,19 +291,51 @@ class StepstoneGRPOTrainer(GRPOTrainer):
             return output
         return self._compose(groups, set(keys), output["advantages"].device)
 
+    def _advantages(self, rewards_by_group: list[np.ndarray]) -> list[np.ndarray]:
+        """TRL's advantages (``_generate_and_score_completions``, "sum_then_normalize"), but per
+        real group: the mean over the group's scorable rows, the unbiased std (TRL's ``nanstd``)
+        of the group or, with ``scale_rewards="batch"``, of the whole batch, eps 1e-4; rows
+        every reward function returned None for (NaN here) get 0. Then the ``adv_clip``."""
+        scored = [r[~np.isnan(r)] for r in rewards_by_group]
+        out = [np.zeros(len(r)) for r in rewards_by_group]
+        batch_std = None
+        if self.scale_rewards == "batch":
+            flat = np.concatenate(scored)
+            batch_std = float(flat.std(ddof=1)) if len(flat) > 1 else 0.0
+        for a, r, g in zip(out, rewards_by_group, scored, strict=True):
+            if len(g) == 0:
+                continue
+            if batch_std is None:
+                adv = group_advantages(
+                    [g], scale=self.scale_rewards != "none", eps=1e-4, clip=self.rlvr_adv_clip
+                )[0]
+            else:
+                adv = (g - g.mean()) / (batch_std + 1e-4)
+                if self.rlvr_adv_clip is not None:
+                    adv = np.clip(adv, -self.rlvr_adv_clip, self.rlvr_adv_clip)
+            a[~np.isnan(r)] = adv
+        return out
+
     def _sample_groups(self, rows, keys, counts) -> tuple[dict, list[Group]]:
         """TRL generates and rewards ``rows`` (consecutive runs of ``counts`` per prompt); the
         advantages are recomputed per group. Returns TRL's batch and one ``Group`` per prompt
-        whose rollouts are the batch rows (with the batch parts on) or row indices."""
+        with a scorable row, whose rollouts are its scorable batch rows (with the batch parts
+        on) or row indices. TRL's ``frac_reward_zero_std`` of this batch is replaced by the
+        share of rows in real groups whose advantages are all zero (TRL computes it over
+        fixed ``num_generations`` windows, which span prompts once groups differ in size);
+        TRL's ``reward_std`` is over the whole batch and stays."""
         output = super()._generate_and_score_completions(rows)
         self._rlvr_round += 1
         per_func = cast(torch.Tensor, self._rlvr_rewards)
         weights = self.reward_weights.to(per_func.device)
         rewards = (per_func * weights.unsqueeze(0)).nansum(dim=1).cpu().numpy()
+        rewards[torch.isnan(per_func).all(dim=1).cpu().numpy()] = np.nan
         bounds = np.concatenate([[0], np.cumsum(counts)])
         spans = list(zip(bounds[:-1], bounds[1:], strict=True))
         rewards_by_group = [rewards[a:b] for a, b in spans]
-        advs = group_advantages(rewards_by_group, scale=self.scale_rewards != "none")
+        advs = self._advantages(rewards_by_group)
+        zero = sum(len(a) for a in advs if not np.any(a))
+        self._metrics["train"]["frac_reward_zero_std"][-1] = zero / len(rewards)
         lam, kappa = self.rlvr_novelty
         logps = output.get(_OLD)
         if logps is None and (lam > 0 or self.rlvr_recomp is not None):
@@ -294,10 +344,10 @@ class StepstoneGRPOTrainer(GRPOTrainer):
             mask = output["completion_mask"].float()
             lp = cast(torch.Tensor, logps)
             mean_lp = ((lp * mask).sum(-1) / mask.sum(-1).clamp(min=1)).cpu().numpy()
-            advs = [
-                sharpen_novelty(a, g, mean_lp[lo:hi], lam, kappa)
-                for a, g, (lo, hi) in zip(advs, rewards_by_group, spans, strict=True)
-            ]
+            for a, g, (lo, hi) in zip(advs, rewards_by_group, spans, strict=True):
+                ok = ~np.isnan(g)
+                if ok.any():
+                    a[ok] = sharpen_novelty(a[ok], g[ok], mean_lp[lo:hi][ok], lam, kappa)
         device = output["advantages"].device
         output["advantages"] = torch.tensor(
             np.concatenate(advs), dtype=torch.float32, device=device
@@ -306,10 +356,11 @@ class StepstoneGRPOTrainer(GRPOTrainer):
             output[_OLD] = logps  # compensation rows are replayed against their sampling policy
         items = split_rows(output) if self.rlvr_reshape else list(range(len(rewards)))
         lengths = output["completion_mask"].sum(-1).cpu().numpy()
-        groups = [
-            Group(k, items[lo:hi], g, lengths[lo:hi])
-            for k, g, (lo, hi) in zip(keys, rewards_by_group, spans, strict=True)
-        ]
+        groups = []
+        for k, (lo, hi) in zip(keys, spans, strict=True):
+            keep = [i for i in range(lo, hi) if not np.isnan(rewards[i])]
+            if keep:
+                groups.append(Group(k, [items[i] for i in keep], rewards[keep], lengths[keep]))
         return output, groups
 
     def _compose(self, groups: list[Group], seen: set[str], device) -> dict:
@@ -468,10 +519,18 @@ class StepstoneGRPOTrainer(GRPOTrainer):
         logps, _, _ = self._get_per_token_logps_and_entropies(model, ids, att, keep)
         old = inputs.get(_OLD)
         old = logps.detach() if old is None else old
-        loss = policy_loss(
-            logps, old, inputs["advantages"], inputs["completion_mask"], self.epsilon_low,
-            self.epsilon_high, mode="gppo", aggregation="token_mean",
-        )  # fmt: skip
+        mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
         mode = "train" if self.model.training else "eval"
+        # TRL's "dapo" normaliser: the tokens of the whole generation batch, rescaled to one
+        # accumulation window, so the token mean spans every micro-batch of the step.
+        normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
+        if mode == "train":
+            steps = self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            normalizer = normalizer * steps
+        loss = policy_loss(
+            logps, old, inputs["advantages"], mask, self.epsilon_low, self.epsilon_high,
+            mode="gppo", aggregation="token_mean", dual_clip=self.rlvr_dual_clip,
+            normalizer=normalizer,
+        )  # fmt: skip
         self._metrics[mode]["stepstone/gppo_loss"].append(float(loss.detach()))
-        return loss / (self.current_gradient_accumulation_steps if mode == "train" else 1.0)
+        return loss
