@@ -24,7 +24,7 @@ from .config import ExploreConfig
 from .engine import Engine
 from .errors import RunDirError
 from .executors import make as make_executor
-from .llm.client import BudgetExhausted
+from .llm.client import BudgetExhausted, ModelUnavailable
 from .progress import Progress
 from .store.sqlite import RunStore
 from .worker import Worker
@@ -140,8 +140,12 @@ def run(store: RunStore, options: RunOptions) -> dict:
         return row
 
     restore_sigterm = _stop_on_sigterm()
+    failure: ModelUnavailable | None = None
     try:
         while engine.frames < options.frames or executor.in_flight:
+            if engine.frames >= options.frames:  # no more tasks: the model is asked no more
+                if model is not None and not model.halted():
+                    model.halt()
             want = capacity - executor.in_flight
             if want > 0 and engine.frames < options.frames:
                 for task in engine.ask(want):
@@ -167,6 +171,13 @@ def run(store: RunStore, options: RunOptions) -> dict:
         for task_id in list(engine.pending):
             engine.abandon(task_id)
         last = {**last, "stopped": stopped}  # commit below even if nothing was merged
+    except ModelUnavailable as e:  # committed below; past the frame budget, nothing is lost
+        for task_id in list(engine.pending):
+            engine.abandon(task_id)
+        if engine.frames < options.frames:
+            failure = e
+            stopped = f"{e}; continue with: stepstone resume {store.path}"
+            last = {**last, "stopped": stopped}
     finally:
         if done_in_iteration or engine.frames != last["frames"] or stopped:
             last = commit_iteration()
@@ -174,6 +185,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
         local.close()
         progress.close(last)
         restore_sigterm()
+    if failure is not None:
+        raise ModelUnavailable(stopped)  # committed: the CLI says it in one line, exit 2
     return last
 
 
@@ -197,6 +210,7 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
         return None, None, {}
     from .llm.client import Settings
     from .llm.judge import Judge
+    from .llm.memory import Memory
     from .llm.prompts import Prompts
     from .llm.view import Describer, goal
 
@@ -204,14 +218,18 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
         options.llm or Settings(), model=config.llm_model, cache=store.path / LLM_CACHE
     )
     model = settings.connect()
+    model.halt(False)  # a resumed run asks again
     prompts = Prompts(config.llm_prompts)
     task = goal(local.env)
     describe = Describer(local.env)  # restores snapshots in the driver's own environment
+    memory = Memory()  # one history for the driver's roles, as IGE keeps one
     roles: dict[str, Any] = {}
     if config.selector in selectors.MODEL_SELECTORS:
         roles["selector"] = {"model": model, "goal": task, "prompts": prompts, "describe": describe}
+        if config.selector == "ige":
+            roles["selector"]["memory"] = memory
     if config.llm_judge:
-        roles["judge"] = Judge(model, task, prompts, describe=describe)
+        roles["judge"] = Judge(model, task, prompts, describe=describe, memory=memory)
     return model, settings, roles
 
 

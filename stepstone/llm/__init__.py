@@ -8,11 +8,20 @@ Intelligent Go-Explore. The selecting and exploring roles are ``selectors/ige.py
 ``selectors/lfg.py`` and ``explorers/llm.py``.
 """
 
-from .client import BudgetExhausted, Cache, ChatClient, ChatModel, LLMError, Settings
+from .client import (
+    BudgetExhausted,
+    Cache,
+    ChatClient,
+    ChatModel,
+    Halted,
+    LLMError,
+    ModelUnavailable,
+    Settings,
+)
 from .judge import Judge
 from .prompts import Prompts
 
 __all__ = [
-    "BudgetExhausted", "Cache", "ChatClient", "ChatModel", "Judge", "LLMError", "Prompts",
-    "Settings",
+    "BudgetExhausted", "Cache", "ChatClient", "ChatModel", "Halted", "Judge", "LLMError",
+    "ModelUnavailable", "Prompts", "Settings",
 ]  # fmt: skip

@@ -17,6 +17,7 @@ game under the adapter (so it needs no change to the adapters):
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -74,13 +75,18 @@ def _minigrid_words(g: Any) -> str:
     return "; ".join(parts)
 
 
+# Lines drawn only with _ | \\ / $ (TextWorld's ASCII-art title), which IGE strips
+# (textworld/run_treasure.py: Agent.init_observe removes the art block).
+_BANNER = re.compile(r"^[ \t_|\\/$]*[_|\\/$][ \t_|\\/$]*$", re.M)
+
+
 def observation(env: Any) -> str:
     g = game(env)
     if hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
         return _minigrid_words(g)
     obs = env.observe()
     if isinstance(obs, str):
-        return " ".join(obs.split())
+        return " ".join(_BANNER.sub("", obs).split())
     if isinstance(obs, dict) and "mission" in obs:
         return str(obs["mission"])
     return np.array2string(np.asarray(obs), threshold=200)
