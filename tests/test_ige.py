@@ -16,13 +16,14 @@ import pytest
 
 pytest.importorskip("openai")
 
-from test_llm_client import FakeModel, serve  # noqa: E402
+from test_llm_client import FakeModel, pauses, serve  # noqa: E402, F401
 
 from stepstone.archive import Archive  # noqa: E402
 from stepstone.cli import main  # noqa: E402
 from stepstone.config import ExploreConfig  # noqa: E402
 from stepstone.engine import Engine  # noqa: E402
-from stepstone.llm.client import ChatClient, Settings  # noqa: E402
+from stepstone.llm.client import Cache, ChatClient, Settings  # noqa: E402
+from stepstone.llm.memory import Memory  # noqa: E402
 from stepstone.selectors import LFG, make  # noqa: E402
 from stepstone.store.sqlite import RunStore  # noqa: E402
 from stepstone.trajectories import TrajectoryTree  # noqa: E402
@@ -35,8 +36,14 @@ def listed(prompt: str, header: str) -> list[str]:
     return [m.group(1) for m in re.finditer(r"^\d+\. (.*)$", section, re.M)]
 
 
-ROLES = {"Possible actions:": "act", "States found so far": "select",
-         "Newly reached state": "judge", "Frontier states": "score"}  # fmt: skip
+ROLES = {"Possible actions:": "act", "States in the archive": "select",
+         "New state:": "judge", "most likely to lead": "score",
+         "least likely to lead": "score_negative"}  # fmt: skip
+
+
+def answer(choice, thought: str = "Let me think: 5 * 5 = 25, so not 2.") -> str:
+    """A reply as IGE asks for it: reasoning (with numbers in it), then the choice."""
+    return json.dumps({"thought": thought, "choice": choice})
 
 
 def role(prompt: str) -> str:
@@ -126,36 +133,42 @@ def test_the_explorer_draws_reproducible_variants_of_each_request(endpoint, tmp_
 
 
 def test_the_ige_selector_returns_to_the_entry_the_model_picks(endpoint):
+    """The model sees every open entry of the archive and its earlier exchanges; the state it
+    names in its final answer, not the numbers in its reasoning, is returned to."""
     model, url = endpoint
-    picked = []
+    picked, shown = [], []
 
     def select(prompt):
-        items = listed(prompt, "explored from:")
+        items = listed(prompt, "the actions already tried there:")
         cells = [t.rsplit(" (score", 1)[0] for t in items]
+        shown.append(len(cells))
         choice = max(range(len(cells)), key=lambda i: (len(cells[i]), cells[i]))  # most left
         picked.append(cells[choice])
-        return f"The best is {choice + 1}."
+        return answer(choice + 1, thought=f"1 and {len(cells)} are worse; the best is below.")
 
     model.script = select
     config = ExploreConfig("game24:4,7,8,8", explore_steps=2)
     worker = Worker.from_config(config)
-    selector = make("ige", model=ChatClient(url, "tiny"), goal="make 24", candidates=5)
+    selector = make("ige", model=ChatClient(url, "tiny"), goal="make 24", memory=Memory())
     engine = Engine(Archive(), TrajectoryTree(), selector)
     engine.seed(worker.root())
     for _ in range(8):
+        open_ = int((~engine.archive.terminal[: len(engine.archive)]).sum())
         tasks = engine.ask(3)
         assert [t.cell for t in tasks] == [picked[-1]] * 3
+        assert shown[-1] == open_  # the whole archive, not a sample
         for t in tasks:
             engine.tell(worker.run(t))
-    assert len(picked) == 8 and len(engine.archive) > 5  # candidates were a sample
+    assert len(picked) == 8 and shown[-1] > 12
+    assert "Since your last choice, the explorations found" in model.asked[-1]
 
 
 def test_the_judge_keeps_only_the_states_the_model_finds_interesting(endpoint, tmp_path, capsys):
     model, url = endpoint
 
     def judge(prompt):
-        state = prompt.split("Newly reached state: ", 1)[1].split("\n")[0]
-        return "Yes, it is." if "8" in state.split() else "No."
+        state = prompt.split("New state: ", 1)[1].split("\n")[0]
+        return answer(1 if "8" in state.split() else 0, thought="8 / 8 = 1 would help")
 
     model.script = judge
     run = tmp_path / "run"
@@ -166,34 +179,40 @@ def test_the_judge_keeps_only_the_states_the_model_finds_interesting(endpoint, t
     assert len(kept) > 1 and all("8" in e.cell.split() for e in kept)
     assert s["llm_judge_rejected"] > 0 and s["llm_judge"] is True
     assert all(role(p) == "judge" for p in model.asked)
+    assert s["llm_judge_fallbacks"] == 0
 
 
-def test_lfg_biases_count_weights_by_the_models_scores_once_per_cell(endpoint):
+def test_lfg_polls_positive_and_negative_prompts_once_per_cell(endpoint, tmp_path):
+    """LFG (Shah et al. 2023, section 4): each prompt sampled ``samples`` times; a state's
+    likelihood is its share of the votes. Here b wins 4 of the 5 positive polls and a 1, c
+    loses all 5 negative ones: weights w * (1 + 3 p+) / (1 + 3 p-) = 1.6 w, 3.4 w, w / 4."""
     model, url = endpoint
 
-    def score(prompt):
+    def poll(prompt):
         items = listed(prompt, "Frontier states:")
-        return "\n".join(f"{i + 1}: {10 if t == 'b' else 0}" for i, t in enumerate(items)
-                         if t != "mute")  # fmt: skip
+        if "mute" in items:
+            return "They all look alike to me."
+        seed = model.sampling[-1][1]
+        pick = "c" if role(prompt) == "score_negative" else ("a" if seed == 0 else "b")
+        return answer(items.index(pick) + 1, thought="3 of them, 2 look close")
 
-    model.script = score
-    client = ChatClient(url, "tiny")
-    lfg = LFG(model=client, goal="reach b", beta=3.0)
+    model.script = poll
+    cache = tmp_path / "llm.sqlite"
+    client = ChatClient(url, "tiny", cache=Cache(cache))
+    lfg = LFG(model=client, goal="reach b", beta=3.0, samples=5)
     archive = Archive()
     for cell in ("a", "b", "c"):
         archive.offer(cell, 0.0, 1, 0, None)
     w = lfg.weights(archive)
-    assert w[1] == pytest.approx(4 * w[0]) and w[2] == pytest.approx(w[0])
-    assert model.requests == 1
-    lfg.weights(archive)
-    assert model.requests == 1  # scored once per cell
-    archive.offer("mute", 0.0, 1, 0, None)  # the reply will leave this one out
+    assert w[0] == pytest.approx(1.6 * w[2] * 4) and w[1] == pytest.approx(3.4 * w[2] * 4)
+    assert model.requests == 10 and {t for t, _ in model.sampling} == {0.7}
+    assert lfg.weights(archive) == pytest.approx(w) and model.requests == 10  # scored once
+    archive.offer("mute", 0.0, 1, 0, None)
     w = lfg.weights(archive)
-    assert model.requests == 2 and w[3] == pytest.approx(w[0])
-    assert client.counts["llm_score_fallbacks"] == 1
-    picks = lfg.select(archive, 4000, np.random.default_rng(0))
-    share = np.bincount(picks, minlength=4) / 4000
-    assert share[1] == pytest.approx(4 / 7, abs=0.03)
+    assert model.requests == 20 and w[3] == pytest.approx(w[2] * 4)  # no votes: weight w
+    assert client.counts["llm_score_fallbacks"] == 10
+    resumed = LFG(model=ChatClient(url, "tiny", cache=Cache(cache)), goal="reach b", samples=5)
+    assert resumed.weights(archive) == pytest.approx(w) and model.requests == 20
 
 
 def test_a_call_budget_stops_the_run_and_resume_continues(endpoint, tmp_path, capsys):
@@ -216,7 +235,7 @@ def test_a_call_budget_stops_the_run_and_resume_continues(endpoint, tmp_path, ca
     assert t["frames"] > s["frames"] and t["explorations"] > s["explorations"]
     from stepstone.progress import describe
 
-    assert "10 llm calls, " in describe(RunStore.open(run).metrics()[-1], 1)  # the progress bar
+    assert "10 llm calls (" in describe(RunStore.open(run).metrics()[-1], 1)  # the progress bar
 
 
 def test_the_key_is_sent_but_never_stored(endpoint, tmp_path, monkeypatch):
@@ -344,14 +363,14 @@ def test_cells_that_are_not_text_are_shown_as_what_the_agent_sees(endpoint, tmp_
     """A MiniGrid cell is (x, y, direction, carried); the model is shown its observation."""
     pytest.importorskip("minigrid")
     model, url = endpoint
-    model.script = lambda prompt: "1: 5" if role(prompt) == "score" else "yes"
+    model.script = lambda prompt: answer(1)
     argv = ["explore", "BabyAI-GoToRedBallNoDists-v0", "--selector", "lfg", "--llm-judge",
             "--frames", "40", "--explore-steps", "4", "--workers", "1", "--run-dir",
             str(tmp_path / "run"), "--no-progress", "--llm-url", url,
             "--llm-model", "tiny"]  # fmt: skip
     assert main(argv) == 0
     scored = [t for p in model.asked if role(p) == "score" for t in listed(p, "Frontier states:")]
-    judged = [p.split("Newly reached state: ")[1] for p in model.asked if role(p) == "judge"]
+    judged = [p.split("New state: ")[1] for p in model.asked if role(p) == "judge"]
     assert scored and judged
     assert all(t.startswith("you see") for t in scored + judged)
 

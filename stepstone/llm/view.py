@@ -7,7 +7,8 @@ game under the adapter (so it needs no change to the adapters):
 * an environment with ``admissible() -> list[(action, text)]`` (the general hook);
 * TextWorld: the admissible commands, in TextWorld's order (action i is the i-th);
 * Game of 24: every operation on an ordered pair of the numbers left, with its result
-  ("8 * 3 = 24"); division by zero is not offered;
+  ("8 * 3 = 24"); division by zero is not offered (with IGE's integer rule, envs/game24.py:
+  the larger number first, and only divisions without a remainder);
 * MiniGrid / BabyAI: the agent's 7x7 view described in words ("a red ball 2 steps forward,
   1 step left") with the mission, as BabyAI-Text does (Carta et al. 2023, "Grounding Large
   Language Models in Interactive Environments with Online Reinforcement Learning"), and the
@@ -106,12 +107,15 @@ def choices(env: Any) -> list[tuple[Any, str]]:
         from ..envs.game24 import OPS, _fmt, apply, pairs
 
         items = []
+        integer = getattr(g, "integer", False)  # IGE's rule: the larger number first
         for k, (i, j) in enumerate(pairs(len(g.values))):
+            x, y = g.values[i], g.values[j]
+            if integer and x < y:
+                x, y = y, x
             for o, op in enumerate(OPS):
-                r = apply(op, g.values[i], g.values[j])
+                r = apply(op, x, y, integer)
                 if r is not None:
-                    a, b = _fmt(g.values[i]), _fmt(g.values[j])
-                    items.append((4 * k + o, f"{a} {op} {b} = {_fmt(r)}"))
+                    items.append((4 * k + o, f"{_fmt(x)} {op} {_fmt(y)} = {_fmt(r)}"))
     elif hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
         items = list(enumerate(MINIGRID_ACTIONS))
     else:
