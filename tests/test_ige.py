@@ -401,3 +401,146 @@ def test_several_actions_per_call_are_taken_in_order_while_admissible(endpoint):
     # is asked again from the new state.
     assert commands("game24:4,7,8,8") == ["4+7=11", "8+8=16", "11+16=27"]
     assert model.requests == 2 + 3
+
+
+@pytest.mark.parametrize(
+    "reply, count, expected",
+    [
+        ("5 * 5 = 25 is too much, and 1 + 2 = 3 too little; I pick option 3", 9, None),
+        ('{"thought": "1/5 leaves 24/5", "choice": 6}', 9, [5]),
+        ('```json\n{"thought": "see {x}", "choice": [4, 2, 40]}\n```', 9, [3, 1]),
+        ("4 + 4 = 8 first.\nAnswer: 2", 9, [1]),
+        ("Reasoning about room 7...\nChoose > 3\nRemove > []", 9, [2]),
+        ("**Final answer:** 1", 9, [0]),
+        (" 2, 5 ", 9, [1, 4]),
+        ('{"thought": "x", "choice": "8 / 8 = 1"}', 9, []),
+    ],
+)
+def test_replies_are_read_by_their_final_answer(reply, count, expected):
+    """Only the final answer is read (IGE: the JSON ``choice``; TextWorld: ``Choose > X``);
+    numbers in the reasoning never are, and a reply without an answer gives None."""
+    from stepstone.llm.prompts import final, indices, verdict
+
+    answer_ = final(reply)
+    assert (None if answer_ is None else indices(answer_, count)) == expected
+    assert verdict(final("I do not think it is interesting")) is None
+    assert verdict(final('{"thought": "it is new", "choice": 0}')) is False
+    assert verdict(final("Looks new to me.\nAnswer: 1")) is True
+
+
+def test_an_unreadable_verdict_rejects_the_state_and_is_asked_again(endpoint, tmp_path, capsys):
+    """IGE rejects a state when the filter's reply cannot be read (add_to_archive's except
+    branch); the reply is not cached, so each is a call and one fallback, in report.md too."""
+    model, url = endpoint
+    model.reply = "I do not think it is interesting"
+    run = tmp_path / "run"
+    assert explore(url, run, "--llm-judge", "--backend", "inline", frames=60) == 0
+    s = summary(run, capsys)
+    archive = RunStore.open(run).load_archive()
+    assert all(e.score > 0 or e.length == 0 for e in archive)  # only the root and progress
+    assert s["llm_judge_fallbacks"] == s["llm_calls"] == model.requests > 0
+    assert s["llm_judge_rejected"] == 0 and s["llm_cached"] == 0
+    report = (run / "report.md").read_text()
+    assert f"{s['llm_judge_fallbacks']} verdicts" in report
+
+
+def test_verdicts_and_the_archive_shown_are_the_papers(endpoint, tmp_path, capsys):
+    """The judge sees the whole archive and the run's last exchanges; its verdicts are kept in
+    the run directory, so a resumed run does not ask about a state again."""
+    model, url = endpoint
+    model.script = lambda prompt: answer(0 if "16" in prompt.split("New state:")[1] else 1)
+    run = tmp_path / "run"
+    assert explore(url, run, "--llm-judge", "--backend", "inline", frames=90) == 0
+    archive = RunStore.open(run).load_archive()
+    last = model.asked[-1]
+    shown = listed(last, "Current archive:")
+    assert len(shown) == int((~archive.terminal[: len(archive)]).sum()) > 5
+    assert len(model.conversations[-1]) == 1 + 2 * 5 + 1  # system, 5 exchanges, the question
+    asked = set(model.asked)
+    resume = ["resume", str(run), "--frames", "150", "--workers", "1", "--no-progress",
+              "--backend", "inline"]  # fmt: skip
+    assert main(resume) == 0
+    states = [p.split("New state: ")[1].split("\n")[0] for p in model.asked]
+    assert len(states) == len(set(states))  # no state judged twice, across the resumption
+    assert len(model.asked) > len(asked)
+
+
+def test_faults_mid_run_are_retried_and_a_dead_server_stops_the_run_resumably(
+    endpoint, tmp_path, capsys, pauses
+):
+    model, url = endpoint
+    model.reply = answer(1)
+    model.faults = [None, "html", "empty", (429, "2"), 502]
+    run = tmp_path / "run"
+    assert explore(url, run, "--selector", "ige", "--backend", "inline", frames=60) == 0
+    assert pauses[2] == 2.0 and len(pauses) == 4
+    s = summary(run, capsys)
+    assert s["frames"] >= 60 and s["llm_calls"] == model.requests - 4
+    model.failures = 1000
+    resume = ["resume", str(run), "--frames", "200", "--workers", "1", "--no-progress",
+              "--backend", "inline", "--llm-retries", "2"]  # fmt: skip
+    assert main(resume) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "127.0.0.1" in err and "answered 503" in err
+    assert f"stepstone resume {run}" in err
+    stopped = RunStore.open(run).metrics()[-1]
+    assert stopped["frames"] < 200 and stopped["frames"] >= s["frames"]
+    model.failures = 0
+    assert main(resume) == 0
+    assert summary(run, capsys)["frames"] >= 200
+
+
+def test_a_stopped_run_asks_nothing_more(endpoint, tmp_path):
+    """Once the engine has stopped (the runner halts the model), the roles make no call and
+    count no fallback: the explorer ends its exploration, the selector counts, the judge keeps
+    only progress."""
+    from stepstone.explorers.llm import LLMExplorer
+    from stepstone.llm.judge import Judge
+
+    model, url = endpoint
+    model.reply = "not an answer"
+    client = ChatClient(url, "tiny", cache=Cache(tmp_path / "c"))
+    worker = Worker.from_config(ExploreConfig("game24:4,7,8,8", explore_steps=3))
+    engine = Engine(Archive(), TrajectoryTree(), make("ige", model=client, goal="24"))
+    engine.admit = Judge(client, "24")
+    engine.seed(worker.root())
+    client.halt()
+    for task in engine.ask(4):
+        engine.tell(worker.run(task))
+    worker.env.reset(0)
+    explorer = LLMExplorer(model=ChatClient(url, "tiny", cache=Cache(tmp_path / "c")))
+    assert list(explorer.actions(worker.env, np.random.default_rng(0), 3)) == []
+    assert model.requests == 0 and client.totals() == {}
+    assert len(engine.archive) == 1  # nothing new kept without a verdict
+
+
+def test_the_explorer_remembers_the_exploration_and_shows_its_history(endpoint):
+    model, url = endpoint
+    model.reply = answer(1)
+    config = ExploreConfig("game24:4,7,8,8", explorer="llm", explore_steps=3, llm_samples=1,
+                           llm_model="tiny")  # fmt: skip
+    worker = Worker.from_config(config, llm=Settings(url, "tiny"))
+    engine = Engine(Archive(), TrajectoryTree(), make("count"))
+    engine.seed(worker.root())
+    (task,) = engine.ask(1)
+    worker.run(task)
+    assert [len(c) for c in model.conversations] == [2, 4, 6]  # system, exchanges, question
+    history = model.asked[2].split("History:\n")[1].split("\n\nCurrent state")[0]
+    assert history.startswith("> 4 + 7 = 11\nleft: 8 8 11 | 4+7=11\n> ")
+    from stepstone.explorers.llm import recent
+
+    assert recent(["> a\nx", "> b\ny"], 7) == "(1 earlier steps left out)\n> b\ny"
+
+
+def test_credentials_in_the_url_are_not_stored(endpoint, tmp_path):
+    model, url = endpoint
+    model.reply = answer(1)
+    secret = url.replace("http://", "http://user:sk-in-url@")
+    run = tmp_path / "run"
+    argv = ["explore", "game24:4,7,8,8", "--frames", "20", "--selector", "ige", "--backend",
+            "inline", "--run-dir", str(run), "--no-progress", "--llm-url", secret,
+            "--llm-model", "tiny"]  # fmt: skip
+    assert main(argv) == 0 and model.requests > 0
+    for f in run.iterdir():
+        assert b"sk-in-url" not in f.read_bytes(), f
+    assert RunStore.open(run).meta("llm_url") == url

@@ -36,6 +36,7 @@ class FakeModel:
         self.faults: list = []  # e.g. [(429, "2"), 503, "html", "empty"]
         self.structured = True
         self.formats: list = []  # the response_format of each request answered
+        self.conversations: list = []  # the messages of each request answered
         self.delay = 0.0
         self.reply = "go north"
         self.script = None
@@ -105,6 +106,7 @@ def serve(model: FakeModel):
                 model.asked.append(user)
                 model.sampling.append((body.get("temperature"), body.get("seed")))
                 model.formats.append(body.get("response_format"))
+                model.conversations.append(body["messages"])
                 model.keys.add(self.headers.get("Authorization", ""))
             content = model.script(user) if model.script else model.reply
             self._json(200, {
