@@ -143,11 +143,11 @@ def run(store: RunStore, options: RunOptions) -> dict:
     failure: ModelUnavailable | None = None
     try:
         while engine.frames < options.frames or executor.in_flight:
-            if engine.frames >= options.frames:  # no more tasks: the model is asked no more
-                if model is not None and not model.halted():
-                    model.halt()
+            submitting = engine.frames < options.frames
+            if not submitting and model is not None and not model.halted():
+                model.halt()  # the run is over: its model roles, in every process, ask no more
             want = capacity - executor.in_flight
-            if want > 0 and engine.frames < options.frames:
+            if want > 0 and submitting:
                 for task in engine.ask(want):
                     executor.submit(task)
             for result in executor.poll(timeout=1.0):

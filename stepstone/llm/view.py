@@ -135,7 +135,8 @@ def choices(env: Any) -> list[tuple[Any, str]]:
 class Describer:
     """A cell's text for the model: the cell itself when it is text (TextWorld, Game of 24),
     else the observation of its archived state, restored in ``env`` (e.g. a MiniGrid cell
-    (x, y, direction, carried) becomes what the agent sees there). Remembered per cell."""
+    (x, y, direction, carried) becomes what the agent sees there), followed by the cell, since
+    two cells can look the same (facing the same wall from two places). Remembered per cell."""
 
     def __init__(self, env: Any):
         self.env = env
@@ -147,5 +148,5 @@ class Describer:
         text = self.memo.get(cell)
         if text is None:
             self.env.restore(snapshot)
-            text = self.memo[cell] = observation(self.env)
+            text = self.memo[cell] = f"{observation(self.env)} (cell {cell})"
         return text
