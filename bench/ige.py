@@ -180,8 +180,12 @@ def main() -> None:
                     help="Game of 24: the 100 hardest puzzles with fractions, or IGE's setting "
                     "(puzzles 900-999, integer division, 700 steps)")  # fmt: skip
     ap.add_argument("--puzzles", type=int, default=100, help="how many of the setting's puzzles")
-    ap.add_argument("--steps-24", type=int, default=None,
-                    help="environment steps per puzzle (default: 60; 700 with --setting ige)")
+    ap.add_argument(
+        "--steps-24",
+        type=int,
+        default=None,
+        help="environment steps per puzzle (default: 60; 700 with --setting ige)",
+    )
     ap.add_argument("--tw-level", type=int, default=10)
     ap.add_argument("--tw-runs", type=int, default=5)
     ap.add_argument("--steps-tw", type=int, default=1000, help="environment steps per game run")

@@ -66,6 +66,10 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
         "and stops, resumable",
     )  # fmt: skip
     p.add_argument("--llm-concurrency", type=int, default=8, help="model requests at once")
+    p.add_argument(
+        "--llm-max-tokens", type=int, default=None,
+        help="tokens per reply, reasoning included (default: the server's; local:DIR 256)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,9 +303,12 @@ def _llm_settings(args: argparse.Namespace, url, model, budget):
         raise ConfigError(f"--llm-concurrency must be >= 1, got {args.llm_concurrency}")
     if args.llm_retries < 0:
         raise ConfigError(f"--llm-retries must be >= 0, got {args.llm_retries}")
+    if args.llm_max_tokens is not None and args.llm_max_tokens < 1:
+        raise ConfigError(f"--llm-max-tokens must be >= 1, got {args.llm_max_tokens}")
     calls = parse_count(budget, "--llm-budget") if budget is not None else None
     return Settings(url, model, args.llm_key, budget=calls, timeout=args.llm_timeout,
-                    retries=args.llm_retries, concurrency=args.llm_concurrency).resolved()  # fmt: skip
+                    retries=args.llm_retries, concurrency=args.llm_concurrency,
+                    max_tokens=args.llm_max_tokens).resolved()  # fmt: skip
 
 
 def _prompts(path: Path | None) -> dict:

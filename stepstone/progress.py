@@ -34,7 +34,9 @@ def describe(m: dict, workers: int) -> str:
         parts.append(f"level {m['level']}")
     parts.append(f"best {m['best_score']:g}")
     if "llm_calls" in m:
-        fallbacks = sum(v for k, v in m.items() if k.startswith("llm_") and k.endswith("_fallbacks"))
+        fallbacks = sum(
+            v for k, v in m.items() if k.startswith("llm_") and k.endswith("_fallbacks")
+        )
         parts.append(f"{m['llm_calls']} llm calls ({m.get('llm_cached', 0)} cached), "
                      f"{human(m.get('llm_tokens', 0))} tokens, {fallbacks} fallbacks")  # fmt: skip
     parts.append(f"{m.get('workers', workers)}/{workers} workers")

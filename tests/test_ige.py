@@ -466,7 +466,10 @@ def test_verdicts_and_the_archive_shown_are_the_papers(endpoint, tmp_path, capsy
 
 
 def test_faults_mid_run_are_retried_and_a_dead_server_stops_the_run_resumably(
-    endpoint, tmp_path, capsys, pauses
+    endpoint,
+    tmp_path,
+    capsys,
+    pauses,  # noqa: F811
 ):
     model, url = endpoint
     model.reply = answer(1)

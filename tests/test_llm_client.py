@@ -211,7 +211,10 @@ def test_identical_requests_in_flight_are_asked_once(endpoint, tmp_path):
     model, url = endpoint
     model.delay = 0.5
     path = tmp_path / "c"
-    one, two = ChatClient(url, "tiny", cache=Cache(path)), ChatClient(url, "tiny", cache=Cache(path))
+    one, two = (
+        ChatClient(url, "tiny", cache=Cache(path)),
+        ChatClient(url, "tiny", cache=Cache(path)),
+    )
     same = [{"role": "user", "content": "same"}]
     results = []
     threads = [threading.Thread(target=lambda c=c: results.append(c.chat(same)))
@@ -241,7 +244,10 @@ def test_a_server_without_structured_output_is_asked_plainly(endpoint):
 def test_a_halted_run_asks_nothing_in_any_process(endpoint, tmp_path):
     model, url = endpoint
     path = tmp_path / "c"
-    driver, worker = ChatClient(url, "tiny", cache=Cache(path)), ChatClient(url, "tiny", cache=Cache(path))
+    driver, worker = (
+        ChatClient(url, "tiny", cache=Cache(path)),
+        ChatClient(url, "tiny", cache=Cache(path)),
+    )
     worker.chat(ASK)
     driver.halt()
     assert worker.chat(ASK) == "go north"  # cached answers are still given

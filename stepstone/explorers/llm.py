@@ -127,7 +127,7 @@ class LLMExplorer:
             try:
                 reply = model.chat(
                     messages,
-                    accept=lambda r: bool(plan(r, texts, self.per_call)),
+                    accept=lambda r, texts=texts: bool(plan(r, texts, self.per_call)),
                     response_format=RESPONSE_FORMAT,
                     **params,
                 )

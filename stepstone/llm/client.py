@@ -230,7 +230,10 @@ class ChatModel:
         cache: Cache | None = None,
         max_calls: int | None = None,
         max_concurrency: int = 8,
+        max_tokens: int | None = None,
     ):
+        if max_tokens is not None and max_tokens < 1:
+            raise LLMError(f"--llm-max-tokens must be >= 1, got {max_tokens}")
         if max_calls is not None and max_calls < 0:
             raise LLMError(f"--llm-budget must be >= 0 calls, got {max_calls}")
         if max_concurrency < 1:
@@ -238,6 +241,7 @@ class ChatModel:
         self.cache = cache
         self.max_calls = max_calls
         self.max_concurrency = max_concurrency
+        self.max_tokens = max_tokens  # of each reply, when the role does not say
         self.usage = Usage()
         self.counts: dict[str, int] = {}
         self._budget_lock = threading.Lock()
@@ -256,6 +260,8 @@ class ChatModel:
         """The model's reply to ``messages``: from the cache when it has been asked before,
         shared with any identical request in flight, else asked now. ``accept(reply)``
         tells whether the role could read the reply; only such replies are cached."""
+        if self.max_tokens is not None:
+            params = {"max_tokens": self.max_tokens, **params}
         key = self.key(messages, params)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return self._cached(hit)
@@ -412,6 +418,7 @@ class ChatClient(ChatModel):
         max_retries: int = 8,
         max_calls: int | None = None,
         backoff: float = 1.0,
+        max_tokens: int | None = None,
     ):
         try:
             import openai
@@ -427,7 +434,7 @@ class ChatClient(ChatModel):
             )
         if max_retries < 0:
             raise LLMError(f"--llm-retries must be >= 0, got {max_retries}")
-        super().__init__(cache, max_calls, max_concurrency)
+        super().__init__(cache, max_calls, max_concurrency, max_tokens)
         self.base_url, self.model = s.url, s.model
         self.where = f"the model at {redact(self.base_url)}"
         self.retries, self.backoff, self.timeout = max_retries, backoff, timeout
@@ -494,9 +501,7 @@ class ChatClient(ChatModel):
         choices = getattr(response, "choices", None)
         message = getattr(choices[0], "message", None) if choices else None
         if message is None:
-            raise _Retry(
-                f"{where} did not answer with a chat completion ({str(response)[:120]!r})"
-            )
+            raise _Retry(f"{where} did not answer with a chat completion ({str(response)[:120]!r})")
         usage = response.usage
         content = message.content or ""
         return content, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
@@ -552,6 +557,7 @@ class Settings:
     timeout: float = 60.0  # seconds per request
     retries: int = 8  # more attempts after a failed one (1, 2, 4 ... 60 s apart: ~3 minutes)
     backoff: float = 1.0  # seconds before the first retry; doubled each time
+    max_tokens: int | None = None  # of a reply (None: the server's default; local: 256)
     concurrency: int = 8
     cache: Path | None = None  # the reply cache and ledger (in the run directory)
 
@@ -593,7 +599,7 @@ class Settings:
             from .local import LocalChat
 
             return LocalChat(s.url.removeprefix("local:"), s.model, cache=cache,
-                             max_calls=s.budget)  # fmt: skip
+                             max_calls=s.budget, max_tokens=s.max_tokens)  # fmt: skip
         return ChatClient(s.url, s.model, s.key, cache=cache, max_concurrency=s.concurrency,
                           timeout=s.timeout, max_retries=s.retries, max_calls=s.budget,
-                          backoff=s.backoff)  # fmt: skip
+                          backoff=s.backoff, max_tokens=s.max_tokens)  # fmt: skip

@@ -74,8 +74,7 @@ class LFG(Selector):
         params = [{"temperature": self.temperature, "seed": s} for s in range(self.samples)]
         readable = lambda r: bool(indices(final(r), len(texts)))  # noqa: E731
         replies = [
-            self.model.chat(asks[0], readable, response_format=RESPONSE_FORMAT, **p)
-            for p in params
+            self.model.chat(asks[0], readable, response_format=RESPONSE_FORMAT, **p) for p in params
         ]
         votes = np.zeros(len(texts))
         for reply in replies:
