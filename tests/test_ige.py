@@ -547,3 +547,51 @@ def test_credentials_in_the_url_are_not_stored(endpoint, tmp_path):
     for f in run.iterdir():
         assert b"sk-in-url" not in f.read_bytes(), f
     assert RunStore.open(run).meta("llm_url") == url
+
+
+def oracle(prompt: str) -> str:
+    """A model that knows Game of 24 under IGE's rule: an action that keeps 24 reachable,
+    the first state, and yes to every new state."""
+    from fractions import Fraction
+
+    from stepstone.envs.game24 import solvable
+
+    if role(prompt) != "act":
+        return answer(1)
+    state = prompt.split("Current state: left: ")[1].split(" |")[0].split()
+    for n, text in enumerate(listed(prompt, "Possible actions:"), start=1):
+        a, _, b, _, result = text.split()
+        left = list(state)
+        left.remove(a)
+        left.remove(b)
+        if solvable([Fraction(x) for x in [*left, result]], integer=True):
+            return answer(n, thought=f"{text} keeps 24 in reach")
+    return answer(1)
+
+
+def test_iges_game_of_24_setting_runs_end_to_end(endpoint, tmp_path, capsys, monkeypatch):
+    """bench/ige.py --setting ige: IGE's puzzles with integer division; an oracle model solves
+    each in the minimum 3 operations, and a row cut short by --llm-budget says so."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    model, url = endpoint
+    model.script = oracle
+    path = Path(__file__).parents[1] / "bench" / "ige.py"
+    spec = importlib.util.spec_from_file_location("bench_ige", path)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_ige", bench)  # its dataclasses look it up
+    spec.loader.exec_module(bench)
+    assert bench.IGE_24[0] == "4,5,6,10" and len(bench.IGE_24) == 100
+    argv = ["ige.py", url, "tiny", "--setting", "ige", "--tasks", "game24", "--puzzles", "3",
+            "--methods", "ige+llm+judge", "--out", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert row[:6] == ["game24", "(IGE's", "3)", "ige+llm+judge", "3/3", "1.00"]
+    assert row[6] == "3.0"  # operations to success
+    monkeypatch.setattr(sys, "argv", [*argv[:-1], str(tmp_path / "b"), "--llm-budget", "8"])
+    bench.main()
+    out = capsys.readouterr().out
+    assert "(cut short: 1 of 3 runs)" in out and "# stopped: the budget of 8" in out

@@ -190,8 +190,12 @@ class Cache:
         return {k: v for k, v in rows if k not in HIDDEN}
 
     def set_halted(self, halted: bool) -> None:
+        """Halt the run's model calls, or let a (re)started run call again: then nothing of
+        an earlier session, killed perhaps mid-request, is in flight any more."""
         with self._lock:
             self.db.execute("INSERT OR REPLACE INTO ledger VALUES ('halted', ?)", (int(halted),))
+            if not halted:
+                self.db.execute("DELETE FROM inflight")
 
     def halted(self) -> bool:
         with self._lock:
