@@ -182,6 +182,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
         if done_in_iteration or engine.frames != last["frames"] or stopped:
             last = commit_iteration()
         executor.close()
+        if model is not None:
+            model.halt(False)  # the switch is for this run's processes, now ended
         local.close()
         progress.close(last)
         restore_sigterm()

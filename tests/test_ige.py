@@ -456,6 +456,7 @@ def test_verdicts_and_the_archive_shown_are_the_papers(endpoint, tmp_path, capsy
     shown = listed(last, "Current archive:")
     assert len(shown) == int((~archive.terminal[: len(archive)]).sum()) > 5
     assert len(model.conversations[-1]) == 1 + 2 * 5 + 1  # system, 5 exchanges, the question
+    assert not Cache(run / "llm_cache.sqlite").halted()  # halted while draining, not after
     asked = set(model.asked)
     resume = ["resume", str(run), "--frames", "150", "--workers", "1", "--no-progress",
               "--backend", "inline"]  # fmt: skip

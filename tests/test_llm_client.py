@@ -253,9 +253,12 @@ def test_a_halted_run_asks_nothing_in_any_process(endpoint, tmp_path):
     assert worker.chat(ASK) == "go north"  # cached answers are still given
     with pytest.raises(Halted):
         worker.chat([{"role": "user", "content": "new"}])
-    driver.halt(False)  # resumed
+    orphan = [{"role": "user", "content": "asked by a process that was killed"}]
+    Cache(path).claim(driver.key(orphan, {}), stale=1e9)
+    driver.halt(False)  # resumed: nothing of the killed session is in flight any more
     worker.chat([{"role": "user", "content": "new"}])
-    assert model.requests == 2 and "halted" not in driver.totals()
+    assert worker.chat(orphan) == "go north"
+    assert model.requests == 3 and "halted" not in driver.totals()
 
 
 def test_timeout_is_an_error_not_a_hang(endpoint):
