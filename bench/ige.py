@@ -49,7 +49,7 @@ from stepstone.engine import Engine
 from stepstone.llm.client import BudgetExhausted, ModelUnavailable, Settings
 from stepstone.llm.judge import Judge
 from stepstone.llm.memory import Memory
-from stepstone.llm.view import goal
+from stepstone.llm.view import Describer, goal
 from stepstone.selectors import MODEL_SELECTORS
 from stepstone.selectors import make as make_selector
 from stepstone.trajectories import TrajectoryTree
@@ -139,7 +139,7 @@ def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int,
     memory = Memory()  # one history for the selector and the judge, as IGE keeps one
     kwargs = {"model": model, "goal": task} if method.selector in MODEL_SELECTORS else {}
     if method.selector == "ige":
-        kwargs["memory"] = memory
+        kwargs.update(memory=memory, describe=Describer(worker.env))
     engine = Engine(Archive(), TrajectoryTree(), make_selector(method.selector, **kwargs), seed)
     if method.judge:
         engine.admit = Judge(model, task, memory=memory)
@@ -151,7 +151,10 @@ def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int,
         engine.seed(worker.root())
         while engine.frames < steps and engine.success_frame is None and cost()["answers"] < cap:
             for t in engine.ask(1):
-                engine.tell(worker.run(t))
+                result = worker.run(t)
+                engine.tell(result)
+                if hasattr(engine.selector, "observe"):
+                    engine.selector.observe(t, result)
     finally:
         worker.env.close()  # the model client is the bench's, kept for the next run
     return engine.success_frame, cost()

@@ -140,6 +140,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
         return row
 
     restore_sigterm = _stop_on_sigterm()
+    observe = getattr(engine.selector, "observe", None)
     failure: ModelUnavailable | None = None
     try:
         while engine.frames < options.frames or executor.in_flight:
@@ -151,7 +152,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 for task in engine.ask(want):
                     executor.submit(task)
             for result in executor.poll(timeout=1.0):
+                task = engine.pending.get(result.task_id)
                 stats = engine.tell(result)
+                if task is not None and observe is not None:
+                    observe(task, result)  # the ige selector notes the actions tried
                 done_in_iteration += 1
                 new_in_iteration += stats.new_cells
                 if adaptive:

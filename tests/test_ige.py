@@ -24,6 +24,7 @@ from stepstone.config import ExploreConfig  # noqa: E402
 from stepstone.engine import Engine  # noqa: E402
 from stepstone.llm.client import Cache, ChatClient, Settings  # noqa: E402
 from stepstone.llm.memory import Memory  # noqa: E402
+from stepstone.llm.view import Describer  # noqa: E402
 from stepstone.selectors import LFG, make  # noqa: E402
 from stepstone.store.sqlite import RunStore  # noqa: E402
 from stepstone.trajectories import TrajectoryTree  # noqa: E402
@@ -149,7 +150,8 @@ def test_the_ige_selector_returns_to_the_entry_the_model_picks(endpoint):
     model.script = select
     config = ExploreConfig("game24:4,7,8,8", explore_steps=2)
     worker = Worker.from_config(config)
-    selector = make("ige", model=ChatClient(url, "tiny"), goal="make 24", memory=Memory())
+    selector = make("ige", model=ChatClient(url, "tiny"), goal="make 24", memory=Memory(),
+                    describe=Describer(worker.env))  # fmt: skip
     engine = Engine(Archive(), TrajectoryTree(), selector)
     engine.seed(worker.root())
     for _ in range(8):
@@ -158,9 +160,13 @@ def test_the_ige_selector_returns_to_the_entry_the_model_picks(endpoint):
         assert [t.cell for t in tasks] == [picked[-1]] * 3
         assert shown[-1] == open_  # the whole archive, not a sample
         for t in tasks:
-            engine.tell(worker.run(t))
+            result = worker.run(t)
+            engine.tell(result)
+            selector.observe(t, result)
     assert len(picked) == 8 and shown[-1] > 12
     assert "Since your last choice, the explorations found" in model.asked[-1]
+    assert "4 7 8 8 (score 0, explored from 3 times; tried: " in model.asked[1]
+    assert re.search(r"tried: \d+ [-+*/] \d+ = -?[\d/]+[,)]", model.asked[1])
 
 
 def test_the_judge_keeps_only_the_states_the_model_finds_interesting(endpoint, tmp_path, capsys):

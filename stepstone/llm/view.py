@@ -96,36 +96,42 @@ def observation(env: Any) -> str:
 MINIGRID_ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done")
 
 
-def choices(env: Any) -> list[tuple[Any, str]]:
-    """(action, text) for every admissible action here, without duplicate texts."""
+def actions(env: Any) -> list[tuple[Any, str]]:
+    """(action, text) for every admissible action here; several actions may share a text."""
     g = game(env)
     if hasattr(g, "admissible"):
-        items = list(g.admissible())
-    elif hasattr(g, "_state") and "admissible_commands" in getattr(g, "_state", {}):
-        items = list(enumerate(g._state["admissible_commands"]))
-    elif hasattr(g, "values") and hasattr(g, "exprs"):  # Game of 24
+        return list(g.admissible())
+    if hasattr(g, "_state") and "admissible_commands" in getattr(g, "_state", {}):
+        return list(enumerate(g._state["admissible_commands"]))
+    if hasattr(g, "values") and hasattr(g, "exprs"):  # Game of 24: the whole action space
         from ..envs.game24 import OPS, _fmt, apply, pairs
 
         items = []
         integer = getattr(g, "integer", False)  # IGE's rule: the larger number first
-        for k, (i, j) in enumerate(pairs(len(g.values))):
+        ps = pairs(len(g.values))
+        for a in range(g.action_space.n):
+            i, j = ps[(a // 4) % len(ps)]
             x, y = g.values[i], g.values[j]
             if integer and x < y:
                 x, y = y, x
-            for o, op in enumerate(OPS):
-                r = apply(op, x, y, integer)
-                if r is not None:
-                    items.append((4 * k + o, f"{_fmt(x)} {op} {_fmt(y)} = {_fmt(r)}"))
-    elif hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
-        items = list(enumerate(MINIGRID_ACTIONS))
-    else:
-        space = env.action_space
-        n = int(getattr(space, "n", 0))
-        start = int(getattr(space, "start", 0))
-        items = [(start + i, str(start + i)) for i in range(n)]
+            r = apply(OPS[a % 4], x, y, integer)
+            if r is not None:
+                items.append((a, f"{_fmt(x)} {OPS[a % 4]} {_fmt(y)} = {_fmt(r)}"))
+        return items
+    if hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
+        return list(enumerate(MINIGRID_ACTIONS))
+    space = env.action_space
+    n = int(getattr(space, "n", 0))
+    start = int(getattr(space, "start", 0))
+    return [(start + i, str(start + i)) for i in range(n)]
+
+
+def choices(env: Any) -> list[tuple[Any, str]]:
+    """(action, text) for every admissible action here, without duplicate texts (the first
+    action of each text)."""
     seen: set[str] = set()
     out = []
-    for action, text in items:
+    for action, text in actions(env):
         if text not in seen:
             seen.add(text)
             out.append((action, text))
@@ -150,3 +156,12 @@ class Describer:
             self.env.restore(snapshot)
             text = self.memo[cell] = f"{observation(self.env)} (cell {cell})"
         return text
+
+    def action(self, snapshot: bytes | None, action: Any) -> str:
+        """The text of ``action`` in the state ``snapshot`` (its number if it has none)."""
+        if snapshot is not None:
+            self.env.restore(snapshot)
+            for a, text in actions(self.env):
+                if a == action:
+                    return text
+        return str(action)

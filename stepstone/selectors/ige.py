@@ -4,8 +4,9 @@ Lu, Hu & Clune 2024, "Intelligent Go-Explore: Standing on the Shoulders of Giant
 Models", let a foundation model choose which archived state to explore from, in place of
 Go-Explore's count-based heuristic. As in their code (game_of_24/run.py:
 ``IGE.select_new_state``; textworld/run_treasure.py: ``IGE.choose_new_state``) the model is
-shown the whole archive: every open entry (its text, score and how often it was explored
-from), oldest left out first only when the list outgrows ``chars`` (the prompt says so),
+shown the whole archive: every open entry (its text, score, how often it was explored from
+and the actions already tried there, textworld/run_treasure.py: "Have tried actions from this
+state"), oldest left out first only when the list outgrows ``chars`` (the prompt says so),
 with feedback on what the explorations since its last choice found (IGE: "Did not reach
 24."), after the run's last exchanges (``memory``, llm/memory.py, shared with the judge). It
 reasons, then answers with up to ``n`` numbers, best first; its picks fill the batch in turn.
@@ -14,7 +15,9 @@ A reply without a final answer naming a listed entry falls back to count-based s
 is counted (``llm_select_fallbacks``) and is not cached (IGE falls back to a random state).
 Once the run has stopped (``Halted``) the selector asks nothing and counts nothing. The model
 is passed in (any object with ``chat`` and ``count``, llm/client.py), and so is ``describe``
-(cell, snapshot) -> text for cells that are not text themselves: no I/O of its own here.
+(cell, snapshot) -> text for cells that are not text themselves, with its ``action``
+(snapshot, action) -> text when it has one (llm/view.py: Describer): no I/O of its own here.
+The loop that runs the engine tells the selector each exploration (``observe``).
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ def snapshot_of(archive: Archive, i: int) -> bytes | None:
     return archive.snapshots.get(snap) if snap else None
 
 
-def describe(archive: Archive, i: int, text=str) -> str:
+def describe(archive: Archive, i: int, text=str, tried: list[str] | None = None) -> str:
     return (
         f"{text(archive.cells[i], snapshot_of(archive, i))} (score {float(archive.score[i]):g}, "
-        f"explored from {int(archive.times_chosen[i])} times)"
+        f"explored from {int(archive.times_chosen[i])} times; tried: "
+        f"{', '.join(tried) if tried else 'nothing yet'})"
     )
 
 
@@ -63,9 +67,19 @@ class IGE(Selector):
         self.chars = chars  # of the archive's listing in a prompt (about 4 per token)
         # (cell, snapshot) -> text; default: the cell itself (llm/view.py: Describer)
         self.text = describe or (lambda cell, snapshot: str(cell))
+        self.action_text = getattr(describe, "action", lambda snapshot, a: str(a))
+        self.tried: dict[str, list[str]] = {}  # repr(cell) -> first actions explored from it
         self.base = CountBased()
         self.fallbacks = 0
         self.last: tuple[int, float] | None = None  # archive size and best score at the last ask
+
+    def observe(self, task: Any, result: Any) -> None:
+        """Note the action an exploration from ``task.cell`` began with."""
+        if len(result.actions):
+            text = self.action_text(task.snapshot, result.actions[0].item())
+            tried = self.tried.setdefault(repr(task.cell), [])
+            if text not in tried:
+                tried.append(text)
 
     def weights(self, archive: Archive) -> np.ndarray:
         return self.base.weights(archive)
@@ -88,7 +102,10 @@ class IGE(Selector):
         open_ = np.flatnonzero(~archive.terminal[:size])
         if open_.size == 0 or self.model.halted():
             return super().select(archive, n, rng)
-        texts = [describe(archive, int(i), self.text) for i in open_]
+        texts = [
+            describe(archive, int(i), self.text, self.tried.get(repr(archive.cells[i])))
+            for i in open_
+        ]
         shown, kept = listing(texts, self.chars)
         listed = open_[kept]
         messages = self.prompts.messages(
