@@ -105,6 +105,7 @@ def test_the_explorer_takes_the_actions_the_model_names(endpoint, tmp_path, caps
     # Asked once per distinct (state, actions since the return): 3 + 2 + 1 prompts along the
     # plan from its three starting cells; every later exploration was answered by the cache.
     assert s["llm_calls"] == model.requests == 6 and s["llm_cached"] > 0
+    assert {f["type"] for f in model.formats} == {"json_schema"}  # structured output asked
 
 
 def test_a_model_that_never_names_an_action_falls_back_and_is_counted(endpoint, tmp_path, capsys):
@@ -241,7 +242,8 @@ def test_a_call_budget_stops_the_run_and_resume_continues(endpoint, tmp_path, ca
     assert t["frames"] > s["frames"] and t["explorations"] > s["explorations"]
     from stepstone.progress import describe
 
-    assert "10 llm calls (" in describe(RunStore.open(run).metrics()[-1], 1)  # the progress bar
+    line = describe(RunStore.open(run).metrics()[-1], 1)  # the progress bar
+    assert "10 llm calls (" in line and " cached), " in line and " 0 fallbacks" in line
 
 
 def test_the_key_is_sent_but_never_stored(endpoint, tmp_path, monkeypatch):
