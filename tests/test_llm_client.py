@@ -108,7 +108,8 @@ def serve(model: FakeModel):
                 model.formats.append(body.get("response_format"))
                 model.conversations.append(body["messages"])
                 model.keys.add(self.headers.get("Authorization", ""))
-            content = model.script(user) if model.script else model.reply
+                # under the lock: a script may read this request's sampling[-1]
+                content = model.script(user) if model.script else model.reply
             self._json(200, {
                 "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop",

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import StepstoneError
 
 URL_ENV, MODEL_ENV, KEY_ENV = "STEPSTONE_LLM_URL", "STEPSTONE_LLM_MODEL", "OPENAI_API_KEY"
-MAX_WAIT = 120.0  # seconds: the longest pause between two attempts, Retry-After included
+MAX_WAIT = 60.0  # seconds: the longest pause between two attempts, Retry-After included
 
 
 class LLMError(StepstoneError):
@@ -322,12 +322,21 @@ class ChatModel:
             if self.cache is not None:
                 self.cache.release(key)
 
-    def chat_many(self, conversations: list[list[dict]], accept=None, **params: Any) -> list[str]:
-        """Replies to several conversations, at most ``max_concurrency`` requests at a time."""
-        if len(conversations) <= 1:
-            return [self.chat(m, accept, **params) for m in conversations]
+    def chat_many(
+        self,
+        conversations: list[list[dict]],
+        accept=None,
+        each: list[dict] | None = None,
+        **params: Any,
+    ) -> list[str]:
+        """Replies to several conversations, at most ``max_concurrency`` requests at a time;
+        ``each`` adds parameters of each request (e.g. its seed) to the shared ``params``."""
+        each = each or [{}] * len(conversations)
+        asks = list(zip(conversations, each, strict=True))
+        if len(asks) <= 1:
+            return [self.chat(m, accept, **params, **e) for m, e in asks]
         with ThreadPoolExecutor(self.max_concurrency) as pool:
-            return list(pool.map(lambda m: self.chat(m, accept, **params), conversations))
+            return list(pool.map(lambda a: self.chat(a[0], accept, **params, **a[1]), asks))
 
     def recall(self, role: str) -> dict[str, float]:
         """A role's judgements kept in the run directory (empty without a cache file)."""

@@ -70,12 +70,14 @@ class LFG(Selector):
         """The share of ``samples`` replies that pick each of ``texts`` (section 4)."""
         from ..llm.prompts import RESPONSE_FORMAT, final, indices, numbered
 
-        asks = [self.prompts.messages(prompt, goal=self.goal, entries=numbered(texts))]
-        params = [{"temperature": self.temperature, "seed": s} for s in range(self.samples)]
-        readable = lambda r: bool(indices(final(r), len(texts)))  # noqa: E731
-        replies = [
-            self.model.chat(asks[0], readable, response_format=RESPONSE_FORMAT, **p) for p in params
-        ]
+        ask = self.prompts.messages(prompt, goal=self.goal, entries=numbered(texts))
+        replies = self.model.chat_many(
+            [ask] * self.samples,
+            lambda r: bool(indices(final(r), len(texts))),
+            each=[{"seed": s} for s in range(self.samples)],  # the polls, asked at once
+            temperature=self.temperature,
+            response_format=RESPONSE_FORMAT,
+        )
         votes = np.zeros(len(texts))
         for reply in replies:
             picked = indices(final(reply), len(texts))
