@@ -604,3 +604,20 @@ def test_iges_game_of_24_setting_runs_end_to_end(endpoint, tmp_path, capsys, mon
     bench.main()
     out = capsys.readouterr().out
     assert "(cut short: 1 of 3 runs)" in out and "# stopped: the budget of 8" in out
+
+
+def test_memory_keeps_the_last_five_exchanges_within_its_budget():
+    """IGE sends the last 5 exchanges (game_of_24/run.py: chat_history_len=5); past the
+    character budget the oldest go first, and the model is told."""
+    memory = Memory(chars=40)
+    for i in range(7):
+        memory.add([{"role": "user", "content": f"question {i}"}], f"answer {i}")
+    sent = memory.messages()
+    assert sent[0]["content"] == "(3 earlier exchanges left out to fit the context.)"
+    assert [m["content"] for m in sent[2:]] == ["question 5", "answer 5", "question 6",
+                                                "answer 6"]  # fmt: skip
+    assert len(Memory().messages()) == 0
+    roomy = Memory()
+    for i in range(7):
+        roomy.add([{"role": "user", "content": f"q{i}"}], f"a{i}")
+    assert [m["content"] for m in roomy.messages()][::2] == ["q2", "q3", "q4", "q5", "q6"]

@@ -20,25 +20,24 @@ class Memory:
         self.turns = turns
         self.chars = chars
         self.exchanges: list[tuple[str, str]] = []
-        self.dropped = 0  # exchanges left out for the character budget, in total
         self._lock = threading.Lock()
 
     def messages(self) -> list[dict]:
-        """The kept exchanges as chat messages, oldest first, within the budget; a note
-        first when older ones were left out for it."""
+        """The last ``turns`` exchanges as chat messages, oldest first, those that fit in
+        ``chars``; a note first when older ones were left out for it."""
         with self._lock:
-            kept, size = [], 0
-            for user, reply in reversed(self.exchanges[-self.turns :] if self.turns else []):
-                size += len(user) + len(reply)
-                if size > self.chars:
-                    self.dropped += 1
-                    break
-                kept.insert(0, (user, reply))
+            window = self.exchanges[-self.turns :] if self.turns else []
+        kept, size = [], 0
+        for user, reply in reversed(window):
+            size += len(user) + len(reply)
+            if size > self.chars:
+                break
+            kept.insert(0, (user, reply))
         out: list[dict] = []
-        if kept and len(kept) < min(len(self.exchanges), self.turns):
-            skipped = min(len(self.exchanges), self.turns) - len(kept)
-            out.append({"role": "user", "content": f"({skipped} earlier exchanges left out "
-                        "to fit the context.)"})  # fmt: skip
+        if len(kept) < len(window):
+            cut = len(window) - len(kept)
+            out.append({"role": "user", "content": f"({cut} earlier exchanges left out to fit "
+                        "the context.)"})  # fmt: skip
             out.append({"role": "assistant", "content": "Understood."})
         for user, reply in kept:
             out += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
@@ -49,7 +48,3 @@ class Memory:
         with self._lock:
             self.exchanges.append((messages[-1]["content"], reply))
             del self.exchanges[: -max(self.turns, 1)]
-
-    def clear(self) -> None:
-        with self._lock:
-            self.exchanges.clear()
