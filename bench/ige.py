@@ -1,13 +1,20 @@
 """Intelligent Go-Explore against count-based selection with random actions, on text tasks.
 
     python bench/ige.py ENDPOINT MODEL [--methods count+random,ige+llm+judge] [--llm-budget N]
+    python bench/ige.py ENDPOINT MODEL --setting ige --tasks game24   # IGE's Game of 24 table
 
 ENDPOINT is any OpenAI-compatible base URL (vLLM, Ollama, llama.cpp server, a hosted API;
 the key from OPENAI_API_KEY) or local:DIR for a transformers model directory. Tasks:
 
-* Game of 24: the 100 puzzles people found hardest (lowest solve rate in the 4nums.com data
-  that Tree of Thoughts (Yao et al. 2023) ranks by difficulty; listed below), one run each
-  with ``--steps-24`` environment steps (one step = one arithmetic operation);
+* Game of 24, ``--setting hardest`` (default): the 100 puzzles people found hardest (lowest
+  solve rate in the 4nums.com data that Tree of Thoughts (Yao et al. 2023) ranks by
+  difficulty; listed below), fractions allowed, one run each with ``--steps-24`` environment
+  steps (one step = one arithmetic operation);
+* Game of 24, ``--setting ige``: Intelligent Go-Explore's own setting (game_of_24/run.py:
+  ``main``): Tree of Thoughts' puzzles 900-999 of ``24.csv`` (``--min_idx 900
+  --num_problems 100``), integer division (``game24:...:int``, envs/game24.py) and
+  ``--max_actions 700`` operations per puzzle, so a user with a model can set the rows beside
+  the paper's;
 * TextWorld: a treasure hunter and a coin collector game made here with tw-make
   (``--tw-level``), ``--tw-runs`` runs each (seeds 0..) with ``--steps-tw`` steps.
 
@@ -39,13 +46,30 @@ from pathlib import Path
 from stepstone.archive import Archive
 from stepstone.config import ExploreConfig
 from stepstone.engine import Engine
-from stepstone.llm.client import BudgetExhausted, Settings
+from stepstone.llm.client import BudgetExhausted, ModelUnavailable, Settings
 from stepstone.llm.judge import Judge
-from stepstone.llm.view import goal
+from stepstone.llm.memory import Memory
+from stepstone.llm.view import Describer, goal
 from stepstone.selectors import MODEL_SELECTORS
 from stepstone.selectors import make as make_selector
 from stepstone.trajectories import TrajectoryTree
 from stepstone.worker import Worker
+
+# Tree of Thoughts' data/24/24.csv, puzzles 900-999 (0-based, as game_of_24/run.py reads them
+# with Game24Task.get_input(idx)): the set of IGE's and ToT's Game of 24 results.
+IGE_24 = """
+4,5,6,10 1,2,4,7 2,5,8,11 3,4,4,13 6,7,8,9 1,11,11,13 1,8,10,11 2,3,6,9 1,3,5,9 3,3,7,12
+4,5,7,9 1,2,8,13 4,6,6,9 1,4,4,8 1,5,10,11 3,4,6,11 2,4,8,9 1,4,5,13 2,2,7,12 3,3,6,7
+1,5,9,13 5,6,7,13 5,5,8,10 2,4,6,12 6,7,8,11 7,9,9,13 3,6,9,12 6,9,12,13 4,7,9,13 5,6,8,12
+2,4,6,7 2,5,10,10 6,6,7,12 6,9,9,11 5,8,11,12 5,6,8,10 6,11,12,13 2,2,8,8 2,7,12,13 2,6,8,12
+3,4,9,13 4,5,10,12 1,2,7,11 4,5,6,8 6,10,12,13 1,3,9,9 1,4,4,11 2,3,9,10 1,2,3,13 1,6,6,6
+1,2,2,9 1,3,6,11 5,10,12,13 2,3,6,6 6,7,10,12 7,8,8,12 3,4,6,8 1,7,9,11 2,3,6,13 2,2,5,12
+2,6,8,13 8,8,10,12 1,3,8,13 4,4,7,10 1,7,10,13 1,9,10,13 3,3,4,11 2,5,7,7 3,9,10,13 2,3,4,7
+4,4,8,12 1,2,6,10 1,5,12,12 5,6,6,8 7,7,8,11 1,3,7,10 3,3,9,12 3,5,7,10 4,10,12,13 2,3,10,12
+3,4,6,6 5,8,8,8 6,8,8,12 2,3,4,9 2,6,7,11 5,9,12,12 1,2,7,12 2,4,5,6 5,5,8,13 2,3,3,10
+3,4,8,12 2,4,6,11 2,2,8,9 1,5,6,7 5,8,10,11 4,4,9,12 2,5,6,6 2,4,9,12 4,8,11,13 4,9,10,13
+""".split()  # noqa: SIM905
+IGE_STEPS_24 = 700  # game_of_24/run.py: main(), --max_actions
 
 # The 100 lowest human solve rates of the 1,362 puzzles in Tree of Thoughts' data/24/24.csv
 # (4nums.com; ties by their difficulty rank), hardest first.
@@ -112,10 +136,13 @@ def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int,
     task = goal(worker.env)
     if method.explorer == "llm":
         worker.explorer.model = model
+    memory = Memory()  # one history for the selector and the judge, as IGE keeps one
     kwargs = {"model": model, "goal": task} if method.selector in MODEL_SELECTORS else {}
+    if method.selector == "ige":
+        kwargs.update(memory=memory, describe=Describer(worker.env))
     engine = Engine(Archive(), TrajectoryTree(), make_selector(method.selector, **kwargs), seed)
     if method.judge:
-        engine.admit = Judge(model, task)
+        engine.admit = Judge(model, task, memory=memory)
 
     def cost() -> dict[str, int]:
         return {k: v - before[k] for k, v in spent(model).items()}
@@ -124,7 +151,10 @@ def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int,
         engine.seed(worker.root())
         while engine.frames < steps and engine.success_frame is None and cost()["answers"] < cap:
             for t in engine.ask(1):
-                engine.tell(worker.run(t))
+                result = worker.run(t)
+                engine.tell(result)
+                if hasattr(engine.selector, "observe"):
+                    engine.selector.observe(t, result)
     finally:
         worker.env.close()  # the model client is the bench's, kept for the next run
     return engine.success_frame, cost()
@@ -149,8 +179,16 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--methods", default="count+random,ige+llm+judge")
     ap.add_argument("--tasks", default="game24,treasure,coin")
-    ap.add_argument("--puzzles", type=int, default=100, help="the N hardest Game of 24 puzzles")
-    ap.add_argument("--steps-24", type=int, default=60, help="environment steps per puzzle")
+    ap.add_argument("--setting", default="hardest", choices=("hardest", "ige"),
+                    help="Game of 24: the 100 hardest puzzles with fractions, or IGE's setting "
+                    "(puzzles 900-999, integer division, 700 steps)")  # fmt: skip
+    ap.add_argument("--puzzles", type=int, default=100, help="how many of the setting's puzzles")
+    ap.add_argument(
+        "--steps-24",
+        type=int,
+        default=None,
+        help="environment steps per puzzle (default: 60; 700 with --setting ige)",
+    )
     ap.add_argument("--tw-level", type=int, default=10)
     ap.add_argument("--tw-runs", type=int, default=5)
     ap.add_argument("--steps-tw", type=int, default=1000, help="environment steps per game run")
@@ -169,8 +207,13 @@ def main() -> None:
     tasks: list[tuple[str, list[tuple[str, int]], int, int]] = []  # name, (env, seed), steps
     wanted = args.tasks.split(",")
     if "game24" in wanted:
-        envs = [(f"game24:{p}", 0) for p in HARDEST_24[: args.puzzles]]
-        tasks.append((f"game24 ({len(envs)} hardest)", envs, args.steps_24, 3))
+        if args.setting == "ige":
+            envs = [(f"game24:{p}:int", 0) for p in IGE_24[: args.puzzles]]
+            steps, name = args.steps_24 or IGE_STEPS_24, f"game24 (IGE's {len(envs)})"
+        else:
+            envs = [(f"game24:{p}", 0) for p in HARDEST_24[: args.puzzles]]
+            steps, name = args.steps_24 or 60, f"game24 ({len(envs)} hardest)"
+        tasks.append((name, envs, steps, 3))
     games = make_games(args.out, args.tw_level) if {"treasure", "coin"} & set(wanted) else {}
     for key, name in (("treasure", "treasure hunter"), ("coin", "coin collector")):
         if key in wanted:
@@ -191,7 +234,7 @@ def main() -> None:
                 try:
                     success, cost = attempt(env, method, steps, explore_steps, seed, model,
                                             args.calls_per_run)  # fmt: skip
-                except BudgetExhausted as e:
+                except (BudgetExhausted, ModelUnavailable) as e:
                     stopped = str(e)
                     break
                 tally.runs += 1
@@ -205,9 +248,10 @@ def main() -> None:
             base_rate = rate if base_rate is None else base_rate
             ratio = f"{rate / base_rate:.2f}" if base_rate else "n/a"
             mean = lambda xs: f"{sum(xs) / len(xs):.1f}" if xs else "-"  # noqa: E731
+            cut = f"  (cut short: {tally.runs} of {len(runs)} runs)" if stopped else ""
             print(f"{name:<24} {str(method):<16} {len(tally.steps):>3}/{tally.runs:<3} "
                   f"{rate:>6.2f} {mean(tally.steps):>8} {mean(tally.answers):>8} "
-                  f"{tally.calls:>6} {tally.tokens:>9} {tally.fallbacks:>6} {ratio:>7}",
+                  f"{tally.calls:>6} {tally.tokens:>9} {tally.fallbacks:>6} {ratio:>7}{cut}",
                   flush=True)  # fmt: skip
             if stopped:
                 break
@@ -215,7 +259,7 @@ def main() -> None:
             break
     if stopped:
         print(f"# stopped: {stopped}; the answers so far are in {settings.cache}: the same "
-              "command with a larger --llm-budget goes on where this one stopped")  # fmt: skip
+              "command (with a larger --llm-budget) goes on where this one stopped")  # fmt: skip
 
 
 if __name__ == "__main__":

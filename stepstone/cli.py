@@ -76,7 +76,17 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
         "list); never written to the run directory",
     )
     p.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per model request")
+    p.add_argument(
+        "--llm-retries", type=int, default=8,
+        help="attempts after a failed model request (rate limit, 5xx, bad body, timeout), "
+        "1, 2, 4 ... 60 s apart or as the server's Retry-After asks; then the run is saved "
+        "and stops, resumable",
+    )  # fmt: skip
     p.add_argument("--llm-concurrency", type=int, default=8, help="model requests at once")
+    p.add_argument(
+        "--llm-max-tokens", type=int, default=None,
+        help="tokens per reply, reasoning included (default: the server's; local:DIR 256)",
+    )  # fmt: skip
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -390,9 +400,14 @@ def _llm_settings(args: argparse.Namespace, url, model, budget):
         raise ConfigError(f"--llm-timeout must be > 0 seconds, got {args.llm_timeout}")
     if args.llm_concurrency < 1:
         raise ConfigError(f"--llm-concurrency must be >= 1, got {args.llm_concurrency}")
+    if args.llm_retries < 0:
+        raise ConfigError(f"--llm-retries must be >= 0, got {args.llm_retries}")
+    if args.llm_max_tokens is not None and args.llm_max_tokens < 1:
+        raise ConfigError(f"--llm-max-tokens must be >= 1, got {args.llm_max_tokens}")
     calls = parse_count(budget, "--llm-budget") if budget is not None else None
     return Settings(url, model, args.llm_key, budget=calls, timeout=args.llm_timeout,
-                    concurrency=args.llm_concurrency).resolved()  # fmt: skip
+                    retries=args.llm_retries, concurrency=args.llm_concurrency,
+                    max_tokens=args.llm_max_tokens).resolved()  # fmt: skip
 
 
 def _prompts(path: Path | None) -> dict:
@@ -415,7 +430,7 @@ def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
     store.set_meta("budget", str(frames))
     if llm is not None:
         if llm.url:
-            store.set_meta("llm_url", llm.url)
+            store.set_meta("llm_url", llm.stored_url)  # without the credentials it may carry
         if llm.budget is not None:
             store.set_meta("llm_budget", str(llm.budget))
     opts = RunOptions(

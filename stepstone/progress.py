@@ -44,6 +44,16 @@ def rate(m: dict, first: dict) -> float | None:
     return df / dt if dt > 0 and df > 0 else None
 
 
+def llm_state(m: dict) -> str:
+    """Model calls, answers from the cache, tokens and the roles' fallbacks ("" without a
+    model)."""
+    if "llm_calls" not in m:
+        return ""
+    fallbacks = sum(v for k, v in m.items() if k.startswith("llm_") and k.endswith("_fallbacks"))
+    return (f"{m['llm_calls']} llm calls ({m.get('llm_cached', 0)} cached), "
+            f"{human(m.get('llm_tokens', 0))} tokens, {fallbacks} fallbacks")  # fmt: skip
+
+
 def room_count(n: int) -> str:
     return f"{n} room{'s' * (n != 1)}"
 
@@ -56,7 +66,8 @@ def reserved(total: int, env: str, workers: int) -> dict[str, int]:
         "env": len(env), "frames": max(budget, 5) + 1 + budget, "speed": len("12.3k/s"),
         "cells": len("123456 cells"), "rooms": len("99 rooms"), "level": len("level 9"),
         "best": len("best 12345"), "goal": len(goal_state({"success_frame": 10**7})),
-        "workers": len(f"{workers}/{workers} workers"), "llm": len("12345 llm calls, 12.3M tokens"),
+        "workers": len(f"{workers}/{workers} workers"),
+        "llm": len("12345 llm calls (12345 cached), 12.3M tokens, 123 fallbacks"),
         "eta": len("ETA 12:34:56"),
     }  # fmt: skip
 
@@ -77,9 +88,7 @@ def line(m: dict, total: int, first: dict, width: int | None, env: str = "", wor
         "best": f"best {best:g}" if abs(best) < 1e5 else f"best {human(best)}",
         "goal": goal_state(m),
         "workers": f"{m.get('workers', workers)}/{workers} workers",
-        "llm": f"{m['llm_calls']} llm calls, {human(m.get('llm_tokens', 0))} tokens"
-        if "llm_calls" in m
-        else "",
+        "llm": llm_state(m),
         "eta": f"ETA {eta}",
     }
     optional = ("rooms", "level", "workers", "llm", "env")  # added in this order while they fit

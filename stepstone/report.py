@@ -54,6 +54,12 @@ def summary(store: RunStore) -> dict:
     }
 
 
+# The roles' counts of replies without a readable answer (explorers/llm.py, selectors/ige.py,
+# llm/judge.py, selectors/lfg.py).
+FALLBACK_KEYS = ("llm_act_fallbacks", "llm_select_fallbacks", "llm_judge_fallbacks",
+                 "llm_score_fallbacks")  # fmt: skip
+
+
 def llm_summary(config, store: RunStore, last: dict) -> dict:
     """Model calls, tokens and fallbacks of runs with a language model in the loop."""
     if not getattr(config, "uses_model", False):
@@ -71,8 +77,7 @@ def llm_summary(config, store: RunStore, last: dict) -> dict:
         out["llm_tokens"] = totals.get("llm_prompt_tokens", 0) + totals.get(
             "llm_completion_tokens", 0
         )
-    for k in ("llm_calls", "llm_cached", "llm_tokens", "llm_act_fallbacks",
-              "llm_select_fallbacks"):  # fmt: skip
+    for k in ("llm_calls", "llm_cached", "llm_tokens", *FALLBACK_KEYS, "llm_judge_rejected"):
         out.setdefault(k, 0)
     budget = store.meta("llm_budget")
     out["llm_budget"] = int(budget) if budget else None
@@ -101,7 +106,11 @@ def markdown(s: dict) -> str:
         rows.append(("model calls", f"{s['llm_calls']} ({s['llm_cached']} more from the cache), "
                      f"{s['llm_tokens']:,} tokens"))  # fmt: skip
         rows.append(("fallbacks", f"{s['llm_act_fallbacks']} actions, "
-                     f"{s['llm_select_fallbacks']} selections"))  # fmt: skip
+                     f"{s['llm_select_fallbacks']} selections, {s['llm_judge_fallbacks']} "
+                     f"verdicts, {s['llm_score_fallbacks']} LFG votes (replies without a "
+                     "readable answer)"))  # fmt: skip
+        if s["llm_judge"]:
+            rows.append(("judge", f"{s['llm_judge_rejected']} new states rejected"))
         if s.get("stopped"):
             rows.append(("stopped", s["stopped"]))
     lines = [f"# stepstone run: {s['env']}", "", "| | |", "|---|---|"]

@@ -24,7 +24,7 @@ from .config import ExploreConfig
 from .engine import Engine
 from .errors import CommitFailed, RunDirError
 from .executors import make as make_executor
-from .llm.client import BudgetExhausted
+from .llm.client import BudgetExhausted, ModelUnavailable
 from .progress import Progress
 from .store.sqlite import RunStore
 from .worker import Worker
@@ -155,10 +155,15 @@ def run(store: RunStore, options: RunOptions) -> dict:
         return row
 
     restore_sigterm = _stop_on_sigterm()
+    observe = getattr(engine.selector, "observe", None)
+    failure: ModelUnavailable | None = None
     try:
         while engine.frames < options.frames or executor.in_flight:
+            submitting = engine.frames < options.frames
+            if not submitting and model is not None and not model.halted():
+                model.halt()  # the run is over: its model roles, in every process, ask no more
             want = capacity - executor.in_flight
-            if want > 0 and engine.frames < options.frames:
+            if want > 0 and submitting:
                 for task in engine.ask(want):
                     executor.submit(task)
             results = executor.poll(timeout=1.0)
@@ -167,7 +172,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 tasks_failed += 1
                 progress.note(f"gave up one exploration from cell {task.cell!r}: {why}")
             for result in results:
+                task = engine.pending.get(result.task_id)
                 stats = engine.tell(result)
+                if task is not None and observe is not None:
+                    observe(task, result)  # the ige selector notes the actions tried
                 done_in_iteration += 1
                 new_in_iteration += stats.new_cells
                 if adaptive:
@@ -189,6 +197,13 @@ def run(store: RunStore, options: RunOptions) -> dict:
         for task_id in list(engine.pending):
             engine.abandon(task_id)
         last = {**last, "stopped": stopped}  # commit below even if nothing was merged
+    except ModelUnavailable as e:  # committed below; past the frame budget, nothing is lost
+        for task_id in list(engine.pending):
+            engine.abandon(task_id)
+        if engine.frames < options.frames:
+            failure = e
+            stopped = f"{e}; continue with: stepstone resume {store.path}"
+            last = {**last, "stopped": stopped}
     finally:
         try:
             if failed_commit is None and (
@@ -197,11 +212,15 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 last = commit_iteration()
         finally:
             executor.close()
+            if model is not None:
+                model.halt(False)  # the switch is for this run's processes, now ended
             local.close()
             progress.close(last)
             restore_sigterm()
     if failed_commit is not None:
         raise failed_commit
+    if failure is not None:
+        raise ModelUnavailable(stopped)  # committed: the CLI says it in one line, exit 2
     if interrupted:
         last = {**last, "interrupted": True}
     return last
@@ -236,6 +255,7 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
         return None, None, {}
     from .llm.client import Settings
     from .llm.judge import Judge
+    from .llm.memory import Memory
     from .llm.prompts import Prompts
     from .llm.view import Describer, goal
 
@@ -243,14 +263,18 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
         options.llm or Settings(), model=config.llm_model, cache=store.path / LLM_CACHE
     )
     model = settings.connect()
+    model.halt(False)  # a resumed run asks again
     prompts = Prompts(config.llm_prompts)
     task = goal(local.env)
     describe = Describer(local.env)  # restores snapshots in the driver's own environment
+    memory = Memory()  # one history for the driver's roles, as IGE keeps one
     roles: dict[str, Any] = {}
     if config.selector in selectors.MODEL_SELECTORS:
         roles["selector"] = {"model": model, "goal": task, "prompts": prompts, "describe": describe}
+        if config.selector == "ige":
+            roles["selector"]["memory"] = memory
     if config.llm_judge:
-        roles["judge"] = Judge(model, task, prompts, describe=describe)
+        roles["judge"] = Judge(model, task, prompts, describe=describe, memory=memory)
     return model, settings, roles
 
 

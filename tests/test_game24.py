@@ -74,3 +74,28 @@ def test_exploration_finds_a_solution_that_verifies(tmp_path, capsys):
 def test_bad_puzzle_id(capsys, tmp_path):
     assert main(["explore", "game24:1,2,3", "--run-dir", str(tmp_path / "r")]) == 2
     assert "four whole numbers" in capsys.readouterr().err
+
+
+def test_iges_integer_rule():
+    """IGE's Game of 24 (game_of_24/run.py: perform_operation(smaller, larger, op)): the larger
+    number comes first and a division must be exact; 3,3,8,8 needs 8/3, so it is out."""
+    from stepstone.envs import EnvSpec, make
+    from stepstone.envs.game24 import parse_id
+    from stepstone.llm import view
+
+    assert parse_id("game24:4,5,6,10:int") == ((4, 5, 6, 10), True)
+    assert parse_id("game24:int") == (None, True) and parse_id("game24") == (None, False)
+    assert not solvable((3, 3, 8, 8), integer=True) and solvable((4, 5, 6, 10), integer=True)
+    env = Game24Env((2, 3, 8, 8), integer=True)
+    env.reset(seed=0)
+    _, _, done, _, info = env.step(4 * 0 + 3)  # pair (0, 1) = (2, 3): 3 / 2 has a remainder
+    assert done and info["invalid"] == "a division with a remainder"
+    env.reset(seed=0)
+    env.step(4 * 0 + 1)  # 2 - 3 is taken as 3 - 2
+    assert env._obs().startswith("left: 1 8 8 |") and env.steps == ["3-2=1"]
+    adapter = make(EnvSpec("game24:2,3,8,8:int"))
+    adapter.reset(0)
+    texts = [t for _, t in view.choices(adapter)]
+    assert "3 - 2 = 1" in texts and "2 - 3 = -1" not in texts and "3 / 2 = 3/2" not in texts
+    assert "8 / 2 = 4" in texts and len(texts) == len(set(texts)) == 14
+    assert "integer division" in view.goal(adapter)

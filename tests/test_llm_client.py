@@ -12,17 +12,31 @@ import pytest
 
 pytest.importorskip("openai")
 
-from stepstone.llm.client import BudgetExhausted, Cache, ChatClient, LLMError  # noqa: E402
+from stepstone.llm import client as client_module  # noqa: E402
+from stepstone.llm.client import (  # noqa: E402
+    BudgetExhausted,
+    Cache,
+    ChatClient,
+    Halted,
+    LLMError,
+    ModelUnavailable,
+)
 
 
 class FakeModel:
-    """What the server does: fail the first ``failures`` requests, sleep, then reply
-    ``reply``, or ``script(user_message)`` when a script is set (a scripted fake model);
-    with ``bad_json`` the body is not JSON at all."""
+    """What the server does: fail the first ``failures`` requests, answer the next ones with
+    the ``faults`` queued (a status code, optionally with a Retry-After; "html": a body that
+    is not JSON; "empty": no choices), sleep, then reply ``reply``, or ``script(user_message)``
+    when a script is set (a scripted fake model); with ``bad_json`` the body is never JSON;
+    with ``structured`` False a request with ``response_format`` is refused (400)."""
 
     def __init__(self):
         self.requests = 0
         self.failures = 0
+        self.faults: list = []  # e.g. [(429, "2"), 503, "html", "empty"]
+        self.structured = True
+        self.formats: list = []  # the response_format of each request answered
+        self.conversations: list = []  # the messages of each request answered
         self.delay = 0.0
         self.reply = "go north"
         self.script = None
@@ -57,12 +71,29 @@ def serve(model: FakeModel):
                 model.requests += 1
                 failing = model.failures > 0
                 model.failures -= failing
+                fault = model.faults.pop(0) if model.faults and not failing else None
             if failing:
                 return self._json(503, {"error": {"message": "overloaded"}})
+            if "response_format" in body and not model.structured:
+                return self._json(400, {"error": {"message": "response_format not supported"}})
+            if isinstance(fault, int | tuple):
+                code, wait = fault if isinstance(fault, tuple) else (fault, None)
+                data = json.dumps({"error": {"message": "busy"}}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if wait is not None:
+                    self.send_header("Retry-After", wait)
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            if fault == "empty":
+                return self._json(200, {"id": "x", "object": "chat.completion", "created": 0,
+                                        "model": body["model"], "choices": []})  # fmt: skip
             if body["model"] not in model.models:
                 return self._json(404, {"error": {"message": f"model {body['model']} not found"}})
             time.sleep(model.delay)
-            if model.bad_json:
+            if model.bad_json or fault == "html":
                 data = b"<html>not a chat completion{"
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -74,8 +105,11 @@ def serve(model: FakeModel):
             with model.lock:
                 model.asked.append(user)
                 model.sampling.append((body.get("temperature"), body.get("seed")))
+                model.formats.append(body.get("response_format"))
+                model.conversations.append(body["messages"])
                 model.keys.add(self.headers.get("Authorization", ""))
-            content = model.script(user) if model.script else model.reply
+                # under the lock: a script may read this request's sampling[-1]
+                content = model.script(user) if model.script else model.reply
             self._json(200, {
                 "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop",
@@ -90,6 +124,14 @@ def serve(model: FakeModel):
     server = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+@pytest.fixture(autouse=True)
+def pauses(monkeypatch):
+    """The pauses between attempts, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(client_module, "sleep", slept.append)
+    return slept
 
 
 @pytest.fixture
@@ -115,19 +157,109 @@ def test_reply_usage_and_cache_that_survives_a_new_client(endpoint, tmp_path):
     assert again.chat(ASK) == "go north" and model.requests == 1
 
 
-def test_transient_errors_are_retried(endpoint):
+def test_transient_errors_are_retried_with_backoff_and_retry_after(endpoint, pauses):
+    """429 with Retry-After, 503, a 200 whose body is HTML, a 500 and a completion without
+    choices: each retried, the server's Retry-After obeyed, otherwise exponential backoff with
+    jitter in [half, all] of 1, 2, 4, 8 s (backoff=1)."""
     model, url = endpoint
-    model.failures = 2
-    client = ChatClient(url, "tiny", max_retries=3)
+    model.faults = [(429, "3"), 503, "html", 500, "empty"]
+    client = ChatClient(url, "tiny", max_retries=8)
     assert client.chat(ASK) == "go north"
-    assert model.requests == 3
+    assert model.requests == 6
+    assert pauses[0] == 3.0
+    for k, wait in enumerate(pauses[1:], start=1):
+        assert 2**k / 2 <= wait <= 2**k
+    assert client.usage.calls == 1
 
 
-def test_retries_give_up_with_a_clear_error(endpoint):
+def test_a_model_that_stays_down_is_one_error_naming_the_server(endpoint, pauses):
     model, url = endpoint
     model.failures = 10
-    with pytest.raises(LLMError, match="answered 503"):
-        ChatClient(url, "tiny", max_retries=1).chat(ASK)
+    with pytest.raises(ModelUnavailable, match=r"127\.0\.0\.1.*answered 503.*3 attempts"):
+        ChatClient(url, "tiny", max_retries=2).chat(ASK)
+    assert model.requests == 3 and len(pauses) == 2
+    model.failures = 0
+    model.faults = [(429, "30000")]  # a wait longer than any run should sit through
+    assert ChatClient(url, "tiny").chat(ASK) == "go north"
+    assert pauses[-1] == client_module.MAX_WAIT
+
+
+def test_credentials_in_the_url_never_show(endpoint):
+    model, url = endpoint
+    secret = url.replace("http://", "http://user:sk-in-url@")
+    model.failures = 10
+    with pytest.raises(ModelUnavailable) as e:
+        ChatClient(secret, "tiny", max_retries=0).chat(ASK)
+    assert "sk-in-url" not in str(e.value) and "127.0.0.1" in str(e.value)
+    assert client_module.redact(secret) == url
+
+
+def test_only_replies_the_role_could_read_are_cached(endpoint, tmp_path):
+    model, url = endpoint
+    client = ChatClient(url, "tiny", cache=Cache(tmp_path / "c"))
+    model.reply = "let me think about it"
+    readable = lambda r: r.startswith("go")  # noqa: E731
+    assert client.chat(ASK, readable) == "let me think about it"
+    model.reply = "go north"
+    assert client.chat(ASK, readable) == "go north"  # asked again: the first was unreadable
+    assert client.chat(ASK, readable) == "go north"  # now from the cache
+    assert model.requests == 2 and client.usage.cached == 1
+
+
+def test_identical_requests_in_flight_are_asked_once(endpoint, tmp_path):
+    """Threads of one client, and two clients on one cache file (a worker process and the
+    driver), asking the same prompt while it is in flight share one request."""
+    model, url = endpoint
+    model.delay = 0.5
+    path = tmp_path / "c"
+    one, two = (
+        ChatClient(url, "tiny", cache=Cache(path)),
+        ChatClient(url, "tiny", cache=Cache(path)),
+    )
+    same = [{"role": "user", "content": "same"}]
+    results = []
+    threads = [threading.Thread(target=lambda c=c: results.append(c.chat(same)))
+               for c in (one, one, two, two)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["go north"] * 4 and model.requests == 1
+    assert one.totals()["llm_calls"] == 1
+
+
+def test_a_server_without_structured_output_is_asked_plainly(endpoint):
+    model, url = endpoint
+    model.structured = False
+    client = ChatClient(url, "tiny")
+    schema = {"type": "json_object"}
+    assert client.chat(ASK, response_format=schema) == "go north"
+    assert client.chat([{"role": "user", "content": "b"}], response_format=schema) == "go north"
+    assert model.requests == 3 and model.formats == [None, None]  # refused once, then plain
+    model.structured = True
+    fresh = ChatClient(url, "tiny")
+    fresh.chat([{"role": "user", "content": "c"}], response_format=schema)
+    assert model.formats[-1] == schema
+
+
+def test_a_halted_run_asks_nothing_in_any_process(endpoint, tmp_path):
+    model, url = endpoint
+    path = tmp_path / "c"
+    driver, worker = (
+        ChatClient(url, "tiny", cache=Cache(path)),
+        ChatClient(url, "tiny", cache=Cache(path)),
+    )
+    worker.chat(ASK)
+    driver.halt()
+    assert worker.chat(ASK) == "go north"  # cached answers are still given
+    with pytest.raises(Halted):
+        worker.chat([{"role": "user", "content": "new"}])
+    orphan = [{"role": "user", "content": "asked by a process that was killed"}]
+    Cache(path).claim(driver.key(orphan, {}), stale=1e9)
+    driver.halt(False)  # resumed: nothing of the killed session is in flight any more
+    worker.chat([{"role": "user", "content": "new"}])
+    assert worker.chat(orphan) == "go north"
+    assert model.requests == 3 and "halted" not in driver.totals()
 
 
 def test_timeout_is_an_error_not_a_hang(endpoint):
@@ -190,11 +322,11 @@ def test_export_labels_trajectories_with_the_model(endpoint, tmp_path, capsys):
     assert main(argv) == 0 and model.requests == 5  # asked again: answered from the cache
 
 
-def test_a_body_that_is_not_json_is_a_clear_error(endpoint):
+def test_a_body_that_is_never_json_is_a_clear_error(endpoint):
     model, url = endpoint
     model.bad_json = True
-    with pytest.raises(LLMError, match="did not answer with a chat completion"):
-        ChatClient(url, "tiny", max_retries=0).chat(ASK)
+    with pytest.raises(ModelUnavailable, match="did not answer with a chat completion"):
+        ChatClient(url, "tiny", max_retries=1).chat(ASK)
 
 
 def test_budget_and_accounting_are_shared_through_the_cache_file(endpoint, tmp_path):

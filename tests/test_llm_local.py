@@ -64,7 +64,7 @@ def test_local_model_drives_an_exploration(model_dir, tmp_path, capsys):
     argv = ["explore", "game24:4,7,8,8", "--selector", "ige", "--explorer", "llm",
             "--llm-url", f"local:{model_dir}", "--llm-model", "tiny-char", "--frames", "12",
             "--explore-steps", "3", "--workers", "1", "--run-dir", str(run),
-            "--no-progress"]  # fmt: skip
+            "--no-progress", "--llm-max-tokens", "12"]  # fmt: skip
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["report", str(run), "--json"]) == 0

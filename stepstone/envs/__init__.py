@@ -116,10 +116,11 @@ def make(spec: EnvSpec) -> Explorable:
         from .game24 import Game24Env, parse_id
 
         try:
-            numbers = parse_id(env_id)
+            numbers, integer = parse_id(env_id)
         except ValueError as e:
             raise EnvironmentNotFound(str(e)) from None
-        return GymEnv(Game24Env(numbers), method=spec.return_method, seed=spec.seed)
+        game = Game24Env(numbers, integer=integer)
+        return GymEnv(game, method=spec.return_method, seed=spec.seed)
     if env_id.startswith("textworld:"):
         from .textworld import TextWorldEnv
 

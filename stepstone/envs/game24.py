@@ -9,6 +9,13 @@ Action ``a`` (0..47) means: operator ``a % 4`` on the ``(a // 4) % P``-th ordere
 numbers left (P = their count x (count - 1)), so every action is legal at every step and
 random exploration wastes nothing. Dividing by zero ends the episode without reward.
 
+Two rules: by default any fraction may appear (the rule of the 1,362-puzzle set below and of
+Tree of Thoughts' verifier); ``integer=True`` (env id ``game24:4,5,6,10:int``) is the rule
+of Intelligent Go-Explore's Game of 24 (game_of_24/run.py: ``perform_operation``, called with
+the smaller number first): an operation takes the larger of the two numbers first, so a
+difference is never negative, and a division must leave no remainder; one that would ends the
+episode without reward, like a division by zero.
+
 The standard set is every multiset of four numbers 1..13 that can make 24: 1,362 of the 1,820
 (the count used by the Tree-of-Thoughts and Game-of-24 literature); it is computed here with
 exact fractions, not shipped.
@@ -28,7 +35,12 @@ OPS = ("+", "-", "*", "/")
 TARGET = Fraction(24)
 
 
-def apply(op: str, a: Fraction, b: Fraction) -> Fraction | None:
+def apply(op: str, a: Fraction, b: Fraction, integer: bool = False) -> Fraction | None:
+    """``a op b``; None for a division by zero, or (``integer``) one with a remainder."""
+    if integer:
+        a, b = max(a, b), min(a, b)
+        if op == "/" and b != 0 and a % b:
+            return None
     if op == "+":
         return a + b
     if op == "-":
@@ -43,20 +55,20 @@ def pairs(n: int) -> list[tuple[int, int]]:
 
 
 @functools.cache
-def _solvable(values: tuple[Fraction, ...]) -> bool:
+def _solvable(values: tuple[Fraction, ...], integer: bool) -> bool:
     if len(values) == 1:
         return values[0] == TARGET
     for i, j in pairs(len(values)):
         rest = [v for k, v in enumerate(values) if k not in (i, j)]
         for op in OPS:
-            r = apply(op, values[i], values[j])
-            if r is not None and _solvable(tuple(sorted([*rest, r]))):
+            r = apply(op, values[i], values[j], integer)
+            if r is not None and _solvable(tuple(sorted([*rest, r])), integer):
                 return True
     return False
 
 
-def solvable(numbers) -> bool:
-    return _solvable(tuple(sorted(Fraction(n) for n in numbers)))
+def solvable(numbers, integer: bool = False) -> bool:
+    return _solvable(tuple(sorted(Fraction(n) for n in numbers)), integer)
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,8 +115,9 @@ class Game24Env(gym.Env):
     metadata = {"render_modes": []}
     default_cells = ("text", {"pattern": r"left: ([^|]*)"})  # the numbers left
 
-    def __init__(self, numbers: tuple[int, ...] | None = None):
+    def __init__(self, numbers: tuple[int, ...] | None = None, integer: bool = False):
         self.fixed = tuple(numbers) if numbers is not None else None
+        self.integer = integer
         if self.fixed is not None and len(self.fixed) != 4:
             raise ValueError(f"Game of 24 takes four numbers, got {self.fixed}")
         self.action_space = spaces.Discrete(4 * len(pairs(4)))
@@ -126,10 +139,13 @@ class Game24Env(gym.Env):
         ps = pairs(len(self.values))
         i, j = ps[(int(action) // 4) % len(ps)]
         op = OPS[int(action) % 4]
+        if self.integer and self.values[i] < self.values[j]:  # the larger number first
+            i, j = j, i
         a, b = self.values[i], self.values[j]
-        r = apply(op, a, b)
+        r = apply(op, a, b, self.integer)
         if r is None:
-            return self._obs(), 0.0, True, False, {"invalid": "division by zero"}
+            why = "division by zero" if b == 0 else "a division with a remainder"
+            return self._obs(), 0.0, True, False, {"invalid": why}
         expr = f"({self.exprs[i]}{op}{self.exprs[j]})"
         self.steps.append(f"{_fmt(a)}{op}{_fmt(b)}={_fmt(r)}")
         keep = [k for k in range(len(self.values)) if k not in (i, j)]
@@ -151,7 +167,8 @@ class Game24Env(gym.Env):
 
     def task(self) -> str:
         numbers = " ".join(map(str, self.numbers))
-        return f"Use {numbers} and + - * / to make 24, combining two numbers at a time."
+        rule = " Division is integer division, never by zero." if self.integer else ""
+        return f"Use {numbers} and + - * / to make 24, combining two numbers at a time.{rule}"
 
     def achieved(self) -> str:
         """What the steps so far accomplish, as a task of their own (a retrospective label)."""
@@ -160,15 +177,21 @@ class Game24Env(gym.Env):
         return f"Use {numbers} and + - * / to reach {left}, combining two numbers at a time."
 
 
-def parse_id(env_id: str) -> tuple[int, ...] | None:
-    """'game24:4,7,8,8' -> (4, 7, 8, 8); 'game24' -> None (the standard set)."""
-    _, _, rest = env_id.partition(":")
+def parse_id(env_id: str) -> tuple[tuple[int, ...] | None, bool]:
+    """'game24:4,7,8,8' -> ((4, 7, 8, 8), False); 'game24' -> (None, False) (the standard
+    set); a final ':int' asks for IGE's integer rule: 'game24:4,5,6,10:int', 'game24:int'."""
+    parts = env_id.split(":")[1:]
+    integer = bool(parts) and parts[-1] == "int"
+    rest = ":".join(parts[:-1] if integer else parts)
     if not rest:
-        return None
+        return None, integer
     try:
         numbers = tuple(int(x) for x in rest.split(","))
     except ValueError:
         numbers = ()
     if len(numbers) != 4:
-        raise ValueError(f"give four whole numbers, e.g. game24:4,7,8,8, not {env_id!r}")
-    return numbers
+        raise ValueError(
+            f"give four whole numbers, e.g. game24:4,7,8,8 (add :int for IGE's integer "
+            f"division), not {env_id!r}"
+        )
+    return numbers, integer

@@ -2,10 +2,14 @@
 
 Lu, Hu & Clune 2024, "Intelligent Go-Explore: Standing on the Shoulders of Giant Foundation
 Models", replace Go-Explore's random exploration with a foundation model that, at each step,
-reads the state and chooses among the actions available there. Here: the goal, the state, the
-actions taken since the return and a numbered list of admissible actions (llm/view.py) go into
-the ``act`` prompt; the reply names one number or up to ``per_call`` numbers to take in order
-(later ones are taken only while still admissible, matched by their text).
+reads the state and chooses among the actions available there. Here: the goal, the history
+since the return (each action and what followed, as IGE's TextWorld agent shows it,
+textworld/run_treasure.py: ``create_history_obs``, oldest steps left out first when it
+outgrows ``history_chars``), the state and a numbered list of admissible actions
+(llm/view.py) go into the ``act`` prompt, after the exploration's earlier exchanges
+(llm/memory.py; game_of_24/run.py keeps the last 5). The model reasons, then its final
+answer names one number or up to ``per_call`` numbers to take in order (later ones are taken
+only while still admissible, matched by their text), or an action's text.
 
 A model asked at temperature 0 is a deterministic policy: with the reply cache, every
 exploration from a cell would repeat the last one. So each decision draws one of ``samples``
@@ -13,9 +17,10 @@ variants of the request from the exploration's RNG: variant 0 at temperature 0, 
 sampled at ``temperature`` with the variant as the request's seed. Each variant is cached on
 its own, so a state costs at most ``samples`` calls and runs stay reproducible.
 
-A reply that names no admissible action is not fatal: the explorer takes a random admissible
-action instead and counts it (``llm_act_fallbacks`` in the run's metrics and report), so a weak
-model slows exploration down without stopping it, and the count shows how often it happened.
+A reply with no final answer naming an admissible action is not fatal: the explorer takes a
+random admissible action instead and counts it (``llm_act_fallbacks`` in the run's metrics
+and report), and the reply is not cached. Once the run has stopped (``Halted``), an
+exploration ends where it is instead of asking again.
 """
 
 from __future__ import annotations
@@ -26,9 +31,32 @@ from typing import Any
 import numpy as np
 
 from ..llm import view
-from ..llm.prompts import Prompts, choices, numbered
+from ..llm.client import Halted
+from ..llm.memory import TURNS, Memory
+from ..llm.prompts import RESPONSE_FORMAT, Prompts, final, indices, numbered
 
 FALLBACKS = "llm_act_fallbacks"
+
+
+def plan(reply: str, texts: list[str], most: int) -> list[str]:
+    """The admissible actions (their texts) the reply's final answer names, in order."""
+    answer = final(reply)
+    picked = [texts[i] for i in indices(answer, len(texts))[:most]]
+    if not picked and isinstance(answer, str):
+        picked = [t for t in texts if t.lower() == answer.strip().lower()][:1]
+    return picked
+
+
+def recent(steps: list[str], chars: int) -> str:
+    """The latest of ``steps`` that fit in ``chars``, saying how many earlier ones were cut."""
+    kept, size = [], 0
+    for step in reversed(steps):
+        size += len(step) + 1
+        if size > chars:
+            break
+        kept.insert(0, step)
+    cut = len(steps) - len(kept)
+    return "\n".join(([f"({cut} earlier steps left out)"] if cut else []) + kept) or "none"
 
 
 class LLMExplorer:
@@ -40,10 +68,11 @@ class LLMExplorer:
         prompts: Prompts | None = None,
         per_call: int = 1,
         connect: Any = None,
-        history: int = 10,
         samples: int = 4,
         temperature: float = 0.7,
         state_chars: int = 2000,
+        history_chars: int = 8000,
+        memory: int = TURNS,
     ):
         """``model``: a chat client (llm/client.py); or ``connect()``, called on first use in
         the process that explores (a worker process builds its own client)."""
@@ -51,10 +80,11 @@ class LLMExplorer:
         self.connect = connect
         self.prompts = prompts or Prompts()
         self.per_call = per_call
-        self.history = history
         self.samples = samples
         self.temperature = temperature
-        self.state_chars = state_chars  # the end of a long observation (a game's banner)
+        self.state_chars = state_chars  # the end of a long observation
+        self.history_chars = history_chars
+        self.memory = memory  # earlier exchanges of the exploration sent with each prompt
         self.fallbacks = 0
         self.calls = 0
 
@@ -73,40 +103,49 @@ class LLMExplorer:
     def actions(self, env: Any, rng: np.random.Generator, steps: int) -> Iterator[Any]:
         model = self._client()
         goal = view.goal(env)
-        taken: list[str] = []
-        while len(taken) < steps:
+        memory = Memory(self.memory)
+        history: list[str] = []  # "> action" and what followed, since the return
+        taken = 0
+        while taken < steps:
             here = view.choices(env)
             if not here:
                 return
             texts = [t for _, t in here]
+            state = view.observation(env)[-self.state_chars :]
             variant = int(rng.integers(self.samples)) if self.samples > 1 else 0
             params = {"temperature": 0} if variant == 0 else {"temperature": self.temperature,
                                                                 "seed": variant}  # fmt: skip
-            reply = model.chat(
-                self.prompts.messages(
-                    "act",
-                    goal=goal,
-                    state=view.observation(env)[-self.state_chars :],
-                    history="; ".join(taken[-self.history :]) or "none",
-                    actions=numbered(texts),
-                    k=self.per_call,
-                ),
-                **params,
+            messages = self.prompts.messages(
+                "act",
+                memory=memory.messages(),
+                goal=goal,
+                state=state,
+                history=recent(history, self.history_chars),
+                actions=numbered(texts),
+                k=self.per_call,
             )
+            try:
+                reply = model.chat(
+                    messages,
+                    accept=lambda r, texts=texts: bool(plan(r, texts, self.per_call)),
+                    response_format=RESPONSE_FORMAT,
+                    **params,
+                )
+            except Halted:
+                return
             self.calls += 1
-            plan = [texts[i] for i in choices(reply, len(texts))[: self.per_call]]
-            if not plan:
-                named = [t for t in texts if t.lower() in reply.lower()]  # named in words
-                plan = [max(named, key=len)] if named else []
-            if not plan:
+            memory.add(messages, reply)
+            chosen = plan(reply, texts, self.per_call)
+            if not chosen:
                 self.fallbacks += 1
                 model.count(FALLBACKS)
-                plan = [texts[int(rng.integers(len(texts)))]]
-            for text in plan:
-                if len(taken) >= steps:
+                chosen = [texts[int(rng.integers(len(texts)))]]
+            for text in chosen:
+                if taken >= steps:
                     return
                 by_text = dict((t, a) for a, t in view.choices(env))
                 if text not in by_text:  # no longer admissible after the previous action
                     break
-                taken.append(text)
+                taken += 1
                 yield by_text[text]
+                history.append(f"> {text}\n{view.observation(env)[-self.state_chars :]}")

@@ -30,11 +30,11 @@ class LocalChat(ChatModel):
         model_name: str | None = None,
         cache: Cache | None = None,
         max_calls: int | None = None,
-        max_new_tokens: int = 32,
+        max_tokens: int | None = None,
         model: Any = None,
         tokenizer: Any = None,
     ):
-        super().__init__(cache, max_calls, max_concurrency=1)
+        super().__init__(cache, max_calls, max_concurrency=1, max_tokens=max_tokens or 256)
         try:
             import torch  # noqa: F401
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -57,7 +57,6 @@ class LocalChat(ChatModel):
         self.where = f"the local model {self.model}"
         self.net = model.eval()
         self.tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
         self._lock = threading.Lock()
 
     def _prompt(self, messages: list[dict]) -> str:
@@ -75,7 +74,7 @@ class LocalChat(ChatModel):
         limit = getattr(self.net.config, "max_position_embeddings", None) or getattr(
             self.net.config, "n_positions", None
         )
-        new = int(params.get("max_tokens") or self.max_new_tokens)
+        new = int(params["max_tokens"])  # room to reason, then answer (IGE asks up to 1000)
         if limit is not None and ids.shape[1] + new > limit:
             ids = ids[:, -(limit - new) :]  # keep the end: the question comes last
         temperature = float(params.get("temperature") or 0.0)

@@ -7,7 +7,8 @@ game under the adapter (so it needs no change to the adapters):
 * an environment with ``admissible() -> list[(action, text)]`` (the general hook);
 * TextWorld: the admissible commands, in TextWorld's order (action i is the i-th);
 * Game of 24: every operation on an ordered pair of the numbers left, with its result
-  ("8 * 3 = 24"); division by zero is not offered;
+  ("8 * 3 = 24"); division by zero is not offered (with IGE's integer rule, envs/game24.py:
+  the larger number first, and only divisions without a remainder);
 * MiniGrid / BabyAI: the agent's 7x7 view described in words ("a red ball 2 steps forward,
   1 step left") with the mission, as BabyAI-Text does (Carta et al. 2023, "Grounding Large
   Language Models in Interactive Environments with Online Reinforcement Learning"), and the
@@ -17,6 +18,7 @@ game under the adapter (so it needs no change to the adapters):
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -74,13 +76,18 @@ def _minigrid_words(g: Any) -> str:
     return "; ".join(parts)
 
 
+# Lines drawn only with _ | \\ / $ (TextWorld's ASCII-art title), which IGE strips
+# (textworld/run_treasure.py: Agent.init_observe removes the art block).
+_BANNER = re.compile(r"^[ \t_|\\/$]*[_|\\/$][ \t_|\\/$]*$", re.M)
+
+
 def observation(env: Any) -> str:
     g = game(env)
     if hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
         return _minigrid_words(g)
     obs = env.observe()
     if isinstance(obs, str):
-        return " ".join(obs.split())
+        return " ".join(_BANNER.sub("", obs).split())
     if isinstance(obs, dict) and "mission" in obs:
         return str(obs["mission"])
     return np.array2string(np.asarray(obs), threshold=200)
@@ -89,33 +96,42 @@ def observation(env: Any) -> str:
 MINIGRID_ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done")
 
 
-def choices(env: Any) -> list[tuple[Any, str]]:
-    """(action, text) for every admissible action here, without duplicate texts."""
+def actions(env: Any) -> list[tuple[Any, str]]:
+    """(action, text) for every admissible action here; several actions may share a text."""
     g = game(env)
     if hasattr(g, "admissible"):
-        items = list(g.admissible())
-    elif hasattr(g, "_state") and "admissible_commands" in getattr(g, "_state", {}):
-        items = list(enumerate(g._state["admissible_commands"]))
-    elif hasattr(g, "values") and hasattr(g, "exprs"):  # Game of 24
+        return list(g.admissible())
+    if hasattr(g, "_state") and "admissible_commands" in getattr(g, "_state", {}):
+        return list(enumerate(g._state["admissible_commands"]))
+    if hasattr(g, "values") and hasattr(g, "exprs"):  # Game of 24: the whole action space
         from ..envs.game24 import OPS, _fmt, apply, pairs
 
         items = []
-        for k, (i, j) in enumerate(pairs(len(g.values))):
-            for o, op in enumerate(OPS):
-                r = apply(op, g.values[i], g.values[j])
-                if r is not None:
-                    a, b = _fmt(g.values[i]), _fmt(g.values[j])
-                    items.append((4 * k + o, f"{a} {op} {b} = {_fmt(r)}"))
-    elif hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
-        items = list(enumerate(MINIGRID_ACTIONS))
-    else:
-        space = env.action_space
-        n = int(getattr(space, "n", 0))
-        start = int(getattr(space, "start", 0))
-        items = [(start + i, str(start + i)) for i in range(n)]
+        integer = getattr(g, "integer", False)  # IGE's rule: the larger number first
+        ps = pairs(len(g.values))
+        for a in range(g.action_space.n):
+            i, j = ps[(a // 4) % len(ps)]
+            x, y = g.values[i], g.values[j]
+            if integer and x < y:
+                x, y = y, x
+            r = apply(OPS[a % 4], x, y, integer)
+            if r is not None:
+                items.append((a, f"{_fmt(x)} {OPS[a % 4]} {_fmt(y)} = {_fmt(r)}"))
+        return items
+    if hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
+        return list(enumerate(MINIGRID_ACTIONS))
+    space = env.action_space
+    n = int(getattr(space, "n", 0))
+    start = int(getattr(space, "start", 0))
+    return [(start + i, str(start + i)) for i in range(n)]
+
+
+def choices(env: Any) -> list[tuple[Any, str]]:
+    """(action, text) for every admissible action here, without duplicate texts (the first
+    action of each text)."""
     seen: set[str] = set()
     out = []
-    for action, text in items:
+    for action, text in actions(env):
         if text not in seen:
             seen.add(text)
             out.append((action, text))
@@ -125,7 +141,8 @@ def choices(env: Any) -> list[tuple[Any, str]]:
 class Describer:
     """A cell's text for the model: the cell itself when it is text (TextWorld, Game of 24),
     else the observation of its archived state, restored in ``env`` (e.g. a MiniGrid cell
-    (x, y, direction, carried) becomes what the agent sees there). Remembered per cell."""
+    (x, y, direction, carried) becomes what the agent sees there), followed by the cell, since
+    two cells can look the same (facing the same wall from two places). Remembered per cell."""
 
     def __init__(self, env: Any):
         self.env = env
@@ -137,5 +154,14 @@ class Describer:
         text = self.memo.get(cell)
         if text is None:
             self.env.restore(snapshot)
-            text = self.memo[cell] = observation(self.env)
+            text = self.memo[cell] = f"{observation(self.env)} (cell {cell})"
         return text
+
+    def action(self, snapshot: bytes | None, action: Any) -> str:
+        """The text of ``action`` in the state ``snapshot`` (its number if it has none)."""
+        if snapshot is not None:
+            self.env.restore(snapshot)
+            for a, text in actions(self.env):
+                if a == action:
+                    return text
+        return str(action)
