@@ -319,7 +319,8 @@ def test_export_labels_trajectories_with_the_model(endpoint, tmp_path, capsys):
     assert len(rows) == 5 and model.requests == 5
     assert all(r["label"] == "Turn 4 7 8 8 into the number shown." for r in rows)
     assert all(r["rule_label"].startswith("Use 4 7 8 8") for r in rows)
-    assert main(argv) == 0 and model.requests == 5  # asked again: answered from the cache
+    again = [*argv, "--overwrite"]  # the file exists now
+    assert main(again) == 0 and model.requests == 5  # asked again: answered from the cache
 
 
 def test_a_body_that_is_never_json_is_a_clear_error(endpoint):
