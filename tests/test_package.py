@@ -17,6 +17,7 @@ import site
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def test_wheel_installs_in_a_fresh_venv_and_explores(dist, tmp_path):
     assert Path(where.stdout.strip()).is_relative_to(venv)
     stepstone = str(venv / "bin" / "stepstone")
     assert "explore" in run(stepstone, "--help", env=env, cwd=tmp_path).stdout
-    assert run(stepstone, "--version", env=env, cwd=tmp_path).stdout.strip() == "stepstone 0.1.0"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    shown = run(stepstone, "--version", env=env, cwd=tmp_path).stdout.strip()
+    assert shown == f"stepstone {version}"
     run_dir = tmp_path / "run"
     run(stepstone, "explore", "CartPole-v1", "--frames", "500", "--workers", "1",
         "--run-dir", str(run_dir), "--no-progress", env=env, cwd=tmp_path)  # fmt: skip
