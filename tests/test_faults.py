@@ -20,7 +20,7 @@ from runs import cli, iterations, wait_for
 from stepstone import codec
 from stepstone.config import ExploreConfig
 from stepstone.engine import Found, Result, Task
-from stepstone.errors import CommitFailed
+from stepstone.errors import CommitFailed, StepstoneError
 from stepstone.executors.processes import ProcessExecutor
 from stepstone.selectors import CountBased
 from stepstone.store.sqlite import RunStore
@@ -206,6 +206,30 @@ def test_a_task_that_kills_its_worker_three_times_is_given_up_and_the_rest_done(
             assert got == [1, 2, 4, 5, 6, 7, 8]
         assert [(t.task_id, t.cell) for t, _ in ex.failed] == [(3, ("cell", 3))]
         assert ex.replaced == 3 and ex.alive == 2
+    finally:
+        ex.close()
+
+
+class Unbuildable:
+    def __init__(self):
+        raise ValueError("no such environment here")
+
+
+class DiesAtStart:
+    def __init__(self):
+        os._exit(3)
+
+
+@pytest.mark.parametrize("factory, says", [(Unbuildable, "could not start: ValueError"),
+                                           (DiesAtStart, "die as they start")])  # fmt: skip
+def test_workers_that_cannot_start_stop_the_run_instead_of_respawning(factory, says):
+    ex = ProcessExecutor(factory, workers=2)
+    try:
+        ex.submit(task(1))
+        with pytest.raises(StepstoneError, match=says):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                ex.poll(timeout=1.0)
     finally:
         ex.close()
 

@@ -47,7 +47,12 @@ def _serve(conn: Connection, factory_bytes: bytes, parent: int) -> None:
     """A worker process: build the worker, then run each task received until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    worker = loads(factory_bytes)()
+    try:
+        worker = loads(factory_bytes)()
+    except BaseException as e:  # said to the driver, which stops: a replacement would fail too
+        conn.send_bytes(b"i" + f"{type(e).__name__}: {e}".encode())
+        return
+    conn.send_bytes(b"s")  # started: a death from now on is a task's doing
     # Close the environment before the interpreter finalizes: ale-py reports an emulator still
     # alive then as a leak, on every worker's exit.
     atexit.register(worker.close)
@@ -72,6 +77,7 @@ class _Slot:
     process: Any
     conn: Connection
     tasks: deque = field(default_factory=deque)  # sent, in the order the worker runs them
+    started: bool = False  # built its worker (a death before that is no task's fault)
 
 
 class ProcessExecutor:
@@ -89,6 +95,7 @@ class ProcessExecutor:
         self.failed: list[tuple[Any, str]] = []  # (task, why): given up, for the driver to drop
         self.reissued = 0  # tasks sent again because their worker died
         self.replaced = 0  # workers started in place of dead ones
+        self.stillborn = 0  # workers in a row that died before they started
         self.slots = [self._start() for _ in range(self.workers)]
 
     def _start(self) -> _Slot:
@@ -164,15 +171,20 @@ class ProcessExecutor:
             slot.tasks.append(task)
 
     def _receive(self, slot: _Slot) -> None:
-        while slot.tasks:
+        while True:
             try:
                 if not slot.conn.poll():
                     return
                 data = slot.conn.recv_bytes()
             except (EOFError, OSError):
                 return
-            task = slot.tasks.popleft()
             kind, body = data[:1], data[1:]
+            if kind == b"s":
+                slot.started = True
+                continue
+            if kind == b"i":
+                raise StepstoneError(f"a worker process could not start: {body.decode()}")
+            task = slot.tasks.popleft()
             if kind == b"r":
                 self.done[task.task_id] = loads(body)
                 continue
@@ -186,8 +198,14 @@ class ProcessExecutor:
         dead = self.slots[i]
         dead.conn.close()
         dead.process.join()
+        self.stillborn = 0 if dead.started else self.stillborn + 1
+        if self.stillborn >= MAX_DEATHS:  # not a task's fault: no worker gets going at all
+            raise StepstoneError(
+                f"worker processes die as they start (exit code {dead.process.exitcode}); "
+                "run with --workers 1 to see why"
+            )
         tasks = list(dead.tasks)
-        if tasks:  # the first was running when it died: it may be what kills workers
+        if tasks and dead.started:  # the first was running when it died: it may be the cause
             culprit = tasks[0]
             n = self.deaths[culprit.task_id] = self.deaths.get(culprit.task_id, 0) + 1
             if n >= MAX_DEATHS:
