@@ -392,15 +392,12 @@ def _replay(args, store, archive, tree, worker) -> int:
             return 1
     print(f"{checked} trajectories replayed to their cells and scores")
     if args.gif is not None:
-        frames: list = []
-        rp.replay(
-            worker,
-            config.seed,
-            tree.actions(best.node, best.length),
-            on_step=lambda env: frames.append(env.observe().copy()),
-        )
+        if not os.environ.get("DISPLAY"):  # MuJoCo draws headless through EGL
+            os.environ.setdefault("MUJOCO_GL", "egl")
+        frames = rp.draw(config, tree.actions(best.node, best.length), best.score)
         rp.write_gif(frames, str(args.gif))
-        print(f"written: {args.gif} ({len(frames)} frames)")
+        height, width = frames[0].shape[:2]
+        print(f"written: {args.gif} ({len(frames)} frames of {width}x{height})")
     return 0
 
 

@@ -1,19 +1,24 @@
 """Replaying stored trajectories from their seed, to check them and to watch them.
 
 The archive's promise is that every entry's (seed, actions) reaches its cell with its score
-from a plain reset, with no snapshot involved. ``check`` verifies that promise entry by entry.
+from a plain reset, with no snapshot involved. ``check`` verifies that promise entry by entry;
+``draw`` shows a trajectory as the environment renders it, for a GIF.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from . import envs
 from .archive import Entry
+from .config import ExploreConfig
+from .errors import ConfigError
 from .trajectories import TrajectoryTree
 from .worker import Worker
 
@@ -33,23 +38,14 @@ class Replayed:
         return self.cell == self.expected and close
 
 
-def replay(
-    worker: Worker,
-    seed: int,
-    actions: np.ndarray,
-    on_step: Callable[[Any], None] | None = None,
-) -> tuple[Any, float]:
+def replay(worker: Worker, seed: int, actions: np.ndarray) -> tuple[Any, float]:
     """Reset with ``seed``, take ``actions``; return the final cell and the summed reward."""
     env = worker.env
     env.reset(seed)
-    if on_step is not None:
-        on_step(env)
     score = 0.0
     for a in actions:
         reward, _, _ = env.step(a)
         score += reward
-        if on_step is not None:
-            on_step(env)
     return worker.cell_fn(env), score
 
 
@@ -74,9 +70,62 @@ def check(
         yield Replayed(e, cell, score, expected)
 
 
-def write_gif(frames: list[np.ndarray], path: str, fps: int = 30) -> None:
-    """Write RGB frames as an animated GIF (Pillow, which matplotlib already depends on)."""
+def draw(config: ExploreConfig, actions: np.ndarray, score: float) -> list[np.ndarray]:
+    """The trajectory as the environment draws it: one RGB frame after reset and one after
+    each action, from an environment of its own made with ``render_mode="rgb_array"``.
+
+    Why not the observation: it is a picture only on Atari (FrozenLake's is a number,
+    MiniGrid's a dict of symbols, CartPole's four floats). Raises ConfigError, in one line,
+    when the environment cannot draw, or draws a run other than the archived one.
+    """
+    name = config.env
+    spec = envs.EnvSpec(config.env, config.seed, imports=config.imports)
+    try:
+        with warnings.catch_warnings():  # gymnasium's warning of a missing mode is said below
+            warnings.filterwarnings("ignore", message=".*render_mode")
+            env = envs.gymnasium_env(spec, render_mode="rgb_array")
+    except Exception as e:  # an environment without a render_mode argument raises TypeError
+        raise ConfigError(
+            f"{name} cannot draw frames ({_first_line(e)}); replay without --gif"
+        ) from None
+    if env is None or "rgb_array" not in env.metadata.get("render_modes", ()):
+        raise ConfigError(
+            f"{name} cannot draw frames (it has no render_mode 'rgb_array'); replay without --gif"
+        )
+    try:
+        env.reset(seed=config.seed)
+        frames, total = [env.render()], 0.0
+        for a in actions:
+            total += float(env.step(a)[1])
+            frames.append(env.render())
+    except Exception as e:  # renderers fail in many ways: no pygame, no OpenGL context
+        raise ConfigError(
+            f"{name} could not draw a frame ({_first_line(e)}); replay without --gif"
+        ) from None
+    finally:
+        env.close()
+    if not all(isinstance(f, np.ndarray) and f.ndim == 3 for f in frames):
+        raise ConfigError(f"{name} returned no RGB frames from render(); replay without --gif")
+    if not math.isclose(total, score, rel_tol=1e-9, abs_tol=1e-9):
+        raise ConfigError(
+            f"{name} made with render_mode='rgb_array' gave a return of {total:g}, not the "
+            f"trajectory's {score:g}: its drawing would show another run, so none was written"
+        )
+    return frames
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def write_gif(frames: list[np.ndarray], path: str, fps: int = 25) -> None:
+    """Write RGB frames as an animated GIF (Pillow, which matplotlib already depends on).
+
+    A GIF counts time in hundredths of a second and Pillow merges a frame equal to the one
+    before into it (adding the durations), so the default 25 fps (40 ms) keeps every step's
+    share of the time exact.
+    """
     from PIL import Image
 
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)

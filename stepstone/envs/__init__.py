@@ -124,4 +124,22 @@ def make(spec: EnvSpec) -> Explorable:
     return adapter
 
 
-__all__ = ["ALIASES", "EnvSpec", "Explorable", "GymEnv", "is_atari", "make", "place", "success"]
+def gymnasium_env(spec: EnvSpec, **kwargs) -> gym.Env | None:
+    """The environment as Gymnasium itself builds it, for what the adapters leave out
+    (recording a Minari dataset, drawing frames with ``render_mode="rgb_array"``); sticky
+    actions off for Atari, as while exploring. None for games Gymnasium does not register
+    (TextWorld, Game of 24)."""
+    import_modules(spec.imports)
+    _register_known()
+    env_id = spec.resolved_id
+    if env_id not in gym.registry:
+        return None
+    if is_atari(env_id):
+        kwargs = {"repeat_action_probability": 0.0, **kwargs}
+    return gym.make(env_id, **kwargs)
+
+
+__all__ = [
+    "ALIASES", "EnvSpec", "Explorable", "GymEnv", "gymnasium_env", "is_atari", "make", "place",
+    "success",
+]  # fmt: skip
