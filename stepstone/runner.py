@@ -24,6 +24,7 @@ from .config import ExploreConfig
 from .engine import Engine
 from .errors import RunDirError
 from .executors import make as make_executor
+from .goals import GOAL_REACHED
 from .llm.client import BudgetExhausted
 from .progress import Progress
 from .store.sqlite import RunStore
@@ -109,6 +110,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     last.pop("stopped", None)  # why the previous session stopped: not this one's
     if engine.frames >= options.frames:
         return last
+    if reached_goal(config, engine):  # stopped on success before: its answer stands
+        return {**last, "stopped": GOAL_REACHED}
 
     factory = functools.partial(Worker.from_config, config, llm=settings)
     executor = make_executor(options.backend, factory, options.workers, options.address)
@@ -157,6 +160,12 @@ def run(store: RunStore, options: RunOptions) -> dict:
                         progress.note(f"cells re-chosen: {adaptive.describe()}")
                     last = commit_iteration()
                     progress.update(last)
+            if reached_goal(config, engine):
+                stopped = GOAL_REACHED
+                progress.note(f"goal reached at {engine.success_frame:,} frames; stopping")
+                for task_id in list(engine.pending):  # results still running are not needed
+                    engine.abandon(task_id)
+                break
     except KeyboardInterrupt:
         progress.note(f"interrupted; continue with: stepstone resume {store.path}")
         for task_id in list(engine.pending):
@@ -175,6 +184,11 @@ def run(store: RunStore, options: RunOptions) -> dict:
         progress.close(last)
         restore_sigterm()
     return last
+
+
+def reached_goal(config: ExploreConfig, engine: Engine) -> bool:
+    """Whether a run that stops on success (``--stop-on-success``) has reached its goal."""
+    return config.stop_on_success and engine.success_frame is not None
 
 
 def _stop_on_sigterm():

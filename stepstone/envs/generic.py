@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..errors import EnvironmentNotFound
+from .goals import goal_test
 
 METHODS = ("auto", "deepcopy", "replay")
 # Actions tried when choosing a method: enough that a non-deterministic environment is caught.
@@ -59,6 +60,7 @@ class GymEnv:
         self.default_cells = getattr(env.unwrapped, "default_cells", None)
         self.method = method
         self.last_restore_steps = 0
+        self._goal_test = goal_test(env)
         self.reset(seed)
         if method == "auto":
             self.method = self._choose_method(seed)
@@ -117,6 +119,7 @@ class GymEnv:
         self._seed = seed
         self._actions: list[Any] = []
         self._terminated = self._truncated = False
+        self._last_reward = 0.0
 
     def step(self, action: Any) -> tuple[float, bool, bool]:
         self._obs, reward, term, trunc, self._info = self.env.step(action)
@@ -157,12 +160,22 @@ class GymEnv:
     def lives(self) -> int:
         return int(self._info.get("lives", 0)) if isinstance(self._info, dict) else 0
 
-    def success(self) -> bool:
-        """The environment's own goal test where it has one, else: terminated with a reward."""
+    @property
+    def terminated(self) -> bool:
+        """Whether the last step ended the episode (not by truncation)."""
+        return self._terminated
+
+    @property
+    def last_reward(self) -> float:
+        return self._last_reward
+
+    def goal(self) -> bool | None:
+        """Whether the environment's own goal is reached: its ``success()`` where it has one
+        (stepstone's Game of 24 and TextWorld), its family's test (envs/goals.py), else None."""
         own = getattr(self.env.unwrapped, "success", None)
         if own is not None:
             return bool(own())
-        return self._terminated and getattr(self, "_last_reward", 0.0) > 0
+        return self._goal_test(self) if self._goal_test is not None else None
 
     def close(self) -> None:
         self.env.close()
