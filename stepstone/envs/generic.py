@@ -122,6 +122,11 @@ class GymEnv:
         self._last_reward = 0.0
 
     def step(self, action: Any) -> tuple[float, bool, bool]:
+        if isinstance(action, np.integer):
+            # Stored trajectories hold the smallest integer type (worker.action_dtype), and
+            # environments do arithmetic on actions: MountainCar's ``action - 1`` on a uint8 0
+            # is 255, not -1, so a replayed trajectory would go elsewhere.
+            action = int(action)
         self._obs, reward, term, trunc, self._info = self.env.step(action)
         if self.method == "replay":
             self._actions.append(action)

@@ -9,14 +9,22 @@ success meant in training (the run's goal, or the demonstration's return).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..store.sqlite import RunStore
 from .robustify import (
-    POLICY, POLICY_INFO, RobustifyConfig, Runner, policy_network, criterion, episode_limit,
-    evaluate, success_test,
+    POLICY,
+    POLICY_INFO,
+    RobustifyConfig,
+    Runner,
+    criterion,
+    episode_limit,
+    evaluate,
+    policy_network,
+    success_test,
 )  # fmt: skip
 
 
@@ -26,7 +34,9 @@ def load_policy(path: Path, inputs: int, actions: int, seed: int = 0) -> Any:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of the odd file before refusing it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # weights_only refuses anything but tensors, in its own error types
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ConfigError(

@@ -39,7 +39,6 @@ from ..store.sqlite import RunStore
 from ..trajectories import TrajectoryTree
 from ..worker import Worker
 
-
 POLICY = "policy.pt"  # the backward algorithm's policy: a state dict, in D/robustify/
 POLICY_INFO = "policy.json"  # what it takes to run it again (learn/evaluate.py)
 
