@@ -282,7 +282,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
     # Validate the environment and cells before anything is written to disk.
     from .worker import Worker
 
-    Worker.from_config(config).close()
+    worker = Worker.from_config(config)
+    try:
+        if config.stop_on_success and worker.root().success is None:
+            note = f"{config.env} has no goal stepstone knows; unless it sets info['is_success']"
+            print(f"stepstone: note: {note}, --stop-on-success needs --goal", file=sys.stderr)
+    finally:
+        worker.close()
     if config.uses_model:
         llm.check()  # nothing listening, or no such model: said now, before a run is written
     store = runner.open_run(config, run_dir)

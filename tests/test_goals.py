@@ -111,6 +111,11 @@ def test_falling_over_is_not_success(tmp_path, capsys):
     assert "| success | no goal (give one with --goal" in capsys.readouterr().out
 
 
+def test_stop_on_success_without_a_goal_says_so(tmp_path, capsys):
+    explore(tmp_path / "run", "CartPole-v1", "--stop-on-success", frames="300")
+    assert "has no goal stepstone knows" in capsys.readouterr().err
+
+
 def test_hopper_falling_is_not_success(tmp_path, capsys):
     pytest.importorskip("mujoco")
     run = tmp_path / "run"
