@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from stepstone.archive import Archive
 from stepstone.cli import main
 from stepstone.config import ExploreConfig
 from stepstone.envs import GymEnv
@@ -97,6 +98,17 @@ def test_bad_goals_are_refused_in_one_line(text, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--goal takes" in err
     assert not run.exists()
+
+
+def test_an_entry_reaching_the_goal_is_kept_over_better_scores_that_miss_it():
+    a = Archive()
+    assert a.offer("flag", -120.0, 120, 1, b"a", goal=True)
+    assert not a.accepts("flag", 0.0, 5) and not a.offer("flag", 0.0, 5, 1, b"b")
+    assert a.offer("flag", -90.0, 90, 1, b"c", goal=True)  # among goals, the usual rule
+    assert a.offer("start", 0.0, 0, 0, b"d")
+    e = a.get("flag")
+    assert (e.goal, e.score, e.length) == (1, -90.0, 90)
+    assert a.goal_entry() == a.index["flag"] and a.best() == a.index["start"]
 
 
 # -- no goal: unknown, not "no" ----------------------------------------------------------------
