@@ -367,6 +367,7 @@ def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
     print(
         f"{s['env']}: {s['frames']:,} frames, {s['cells']} cells, best score {s['best_score']:g}"
         + (f", {s['rooms']} rooms" if s["rooms"] is not None else "")
+        + (f", goal reached at {s['frames_to_success']:,} frames" if s["success"] else "")
         + f" -> {store.path}"
     )
     return 0
