@@ -26,6 +26,7 @@ _INT_COLUMNS = (
     "level",  # domain facts where the environment knows them, else -1
     "room",
     "discoveries",  # explorations from this cell that added or improved an entry
+    "goal",  # 1 when this entry's state reaches the run's goal (goals.py), else 0
 )
 _COUNTERS = ("times_chosen", "times_chosen_since_new", "times_seen", "discoveries")
 
@@ -48,14 +49,27 @@ class Entry:
     level: int
     room: int
     discoveries: int
+    goal: int
     terminal: bool
 
 
-def better(score: float, length: int, old_score: float, old_length: int) -> bool:
+def better(
+    score: float,
+    length: int,
+    old_score: float,
+    old_length: int,
+    goal: bool = False,
+    old_goal: bool = False,
+) -> bool:
     """Go-Explore's merge rule: a higher score, or an equal score reached in fewer actions.
 
-    Ecoffet et al. 2019, "Go-Explore", section 2.1 ("update the archive").
+    Ecoffet et al. 2019, "Go-Explore", section 2.1 ("update the archive"). One addition: a
+    state that reaches the run's goal is never replaced by one that does not, whatever their
+    scores (on MountainCar every step costs 1, so the flag is reached with less return than
+    the cell's states short of it), as Go-Explore's domain-knowledge cells keep the level.
     """
+    if goal != old_goal:
+        return bool(goal)
     return score > old_score or (score == old_score and length < old_length)
 
 
@@ -75,6 +89,7 @@ class Archive:
     discoveries: np.ndarray
     level: np.ndarray
     room: np.ndarray
+    goal: np.ndarray
 
     def __init__(
         self,
@@ -140,10 +155,22 @@ class Archive:
         return int(self.level[:n].max())
 
     # -- writing -----------------------------------------------------------------------------
-    def accepts(self, cell: Hashable, score: float, length: int) -> bool:
+    def accepts(self, cell: Hashable, score: float, length: int, goal: bool = False) -> bool:
         """Would an entry with this score and length enter or improve the archive?"""
         i = self.index.get(cell)
-        return i is None or better(score, length, self.score[i], self.length[i])
+        return i is None or better(
+            score, length, self.score[i], self.length[i], goal, bool(self.goal[i])
+        )
+
+    def goal_entry(self) -> int | None:
+        """Index of the best entry that reaches the goal (highest score, then shortest), if
+        any: the one a user asked for, which on MountainCar is not the best score's."""
+        n = len(self.cells)
+        reach = np.flatnonzero(self.goal[:n] > 0)
+        if len(reach) == 0:
+            return None
+        order = np.lexsort((self.length[reach], -self.score[reach]))
+        return int(reach[order[0]])
 
     def offer(
         self,
@@ -157,10 +184,13 @@ class Archive:
         room: int = -1,
         terminal: bool = False,
         source: bytes | None = None,
+        goal: bool = False,
     ) -> bool:
         """Apply the merge rule; return True when the archive changed."""
         i = self.index.get(cell)
-        if i is not None and not better(score, length, self.score[i], self.length[i]):
+        if i is not None and not better(
+            score, length, self.score[i], self.length[i], goal, bool(self.goal[i])
+        ):
             return False
         if i is None:
             i = self._append(cell)
@@ -181,6 +211,7 @@ class Archive:
         self.level[i] = level
         self.room[i] = room
         self.terminal[i] = terminal
+        self.goal[i] = int(goal)
         self.dirty.add(i)
         return True
 
@@ -234,7 +265,8 @@ class Archive:
             if w is None:
                 winner[k] = i
                 continue
-            if better(self.score[i], self.length[i], self.score[w], self.length[w]):
+            s, g = self.score, self.goal
+            if better(s[i], self.length[i], s[w], self.length[w], bool(g[i]), bool(g[w])):
                 loser, winner[k] = w, i
             else:
                 loser = i

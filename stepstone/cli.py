@@ -19,6 +19,7 @@ from pathlib import Path
 from .config import CELL_KINDS, EXPLORERS, ExploreConfig, parse_count
 from .errors import ConfigError, StepstoneError
 from .executors import BACKENDS, check_workers
+from .goals import GOAL_REACHED
 from .selectors import MODEL_SELECTORS
 from .selectors import REGISTRY as SELECTORS
 
@@ -200,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompt templates replacing the defaults: {role: template}, roles system, "
         "select, act, judge, score",
     )  # fmt: skip
+    p.add_argument(
+        "--goal", default=None,
+        help="what success is: score>=NUMBER, score>NUMBER or terminated (default: the "
+        "environment's own goal, or info['is_success'] where it sets it)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stop-on-success", action="store_true",
+        help="end the run when the goal is first reached, before the frame budget",
+    )  # fmt: skip
     _add_run_options(p, "1M")
 
     p = sub.add_parser("resume", help="continue a run from its last commit")
@@ -305,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="baselines trained on the same budget: bc, ppo (from reset), both, or none",
     )
 
+    p = sub.add_parser("evaluate", help="run the policy robustify saved, under sticky actions")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--episodes", type=int, default=20, help="episodes from reset")
+    p.add_argument(
+        "--sticky", type=float, default=None,
+        help="repeat-action probability (default: the one the policy was trained with)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gif", type=Path, default=None, help="write a GIF of the first episode")
+
     p = sub.add_parser("label", help="label action-free trajectories by inverse dynamics")
     p.add_argument("dataset_id", help="a Minari dataset (e.g. one written by stepstone export)")
     p.add_argument("--labelled", type=float, default=0.1, help="fraction of episodes with actions")
@@ -362,6 +382,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         llm_samples=args.llm_samples,
         llm_judge=args.llm_judge,
         llm_prompts=_prompts(args.llm_prompts),
+        goal=args.goal,
+        stop_on_success=args.stop_on_success,
     )
     frames = parse_count(args.frames, "--frames")
     run_dir = args.run_dir or _default_run_dir(args.env, args.seed)
@@ -369,7 +391,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
     # Validate the environment and cells before anything is written to disk.
     from .worker import Worker
 
-    Worker.from_config(config).close()
+    worker = Worker.from_config(config)
+    try:
+        if config.stop_on_success and worker.root().success is None:
+            note = f"{config.env} has no goal stepstone knows; unless it sets info['is_success']"
+            print(f"stepstone: note: {note}, --stop-on-success needs --goal", file=sys.stderr)
+    finally:
+        worker.close()
     if config.uses_model:
         llm.check()  # nothing listening, or no such model: said now, before a run is written
     store = runner.open_run(config, run_dir)
@@ -452,7 +480,10 @@ def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
                 file=sys.stderr,
             )
             return 130
-        if last.get("stopped"):
+        if last.get("stopped") == GOAL_REACHED:
+            print(f"stopped: the goal was reached at {last['success_frame']:,} frames "
+                  "(--stop-on-success)", file=sys.stderr)  # fmt: skip
+        elif last.get("stopped"):
             print(f"stopped: {last['stopped']}; continue: stepstone resume {store.path} "
                   "--llm-budget N", file=sys.stderr)  # fmt: skip
         s = report.write(store)
@@ -651,7 +682,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         f"demonstration: {result['demo_length']} actions, return {result['demo_return']:g}; "
         f"start moved back {len(result['start_moves'])} times"
     )
-    print(f"under noise (sticky {cfg.sticky}), {cfg.eval_episodes} episodes from reset:")
+    print(f"under noise (sticky {cfg.sticky}), {cfg.eval_episodes} episodes from reset, "
+          f"success = {result['success_criterion']}:")  # fmt: skip
     for name in ("backward", "bc", "ppo_from_reset"):
         if f"success_{name}" in result:
             print(
@@ -659,6 +691,25 @@ def cmd_robustify(args: argparse.Namespace) -> int:
                 f"mean score {result[f'score_{name}']:g}"
             )
     print(f"policy: {store.path / 'robustify' / 'policy.pt'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .learn.evaluate import run_policy
+    from .store.sqlite import RunStore
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.sticky is not None and not 0 <= args.sticky < 1:
+        raise ConfigError(f"--sticky is a probability in [0, 1), not {args.sticky}")
+    store = RunStore.open(args.run_dir)
+    r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif)
+    print(
+        f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}: success "
+        f"{r['success']:.2f} ({r['success_criterion']}), mean score {r['score']:g}"
+    )
+    if "gif" in r:
+        print(f"written: {r['gif']} ({r['gif_frames']} frames, the first episode)")
     return 0
 
 
@@ -689,6 +740,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "explore": cmd_explore,
+    "evaluate": cmd_evaluate,
     "export": cmd_export,
     "label": cmd_label,
     "migrate": cmd_migrate,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
+from .goals import Goal
 from .selectors import MODEL_SELECTORS
 from .selectors import REGISTRY as SELECTORS
 
@@ -53,6 +54,10 @@ class ExploreConfig:
     llm_samples: int = 4  # distinct replies per state the llm explorer may draw (explorers/llm.py)
     llm_judge: bool = False
     llm_prompts: dict[str, str] = field(default_factory=dict)
+    # What success is (goals.py): None for the environment's own goal, else e.g. "score>=200"
+    # or "terminated"; and whether the run ends once it is reached.
+    goal: str | None = None
+    stop_on_success: bool = False
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -87,6 +92,7 @@ class ExploreConfig:
                 f"{self.model_roles()[0]} asks a language model: give --llm-model NAME and "
                 "--llm-url URL (or set STEPSTONE_LLM_MODEL and STEPSTONE_LLM_URL)"
             )
+        Goal.parse(self.goal)
         from .llm.prompts import Prompts
 
         Prompts(self.llm_prompts)  # unknown roles or fields are refused now, not mid-run

@@ -50,7 +50,7 @@ class Found:
     level: int = -1
     room: int = -1
     terminal: bool = False
-    success: bool = False
+    success: bool | None = None  # the run's goal reached here; None: no goal applies (goals.py)
     source: bytes | None = None  # what the cell was computed from (adaptive cells only)
 
 
@@ -95,6 +95,7 @@ class Engine:
         self.pending: dict[int, Task] = {}
         self.explorations = 0
         self.success_frame: int | None = None
+        self.goal_known = False  # whether any state reported so far had a goal to test
         self.cell_shape: tuple | None = None
         # Maps the cells workers report to archive cells, for cell kinds decided in the driver
         # (novelty, learned): key_for, nearest, source, adapt, state (cells/novelty.py).
@@ -114,8 +115,10 @@ class Engine:
             root = replace(root, cell=self.rule.key_for(root.cell, self.archive),
                            source=self.rule.source(root.cell))  # fmt: skip
         self.archive.offer(
-            root.cell, 0.0, 0, ROOT, root.snapshot, 0, root.level, root.room, source=root.source
-        )
+            root.cell, 0.0, 0, ROOT, root.snapshot, 0, root.level, root.room,
+            source=root.source, goal=bool(root.success),
+        )  # fmt: skip
+        self._note_goal(root)
 
     def ask(self, n: int) -> list[Task]:
         """Choose ``n`` cells to return to (with replacement) and make one task for each."""
@@ -156,10 +159,13 @@ class Engine:
             found = [
                 replace(f, cell=rule.key_for(f.cell, a), source=rule.source(f.cell)) for f in found
             ]
+        for f in found:
+            self._note_goal(f)
         accepted = [
             f
             for f in found
-            if current and a.accepts(f.cell, task.score + f.reward, task.length + f.steps)
+            if current
+            and a.accepts(f.cell, task.score + f.reward, task.length + f.steps, bool(f.success))
         ]
         if accepted and self.admit is not None:
             accepted = list(self.admit(accepted, task, a))
@@ -180,13 +186,12 @@ class Engine:
                     room=f.room,
                     terminal=f.terminal,
                     source=f.source,
+                    goal=bool(f.success),
                 )
                 stats.new_cells += is_new
                 stats.improved += changed and not is_new
                 if changed and not is_new:
                     improved.append(f.cell)
-                if f.success and self.success_frame is None:
-                    self.success_frame = self.frames
         i = a.index.get(task.cell)
         if i is not None:  # None only if a re-keying merged the cell away meanwhile
             a.times_chosen[i] += 1
@@ -209,6 +214,14 @@ class Engine:
                 j = a.index[cell]
                 a.times_chosen[j] = a.times_chosen_since_new[j] = a.times_seen[j] = 0
         return stats
+
+    def _note_goal(self, found: Found) -> None:
+        """Record that a goal applies and, the first time it is reached, the frame count.
+        A goal reached in a cell the archive does not take still counts: it was reached."""
+        if found.success is not None:
+            self.goal_known = True
+        if found.success and self.success_frame is None:
+            self.success_frame = self.frames
 
     def rekey(self, cell_shape: tuple, key_of_source) -> None:
         """Adopt new cell parameters and re-key the archive from each entry's source."""

@@ -34,7 +34,9 @@ def duration(seconds: float) -> str:
 def goal_state(m: dict) -> str:
     """The goal's state as the report judges it (the first frame at which it was reached)."""
     frame = m.get("success_frame")
-    return "goal no" if frame is None else f"goal at {human(frame)}"
+    if frame is not None:
+        return f"goal at {human(frame)}"
+    return "goal no" if m.get("goal_known", True) else "no goal"
 
 
 def rate(m: dict, first: dict) -> float | None:

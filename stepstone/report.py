@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .charts import curves
 from .errors import RunDirError
+from .goals import GOAL_REACHED, Goal
 from .progress import human, room_count
 from .store.sqlite import RunStore
 
@@ -26,6 +27,8 @@ def summary(store: RunStore) -> dict:
     frames = state.get("frames", 0)
     best = archive.best() if len(archive) else None
     success_frame = state.get("success_frame")
+    # Runs written before goals were tracked: a goal applied if one was reached.
+    known = state.get("goal_known", success_frame is not None) or config.goal is not None
     return {
         "env": config.env,
         "cells_kind": config.cells,
@@ -42,8 +45,11 @@ def summary(store: RunStore) -> dict:
         "best_length": int(archive.length[best]) if best is not None else 0,
         "rooms": archive.rooms(),
         "level": archive.max_level(),
-        "success": success_frame is not None,
+        "goal": Goal.parse(config.goal).describe(known),
+        "success": (success_frame is not None) if known else None,
         "frames_to_success": success_frame,
+        "goal_cell": goal_cell(archive),
+        "stopped_on_success": last.get("stopped") == GOAL_REACHED,
         "run_dir": str(store.path),
         # Worker processes that died and were replaced, the tasks they held that were run
         # again, and tasks given up after killing three workers (executors/processes.py).
@@ -58,6 +64,31 @@ def summary(store: RunStore) -> dict:
 # llm/judge.py, selectors/lfg.py).
 FALLBACK_KEYS = ("llm_act_fallbacks", "llm_select_fallbacks", "llm_judge_fallbacks",
                  "llm_score_fallbacks")  # fmt: skip
+
+
+def goal_cell(archive) -> dict | None:
+    """The best entry that reaches the goal: its return may be below the best score (every
+    step costs 1 on MountainCar), so it is shown on its own."""
+    i = archive.goal_entry()
+    if i is None:
+        return None
+    e = archive.entry(i)
+    return {"score": e.score, "length": e.length, "found_frame": e.found_frame}
+
+
+def _success_row(s: dict) -> str:
+    if s["success"] is None:
+        return "no goal (give one with --goal, e.g. --goal 'score>=200')"
+    if not s["success"]:
+        return f"not reached (goal: {s['goal']})"
+    text = f"yes, at {s['frames_to_success']:,} frames (goal: {s['goal']})"
+    cell = s["goal_cell"]
+    if cell is not None:
+        text += (f"; best goal trajectory: score {cell['score']:g}, {cell['length']} steps, "
+                 f"found at {cell['found_frame']:,} frames")  # fmt: skip
+    if s["stopped_on_success"]:
+        text += "; the run stopped there (--stop-on-success)"
+    return text
 
 
 def llm_summary(config, store: RunStore, last: dict) -> dict:
@@ -95,7 +126,7 @@ def markdown(s: dict) -> str:
         ("best score", f"{s['best_score']:g} (trajectory of {s['best_length']} steps)"),
         ("rooms", s["rooms"] if s["rooms"] is not None else "n/a"),
         ("level", s["level"] if s["level"] is not None else "n/a"),
-        ("success", f"yes, at {s['frames_to_success']:,} frames" if s["success"] else "no"),
+        ("success", _success_row(s)),
     ]
     if s["workers_replaced"] or s["tasks_failed"]:
         faults = (f"{s['workers_replaced']} workers replaced, {s['tasks_reissued']} tasks re-run, "
@@ -126,12 +157,10 @@ def brief(s: dict) -> str:
     speed = f" ({s['frames_per_second']:,.0f} frames/s)" if s["frames_per_second"] else ""
     where = f" in {room_count(s['rooms'])}" if s["rooms"] is not None else ""
     level = f", level {s['level']} reached" if s["level"] else ""
-    goal = f" ({s['goal']})" if s.get("goal") else ""
-    reached = f"reached at {s['frames_to_success']:,} frames" if s["success"] else "not reached"
     return "\n".join([
         f"{s['env']}: {s['frames']:,} frames{speed}, {s['cells']} cells{where}{level}, "
         f"best score {s['best_score']:g} ({s['best_length']} steps)",
-        f"goal{goal}: {reached}",
+        f"goal: {_success_row(s)}",
         f"run directory: {d} (report.md, summary.json, progress.svg)",
         "next:",
         f"  stepstone view {d} --serve    # curves, the archive map, every cell",

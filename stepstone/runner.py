@@ -24,6 +24,7 @@ from .config import ExploreConfig
 from .engine import Engine
 from .errors import CommitFailed, RunDirError
 from .executors import make as make_executor
+from .goals import GOAL_REACHED
 from .llm.client import BudgetExhausted, ModelUnavailable
 from .progress import Progress
 from .store.sqlite import RunStore
@@ -61,6 +62,7 @@ def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) 
         "rooms": a.rooms(),
         "level": a.max_level(),
         "success_frame": engine.success_frame,
+        "goal_known": engine.goal_known,  # False: no goal to reach (the progress line says so)
     }
 
 
@@ -114,6 +116,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     last.pop("stopped", None)  # why the previous session stopped: not this one's
     if engine.frames >= options.frames:
         return last
+    if reached_goal(config, engine):  # stopped on success before: its answer stands
+        return {**last, "stopped": GOAL_REACHED}
 
     factory = functools.partial(Worker.from_config, config, llm=settings)
     executor = make_executor(
@@ -185,6 +189,12 @@ def run(store: RunStore, options: RunOptions) -> dict:
                         progress.note(f"cells re-chosen: {adaptive.describe()}")
                     last = commit_iteration()
                     progress.update(last)
+            if reached_goal(config, engine):
+                stopped = GOAL_REACHED
+                progress.note(f"goal reached at {engine.success_frame:,} frames; stopping")
+                for task_id in list(engine.pending):  # results still running are not needed
+                    engine.abandon(task_id)
+                break
     except KeyboardInterrupt:
         interrupted = True
         for task_id in list(engine.pending):
@@ -233,6 +243,11 @@ def _drain(items: list | None) -> list:
     out = items[:]
     items.clear()
     return out
+
+
+def reached_goal(config: ExploreConfig, engine: Engine) -> bool:
+    """Whether a run that stops on success (``--stop-on-success``) has reached its goal."""
+    return config.stop_on_success and engine.success_frame is not None
 
 
 def _stop_on_sigterm():

@@ -17,10 +17,12 @@ import numpy as np
 
 from . import cells as cells_mod
 from . import envs
+from .archive import better
 from .config import ExploreConfig
 from .engine import Found, Result, Task
 from .errors import RunDirError
 from .explorers import make as make_explorer
+from .goals import Goal
 
 
 def action_dtype(space: gym.Space) -> np.dtype:
@@ -40,6 +42,7 @@ class Worker:
         self.explorer = explorer
         self.config = config
         self.dtype = action_dtype(env.action_space)
+        self.goal = Goal.parse(config.goal)
         # Adaptive cells (dynamic downscaling) keep each cell's frame and sample recent frames.
         self.adaptive = hasattr(cell_fn, "source")
 
@@ -75,10 +78,11 @@ class Worker:
         env.reset(self.config.seed)
         level, room = envs.place(env)
         source = self.cell_fn.source(env) if self.adaptive else None
-        return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), level, room, source=source)
+        success = self.goal.reached(env, 0.0, False)
+        return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), level, room, False, success, source)
 
     def run(self, task: Task) -> Result:
-        env, cell_fn, adaptive = self.env, self.cell_fn, self.adaptive
+        env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
         if adaptive and task.cell_shape is not None:
             cell_fn.set_shape(task.cell_shape)
         try:
@@ -122,8 +126,17 @@ class Worker:
             cell = cell_fn(env)
             if cell != prev or reward != 0 or terminated or truncated:
                 prev = cell
-                if cell not in best or total > best[cell]:
-                    best[cell] = total
+                # The goal is tested where something changes (a new cell, a reward, the end of
+                # the episode), which is where every goal goals.py knows is reached.
+                success = goal.reached(env, task.score + total, terminated)
+                old = found.get(cell)
+                if old is None:  # the start cell, or a cell new in this exploration
+                    take = cell not in best or better(total, steps, best[cell], 0, bool(success))
+                else:
+                    take = better(total, steps, old.reward, old.steps, bool(success),
+                                  bool(old.success))  # fmt: skip
+                if take:
+                    best[cell] = max(total, best.get(cell, total))
                     level, room = envs.place(env)
                     found[cell] = Found(
                         cell,
@@ -133,7 +146,7 @@ class Worker:
                         level,
                         room,
                         terminated or truncated,
-                        envs.success(env),
+                        success,
                         cell_fn.source(env) if adaptive else None,
                     )
             if steps in sample_at:

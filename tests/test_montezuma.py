@@ -72,11 +72,11 @@ def test_success_is_the_first_level_completed():
 
     env = AtariEnv("montezuma_revenge")
     env.reset(0)
-    assert not env.success()
+    assert env.goal() is False
     env.ale.setRAM(RAM_LAYOUTS["montezuma_revenge"].level, 1)
-    assert env.success()
+    assert env.goal() is True
     pong = AtariEnv("pong")
     pong.reset(0)
-    assert not pong.success()  # no layout, no goal known
+    assert pong.goal() is None  # no layout, no goal known
     env.close()
     pong.close()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import pickle
+import re
+
 import numpy as np
 import pytest
 
 from stepstone.cli import main
 from stepstone.store.sqlite import RunStore
+from stepstone.trajectories import TrajectoryTree
 
 pytest.importorskip("torch")
 
@@ -18,14 +23,27 @@ def test_backward_algorithm_reaches_reset_and_succeeds_with_sticky_actions(
 
     run = tmp_path / "run"
     argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
+    argv += " --goal terminated"
     assert main([*argv.split(), "--run-dir", str(run), "--no-progress"]) == 0
     cfg = RobustifyConfig(frames=8_000, step=5, window=10, eval_episodes=20)
     result = robustify(RunStore.open(run), cfg, baselines=())
     assert result["demo_length"] == 39 and result["demo_return"] == 1.0
+    assert result["success_criterion"] == "goal"
     starts = [m["start"] for m in result["start_moves"]]
     assert starts == sorted(starts, reverse=True) and starts[-1] == 0  # moved back to reset
     assert result["reached_reset"] and result["success_backward"] >= 0.9
     assert (run / "robustify" / "policy.pt").exists()
+
+    # stepstone evaluate runs the saved policy again, under the same sticky actions.
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--episodes", "10"]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"10 episodes from reset, sticky actions 0.25: success ([\d.]+) \(goal\), "
+                  r"mean score ([\d.]+)", out)  # fmt: skip
+    assert m and float(m[1]) >= 0.8 and float(m[2]) == float(m[1])  # reward 1 at the goal only
+    assert main(["evaluate", str(run), "--episodes", "0"]) == 2
+    assert main(["evaluate", str(run), "--gif", str(tmp_path / "c.gif")]) == 2  # cannot draw
+    assert "cannot draw frames" in capsys.readouterr().err
 
 
 def test_robustify_refuses_a_run_without_reward(tmp_path, user_env_module, capsys):
@@ -55,3 +73,76 @@ def test_atari_policies_see_the_ram(tmp_path):
     obs = runner.obs()
     assert obs.shape == (1024,) and obs.dtype == np.float32 and set(np.unique(obs)) <= {0.0, 1.0}
     assert np.array_equal(np.packbits(obs.astype(np.uint8)), runner.env.ram())
+
+
+def test_success_is_the_goal_not_the_demonstrations_return(tmp_path):
+    """MiniGrid pays 1 - 0.9 * steps / max_steps at the goal: a slower way there earns less
+    than the demonstration and still reaches the goal."""
+    pytest.importorskip("minigrid")
+    from stepstone.learn.robustify import RobustifyConfig, Runner, demonstration
+
+    run = tmp_path / "run"
+    argv = f"explore MiniGrid-Empty-5x5-v0 --frames 5k --workers 1 --run-dir {run}"
+    assert main([*argv.split(), "--no-progress"]) == 0
+    store = RunStore.open(run)
+    archive = store.load_archive()
+    i = demonstration(archive, None)
+    assert i == archive.goal_entry()
+    runner = Runner(store, RobustifyConfig(sticky=0.0))
+    demo = runner.demo(
+        TrajectoryTree(store.nodes).actions(int(archive.node[i]), int(archive.length[i]))
+    )
+    assert demo.reaches_goal
+    success = demo.success(runner)
+    runner.from_reset()
+    total = sum(runner.step(a)[0] for a in [0, 1, *demo.actions])  # turn left and back first
+    assert total < demo.returns[-1] and success(total)
+    runner.from_reset()
+    total = sum(runner.step(a)[0] for a in demo.actions[:-1])  # one step short
+    assert not success(total)
+    runner.worker.close()
+
+
+def test_a_goal_with_negative_return_is_robustified_and_evaluated_with_a_gif(tmp_path, capsys):
+    """MountainCar: -1 a step, so the flag's return is negative; the old rule refused it."""
+    pytest.importorskip("pygame")  # MountainCar draws its frames with pygame
+    run = tmp_path / "run"
+    argv = f"explore MountainCar-v0 --frames 30k --workers 1 --run-dir {run} --no-progress"
+    assert main(argv.split()) == 0
+    args = ["--frames", "1k", "--baselines", "none", "--eval-episodes", "2"]
+    assert main(["robustify", str(run), *args]) == 0
+    result = json.loads((run / "robustify" / "result.json").read_text())
+    assert result["success_criterion"] == "goal" and result["demo_return"] < 0
+    capsys.readouterr()
+    gif = tmp_path / "policy.gif"
+    assert main(["evaluate", str(run), "--episodes", "1", "--gif", str(gif)]) == 0
+    out = capsys.readouterr().out
+    frames = int(re.search(r"written: .* \((\d+) frames", out)[1])
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        assert im.n_frames <= frames and im.size[0] > 100  # drawn, not the 2-number observation
+
+
+def test_evaluate_never_unpickles_what_it_finds(tmp_path, capsys, user_env_module):
+    run = tmp_path / "run"
+    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 100 --workers 1"
+    assert main([*argv.split(), "--run-dir", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert "has no policy: run 'stepstone robustify" in capsys.readouterr().err
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (run / "robustify").mkdir()
+    (run / "robustify" / "policy.pt").write_bytes(pickle.dumps({"body.0.weight": Payload()}))
+    info = {"inputs": 40, "actions": 2, "demo_length": 39, "demo_return": 1.0, "goal": False,
+            "sticky": 0.25}  # fmt: skip
+    (run / "robustify" / "policy.json").write_text(json.dumps(info))
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a policy saved by stepstone robustify" in err and err.count("\n") == 1
+    assert not marker.exists()

@@ -133,11 +133,13 @@ class AtariEnv:
         level = int(ram[self.layout.level]) if self.layout.level is not None else 0
         return level, int(ram[self.layout.room])
 
-    def success(self) -> bool:
+    def goal(self) -> bool | None:
         """The first level completed, in games whose RAM layout knows the level (Montezuma's
-        Revenge): the goal Go-Explore's papers report as "solving level 1"."""
+        Revenge): the goal Go-Explore's papers report as "solving level 1". None elsewhere."""
         lay = self.layout
-        return lay is not None and lay.level is not None and int(self.ram()[lay.level]) > 0
+        if lay is None or lay.level is None:
+            return None
+        return int(self.ram()[lay.level]) > 0
 
     def close(self) -> None:
         # Drop the emulator now rather than at interpreter exit, when ale-py's bindings report

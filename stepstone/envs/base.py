@@ -46,6 +46,8 @@ def place(env: Explorable) -> tuple[int, int]:
 
 
 def success(env: Explorable) -> bool:
-    """Whether the environment's goal has been reached, for adapters that define one."""
-    fn = getattr(env, "success", None)
+    """Whether the environment's own goal is reached (``goal()``, optional for adapters: True,
+    False, or None where the environment has no goal). A run's success, which a ``--goal``
+    may redefine, is decided in stepstone/goals.py."""
+    fn = getattr(env, "goal", None)
     return bool(fn()) if fn is not None else False

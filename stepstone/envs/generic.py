@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import codec
 from ..errors import EnvironmentNotFound
+from .goals import goal_test
 
 METHODS = ("auto", "deepcopy", "replay")
 # Actions tried when choosing a method: enough that a non-deterministic environment is caught.
@@ -60,6 +61,7 @@ class GymEnv:
         self.default_cells = getattr(env.unwrapped, "default_cells", None)
         self.method = method
         self.last_restore_steps = 0
+        self._goal_test = goal_test(env)
         self.reset(seed)
         if method == "auto":
             self.method = self._choose_method(seed)
@@ -118,8 +120,14 @@ class GymEnv:
         self._seed = seed
         self._actions: list[Any] = []
         self._terminated = self._truncated = False
+        self._last_reward = 0.0
 
     def step(self, action: Any) -> tuple[float, bool, bool]:
+        if isinstance(action, np.integer):
+            # Stored trajectories hold the smallest integer type (worker.action_dtype), and
+            # environments do arithmetic on actions: MountainCar's ``action - 1`` on a uint8 0
+            # is 255, not -1, so a replayed trajectory would go elsewhere.
+            action = int(action)
         self._obs, reward, term, trunc, self._info = self.env.step(action)
         if self.method == "replay":
             self._actions.append(action)
@@ -164,12 +172,22 @@ class GymEnv:
     def lives(self) -> int:
         return int(self._info.get("lives", 0)) if isinstance(self._info, dict) else 0
 
-    def success(self) -> bool:
-        """The environment's own goal test where it has one, else: terminated with a reward."""
+    @property
+    def terminated(self) -> bool:
+        """Whether the last step ended the episode (not by truncation)."""
+        return self._terminated
+
+    @property
+    def last_reward(self) -> float:
+        return self._last_reward
+
+    def goal(self) -> bool | None:
+        """Whether the environment's own goal is reached: its ``success()`` where it has one
+        (stepstone's Game of 24 and TextWorld), its family's test (envs/goals.py), else None."""
         own = getattr(self.env.unwrapped, "success", None)
         if own is not None:
             return bool(own())
-        return self._terminated and getattr(self, "_last_reward", 0.0) > 0
+        return self._goal_test(self) if self._goal_test is not None else None
 
     def close(self) -> None:
         self.env.close()

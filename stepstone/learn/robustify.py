@@ -16,10 +16,16 @@ Noise, during training and evaluation, is that of the ALE evaluation protocol (M
 30 random no-ops at the start. Two baselines on the same budget: behaviour cloning of the
 demonstration, and PPO from the usual start state. PPO itself follows CleanRL's single-file
 version (clipped objective, GAE, one small actor-critic MLP).
+
+Success, in training and evaluation, is the run's goal (stepstone/goals.py) when the
+demonstration reaches it: a time penalty (MiniGrid) or a cost per step (MountainCar) then does
+not move the bar with the demonstration's length. A demonstration that stops short of the goal
+(``--demo-score``) or a run without one is matched by return instead, as in the papers.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
@@ -28,9 +34,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..goals import Goal
 from ..store.sqlite import RunStore
 from ..trajectories import TrajectoryTree
 from ..worker import Worker
+
+POLICY = "policy.pt"  # the backward algorithm's policy: a state dict, in D/robustify/
+POLICY_INFO = "policy.json"  # what it takes to run it again (learn/evaluate.py)
 
 
 @dataclass(frozen=True)
@@ -55,11 +65,13 @@ class RobustifyConfig:
 
 
 def demonstration(archive: Any, demo_score: float | None) -> int:
-    """The entry to demonstrate: the best one, or the shortest whose score reaches
-    ``demo_score``. A long run's best trajectory can be thousands of actions; a nearer goal
-    (Montezuma's first room, say) is what a few hours of CPU can robustify."""
+    """The entry to demonstrate: the best one reaching the goal, else the best one, or the
+    shortest whose score reaches ``demo_score``. A long run's best trajectory can be thousands
+    of actions; a nearer goal (Montezuma's first room, say) is what a few hours of CPU can
+    robustify."""
     if demo_score is None:
-        return int(archive.best())
+        goal = archive.goal_entry()
+        return int(archive.best()) if goal is None else goal
     n = len(archive)
     reach = np.flatnonzero(archive.score[:n] >= demo_score)
     if len(reach) == 0:
@@ -76,11 +88,32 @@ class Demo:
     returns: list[float]  # reward collected after t actions
     observations: list[np.ndarray]
     actions: np.ndarray
+    goals: list[bool | None]  # whether the goal is reached after t actions (None: no goal)
 
     def prefix(self, t: int) -> Demo:
         """The first ``t`` actions."""
         return Demo(self.snapshots[: t + 1], self.returns[: t + 1], self.observations[: t + 1],
-                    self.actions[:t])  # fmt: skip
+                    self.actions[:t], self.goals[: t + 1])  # fmt: skip
+
+    @property
+    def reaches_goal(self) -> bool:
+        return bool(self.goals[-1])
+
+    def success(self, runner: Runner) -> Callable[[float], bool]:
+        return success_test(runner, self.reaches_goal, self.returns[-1])
+
+
+def success_test(runner: Runner, goal: bool, demo_return: float) -> Callable[[float], bool]:
+    """Success of an episode from reset, given its return so far: the run's goal where the
+    demonstration reaches it (``goal``), else the demonstration's return."""
+    if goal:
+        return lambda score: bool(runner.reached(score))
+    return lambda score: score >= demo_return
+
+
+def criterion(goal: bool, demo_return: float) -> str:
+    """``success_test``'s rule in words."""
+    return "goal" if goal else f"return >= {demo_return:g}"
 
 
 def features(obs: Any, space: Any = None) -> np.ndarray:
@@ -113,6 +146,10 @@ class Runner:
         self.space = getattr(inner, "observation_space", None)
         self.n_actions = int(self.env.action_space.n)
         self.life_lost = False
+        self.goal = Goal.parse(store.config.goal)
+        self.terminated = False
+        self.noops_taken = 0
+        self.prev = 0
 
     def obs(self) -> np.ndarray:
         # Atari: the 128 RAM bytes as 1,024 bits, not 100,800 pixel values (a policy a CPU
@@ -126,19 +163,40 @@ class Runner:
         env = self.env
         env.reset(self.seed)
         snaps, rets, obs = [env.snapshot()], [0.0], [self.obs()]
+        goals = [self.goal.reached(env, 0.0, False)]
         for a in actions:
-            r, _, _ = env.step(a)
+            r, term, _ = env.step(a)
             snaps.append(env.snapshot())
             rets.append(rets[-1] + r)
             obs.append(self.obs())
-        return Demo(snaps, rets, obs, np.asarray(actions))
+            goals.append(self.goal.reached(env, rets[-1], term))
+        return Demo(snaps, rets, obs, np.asarray(actions), goals)
 
     def start(self, demo: Demo, t: int, noops: bool) -> None:
         self.env.restore(demo.snapshots[t])
         self.prev = int(demo.actions[t - 1]) if t > 0 else 0
+        self.terminated = False
         if noops and self.atari and t == 0:
-            for _ in range(int(self.rng.integers(self.cfg.max_noops + 1))):
-                self.env.step(0)
+            self.noops()
+
+    def from_reset(self) -> None:
+        """An evaluation episode: the reset state, then (Atari) up to 30 random no-ops."""
+        self.env.reset(self.seed)
+        self.prev = 0
+        self.terminated = False
+        self.noops_taken = 0
+        if self.atari:
+            self.noops()
+
+    def noops(self) -> None:
+        self.noops_taken = int(self.rng.integers(self.cfg.max_noops + 1))
+        for _ in range(self.noops_taken):
+            self.env.step(0)
+
+    def reached(self, score: float) -> bool | None:
+        """Whether the state now reaches the run's goal, ``score`` being the return from
+        reset (None: no goal applies)."""
+        return self.goal.reached(self.env, score, self.terminated)
 
     def step(self, action: int) -> tuple[float, bool]:
         if self.rng.random() < self.cfg.sticky:
@@ -146,11 +204,12 @@ class Runner:
         self.prev = action
         lives = self.env.lives() if self.atari else 0
         r, term, trunc = self.env.step(action)
+        self.terminated = term
         self.life_lost = self.atari and self.env.lives() < lives
         return r, term or trunc
 
 
-def _torch_policy(n_in: int, n_actions: int, seed: int) -> Any:
+def policy_network(n_in: int, n_actions: int, seed: int) -> Any:
     import torch
 
     torch.manual_seed(seed)
@@ -193,7 +252,7 @@ def ppo(
     gets a progress line every 30 s: a long run should say how far it is."""
     import torch
 
-    model = _torch_policy(len(demo.observations[0]), runner.n_actions, cfg.seed)
+    model = policy_network(len(demo.observations[0]), runner.n_actions, cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-5)
     T = len(demo.actions)
     back = cfg.step or max(1, T // 20)
@@ -205,6 +264,7 @@ def ppo(
     runner.start(demo, start, noops=True)
     ep_start, ep_return, ep_len = start, 0.0, 0
     obs = runner.obs()
+    goal_reached = demo.success(runner) if demo.reaches_goal else None
     while frames < cfg.frames:
         buf: dict[str, list] = {k: [] for k in ("obs", "act", "logp", "val", "rew", "done")}
         for _ in range(cfg.rollout):
@@ -213,13 +273,16 @@ def ppo(
             frames += 1
             ep_return += r
             ep_len += 1
-            matched = ep_return >= demo.returns[T] - demo.returns[ep_start] and (
-                demo.returns[T] > demo.returns[ep_start] or done
-            )
+            if goal_reached is not None:
+                matched = goal_reached(demo.returns[ep_start] + ep_return)
+            else:
+                matched = ep_return >= demo.returns[T] - demo.returns[ep_start] and (
+                    demo.returns[T] > demo.returns[ep_start] or done
+                )
             # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training episode,
             # and rewards are clipped to their sign; Montezuma's 100s and 300s would otherwise
             # swamp the shared body with the value loss.
-            over = done or runner.life_lost or matched or ep_len >= 2 * (T - ep_start) + 20
+            over = done or runner.life_lost or matched or ep_len >= episode_limit(T - ep_start)
             signal = float(np.sign(r)) if runner.atari else r
             for k, x in zip(buf, (obs, a, logp, v, signal, over), strict=True):
                 buf[k].append(x)
@@ -289,7 +352,7 @@ def behaviour_cloning(runner: Runner, demo: Demo, cfg: RobustifyConfig) -> Any:
     """The baseline: the same network trained to output the demonstration's actions."""
     import torch
 
-    model = _torch_policy(len(demo.observations[0]), runner.n_actions, cfg.seed)
+    model = policy_network(len(demo.observations[0]), runner.n_actions, cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.as_tensor(np.array(demo.observations[:-1]))
     y = torch.as_tensor(demo.actions.astype(np.int64))
@@ -301,23 +364,39 @@ def behaviour_cloning(runner: Runner, demo: Demo, cfg: RobustifyConfig) -> Any:
     return model
 
 
-def evaluate(runner: Runner, demo: Demo, model: Any, cfg: RobustifyConfig) -> tuple[float, float]:
-    """Episodes from reset under sticky actions (and no-ops): the share that match the
-    demonstration's return, and the mean return (the game score, counted up to the
-    demonstration's: an episode stops once it gets there)."""
-    T = len(demo.actions)
+def evaluate(
+    runner: Runner,
+    model: Any,
+    episodes: int,
+    limit: int,
+    success: Callable[[float], bool],
+    on_episode: Callable[[list[int], float], None] | None = None,
+) -> tuple[float, float]:
+    """Episodes from reset under sticky actions (and no-ops), each until it succeeds, ends, or
+    takes ``limit`` actions: the share that succeed, and the mean return (the game score up to
+    success: an episode stops there). ``on_episode`` gets each episode's actions as taken
+    (sticky repeats and no-ops included, so they replay it) and its return."""
     wins, returns = 0, []
-    for _ in range(cfg.eval_episodes):
-        runner.start(demo, 0, noops=True)
-        total, done, steps = 0.0, False, 0
-        while not done and steps < 2 * T + 20 and total < demo.returns[T]:
+    for _ in range(episodes):
+        runner.from_reset()
+        taken = [0] * runner.noops_taken
+        total, done, won = 0.0, False, False
+        while not done and not won and len(taken) - runner.noops_taken < limit:
             a, _, _ = act(model, runner.obs())  # sampled: a policy, not its argmax
             r, done = runner.step(a)
+            taken.append(runner.prev)
             total += r
-            steps += 1
-        wins += total >= demo.returns[T]
+            won = success(total)
+        wins += won
         returns.append(total)
-    return wins / cfg.eval_episodes, float(np.mean(returns))
+        if on_episode is not None:
+            on_episode(taken, total)
+    return wins / episodes, float(np.mean(returns))
+
+
+def episode_limit(demo_length: int) -> int:
+    """Actions an episode may take: twice the demonstration's, and 20 more."""
+    return 2 * demo_length + 20
 
 
 def robustify(
@@ -336,10 +415,10 @@ def robustify(
     if len(archive) == 0:
         raise ConfigError(f"{store.path} has no archive yet: run stepstone explore first")
     best = demonstration(archive, cfg.demo_score)
-    if archive.score[best] <= 0:
+    if archive.score[best] <= 0 and not archive.goal[best]:
         raise ConfigError(
-            f"the best trajectory in {store.path} scores {archive.score[best]:g}: there is no "
-            "return to reproduce; explore longer first"
+            f"the best trajectory in {store.path} scores {archive.score[best]:g} and reaches no "
+            "goal: there is no return to reproduce; explore longer first (or give a --goal)"
         )
     runner = Runner(store, cfg)
     import gymnasium as gym
@@ -353,11 +432,16 @@ def robustify(
     model, history, reached = ppo(runner, demo, cfg, backward=True, log=log)
     out = store.path / "robustify"
     out.mkdir(exist_ok=True)
-    torch.save(model.state_dict(), out / "policy.pt")
+    torch.save(model.state_dict(), out / POLICY)
+    policy = {"inputs": len(demo.observations[0]), "actions": runner.n_actions,
+              "demo_length": len(demo.actions), "demo_return": demo.returns[-1],
+              "goal": demo.reaches_goal, "sticky": cfg.sticky}  # fmt: skip
+    (out / POLICY_INFO).write_text(json.dumps(policy, indent=1) + "\n")
     result = {
         "config": asdict(cfg),
         "demo_length": len(demo.actions),
         "demo_return": demo.returns[-1],
+        "success_criterion": criterion(demo.reaches_goal, demo.returns[-1]),
         "start_moves": history,
         "reached_reset": reached == 0,
     }
@@ -366,7 +450,9 @@ def robustify(
         models["bc"] = lambda: behaviour_cloning(runner, demo, cfg)
     if "ppo" in baselines:
         models["ppo_from_reset"] = lambda: ppo(runner, demo, cfg, backward=False, log=log)[0]
+    success, limit = demo.success(runner), episode_limit(len(demo.actions))
     for name, train in models.items():
-        result[f"success_{name}"], result[f"score_{name}"] = evaluate(runner, demo, train(), cfg)
+        rate, score = evaluate(runner, train(), cfg.eval_episodes, limit, success)
+        result[f"success_{name}"], result[f"score_{name}"] = rate, score
     runner.worker.close()
     return result

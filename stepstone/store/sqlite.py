@@ -362,6 +362,8 @@ class RunStore:
         )
         engine.explorations = state.get("explorations", 0)
         engine.success_frame = state.get("success_frame")
+        # Runs written before goals were tracked: a goal applied if one was reached.
+        engine.goal_known = state.get("goal_known", engine.success_frame is not None)
         shape = state.get("cell_shape")
         engine.cell_shape = tuple(shape) if shape is not None else None
         return engine
@@ -423,6 +425,7 @@ class RunStore:
             "next_node": engine.trajectories.next_id,
             "explorations": engine.explorations,
             "success_frame": engine.success_frame,
+            "goal_known": engine.goal_known,
             "cell_shape": engine.cell_shape,
         }
         cols = ["cell", "idx", "score", "terminal", *_INT_COLUMNS]

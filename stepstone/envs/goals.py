@@ -1,0 +1,53 @@
+"""The goals of Gymnasium environment families that define one but do not report it.
+
+Each test reads the environment's own success condition from its source, so that a run's
+success means what the environment's authors meant, not "the episode ended":
+
+* MiniGrid and BabyAI: a step that ends the episode with ``self._reward()``, which MiniGrid
+  pays only on success (``minigrid_env.py`` ``MiniGridEnv.step``: reaching the goal square;
+  ``babyai/core/roomgrid_level.py`` ``RoomGridLevel.step``: the mission verified). Its value is
+  ``1 - 0.9 * step_count / max_steps`` > 0; lava and failed missions end with 0.
+* FrozenLake: standing on the ``G`` tile (``frozen_lake.py``: ``terminated`` is also true on a
+  hole, ``H``).
+* MountainCar and MountainCarContinuous: termination itself, which both define as
+  ``position >= goal_position and velocity >= goal_velocity`` (the flag); the 200-step limit
+  is a truncation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+
+def _minigrid(adapter: Any) -> bool:
+    return adapter.terminated and adapter.last_reward > 0
+
+
+def _frozen_lake(adapter: Any) -> bool:
+    u = adapter.env.unwrapped
+    row, col = divmod(int(u.s), u.ncol)
+    return bytes(u.desc[row, col]) == b"G"
+
+
+def _terminated(adapter: Any) -> bool:
+    return adapter.terminated
+
+
+def goal_test(env: gym.Env) -> Callable[[Any], bool] | None:
+    """The goal test of ``env``'s family (called with the adapter), or None if unknown."""
+    from gymnasium.envs.classic_control import Continuous_MountainCarEnv, MountainCarEnv
+    from gymnasium.envs.toy_text import FrozenLakeEnv
+
+    u = env.unwrapped
+    if isinstance(u, FrozenLakeEnv):
+        return _frozen_lake
+    if isinstance(u, MountainCarEnv | Continuous_MountainCarEnv):
+        return _terminated
+    try:
+        from minigrid.minigrid_env import MiniGridEnv
+    except ImportError:  # the minigrid extra
+        return None
+    return _minigrid if isinstance(u, MiniGridEnv) else None
