@@ -120,7 +120,8 @@ def test_falling_over_is_not_success(tmp_path, capsys):
     assert s["success"] is None and s["frames_to_success"] is None and s["goal"] is None
     assert s["best_score"] > 0
     assert main(["report", str(run)]) == 0
-    assert "| success | no goal (give one with --goal" in capsys.readouterr().out
+    assert "goal: no goal (give one with --goal" in capsys.readouterr().out  # the summary
+    assert "| success | no goal (give one with --goal" in (run / "report.md").read_text()
 
 
 def test_stop_on_success_without_a_goal_says_so(tmp_path, capsys):
@@ -203,7 +204,10 @@ def test_info_is_success_is_the_goal(tmp_path, capsys, walk_module):
     s = report(far, capsys)
     assert s["success"] is False and s["frames_to_success"] is None and s["goal_cell"] is None
     assert main(["report", str(far)]) == 0
-    assert "| success | not reached (goal: the environment's own) |" in capsys.readouterr().out
+    assert "goal: not reached (goal: the environment's own)" in capsys.readouterr().out
+    assert (
+        "| success | not reached (goal: the environment's own) |" in (far / "report.md").read_text()
+    )
 
 
 # -- --stop-on-success -----------------------------------------------------------------------
