@@ -247,8 +247,16 @@ def cell_pictures(worker: Any, seed: int, tree: TrajectoryTree, archive: Archive
 
 
 def animated(archive: Archive) -> list[tuple[str, int]]:
-    """The entries whose whole trajectory the page plays: the best one."""
-    return [("best trajectory", archive.best())] if len(archive) else []
+    """The entries whose whole trajectory the page plays: the best one and, where it is
+    another (MountainCar: every step costs, so the flag is not the best score), the best that
+    reaches the goal."""
+    if not len(archive):
+        return []
+    shown = [("best trajectory", archive.best())]
+    goal = archive.goal_entry()
+    if goal is not None and goal != shown[0][1]:
+        shown.append(("goal trajectory", goal))
+    return shown
 
 
 def animation(worker: Any, seed: int, actions: np.ndarray) -> dict:

@@ -266,3 +266,16 @@ def test_text_from_the_run_cannot_end_the_script():
     page = render(data, [])
     assert page.count("</script>") == 2  # the data's and the code's own
     assert "&lt;/script&gt;" in page.split("<body>")[0]  # the title, escaped
+
+
+def test_the_goal_trajectory_is_played_beside_the_best_when_they_differ():
+    from stepstone.archive import Archive
+    from stepstone.view import animated
+
+    archive = Archive()
+    archive.offer(("start",), 0.0, 0, 0, b"s")
+    assert animated(archive) == [("best trajectory", 0)]
+    archive.offer(("flag",), -110.0, 110, 1, b"f", goal=True)  # MountainCar: reached at a cost
+    assert animated(archive) == [("best trajectory", 0), ("goal trajectory", 1)]
+    archive.offer(("above",), 5.0, 3, 2, b"a", goal=True)  # the best reaches it too: once
+    assert animated(archive) == [("best trajectory", 2)]
