@@ -102,6 +102,7 @@ class LFG(Selector):
                 except Halted:
                     return
                 got = dict(zip(keys, shares, strict=True))
+                assert self.scores is not None  # loaded by weights() before any scoring
                 self.scores[role].update(got)
                 self.model.remember(role, got)
 
