@@ -642,6 +642,15 @@ def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
         import minari
     except ImportError:
         raise ConfigError("--format minari needs Minari: pip install 'stepstone[minari]'") from None
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except (ValueError, TypeError):  # TypeError: no -vN, which Minari needs
+        raise ConfigError(
+            f"{dataset_id!r} is not a Minari dataset id: give --dataset-id as "
+            "(namespace/)name-vN, e.g. stepstone/pong-best-v0 (a namespace has 2+ characters)"
+        ) from None
     if dataset_id not in minari.list_local_datasets():
         return
     if not overwrite:
