@@ -225,6 +225,7 @@ def test_a_second_minari_export_with_the_same_id(capsys, tmp_path, monkeypatch):
     code, err = run_cli(capsys, *args)
     assert code == 2 and "exists" in one_line(err) and "--overwrite" in err
     assert main([*args, "--overwrite"]) == 0
+    capsys.readouterr()
     for bad in ("t/x-v0", "no-version"):
         code, err = run_cli(capsys, *args[:-1], bad)
         assert code == 2 and "not a Minari dataset id" in one_line(err)
