@@ -144,7 +144,11 @@ class ProcessExecutor:
         return sum(s.process.is_alive() for s in self.slots)
 
     def close(self) -> None:
+        """Idle workers are told to stop (their environments close cleanly); busy ones are
+        killed, as their results are no longer wanted."""
         for s in self.slots:
+            if s.tasks:
+                s.process.kill()
             with contextlib.suppress(OSError):
                 s.conn.send_bytes(b"")
         deadline = time.monotonic() + 5
