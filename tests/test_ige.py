@@ -539,7 +539,15 @@ def test_the_explorer_remembers_the_exploration_and_shows_its_history(endpoint):
     worker.run(task)
     assert [len(c) for c in model.conversations] == [2, 4, 6]  # system, exchanges, question
     history = model.asked[2].split("History:\n")[1].split("\n\nCurrent state")[0]
-    assert history.startswith("> 4 + 7 = 11\nleft: 8 8 11 | 4+7=11\n> ")
+    assert history.startswith("left: 4 7 8 8 |\n> 4 + 7 = 11\nleft: 8 8 11 | 4+7=11\n> ")
+    # From a deeper cell the history starts at reset, as IGE's does: the steps that led there
+    # (replayed from the seed), then what followed the return.
+    engine.tell(worker.run(task))
+    deeper = next(t for t in engine.ask(8) if t.length > 0)
+    model.asked.clear()
+    worker.run(deeper)
+    history = model.asked[0].split("History:\n")[1].split("\n\nCurrent state")[0]
+    assert history.startswith("left: 4 7 8 8 |\n> 4+7=11\nleft: 8 8 11 | 4+7=11")
     from stepstone.explorers.llm import recent
 
     assert recent(["> a\nx", "> b\ny"], 7) == "(1 earlier steps left out)\n> b\ny"

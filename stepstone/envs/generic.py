@@ -119,6 +119,10 @@ class GymEnv:
         self._obs, self._info = self.env.reset(seed=int(seed))
         self._seed = seed
         self._actions: list[Any] = []
+        # Text games keep their episode so far (a language model is shown it, IGE-style).
+        self._trail: list[tuple[Any, str]] | None = (
+            [(None, self._obs)] if isinstance(self._obs, str) else None
+        )
         self._terminated = self._truncated = False
         self._last_reward = 0.0
 
@@ -131,6 +135,9 @@ class GymEnv:
         self._obs, reward, term, trunc, self._info = self.env.step(action)
         if self.method == "replay":
             self._actions.append(action)
+        if self._trail is not None:
+            command = self._info.get("command", action) if isinstance(self._info, dict) else action
+            self._trail.append((command, self._obs))
         self._terminated, self._truncated = bool(term), bool(trunc)
         self._last_reward = float(reward)
         return float(reward), bool(term), bool(trunc)
@@ -143,15 +150,16 @@ class GymEnv:
 
     def snapshot(self) -> bytes:
         if self.method == "deepcopy":
-            state = (self.env, self._obs, self._info, self._seed)
+            state = (self.env, self._obs, self._info, self._seed, self._trail)
             return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         return codec.pack((self._seed, self._actions))
 
     def restore(self, snapshot: bytes) -> None:
         if self.method == "deepcopy":
-            env, obs, info, seed = pickle.loads(snapshot)
+            env, obs, info, seed, *trail = pickle.loads(snapshot)  # run format 1: no trail
             self.env.close()
             self.env, self._obs, self._info, self._seed = env, obs, info, seed
+            self._trail = list(trail[0]) if trail and trail[0] is not None else None
             self._actions = []
             self.last_restore_steps = 0
             return
@@ -160,6 +168,11 @@ class GymEnv:
         for a in actions:
             self.step(a)
         self.last_restore_steps = len(actions)
+
+    def history(self) -> list[tuple[Any, str]] | None:
+        """Every (command, observation) since reset, the first command None, in a text game:
+        what IGE's agent is shown of its past. None for other observations."""
+        return self._trail
 
     def observe(self) -> Any:
         return self._obs

@@ -3,7 +3,8 @@
 Lu, Hu & Clune 2024, "Intelligent Go-Explore: Standing on the Shoulders of Giant Foundation
 Models", replace Go-Explore's random exploration with a foundation model that, at each step,
 reads the state and chooses among the actions available there. Here: the goal, the history
-since the return (each action and what followed, as IGE's TextWorld agent shows it,
+of the episode (each action and what followed, from reset where the environment replays from
+its seed, as text games do, else from the return; as IGE's TextWorld agent is shown it,
 textworld/run_treasure.py: ``create_history_obs``, oldest steps left out first when it
 outgrows ``history_chars``), the state and a numbered list of admissible actions
 (llm/view.py) go into the ``act`` prompt, after the exploration's earlier exchanges
@@ -59,6 +60,18 @@ def recent(steps: list[str], chars: int) -> str:
     return "\n".join(([f"({cut} earlier steps left out)"] if cut else []) + kept) or "none"
 
 
+def past(env: Any, chars: int) -> list[str]:
+    """The steps from reset to the state returned to, where the environment kept them (text
+    games replayed from the seed): IGE shows its TextWorld agent the whole episode so far
+    (run_treasure.py ``create_history_obs``), not only what followed the return."""
+    trail = env.history() if hasattr(env, "history") else None
+    steps = []
+    for command, obs in trail or ():
+        text = view.text(obs)[-chars:] if obs is not None else ""
+        steps.append(text if command is None else f"> {command}\n{text}")
+    return steps
+
+
 class LLMExplorer:
     name = "llm"
 
@@ -104,7 +117,7 @@ class LLMExplorer:
         model = self._client()
         goal = view.goal(env)
         memory = Memory(self.memory)
-        history: list[str] = []  # "> action" and what followed, since the return
+        history = past(env, self.state_chars)  # "> action" and what followed, since reset
         taken = 0
         while taken < steps:
             here = view.choices(env)

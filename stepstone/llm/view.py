@@ -81,13 +81,18 @@ def _minigrid_words(g: Any) -> str:
 _BANNER = re.compile(r"^[ \t_|\\/$]*[_|\\/$][ \t_|\\/$]*$", re.M)
 
 
+def text(obs: str) -> str:
+    """A text observation on one line, TextWorld's ASCII-art banner left out."""
+    return " ".join(_BANNER.sub("", obs).split())
+
+
 def observation(env: Any) -> str:
     g = game(env)
     if hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
         return _minigrid_words(g)
     obs = env.observe()
     if isinstance(obs, str):
-        return " ".join(_BANNER.sub("", obs).split())
+        return text(obs)
     if isinstance(obs, dict) and "mission" in obs:
         return str(obs["mission"])
     return np.array2string(np.asarray(obs), threshold=200)
