@@ -415,8 +415,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     llm = None
     if config.uses_model:
         url = args.llm_url or store.meta("llm_url")
-        budget = args.llm_budget or store.meta("llm_budget")
-        llm = _llm_settings(args, url, config.llm_model, budget)
+        llm_budget = args.llm_budget or store.meta("llm_budget")
+        llm = _llm_settings(args, url, config.llm_model, llm_budget)
     return _run(store, frames, args, report, llm)
 
 

@@ -11,7 +11,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -111,7 +111,7 @@ def draw(config: ExploreConfig, actions: np.ndarray, score: float) -> list[np.nd
             f"{name} made with render_mode='rgb_array' gave a return of {total:g}, not the "
             f"trajectory's {score:g}: its drawing would show another run, so none was written"
         )
-    return frames
+    return cast(list[np.ndarray], frames)  # each checked above to be an RGB array
 
 
 def _first_line(e: Exception) -> str:

@@ -176,10 +176,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 tasks_failed += 1
                 progress.note(f"gave up one exploration from cell {task.cell!r}: {why}")
             for result in results:
-                task = engine.pending.get(result.task_id)
+                asked = engine.pending.get(result.task_id)
                 stats = engine.tell(result)
-                if task is not None and observe is not None:
-                    observe(task, result)  # the ige selector notes the actions tried
+                if asked is not None and observe is not None:
+                    observe(asked, result)  # the ige selector notes the actions tried
                 done_in_iteration += 1
                 new_in_iteration += stats.new_cells
                 if adaptive:
@@ -330,6 +330,7 @@ class Adaptive:
         return True
 
     def describe(self) -> str:
+        assert self.engine.cell_shape is not None  # set in __init__
         w, h, d = self.engine.cell_shape
         return f"{w}x{h} with {d} levels, {len(self.engine.archive)} cells"
 

@@ -26,9 +26,10 @@ import math
 import zlib
 from collections.abc import Hashable
 from dataclasses import replace
+from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -62,9 +63,10 @@ def descriptor(cell: Hashable) -> np.ndarray | None:
         return np.array([float(cell)])
     if isinstance(cell, tuple):
         parts = [descriptor(c) if c is not None else np.array([-1.0]) for c in cell]
-        if any(p is None for p in parts):
+        arrays = [p for p in parts if p is not None]
+        if len(arrays) < len(parts):
             return None
-        return np.concatenate(parts) if parts else None
+        return np.concatenate(arrays) if arrays else None
     return None
 
 
@@ -73,7 +75,7 @@ def label(cell: Hashable) -> str:
     if isinstance(cell, bytes):
         return f"{len(cell)} bytes #{zlib.crc32(cell) & 0xFFFFFF:06x}"  # stable across runs
     d = descriptor(cell) if isinstance(cell, tuple) and len(cell) == 3 else None
-    if d is not None and isinstance(cell[2], bytes):
+    if d is not None and isinstance(cell, tuple) and isinstance(cell[2], bytes):
         text = "[" + ", ".join(f"{v:g}" for v in d[:8]) + (", ..." if d.size > 8 else "") + "]"
     else:
         text = str(cell)
@@ -110,7 +112,8 @@ def picture(env: Any) -> dict | None:
     if isinstance(obs, np.ndarray) and obs.ndim == 3 and obs.shape[-1] == 3 and obs.shape[0] > 16:
         return {"img": png(obs)}
     inner = getattr(getattr(env, "env", None), "unwrapped", None)
-    if hasattr(inner, "get_frame"):  # MiniGrid draws its full grid without a render mode
+    # MiniGrid draws its full grid without a render mode
+    if inner is not None and hasattr(inner, "get_frame"):
         tile = max(8, min(32, 480 // max(inner.width, inner.height)))
         return {"img": png(inner.get_frame(highlight=False, tile_size=tile))}
     if isinstance(obs, str):
@@ -145,7 +148,7 @@ def action_names(env: Any) -> list[str] | None:
     if isinstance(ale_actions, list) and len(ale_actions) == n:
         return [getattr(a, "name", str(a)) for a in ale_actions]
     enum = getattr(getattr(getattr(env, "env", None), "unwrapped", None), "actions", None)
-    if isinstance(enum, type):  # MiniGrid: an IntEnum of the actions
+    if isinstance(enum, type) and issubclass(enum, Enum):  # MiniGrid: an IntEnum of the actions
         return [enum(i).name if i in enum._value2member_map_ else str(i) for i in range(n)]
     return None
 
@@ -187,7 +190,8 @@ def archive_map(archive: Archive, cells_kind: str, env: Any | None) -> dict:
     if cells_kind == "minigrid" and inner is not None:
         squares: dict[tuple[int, int], list[int]] = {}
         for i, cell in enumerate(archive.cells):
-            squares.setdefault((int(cell[0]), int(cell[1])), []).append(i)
+            x, y = cast(tuple, cell)[:2]  # a MiniGrid cell starts with its square
+            squares.setdefault((int(x), int(y)), []).append(i)
         return {
             "kind": "grid",
             "width": int(inner.width),

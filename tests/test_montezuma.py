@@ -80,3 +80,12 @@ def test_success_is_the_first_level_completed():
     assert pong.goal() is None  # no layout, no goal known
     env.close()
     pong.close()
+
+
+def test_a_game_without_a_rom_is_refused_by_name():
+    """ale-py returns no path (with a warning) for a game it does not list."""
+    from stepstone.envs.ale import AtariEnv
+    from stepstone.errors import EnvironmentNotFound
+
+    with pytest.raises(EnvironmentNotFound, match="no ROM for game 'no_such_game'"):
+        AtariEnv("no_such_game")

@@ -93,3 +93,13 @@ def test_create_refuses_a_non_empty_directory(tmp_path):
     with pytest.raises(RunDirError, match="not empty"):
         RunStore.create(tmp_path, CONFIG)
     assert (tmp_path / "keep.txt").read_text() == "data"
+
+
+def test_a_run_that_lost_its_configuration_is_refused(tmp_path):
+    RunStore.create(tmp_path / "d", CONFIG).close()
+    db = sqlite3.connect(tmp_path / "d" / "run.sqlite")
+    with db:
+        db.execute("DELETE FROM meta WHERE key = 'config'")
+    db.close()
+    with pytest.raises(RunDirError, match="no stored configuration"):
+        _ = RunStore.open(tmp_path / "d").config

@@ -124,9 +124,9 @@ def make(spec: EnvSpec) -> Explorable:
     if env_id.startswith("textworld:"):
         from .textworld import TextWorldEnv
 
-        game = TextWorldEnv(env_id.partition(":")[2])
+        text_game = TextWorldEnv(env_id.partition(":")[2])
         method = "replay" if spec.return_method == "auto" else spec.return_method
-        return GymEnv(game, method=method, seed=spec.seed)
+        return GymEnv(text_game, method=method, seed=spec.seed)
     if spec.return_method not in METHODS:
         raise EnvironmentNotFound(
             f"unknown return method {spec.return_method!r}; use one of {', '.join(METHODS)}"

@@ -62,6 +62,8 @@ class AtariEnv:
             rom = ale_py.roms.get_rom_path(game)
         except Exception as e:  # ale-py raises its own error types for unknown games
             raise EnvironmentNotFound(f"ale-py has no ROM for game {game!r} ({e})") from e
+        if rom is None:  # ale-py warns and returns None for a game it does not list
+            raise EnvironmentNotFound(f"ale-py has no ROM for game {game!r}")
         self.game = game
         self.frames_per_step = frameskip
         self.layout = RAM_LAYOUTS.get(game)
@@ -79,7 +81,7 @@ class AtariEnv:
             self.ale.getLegalActionSet() if full_action_space else self.ale.getMinimalActionSet()
         )
         self.actions = list(legal)
-        self.action_space = gym.spaces.Discrete(len(self.actions))
+        self.action_space: gym.Space = gym.spaces.Discrete(len(self.actions))
         self._ram = np.empty(self.ale.getRAMSize(), dtype=np.uint8)
         h, w = self.ale.getScreenDims()
         self._gray = np.empty((h, w), dtype=np.uint8)
@@ -143,8 +145,9 @@ class AtariEnv:
 
     def close(self) -> None:
         # Drop the emulator now rather than at interpreter exit, when ale-py's bindings report
-        # the still-alive instance as a leak.
-        self.ale = None
+        # the still-alive instance as a leak. Popped, not set to None, so that ``ale`` keeps
+        # its type; a second close is a no-op.
+        vars(self).pop("ale", None)
 
 
 ID_KWARGS = ("frameskip", "max_num_frames_per_episode", "full_action_space", "mode", "difficulty")

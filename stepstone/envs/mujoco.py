@@ -40,7 +40,7 @@ class MujocoEnv(GymEnv):
 
         self._mj = mujoco
         self._kind = mujoco.mjtState.mjSTATE_INTEGRATION
-        u = env.unwrapped
+        u: Any = env.unwrapped  # a MuJoCo environment, which gym.Env does not declare
         self._model, self._data = u.model, u.data
         self._limit = _time_limit(env)
         super().__init__(env, method="physics", seed=seed)

@@ -14,6 +14,7 @@ task that killed three workers is given up (``failed``), as in the process backe
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import Any
 
@@ -56,7 +57,7 @@ class RayExecutor:
                     address=address,
                     include_dashboard=False,
                     log_to_driver=False,
-                    logging_level="error",
+                    logging_level=logging.ERROR,
                     configure_logging=False,
                 )
             except ConnectionError as e:
@@ -68,7 +69,8 @@ class RayExecutor:
         self.workers = workers or max(1, cpus)
         actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ExploreActor)
         payload = dumps(factory)
-        self.actors = [actor_cls.remote(payload) for _ in range(self.workers)]
+        # Any: Ray's stubs do not type an actor handle's methods (``handle.run.remote``).
+        self.actors: list[Any] = [actor_cls.remote(payload) for _ in range(self.workers)]
         self.inflight: dict[Any, tuple[int, Any]] = {}
         self.load = [0] * self.workers
         self.broken: set[int] = set()  # actors whose last task died with them

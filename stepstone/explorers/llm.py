@@ -50,7 +50,8 @@ def plan(reply: str, texts: list[str], most: int) -> list[str]:
 
 def recent(steps: list[str], chars: int) -> str:
     """The latest of ``steps`` that fit in ``chars``, saying how many earlier ones were cut."""
-    kept, size = [], 0
+    kept: list[str] = []
+    size = 0
     for step in reversed(steps):
         size += len(step) + 1
         if size > chars:

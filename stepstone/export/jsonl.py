@@ -107,8 +107,8 @@ def preference_pairs(records: list[dict]) -> list[dict]:
     pairs = []
     for good in (r for r in records if r["success"]):
         wanted = _commands(good)
-        parting = [(_shared(wanted, c), r, c) for r, c in failures]
-        parting = [(n, r) for n, r, c in parting if n < len(wanted) and n < len(c)]
+        shared = [(_shared(wanted, c), r, c) for r, c in failures]
+        parting = [(n, r) for n, r, c in shared if n < len(wanted) and n < len(c)]
         if not parting:
             continue
         n, bad = max(parting, key=lambda p: p[0])

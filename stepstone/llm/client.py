@@ -291,6 +291,7 @@ class ChatModel:
                 del self._inflight[key]
 
     def _cached(self, hit: str) -> str:
+        assert self.cache is not None  # a hit is only ever read from the cache
         with self.usage._lock:
             self.usage.cached += 1
         self.cache.add({"llm_cached": 1})
@@ -484,7 +485,7 @@ class ChatClient(ChatModel):
         try:
             response = self._client.chat.completions.create(
                 model=self.model,
-                messages=messages,
+                messages=messages,  # type: ignore[arg-type]  # plain dicts, not openai's TypedDicts
                 **params,  # type: ignore[arg-type]
             )
         except openai.APITimeoutError as e:

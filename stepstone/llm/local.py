@@ -78,7 +78,7 @@ class LocalChat(ChatModel):
         if limit is not None and ids.shape[1] + new > limit:
             ids = ids[:, -(limit - new) :]  # keep the end: the question comes last
         temperature = float(params.get("temperature") or 0.0)
-        sample = {"do_sample": False}
+        sample: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
             sample = {"do_sample": True, "temperature": temperature, "top_k": 0}
         with self._lock, torch.no_grad(), torch.random.fork_rng():

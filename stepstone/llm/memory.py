@@ -27,7 +27,8 @@ class Memory:
         ``chars``; a note first when older ones were left out for it."""
         with self._lock:
             window = self.exchanges[-self.turns :] if self.turns else []
-        kept, size = [], 0
+        kept: list[tuple[str, str]] = []
+        size = 0
         for user, reply in reversed(window):
             size += len(user) + len(reply)
             if size > self.chars:

@@ -226,7 +226,8 @@ def numbered(items: list[str], width: int = 300) -> str:
 def listing(items: list[str], chars: int, what: str = "states") -> tuple[str, list[int]]:
     """``items`` numbered from 1, the newest (last) that fit in ``chars``: the text, with a
     first line saying how many older ones were left out, and the indices kept."""
-    kept, size = [], 0
+    kept: list[int] = []
+    size = 0
     for i in range(len(items) - 1, -1, -1):
         size += len(items[i]) + 6
         if size > chars and kept:

@@ -127,8 +127,12 @@ class GRPO:
         out = sample(
             self.model, ids, self.max_new_tokens, self.eos_id, self.config.temperature, self.gen
         )
+        tokens, logp, mask = out
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        return [tuple(x[a:b] for x in out) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [
+            (tokens[a:b], logp[a:b], mask[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
 
     def _sample_groups(self, prompts, counts) -> tuple[list[Group], list]:
         cfg = self.config
@@ -168,6 +172,7 @@ class GRPO:
             for _ in range(cfg.dynamic_rounds if refill is not None else 0):
                 if len(groups) >= len(prompts):
                     break
+                assert refill is not None  # the loop runs only when a refill was given
                 more = list(refill(len(prompts) - len(groups)))
                 g2, b2 = self._sample_groups(more, [per] * len(more))
                 extra += per * len(more)
@@ -208,9 +213,9 @@ class GRPO:
                 mask = completion_mask(tokens[None], self.eos_id)[0]
                 rows.append((ids[0], tokens, lp[0], mask, a))
                 replayed += 1
-            for g, a, (prompt, tokens, _, _) in zip(groups, advs, batch, strict=True):
+            for g, adv, (prompt, tokens, _, _) in zip(groups, advs, batch, strict=True):
                 stored = Group(prompt, [(prompt, t) for t in tokens], g.rewards, g.lengths)
-                self.replay.add(stored, a, self.step_index)
+                self.replay.add(stored, adv, self.step_index)
         loss = self._update(rows)
         if compensation:  # RoRecomp: a separate update on older, buffered responses
             self._update(compensation)

@@ -111,6 +111,7 @@ def latr_rollouts(
 
     def check(child: _Branch) -> None:
         """The authors' RolloutFilter for one child whose age is in ``prune_at``."""
+        assert child.parent is not None  # only children are checked; the root has no parent
         a = child.tokens[child.born :]
         b = branches[child.parent].tokens[child.born : child.born + len(a)]
         if eos_id in a or eos_id in b or len(b) < len(a):

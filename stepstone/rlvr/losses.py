@@ -80,7 +80,9 @@ def policy_loss(
     return per_seq.mean()
 
 
-def overlong_penalty(lengths: Sequence[int], max_length: int, cache: int) -> np.ndarray:
+def overlong_penalty(
+    lengths: Sequence[int] | np.ndarray, max_length: int, cache: int
+) -> np.ndarray:
     """DAPO's soft overlong punishment: 0 up to ``max_length - cache`` tokens, then falling
     linearly to -1 at ``max_length``, and -1 beyond it."""
     if not 0 < cache <= max_length:

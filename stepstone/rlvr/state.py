@@ -82,8 +82,8 @@ class Visit:
         cls,
         prompt: str,
         step: int,
-        rewards: Sequence[float],
-        lengths: Sequence[int] | None = None,
+        rewards: Sequence[float] | np.ndarray,
+        lengths: Sequence[int] | np.ndarray | None = None,
         success_threshold: float = 0.5,
     ) -> Visit:
         r = check_rewards(rewards, where=f"rewards of prompt {prompt!r}")

@@ -54,7 +54,7 @@ class RND(Selector):
     name = "rnd"
     noise = 0.0  # RDD's sigma; 0 is plain RND
 
-    def __init__(self, features=32, hidden=64, lr=0.05, steps=20, batch=64, seed=0):
+    def __init__(self, features=32, hidden=64, lr=0.05, steps=20, batch=64, seed=0) -> None:
         self.features, self.hidden, self.lr = features, hidden, lr
         self.steps, self.batch = steps, batch
         self._rng = np.random.default_rng(seed)

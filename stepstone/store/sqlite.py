@@ -15,9 +15,9 @@ import os
 import shutil
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -310,13 +310,20 @@ class RunStore:
         return cls(path, db, lock)
 
     # -- reading -----------------------------------------------------------------------------
+    @overload
+    def meta(self, key: str) -> str | None: ...
+    @overload
+    def meta(self, key: str, default: str) -> str: ...
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
     @property
     def config(self) -> ExploreConfig:
-        return ExploreConfig.from_json(self.meta("config"))
+        text = self.meta("config")
+        if text is None:  # create() always writes it: only a damaged run lacks it
+            raise RunDirError(f"{self.path} has no stored configuration; restore it from a backup")
+        return ExploreConfig.from_json(text)
 
     def state(self) -> dict:
         return json.loads(self.meta("engine", "{}"))
@@ -430,6 +437,7 @@ class RunStore:
         }
         cols = ["cell", "idx", "score", "terminal", *_INT_COLUMNS]
         with self.db:
+            rows_to_write: Iterable[int]
             if a.rekeyed:
                 self.db.execute("DELETE FROM entries")
                 rows_to_write = range(len(a))
