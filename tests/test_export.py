@@ -279,3 +279,20 @@ def test_hindsight_makes_each_failure_a_success_at_what_it_achieved(tmp_path, ca
             assert sorted(reached) == sorted(left)
             assert "make 24" not in system
     assert any(r["relabelled"] for r in rows) and not all(r["relabelled"] for r in rows)
+
+
+def test_chat_records_count_success_by_the_runs_own_goal(tmp_path, capsys):
+    """With --goal terminated, a Game of 24 line that ends without making 24 is a success of
+    that run, and its record says so; without it, only 24 is."""
+    for goal, expect_unsolved_success in ((["--goal", "terminated"], True), ([], False)):
+        run = tmp_path / f"run{len(goal)}"
+        args = ["explore", "game24:1,1,1,1", "--frames", "400", "--workers", "1"]
+        assert main([*args, "--run-dir", str(run), "--no-progress", *goal]) == 0
+        out = tmp_path / f"all{len(goal)}.jsonl"
+        assert main(["export", str(run), "--format", "jsonl", "--select", "all-cells",
+                     "--out", str(out)]) == 0  # fmt: skip
+        rows = [json.loads(x) for x in out.read_text().splitlines()]
+        unsolved = [r for r in rows if r["score"] == 0 and len(r["actions"]) == 3]
+        assert unsolved, "a three-step line that does not make 24"
+        assert all(r["success"] is expect_unsolved_success for r in unsolved)
+    capsys.readouterr()

@@ -28,9 +28,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import envs
 from ..config import ExploreConfig
 from ..errors import ConfigError
+from ..goals import Goal
 from ..worker import Worker
 from . import Episode
 
@@ -41,7 +41,9 @@ def _game(worker: Worker) -> Any:
     return getattr(inner, "unwrapped", None)
 
 
-def conversation(worker: Worker, seed: int, episode: Episode) -> dict:
+def conversation(worker: Worker, seed: int, episode: Episode, goal: Goal | None = None) -> dict:
+    """One trajectory as a chat; ``success`` is the run's goal (``--goal`` where given, else the
+    environment's own), the same test the run itself used."""
     env = worker.env
     env.reset(seed)
     game = _game(worker)
@@ -53,8 +55,10 @@ def conversation(worker: Worker, seed: int, episode: Episode) -> dict:
         )
     task = game.task() if hasattr(game, "task") else ""
     messages = [{"role": "system", "content": task}, {"role": "user", "content": text}]
+    score, terminated = 0.0, False
     for action in episode.actions:
-        env.step(action)
+        reward, terminated, _ = env.step(action)
+        score += reward
         command = getattr(env, "info", {}).get("command", str(action))
         messages.append({"role": "assistant", "content": str(command)})
         messages.append({"role": "user", "content": str(env.observe())})
@@ -62,7 +66,7 @@ def conversation(worker: Worker, seed: int, episode: Episode) -> dict:
         "entry": episode.index,
         "seed": seed,
         "score": episode.score,
-        "success": envs.success(env),
+        "success": bool((goal or Goal()).reached(env, score, terminated)),
         "label": game.achieved() if hasattr(game, "achieved") else str(episode.cell),
         "messages": messages,
         "actions": [int(a) for a in episode.actions],
@@ -145,7 +149,8 @@ def export(
     ``relabel``, failed trajectories are written under their label (``hindsight``)."""
     worker = Worker.from_config(config)
     try:
-        records = [conversation(worker, config.seed, e) for e in episodes]
+        goal = Goal.parse(config.goal)
+        records = [conversation(worker, config.seed, e, goal) for e in episodes]
         has_rule = hasattr(_game(worker), "achieved")
     finally:
         worker.close()
