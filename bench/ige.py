@@ -46,7 +46,7 @@ from pathlib import Path
 from stepstone.archive import Archive
 from stepstone.config import ExploreConfig
 from stepstone.engine import Engine
-from stepstone.llm.client import BudgetExhausted, ModelUnavailable, Settings
+from stepstone.llm import BudgetExhausted, ModelUnavailable, Settings
 from stepstone.llm.judge import Judge
 from stepstone.llm.memory import Memory
 from stepstone.llm.view import Describer, goal

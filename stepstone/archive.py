@@ -129,6 +129,12 @@ class Archive:
             **{name: int(getattr(self, name)[i]) for name in _INT_COLUMNS},
         )
 
+    def snapshot(self, i: int) -> bytes | None:
+        """The snapshot kept for row ``i``; None where there is none (a run that returns by
+        replaying its actions keeps none)."""
+        snap = int(self.snap[i])
+        return self.snapshots.get(snap) if snap else None
+
     def get(self, cell: Hashable) -> Entry | None:
         i = self.index.get(cell)
         return None if i is None else self.entry(i)

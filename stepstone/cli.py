@@ -422,7 +422,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _llm_settings(args: argparse.Namespace, url, model, budget):
     """The model's settings from the options (the environment fills what they leave out)."""
-    from .llm.client import Settings
+    from .llm.settings import Settings
 
     if args.llm_timeout <= 0:
         raise ConfigError(f"--llm-timeout must be > 0 seconds, got {args.llm_timeout}")
@@ -612,10 +612,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     labeller = None
     if args.llm_url or args.llm_model:
-        from .llm.client import Cache, ChatClient
+        from .llm.settings import Settings
 
-        cache = Cache(store.path / "llm_cache.sqlite")
-        labeller = ChatClient(args.llm_url, args.llm_model, cache=cache)
+        cache = store.path / "llm_cache.sqlite"
+        labeller = Settings(args.llm_url, args.llm_model, cache=cache).connect()
     out = args.out or store.path / f"{args.select}.{args.format}"
     _check_out(out, args.overwrite)
     written = jsonl.export(

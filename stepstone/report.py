@@ -100,7 +100,7 @@ def llm_summary(config, store: RunStore, last: dict) -> dict:
     out.update({k: v for k, v in last.items() if k.startswith("llm_")})
     ledger = store.path / "llm_cache.sqlite"  # counts calls that ended after the last commit
     if ledger.exists():
-        from .llm.client import Cache
+        from .llm.cache import Cache
 
         totals = Cache(ledger).totals()
         totals.pop("reserved", None)

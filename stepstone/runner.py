@@ -25,7 +25,7 @@ from .engine import Engine
 from .errors import CommitFailed, RunDirError
 from .executors import make as make_executor
 from .goals import GOAL_REACHED
-from .llm.client import BudgetExhausted, ModelUnavailable
+from .llm.errors import BudgetExhausted, ModelUnavailable
 from .progress import Progress
 from .store.sqlite import RunStore
 from .worker import Worker
@@ -42,7 +42,7 @@ class RunOptions:
     backend: str = "processes"
     progress: bool = True
     address: str | None = None  # Ray cluster address (--backend ray)
-    llm: Any = None  # llm.client.Settings: where the model is, its call budget (model runs)
+    llm: Any = None  # llm.settings.Settings: where the model is, its call budget (model runs)
     deterministic: bool = False  # merge results in task order (processes backend)
     trust_run_dir: bool = False  # allow restoring pickled snapshots (--return deepcopy)
 
@@ -268,10 +268,10 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
     {"selector": keyword arguments of a model selector, "judge": the archive filter}."""
     if not config.uses_model:
         return None, None, {}
-    from .llm.client import Settings
     from .llm.judge import Judge
     from .llm.memory import Memory
     from .llm.prompts import Prompts
+    from .llm.settings import Settings
     from .llm.view import Describer, goal
 
     settings = replace(

@@ -48,7 +48,7 @@ class Worker:
 
     @classmethod
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
-        """The worker of a run; ``llm`` (llm.client.Settings) tells the llm explorer where
+        """The worker of a run; ``llm`` (llm.settings.Settings) tells the llm explorer where
         its model is (it connects on first use, in the process that explores)."""
         spec = envs.EnvSpec(
             config.env, config.seed, config.return_method, config.imports, config.env_args

@@ -22,7 +22,7 @@ from stepstone.archive import Archive  # noqa: E402
 from stepstone.cli import main  # noqa: E402
 from stepstone.config import ExploreConfig  # noqa: E402
 from stepstone.engine import Engine  # noqa: E402
-from stepstone.llm.client import Cache, ChatClient, Settings  # noqa: E402
+from stepstone.llm import Cache, ChatClient, Settings  # noqa: E402
 from stepstone.llm.memory import Memory  # noqa: E402
 from stepstone.llm.view import Describer  # noqa: E402
 from stepstone.selectors import LFG, make  # noqa: E402

@@ -12,14 +12,14 @@ import pytest
 
 pytest.importorskip("openai")
 
-from stepstone.llm import client as client_module  # noqa: E402
-from stepstone.llm.client import (  # noqa: E402
+from stepstone.llm import (  # noqa: E402
     BudgetExhausted,
     Cache,
     ChatClient,
     Halted,
     LLMError,
     ModelUnavailable,
+    remote,
 )
 
 
@@ -130,7 +130,7 @@ def serve(model: FakeModel):
 def pauses(monkeypatch):
     """The pauses between attempts, recorded instead of slept."""
     slept: list[float] = []
-    monkeypatch.setattr(client_module, "sleep", slept.append)
+    monkeypatch.setattr(remote, "sleep", slept.append)
     return slept
 
 
@@ -181,7 +181,7 @@ def test_a_model_that_stays_down_is_one_error_naming_the_server(endpoint, pauses
     model.failures = 0
     model.faults = [(429, "30000")]  # a wait longer than any run should sit through
     assert ChatClient(url, "tiny").chat(ASK) == "go north"
-    assert pauses[-1] == client_module.MAX_WAIT
+    assert pauses[-1] == remote.MAX_WAIT
 
 
 def test_credentials_in_the_url_never_show(endpoint):
@@ -191,7 +191,7 @@ def test_credentials_in_the_url_never_show(endpoint):
     with pytest.raises(ModelUnavailable) as e:
         ChatClient(secret, "tiny", max_retries=0).chat(ASK)
     assert "sk-in-url" not in str(e.value) and "127.0.0.1" in str(e.value)
-    assert client_module.redact(secret) == url
+    assert remote.redact(secret) == url
 
 
 def test_only_replies_the_role_could_read_are_cached(endpoint, tmp_path):
@@ -356,7 +356,7 @@ def test_budget_and_accounting_are_shared_through_the_cache_file(endpoint, tmp_p
 
 
 def test_settings_read_the_environment_and_check_the_endpoint(endpoint, monkeypatch):
-    from stepstone.llm.client import Settings
+    from stepstone.llm import Settings
 
     _, url = endpoint
     monkeypatch.setenv("STEPSTONE_LLM_URL", url)

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
-from stepstone.llm.client import BudgetExhausted, Settings  # noqa: E402
+from stepstone.llm import BudgetExhausted, Settings  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..llm import view
-from ..llm.client import Halted
+from ..llm.errors import Halted
 from ..llm.memory import TURNS, Memory
 from ..llm.prompts import RESPONSE_FORMAT, Prompts, final, indices, numbered
 
@@ -88,7 +88,7 @@ class LLMExplorer:
         history_chars: int = 8000,
         memory: int = TURNS,
     ):
-        """``model``: a chat client (llm/client.py); or ``connect()``, called on first use in
+        """``model``: a chat client (llm/model.py); or ``connect()``, called on first use in
         the process that explores (a worker process builds its own client)."""
         self.model = model
         self.connect = connect

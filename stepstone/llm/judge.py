@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client import Halted
+from .errors import Halted
 from .prompts import RESPONSE_FORMAT, Prompts, final, listing, verdict
 
 FALLBACKS, REJECTED = "llm_judge_fallbacks", "llm_judge_rejected"
@@ -48,10 +48,8 @@ class Judge:
         self.text = describe or (lambda cell, snapshot: str(cell))  # see llm/view.py: Describer
 
     def _archive_text(self, archive: Any) -> str:
-        from ..selectors.ige import snapshot_of
-
         rows = [i for i in range(len(archive)) if not archive.terminal[i]]
-        texts = [self.text(archive.cells[i], snapshot_of(archive, i)) for i in rows]
+        texts = [self.text(archive.cells[i], archive.snapshot(i)) for i in rows]
         return listing(texts, self.chars)[0]
 
     def __call__(self, found: list, task: Any, archive: Any) -> list:

@@ -1,11 +1,12 @@
 """A chat model run in this process with ``transformers``, for a local model directory.
 
-The same interface as the HTTP client (``chat``, ``chat_many``, cache, budget, accounting;
-llm/client.py), so every role works with either. Use it as ``--llm-url local:PATH`` where
-PATH is a directory ``save_pretrained`` wrote (model and tokenizer). Generation is greedy at
-temperature 0 and seeded sampling otherwise (the request's ``seed``), so a cached reply is the
-reply the model would give again. Requests run one at a time (one model
-in memory; on a CPU, parallel generation only contends for the same cores).
+The same interface as the HTTP client (``chat``, ``chat_many``, cache, budget, accounting:
+``ChatModel``, llm/model.py), so every role works with either. Use it as
+``--llm-url local:PATH`` where PATH is a directory ``save_pretrained`` wrote (model and
+tokenizer). Generation is greedy at temperature 0 and seeded sampling otherwise (the
+request's ``seed``), so a cached reply is the reply the model would give again. Requests run
+one at a time (one model in memory; on a CPU, parallel generation only contends for the same
+cores).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .client import Cache, ChatModel, LLMError
+from .cache import Cache
+from .errors import LLMError
+from .model import ChatModel
 
 
 def _plain_prompt(messages: list[dict]) -> str:

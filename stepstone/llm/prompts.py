@@ -36,7 +36,7 @@ SYSTEM = (
 
 # Structured output where the server supports it (vLLM, llama.cpp server, Ollama, OpenAI):
 # the reply must be the JSON object the system message asks for. A server that refuses the
-# field is asked again without it (llm/client.py).
+# field is asked again without it (llm/remote.py).
 RESPONSE_FORMAT = {
     "type": "json_schema",
     "json_schema": {

@@ -14,7 +14,7 @@ reasons, then answers with up to ``n`` numbers, best first; its picks fill the b
 A reply without a final answer naming a listed entry falls back to count-based selection,
 is counted (``llm_select_fallbacks``) and is not cached (IGE falls back to a random state).
 Once the run has stopped (``Halted``) the selector asks nothing and counts nothing. The model
-is passed in (any object with ``chat`` and ``count``, llm/client.py), and so is ``describe``
+is passed in (any object with ``chat`` and ``count``, llm/model.py), and so is ``describe``
 (cell, snapshot) -> text for cells that are not text themselves, with its ``action``
 (snapshot, action) -> text when it has one (llm/view.py: Describer): no I/O of its own here.
 The loop that runs the engine tells the selector each exploration (``observe``).
@@ -34,14 +34,9 @@ from .count_based import CountBased
 FALLBACKS = "llm_select_fallbacks"
 
 
-def snapshot_of(archive: Archive, i: int) -> bytes | None:
-    snap = int(archive.snap[i])
-    return archive.snapshots.get(snap) if snap else None
-
-
 def describe(archive: Archive, i: int, text=str, tried: list[str] | None = None) -> str:
     return (
-        f"{text(archive.cells[i], snapshot_of(archive, i))} (score {float(archive.score[i]):g}, "
+        f"{text(archive.cells[i], archive.snapshot(i))} (score {float(archive.score[i]):g}, "
         f"explored from {int(archive.times_chosen[i])} times; tried: "
         f"{', '.join(tried) if tried else 'nothing yet'})"
     )
@@ -95,7 +90,7 @@ class IGE(Selector):
                 "yet.\n\n")  # fmt: skip
 
     def select(self, archive: Archive, n: int, rng: np.random.Generator) -> np.ndarray:
-        from ..llm.client import Halted
+        from ..llm.errors import Halted
         from ..llm.prompts import RESPONSE_FORMAT, final, indices, listing
 
         size = len(archive)

@@ -88,14 +88,13 @@ class LFG(Selector):
         return (votes / self.samples).tolist()
 
     def _score(self, archive: Archive, rows: list[int]) -> None:
-        from ..llm.client import Halted
-        from .ige import snapshot_of
+        from ..llm.errors import Halted
 
         step = self.per_prompt
         for k in range(0, len(rows), step):
             batch = rows[k : k + step]
             keys = [repr(archive.cells[i]) for i in batch]
-            texts = [self.text(archive.cells[i], snapshot_of(archive, i)) for i in batch]
+            texts = [self.text(archive.cells[i], archive.snapshot(i)) for i in batch]
             for prompt, role in ROLES.items():
                 try:
                     shares = self._poll(texts, prompt)
