@@ -63,7 +63,7 @@ def test_sdist_and_wheel_hold_the_package_data_and_licence(dist):
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "License-Expression: MIT" in metadata
     assert "Requires-Python: >=3.11" in metadata
-    assert "Provides-Extra: minigrid" in metadata
+    assert "Provides-Extra: minigrid" in metadata and "Provides-Extra: rlvr" in metadata
 
 
 def test_wheel_installs_in_a_fresh_venv_and_explores(dist, tmp_path):

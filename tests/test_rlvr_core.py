@@ -32,6 +32,23 @@ from stepstone.rlvr.advantages import group_advantages, recalibrate, sharpen_nov
 from stepstone.rlvr.batches import Group, RoRecomp, SelfImitationBuffer, dynamic_sampling
 from stepstone.rlvr.losses import overlong_penalty, policy_loss
 
+# ---------------------------------------------------------------- a package apart
+
+
+def test_rlvr_imports_without_the_exploration_engine():
+    """``import stepstone.rlvr`` loads of stepstone only its errors, and neither gymnasium nor
+    the Atari emulator; the engine's public names still import from ``stepstone``."""
+    code = (
+        "import sys, stepstone.rlvr; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('stepstone', 'gymnasium', 'ale_py') and not m.startswith('stepstone.rlvr')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['stepstone', 'stepstone.errors']"
+    code = "from stepstone import Engine, Worker; print(Engine.__module__, Worker.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["stepstone.engine", "stepstone.worker"]
+
+
 # ---------------------------------------------------------------- allocators
 
 
