@@ -73,3 +73,22 @@ def test_local_model_drives_an_exploration(model_dir, tmp_path, capsys):
     assert s["frames"] >= 12 and s["cells"] > 1
     assert s["llm_calls"] > 0 and s["llm_tokens"] > 0
     assert main(["replay", str(run), "--cell", "all"]) == 0  # model-chosen actions replay
+
+
+def test_export_labels_trajectories_with_a_local_model(model_dir, tmp_path):
+    """``export --llm-url local:PATH`` connects through Settings, as the runs do."""
+    import json
+
+    from stepstone.cli import main
+    from stepstone.llm import Cache
+
+    run = tmp_path / "run"
+    explore = ["explore", "game24:4,7,8,8", "--frames", "300", "--workers", "1"]
+    assert main([*explore, "--run-dir", str(run), "--no-progress"]) == 0
+    out = tmp_path / "labelled.jsonl"
+    argv = ["export", str(run), "--format", "jsonl", "--select", "top-k", "--k", "2",
+            "--out", str(out), "--llm-url", f"local:{model_dir}"]  # fmt: skip
+    assert main(argv) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 2 and all(r["label"] for r in rows)
+    assert Cache(run / "llm_cache.sqlite").totals()["llm_calls"] == 2
