@@ -79,8 +79,12 @@ class ModelOptions:
         if self.llm_max_tokens is not None and self.llm_max_tokens < 1:
             raise ConfigError(f"--llm-max-tokens must be >= 1, got {self.llm_max_tokens}")
 
-    def settings(self, url: str | None, model: str | None, budget: str | None) -> Settings:
-        """The model's settings (the environment variables fill what the options leave out)."""
+    def settings(
+        self, model: str | None, url: str | None = None, budget: str | None = None
+    ) -> Settings:
+        """The model's settings; what the options leave out is ``url`` and ``budget`` (the
+        run's, on resume), then the environment variables."""
+        url, budget = self.llm_url or url, self.llm_budget or budget
         calls = parse_count(budget, "--llm-budget") if budget is not None else None
         return Settings(url, model, self.llm_key, budget=calls, timeout=self.llm_timeout,
                         retries=self.llm_retries, concurrency=self.llm_concurrency,
@@ -147,7 +151,7 @@ class Export:
     run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
     format: str | None = option(
         None, names=lambda: ("minari", "jsonl", "parquet"), choices=True, required=True,
-        help="the dataset's format",
+        help="the dataset's format (required)",
     )  # fmt: skip
     select: str = option(
         "best", names=lambda: ("best", "all-cells", "top-k"), choices=True,
@@ -219,7 +223,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     env = args.env
     if env.startswith("textworld:"):  # the run must find its game from any directory
         env = "textworld:" + str(Path(env.partition(":")[2]).resolve())
-    llm = build(ModelOptions, args).settings(args.llm_url, args.llm_model, args.llm_budget)
+    llm = build(ModelOptions, args).settings(args.llm_model)
     config = build(ExploreConfig, args, env=env, llm_model=llm.model)
     if not config.uses_model:  # a model named (or in the environment) but not asked
         config = replace(config, llm_model=None)
@@ -251,9 +255,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     check_workers(options.workers, options.backend)
     config = store.config
     if config.uses_model:
-        url = args.llm_url or store.meta("llm_url")
-        budget = args.llm_budget or store.meta("llm_budget")
-        options.llm = build(ModelOptions, args).settings(url, config.llm_model, budget)
+        stored = store.meta("llm_url"), store.meta("llm_budget")
+        options.llm = build(ModelOptions, args).settings(config.llm_model, *stored)
     return _run(store, options, report)
 
 

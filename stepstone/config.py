@@ -1,7 +1,8 @@
 """Run configuration: one frozen dataclass whose defaults reproduce Go-Explore Phase 1.
 
 The run directory stores it; ``resume`` refuses a different one. What may change between a run
-and its resumption (frame budget, workers, backend) is deliberately not in here.
+and its resumption (frame budget, workers, backend) is ``RunOptions``, never stored as part of
+it. Both are also the command line's options (options.py).
 """
 
 from __future__ import annotations
@@ -204,16 +205,16 @@ class RunOptions:
         help="where explorations run: inline (this process), processes (one per worker) or ray",
     )  # fmt: skip
     progress: bool = option(True, flag="--no-progress", help="no progress bar or log lines")
-    address: str | None = option(  # Ray cluster address
+    address: str | None = option(
         None, help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)"
     )
     llm: Any = None  # llm.client.Settings: where the model is, its call budget (model runs)
-    deterministic: bool = option(  # merge results in task order (processes backend)
+    deterministic: bool = option(
         False, help="merge results in task order, so a seed reproduces the run byte for byte "
         "at any --workers (without it, only --workers 1 does); costs some throughput "
         "(bench/README.md)",
     )  # fmt: skip
-    trust_run_dir: bool = option(  # allow restoring pickled snapshots (--return deepcopy)
+    trust_run_dir: bool = option(
         False, help="allow resuming a run whose snapshots are pickles (--return deepcopy): "
         "restoring them runs code from the run directory, so only for directories you trust",
     )  # fmt: skip

@@ -110,7 +110,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, **defaults: Any) -> 
             parser.add_argument(f.name, type=opt.type, **kw)
             continue
         flag = opt.flag or "--" + f.name.replace("_", "-")
-        shown = _shown(default, opt, flag)
+        shown = None if opt.required else _shown(default, opt, flag)
         if shown is not None:
             kw["help"] = f"{text} (default: {shown})"
         if isinstance(default, bool):

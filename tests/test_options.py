@@ -126,8 +126,7 @@ def test_a_run_stores_the_config_as_before_and_resumes(tmp_path, capsys):
 
 def test_every_command_keeps_its_flags():
     flags = {
-        name: {s for a in subparser(name)._actions for s in a.option_strings}
-        for name in COMMANDS
+        name: {s for a in subparser(name)._actions for s in a.option_strings} for name in COMMANDS
     }
     assert {"--frames", "--workers", "--backend", "--address", "--no-progress",
             "--deterministic", "--trust-run-dir", "--llm-url", "--llm-budget", "--llm-key",
@@ -146,7 +145,7 @@ def test_environment_variables_fill_the_model_options(monkeypatch):
     monkeypatch.setenv("STEPSTONE_LLM_MODEL", "m-from-env")
     monkeypatch.setenv("STEPSTONE_LLM_URL", "http://127.0.0.1:9/v1")
     ns = build_parser().parse_args(["explore", "Pong", "--llm-budget", "2k"])
-    settings = build(ModelOptions, ns).settings(ns.llm_url, ns.llm_model, ns.llm_budget)
+    settings = build(ModelOptions, ns).settings(ns.llm_model)
     assert (settings.model, settings.url, settings.budget) == (
         "m-from-env", "http://127.0.0.1:9/v1", 2000,
     )  # fmt: skip
@@ -163,7 +162,7 @@ def test_the_generator_on_a_dataclass_of_ones_own():
     parser = argparse.ArgumentParser()
     add_options(parser, Args)
     assert build(Args, parser.parse_args([])) == Args()
-    ns = parser.parse_args("--size 5 --name p --name q --fast --kind b".split())
+    ns = parser.parse_args(["--size", "5", "--name", "p", "--name", "q", "--fast", "--kind", "b"])
     assert build(Args, ns) == Args(5, ("p", "q"), True, "b")
     text = " ".join(parser.format_help().split())
     assert "how many (default: 3)" in text and "one of a, b (default: a)" in text
