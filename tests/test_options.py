@@ -73,9 +73,9 @@ SAMPLE = (
     "--repeat-prob 0.5 --no-end-on-life-loss --death-window 2 --reset-on-update --return replay "
     "--env-arg map_name=8x8 --env-arg is_slippery=false --import json --goal score>=1"
 )
-# What stepstone 0.x wrote for SAMPLE and --llm-prompts P (recorded before the options were
-# generated from the dataclasses): runs written since must store the same, or they would not
-# resume from older versions, nor older runs with this one.
+# What stepstone wrote for SAMPLE and --llm-prompts P before its options were generated from
+# the dataclasses (recorded with commit 20aca7f): a run must store the same, or runs written
+# before would be refused by resume as a different configuration, and the reverse.
 STORED = (
     '{"batch": 100, "cell_params": {}, "cells": "observation", "death_window": 2, '
     '"end_on_life_loss": false, "env": "FrozenLake-v1", "env_args": {"is_slippery": false, '
