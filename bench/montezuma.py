@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from stepstone import selectors
-from stepstone.cli import parse_cell_params
 from stepstone.config import ExploreConfig, parse_count
 from stepstone.errors import ConfigError
+from stepstone.options import params as param_parser
 from stepstone.runner import RunOptions, open_run, run
 from stepstone.selectors.base import Selector
 from stepstone.worker import Worker
@@ -106,7 +106,7 @@ def main() -> None:
         plan.append(("random", parse_count(args.random_frames)))
 
     try:  # a bad --cell-param is refused before any run directory is written
-        params = parse_cell_params(args.cell_param)
+        params = param_parser("--cell-param", "width=16")(args.cell_param)
         for cells, _ in plan:
             if cells != "random":
                 Worker.from_config(config_for(cells, 0, cell_params=params)).close()

@@ -1,7 +1,10 @@
-"""The command line: ``stepstone explore | resume | report | replay``.
+"""The command line: ``stepstone explore | resume | report | replay | ...``.
 
 Users' scripts rely on these commands, options and JSON fields: change them only compatibly.
-Errors a user can fix print one line on stderr and exit with code 2.
+Each command's options are the fields of dataclasses (``COMMANDS``; options.py makes the
+parser): explore's are ``ExploreConfig`` (stored with the run), ``RunOptions`` and
+``ModelOptions`` (how to run it) and ``Explore``. Errors a user can fix print one line on
+stderr and exit with code 2.
 """
 
 from __future__ import annotations
@@ -14,14 +17,20 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from .config import CELL_KINDS, EXPLORERS, ExploreConfig, parse_count
+from .config import ExploreConfig, RunOptions, parse_count
 from .errors import ConfigError, StepstoneError
-from .executors import BACKENDS, check_workers
+from .executors import check_workers
 from .goals import GOAL_REACHED
-from .selectors import MODEL_SELECTORS
-from .selectors import REGISTRY as SELECTORS
+from .learn.robustify import RobustifyConfig
+from .llm.settings import Settings
+from .options import add_options, build, option
+
+_SETTINGS = Settings()  # the model options' defaults
 
 
 def _default_run_dir(env: str, seed: int) -> Path:
@@ -29,329 +38,183 @@ def _default_run_dir(env: str, seed: int) -> Path:
     return Path("runs") / f"{slug}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> None:
-    p.add_argument(
-        "--frames",
-        default=frames_default,
-        help="total frame budget, e.g. 200k or 5M (one frame = one step outside Atari)",
-    )
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
-    p.add_argument(
-        "--backend", default="processes", choices=BACKENDS,
-        help="where explorations run: inline (this process), processes (one per worker) or ray",
+@dataclass(frozen=True)
+class ModelOptions:
+    """Where the model is and how to call it: run options of explore and resume, which make
+    the run's ``llm.settings.Settings`` (their defaults are its own)."""
+
+    llm_url: str | None = option(
+        None, help="OpenAI-compatible base URL (http://HOST:PORT/v1) or local:DIR for a "
+        "transformers model directory (default: $STEPSTONE_LLM_URL; resume: the run's)",
     )  # fmt: skip
-    p.add_argument(
-        "--address",
-        default=None,
-        help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
-    p.add_argument(
-        "--deterministic",
-        action="store_true",
-        help="merge results in task order, so a seed reproduces the run byte for byte at any "
-        "--workers (without it, only --workers 1 does); costs some throughput (bench/README.md)",
-    )
-    p.add_argument(
-        "--trust-run-dir",
-        action="store_true",
-        help="allow resuming a run whose snapshots are pickles (--return deepcopy): restoring "
-        "them runs code from the run directory, so only for directories you trust",
-    )
-    p.add_argument(
-        "--llm-url",
-        default=None,
-        help="OpenAI-compatible base URL (http://HOST:PORT/v1) or local:DIR for a transformers "
-        "model directory (default: $STEPSTONE_LLM_URL; resume: the run's)",
-    )
-    p.add_argument(
-        "--llm-budget",
-        default=None,
+    llm_budget: str | None = option(
+        None, shown="no limit; resume: the run's",
         help="model calls for the whole run, e.g. 500; the run stops there, resumable "
-        "(cached answers are free; resume: the run's)",
-    )
-    p.add_argument(
-        "--llm-key",
-        default=None,
-        help="API key (default: $OPENAI_API_KEY, which is safer: options show in the process "
-        "list); never written to the run directory",
-    )
-    p.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per model request")
-    p.add_argument(
-        "--llm-retries", type=int, default=8,
+        "(cached answers are free)",
+    )  # fmt: skip
+    llm_key: str | None = option(
+        None, help="API key (default: $OPENAI_API_KEY, which is safer: options show in the "
+        "process list); never written to the run directory",
+    )  # fmt: skip
+    llm_timeout: float = option(_SETTINGS.timeout, help="seconds per model request")
+    llm_retries: int = option(
+        _SETTINGS.retries,
         help="attempts after a failed model request (rate limit, 5xx, bad body, timeout), "
         "1, 2, 4 ... 60 s apart or as the server's Retry-After asks; then the run is saved "
         "and stops, resumable",
     )  # fmt: skip
-    p.add_argument("--llm-concurrency", type=int, default=8, help="model requests at once")
-    p.add_argument(
-        "--llm-max-tokens", type=int, default=None,
+    llm_concurrency: int = option(_SETTINGS.concurrency, help="model requests at once")
+    llm_max_tokens: int | None = option(
+        None, type=int,
         help="tokens per reply, reasoning included (default: the server's; local:DIR 256)",
     )  # fmt: skip
 
+    def __post_init__(self) -> None:
+        if self.llm_timeout <= 0:
+            raise ConfigError(f"--llm-timeout must be > 0 seconds, got {self.llm_timeout}")
+        if self.llm_concurrency < 1:
+            raise ConfigError(f"--llm-concurrency must be >= 1, got {self.llm_concurrency}")
+        if self.llm_retries < 0:
+            raise ConfigError(f"--llm-retries must be >= 0, got {self.llm_retries}")
+        if self.llm_max_tokens is not None and self.llm_max_tokens < 1:
+            raise ConfigError(f"--llm-max-tokens must be >= 1, got {self.llm_max_tokens}")
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default where it has one (not None, False or an empty list)."""
+    def settings(
+        self, model: str | None, url: str | None = None, budget: str | None = None
+    ) -> Settings:
+        """The model's settings; what the options leave out is ``url`` and ``budget`` (the
+        run's, on resume), then the environment variables."""
+        url, budget = self.llm_url or url, self.llm_budget or budget
+        calls = parse_count(budget, "--llm-budget") if budget is not None else None
+        return Settings(url, model, self.llm_key, budget=calls, timeout=self.llm_timeout,
+                        retries=self.llm_retries, concurrency=self.llm_concurrency,
+                        max_tokens=self.llm_max_tokens).resolved()  # fmt: skip
 
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        d = action.default
-        if d is None or d is False or d == [] or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+
+# The other commands' options, one dataclass each (with the parts COMMANDS lists).
+
+RUN_DIR = "the run directory"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+@dataclass(frozen=True)
+class Explore:
+    """explore's options besides ExploreConfig's and the run options."""
 
-    parser = argparse.ArgumentParser(
-        prog="stepstone", description="Archive-based exploration (Go-Explore) on any environment."
-    )
-    parser.add_argument("--version", action="version", version=f"stepstone {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    run_dir: Path | None = option(None, type=Path, help="default: runs/ENV-sSEED-TIME")
 
-    p = sub.add_parser("explore", help="start a run")
-    p.add_argument("env", help="a Gymnasium id (ALE/MontezumaRevenge-v5) or alias (montezuma)")
-    p.add_argument(
-        "--cells",
-        default="auto",
-        help=f"cell kind: {', '.join(CELL_KINDS)}, or module:function of your own",
-    )
-    p.add_argument(
-        "--cell-param",
-        dest="cell_params",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a parameter of the cell kind, e.g. width=16 or every=20; repeatable",
-    )
-    p.add_argument("--selector", default="count", help=f"one of {', '.join(SELECTORS)}")
-    p.add_argument(
-        "--seed", type=int, default=0,
-        help="seeds the environment's reset and the run's choices; every trajectory replays "
-        "from it",
-    )  # fmt: skip
-    p.add_argument("--run-dir", type=Path, default=None, help="default: runs/ENV-sSEED-TIME")
-    p.add_argument(
-        "--env-arg",
-        dest="env_args",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a keyword argument of gymnasium.make, e.g. map_name=8x8 or is_slippery=false; "
-        "repeatable; kept with the run",
-    )
-    p.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import MODULE first (e.g. one that registers your environment; the current "
-        "directory is searched too); repeatable",
-    )
-    p.add_argument(
-        "--explore-steps", type=int, default=100,
-        help="actions taken from a chosen cell in one exploration",
-    )  # fmt: skip
-    p.add_argument(
-        "--repeat-prob", type=float, default=0.95,
-        help="probability that a random exploration repeats its previous action",
-    )  # fmt: skip
-    p.add_argument(
-        "--end-on-life-loss",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="end an exploration when a life is lost (as Go-Explore Phase 1 does)",
-    )
-    p.add_argument(
-        "--death-window",
-        type=int,
-        default=0,
-        help="drop the cells reached in the last N steps before a life is lost (doomed states)",
-    )
-    p.add_argument(
-        "--reset-on-update",
-        action="store_true",
-        help="zero a cell's visit counts when a better trajectory replaces it (as Go-Explore's "
-        "reference Montezuma runs did)",
-    )
-    p.add_argument(
-        "--return",
-        dest="return_method",
-        default="auto",
-        help="non-Atari environments: auto, deepcopy or replay",
-    )
-    p.add_argument(
-        "--explorer", default="random", choices=EXPLORERS,
-        help="random: Go-Explore's repeated random actions; llm: a model picks the actions",
-    )  # fmt: skip
-    p.add_argument("--llm-model", default=None, help="the model (default: $STEPSTONE_LLM_MODEL)")
-    p.add_argument(
-        "--llm-judge", action="store_true",
-        help="a model decides whether each new cell is interesting enough to archive (IGE)",
-    )  # fmt: skip
-    p.add_argument("--llm-actions", type=int, default=1, help="actions the model picks per call")
-    p.add_argument(
-        "--llm-samples", type=int, default=4,
-        help="replies per state the llm explorer draws from (1: temperature 0 only, cheapest, "
-        "but every exploration from a cell then repeats)",
-    )  # fmt: skip
-    p.add_argument(
-        "--llm-prompts", type=Path, default=None, metavar="FILE.json",
-        help="prompt templates replacing the defaults: {role: template}, roles system, "
-        "select, act, judge, score",
-    )  # fmt: skip
-    p.add_argument(
-        "--goal", default=None,
-        help="what success is: score>=NUMBER, score>NUMBER or terminated (default: the "
-        "environment's own goal, or info['is_success'] where it sets it)",
-    )  # fmt: skip
-    p.add_argument(
-        "--stop-on-success", action="store_true",
-        help="end the run when the goal is first reached, before the frame budget",
-    )  # fmt: skip
-    _add_run_options(p, "1M")
 
-    p = sub.add_parser("resume", help="continue a run from its last commit")
-    p.add_argument("run_dir", type=Path)
-    _add_run_options(p, None)
+@dataclass(frozen=True)
+class Resume:
+    run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
 
-    p = sub.add_parser("report", help="write plots and a summary of a run")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
-    p = sub.add_parser("replay", help="replay stored trajectories from their seed and check them")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument(
-        "--cell", default="best", choices=("best", "all"),
+@dataclass(frozen=True)
+class Report:
+    run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
+    json: bool = option(False, help="print the summary as one JSON object")
+
+
+@dataclass(frozen=True)
+class Replay:
+    run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
+    cell: str = option(
+        "best", names=lambda: ("best", "all"), choices=True,
         help="best: the best entry's trajectory; all: every cell's (slower)",
     )  # fmt: skip
-    p.add_argument(
-        "--gif", type=Path, default=None,
+    gif: Path | None = option(
+        None, type=Path, shown="no GIF",
         help="write a GIF of the best trajectory as the environment draws it (rgb_array)",
     )  # fmt: skip
 
-    p = sub.add_parser(
-        "migrate", help="convert a run directory of an older stepstone to the current format"
-    )
-    p.add_argument("run_dir", type=Path)
-    p.add_argument(
-        "--trust-run-dir",
-        action="store_true",
-        help="required: format 1 pickled its cells, and converting unpickles them",
+
+@dataclass(frozen=True)
+class Migrate:
+    run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
+    trust_run_dir: bool = option(
+        False, help="required: format 1 pickled its cells, and converting unpickles them"
     )
 
-    p = sub.add_parser("view", help="write one HTML page to look at a run (and serve it)")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--out", type=Path, default=None, help="the page (default: D/view.html)")
-    p.add_argument(
-        "--max-frames", type=int, default=500,
-        help="cells whose frame is replayed into the page (the best first)",
+
+@dataclass(frozen=True)
+class View:
+    run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
+    out: Path | None = option(None, type=Path, help="the page (default: D/view.html)")
+    max_frames: int = option(
+        500, help="cells whose frame is replayed into the page (the best first)"
+    )
+    serve: bool = option(False, help="serve the page on a local port")
+    port: int = option(8000, help="the port of --serve")
+
+
+@dataclass(frozen=True)
+class Export:
+    run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
+    format: str | None = option(
+        None, names=lambda: ("minari", "jsonl", "parquet"), choices=True, required=True,
+        help="the dataset's format (required)",
     )  # fmt: skip
-    p.add_argument("--serve", action="store_true", help="serve the page on a local port")
-    p.add_argument("--port", type=int, default=8000, help="the port of --serve")
-
-    p = sub.add_parser("export", help="write trajectories as a dataset (Minari, JSONL, Parquet)")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--format", required=True, choices=("minari", "jsonl", "parquet"))
-    p.add_argument("--select", default="best", choices=("best", "all-cells", "top-k"))
-    p.add_argument("--k", type=int, default=10, help="how many entries with --select top-k")
-    p.add_argument("--dataset-id", default=None, help="Minari id (default stepstone/ENV-SELECT-v0)")
-    p.add_argument("--out", type=Path, default=None, help="JSONL/Parquet file (default in D)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing --out file or Minari dataset of the same id",
-    )
-    p.add_argument(
-        "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
-    )
-    p.add_argument(
-        "--hindsight", action="store_true",
-        help="write each failed trajectory as a success at what it achieved, its label as the "
-        "task (OS-Genesis reverse task synthesis)",
+    select: str = option(
+        "best", names=lambda: ("best", "all-cells", "top-k"), choices=True,
+        help="the best entry's trajectory, every cell's, or the --k best",
     )  # fmt: skip
-    p.add_argument("--llm-url", default=None, help="label trajectories with this model endpoint")
-    p.add_argument("--llm-model", default=None, help="the model to label with")
-    p.add_argument("--author", default=None, help="Minari metadata: who made the dataset")
-    p.add_argument("--author-email", default=None, help="Minari metadata: a contact address")
-    p.add_argument(
-        "--code-permalink", default=None,
-        help="Minari metadata: a link to the code that made the run (default: stepstone==VERSION)",
+    k: int = option(10, help="how many entries with --select top-k")
+    dataset_id: str | None = option(None, help="Minari id (default stepstone/ENV-SELECT-v0)")
+    out: Path | None = option(None, type=Path, help="JSONL/Parquet file (default in D)")
+    overwrite: bool = option(
+        False, help="replace an existing --out file or Minari dataset of the same id"
+    )
+    pairs: bool = option(False, help="also write preference pairs (success vs. failure)")
+    hindsight: bool = option(
+        False, help="write each failed trajectory as a success at what it achieved, its label "
+        "as the task (OS-Genesis reverse task synthesis)",
+    )  # fmt: skip
+    llm_url: str | None = option(
+        None, shown="no labels", help="label trajectories with this model endpoint"
+    )
+    llm_model: str | None = option(None, shown="the server's", help="the model to label with")
+    author: str | None = option(None, help="Minari metadata: who made the dataset")
+    author_email: str | None = option(None, help="Minari metadata: a contact address")
+    code_permalink: str | None = option(
+        None, help="Minari metadata: a link to the code that made the run (default: "
+        "stepstone==VERSION)",
     )  # fmt: skip
 
-    p = sub.add_parser("robustify", help="train a policy from the best trajectory (Phase 2)")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--frames", default="200k", help="training steps for each method")
-    p.add_argument("--sticky", type=float, default=0.25, help="repeat-action probability")
-    p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--advance-rate",
-        type=float,
-        default=0.5,
-        help="share of recent episodes matching the demonstration before its start moves back "
-        "(Go-Explore's own Phase 2 used 0.1 on Atari)",
-    )
-    p.add_argument(
-        "--step-back",
-        type=int,
-        default=0,
-        help="actions the start moves back each time (default: a twentieth of the demonstration; "
-        "fewer where each stretch holds a skill of its own, such as Montezuma's jumps)",
-    )
-    p.add_argument(
-        "--entropy", type=float, default=0.01, help="PPO's entropy bonus (keeps it trying actions)"
-    )
-    p.add_argument(
-        "--demo-score",
-        type=float,
-        default=None,
-        help="demonstrate the shortest archived path reaching this score (default: the best)",
-    )
-    p.add_argument(
-        "--baselines",
-        default="bc,ppo",
-        help="baselines trained on the same budget: bc, ppo (from reset), both, or none",
+
+@dataclass(frozen=True)
+class Robustify:
+    """robustify's options besides RobustifyConfig's."""
+
+    run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
+    baselines: str = option(
+        "bc,ppo", help="baselines trained on the same budget: bc, ppo (from reset), both, or none"
     )
 
-    p = sub.add_parser("evaluate", help="run the policy robustify saved, under sticky actions")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--episodes", type=int, default=20, help="episodes from reset")
-    p.add_argument(
-        "--sticky", type=float, default=None,
+
+@dataclass(frozen=True)
+class Evaluate:
+    run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
+    episodes: int = option(20, help="episodes from reset")
+    sticky: float | None = option(
+        None, type=float,
         help="repeat-action probability (default: the one the policy was trained with)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gif", type=Path, default=None, help="write a GIF of the first episode")
-
-    p = sub.add_parser("label", help="label action-free trajectories by inverse dynamics")
-    p.add_argument("dataset_id", help="a Minari dataset (e.g. one written by stepstone export)")
-    p.add_argument("--labelled", type=float, default=0.1, help="fraction of episodes with actions")
-    p.add_argument("--out-id", default=None, help="write the relabelled dataset under this id")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    for command in sub.choices.values():
-        command.formatter_class = _Help
-    return parser
+    seed: int = option(0, help="seeds the episodes")
+    gif: Path | None = option(
+        None, type=Path, shown="no GIF", help="write a GIF of the first episode"
+    )
 
 
-def parse_cell_params(items: list[str]) -> dict:
-    return parse_params(items, "--cell-param", "width=16")
-
-
-def parse_params(items: list[str], option: str, example: str) -> dict:
-    """NAME=VALUE pairs; values are JSON where they parse (numbers, true), else strings."""
-    params = {}
-    for item in items:
-        name, eq, value = item.partition("=")
-        if not eq or not name:
-            raise ConfigError(f"{option} takes NAME=VALUE, e.g. {example}, not {item!r}")
-        try:
-            params[name] = json.loads(value)
-        except json.JSONDecodeError:
-            params[name] = value
-    return params
+@dataclass(frozen=True)
+class Label:
+    dataset_id: str = option(
+        flag="", help="a Minari dataset (e.g. one written by stepstone export)"
+    )
+    labelled: float = option(0.1, help="fraction of episodes with actions")
+    out_id: str | None = option(
+        None, shown="not written", help="write the relabelled dataset under this id"
+    )
+    epochs: int = option(200, help="training epochs of the inverse dynamics model")
+    seed: int = option(0, help="seeds the split and the training")
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
@@ -360,34 +223,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
     env = args.env
     if env.startswith("textworld:"):  # the run must find its game from any directory
         env = "textworld:" + str(Path(env.partition(":")[2]).resolve())
-    llm = _llm_settings(args, args.llm_url, args.llm_model, args.llm_budget)
-    wants_model = args.selector in MODEL_SELECTORS or args.explorer == "llm" or args.llm_judge
-    config = ExploreConfig(
-        env=env,
-        seed=args.seed,
-        cells=args.cells,
-        cell_params=parse_cell_params(args.cell_params),
-        env_args=parse_params(args.env_args, "--env-arg", "map_name=8x8"),
-        selector=args.selector,
-        explore_steps=args.explore_steps,
-        repeat_prob=args.repeat_prob,
-        end_on_life_loss=args.end_on_life_loss,
-        death_window=args.death_window,
-        reset_on_update=args.reset_on_update,
-        return_method=args.return_method,
-        imports=tuple(args.imports),
-        explorer=args.explorer,
-        llm_model=llm.model if wants_model else None,
-        llm_actions=args.llm_actions,
-        llm_samples=args.llm_samples,
-        llm_judge=args.llm_judge,
-        llm_prompts=_prompts(args.llm_prompts),
-        goal=args.goal,
-        stop_on_success=args.stop_on_success,
-    )
-    frames = parse_count(args.frames, "--frames")
+    llm = build(ModelOptions, args).settings(args.llm_model)
+    config = build(ExploreConfig, args, env=env, llm_model=llm.model)
+    if not config.uses_model:  # a model named (or in the environment) but not asked
+        config = replace(config, llm_model=None)
+    options = build(RunOptions, args, llm=llm if config.uses_model else None)
     run_dir = args.run_dir or _default_run_dir(args.env, args.seed)
-    check_workers(args.workers, args.backend)
+    check_workers(options.workers, options.backend)
     # Validate the environment and cells before anything is written to disk.
     from .worker import Worker
 
@@ -400,79 +242,36 @@ def cmd_explore(args: argparse.Namespace) -> int:
         worker.close()
     if config.uses_model:
         llm.check()  # nothing listening, or no such model: said now, before a run is written
-    store = runner.open_run(config, run_dir)
-    return _run(store, frames, args, report, llm if config.uses_model else None)
+    return _run(runner.open_run(config, run_dir), options, report)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from . import report, runner
 
     store = runner.open_run(None, args.run_dir)
-    budget = int(store.meta("budget", "0"))
-    frames = parse_count(args.frames, "--frames") if args.frames is not None else budget
-    check_workers(args.workers, args.backend)
+    options = build(RunOptions, args)
+    if options.frames is None:
+        options.frames = int(store.meta("budget", "0"))
+    check_workers(options.workers, options.backend)
     config = store.config
-    llm = None
     if config.uses_model:
-        url = args.llm_url or store.meta("llm_url")
-        llm_budget = args.llm_budget or store.meta("llm_budget")
-        llm = _llm_settings(args, url, config.llm_model, llm_budget)
-    return _run(store, frames, args, report, llm)
+        stored = store.meta("llm_url"), store.meta("llm_budget")
+        options.llm = build(ModelOptions, args).settings(config.llm_model, *stored)
+    return _run(store, options, report)
 
 
-def _llm_settings(args: argparse.Namespace, url, model, budget):
-    """The model's settings from the options (the environment fills what they leave out)."""
-    from .llm.settings import Settings
+def _run(store, options: RunOptions, report) -> int:
+    from .runner import run
 
-    if args.llm_timeout <= 0:
-        raise ConfigError(f"--llm-timeout must be > 0 seconds, got {args.llm_timeout}")
-    if args.llm_concurrency < 1:
-        raise ConfigError(f"--llm-concurrency must be >= 1, got {args.llm_concurrency}")
-    if args.llm_retries < 0:
-        raise ConfigError(f"--llm-retries must be >= 0, got {args.llm_retries}")
-    if args.llm_max_tokens is not None and args.llm_max_tokens < 1:
-        raise ConfigError(f"--llm-max-tokens must be >= 1, got {args.llm_max_tokens}")
-    calls = parse_count(budget, "--llm-budget") if budget is not None else None
-    return Settings(url, model, args.llm_key, budget=calls, timeout=args.llm_timeout,
-                    retries=args.llm_retries, concurrency=args.llm_concurrency,
-                    max_tokens=args.llm_max_tokens).resolved()  # fmt: skip
-
-
-def _prompts(path: Path | None) -> dict:
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read --llm-prompts {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--llm-prompts {path} is not JSON ({e})") from None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ConfigError(f"--llm-prompts {path} must map role names to template strings")
-    return data
-
-
-def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
-    from .runner import RunOptions, run
-
-    store.set_meta("budget", str(frames))
+    store.set_meta("budget", str(options.frames))
+    llm = options.llm
     if llm is not None:
         if llm.url:
             store.set_meta("llm_url", llm.stored_url)  # without the credentials it may carry
         if llm.budget is not None:
             store.set_meta("llm_budget", str(llm.budget))
-    opts = RunOptions(
-        frames,
-        args.workers,
-        args.backend,
-        not args.no_progress,
-        address=args.address,
-        llm=llm,
-        deterministic=args.deterministic,
-        trust_run_dir=args.trust_run_dir,
-    )
     try:
-        last = run(store, opts)
+        last = run(store, options)
         if last.get("interrupted"):
             print(
                 f"interrupted at {last['frames']:,} frames, everything merged is committed; "
@@ -662,22 +461,13 @@ def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
 
 
 def cmd_robustify(args: argparse.Namespace) -> int:
-    from .learn.robustify import RobustifyConfig, robustify
+    from .learn.robustify import robustify
     from .store.sqlite import RunStore
 
     store = RunStore.open(args.run_dir)
     if not 0 <= args.sticky < 1:
         raise ConfigError(f"--sticky is a probability in [0, 1), not {args.sticky}")
-    cfg = RobustifyConfig(
-        frames=parse_count(args.frames, "--frames"),
-        sticky=args.sticky,
-        eval_episodes=args.eval_episodes,
-        seed=args.seed,
-        demo_score=args.demo_score,
-        advance_rate=args.advance_rate,
-        step=args.step_back,
-        entropy=args.entropy,
-    )
+    cfg = build(RobustifyConfig, args)
     if cfg.step < 0 or cfg.entropy < 0:
         raise ConfigError("--step-back (actions) and --entropy (a weight) must be >= 0")
     if not 0 < cfg.advance_rate <= 1:
@@ -747,24 +537,56 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: what runs it, and the dataclasses whose fields are its options."""
+
+    run: Callable[[argparse.Namespace], int]
+    help: str
+    parts: tuple[type, ...]
+    defaults: dict[str, Any] = field(default_factory=dict)  # replacing the fields' own
+
+
 COMMANDS = {
-    "explore": cmd_explore,
-    "evaluate": cmd_evaluate,
-    "export": cmd_export,
-    "label": cmd_label,
-    "migrate": cmd_migrate,
-    "robustify": cmd_robustify,
-    "resume": cmd_resume,
-    "report": cmd_report,
-    "replay": cmd_replay,
-    "view": cmd_view,
-}
+    "explore": Command(cmd_explore, "start a run",
+                       (ExploreConfig, Explore, RunOptions, ModelOptions), {"frames": "1M"}),
+    "resume": Command(cmd_resume, "continue a run from its last commit",
+                      (Resume, RunOptions, ModelOptions)),
+    "report": Command(cmd_report, "write plots and a summary of a run", (Report,)),
+    "replay": Command(cmd_replay, "replay stored trajectories from their seed and check them",
+                      (Replay,)),
+    "migrate": Command(cmd_migrate, "convert a run directory of an older stepstone to the "
+                       "current format", (Migrate,)),
+    "view": Command(cmd_view, "write one HTML page to look at a run (and serve it)", (View,)),
+    "export": Command(cmd_export, "write trajectories as a dataset (Minari, JSONL, Parquet)",
+                      (Export,)),
+    "robustify": Command(cmd_robustify, "train a policy from the best trajectory (Phase 2)",
+                         (Robustify, RobustifyConfig)),
+    "evaluate": Command(cmd_evaluate, "run the policy robustify saved, under sticky actions",
+                        (Evaluate,)),
+    "label": Command(cmd_label, "label action-free trajectories by inverse dynamics", (Label,)),
+}  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="stepstone", description="Archive-based exploration (Go-Explore) on any environment."
+    )
+    parser.add_argument("--version", action="version", version=f"stepstone {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=command.help)
+        for part in command.parts:
+            add_options(p, part, **command.defaults)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command].run(args)
     except StepstoneError as e:
         print(f"stepstone: error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)

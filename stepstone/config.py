@@ -1,17 +1,28 @@
 """Run configuration: one frozen dataclass whose defaults reproduce Go-Explore Phase 1.
 
 The run directory stores it; ``resume`` refuses a different one. What may change between a run
-and its resumption (frame budget, workers, backend) is deliberately not in here.
+and its resumption (frame budget, workers, backend) is ``RunOptions``, never stored as part of
+it. Both are also the command line's options (options.py).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .goals import Goal
+from .options import (
+    backend_names,
+    cell_kinds,
+    explorer_names,
+    option,
+    params,
+    prompts_file,
+    selector_names,
+)
 from .selectors import MODEL_SELECTORS
 from .selectors import REGISTRY as SELECTORS
 
@@ -24,40 +35,91 @@ CELL_KINDS = (
 
 @dataclass(frozen=True)
 class ExploreConfig:
-    """What defines a run. Defaults: Go-Explore Phase 1 (Ecoffet et al. 2019, sec. 2-3)."""
+    """What defines a run. Defaults: Go-Explore Phase 1 (Ecoffet et al. 2019, sec. 2-3).
 
-    env: str
-    seed: int = 0
-    cells: str = "auto"  # auto: downscale for Atari, observation otherwise; or module:function
-    cell_params: dict[str, Any] = field(default_factory=dict)
-    selector: str = "count"
-    explore_steps: int = 100  # "explore ... for 100 steps" (2019, sec. 2.1)
-    repeat_prob: float = 0.95  # "repeat the previous action with 95% probability"
-    end_on_life_loss: bool = True  # an exploration ends when a life is lost
+    Each field with an ``option`` is also an option of ``stepstone explore`` (options.py).
+    """
+
+    env: str = option(flag="", help="a Gymnasium id (ALE/MontezumaRevenge-v5) or alias (montezuma)")
+    seed: int = option(
+        0, help="seeds the environment's reset and the run's choices; every trajectory replays "
+        "from it",
+    )  # fmt: skip
+    cells: str = option(  # auto: downscale for Atari, observation otherwise
+        "auto", names=cell_kinds, help="cell kind: {names}, or module:function of your own"
+    )
+    cell_params: dict[str, Any] = option(
+        {}, flag="--cell-param", repeat=True, metavar="NAME=VALUE",
+        convert=params("--cell-param", "width=16"),
+        help="a parameter of the cell kind, e.g. width=16 or every=20; repeatable",
+    )  # fmt: skip
+    selector: str = option("count", names=selector_names, help="one of {names}")
+    explore_steps: int = option(  # "explore ... for 100 steps" (2019, sec. 2.1)
+        100, help="actions taken from a chosen cell in one exploration"
+    )
+    repeat_prob: float = option(  # "repeat the previous action with 95% probability"
+        0.95, help="probability that a random exploration repeats its previous action"
+    )
+    end_on_life_loss: bool = option(
+        True, help="end an exploration when a life is lost (as Go-Explore Phase 1 does)"
+    )
     # Cells reached in the last N steps before a life was lost are not kept. Atari games take a
     # life only after the death animation, and cells recorded during it are doomed: on a
     # Montezuma archive, 30% of cells died whatever the agent did, 75% of those within 10
     # steps. Go-Explore's reference code detects the death at once (from the pixels).
-    death_window: int = 0
-    reset_on_update: bool = False  # zero a cell's counters when its entry improves (engine.py)
-    return_method: str = "auto"  # non-Atari: auto, deepcopy or replay (envs/generic.py)
-    imports: tuple[str, ...] = ()
-    env_args: dict[str, Any] = field(default_factory=dict)  # keywords of gymnasium.make
+    death_window: int = option(
+        0, help="drop the cells reached in the last N steps before a life is lost (doomed states)"
+    )
+    reset_on_update: bool = option(  # engine.py
+        False, help="zero a cell's visit counts when a better trajectory replaces it (as "
+        "Go-Explore's reference Montezuma runs did)",
+    )  # fmt: skip
+    return_method: str = option(  # envs/generic.py
+        "auto", flag="--return", help="non-Atari environments: auto, deepcopy or replay"
+    )
+    imports: tuple[str, ...] = option(
+        (), flag="--import", repeat=True, metavar="MODULE", convert=tuple,
+        help="import MODULE first (e.g. one that registers your environment; the current "
+        "directory is searched too); repeatable",
+    )  # fmt: skip
+    env_args: dict[str, Any] = option(
+        {}, flag="--env-arg", repeat=True, metavar="NAME=VALUE",
+        convert=params("--env-arg", "map_name=8x8"),
+        help="a keyword argument of gymnasium.make, e.g. map_name=8x8 or is_slippery=false; "
+        "repeatable; kept with the run",
+    )  # fmt: skip
     batch: int = 100  # explorations per iteration (one metrics row, one commit)
     # A language model in the loop (Intelligent Go-Explore, Language Frontier Guide): the
     # model (part of what defines the run; its URL, key and call budget are run options), the
     # explorer ("llm": the model picks actions), actions per model call, whether the model
     # judges which new cells enter the archive, and prompt templates overriding llm/prompts.py.
-    explorer: str = "random"
-    llm_model: str | None = None
-    llm_actions: int = 1
-    llm_samples: int = 4  # distinct replies per state the llm explorer may draw (explorers/llm.py)
-    llm_judge: bool = False
-    llm_prompts: dict[str, str] = field(default_factory=dict)
+    explorer: str = option(
+        "random", names=explorer_names, choices=True,
+        help="random: Go-Explore's repeated random actions; llm: a model picks the actions",
+    )  # fmt: skip
+    llm_model: str | None = option(None, help="the model (default: $STEPSTONE_LLM_MODEL)")
+    llm_actions: int = option(1, help="actions the model picks per call")
+    llm_samples: int = option(  # explorers/llm.py
+        4, help="replies per state the llm explorer draws from (1: temperature 0 only, "
+        "cheapest, but every exploration from a cell then repeats)",
+    )  # fmt: skip
+    llm_judge: bool = option(
+        False, help="a model decides whether each new cell is interesting enough to archive (IGE)"
+    )
+    llm_prompts: dict[str, str] = option(
+        {}, type=Path, metavar="FILE.json", convert=prompts_file, shown="llm/prompts.py's",
+        help="prompt templates, {role: template}, for roles system, select, act, judge and "
+        "score",
+    )  # fmt: skip
     # What success is (goals.py): None for the environment's own goal, else e.g. "score>=200"
     # or "terminated"; and whether the run ends once it is reached.
-    goal: str | None = None
-    stop_on_success: bool = False
+    goal: str | None = option(
+        None, help="what success is: score>=NUMBER, score>NUMBER or terminated (default: the "
+        "environment's own goal, or info['is_success'] where it sets it)",
+    )  # fmt: skip
+    stop_on_success: bool = option(
+        False, help="end the run when the goal is first reached, before the frame budget"
+    )
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -124,6 +186,38 @@ class ExploreConfig:
             raise ConfigError(f"stored configuration has unknown fields {sorted(unknown)}")
         data["imports"] = tuple(data.get("imports", ()))
         return cls(**data)
+
+
+@dataclass
+class RunOptions:
+    """How to run: what may differ between a run and its resumption (``runner.run``).
+
+    Each field with an ``option`` is also an option of ``stepstone explore`` and ``resume``.
+    """
+
+    frames: int = option(
+        convert=lambda text: parse_count(text, "--frames"), shown="the run's budget",
+        help="total frame budget, e.g. 200k or 5M (one frame = one step outside Atari)",
+    )  # fmt: skip
+    workers: int | None = option(None, type=int, help="worker processes (default: cores)")
+    backend: str = option(
+        "processes", names=backend_names, choices=True,
+        help="where explorations run: inline (this process), processes (one per worker) or ray",
+    )  # fmt: skip
+    progress: bool = option(True, flag="--no-progress", help="no progress bar or log lines")
+    address: str | None = option(
+        None, help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)"
+    )
+    llm: Any = None  # llm.settings.Settings: where the model is, its call budget (model runs)
+    deterministic: bool = option(
+        False, help="merge results in task order, so a seed reproduces the run byte for byte "
+        "at any --workers (without it, only --workers 1 does); costs some throughput "
+        "(bench/README.md)",
+    )  # fmt: skip
+    trust_run_dir: bool = option(
+        False, help="allow resuming a run whose snapshots are pickles (--return deepcopy): "
+        "restoring them runs code from the run directory, so only for directories you trust",
+    )  # fmt: skip
 
 
 # A trillion frames is about a century of one Atari emulator: a larger count is a typo.

@@ -12,7 +12,7 @@ import functools
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from . import selectors
 from .cells.dynamic import RecentFrames
-from .config import ExploreConfig
+from .config import ExploreConfig, RunOptions
 from .engine import Engine
 from .errors import CommitFailed, RunDirError
 from .executors import make as make_executor
@@ -31,20 +31,6 @@ from .store.sqlite import RunStore
 from .worker import Worker
 
 LLM_CACHE = "llm_cache.sqlite"  # model replies and call ledger, in the run directory
-
-
-@dataclass
-class RunOptions:
-    """How to run (may differ between a run and its resumption)."""
-
-    frames: int
-    workers: int | None = None
-    backend: str = "processes"
-    progress: bool = True
-    address: str | None = None  # Ray cluster address (--backend ray)
-    llm: Any = None  # llm.settings.Settings: where the model is, its call budget (model runs)
-    deterministic: bool = False  # merge results in task order (processes backend)
-    trust_run_dir: bool = False  # allow restoring pickled snapshots (--return deepcopy)
 
 
 def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) -> dict:

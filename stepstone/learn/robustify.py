@@ -33,8 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from ..config import parse_count
 from ..errors import ConfigError
 from ..goals import Goal
+from ..options import option
 from ..store.sqlite import RunStore
 from ..trajectories import TrajectoryTree
 from ..worker import Worker
@@ -45,12 +47,25 @@ POLICY_INFO = "policy.json"  # what it takes to run it again (learn/evaluate.py)
 
 @dataclass(frozen=True)
 class RobustifyConfig:
-    frames: int = 200_000  # environment steps of training (each method gets the same)
-    sticky: float = 0.25
+    """Phase 2's settings; those with an ``option`` are options of ``stepstone robustify``."""
+
+    frames: int = option(  # environment steps of training (each method gets the same)
+        200_000, type=str, convert=lambda text: parse_count(text, "--frames"),
+        help="training steps for each method",
+    )  # fmt: skip
+    sticky: float = option(0.25, help="repeat-action probability")
     max_noops: int = 30  # Atari only (action 0 is NOOP there)
-    advance_rate: float = 0.5  # share of recent episodes matching the demo before moving back
+    advance_rate: float = option(
+        0.5, help="share of recent episodes matching the demonstration before its start moves "
+        "back (Go-Explore's own Phase 2 used 0.1 on Atari)",
+    )  # fmt: skip
     window: int = 20  # recent episodes judged at each start point
-    step: int = 0  # actions to move back each time; 0: a twentieth of the demonstration
+    step: int = option(
+        0, flag="--step-back",
+        help="actions the start moves back each time (default: a twentieth of the "
+        "demonstration; fewer where each stretch holds a skill of its own, such as Montezuma's "
+        "jumps)",
+    )  # fmt: skip
     rollout: int = 512
     epochs: int = 4
     minibatch: int = 128
@@ -58,10 +73,13 @@ class RobustifyConfig:
     gamma: float = 0.99
     lam: float = 0.95
     clip: float = 0.2
-    entropy: float = 0.01
-    eval_episodes: int = 20
-    seed: int = 0
-    demo_score: float | None = None  # demonstrate the shortest path to this score, not the best
+    entropy: float = option(0.01, help="PPO's entropy bonus (keeps it trying actions)")
+    eval_episodes: int = option(20, help="evaluation episodes from reset, for each method")
+    seed: int = option(0, help="seeds training and evaluation")
+    demo_score: float | None = option(
+        None, type=float,
+        help="demonstrate the shortest archived path reaching this score (default: the best)",
+    )  # fmt: skip
 
 
 def demonstration(archive: Any, demo_score: float | None) -> int:
