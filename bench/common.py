@@ -34,7 +34,7 @@ def until_success(config, budget: int, batch: int = 8) -> tuple[int | None, int,
 
     worker = Worker.from_config(config)
     engine = Engine(Archive(), TrajectoryTree(), make(config.selector), seed=config.seed)
-    engine.seed(worker.root())
+    engine.add_root(worker.root())
     while engine.frames < budget and engine.success_frame is None:
         for task in engine.ask(batch):
             engine.tell(worker.run(task))
