@@ -117,8 +117,9 @@ def test_state_is_data_and_continues_the_same_random_stream():
 
 
 def test_an_empty_state_is_a_new_engine_and_a_stored_cell_shape_wins():
-    new = Engine.from_state({}, Archive(), TrajectoryTree(), Uniform(), seed=5, cell_shape=(4, 4, 8))
-    fresh = Engine(Archive(), TrajectoryTree(), Uniform(), seed=5, cell_shape=(4, 4, 8))
+    options = {"seed": 5, "cell_shape": (4, 4, 8)}
+    new = Engine.from_state({}, Archive(), TrajectoryTree(), Uniform(), **options)
+    fresh = Engine(Archive(), TrajectoryTree(), Uniform(), **options)
     assert new.state() == fresh.state()
     stored = {**new.state(), "cell_shape": [11, 8, 8]}
     again = Engine.from_state(stored, Archive(), TrajectoryTree(), Uniform(), cell_shape=(4, 4, 8))
@@ -127,7 +128,8 @@ def test_an_empty_state_is_a_new_engine_and_a_stored_cell_shape_wins():
 
 def test_a_damaged_state_is_refused():
     with pytest.raises(ValueError, match="not an engine state"):
-        Engine.from_state({"rng": {"bit_generator": "nope"}}, Archive(), TrajectoryTree(), Uniform())
+        bad = {"rng": {"bit_generator": "nope"}}
+        Engine.from_state(bad, Archive(), TrajectoryTree(), Uniform())
 
 
 @pytest.mark.parametrize(
