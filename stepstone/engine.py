@@ -96,6 +96,19 @@ class CellRule(Protocol):
         """What the cell was computed from, kept to re-key the archive later."""
         ...
 
+    # Between iterations (the runner): the rule adapts, and its state goes with the commit.
+    def adapt(self, new_cells: int, archive: Archive) -> None:
+        """Adjust to the new cells the last iteration found (e.g. a novelty threshold)."""
+        ...
+
+    def state(self) -> dict | None:
+        """The rule's state as plain data, or None when unchanged since the last call."""
+        ...
+
+    def metrics(self) -> dict:
+        """Values for the iteration's metrics row."""
+        ...
+
 
 # Filters the entries a result would add: admit(found, task, archive) -> the ones to keep
 # (e.g. a model judging interestingness, llm/judge.py). Passed in, never imported here.

@@ -16,10 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import selectors
-from .cells.dynamic import RecentFrames
+from .cells.dynamic import DynamicSchedule
 from .config import ExploreConfig
 from .engine import Engine, Result, Task, TellStats
 from .errors import CommitFailed, RunDirError
@@ -109,7 +107,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
         reset_on_update=config.reset_on_update,
         cell_shape=cells.shape if local.adaptive else None,  # a new run's; then the stored one
     )
-    adaptive = Adaptive(local, engine, store) if local.adaptive else None
+    adaptive = None
+    if local.adaptive:  # dynamic downscaling: its parameters are re-chosen in this process
+        last_update, seed = store.extra("cell_update_frame"), config.seed
+        adaptive = DynamicSchedule(cells, engine, last_update, seed)
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         store.commit(engine)
@@ -184,7 +185,16 @@ class Iterations:
     """Counts merged results and commits one iteration (``config.batch`` explorations) at a
     time with its metrics row, so a crash loses at most the iteration in progress."""
 
-    def __init__(self, store, engine, executor, adaptive, model, progress, last: dict):
+    def __init__(
+        self,
+        store: RunStore,
+        engine: Engine,
+        executor: Any,
+        adaptive: DynamicSchedule | None,
+        model: Any,
+        progress: Progress,
+        last: dict,
+    ):
         self.store, self.engine, self.executor = store, engine, executor
         self.adaptive, self.model, self.progress = adaptive, model, progress
         self.last = last  # the last committed row
@@ -297,35 +307,3 @@ def llm_metrics(model: Any) -> dict:
     row["llm_tokens"] = row["llm_prompt_tokens"] + row["llm_completion_tokens"]
     row.update({k: v for k, v in totals.items() if k not in row})
     return row
-
-
-class Adaptive:
-    """Re-chooses the parameters of an adaptive cell function (dynamic downscaling) in a run."""
-
-    def __init__(self, worker: Worker, engine: Engine, store: RunStore):
-        self.cells = worker.cell_fn
-        self.engine = engine
-        assert engine.cell_shape is not None  # run() builds the engine with one
-        self.cells.set_shape(engine.cell_shape)
-        self.last_update = store.extra("cell_update_frame")
-        self.recent = RecentFrames(self.cells.max_samples, seed=store.config.seed)
-
-    def maybe_update(self) -> bool:
-        e = self.engine
-        if not self.cells.due(e.frames, self.last_update, len(e.archive)):
-            return False
-        rng = np.random.default_rng([e.frames, len(e.archive)])
-        shape = self.cells.choose(self.recent.decoded(), rng)
-        self.cells.set_shape(shape)
-        e.rekey(shape, self.cells.key_from_source)
-        self.last_update = e.frames
-        self.recent.items.clear()
-        return True
-
-    def describe(self) -> str:
-        assert self.engine.cell_shape is not None  # set in __init__
-        w, h, d = self.engine.cell_shape
-        return f"{w}x{h} with {d} levels, {len(self.engine.archive)} cells"
-
-    def extra(self) -> dict:
-        return {"cell_update_frame": self.last_update}
