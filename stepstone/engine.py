@@ -132,7 +132,7 @@ class Engine:
             domain-knowledge runs): the cell now holds another state, worth exploring afresh.
 
     Raises:
-        ConfigError: an option of the wrong kind.
+        ConfigError: an argument of the wrong kind.
     """
 
     def __init__(
@@ -147,6 +147,11 @@ class Engine:
         admit: Admit | None = None,
         reset_on_update: bool = False,
     ):
+        if not isinstance(archive, Archive) or not isinstance(trajectories, TrajectoryTree):
+            raise ConfigError(
+                f"Engine takes an Archive and a TrajectoryTree, not {type(archive).__name__} "
+                f"and {type(trajectories).__name__}"
+            )
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, not {seed!r}")
         if cell_shape is not None and not (
@@ -155,8 +160,8 @@ class Engine:
             raise ConfigError(f"cell_shape must be a tuple of integers, not {cell_shape!r}")
         if rule is not None and not isinstance(rule, CellRule):
             raise ConfigError(
-                f"rule {rule!r} lacks key_for, nearest or source; give a CellRule "
-                "(cells/novelty.py's NoveltyRule is one)"
+                f"rule {rule!r} is not a CellRule (key_for, nearest, source, adapt, state, "
+                "metrics); cells/novelty.py's NoveltyRule is one"
             )
         if admit is not None and not callable(admit):
             raise ConfigError(f"admit must be a function (found, task, archive), not {admit!r}")

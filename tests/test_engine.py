@@ -147,6 +147,11 @@ def test_the_constructor_refuses_options_of_the_wrong_kind(options, says):
         Engine(Archive(), TrajectoryTree(), Uniform(), **options)
 
 
+def test_the_constructor_refuses_a_mapping_for_an_archive():
+    with pytest.raises(ConfigError, match="an Archive and a TrajectoryTree"):
+        Engine({}, TrajectoryTree(), Uniform())  # type: ignore[arg-type]
+
+
 def test_the_module_docstring_example_runs_as_written():
     """The loop in engine.py's docstring, executed as a user would paste it."""
     text = engine_module.__doc__.split("::\n", 1)[1].lstrip("\n")
