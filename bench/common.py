@@ -5,21 +5,23 @@ from __future__ import annotations
 import time
 
 from stepstone.engine import Engine
+from stepstone.executors.inline import InlineExecutor
+from stepstone.loop import drive
 
 
 def pump(engine: Engine, executor, seconds: float, on_result=None) -> tuple[int, float]:
     """Keep 2 tasks per worker in flight for ``seconds``; return (frames, elapsed)."""
     frames0, start = engine.frames, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        want = 2 * executor.workers - executor.in_flight
-        if want > 0:
-            for task in engine.ask(want):
-                executor.submit(task)
-        for result in executor.poll(timeout=1.0):
-            stats = engine.tell(result)
-            if on_result is not None:
-                on_result(result, stats)
+    more = lambda: time.perf_counter() - start < seconds  # noqa: E731
+    drive(engine, executor, 2 * executor.workers, more, on_result=on_result, drain=False)
     return engine.frames - frames0, time.perf_counter() - start
+
+
+class Batches(InlineExecutor):
+    """Runs every queued task at the next poll, in this process: ask ``batch``, merge them all."""
+
+    def poll(self, timeout: float | None = None) -> list:
+        return [self.worker.run(self.queue.popleft()) for _ in range(len(self.queue))]
 
 
 def until_success(config, budget: int, batch: int = 8) -> tuple[int | None, int, float]:
@@ -34,9 +36,8 @@ def until_success(config, budget: int, batch: int = 8) -> tuple[int | None, int,
 
     worker = Worker.from_config(config)
     engine = Engine(Archive(), TrajectoryTree(), make(config.selector), seed=config.seed)
-    engine.seed(worker.root())
-    while engine.frames < budget and engine.success_frame is None:
-        for task in engine.ask(batch):
-            engine.tell(worker.run(task))
+    engine.add_root(worker.root())
+    drive(engine, Batches(lambda: worker), batch, lambda: engine.frames < budget,
+          done=lambda: engine.success_frame is not None)  # fmt: skip
     a = engine.archive
     return engine.success_frame, len(a), float(a.score[: len(a)].max())

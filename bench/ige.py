@@ -46,10 +46,12 @@ from pathlib import Path
 from stepstone.archive import Archive
 from stepstone.config import ExploreConfig
 from stepstone.engine import Engine
+from stepstone.executors.inline import InlineExecutor
 from stepstone.llm import BudgetExhausted, ModelUnavailable, Settings
 from stepstone.llm.judge import Judge
 from stepstone.llm.memory import Memory
 from stepstone.llm.view import Describer, goal
+from stepstone.loop import drive
 from stepstone.selectors import MODEL_SELECTORS
 from stepstone.selectors import make as make_selector
 from stepstone.trajectories import TrajectoryTree
@@ -140,21 +142,18 @@ def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int,
     kwargs = {"model": model, "goal": task} if method.selector in MODEL_SELECTORS else {}
     if method.selector == "ige":
         kwargs.update(memory=memory, describe=Describer(worker.env))
-    engine = Engine(Archive(), TrajectoryTree(), make_selector(method.selector, **kwargs), seed)
-    if method.judge:
-        engine.admit = Judge(model, task, memory=memory)
+    judge = Judge(model, task, memory=memory) if method.judge else None
+    selector = make_selector(method.selector, **kwargs)
+    engine = Engine(Archive(), TrajectoryTree(), selector, seed=seed, admit=judge)
 
     def cost() -> dict[str, int]:
         return {k: v - before[k] for k, v in spent(model).items()}
 
     try:
-        engine.seed(worker.root())
-        while engine.frames < steps and engine.success_frame is None and cost()["answers"] < cap:
-            for t in engine.ask(1):
-                result = worker.run(t)
-                engine.tell(result)
-                if hasattr(engine.selector, "observe"):
-                    engine.selector.observe(t, result)
+        engine.add_root(worker.root())
+        more = lambda: engine.frames < steps and cost()["answers"] < cap  # noqa: E731
+        drive(engine, InlineExecutor(lambda: worker), 1, more,
+              done=lambda: engine.success_frame is not None)  # fmt: skip
     finally:
         worker.env.close()  # the model client is the bench's, kept for the next run
     return engine.success_frame, cost()

@@ -62,7 +62,7 @@ def main() -> None:
     config = ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram")
     factory = functools.partial(Worker.from_config, config)
     engine = Engine(Archive(), TrajectoryTree(), CountBased())
-    engine.seed(factory().root())
+    engine.add_root(factory().root())
     pool = ProcessExecutor(factory, args.workers)
     ray_ex = RayExecutor(factory, args.workers)
     try:

@@ -61,7 +61,7 @@ def engine_fps(worker: Worker, engine: Engine, seconds: float) -> float:
 def overhead(game: str, cells: str, rounds: int, seconds: float) -> dict:
     worker = Worker.from_config(ExploreConfig(env=f"ALE/{game}-v5", cells=cells))
     engine = Engine(Archive(), TrajectoryTree(), CountBased())
-    engine.seed(worker.root())
+    engine.add_root(worker.root())
     engine_fps(worker, engine, 2.0)  # warm up: let the archive grow past the first room
     rng = np.random.default_rng(0)
     raws, ours = [], []
@@ -83,7 +83,7 @@ def pool_fps(config: ExploreConfig, workers: int, seconds: float) -> float:
     factory = functools.partial(Worker.from_config, config)
     local = factory()
     engine = Engine(Archive(), TrajectoryTree(), CountBased())
-    engine.seed(local.root())
+    engine.add_root(local.root())
     ex = ProcessExecutor(factory, workers)
     try:
         pump(engine, ex, 3.0)  # warm up: processes started, environments loaded

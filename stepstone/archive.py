@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, MutableMapping
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
@@ -31,6 +32,18 @@ _INT_COLUMNS = (
 _COUNTERS = ("times_chosen", "times_chosen_since_new", "times_seen", "discoveries")
 
 _COLUMNS = ("score", "terminal", *_INT_COLUMNS)
+
+
+class AddStatus(IntEnum):
+    """What :meth:`Archive.offer` did, so callers need not work it out again.
+
+    Ordered and falsy when nothing changed, as pyribs's ``AddStatus``
+    (ribs/archives/_add_status.py): ``NEW > IMPROVED > NOT_ADDED``.
+    """
+
+    NOT_ADDED = 0
+    IMPROVED = 1  # the cell was there; this entry replaced its old one
+    NEW = 2  # the cell was not in the archive
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +204,14 @@ class Archive:
         terminal: bool = False,
         source: bytes | None = None,
         goal: bool = False,
-    ) -> bool:
-        """Apply the merge rule; return True when the archive changed."""
+    ) -> AddStatus:
+        """Apply the merge rule; say whether the cell is new, improved or left as it was."""
         i = self.index.get(cell)
         if i is not None and not better(
             score, length, self.score[i], self.length[i], goal, bool(self.goal[i])
         ):
-            return False
+            return AddStatus.NOT_ADDED
+        status = AddStatus.IMPROVED if i is not None else AddStatus.NEW
         if i is None:
             i = self._append(cell)
         else:
@@ -219,7 +233,7 @@ class Archive:
         self.terminal[i] = terminal
         self.goal[i] = int(goal)
         self.dirty.add(i)
-        return True
+        return status
 
     def _forget(self, snap: int) -> None:
         for store in (self.snapshots, self.sources):

@@ -5,22 +5,30 @@ objects (a snapshot to restore and a seed for the explorer); whoever runs them (
 process, a process pool, Ray actors) sends back ``Result`` objects, in any order, and ``tell``
 merges each exactly once. A user can drive the engine from their own loop::
 
-    engine = Engine(archive, TrajectoryTree(), CountBased())
-    engine.seed(worker.root(seed))
-    while engine.frames < budget:
+    from stepstone import Archive, Engine, ExploreConfig, TrajectoryTree, Worker
+    from stepstone.selectors import CountBased
+
+    worker = Worker.from_config(ExploreConfig(env="CartPole-v1", seed=0))
+    engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
+    engine.add_root(worker.root())
+    while engine.frames < 5_000:
         for task in engine.ask(8):
             engine.tell(worker.run(task))
+
+``loop.py`` runs the same loop through an executor (the CLI's runner and the bench scripts);
+``state()``/``from_state()`` are what a run directory keeps of the engine besides its tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .archive import Archive
+from .archive import AddStatus, Archive
+from .errors import ConfigError
 from .selectors.base import Selector
 from .trajectories import ROOT, TrajectoryTree
 
@@ -71,45 +79,163 @@ class TellStats:
     duplicate: bool = False
 
 
+@runtime_checkable
+class CellRule(Protocol):
+    """Maps the cells workers report to archive cells, for cell kinds decided in the driver
+    against the whole archive (novelty and learned cells: cells/novelty.py, cells/learned.py)."""
+
+    def key_for(self, cell: Hashable, archive: Archive) -> Hashable:
+        """The archive cell a reported cell belongs to (itself when it is a new one)."""
+        ...
+
+    def nearest(self, cells: list[Hashable], archive: Archive) -> list[Hashable]:
+        """The archive cell nearest each of ``cells`` (for ``times_seen``)."""
+        ...
+
+    def source(self, cell: Hashable) -> bytes:
+        """What the cell was computed from, kept to re-key the archive later."""
+        ...
+
+    # Between iterations (the runner): the rule adapts, and its state goes with the commit.
+    def adapt(self, new_cells: int, archive: Archive) -> None:
+        """Adjust to the new cells the last iteration found (e.g. a novelty threshold)."""
+        ...
+
+    def state(self) -> dict | None:
+        """The rule's state as plain data, or None when unchanged since the last call."""
+        ...
+
+    def metrics(self) -> dict:
+        """Values for the iteration's metrics row."""
+        ...
+
+
+# Filters the entries a result would add: admit(found, task, archive) -> the ones to keep
+# (e.g. a model judging interestingness, llm/judge.py). Passed in, never imported here.
+Admit = Callable[[list[Found], Task, Archive], Iterable[Found]]
+
+
 class Engine:
-    """Holds the archive, the trajectory tree, the selector and the counters of one run."""
+    """Holds the archive, the trajectory tree, the selector and the counters of one run.
+
+    Args:
+        archive: the cells found so far (empty for a new run).
+        trajectories: the action segments the archive's entries point into.
+        selector: chooses the cells ``ask`` returns to.
+        seed: seeds the engine's own generator (which cells, which explore seeds).
+        cell_shape: the current parameters of an adaptive cell function (dynamic
+            downscaling); tasks carry them, and results made under others are not merged.
+        rule: a :class:`CellRule`, for cells decided in the driver.
+        admit: an :data:`Admit` filter on the entries a result would add.
+        reset_on_update: zero a cell's counters when a better trajectory replaces its entry
+            (the reference code's ``--reset_cell_on_update``, used in its Montezuma
+            domain-knowledge runs): the cell now holds another state, worth exploring afresh.
+
+    Raises:
+        ConfigError: an argument of the wrong kind.
+    """
 
     def __init__(
         self,
         archive: Archive,
         trajectories: TrajectoryTree,
         selector: Selector,
+        *,
         seed: int = 0,
-        frames: int = 0,
-        next_task: int = 1,
-        rng_state: dict | None = None,
+        cell_shape: Sequence[int] | None = None,
+        rule: CellRule | None = None,
+        admit: Admit | None = None,
+        reset_on_update: bool = False,
     ):
+        if not isinstance(archive, Archive) or not isinstance(trajectories, TrajectoryTree):
+            raise ConfigError(
+                f"Engine takes an Archive and a TrajectoryTree, not {type(archive).__name__} "
+                f"and {type(trajectories).__name__}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, not {seed!r}")
+        if cell_shape is not None and not (
+            len(cell_shape) > 0 and all(isinstance(v, int | np.integer) for v in cell_shape)
+        ):
+            raise ConfigError(f"cell_shape must be a tuple of integers, not {cell_shape!r}")
+        if rule is not None and not isinstance(rule, CellRule):
+            raise ConfigError(
+                f"rule {rule!r} is not a CellRule (key_for, nearest, source, adapt, state, "
+                "metrics); cells/novelty.py's NoveltyRule is one"
+            )
+        if admit is not None and not callable(admit):
+            raise ConfigError(f"admit must be a function (found, task, archive), not {admit!r}")
         self.archive = archive
         self.trajectories = trajectories
         self.selector = selector
         self.rng = np.random.default_rng(seed)
-        if rng_state is not None:
-            self.rng.bit_generator.state = rng_state
-        self.frames = frames
-        self.next_task = next_task
+        self.cell_shape = None if cell_shape is None else tuple(int(v) for v in cell_shape)
+        self.rule = rule
+        self.admit = admit
+        self.reset_on_update = bool(reset_on_update)
+        self.frames = 0
+        self.next_task = 1
         self.pending: dict[int, Task] = {}
         self.explorations = 0
         self.success_frame: int | None = None
         self.goal_known = False  # whether any state reported so far had a goal to test
-        self.cell_shape: tuple | None = None
-        # Maps the cells workers report to archive cells, for cell kinds decided in the driver
-        # (novelty, learned): key_for, nearest, source, adapt, state (cells/novelty.py).
-        self.rule: Any = None
-        # Optional filter of the entries a result would add: admit(found, task, archive) ->
-        # the ones to keep (e.g. a model judging interestingness, llm/judge.py). Passed in,
-        # never imported here.
-        self.admit: Any = None
-        # Zero a cell's counters when a better trajectory replaces its entry (the reference
-        # code's --reset_cell_on_update, used in its Montezuma domain-knowledge runs): the cell
-        # now holds a different state (more score, another timing), worth exploring afresh.
-        self.reset_on_update = False
 
-    def seed(self, root: Found) -> None:
+    # -- what a run directory keeps ----------------------------------------------------------
+    def state(self) -> dict:
+        """Everything to continue this engine besides the archive's and trajectories' own
+        rows, as plain data (numbers, strings, lists, dicts). Tasks in flight are not kept:
+        a resumed run asks afresh."""
+        return {
+            "frames": self.frames,
+            "next_task": self.next_task,
+            "rng": self.rng.bit_generator.state,
+            "next_snap": self.archive.next_snap,
+            "next_node": self.trajectories.next_id,
+            "explorations": self.explorations,
+            "success_frame": self.success_frame,
+            "goal_known": self.goal_known,
+            "cell_shape": None if self.cell_shape is None else list(self.cell_shape),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict,
+        archive: Archive,
+        trajectories: TrajectoryTree,
+        selector: Selector,
+        **options: Any,
+    ) -> Engine:
+        """The engine :meth:`state` described, over its archive and trajectories.
+
+        ``options`` are the constructor's; a stored ``cell_shape`` replaces the given one (the
+        given one is where a new run starts). Keys missing from an older ``state`` take what a
+        new engine has; ``{}`` is a new run.
+
+        Raises:
+            ValueError: ``state`` is not one :meth:`state` wrote.
+        """
+        if state.get("cell_shape") is not None:
+            options["cell_shape"] = state["cell_shape"]
+        engine = cls(archive, trajectories, selector, **options)
+        try:
+            if state.get("rng") is not None:
+                engine.rng.bit_generator.state = state["rng"]
+            archive.next_snap = int(state.get("next_snap", archive.next_snap))
+            trajectories.next_id = int(state.get("next_node", trajectories.next_id))
+            engine.frames = int(state.get("frames", 0))
+            engine.next_task = int(state.get("next_task", 1))
+            engine.explorations = int(state.get("explorations", 0))
+            success = state.get("success_frame")
+            engine.success_frame = None if success is None else int(success)
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"not an engine state ({type(e).__name__}: {e})") from None
+        # Written before goals were tracked: a goal applied if one was reached.
+        engine.goal_known = bool(state.get("goal_known", engine.success_frame is not None))
+        return engine
+
+    # -- ask / tell --------------------------------------------------------------------------
+    def add_root(self, root: Found) -> None:
         """Enter the reset state as the first cell (score 0, empty trajectory)."""
         if self.rule is not None:
             root = replace(root, cell=self.rule.key_for(root.cell, self.archive),
@@ -174,8 +300,7 @@ class Engine:
             upto = max(f.steps for f in accepted)
             node = self.trajectories.add(task.node, task.length, result.actions[:upto])
             for f in accepted:
-                is_new = f.cell not in a
-                changed = a.offer(
+                status = a.offer(
                     f.cell,
                     task.score + f.reward,
                     task.length + f.steps,
@@ -188,9 +313,10 @@ class Engine:
                     source=f.source,
                     goal=bool(f.success),
                 )
-                stats.new_cells += is_new
-                stats.improved += changed and not is_new
-                if changed and not is_new:
+                if status is AddStatus.NEW:
+                    stats.new_cells += 1
+                elif status is AddStatus.IMPROVED:
+                    stats.improved += 1
                     improved.append(f.cell)
         i = a.index.get(task.cell)
         if i is not None:  # None only if a re-keying merged the cell away meanwhile
@@ -232,3 +358,7 @@ class Engine:
     def abandon(self, task_id: int) -> Task | None:
         """Forget a task whose worker is gone; the caller may re-issue it."""
         return self.pending.pop(task_id, None)
+
+    def abandon_all(self) -> None:
+        """Forget every task in flight (the run stops; their results are not needed)."""
+        self.pending.clear()

@@ -16,16 +16,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import selectors
-from .cells.dynamic import RecentFrames
+from .cells.dynamic import DynamicSchedule
 from .config import ExploreConfig, RunOptions
-from .engine import Engine
+from .engine import Engine, Result, Task, TellStats
 from .errors import CommitFailed, RunDirError
 from .executors import make as make_executor
 from .goals import GOAL_REACHED
 from .llm.errors import BudgetExhausted, ModelUnavailable
+from .loop import drive
 from .progress import Progress
 from .store.sqlite import RunStore
 from .worker import Worker
@@ -85,19 +84,24 @@ def run(store: RunStore, options: RunOptions) -> dict:
     if getattr(local.env, "snapshot_format", "data") == "pickle":
         store.use_pickled_snapshots(options.trust_run_dir)
     model, settings, roles = model_roles(config, store, options, local)
-    engine = store.load_engine(selectors.make(config.selector, **roles.get("selector", {})))
-    engine.admit = roles.get("judge")
-    engine.reset_on_update = config.reset_on_update
-    adaptive = Adaptive(local, engine, store) if local.adaptive else None
-    if hasattr(local.cell_fn, "rule"):  # cells decided in the driver: their state is the run's
-        engine.rule = local.cell_fn.rule(store.extra("cell_rule"))
+    cells = local.cell_fn
+    engine = store.load_engine(
+        selectors.make(config.selector, **roles.get("selector", {})),
+        admit=roles.get("judge"),
+        # Cells decided in the driver: the rule's state is the run's, kept with each commit.
+        rule=cells.rule(store.extra("cell_rule")) if hasattr(cells, "rule") else None,
+        reset_on_update=config.reset_on_update,
+        cell_shape=cells.shape if local.adaptive else None,  # a new run's; then the stored one
+    )
+    adaptive = None
+    if local.adaptive:  # dynamic downscaling: its parameters are re-chosen in this process
+        last_update, seed = store.extra("cell_update_frame"), config.seed
+        adaptive = DynamicSchedule(cells, engine, last_update, seed)
     if len(engine.archive) == 0:
-        engine.seed(local.root())
+        engine.add_root(local.root())
         store.commit(engine)
     engine.archive.snapshots[int(engine.archive.snap[0])]  # a foreign or damaged one: said now
     history = store.metrics()
-    iteration = history[-1]["iteration"] if history else 0
-    seconds = history[-1]["seconds"] if history else 0.0
     last = history[-1] if history else metrics_row(engine, 0, 0.0, 0)
     last.pop("stopped", None)  # why the previous session stopped: not this one's
     if engine.frames >= options.frames:
@@ -114,121 +118,121 @@ def run(store: RunStore, options: RunOptions) -> dict:
     capacity = (4 if options.deterministic else 2) * executor.workers
     progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
     progress.update(last)
-    started = time.perf_counter() - seconds
-    done_in_iteration = new_in_iteration = tasks_failed = 0
-    faults0 = [last.get(k, 0) for k in ("reissued", "workers_replaced", "tasks_failed")]
-    stopped: str | None = None
-    interrupted = False
-    failed_commit: Exception | None = None
+    book = Iterations(store, engine, executor, adaptive, model, progress, last)
 
-    def commit_iteration() -> dict:
-        nonlocal iteration, done_in_iteration, new_in_iteration
-        iteration += 1
-        row = metrics_row(engine, iteration, time.perf_counter() - started, new_in_iteration)
-        row["workers"] = executor.alive
-        # Worker faults over the whole run: this session's counts on top of the previous ones.
-        row["reissued"] = faults0[0] + getattr(executor, "reissued", 0)
-        row["workers_replaced"] = faults0[1] + getattr(executor, "replaced", 0)
-        row["tasks_failed"] = faults0[2] + tasks_failed
-        extra = adaptive.extra() if adaptive else {}
-        if engine.rule is not None:
-            engine.rule.adapt(new_in_iteration, engine.archive)
-            if (state := engine.rule.state()) is not None:  # None: unchanged since the last
-                extra["cell_rule"] = state
-            row.update(engine.rule.metrics())
-        if model is not None:
-            row.update(llm_metrics(model))
-        if stopped:
-            row["stopped"] = stopped
-        store.commit(engine, row, extra or None)
-        done_in_iteration = new_in_iteration = 0
-        return row
+    def more() -> bool:
+        if engine.frames < options.frames:
+            return True
+        if model is not None and not model.halted():
+            model.halt()  # the run is over: its model roles, in every process, ask no more
+        return False
+
+    def goal() -> bool:
+        return reached_goal(config, engine)
 
     restore_sigterm = _stop_on_sigterm()
-    observe = getattr(engine.selector, "observe", None)
-    failure: ModelUnavailable | None = None
+    failure: Exception | None = None  # raised once what was merged is committed
     try:
-        while engine.frames < options.frames or executor.in_flight:
-            submitting = engine.frames < options.frames
-            if not submitting and model is not None and not model.halted():
-                model.halt()  # the run is over: its model roles, in every process, ask no more
-            want = capacity - executor.in_flight
-            if want > 0 and submitting:
-                for task in engine.ask(want):
-                    executor.submit(task)
-            results = executor.poll(timeout=1.0)
-            for task, why in _drain(getattr(executor, "failed", None)):
-                engine.abandon(task.task_id)
-                tasks_failed += 1
-                progress.note(f"gave up one exploration from cell {task.cell!r}: {why}")
-            for result in results:
-                asked = engine.pending.get(result.task_id)
-                stats = engine.tell(result)
-                if asked is not None and observe is not None:
-                    observe(asked, result)  # the ige selector notes the actions tried
-                done_in_iteration += 1
-                new_in_iteration += stats.new_cells
-                if adaptive:
-                    adaptive.recent.extend(result.samples)
-                if done_in_iteration >= config.batch:
-                    if adaptive and adaptive.maybe_update():
-                        progress.note(f"cells re-chosen: {adaptive.describe()}")
-                    last = commit_iteration()
-                    progress.update(last)
-            if reached_goal(config, engine):
-                stopped = GOAL_REACHED
-                progress.note(f"goal reached at {engine.success_frame:,} frames; stopping")
-                for task_id in list(engine.pending):  # results still running are not needed
-                    engine.abandon(task_id)
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-        for task_id in list(engine.pending):
-            engine.abandon(task_id)
+        if drive(engine, executor, capacity, more, done=goal,
+                 on_result=book.on_result, on_failed=book.on_failed):  # fmt: skip
+            book.stopped = GOAL_REACHED
+            progress.note(f"goal reached at {engine.success_frame:,} frames; stopping")
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (_stop_on_sigterm)
+        book.interrupted = True
+        engine.abandon_all()
     except CommitFailed as e:
-        failed_commit = e  # the store kept its last commit and its queue: stop, do not retry
+        failure = e  # the store kept its last commit and its queue: stop, do not retry
     except BudgetExhausted as e:
-        stopped = str(e)
+        book.stopped = str(e)
         progress.note(f"{e}: stepstone resume {store.path} --llm-budget N continues the run")
-        for task_id in list(engine.pending):
-            engine.abandon(task_id)
-        last = {**last, "stopped": stopped}  # commit below even if nothing was merged
+        engine.abandon_all()
     except ModelUnavailable as e:  # committed below; past the frame budget, nothing is lost
-        for task_id in list(engine.pending):
-            engine.abandon(task_id)
+        engine.abandon_all()
         if engine.frames < options.frames:
-            failure = e
-            stopped = f"{e}; continue with: stepstone resume {store.path}"
-            last = {**last, "stopped": stopped}
+            book.stopped = f"{e}; continue with: stepstone resume {store.path}"
+            failure = ModelUnavailable(book.stopped)  # the CLI says it in one line, exit 2
     finally:
         try:
-            if failed_commit is None and (
-                done_in_iteration or engine.frames != last["frames"] or stopped
-            ):
-                last = commit_iteration()
+            if not isinstance(failure, CommitFailed) and book.unsaved():
+                book.commit()
         finally:
             executor.close()
             if model is not None:
                 model.halt(False)  # the switch is for this run's processes, now ended
             local.close()
-            progress.close(last)
+            progress.close(book.last)
             restore_sigterm()
-    if failed_commit is not None:
-        raise failed_commit
     if failure is not None:
-        raise ModelUnavailable(stopped)  # committed: the CLI says it in one line, exit 2
-    if interrupted:
-        last = {**last, "interrupted": True}
-    return last
+        raise failure
+    return {**book.last, "interrupted": True} if book.interrupted else book.last
 
 
-def _drain(items: list | None) -> list:
-    """Take everything out of an executor's list (tasks it gave up)."""
-    if not items:
-        return []
-    out = items[:]
-    items.clear()
-    return out
+class Iterations:
+    """Counts merged results and commits one iteration (``config.batch`` explorations) at a
+    time with its metrics row, so a crash loses at most the iteration in progress."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        engine: Engine,
+        executor: Any,
+        adaptive: DynamicSchedule | None,
+        model: Any,
+        progress: Progress,
+        last: dict,
+    ):
+        self.store, self.engine, self.executor = store, engine, executor
+        self.adaptive, self.model, self.progress = adaptive, model, progress
+        self.last = last  # the last committed row
+        self.iteration = last.get("iteration", 0)
+        self.started = time.perf_counter() - last.get("seconds", 0.0)
+        self.done = self.new = self.tasks_failed = 0  # in the iteration under way
+        # Worker faults of the previous sessions: this session's counts go on top.
+        self.faults0 = [last.get(k, 0) for k in ("reissued", "workers_replaced", "tasks_failed")]
+        self.stopped: str | None = None  # why the run stops, said in its last row
+        self.interrupted = False
+
+    def on_result(self, result: Result, stats: TellStats) -> None:
+        self.done += 1
+        self.new += stats.new_cells
+        if self.adaptive:
+            self.adaptive.recent.extend(result.samples)
+        if self.done >= self.store.config.batch:
+            if self.adaptive and self.adaptive.maybe_update():
+                self.progress.note(f"cells re-chosen: {self.adaptive.describe()}")
+            self.progress.update(self.commit())
+
+    def on_failed(self, task: Task, why: str) -> None:
+        self.tasks_failed += 1
+        self.progress.note(f"gave up one exploration from cell {task.cell!r}: {why}")
+
+    def unsaved(self) -> bool:
+        """Whether anything was merged since the last commit, or the run must say why it stops."""
+        return bool(self.done or self.engine.frames != self.last["frames"] or self.stopped)
+
+    def commit(self) -> dict:
+        engine, executor = self.engine, self.executor
+        self.iteration += 1
+        elapsed = time.perf_counter() - self.started
+        row = metrics_row(engine, self.iteration, elapsed, self.new)
+        row["workers"] = executor.alive
+        row["reissued"] = self.faults0[0] + getattr(executor, "reissued", 0)
+        row["workers_replaced"] = self.faults0[1] + getattr(executor, "replaced", 0)
+        row["tasks_failed"] = self.faults0[2] + self.tasks_failed
+        extra = self.adaptive.extra() if self.adaptive else {}
+        if engine.rule is not None:
+            engine.rule.adapt(self.new, engine.archive)
+            if (state := engine.rule.state()) is not None:  # None: unchanged since the last
+                extra["cell_rule"] = state
+            row.update(engine.rule.metrics())
+        if self.model is not None:
+            row.update(llm_metrics(self.model))
+        if self.stopped:
+            row["stopped"] = self.stopped
+        self.store.commit(engine, row, extra or None)
+        self.done = self.new = 0
+        self.last = row
+        return row
 
 
 def reached_goal(config: ExploreConfig, engine: Engine) -> bool:
@@ -289,36 +293,3 @@ def llm_metrics(model: Any) -> dict:
     row["llm_tokens"] = row["llm_prompt_tokens"] + row["llm_completion_tokens"]
     row.update({k: v for k, v in totals.items() if k not in row})
     return row
-
-
-class Adaptive:
-    """Re-chooses the parameters of an adaptive cell function (dynamic downscaling) in a run."""
-
-    def __init__(self, worker: Worker, engine: Engine, store: RunStore):
-        self.cells = worker.cell_fn
-        self.engine = engine
-        if engine.cell_shape is None:
-            engine.cell_shape = self.cells.shape
-        self.cells.set_shape(engine.cell_shape)
-        self.last_update = store.extra("cell_update_frame")
-        self.recent = RecentFrames(self.cells.max_samples, seed=store.config.seed)
-
-    def maybe_update(self) -> bool:
-        e = self.engine
-        if not self.cells.due(e.frames, self.last_update, len(e.archive)):
-            return False
-        rng = np.random.default_rng([e.frames, len(e.archive)])
-        shape = self.cells.choose(self.recent.decoded(), rng)
-        self.cells.set_shape(shape)
-        e.rekey(shape, self.cells.key_from_source)
-        self.last_update = e.frames
-        self.recent.items.clear()
-        return True
-
-    def describe(self) -> str:
-        assert self.engine.cell_shape is not None  # set in __init__
-        w, h, d = self.engine.cell_shape
-        return f"{w}x{h} with {d} levels, {len(self.engine.archive)} cells"
-
-    def extra(self) -> dict:
-        return {"cell_update_frame": self.last_update}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stepstone.archive import Archive, better
+from stepstone.archive import AddStatus, Archive, better
 
 
 def test_merge_rule():
@@ -18,11 +18,11 @@ def test_merge_rule():
 
 def test_offer_replaces_and_forgets_old_snapshot():
     a = Archive()
-    assert a.offer("c", 0.0, 10, node=1, snapshot=b"s1")
+    assert a.offer("c", 0.0, 10, node=1, snapshot=b"s1") is AddStatus.NEW
     first = a.get("c").snap
     assert a.snapshots[first] == b"s1"
-    assert not a.offer("c", 0.0, 12, node=2, snapshot=b"s2")  # longer: refused
-    assert a.offer("c", 0.0, 8, node=3, snapshot=b"s3")  # shorter: accepted
+    assert a.offer("c", 0.0, 12, node=2, snapshot=b"s2") is AddStatus.NOT_ADDED  # longer
+    assert a.offer("c", 0.0, 8, node=3, snapshot=b"s3") is AddStatus.IMPROVED  # shorter
     e = a.get("c")
     assert (e.length, e.node, a.snapshots[e.snap]) == (8, 3, b"s3")
     assert first not in a.snapshots  # the replaced snapshot is gone

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+import textwrap
 
+import numpy as np
+import pytest
+
+from stepstone import engine as engine_module
 from stepstone.archive import Archive
 from stepstone.engine import Engine, Found, Result
+from stepstone.errors import ConfigError
 from stepstone.selectors import Uniform
 from stepstone.trajectories import TrajectoryTree
 
 
-def engine() -> Engine:
-    e = Engine(Archive(), TrajectoryTree(), Uniform(), seed=0)
-    e.seed(Found("root", 0.0, 0, b"snap-root"))
+def engine(**options) -> Engine:
+    e = Engine(Archive(), TrajectoryTree(), Uniform(), seed=0, **options)
+    e.add_root(Found("root", 0.0, 0, b"snap-root"))
     return e
 
 
@@ -71,18 +77,19 @@ def test_duplicate_and_unknown_results_are_ignored():
 
 
 def test_results_under_old_cell_parameters_are_not_merged():
-    e = engine()
-    e.cell_shape = (11, 8, 8)
+    e = Engine(Archive(), TrajectoryTree(), Uniform(), cell_shape=(11, 8, 8))
+    e.add_root(Found("root", 0.0, 0, b"snap-root", source=b"root"))
     (t,) = e.ask(1)
-    e.cell_shape = (5, 5, 4)  # parameters changed while the task was out
+    assert t.cell_shape == (11, 8, 8)
+    e.rekey((5, 5, 4), bytes.decode)  # parameters changed while the task was out
+    assert e.cell_shape == (5, 5, 4) and "root" in e.archive
     e.tell(Result(t.task_id, np.zeros(1, np.uint8), 4, [Found("a", 0.0, 1, b"A")]))
     assert "a" not in e.archive and e.frames == 4
 
 
 def test_reset_on_update_zeroes_the_counters_of_an_improved_cell_only():
     for reset in (False, True):
-        e = engine()
-        e.reset_on_update = reset
+        e = engine(reset_on_update=reset)
         e.selector.weights = lambda a: np.eye(len(a))[0]  # always explore from "root"
         (t,) = e.ask(1)
         e.tell(Result(t.task_id, np.zeros(3, np.uint8), 12, [Found("a", 0.0, 3, b"A")], ["a"]))
@@ -93,3 +100,68 @@ def test_reset_on_update_zeroes_the_counters_of_an_improved_cell_only():
         assert (a.score, a.length) == (5.0, 2)
         assert (a.times_chosen, a.times_seen) == ((0, 0) if reset else (0, 2))
         assert (root.times_chosen, root.times_seen) == (2, 1)
+
+
+def test_state_is_data_and_continues_the_same_random_stream():
+    e = engine()
+    for _ in range(3):
+        (t,) = e.ask(1)
+        e.tell(Result(t.task_id, np.zeros(2, np.uint8), 8, [Found(f"c{t.task_id}", 1.0, 2, b"x")]))
+    state = json.loads(json.dumps(e.state()))  # what a run directory keeps: plain data
+    again = Engine.from_state(state, e.archive, e.trajectories, Uniform(), seed=99)
+    assert again.state() == e.state()
+    mine, theirs = e.ask(4), again.ask(4)
+    assert [(t.task_id, t.cell, t.explore_seed) for t in mine] == [
+        (t.task_id, t.cell, t.explore_seed) for t in theirs
+    ]
+
+
+def test_an_empty_state_is_a_new_engine_and_a_stored_cell_shape_wins():
+    options = {"seed": 5, "cell_shape": (4, 4, 8)}
+    new = Engine.from_state({}, Archive(), TrajectoryTree(), Uniform(), **options)
+    fresh = Engine(Archive(), TrajectoryTree(), Uniform(), **options)
+    assert new.state() == fresh.state()
+    stored = {**new.state(), "cell_shape": [11, 8, 8]}
+    again = Engine.from_state(stored, Archive(), TrajectoryTree(), Uniform(), cell_shape=(4, 4, 8))
+    assert again.cell_shape == (11, 8, 8)
+
+
+def test_a_damaged_state_is_refused():
+    with pytest.raises(ValueError, match="not an engine state"):
+        bad = {"rng": {"bit_generator": "nope"}}
+        Engine.from_state(bad, Archive(), TrajectoryTree(), Uniform())
+
+
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"cell_shape": ("11", 8)}, "cell_shape"),
+        ({"rule": object()}, "CellRule"),
+        ({"admit": "judge"}, "admit"),
+    ],
+)
+def test_the_constructor_refuses_options_of_the_wrong_kind(options, says):
+    with pytest.raises(ConfigError, match=says):
+        Engine(Archive(), TrajectoryTree(), Uniform(), **options)
+
+
+def test_the_constructor_refuses_a_mapping_for_an_archive():
+    with pytest.raises(ConfigError, match="an Archive and a TrajectoryTree"):
+        Engine({}, TrajectoryTree(), Uniform())  # type: ignore[arg-type]
+
+
+def test_the_module_docstring_example_runs_as_written():
+    """The loop in engine.py's docstring, executed as a user would paste it."""
+    text = engine_module.__doc__.split("::\n", 1)[1].lstrip("\n")
+    lines = text.split("\n\n")
+    block = []
+    for para in lines:  # the indented paragraphs that follow "::"
+        if not para.startswith("    "):
+            break
+        block.append(para)
+    namespace: dict = {}
+    exec(textwrap.dedent("\n\n".join(block)), namespace)
+    e = namespace["engine"]
+    assert e.frames >= 5_000 and len(e.archive) > 1 and not e.pending

@@ -78,7 +78,7 @@ class FailingDb:
 def test_a_failed_commit_keeps_the_last_commit_and_the_queue(tmp_path, table):
     store = RunStore.create(tmp_path / "run", CONFIG)
     engine = store.load_engine(CountBased())
-    engine.seed(Found(("root",), 0.0, 0, b"root"))
+    engine.add_root(Found(("root",), 0.0, 0, b"root"))
     grow(engine, 5, seed=1)
     store.commit(engine, {"iteration": 1, "frames": engine.frames})
     committed = assert_complete(tmp_path / "run")
@@ -104,7 +104,7 @@ def test_a_database_that_fills_up_keeps_every_commit(tmp_path):
     """A size-limited database file (SQLite's max_page_count) fills mid-run like a disk."""
     store = RunStore.create(tmp_path / "run", CONFIG)
     engine = store.load_engine(CountBased())
-    engine.seed(Found(("root",), 0.0, 0, b"root"))
+    engine.add_root(Found(("root",), 0.0, 0, b"root"))
     store.commit(engine)
     pages = store.db.execute("PRAGMA page_count").fetchone()[0]
     store.db.execute(f"PRAGMA max_page_count = {pages + 12}")  # about 48 kB more

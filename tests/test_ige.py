@@ -154,7 +154,7 @@ def test_the_ige_selector_returns_to_the_entry_the_model_picks(endpoint):
     selector = make("ige", model=ChatClient(url, "tiny"), goal="make 24", memory=Memory(),
                     describe=Describer(worker.env))  # fmt: skip
     engine = Engine(Archive(), TrajectoryTree(), selector)
-    engine.seed(worker.root())
+    engine.add_root(worker.root())
     for _ in range(8):
         open_ = int((~engine.archive.terminal[: len(engine.archive)]).sum())
         tasks = engine.ask(3)
@@ -360,7 +360,7 @@ def test_babyai_levels_are_seen_as_text_and_explored_by_the_model(endpoint):
     assert "red ball" in view.observation(worker.env)
     assert [t for _, t in view.choices(worker.env)][:3] == ["turn left", "turn right", "go forward"]
     engine = Engine(Archive(), TrajectoryTree(), make("count"))
-    engine.seed(worker.root())
+    engine.add_root(worker.root())
     for task in engine.ask(3):
         result = worker.run(task)
         assert len(result.actions) > 0 and set(result.actions.tolist()) == {2}  # forward
@@ -393,7 +393,7 @@ def test_several_actions_per_call_are_taken_in_order_while_admissible(endpoint):
                                llm_samples=1, llm_model="tiny")  # fmt: skip
         worker = Worker.from_config(config, llm=Settings(url, "tiny"))
         engine = Engine(Archive(), TrajectoryTree(), make("count"))
-        engine.seed(worker.root())
+        engine.add_root(worker.root())
         (task,) = engine.ask(1)
         result = worker.run(task)
         worker.env.restore(task.snapshot)
@@ -514,9 +514,9 @@ def test_a_stopped_run_asks_nothing_more(endpoint, tmp_path):
     model.reply = "not an answer"
     client = ChatClient(url, "tiny", cache=Cache(tmp_path / "c"))
     worker = Worker.from_config(ExploreConfig("game24:4,7,8,8", explore_steps=3))
-    engine = Engine(Archive(), TrajectoryTree(), make("ige", model=client, goal="24"))
-    engine.admit = Judge(client, "24")
-    engine.seed(worker.root())
+    selector = make("ige", model=client, goal="24")
+    engine = Engine(Archive(), TrajectoryTree(), selector, admit=Judge(client, "24"))
+    engine.add_root(worker.root())
     client.halt()
     for task in engine.ask(4):
         engine.tell(worker.run(task))
@@ -534,7 +534,7 @@ def test_the_explorer_remembers_the_exploration_and_shows_its_history(endpoint):
                            llm_model="tiny")  # fmt: skip
     worker = Worker.from_config(config, llm=Settings(url, "tiny"))
     engine = Engine(Archive(), TrajectoryTree(), make("count"))
-    engine.seed(worker.root())
+    engine.add_root(worker.root())
     (task,) = engine.ask(1)
     worker.run(task)
     assert [len(c) for c in model.conversations] == [2, 4, 6]  # system, exchanges, question

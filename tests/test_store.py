@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from stepstone.cli import main
 from stepstone.config import ExploreConfig
 from stepstone.engine import Found, Result
 from stepstone.errors import RunDirError
@@ -37,7 +41,7 @@ def columns(archive) -> list:
 def test_commit_round_trip(tmp_path):
     store = RunStore.create(tmp_path / "run", CONFIG)
     engine = store.load_engine(CountBased())
-    engine.seed(Found(("cell", 0), 0.0, 0, b"root"))
+    engine.add_root(Found(("cell", 0), 0.0, 0, b"root"))
     explore_a_bit(engine, 10)
     store.commit(engine, {"iteration": 1, "frames": engine.frames})
     explore_a_bit(engine, 5, start=1)  # a second commit writes only what changed
@@ -62,7 +66,7 @@ def test_commit_round_trip(tmp_path):
 def test_uncommitted_work_is_not_visible(tmp_path):
     store = RunStore.create(tmp_path / "run", CONFIG)
     engine = store.load_engine(CountBased())
-    engine.seed(Found(("cell", 0), 0.0, 0, b"root"))
+    engine.add_root(Found(("cell", 0), 0.0, 0, b"root"))
     explore_a_bit(engine, 3)
     store.commit(engine)
     committed = columns(store.load_archive())
@@ -103,3 +107,41 @@ def test_a_run_that_lost_its_configuration_is_refused(tmp_path):
     db.close()
     with pytest.raises(RunDirError, match="no stored configuration"):
         _ = RunStore.open(tmp_path / "d").config
+
+
+# -- run directories written before Engine.state() -------------------------------------------
+# Written by stepstone at commit 20aca7f (run format 2), as tests/data/README.md says: each
+# "start" explored to some frames, and "resumed" is that run resumed further by the same code.
+WRITTEN_BEFORE = Path(__file__).parent / "data" / "run_v2"
+COMPARED = "cell, idx, score, terminal, length, node, snap, found_frame, times_chosen, " \
+    "times_chosen_since_new, times_seen, discoveries, goal"  # fmt: skip
+
+
+def stored(run, query: str) -> list:
+    with sqlite3.connect(run / "run.sqlite") as db:
+        return db.execute(query).fetchall()
+
+
+@pytest.mark.parametrize("name, frames", [("cartpole", 4_000), ("mountaincar", 6_000)])
+def test_a_run_written_before_resumes_on_the_same_random_stream_and_replays(
+    tmp_path, capsys, name, frames
+):
+    """Resumed here, a run directory from the previous code reaches exactly the archive that
+    code's own resume reached: the engine state (the generator's included) maps key for key."""
+    run, expected = tmp_path / "run", tmp_path / "expected"
+    shutil.copytree(WRITTEN_BEFORE / name / "start", run)
+    shutil.copytree(WRITTEN_BEFORE / name / "resumed", expected)
+    (text,) = stored(run, "SELECT value FROM meta WHERE key = 'engine'")[0]
+    store = RunStore.open(run)
+    assert store.load_engine(CountBased()).state() == json.loads(text)
+    store.close()
+    resume = f"resume {run} --frames {frames} --backend inline --no-progress"
+    assert main(resume.split()) == 0
+    for query in (
+        f"SELECT {COMPARED} FROM entries ORDER BY idx",
+        "SELECT * FROM nodes ORDER BY id",
+        "SELECT * FROM snapshots ORDER BY id",
+        "SELECT value FROM meta WHERE key = 'engine' OR key LIKE 'extra:%' ORDER BY key",
+    ):
+        assert stored(run, query) == stored(expected, query), query
+    assert main(["replay", str(run), "--cell", "all"]) == 0

@@ -45,7 +45,7 @@ def explore(death_window: int) -> set:
     config = ExploreConfig("TestLedge-v0", death_window=death_window, explore_steps=1000)
     worker = Worker.from_config(config)
     engine = Engine(Archive(), TrajectoryTree(), Uniform())
-    engine.seed(worker.root())
+    engine.add_root(worker.root())
     while engine.frames < 20_000:
         for task in engine.ask(4):
             engine.tell(worker.run(task))

@@ -170,3 +170,40 @@ class RecentFrames:
 
     def decoded(self) -> list[np.ndarray]:
         return [decode_frame(f) for f in self.items]
+
+
+class DynamicSchedule:
+    """Re-chooses the parameters of dynamic cells during a run, in the driver: samples recent
+    frames from results and, when due, picks new parameters and re-keys the engine's archive.
+
+    ``engine`` is an :class:`~stepstone.engine.Engine` built with a ``cell_shape``;
+    ``last_update`` the frame count of the previous change (None: none yet).
+    """
+
+    def __init__(self, cells: DynamicDownscale, engine: Any, last_update: int | None, seed: int):
+        self.cells = cells
+        self.engine = engine
+        assert engine.cell_shape is not None  # the runner builds the engine with one
+        self.cells.set_shape(engine.cell_shape)
+        self.last_update = last_update
+        self.recent = RecentFrames(self.cells.max_samples, seed=seed)
+
+    def maybe_update(self) -> bool:
+        e = self.engine
+        if not self.cells.due(e.frames, self.last_update, len(e.archive)):
+            return False
+        rng = np.random.default_rng([e.frames, len(e.archive)])
+        shape = self.cells.choose(self.recent.decoded(), rng)
+        self.cells.set_shape(shape)
+        e.rekey(shape, self.cells.key_from_source)
+        self.last_update = e.frames
+        self.recent.items.clear()
+        return True
+
+    def describe(self) -> str:
+        w, h, d = self.engine.cell_shape
+        return f"{w}x{h} with {d} levels, {len(self.engine.archive)} cells"
+
+    def extra(self) -> dict:
+        """What the run directory keeps of the schedule (``extra:cell_update_frame``)."""
+        return {"cell_update_frame": self.last_update}

@@ -2,7 +2,7 @@
 
 Lu, Hu & Clune 2024 (IGE) keep a new state only when a foundation model, shown the archive,
 finds it interestingly new; this replaces the hand-made cell representation's notion of
-"new". ``Judge`` is the engine's ``admit`` hook (``engine.admit = Judge(...)``): given the
+"new". ``Judge`` is the engine's ``admit`` hook (``Engine(..., admit=Judge(...))``): given the
 entries a result would add, it returns those to keep. The engine does not import it; the
 runner (or a user's own loop) passes it in.
 

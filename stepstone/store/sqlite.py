@@ -354,26 +354,19 @@ class RunStore:
         archive.load_columns(cells, columns)
         return archive
 
-    def load_engine(self, selector: Selector) -> Engine:
-        """The engine as of the last commit (a fresh one for a new run)."""
+    def load_engine(self, selector: Selector, **options: Any) -> Engine:
+        """The engine as of the last commit (a fresh one for a new run); ``options`` are the
+        Engine constructor's, the seed being the run's."""
         state = self.state()
-        tree = TrajectoryTree(self.nodes, next_id=state.get("next_node"))
-        engine = Engine(
-            self.load_archive(),
-            tree,
-            selector,
-            seed=self.config.seed,
-            frames=state.get("frames", 0),
-            next_task=state.get("next_task", 1),
-            rng_state=state.get("rng"),
-        )
-        engine.explorations = state.get("explorations", 0)
-        engine.success_frame = state.get("success_frame")
-        # Runs written before goals were tracked: a goal applied if one was reached.
-        engine.goal_known = state.get("goal_known", engine.success_frame is not None)
-        shape = state.get("cell_shape")
-        engine.cell_shape = tuple(shape) if shape is not None else None
-        return engine
+        tree = TrajectoryTree(self.nodes, next_id=state.get("next_node"))  # no scan of the table
+        options.setdefault("seed", self.config.seed)
+        try:
+            return Engine.from_state(state, self.load_archive(), tree, selector, **options)
+        except ValueError as e:
+            raise RunDirError(
+                f"{self.path / DB_NAME} holds a damaged engine state ({e}); "
+                "restore it from a backup"
+            ) from None
 
     def metrics(self) -> list[dict]:
         rows = self.db.execute("SELECT data FROM metrics ORDER BY iteration")
@@ -424,17 +417,6 @@ class RunStore:
 
     def _commit(self, engine: Engine, metrics: dict | None, extra: dict | None) -> None:
         a = engine.archive
-        state = {
-            "frames": engine.frames,
-            "next_task": engine.next_task,
-            "rng": engine.rng.bit_generator.state,
-            "next_snap": a.next_snap,
-            "next_node": engine.trajectories.next_id,
-            "explorations": engine.explorations,
-            "success_frame": engine.success_frame,
-            "goal_known": engine.goal_known,
-            "cell_shape": engine.cell_shape,
-        }
         cols = ["cell", "idx", "score", "terminal", *_INT_COLUMNS]
         with self.db:
             rows_to_write: Iterable[int]
@@ -456,7 +438,7 @@ class RunStore:
             self.snapshots.flush()
             self.sources.flush()
             self.nodes.flush()
-            meta = [("engine", json.dumps(state))]
+            meta = [("engine", json.dumps(engine.state()))]
             meta += [(f"extra:{k}", json.dumps(v)) for k, v in (extra or {}).items()]
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
             if metrics is not None:

@@ -1,0 +1,84 @@
+"""The ask/submit/poll/tell loop, written once: an engine driven through an executor.
+
+The engine decides (pure), the executor runs tasks (processes, Ray, this process); this module
+only moves tasks and results between them. What a caller does with each result (commit an
+iteration, update adaptive cells, show progress) it passes in as hooks, so the CLI's runner and
+the bench scripts share the loop and differ only in those. Not here: files, signals, models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .engine import Engine, Result, Task, TellStats
+
+OnResult = Callable[[Result, TellStats], None]
+OnFailed = Callable[[Task, str], None]
+
+
+def drive(
+    engine: Engine,
+    executor: Any,
+    capacity: int,
+    more: Callable[[], bool],
+    *,
+    done: Callable[[], bool] | None = None,
+    on_result: OnResult | None = None,
+    on_failed: OnFailed | None = None,
+    drain: bool = True,
+) -> bool:
+    """Keep ``capacity`` tasks in flight while ``more()`` says so, merging results as they come.
+
+    Args:
+        engine: asked for tasks and told every result.
+        executor: runs tasks (``submit``, ``poll``, ``in_flight``; tasks it gave up, if any,
+            in its ``failed`` list of (task, why)).
+        capacity: tasks in flight at most.
+        more: whether to ask for more tasks; checked once a round.
+        done: checked after each round's results; True stops at once, forgetting the tasks
+            still in flight (e.g. the run's goal is reached).
+        on_result: called with each result and what merging it did.
+        on_failed: called with each task the executor gave up, and why.
+        drain: once ``more()`` is False, wait for the tasks in flight (False: leave them
+            to a later call, as a bench measuring for a fixed time does).
+
+    Returns:
+        True when ``done()`` stopped the loop.
+
+    Exceptions from the executor, the engine or the hooks stop the loop and propagate, with
+    the tasks in flight left pending in the engine (``engine.abandon_all()`` forgets them).
+    """
+    observe = getattr(engine.selector, "observe", None)  # selectors that learn from results
+    while True:
+        submitting = more()
+        if not submitting and not (drain and executor.in_flight):
+            return False
+        want = capacity - executor.in_flight
+        if submitting and want > 0:
+            for task in engine.ask(want):
+                executor.submit(task)
+        results = executor.poll(timeout=1.0)
+        for task, why in _take(getattr(executor, "failed", None)):
+            engine.abandon(task.task_id)
+            if on_failed is not None:
+                on_failed(task, why)
+        for result in results:
+            asked = engine.pending.get(result.task_id)
+            stats = engine.tell(result)
+            if asked is not None and observe is not None:
+                observe(asked, result)  # the ige selector notes the actions tried
+            if on_result is not None:
+                on_result(result, stats)
+        if done is not None and done():
+            engine.abandon_all()  # results still running are not needed
+            return True
+
+
+def _take(items: list | None) -> list:
+    """Take everything out of an executor's list (tasks it gave up)."""
+    if not items:
+        return []
+    out = items[:]
+    items.clear()
+    return out
