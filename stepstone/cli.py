@@ -16,12 +16,11 @@ import time
 import warnings
 from pathlib import Path
 
-from .config import CELL_KINDS, EXPLORERS, ExploreConfig, parse_count
+from . import cells, executors, explorers, selectors
+from .config import ExploreConfig, parse_count
 from .errors import ConfigError, StepstoneError
-from .executors import BACKENDS, check_workers
+from .executors import check_workers
 from .goals import GOAL_REACHED
-from .selectors import MODEL_SELECTORS
-from .selectors import REGISTRY as SELECTORS
 
 
 def _default_run_dir(env: str, seed: int) -> Path:
@@ -37,7 +36,7 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
     )
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     p.add_argument(
-        "--backend", default="processes", choices=BACKENDS,
+        "--backend", default="processes", choices=executors.REGISTRY.names(),
         help="where explorations run: inline (this process), processes (one per worker) or ray",
     )  # fmt: skip
     p.add_argument(
@@ -114,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cells",
         default="auto",
-        help=f"cell kind: {', '.join(CELL_KINDS)}, or module:function of your own",
+        help=f"cell kind: {', '.join(cells.choices())}, or module:function of your own",
     )
     p.add_argument(
         "--cell-param",
@@ -124,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a parameter of the cell kind, e.g. width=16 or every=20; repeatable",
     )
-    p.add_argument("--selector", default="count", help=f"one of {', '.join(SELECTORS)}")
+    p.add_argument("--selector", default="count", help=f"one of {', '.join(selectors.REGISTRY)}")
     p.add_argument(
         "--seed", type=int, default=0,
         help="seeds the environment's reset and the run's choices; every trajectory replays "
@@ -146,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first (e.g. one that registers your environment; the current "
-        "directory is searched too); repeatable",
+        help="import MODULE first (e.g. one that registers your environment, selector, cell "
+        "kind or explorer; the current directory is searched too); repeatable, kept with the "
+        "run",
     )
     p.add_argument(
         "--explore-steps", type=int, default=100,
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="non-Atari environments: auto, deepcopy or replay",
     )
     p.add_argument(
-        "--explorer", default="random", choices=EXPLORERS,
+        "--explorer", default="random", choices=explorers.REGISTRY.names(),
         help="random: Go-Explore's repeated random actions; llm: a model picks the actions",
     )  # fmt: skip
     p.add_argument("--llm-model", default=None, help="the model (default: $STEPSTONE_LLM_MODEL)")
@@ -361,7 +361,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if env.startswith("textworld:"):  # the run must find its game from any directory
         env = "textworld:" + str(Path(env.partition(":")[2]).resolve())
     llm = _llm_settings(args, args.llm_url, args.llm_model, args.llm_budget)
-    wants_model = args.selector in MODEL_SELECTORS or args.explorer == "llm" or args.llm_judge
+    wants_model = selectors.uses_model(args.selector) or args.explorer == "llm" or args.llm_judge
     config = ExploreConfig(
         env=env,
         seed=args.seed,
@@ -530,8 +530,8 @@ def _replay(args, store, archive, tree, worker) -> int:
 
     config = store.config
     shape = store.state().get("cell_shape")
-    if shape is not None:
-        worker.cell_fn.set_shape(tuple(shape))
+    if shape is not None and worker.adaptive is not None:
+        worker.adaptive.set_shape(tuple(shape))
     best = archive.entry(archive.best())
     entries = list(archive) if args.cell == "all" else [best]
     checked = 0
@@ -761,7 +761,22 @@ COMMANDS = {
 }
 
 
+def user_modules(argv: list[str] | None) -> tuple[str, ...]:
+    """The modules given with ``--import``: imported before the parser is built, so that the
+    selectors, cell kinds and explorers they register are among its choices and help."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--import", dest="imports", action="append", default=[])
+    return tuple(pre.parse_known_args(argv)[0].imports)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .envs import import_modules
+
+    try:
+        import_modules(user_modules(argv))
+    except StepstoneError as e:
+        print(f"stepstone: error: {e}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -10,16 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from . import cells, explorers, selectors
 from .errors import ConfigError
 from .goals import Goal
-from .selectors import MODEL_SELECTORS
-from .selectors import REGISTRY as SELECTORS
-
-EXPLORERS = ("random", "llm")
-
-CELL_KINDS = (
-    "auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid", "novelty", "learned",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,15 +55,13 @@ class ExploreConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
-        if self.selector not in SELECTORS:
-            raise ConfigError(
-                f"unknown selector {self.selector!r}; choose one of {', '.join(SELECTORS)}"
-            )
-        if self.cells not in CELL_KINDS and ":" not in self.cells:
-            raise ConfigError(
-                f"unknown cell kind {self.cells!r}; choose one of {', '.join(CELL_KINDS)} "
-                "or give your own function as module:function"
-            )
+        # The user's modules first: they may register the selector, cells or explorer named.
+        from .envs import import_modules
+
+        import_modules(self.imports)
+        if self.selector not in selectors.REGISTRY:
+            raise selectors.REGISTRY.unknown(self.selector)
+        cells.check(self.cells)
         if self.explore_steps < 1:
             raise ConfigError(f"explore steps must be >= 1, got {self.explore_steps}")
         if self.death_window < 0:
@@ -79,10 +70,8 @@ class ExploreConfig:
             raise ConfigError(f"repeat probability must be in [0, 1], got {self.repeat_prob}")
         if self.batch < 1:
             raise ConfigError(f"batch must be >= 1, got {self.batch}")
-        if self.explorer not in EXPLORERS:
-            raise ConfigError(
-                f"unknown explorer {self.explorer!r}; choose one of {', '.join(EXPLORERS)}"
-            )
+        if self.explorer not in explorers.REGISTRY:
+            raise explorers.REGISTRY.unknown(self.explorer)
         if self.llm_actions < 1:
             raise ConfigError(f"--llm-actions must be >= 1, got {self.llm_actions}")
         if self.llm_samples < 1:
@@ -100,7 +89,7 @@ class ExploreConfig:
     def model_roles(self) -> list[str]:
         """What asks the model in this run, in words (empty: no model)."""
         roles = []
-        if self.selector in MODEL_SELECTORS:
+        if selectors.uses_model(self.selector):
             roles.append(f"the {self.selector} selector")
         if self.explorer == "llm":
             roles.append("the llm explorer")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import selectors
+from .cells import AdaptiveCells, DriverDecidedCells
 from .cells.dynamic import RecentFrames
 from .config import ExploreConfig
 from .engine import Engine
@@ -102,8 +103,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     engine = store.load_engine(selectors.make(config.selector, **roles.get("selector", {})))
     engine.admit = roles.get("judge")
     engine.reset_on_update = config.reset_on_update
-    adaptive = Adaptive(local, engine, store) if local.adaptive else None
-    if hasattr(local.cell_fn, "rule"):  # cells decided in the driver: their state is the run's
+    adaptive = Adaptive(local.adaptive, engine, store) if local.adaptive else None
+    if isinstance(local.cell_fn, DriverDecidedCells):  # their rule's state is the run's
         engine.rule = local.cell_fn.rule(store.extra("cell_rule"))
     if len(engine.archive) == 0:
         engine.seed(local.root())
@@ -141,8 +142,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
         row = metrics_row(engine, iteration, time.perf_counter() - started, new_in_iteration)
         row["workers"] = executor.alive
         # Worker faults over the whole run: this session's counts on top of the previous ones.
-        row["reissued"] = faults0[0] + getattr(executor, "reissued", 0)
-        row["workers_replaced"] = faults0[1] + getattr(executor, "replaced", 0)
+        row["reissued"] = faults0[0] + executor.reissued
+        row["workers_replaced"] = faults0[1] + executor.replaced
         row["tasks_failed"] = faults0[2] + tasks_failed
         extra = adaptive.extra() if adaptive else {}
         if engine.rule is not None:
@@ -159,7 +160,6 @@ def run(store: RunStore, options: RunOptions) -> dict:
         return row
 
     restore_sigterm = _stop_on_sigterm()
-    observe = getattr(engine.selector, "observe", None)
     failure: ModelUnavailable | None = None
     try:
         while engine.frames < options.frames or executor.in_flight:
@@ -171,15 +171,15 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 for task in engine.ask(want):
                     executor.submit(task)
             results = executor.poll(timeout=1.0)
-            for task, why in _drain(getattr(executor, "failed", None)):
+            for task, why in executor.given_up():
                 engine.abandon(task.task_id)
                 tasks_failed += 1
                 progress.note(f"gave up one exploration from cell {task.cell!r}: {why}")
             for result in results:
                 asked = engine.pending.get(result.task_id)
                 stats = engine.tell(result)
-                if asked is not None and observe is not None:
-                    observe(asked, result)  # the ige selector notes the actions tried
+                if asked is not None:
+                    engine.selector.observe(asked, result)  # ige notes the actions tried
                 done_in_iteration += 1
                 new_in_iteration += stats.new_cells
                 if adaptive:
@@ -236,15 +236,6 @@ def run(store: RunStore, options: RunOptions) -> dict:
     return last
 
 
-def _drain(items: list | None) -> list:
-    """Take everything out of an executor's list (tasks it gave up)."""
-    if not items:
-        return []
-    out = items[:]
-    items.clear()
-    return out
-
-
 def reached_goal(config: ExploreConfig, engine: Engine) -> bool:
     """Whether a run that stops on success (``--stop-on-success``) has reached its goal."""
     return config.stop_on_success and engine.success_frame is not None
@@ -284,7 +275,7 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
     describe = Describer(local.env)  # restores snapshots in the driver's own environment
     memory = Memory()  # one history for the driver's roles, as IGE keeps one
     roles: dict[str, Any] = {}
-    if config.selector in selectors.MODEL_SELECTORS:
+    if selectors.uses_model(config.selector):
         roles["selector"] = {"model": model, "goal": task, "prompts": prompts, "describe": describe}
         if config.selector == "ige":
             roles["selector"]["memory"] = memory
@@ -308,8 +299,8 @@ def llm_metrics(model: Any) -> dict:
 class Adaptive:
     """Re-chooses the parameters of an adaptive cell function (dynamic downscaling) in a run."""
 
-    def __init__(self, worker: Worker, engine: Engine, store: RunStore):
-        self.cells = worker.cell_fn
+    def __init__(self, cells: AdaptiveCells, engine: Engine, store: RunStore):
+        self.cells = cells
         self.engine = engine
         if engine.cell_shape is None:
             engine.cell_shape = self.cells.shape

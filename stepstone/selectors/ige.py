@@ -48,7 +48,6 @@ def describe(archive: Archive, i: int, text=str, tried: list[str] | None = None)
 
 
 class IGE(Selector):
-    name = "ige"
     uses_model = True
 
     def __init__(self, model: Any = None, goal: str = "", prompts: Any = None,
@@ -70,7 +69,6 @@ class IGE(Selector):
         self.action_text = getattr(describe, "action", lambda snapshot, a: str(a))
         self.tried: dict[str, list[str]] = {}  # repr(cell) -> first actions explored from it
         self.base = CountBased()
-        self.fallbacks = 0
         self.last: tuple[int, float] | None = None  # archive size and best score at the last ask
 
     def observe(self, task: Any, result: Any) -> None:
@@ -129,7 +127,6 @@ class IGE(Selector):
             self.memory.add(messages, reply)
         picked = [int(listed[k]) for k in indices(final(reply), len(listed))]
         if not picked:
-            self.fallbacks += 1
             self.model.count(FALLBACKS)
             return super().select(archive, n, rng)
         return np.array([picked[k % len(picked)] for k in range(n)], dtype=np.int64)
