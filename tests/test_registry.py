@@ -57,8 +57,8 @@ def test_user_module_registers_selector_and_cells_for_explore_and_resume(
     monkeypatch.chdir(tmp_path)  # --import searches the current directory, as python -m does
     run_dir = tmp_path / "run"
     argv = ["explore", "UserCorridor-v0", "--import", user_env_module, "--import", "my_plugins",
-            "--cells", "pairs", "--cell-param", "width=2", "--selector", "farthest",
-            "--frames", "6k", "--workers", "1", "--run-dir", str(run_dir), "--no-progress"]  # fmt: skip
+            "--cells", "pairs", "--cell-param", "width=2", "--selector", "farthest", "--frames",
+            "6k", "--workers", "1", "--run-dir", str(run_dir), "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     import my_plugins  # type: ignore[import-not-found]
 
