@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from . import cells, explorers, selectors
-from .errors import ConfigError
+from .errors import ConfigError, EnvironmentNotFound
 from .goals import Goal
 
 
@@ -55,13 +55,7 @@ class ExploreConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
-        # The user's modules first: they may register the selector, cells or explorer named.
-        from .envs import import_modules
-
-        import_modules(self.imports)
-        if self.selector not in selectors.REGISTRY:
-            raise selectors.REGISTRY.unknown(self.selector)
-        cells.check(self.cells)
+        self._check_names()
         if self.explore_steps < 1:
             raise ConfigError(f"explore steps must be >= 1, got {self.explore_steps}")
         if self.death_window < 0:
@@ -70,8 +64,6 @@ class ExploreConfig:
             raise ConfigError(f"repeat probability must be in [0, 1], got {self.repeat_prob}")
         if self.batch < 1:
             raise ConfigError(f"batch must be >= 1, got {self.batch}")
-        if self.explorer not in explorers.REGISTRY:
-            raise explorers.REGISTRY.unknown(self.explorer)
         if self.llm_actions < 1:
             raise ConfigError(f"--llm-actions must be >= 1, got {self.llm_actions}")
         if self.llm_samples < 1:
@@ -85,6 +77,30 @@ class ExploreConfig:
         from .llm.prompts import Prompts
 
         Prompts(self.llm_prompts)  # unknown roles or fields are refused now, not mid-run
+
+    def _check_names(self) -> None:
+        """Refuse a selector, cell kind or explorer no registry knows, after importing the
+        user's modules (``--import``), which may register them. A module that cannot be
+        imported matters here only when a name needs it: one that registers an environment is
+        imported again, and its failure said, where the environment is built (``stepstone
+        report`` of a run from another machine needs neither)."""
+        from .envs import import_modules
+
+        try:
+            import_modules(self.imports)
+            missing = None
+        except EnvironmentNotFound as e:
+            missing = e
+        try:
+            if self.selector not in selectors.REGISTRY:
+                raise selectors.REGISTRY.unknown(self.selector)
+            cells.check(self.cells)
+            if self.explorer not in explorers.REGISTRY:
+                raise explorers.REGISTRY.unknown(self.explorer)
+        except ConfigError:
+            if missing is not None:
+                raise missing from None
+            raise
 
     def model_roles(self) -> list[str]:
         """What asks the model in this run, in words (empty: no model)."""

@@ -103,7 +103,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     engine = store.load_engine(selectors.make(config.selector, **roles.get("selector", {})))
     engine.admit = roles.get("judge")
     engine.reset_on_update = config.reset_on_update
-    adaptive = Adaptive(local.adaptive, engine, store) if local.adaptive else None
+    adaptive = Adaptive(local.adaptive, engine, store) if local.adaptive is not None else None
     if isinstance(local.cell_fn, DriverDecidedCells):  # their rule's state is the run's
         engine.rule = local.cell_fn.rule(store.extra("cell_rule"))
     if len(engine.archive) == 0:

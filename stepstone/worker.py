@@ -70,13 +70,13 @@ class Worker:
         env = self.env
         env.reset(self.config.seed)
         level, room = envs.place(env)
-        source = self.adaptive.source(env) if self.adaptive else None
+        source = self.adaptive.source(env) if self.adaptive is not None else None
         success = self.goal.reached(env, 0.0, False)
         return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), level, room, False, success, source)
 
     def run(self, task: Task) -> Result:
         env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
-        if adaptive and task.cell_shape is not None:
+        if adaptive is not None and task.cell_shape is not None:
             adaptive.set_shape(task.cell_shape)
         try:
             env.restore(task.snapshot)
@@ -90,7 +90,7 @@ class Worker:
         steps_budget = self.config.explore_steps
         sample_at = (
             set(np.flatnonzero(rng.random(steps_budget) < adaptive.sample_prob) + 1)
-            if adaptive
+            if adaptive is not None
             else ()
         )
         samples = []
@@ -139,7 +139,7 @@ class Worker:
                         room,
                         terminated or truncated,
                         success,
-                        adaptive.source(env) if adaptive else None,
+                        adaptive.source(env) if adaptive is not None else None,
                     )
             if adaptive is not None and steps in sample_at:
                 samples.append(adaptive.source(env))

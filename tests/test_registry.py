@@ -132,3 +132,14 @@ def test_capabilities_are_declared_by_the_base_classes():
     assert not isinstance(cells.Downscale(), (cells.AdaptiveCells, cells.DriverDecidedCells))
     assert explorers.REGISTRY.names() == ["random", "llm"]
     assert [n for n in selectors.REGISTRY if selectors.uses_model(n)] == ["ige", "lfg"]
+
+
+def test_a_missing_module_is_refused_only_when_a_name_needs_it():
+    from stepstone.config import ExploreConfig
+    from stepstone.errors import EnvironmentNotFound
+
+    # A run of an environment registered by a module this machine lacks still loads (report).
+    config = ExploreConfig("Elsewhere-v0", imports=("no_such_module_here",))
+    assert ExploreConfig.from_json(config.to_json()) == config
+    with pytest.raises(EnvironmentNotFound, match="cannot import module 'no_such_module_here'"):
+        ExploreConfig("Elsewhere-v0", selector="mine", imports=("no_such_module_here",))

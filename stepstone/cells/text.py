@@ -20,7 +20,6 @@ class TextCells(CellFn):
             self._re = re.compile(pattern) if pattern else None
         except re.error as e:
             raise ConfigError(f"invalid text-cell pattern {pattern!r}: {e}") from e
-        self.pattern = pattern
 
     def __call__(self, env: Any) -> str:
         text = str(env.observe())
