@@ -770,13 +770,14 @@ def user_modules(argv: list[str] | None) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .envs import import_modules
+    if modules := user_modules(argv):
+        from .envs import import_modules
 
-    try:
-        import_modules(user_modules(argv))
-    except StepstoneError as e:
-        print(f"stepstone: error: {e}", file=sys.stderr)
-        return 2
+        try:
+            import_modules(modules)
+        except StepstoneError as e:
+            print(f"stepstone: error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -84,13 +84,14 @@ class ExploreConfig:
         imported matters here only when a name needs it: one that registers an environment is
         imported again, and its failure said, where the environment is built (``stepstone
         report`` of a run from another machine needs neither)."""
-        from .envs import import_modules
+        missing = None
+        if self.imports:
+            from .envs import import_modules
 
-        try:
-            import_modules(self.imports)
-            missing = None
-        except EnvironmentNotFound as e:
-            missing = e
+            try:
+                import_modules(self.imports)
+            except EnvironmentNotFound as e:
+                missing = e
         try:
             if self.selector not in selectors.REGISTRY:
                 raise selectors.REGISTRY.unknown(self.selector)
