@@ -52,8 +52,8 @@ from stepstone.llm.judge import Judge
 from stepstone.llm.memory import Memory
 from stepstone.llm.view import Describer, goal
 from stepstone.loop import drive
-from stepstone.selectors import MODEL_SELECTORS
 from stepstone.selectors import make as make_selector
+from stepstone.selectors import uses_model as selector_uses_model
 from stepstone.trajectories import TrajectoryTree
 from stepstone.worker import Worker
 
@@ -128,7 +128,7 @@ def spent(model) -> dict[str, int]:
 def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int, model,
             cap: int) -> tuple[int | None, dict[str, int]]:  # fmt: skip
     """One run until success or ``steps``: (steps to success or None, what the model cost)."""
-    uses_model = method.selector in MODEL_SELECTORS or method.explorer == "llm" or method.judge
+    uses_model = selector_uses_model(method.selector) or method.explorer == "llm" or method.judge
     config = ExploreConfig(env=env, seed=seed, selector=method.selector,
                            explorer=method.explorer, llm_judge=method.judge,
                            llm_model=model.model if uses_model else None,
@@ -139,7 +139,7 @@ def attempt(env: str, method: Method, steps: int, explore_steps: int, seed: int,
     if method.explorer == "llm":
         worker.explorer.model = model
     memory = Memory()  # one history for the selector and the judge, as IGE keeps one
-    kwargs = {"model": model, "goal": task} if method.selector in MODEL_SELECTORS else {}
+    kwargs = {"model": model, "goal": task} if selector_uses_model(method.selector) else {}
     if method.selector == "ige":
         kwargs.update(memory=memory, describe=Describer(worker.env))
     judge = Judge(model, task, memory=memory) if method.judge else None

@@ -18,27 +18,15 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from stepstone import selectors
 from stepstone.config import ExploreConfig, parse_count
 from stepstone.errors import ConfigError
 from stepstone.options import params as param_parser
 from stepstone.runner import RunOptions, open_run, run
-from stepstone.selectors.base import Selector
 from stepstone.worker import Worker
 
-
-class FromReset(Selector):
-    """Always the first cell (the reset state): exploration without return."""
-
-    name = "reset"
-
-    def select(self, archive, n, rng):
-        return np.zeros(n, dtype=np.int64)
-
-
-selectors.REGISTRY["reset"] = FromReset
+# The random baseline's selector, registered by its module as a user's own would be (run from
+# the checkout's root; `stepstone resume` of its run directories then imports it again).
+FROM_RESET = "bench.from_reset"
 
 
 def config_for(
@@ -54,6 +42,7 @@ def config_for(
             cells="ram",
             seed=seed,
             selector="reset",
+            imports=(FROM_RESET,),
             explore_steps=27_000,
             end_on_life_loss=False,
             batch=4,

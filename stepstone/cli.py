@@ -329,8 +329,8 @@ def _replay(args, store, archive, tree, worker) -> int:
 
     config = store.config
     shape = store.state().get("cell_shape")
-    if shape is not None:
-        worker.cell_fn.set_shape(tuple(shape))
+    if shape is not None and worker.adaptive is not None:
+        worker.adaptive.set_shape(tuple(shape))
     best = archive.entry(archive.best())
     entries = list(archive) if args.cell == "all" else [best]
     checked = 0
@@ -583,7 +583,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_modules(argv: list[str] | None) -> tuple[str, ...]:
+    """The modules given with ``--import``: imported before the parser is built, so that the
+    selectors, cell kinds and explorers they register are among its choices and help."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--import", dest="imports", action="append", default=[])
+    return tuple(pre.parse_known_args(argv)[0].imports)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if modules := user_modules(argv):
+        from .envs import import_modules
+
+        try:
+            import_modules(modules)
+        except StepstoneError as e:
+            print(f"stepstone: error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args)

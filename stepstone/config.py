@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from . import cells, explorers, selectors
+from .errors import ConfigError, EnvironmentNotFound
 from .goals import Goal
 from .options import (
     backend_names,
@@ -23,14 +24,6 @@ from .options import (
     prompts_file,
     selector_names,
 )
-from .selectors import MODEL_SELECTORS
-from .selectors import REGISTRY as SELECTORS
-
-EXPLORERS = ("random", "llm")
-
-CELL_KINDS = (
-    "auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid", "novelty", "learned",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,15 +117,7 @@ class ExploreConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
-        if self.selector not in SELECTORS:
-            raise ConfigError(
-                f"unknown selector {self.selector!r}; choose one of {', '.join(SELECTORS)}"
-            )
-        if self.cells not in CELL_KINDS and ":" not in self.cells:
-            raise ConfigError(
-                f"unknown cell kind {self.cells!r}; choose one of {', '.join(CELL_KINDS)} "
-                "or give your own function as module:function"
-            )
+        self._check_names()
         if self.explore_steps < 1:
             raise ConfigError(f"explore steps must be >= 1, got {self.explore_steps}")
         if self.death_window < 0:
@@ -141,10 +126,6 @@ class ExploreConfig:
             raise ConfigError(f"repeat probability must be in [0, 1], got {self.repeat_prob}")
         if self.batch < 1:
             raise ConfigError(f"batch must be >= 1, got {self.batch}")
-        if self.explorer not in EXPLORERS:
-            raise ConfigError(
-                f"unknown explorer {self.explorer!r}; choose one of {', '.join(EXPLORERS)}"
-            )
         if self.llm_actions < 1:
             raise ConfigError(f"--llm-actions must be >= 1, got {self.llm_actions}")
         if self.llm_samples < 1:
@@ -159,10 +140,35 @@ class ExploreConfig:
 
         Prompts(self.llm_prompts)  # unknown roles or fields are refused now, not mid-run
 
+    def _check_names(self) -> None:
+        """Refuse a selector, cell kind or explorer no registry knows, after importing the
+        user's modules (``--import``), which may register them. A module that cannot be
+        imported matters here only when a name needs it: one that registers an environment is
+        imported again, and its failure said, where the environment is built (``stepstone
+        report`` of a run from another machine needs neither)."""
+        missing = None
+        if self.imports:
+            from .envs import import_modules
+
+            try:
+                import_modules(self.imports)
+            except EnvironmentNotFound as e:
+                missing = e
+        try:
+            if self.selector not in selectors.REGISTRY:
+                raise selectors.REGISTRY.unknown(self.selector)
+            cells.check(self.cells)
+            if self.explorer not in explorers.REGISTRY:
+                raise explorers.REGISTRY.unknown(self.explorer)
+        except ConfigError:
+            if missing is not None:
+                raise missing from None
+            raise
+
     def model_roles(self) -> list[str]:
         """What asks the model in this run, in words (empty: no model)."""
         roles = []
-        if self.selector in MODEL_SELECTORS:
+        if selectors.uses_model(self.selector):
             roles.append(f"the {self.selector} selector")
         if self.explorer == "llm":
             roles.append("the llm explorer")

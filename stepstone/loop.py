@@ -9,9 +9,9 @@ the bench scripts share the loop and differ only in those. Not here: files, sign
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .engine import Engine, Result, Task, TellStats
+from .executors.base import Executor
 
 OnResult = Callable[[Result, TellStats], None]
 OnFailed = Callable[[Task, str], None]
@@ -19,7 +19,7 @@ OnFailed = Callable[[Task, str], None]
 
 def drive(
     engine: Engine,
-    executor: Any,
+    executor: Executor,
     capacity: int,
     more: Callable[[], bool],
     *,
@@ -33,7 +33,7 @@ def drive(
     Args:
         engine: asked for tasks and told every result.
         executor: runs tasks (``submit``, ``poll``, ``in_flight``; tasks it gave up, if any,
-            in its ``failed`` list of (task, why)).
+            ``given_up()``: the tasks it gave up, with why).
         capacity: tasks in flight at most.
         more: whether to ask for more tasks; checked once a round.
         done: checked after each round's results; True stops at once, forgetting the tasks
@@ -49,7 +49,6 @@ def drive(
     Exceptions from the executor, the engine or the hooks stop the loop and propagate, with
     the tasks in flight left pending in the engine (``engine.abandon_all()`` forgets them).
     """
-    observe = getattr(engine.selector, "observe", None)  # selectors that learn from results
     while True:
         submitting = more()
         if not submitting and not (drain and executor.in_flight):
@@ -59,26 +58,17 @@ def drive(
             for task in engine.ask(want):
                 executor.submit(task)
         results = executor.poll(timeout=1.0)
-        for task, why in _take(getattr(executor, "failed", None)):
+        for task, why in executor.given_up():
             engine.abandon(task.task_id)
             if on_failed is not None:
                 on_failed(task, why)
         for result in results:
             asked = engine.pending.get(result.task_id)
             stats = engine.tell(result)
-            if asked is not None and observe is not None:
-                observe(asked, result)  # the ige selector notes the actions tried
+            if asked is not None:
+                engine.selector.observe(asked, result)  # the ige selector notes the actions tried
             if on_result is not None:
                 on_result(result, stats)
         if done is not None and done():
             engine.abandon_all()  # results still running are not needed
             return True
-
-
-def _take(items: list | None) -> list:
-    """Take everything out of an executor's list (tasks it gave up)."""
-    if not items:
-        return []
-    out = items[:]
-    items.clear()
-    return out

@@ -25,27 +25,27 @@ KEY = "stepstone.option"  # the metadata entry a field's option lives under
 
 
 def cell_kinds() -> Sequence[str]:
-    from .config import CELL_KINDS
+    from . import cells
 
-    return CELL_KINDS
+    return cells.choices()
 
 
 def selector_names() -> Sequence[str]:
-    from .selectors import REGISTRY
+    from . import selectors
 
-    return tuple(REGISTRY)
+    return selectors.REGISTRY.names()
 
 
 def explorer_names() -> Sequence[str]:
-    from .config import EXPLORERS
+    from . import explorers
 
-    return EXPLORERS
+    return explorers.REGISTRY.names()
 
 
 def backend_names() -> Sequence[str]:
-    from .executors import BACKENDS
+    from . import executors
 
-    return BACKENDS
+    return executors.REGISTRY.names()
 
 
 @dataclasses.dataclass(frozen=True)

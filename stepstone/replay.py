@@ -17,6 +17,7 @@ import numpy as np
 
 from . import envs
 from .archive import Entry
+from .cells import DriverDecidedCells
 from .config import ExploreConfig
 from .errors import ConfigError
 from .trajectories import TrajectoryTree
@@ -61,12 +62,12 @@ def check(
     A novelty cell is a region around its first state, and its entry holds the best state in
     that region: that state's own key is stored as the entry's source and is what must recur.
     """
-    state_key = getattr(worker.cell_fn, "state_key", None)
+    cell_fn = worker.cell_fn
     for e in entries:
         cell, score = replay(worker, seed, tree.actions(e.node, e.length))
         expected = e.cell
-        if state_key is not None and sources is not None and e.snap in sources:
-            expected = state_key(sources[e.snap])
+        if isinstance(cell_fn, DriverDecidedCells) and sources is not None and e.snap in sources:
+            expected = cell_fn.state_key(sources[e.snap])
         yield Replayed(e, cell, score, expected)
 
 

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from . import selectors
+from .cells import DriverDecidedCells
 from .cells.dynamic import DynamicSchedule
 from .config import ExploreConfig, RunOptions
 from .engine import Engine, Result, Task, TellStats
 from .errors import CommitFailed, RunDirError
+from .executors import Executor
 from .executors import make as make_executor
 from .goals import GOAL_REACHED
 from .llm.errors import BudgetExhausted, ModelUnavailable
@@ -84,19 +86,22 @@ def run(store: RunStore, options: RunOptions) -> dict:
     if getattr(local.env, "snapshot_format", "data") == "pickle":
         store.use_pickled_snapshots(options.trust_run_dir)
     model, settings, roles = model_roles(config, store, options, local)
-    cells = local.cell_fn
+    cells, adaptive_cells = local.cell_fn, local.adaptive
+    rule = None
+    if isinstance(cells, DriverDecidedCells):  # their rule's state is the run's, kept with commits
+        rule = cells.rule(store.extra("cell_rule"))
     engine = store.load_engine(
         selectors.make(config.selector, **roles.get("selector", {})),
         admit=roles.get("judge"),
-        # Cells decided in the driver: the rule's state is the run's, kept with each commit.
-        rule=cells.rule(store.extra("cell_rule")) if hasattr(cells, "rule") else None,
+        rule=rule,
         reset_on_update=config.reset_on_update,
-        cell_shape=cells.shape if local.adaptive else None,  # a new run's; then the stored one
+        # A new run's shape of adaptive cells; a resumed run keeps its stored one.
+        cell_shape=adaptive_cells.shape if adaptive_cells is not None else None,
     )
     adaptive = None
-    if local.adaptive:  # dynamic downscaling: its parameters are re-chosen in this process
+    if adaptive_cells is not None:  # dynamic downscaling: re-chosen in this process
         last_update, seed = store.extra("cell_update_frame"), config.seed
-        adaptive = DynamicSchedule(cells, engine, last_update, seed)
+        adaptive = DynamicSchedule(adaptive_cells, engine, last_update, seed)
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         store.commit(engine)
@@ -175,7 +180,7 @@ class Iterations:
         self,
         store: RunStore,
         engine: Engine,
-        executor: Any,
+        executor: Executor,
         adaptive: DynamicSchedule | None,
         model: Any,
         progress: Progress,
@@ -216,8 +221,8 @@ class Iterations:
         elapsed = time.perf_counter() - self.started
         row = metrics_row(engine, self.iteration, elapsed, self.new)
         row["workers"] = executor.alive
-        row["reissued"] = self.faults0[0] + getattr(executor, "reissued", 0)
-        row["workers_replaced"] = self.faults0[1] + getattr(executor, "replaced", 0)
+        row["reissued"] = self.faults0[0] + executor.reissued
+        row["workers_replaced"] = self.faults0[1] + executor.replaced
         row["tasks_failed"] = self.faults0[2] + self.tasks_failed
         extra = self.adaptive.extra() if self.adaptive else {}
         if engine.rule is not None:
@@ -274,7 +279,7 @@ def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, loc
     describe = Describer(local.env)  # restores snapshots in the driver's own environment
     memory = Memory()  # one history for the driver's roles, as IGE keeps one
     roles: dict[str, Any] = {}
-    if config.selector in selectors.MODEL_SELECTORS:
+    if selectors.uses_model(config.selector):
         roles["selector"] = {"model": model, "goal": task, "prompts": prompts, "describe": describe}
         if config.selector == "ige":
             roles["selector"]["memory"] = memory

@@ -16,12 +16,12 @@ import gymnasium as gym
 import numpy as np
 
 from . import cells as cells_mod
-from . import envs
+from . import envs, explorers
 from .archive import better
+from .cells import AdaptiveCells, CellFn, DriverDecidedCells
 from .config import ExploreConfig
 from .engine import Found, Result, Task
 from .errors import RunDirError
-from .explorers import make as make_explorer
 from .goals import Goal
 
 
@@ -36,7 +36,8 @@ def action_dtype(space: gym.Space) -> np.dtype:
 
 
 class Worker:
-    def __init__(self, env: Any, cell_fn: Any, explorer: Any, config: ExploreConfig):
+    def __init__(self, env: Any, cell_fn: CellFn, explorer: explorers.Explorer,
+                 config: ExploreConfig):  # fmt: skip
         self.env = env
         self.cell_fn = cell_fn
         self.explorer = explorer
@@ -44,12 +45,16 @@ class Worker:
         self.dtype = action_dtype(env.action_space)
         self.goal = Goal.parse(config.goal)
         # Adaptive cells (dynamic downscaling) keep each cell's frame and sample recent frames.
-        self.adaptive = hasattr(cell_fn, "source")
+        self.adaptive = cell_fn if isinstance(cell_fn, AdaptiveCells) else None
+        # Cells decided in the driver (novelty, learned) are not what the cell function returns.
+        self.decided = isinstance(cell_fn, DriverDecidedCells)
 
     @classmethod
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
         """The worker of a run; ``llm`` (llm.settings.Settings) tells the llm explorer where
         its model is (it connects on first use, in the process that explores)."""
+        # The user's modules first, in every process: they may register what the config names.
+        envs.import_modules(config.imports)
         spec = envs.EnvSpec(
             config.env, config.seed, config.return_method, config.imports, config.env_args
         )
@@ -58,33 +63,21 @@ class Worker:
             config.cells, config.cell_params, env, envs.is_atari(spec.resolved_id)
         )
         cell_fn = cells_mod.make(kind, env, params)
-        model: dict[str, Any] = {}
-        if config.explorer == "llm":
-            from .llm.prompts import Prompts
-
-            model = {
-                "prompts": Prompts(config.llm_prompts),
-                "per_call": config.llm_actions,
-                "samples": config.llm_samples,
-            }
-            if llm is not None:
-                model["connect"] = llm.connect
-        explorer = make_explorer(config.explorer, config.repeat_prob, **model)
-        return cls(env, cell_fn, explorer, config)
+        return cls(env, cell_fn, explorers.make(config, llm), config)
 
     def root(self) -> Found:
         """The reset state, as the archive's first cell."""
         env = self.env
         env.reset(self.config.seed)
         level, room = envs.place(env)
-        source = self.cell_fn.source(env) if self.adaptive else None
+        source = self.adaptive.source(env) if self.adaptive is not None else None
         success = self.goal.reached(env, 0.0, False)
         return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), level, room, False, success, source)
 
     def run(self, task: Task) -> Result:
         env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
-        if adaptive and task.cell_shape is not None:
-            cell_fn.set_shape(task.cell_shape)
+        if adaptive is not None and task.cell_shape is not None:
+            adaptive.set_shape(task.cell_shape)
         try:
             env.restore(task.snapshot)
         except Exception as e:  # bytes an adapter cannot take: not a crash of the whole run
@@ -96,16 +89,15 @@ class Worker:
         rng = np.random.default_rng(task.explore_seed)
         steps_budget = self.config.explore_steps
         sample_at = (
-            set(np.flatnonzero(rng.random(steps_budget) < cell_fn.sample_prob) + 1)
-            if adaptive
+            set(np.flatnonzero(rng.random(steps_budget) < adaptive.sample_prob) + 1)
+            if adaptive is not None
             else ()
         )
         samples = []
         lives = env.lives()
         end_on_death = self.config.end_on_life_loss
-        # Cells decided in the driver (novelty, learned) are not what the cell function returns:
-        # start from the key of the restored state itself.
-        start = cell_fn(env) if hasattr(cell_fn, "rule") else task.cell
+        # Cells decided in the driver: start from the key of the restored state itself.
+        start = cell_fn(env) if self.decided else task.cell
         best: dict[Any, float] = {start: 0.0}
         found: dict[Any, Found] = {}
         actions = []
@@ -147,10 +139,10 @@ class Worker:
                         room,
                         terminated or truncated,
                         success,
-                        cell_fn.source(env) if adaptive else None,
+                        adaptive.source(env) if adaptive is not None else None,
                     )
-            if steps in sample_at:
-                samples.append(cell_fn.source(env))
+            if adaptive is not None and steps in sample_at:
+                samples.append(adaptive.source(env))
             if terminated or truncated:
                 break
         frames += steps
@@ -165,6 +157,4 @@ class Worker:
 
     def close(self) -> None:
         self.env.close()
-        model = getattr(self.explorer, "model", None)  # an llm explorer's client
-        if model is not None:
-            model.close()
+        self.explorer.close()

@@ -6,16 +6,21 @@ import numpy as np
 
 from stepstone.archive import Archive
 from stepstone.engine import Engine, Found, Result
+from stepstone.executors.base import Executor
 from stepstone.loop import drive
 from stepstone.selectors import Uniform
 from stepstone.trajectories import TrajectoryTree
 
 
-class Fake:
+class Fake(Executor):
     """Answers the oldest task at each poll (each finding one new cell, 10 frames); gives up
     the tasks whose id is in ``give_up``."""
 
     workers = 2
+
+    @classmethod
+    def create(cls, factory, workers, address=None, deterministic=False):
+        return cls()
 
     def __init__(self, give_up=()):
         self.queue, self.failed, self.give_up = [], [], set(give_up)
@@ -38,6 +43,13 @@ class Fake:
     @property
     def in_flight(self):
         return len(self.queue)
+
+    @property
+    def alive(self):
+        return self.workers
+
+    def close(self):
+        pass
 
 
 def engine() -> Engine:

@@ -1,22 +1,61 @@
-"""Cell functions: state -> key. ``make`` builds one by name for an environment."""
+"""Cell functions: state -> key. ``REGISTRY`` names the kinds; ``make`` builds one by name.
+
+A new cell kind is a file here with a ``CellFn`` subclass and one line in ``REGISTRY``; a
+user's own is registered from their module (``cells.register("mine", Mine)``), given with
+``--import``. Besides the registered kinds, ``--cells`` takes ``auto`` (the environment's
+default, ``resolve``) and ``module:function`` (a plain function of the observation,
+cells/custom.py).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import ConfigError
-from .base import CellFn
+from ..registry import Registry
+from .base import AdaptiveCells, CellFn, CellRule, DriverDecidedCells
+
+# The classes importable from here before the registry existed; a new kind need not be.
 from .custom import CustomCells
 from .downscale import Downscale
 from .observation import ObservationCells
 from .ram import RamCells
 from .text import TextCells
 
+REGISTRY: Registry[type[CellFn]] = Registry("cell kind", CellFn, {
+    "downscale": ".downscale:Downscale",
+    "dynamic": ".dynamic:DynamicDownscale",
+    "ram": ".ram:RamCells",
+    "observation": ".observation:ObservationCells",
+    "text": ".text:TextCells",
+    "minigrid": ".minigrid:MiniGridCells",
+    "novelty": ".novelty:NoveltyCells",
+    "learned": ".learned:LearnedCells",  # torch: imported only when chosen
+}, __name__)  # fmt: skip
+register = REGISTRY.register
+# What --cells accepts besides module:function.
+AUTO = "auto"
+
+
+def choices() -> list[str]:
+    """The names ``--cells`` accepts (``auto`` and the registered kinds)."""
+    return [AUTO, *REGISTRY]
+
+
+def check(kind: str) -> None:
+    """Refuse a ``--cells`` value that names no kind.
+
+    Raises:
+        ConfigError: ``kind`` is not ``auto``, a registered kind or ``module:function``.
+    """
+    if kind != AUTO and kind not in REGISTRY and ":" not in kind:
+        raise REGISTRY.unknown(kind, alternatives=f", {AUTO}, or module:function of your own")
+
 
 def resolve(kind: str, params: dict, env: Any, atari: bool) -> tuple[str, dict]:
     """The cell kind and parameters to use: 'auto' means the environment's own default
     (``env.default_cells``), else downscaled frames on Atari and the observation elsewhere."""
-    if kind != "auto":
+    if kind != AUTO:
         return kind, params
     default = getattr(env, "default_cells", None)
     if default is not None:
@@ -25,46 +64,28 @@ def resolve(kind: str, params: dict, env: Any, atari: bool) -> tuple[str, dict]:
 
 
 def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
+    """The cell function of ``kind`` for ``env``.
+
+    Args:
+        kind: a registered kind or ``module:function`` (not ``auto``: ``resolve`` it first).
+        env: the adapter the cells are computed on.
+        params: the kind's parameters (``--cell-param``).
+
+    Raises:
+        ConfigError: an unknown kind, or parameters it does not take.
+    """
     params = dict(params or {})
+    if ":" in kind and kind not in REGISTRY:
+        return CustomCells(kind)
+    cls = REGISTRY[kind]
     try:
-        if kind == "downscale":
-            return Downscale(**params)
-        if kind == "dynamic":
-            from .dynamic import DynamicDownscale
-
-            return DynamicDownscale(**params)
-        if kind == "ram":
-            return RamCells(getattr(env, "layout", None), **params)
-        if kind == "observation":
-            return ObservationCells(**params)
-        if kind == "learned":
-            from .learned import LearnedCells
-
-            return LearnedCells(**params)
-        if kind == "novelty":
-            from .novelty import NoveltyCells
-
-            return NoveltyCells(**params)
-        if kind == "text":
-            return TextCells(**params)
-        if kind == "minigrid":
-            from .minigrid import MiniGridCells
-
-            return MiniGridCells(**params)
-        if ":" in kind:
-            return CustomCells(kind)
+        return cls.from_env(env, **params)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"invalid parameters {params} for {kind} cells: {e}") from e
-    raise ConfigError(f"unknown cell kind {kind!r}")
 
 
 __all__ = [
-    "CellFn",
-    "CustomCells",
-    "Downscale",
-    "ObservationCells",
-    "RamCells",
-    "TextCells",
-    "make",
-    "resolve",
-]
+    "REGISTRY", "AdaptiveCells", "CellFn", "CellRule", "CustomCells", "Downscale",
+    "DriverDecidedCells", "ObservationCells", "RamCells", "TextCells", "check", "choices", "make",
+    "register", "resolve",
+]  # fmt: skip

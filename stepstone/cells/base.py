@@ -2,22 +2,144 @@
 
 Cell functions receive the environment, not an observation, so each reads only what it needs:
 RAM cells read 128 bytes, frame cells the grayscale screen, generic cells ``env.observe()``.
-A cell function with parameters that change during a run (dynamic downscaling) also has
-``params`` (stored with the archive) and is told about fresh samples through ``adapt``.
+Three contracts, each a base class checked with ``isinstance``:
+
+* ``CellFn``: every cell kind; the key is the cell, computed in the worker.
+* ``AdaptiveCells``: a cell function whose parameters the driver re-chooses during the run
+  from a sample of states (dynamic downscaling); each cell keeps the state it was computed
+  from (``source``) so the archive can be re-keyed.
+* ``DriverDecidedCells``: workers report a fine key and a ``CellRule`` in the driver, which
+  alone sees the archive, decides which cell it belongs to (novelty, learned cells).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Hashable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from ..engine import CellRule  # the engine's side of driver-decided cells
 
-class CellFn(Protocol):
-    name: str
 
-    def __call__(self, env: Any) -> Hashable: ...
+class CellFn(ABC):
+    """Base class of cell kinds; a subclass is registered by name in ``cells.REGISTRY``.
+
+    A key must be something ``codec.py`` can store (ints, floats, strings, bytes, tuples and
+    frozensets of them, numeric numpy arrays): run directories keep cells as data.
+    """
+
+    @classmethod
+    def from_env(cls, env: Any, **params: Any) -> CellFn:
+        """The cell function for ``env`` with the user's ``--cell-param`` values.
+
+        Args:
+            env: the adapter the cells will be computed on; most kinds ignore it, RAM cells
+                read the game's RAM layout from it.
+            **params: the kind's parameters (``--cell-param NAME=VALUE``).
+
+        Returns:
+            The cell function.
+
+        Raises:
+            ConfigError: the parameters or the environment do not suit this kind (``TypeError``
+                and ``ValueError`` are turned into one by ``cells.make``).
+        """
+        return cls(**params)
+
+    @abstractmethod
+    def __call__(self, env: Any) -> Hashable:
+        """The cell of ``env``'s current state.
+
+        Args:
+            env: the adapter (``envs.base.Explorable``), after a reset, restore or step.
+
+        Returns:
+            A hashable key that ``codec.py`` can store; equal keys are the same cell.
+        """
+
+
+class AdaptiveCells(CellFn):
+    """A cell function whose parameters (``shape``) the driver re-chooses during a run.
+
+    Workers compute keys with the shape the task carries; the driver samples the ``source``
+    of a state now and then (each step with probability ``sample_prob``, keeping at most
+    ``max_samples``), and when ``due``, ``choose``s a new shape from the sample and re-keys the
+    archive with ``key_from_source`` (runner.Adaptive). Dynamic downscaling, cells/dynamic.py.
+
+    Attributes:
+        sample_prob: the chance a step's source is sampled for the next choice.
+        max_samples: how many sampled sources the driver keeps.
+    """
+
+    sample_prob: float
+    max_samples: int
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """The current parameters, stored with the run and sent with each task."""
+
+    @abstractmethod
+    def set_shape(self, shape: tuple[int, ...]) -> None:
+        """Compute keys with ``shape`` from now on."""
+
+    @abstractmethod
+    def source(self, env: Any) -> bytes:
+        """What the current state's key is computed from (a compressed frame), as bytes."""
+
+    @abstractmethod
+    def key_from_source(self, source: bytes) -> Hashable:
+        """The key of a stored ``source`` under the current shape (re-keying the archive)."""
+
+    @abstractmethod
+    def due(self, frames: int, last_update: int | None, cells: int) -> bool:
+        """Whether to re-choose the shape now.
+
+        Args:
+            frames: frames the run has taken.
+            last_update: frames at the last re-choice, or None before the first.
+            cells: cells in the archive.
+        """
+
+    @abstractmethod
+    def choose(self, sources: list[np.ndarray], rng: np.random.Generator) -> tuple[int, ...]:
+        """The best shape for the sampled states.
+
+        Args:
+            sources: the decoded sample (frames).
+            rng: a generator seeded from the run's progress, so that a resumed run chooses
+                the same.
+
+        Returns:
+            The shape to use; the current one when the sample is too small to judge.
+        """
+
+
+class DriverDecidedCells(CellFn):
+    """Cells decided in the driver: workers report a fine key, a ``CellRule`` picks the cell.
+
+    ``__call__`` returns the fine key (the state's own), which is also what a replayed
+    trajectory must reach; the rule maps it onto the archive's cells (cells/novelty.py,
+    cells/learned.py).
+    """
+
+    @abstractmethod
+    def rule(self, saved: dict | None = None) -> CellRule:
+        """The driver's rule, restored from ``saved`` (its last ``state()``) on resume."""
+
+    @staticmethod
+    @abstractmethod
+    def state_key(source: bytes) -> Hashable:
+        """The fine key stored as an entry's source, decoded: what a replay must reach.
+
+        Args:
+            source: ``CellRule.source`` of the entry's state, from the run directory.
+
+        Returns:
+            The key ``__call__`` returned at that state.
+        """
 
 
 def grayscale(env: Any) -> np.ndarray:

@@ -12,11 +12,10 @@ from typing import Any
 
 from .. import codec
 from ..errors import ConfigError, StepstoneError
+from .base import CellFn
 
 
-class CustomCells:
-    name = "custom"
-
+class CustomCells(CellFn):
     def __init__(self, target: str):
         module, _, attr = target.partition(":")
         if not module or not attr:
@@ -27,10 +26,6 @@ class CustomCells:
             raise ConfigError(f"cannot load cell function {target!r}: {e}") from e
         self.target = target
         self.checked = False
-
-    @property
-    def params(self) -> dict:
-        return {"target": self.target}
 
     def __call__(self, env: Any) -> Hashable:
         try:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import grayscale
+from .base import CellFn, grayscale
 
 
 def area_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -25,20 +25,14 @@ def area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
-class Downscale:
+class Downscale(CellFn):
     """Cell = the frame shrunk to ``width`` x ``height`` with ``levels`` intensity levels."""
-
-    name = "downscale"
 
     def __init__(self, width: int = 11, height: int = 8, levels: int = 8):
         if width < 1 or height < 1 or not 2 <= levels <= 256:
             raise ValueError("downscale needs width, height >= 1 and 2 <= levels <= 256")
         self.width, self.height, self.levels = width, height, levels
         self._shape: tuple[int, int] | None = None
-
-    @property
-    def params(self) -> dict:
-        return {"width": self.width, "height": self.height, "levels": self.levels}
 
     def shrink(self, frame: np.ndarray) -> np.ndarray:
         """The area-averaged frame as float32 in [0, 256)."""

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import grayscale
+from .base import AdaptiveCells, grayscale
 from .downscale import Downscale
 
 
@@ -40,10 +40,8 @@ def score(counts: np.ndarray, target: float) -> float:
     return entropy / math.sqrt(abs(n - target) / target + 1)
 
 
-class DynamicDownscale:
+class DynamicDownscale(AdaptiveCells):
     """Downscaled-frame cells whose parameters are re-chosen during the run."""
-
-    name = "dynamic"
 
     def __init__(
         self,
@@ -73,7 +71,7 @@ class DynamicDownscale:
         d = self._down
         return (d.width, d.height, d.levels)
 
-    def set_shape(self, shape: tuple[int, int, int]) -> None:
+    def set_shape(self, shape: tuple[int, ...]) -> None:
         if tuple(shape) != self.shape:
             self._down = Downscale(*shape)
 
@@ -180,7 +178,7 @@ class DynamicSchedule:
     ``last_update`` the frame count of the previous change (None: none yet).
     """
 
-    def __init__(self, cells: DynamicDownscale, engine: Any, last_update: int | None, seed: int):
+    def __init__(self, cells: AdaptiveCells, engine: Any, last_update: int | None, seed: int):
         self.cells = cells
         self.engine = engine
         assert engine.cell_shape is not None  # the runner builds the engine with one

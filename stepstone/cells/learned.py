@@ -28,13 +28,12 @@ import numpy as np
 from .. import codec
 from ..errors import ConfigError
 from ..selectors.vectors import vector
+from .base import DriverDecidedCells
 from .downscale import Downscale
 from .observation import ObservationCells
 
 
-class LearnedCells:
-    name = "learned"
-
+class LearnedCells(DriverDecidedCells):
     def __init__(
         self,
         latent: int = 4,
@@ -54,12 +53,6 @@ class LearnedCells:
         self.latent, self.levels, self.first, self.every = latent, levels, first, every
         self.epochs, self.samples, self.seed = epochs, samples, seed
         self._fine: Any = None
-
-    @property
-    def params(self) -> dict:
-        return {"latent": self.latent, "levels": self.levels, "first": self.first,
-                "every": self.every, "epochs": self.epochs, "samples": self.samples,
-                "seed": self.seed}  # fmt: skip
 
     def __call__(self, env: Any) -> Hashable:
         if self._fine is None:  # frames when the environment has a screen, else observations

@@ -14,18 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from .base import CellFn
 
 
-class MiniGridCells:
-    name = "minigrid"
-
+class MiniGridCells(CellFn):
     def __init__(self, direction: bool = True, doors: bool = True):
         self.direction = direction
         self.doors = doors
-
-    @property
-    def params(self) -> dict:
-        return {"direction": self.direction, "doors": self.doors}
 
     def __call__(self, env: Any) -> tuple:
         u = getattr(getattr(env, "env", None), "unwrapped", None)

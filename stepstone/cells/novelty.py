@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .base import DriverDecidedCells
 
 
 def descriptor(env: Any) -> np.ndarray:
@@ -41,9 +42,7 @@ def descriptor(env: Any) -> np.ndarray:
         ) from None
 
 
-class NoveltyCells:
-    name = "novelty"
-
+class NoveltyCells(DriverDecidedCells):
     def __init__(
         self,
         resolution: float = 0.01,
@@ -62,15 +61,6 @@ class NoveltyCells:
             raise ConfigError(
                 "novelty cells need scipy: pip install 'stepstone[novelty]'"
             ) from None
-
-    @property
-    def params(self) -> dict:
-        return {
-            "resolution": self.resolution,
-            "threshold": self.threshold,
-            "k": self.k,
-            "target": self.target,
-        }
 
     def __call__(self, env: Any) -> Hashable:
         d = np.round(descriptor(env) / self.resolution) * self.resolution

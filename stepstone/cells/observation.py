@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .base import CellFn
+
 
 def freeze(obs: Any, decimals: int) -> Hashable:
     """A hashable, exactly-comparable copy of an observation."""
@@ -26,17 +28,11 @@ def freeze(obs: Any, decimals: int) -> Hashable:
     return (arr.dtype.str, arr.shape, arr.tobytes())
 
 
-class ObservationCells:
+class ObservationCells(CellFn):
     """Cell = the observation, floats rounded to ``decimals``."""
-
-    name = "observation"
 
     def __init__(self, decimals: int = 1):
         self.decimals = decimals
-
-    @property
-    def params(self) -> dict:
-        return {"decimals": self.decimals}
 
     def __call__(self, env: Any) -> Hashable:
         return freeze(env.observe(), self.decimals)

@@ -17,14 +17,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from .base import CellFn
 
 OBJECTS = ("keys", "all")
 
 
-class RamCells:
+class RamCells(CellFn):
     """Cell = (level, room, objects, x // bin_x, y // bin_y) read from RAM."""
 
-    name = "ram"
+    @classmethod
+    def from_env(cls, env: Any, **params: Any) -> CellFn:
+        return cls(getattr(env, "layout", None), **params)
 
     def __init__(self, layout, bin_x: int = 8, bin_y: int = 16, objects: str = "keys"):
         if layout is None:
@@ -42,10 +45,6 @@ class RamCells:
         self.bin_x, self.bin_y = int(bin_x), int(bin_y)
         self.objects = objects
         self.mask = layout.key_mask if objects == "keys" and layout.key_mask else 0xFF
-
-    @property
-    def params(self) -> dict:
-        return {"bin_x": self.bin_x, "bin_y": self.bin_y, "objects": self.objects}
 
     def __call__(self, env: Any) -> tuple[int, ...]:
         ram = env.ram()

@@ -11,21 +11,15 @@ import re
 from typing import Any
 
 from ..errors import ConfigError
+from .base import CellFn
 
 
-class TextCells:
-    name = "text"
-
+class TextCells(CellFn):
     def __init__(self, pattern: str | None = None):
         try:
             self._re = re.compile(pattern) if pattern else None
         except re.error as e:
             raise ConfigError(f"invalid text-cell pattern {pattern!r}: {e}") from e
-        self.pattern = pattern
-
-    @property
-    def params(self) -> dict:
-        return {"pattern": self.pattern}
 
     def __call__(self, env: Any) -> str:
         text = str(env.observe())

@@ -1,15 +1,24 @@
-"""Executors: where tasks run. ``make`` builds one by backend name."""
+"""Executors: where tasks run. ``REGISTRY`` names the backends; ``make`` builds one by name.
+
+A new backend is a file here with an ``Executor`` subclass and one line in ``REGISTRY``.
+"""
 
 from __future__ import annotations
 
 import os
 
 from ..errors import ConfigError
+from ..registry import Registry
 from .base import Executor, WorkerFactory
 from .inline import InlineExecutor
 from .processes import ProcessExecutor
 
-BACKENDS = ("processes", "inline", "ray")
+REGISTRY: Registry[type[Executor]] = Registry("backend", Executor, {
+    "processes": ".processes:ProcessExecutor",
+    "inline": ".inline:InlineExecutor",
+    "ray": ".ray:RayExecutor",  # ray: imported only when chosen
+}, __name__)  # fmt: skip
+register = REGISTRY.register
 
 
 def make(
@@ -19,24 +28,14 @@ def make(
     address: str | None = None,
     deterministic: bool = False,
 ) -> Executor:
-    check_workers(workers, backend)
-    if address is not None and backend != "ray":
-        raise ConfigError("--address is for --backend ray; add --backend ray or drop --address")
-    if deterministic and backend == "ray":
-        raise ConfigError(
-            "--deterministic is for local workers; drop it or use --backend processes"
-        )
-    if backend == "ray":
-        from .ray import RayExecutor
+    """The executor of ``--backend``, its workers started.
 
-        return RayExecutor(factory, workers, address)
-    if backend == "inline":
-        return InlineExecutor(factory)
-    if backend == "processes":
-        if workers == 1:
-            return InlineExecutor(factory)
-        return ProcessExecutor(factory, workers, deterministic)
-    raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    Raises:
+        ConfigError: an unknown backend, a worker count that cannot help, or an option the
+            backend does not take.
+    """
+    check_workers(workers, backend)
+    return REGISTRY[backend].create(factory, workers, address, deterministic)
 
 
 # Local processes beyond a few per core only compete for the same cores (and memory: each holds
@@ -51,7 +50,7 @@ def check_workers(workers: int | None, backend: str = "processes") -> None:
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     cores = os.cpu_count() or 1
-    if backend != "ray" and workers > PER_CORE * cores:
+    if REGISTRY[backend].local and workers > PER_CORE * cores:
         raise ConfigError(
             f"--workers {workers} is more than {PER_CORE} per core on this machine's {cores} "
             f"cores; local workers beyond that only compete for them: use at most "
@@ -59,4 +58,7 @@ def check_workers(workers: int | None, backend: str = "processes") -> None:
         )
 
 
-__all__ = ["BACKENDS", "Executor", "InlineExecutor", "ProcessExecutor", "check_workers", "make"]
+__all__ = [
+    "REGISTRY", "Executor", "InlineExecutor", "ProcessExecutor", "check_workers", "make",
+    "register",
+]  # fmt: skip

@@ -8,8 +8,9 @@ come back in completion order; the engine merges them in any order.
 from __future__ import annotations
 
 import pickle
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 WorkerFactory = Callable[[], Any]
 
@@ -22,21 +23,78 @@ def loads(data: bytes) -> Any:
     return pickle.loads(data)
 
 
-class Executor(Protocol):
+class Executor(ABC):
+    """Base class of executors; a subclass is registered by backend name in
+    ``executors.REGISTRY`` (``--backend``).
+
+    Attributes:
+        local: whether the workers run on this machine (their number is then capped by its
+            cores, ``executors.check_workers``).
+        workers: how many workers run tasks at once.
+        reissued: tasks sent again because their worker died (metrics: ``reissued``).
+        replaced: workers started in place of dead ones (metrics: ``workers_replaced``).
+        failed: ``(task, why)`` of tasks given up (they killed too many workers), until the
+            driver takes them with ``given_up``.
+    """
+
+    local: ClassVar[bool] = True
     workers: int
+    reissued: int = 0
+    replaced: int = 0
+    failed: list[tuple[Any, str]]
 
-    def submit(self, task: Any) -> None: ...
+    @classmethod
+    @abstractmethod
+    def create(
+        cls,
+        factory: WorkerFactory,
+        workers: int | None,
+        address: str | None = None,
+        deterministic: bool = False,
+    ) -> Executor:
+        """The executor for a run's options, its workers started.
 
+        Args:
+            factory: builds one worker; pickled to reach other processes.
+            workers: how many (None: the backend's default, e.g. one per core).
+            address: a cluster to join (``--address``), for backends that have one.
+            deterministic: return results in submission order (``--deterministic``).
+
+        Returns:
+            The executor (possibly of another class: one local worker runs inline).
+
+        Raises:
+            ConfigError: an option this backend does not take, or its extra is missing.
+        """
+
+    @abstractmethod
+    def submit(self, task: Any) -> None:
+        """Queue ``task`` to run on some worker; returns at once."""
+
+    @abstractmethod
     def poll(self, timeout: float | None = None) -> list[Any]:
-        """Results finished so far, waiting up to ``timeout`` seconds for at least one."""
-        ...
+        """Results finished so far, waiting up to ``timeout`` seconds for at least one.
+
+        Raises:
+            StepstoneError: a worker raised one (a bad snapshot, a missing extra).
+        """
 
     @property
-    def in_flight(self) -> int: ...
+    @abstractmethod
+    def in_flight(self) -> int:
+        """Tasks submitted whose result has not been returned by ``poll`` yet."""
 
     @property
+    @abstractmethod
     def alive(self) -> int:
         """Workers currently able to run tasks (shown in the progress bar)."""
-        ...
 
-    def close(self) -> None: ...
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the workers; tasks still running are dropped."""
+
+    def given_up(self) -> list[tuple[Any, str]]:
+        """Take the tasks given up since the last call, as ``(task, why)``."""
+        out = list(self.failed)
+        self.failed.clear()
+        return out

@@ -31,7 +31,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..errors import StepstoneError
-from .base import WorkerFactory, dumps, loads
+from .base import Executor, WorkerFactory, dumps, loads
+from .inline import InlineExecutor, refuse_address
 
 DEPTH = 2  # tasks in flight per worker
 MAX_DEATHS = 3  # a task that kills this many workers is given up
@@ -80,7 +81,15 @@ class _Slot:
     started: bool = False  # built its worker (a death before that is no task's fault)
 
 
-class ProcessExecutor:
+class ProcessExecutor(Executor):
+    @classmethod
+    def create(cls, factory: WorkerFactory, workers: int | None, address: str | None = None,
+               deterministic: bool = False) -> Executor:  # fmt: skip
+        refuse_address(address)
+        if workers == 1:
+            return InlineExecutor(factory)
+        return cls(factory, workers, deterministic)
+
     def __init__(
         self, factory: WorkerFactory, workers: int | None = None, deterministic: bool = False
     ):

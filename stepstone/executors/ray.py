@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigError, StepstoneError
-from .base import WorkerFactory, dumps, loads
+from .base import Executor, WorkerFactory, dumps, loads
 from .processes import MAX_DEATHS
 
 
@@ -40,7 +40,18 @@ class ExploreActor:
         return os.getpid()
 
 
-class RayExecutor:
+class RayExecutor(Executor):
+    local = False
+
+    @classmethod
+    def create(cls, factory: WorkerFactory, workers: int | None, address: str | None = None,
+               deterministic: bool = False) -> Executor:  # fmt: skip
+        if deterministic:
+            raise ConfigError(
+                "--deterministic is for local workers; drop it or use --backend processes"
+            )
+        return cls(factory, workers, address)
+
     def __init__(
         self, factory: WorkerFactory, workers: int | None = None, address: str | None = None
     ):

@@ -1,26 +1,38 @@
-"""Explorers: the actions taken after returning to a cell. ``make`` builds one by name."""
+"""Explorers: the actions taken after returning to a cell. ``REGISTRY`` names them.
+
+A new explorer is a file here with an ``Explorer`` subclass and one line in ``REGISTRY``; a
+user's own is registered from their module (``explorers.register("mine", Mine)``), given
+with ``--import``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..registry import Registry
 from .base import Explorer
-from .random_repeat import RandomRepeat
 
-NAMES = ("random", "llm")
+if TYPE_CHECKING:
+    from ..config import ExploreConfig
 
-
-def make(name: str, repeat_prob: float = 0.95, **model: Any) -> Explorer:
-    """``random`` (Go-Explore's repeated random actions) or ``llm`` (a model picks actions;
-    ``model`` holds LLMExplorer's arguments: model or connect, prompts, per_call)."""
-    if name == "random":
-        return RandomRepeat(repeat_prob)
-    if name == "llm":
-        from .llm import LLMExplorer
-
-        return LLMExplorer(**model)
-    raise ConfigError(f"unknown explorer {name!r}; choose one of {', '.join(NAMES)}")
+REGISTRY: Registry[type[Explorer]] = Registry("explorer", Explorer, {
+    "random": ".random_repeat:RandomRepeat",
+    "llm": ".llm:LLMExplorer",
+}, __name__)  # fmt: skip
+register = REGISTRY.register
 
 
-__all__ = ["NAMES", "Explorer", "RandomRepeat", "make"]
+def make(config: ExploreConfig, llm: Any = None) -> Explorer:
+    """The explorer ``config.explorer`` names, for a worker of that run.
+
+    Args:
+        config: the run's configuration.
+        llm: ``llm.client.Settings`` of the run's model, for explorers that ask one.
+
+    Raises:
+        ConfigError: no explorer has that name.
+    """
+    return REGISTRY[config.explorer].from_config(config, llm)
+
+
+__all__ = ["REGISTRY", "Explorer", "make", "register"]

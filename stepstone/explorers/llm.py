@@ -27,7 +27,7 @@ exploration ends where it is instead of asking again.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,10 @@ from ..llm import view
 from ..llm.errors import Halted
 from ..llm.memory import TURNS, Memory
 from ..llm.prompts import RESPONSE_FORMAT, Prompts, final, indices, numbered
+from .base import Explorer
+
+if TYPE_CHECKING:
+    from ..config import ExploreConfig
 
 FALLBACKS = "llm_act_fallbacks"
 
@@ -73,9 +77,7 @@ def past(env: Any, chars: int) -> list[str]:
     return steps
 
 
-class LLMExplorer:
-    name = "llm"
-
+class LLMExplorer(Explorer):
     def __init__(
         self,
         model: Any = None,
@@ -99,8 +101,20 @@ class LLMExplorer:
         self.state_chars = state_chars  # the end of a long observation
         self.history_chars = history_chars
         self.memory = memory  # earlier exchanges of the exploration sent with each prompt
-        self.fallbacks = 0
-        self.calls = 0
+
+    @classmethod
+    def from_config(cls, config: ExploreConfig, llm: Any = None) -> LLMExplorer:
+        """The run's prompts and model settings; the client connects on first use."""
+        return cls(
+            prompts=Prompts(config.llm_prompts),
+            per_call=config.llm_actions,
+            samples=config.llm_samples,
+            connect=llm.connect if llm is not None else None,
+        )
+
+    def close(self) -> None:
+        if self.model is not None:
+            self.model.close()
 
     def _client(self) -> Any:
         if self.model is None:
@@ -147,11 +161,9 @@ class LLMExplorer:
                 )
             except Halted:
                 return
-            self.calls += 1
             memory.add(messages, reply)
             chosen = plan(reply, texts, self.per_call)
             if not chosen:
-                self.fallbacks += 1
                 model.count(FALLBACKS)
                 chosen = [texts[int(rng.integers(len(texts)))]]
             for text in chosen:

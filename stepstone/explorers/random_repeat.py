@@ -7,10 +7,15 @@ The actions do not depend on what happens, so all of them are drawn in one vecto
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
+
+from .base import Explorer
+
+if TYPE_CHECKING:
+    from ..config import ExploreConfig
 
 
 def draw(space: gym.Space, rng: np.random.Generator, n: int) -> Any:
@@ -25,11 +30,13 @@ def draw(space: gym.Space, rng: np.random.Generator, n: int) -> Any:
     return [space.sample() for _ in range(n)]
 
 
-class RandomRepeat:
-    name = "random"
-
+class RandomRepeat(Explorer):
     def __init__(self, repeat_prob: float = 0.95):
         self.repeat_prob = repeat_prob
+
+    @classmethod
+    def from_config(cls, config: ExploreConfig, llm: Any = None) -> RandomRepeat:
+        return cls(config.repeat_prob)
 
     def actions(self, env: Any, rng: np.random.Generator, steps: int) -> Any:
         fresh = draw(env.action_space, rng, steps)

@@ -1,9 +1,18 @@
-"""Selectors: which cells to return to. ``make`` builds one by its registry name."""
+"""Selectors: which cells to return to. ``REGISTRY`` names them; ``make`` builds one by name.
+
+A new selector is a file here with a ``Selector`` subclass and one line in ``REGISTRY``; a
+user's own is registered from their module (``selectors.register("mine", Mine)``), given
+with ``--import``.
+"""
 
 from __future__ import annotations
 
-from ..errors import ConfigError
+from typing import Any
+
+from ..registry import Registry
 from .base import Selector
+
+# The classes importable from here before the registry existed; a new selector need not be.
 from .count_based import CountBased
 from .domain import DomainKnowledge, DomainReleased
 from .ige import IGE
@@ -13,33 +22,36 @@ from .lfg import LFG
 from .novelty import Novelty
 from .uniform import Uniform
 
-REGISTRY: dict[str, type[Selector]] = {
-    "count": CountBased,
-    "domain": DomainKnowledge,
-    "domain-released": DomainReleased,
-    "uniform": Uniform,
-    "knapsack": Knapsack,
-    "novelty": Novelty,
-    "rnd": RND,
-    "rdd": RDD,
-    "ige": IGE,
-    "lfg": LFG,
-}
-# Selectors that ask a language model: built with model=, goal=, prompts= (runner.py).
-MODEL_SELECTORS = ("ige", "lfg")
+REGISTRY: Registry[type[Selector]] = Registry("selector", Selector, {
+    "count": ".count_based:CountBased",
+    "domain": ".domain:DomainKnowledge",
+    "domain-released": ".domain:DomainReleased",
+    "uniform": ".uniform:Uniform",
+    "knapsack": ".knapsack:Knapsack",
+    "novelty": ".novelty:Novelty",
+    "rnd": ".intrinsic:RND",
+    "rdd": ".intrinsic:RDD",
+    "ige": ".ige:IGE",
+    "lfg": ".lfg:LFG",
+}, __name__)  # fmt: skip
+register = REGISTRY.register
 
 
-def make(name: str, **kwargs) -> Selector:
-    try:
-        cls = REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown selector {name!r}; choose one of {', '.join(REGISTRY)}"
-        ) from None
-    return cls(**kwargs)
+def make(name: str, **kwargs: Any) -> Selector:
+    """The selector registered as ``name``, built with ``kwargs``.
+
+    Raises:
+        ConfigError: no selector has that name.
+    """
+    return REGISTRY[name](**kwargs)
+
+
+def uses_model(name: str) -> bool:
+    """Whether the selector registered as ``name`` asks a language model (``--llm-model``)."""
+    return REGISTRY[name].uses_model
 
 
 __all__ = [
-    "IGE", "LFG", "MODEL_SELECTORS", "REGISTRY", "RDD", "RND", "CountBased", "DomainKnowledge",
-    "Knapsack", "Novelty", "Selector", "Uniform", "make",
+    "IGE", "LFG", "RDD", "REGISTRY", "RND", "CountBased", "DomainKnowledge", "DomainReleased",
+    "Knapsack", "Novelty", "Selector", "Uniform", "make", "register", "uses_model",
 ]  # fmt: skip

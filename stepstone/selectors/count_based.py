@@ -31,8 +31,6 @@ class CountWeights:
 
 
 class CountBased(Selector):
-    name = "count"
-
     def __init__(self, weights: CountWeights | None = None):
         self.w = weights or CountWeights()
 

@@ -42,8 +42,6 @@ class DomainWeights:
 
 
 class DomainKnowledge(CountBased):
-    name = "domain"
-
     def __init__(self, domain: DomainWeights | None = None):
         super().__init__()
         self.d = domain or DomainWeights()
@@ -99,8 +97,6 @@ class DomainReleased(DomainKnowledge):
     when its entry improves: pair this with --reset-on-update. Together, with 4-pixel x bins,
     they solved level 1 of Montezuma's Revenge within 50M frames on 3 of 3 seeds (2 of 3 with
     the paper's 8-pixel bins), where ``domain`` stalls at 22 rooms (bench/README.md)."""
-
-    name = "domain-released"
 
     def __init__(self):
         super().__init__(DomainWeights(0.1, 0.0, 1.0, 0.0, 0.1))

@@ -43,7 +43,6 @@ def describe(archive: Archive, i: int, text=str, tried: list[str] | None = None)
 
 
 class IGE(Selector):
-    name = "ige"
     uses_model = True
 
     def __init__(self, model: Any = None, goal: str = "", prompts: Any = None,
@@ -65,7 +64,6 @@ class IGE(Selector):
         self.action_text = getattr(describe, "action", lambda snapshot, a: str(a))
         self.tried: dict[str, list[str]] = {}  # repr(cell) -> first actions explored from it
         self.base = CountBased()
-        self.fallbacks = 0
         self.last: tuple[int, float] | None = None  # archive size and best score at the last ask
 
     def observe(self, task: Any, result: Any) -> None:
@@ -124,7 +122,6 @@ class IGE(Selector):
             self.memory.add(messages, reply)
         picked = [int(listed[k]) for k in indices(final(reply), len(listed))]
         if not picked:
-            self.fallbacks += 1
             self.model.count(FALLBACKS)
             return super().select(archive, n, rng)
         return np.array([picked[k % len(picked)] for k in range(n)], dtype=np.int64)

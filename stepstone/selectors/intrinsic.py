@@ -51,7 +51,6 @@ class _MLP:
 
 
 class RND(Selector):
-    name = "rnd"
     noise = 0.0  # RDD's sigma; 0 is plain RND
 
     def __init__(self, features=32, hidden=64, lr=0.05, steps=20, batch=64, seed=0) -> None:
@@ -92,5 +91,4 @@ class RND(Selector):
 
 
 class RDD(RND):
-    name = "rdd"
     noise = 1.0

@@ -27,8 +27,6 @@ from .base import Selector
 
 
 class Knapsack(Selector):
-    name = "knapsack"
-
     def __init__(self, prior_a: float = 1.0, prior_b: float = 1.0, return_cost_per_step=0.0):
         self.a, self.b = prior_a, prior_b
         # Frames to return, per action of the cell's trajectory: 0 with snapshots, 1 when

@@ -38,7 +38,6 @@ ROLES = {"score": "lfg_positive", "score_negative": "lfg_negative"}  # prompt ->
 
 
 class LFG(Selector):
-    name = "lfg"
     uses_model = True
 
     def __init__(self, model: Any = None, goal: str = "", prompts: Any = None,

@@ -19,8 +19,6 @@ from .vectors import vectors
 
 
 class Novelty(Selector):
-    name = "novelty"
-
     def __init__(self, k: int = 10):
         try:
             from scipy.spatial import cKDTree

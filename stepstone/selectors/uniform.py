@@ -9,7 +9,5 @@ from .base import Selector
 
 
 class Uniform(Selector):
-    name = "uniform"
-
     def weights(self, archive: Archive) -> np.ndarray:
         return np.ones(len(archive))
