@@ -6,11 +6,17 @@ costs ~100 bytes of RAM plus its key. Snapshots, which are kilobytes each, are *
 they live in a ``MutableMapping[int, bytes]`` that is a dict by default and the run directory's
 SQLite table when a run is persisted. So do the optional *sources* (what a cell was computed
 from, kept only by cell functions that can change, to re-key the archive).
+
+What an environment reports of a state beyond its cell (Montezuma's level and room, a count of
+doors opened) is kept as *metrics*: one integer column per name, created the first time an
+entry carries that name. The archive knows no names; it keeps the columns and answers generic
+questions about them (``distinct``, ``highest``), which the report turns into its fields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, MutableMapping
+import re
+from collections.abc import Hashable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,14 +29,27 @@ _INT_COLUMNS = (
     "times_chosen",
     "times_chosen_since_new",
     "times_seen",
-    "level",  # domain facts where the environment knows them, else -1
-    "room",
     "discoveries",  # explorations from this cell that added or improved an entry
     "goal",  # 1 when this entry's state reaches the run's goal (goals.py), else 0
 )
 _COUNTERS = ("times_chosen", "times_chosen_since_new", "times_seen", "discoveries")
 
 _COLUMNS = ("score", "terminal", *_INT_COLUMNS)
+
+MISSING = -1  # a metric's value in an entry whose state did not report it (metrics are >= 0)
+# Metric names become column names in the run directory: identifiers, none of the fixed ones.
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED = frozenset({"cell", "idx", *_COLUMNS})
+
+
+def check_metric_name(name: str) -> str:
+    """``name`` if it can name a metric column, else ValueError saying why."""
+    if not _METRIC_NAME.match(name) or name in RESERVED:
+        raise ValueError(
+            f"metric name {name!r} must be a lower-case identifier and none of "
+            f"{', '.join(sorted(RESERVED))}; rename it in the adapter's metrics()"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +65,10 @@ class Entry:
     times_chosen: int
     times_chosen_since_new: int
     times_seen: int
-    level: int
-    room: int
     discoveries: int
     goal: int
     terminal: bool
+    metrics: Mapping[str, int]  # the metrics this entry's state reported (see Archive.metrics)
 
 
 def better(
@@ -87,9 +105,9 @@ class Archive:
     times_chosen_since_new: np.ndarray
     times_seen: np.ndarray
     discoveries: np.ndarray
-    level: np.ndarray
-    room: np.ndarray
     goal: np.ndarray
+    # name -> int64 column of what the environment reported (MISSING where a state did not)
+    metrics: dict[str, np.ndarray]
 
     def __init__(
         self,
@@ -110,6 +128,7 @@ class Archive:
         self.terminal = np.zeros(cap, dtype=bool)
         for name in _INT_COLUMNS:
             setattr(self, name, np.zeros(cap, dtype=np.int64))
+        self.metrics = {}
 
     # -- reading -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -127,7 +146,12 @@ class Archive:
             score=float(self.score[i]),
             terminal=bool(self.terminal[i]),
             **{name: int(getattr(self, name)[i]) for name in _INT_COLUMNS},
+            metrics=self.metrics_of(i),
         )
+
+    def metrics_of(self, i: int) -> dict[str, int]:
+        """The metrics entry ``i``'s state reported."""
+        return {k: int(col[i]) for k, col in self.metrics.items() if col[i] != MISSING}
 
     def get(self, cell: Hashable) -> Entry | None:
         i = self.index.get(cell)
@@ -139,20 +163,28 @@ class Archive:
         order = np.lexsort((self.length[:n], -self.score[:n]))
         return int(order[0])
 
-    def rooms(self) -> int | None:
-        """Distinct (level, room) pairs reached, or None when the environment has no rooms."""
-        n = len(self.cells)
-        known = self.room[:n] >= 0
-        if not known.any():
-            return None
-        pairs = self.level[:n][known] * 1_000_003 + self.room[:n][known]
-        return int(np.unique(pairs).size)
+    def metric(self, name: str) -> np.ndarray | None:
+        """The column of metric ``name`` (one value per entry, MISSING where unreported), or
+        None when no entry reported it."""
+        col = self.metrics.get(name)
+        return None if col is None else col[: len(self.cells)]
 
-    def max_level(self) -> int | None:
-        n = len(self.cells)
-        if n == 0 or self.level[:n].max() < 0:
+    def distinct(self, names: Sequence[str]) -> int | None:
+        """How many distinct combinations of the metrics ``names`` the entries reached (e.g.
+        (level, room): the rooms of every level), counting the entries that report any of
+        them; None when none does."""
+        cols = [c for c in map(self.metric, names) if c is not None]
+        if not cols:
             return None
-        return int(self.level[:n].max())
+        rows = np.stack(cols, axis=1)
+        rows = rows[(rows != MISSING).any(axis=1)]
+        return int(len(np.unique(rows, axis=0))) if len(rows) else None
+
+    def highest(self, name: str) -> int | None:
+        """The largest value of metric ``name`` among the entries, or None if none reports it."""
+        col = self.metric(name)
+        known = col[col != MISSING] if col is not None else ()
+        return int(known.max()) if len(known) else None
 
     # -- writing -----------------------------------------------------------------------------
     def accepts(self, cell: Hashable, score: float, length: int, goal: bool = False) -> bool:
@@ -180,13 +212,16 @@ class Archive:
         node: int,
         snapshot: bytes | None,
         frame: int = 0,
-        level: int = -1,
-        room: int = -1,
         terminal: bool = False,
         source: bytes | None = None,
         goal: bool = False,
+        metrics: Mapping[str, int] | None = None,
     ) -> bool:
-        """Apply the merge rule; return True when the archive changed."""
+        """Apply the merge rule; return True when the archive changed.
+
+        ``metrics``: what the environment reported of this state (``Explorable.metrics()``),
+        non-negative integers by name; a name not seen before adds a column.
+        """
         i = self.index.get(cell)
         if i is not None and not better(
             score, length, self.score[i], self.length[i], goal, bool(self.goal[i])
@@ -208,10 +243,17 @@ class Archive:
         self.node[i] = node
         self.snap[i] = snap
         self.found_frame[i] = frame
-        self.level[i] = level
-        self.room[i] = room
         self.terminal[i] = terminal
         self.goal[i] = int(goal)
+        for col in self.metrics.values():
+            col[i] = MISSING
+        for name, value in (metrics or {}).items():
+            col = self.metrics.get(name)
+            if col is None:
+                col = self.metrics[check_metric_name(name)] = np.full(
+                    len(self.score), MISSING, dtype=np.int64
+                )
+            col[i] = value
         self.dirty.add(i)
         return True
 
@@ -226,14 +268,22 @@ class Archive:
             for name in _COLUMNS:
                 col = getattr(self, name)
                 setattr(self, name, np.concatenate([col, np.zeros_like(col)]))
+            for name, col in self.metrics.items():
+                self.metrics[name] = np.concatenate([col, np.full_like(col, MISSING)])
         self.cells.append(cell)
         self.index[cell] = i
         for name in _COUNTERS:
             getattr(self, name)[i] = 0
         return i
 
-    def load_columns(self, cells: list[Hashable], columns: dict[str, np.ndarray]) -> None:
-        """Replace the whole contents with these entries, given column by column."""
+    def load_columns(
+        self,
+        cells: list[Hashable],
+        columns: dict[str, np.ndarray],
+        metrics: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Replace the whole contents with these entries, given column by column (``metrics``:
+        name -> column, MISSING where an entry has no value)."""
         n = len(cells)
         cap = max(1024, n + n // 2)
         self.cells = list(cells)
@@ -242,13 +292,19 @@ class Archive:
             col = np.zeros(cap, dtype=getattr(self, name).dtype)
             col[:n] = columns[name]
             setattr(self, name, col)
+        self.metrics = {}
+        for name, values in (metrics or {}).items():
+            col = np.full(cap, MISSING, dtype=np.int64)
+            col[:n] = values
+            self.metrics[check_metric_name(name)] = col
         self.dirty = set()
 
     def row(self, i: int) -> dict:
-        """One entry as plain values (for the run directory and for tests)."""
+        """One entry as plain values, metrics included (for the run directory and tests)."""
         row: dict = {name: int(getattr(self, name)[i]) for name in _INT_COLUMNS}
         row["score"] = float(self.score[i])
         row["terminal"] = bool(self.terminal[i])
+        row.update((name, int(col[i])) for name, col in self.metrics.items())
         return row
 
     def rekey(self, new_key) -> None:
@@ -278,5 +334,6 @@ class Archive:
         for name in _COUNTERS:
             sums = np.bincount(groups, weights=getattr(self, name)[:n], minlength=len(winner))
             columns[name] = sums.astype(np.int64)
-        self.load_columns(list(winner), columns)
+        metrics = {name: col[keep] for name, col in self.metrics.items()}
+        self.load_columns(list(winner), columns, metrics)
         self.rekeyed = True

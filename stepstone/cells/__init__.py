@@ -9,7 +9,6 @@ from .base import CellFn
 from .custom import CustomCells
 from .downscale import Downscale
 from .observation import ObservationCells
-from .ram import RamCells
 from .text import TextCells
 
 
@@ -33,7 +32,9 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
             from .dynamic import DynamicDownscale
 
             return DynamicDownscale(**params)
-        if kind == "ram":
+        if kind == "ram":  # domain knowledge: it lives with the game's adapter
+            from ..envs.ale_ram import RamCells
+
             return RamCells(getattr(env, "layout", None), **params)
         if kind == "observation":
             return ObservationCells(**params)
@@ -47,8 +48,8 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
             return NoveltyCells(**params)
         if kind == "text":
             return TextCells(**params)
-        if kind == "minigrid":
-            from .minigrid import MiniGridCells
+        if kind == "minigrid":  # domain knowledge: it lives with the game's adapter
+            from ..envs.minigrid import MiniGridCells
 
             return MiniGridCells(**params)
         if ":" in kind:
@@ -63,7 +64,6 @@ __all__ = [
     "CustomCells",
     "Downscale",
     "ObservationCells",
-    "RamCells",
     "TextCells",
     "make",
     "resolve",

@@ -162,8 +162,23 @@ class Game24Env(gym.Env):
         left = " ".join(_fmt(v) for v in sorted(self.values))
         return f"left: {left} | {', '.join(self.steps)}"
 
-    def success(self) -> bool:
+    def goal(self) -> bool:
         return len(self.values) == 1 and self.values[0] == TARGET
+
+    def admissible(self) -> list[tuple[int, str]]:
+        """Every operation on an ordered pair of the numbers left, with its result
+        ("8 * 3 = 24"); none that divides by zero or (integer rule) leaves a remainder."""
+        items = []
+        ps = pairs(len(self.values))
+        for a in range(self.action_space.n):
+            i, j = ps[(a // 4) % len(ps)]
+            x, y = self.values[i], self.values[j]
+            if self.integer and x < y:  # IGE's rule: the larger number first
+                x, y = y, x
+            r = apply(OPS[a % 4], x, y, self.integer)
+            if r is not None:
+                items.append((a, f"{_fmt(x)} {OPS[a % 4]} {_fmt(y)} = {_fmt(r)}"))
+        return items
 
     def task(self) -> str:
         numbers = " ".join(map(str, self.numbers))

@@ -84,8 +84,12 @@ class TextWorldEnv(gym.Env):
         s = self._state
         return {"score": s["score"], "max_score": s["max_score"], "won": bool(s["won"])}
 
-    def success(self) -> bool:
+    def goal(self) -> bool:
         return bool(self._state["won"])
+
+    def admissible(self) -> list[tuple[int, str]]:
+        """The admissible commands, in TextWorld's order: action i is the i-th."""
+        return list(enumerate(self._state["admissible_commands"]))
 
     def task(self) -> str:
         return " ".join(str(self._state["objective"]).split())
