@@ -183,8 +183,9 @@ class Archive:
     def highest(self, name: str) -> int | None:
         """The largest value of metric ``name`` among the entries, or None if none reports it."""
         col = self.metric(name)
-        known = col[col != MISSING] if col is not None else ()
-        return int(known.max()) if len(known) else None
+        if col is None or not (col != MISSING).any():
+            return None
+        return int(col[col != MISSING].max())
 
     # -- writing -----------------------------------------------------------------------------
     def accepts(self, cell: Hashable, score: float, length: int, goal: bool = False) -> bool:
@@ -245,15 +246,14 @@ class Archive:
         self.found_frame[i] = frame
         self.terminal[i] = terminal
         self.goal[i] = int(goal)
-        for col in self.metrics.values():
-            col[i] = MISSING
+        for column in self.metrics.values():
+            column[i] = MISSING
         for name, value in (metrics or {}).items():
-            col = self.metrics.get(name)
-            if col is None:
-                col = self.metrics[check_metric_name(name)] = np.full(
+            if name not in self.metrics:
+                self.metrics[check_metric_name(name)] = np.full(
                     len(self.score), MISSING, dtype=np.int64
                 )
-            col[i] = value
+            self.metrics[name][i] = value
         self.dirty.add(i)
         return True
 

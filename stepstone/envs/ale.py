@@ -23,6 +23,8 @@ from .base import Adapter
 class AtariEnv(Adapter):
     """An Explorable over ale_py.ALEInterface."""
 
+    default_cells = ("downscale", {})  # Go-Explore's downscaled frames
+
     def __init__(
         self,
         game: str,

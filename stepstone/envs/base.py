@@ -35,7 +35,7 @@ class Explorable(Protocol):
         action_space: the actions ``step`` takes (a Gymnasium space).
         frames_per_step: emulator frames a step costs (the frame skip); 1 elsewhere.
         default_cells: what ``--cells auto`` means here, as (kind, params), or None for the
-            family's default (downscaled frames on Atari, the observation elsewhere).
+            default (the observation).
         snapshot_format: ``"data"``, or ``"pickle"`` when snapshots are pickles (the run
             directory then signs them, store/trust.py).
         last_restore_steps: steps the last ``restore`` re-simulated (replay-based return),
@@ -44,9 +44,15 @@ class Explorable(Protocol):
 
     action_space: gym.Space
     frames_per_step: int
-    default_cells: tuple[str, dict] | None
-    snapshot_format: str
-    last_restore_steps: int
+
+    @property
+    def default_cells(self) -> tuple[str, dict] | None: ...
+
+    @property
+    def snapshot_format(self) -> str: ...
+
+    @property
+    def last_restore_steps(self) -> int: ...
 
     def reset(self, seed: int) -> None:
         """Start an episode.
@@ -164,8 +170,11 @@ class Adapter:
 
     frames_per_step: int = 1
     default_cells: tuple[str, dict] | None = None
-    snapshot_format: str = "data"
     last_restore_steps: int = 0
+
+    @property
+    def snapshot_format(self) -> str:
+        return "data"
 
     def observe(self) -> Any:
         raise NotImplementedError

@@ -33,6 +33,7 @@ from gymnasium import spaces
 
 OPS = ("+", "-", "*", "/")
 TARGET = Fraction(24)
+ACTIONS = 48  # 4 operators x 12 ordered pairs of four numbers
 
 
 def apply(op: str, a: Fraction, b: Fraction, integer: bool = False) -> Fraction | None:
@@ -120,7 +121,7 @@ class Game24Env(gym.Env):
         self.integer = integer
         if self.fixed is not None and len(self.fixed) != 4:
             raise ValueError(f"Game of 24 takes four numbers, got {self.fixed}")
-        self.action_space = spaces.Discrete(4 * len(pairs(4)))
+        self.action_space = spaces.Discrete(ACTIONS)
         self.observation_space = spaces.Text(max_length=200, charset="0123456789+-*/=|:, left")
 
     def reset(self, seed: int | None = None, options=None):
@@ -170,7 +171,7 @@ class Game24Env(gym.Env):
         ("8 * 3 = 24"); none that divides by zero or (integer rule) leaves a remainder."""
         items = []
         ps = pairs(len(self.values))
-        for a in range(self.action_space.n):
+        for a in range(ACTIONS):
             i, j = ps[(a // 4) % len(ps)]
             x, y = self.values[i], self.values[j]
             if self.integer and x < y:  # IGE's rule: the larger number first

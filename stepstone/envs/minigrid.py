@@ -42,7 +42,8 @@ class MiniGridAdapter(GymEnv):
         return self.terminated and self.last_reward > 0
 
     def task(self) -> str:
-        return str(self.env.unwrapped.mission)
+        g: Any = self.env.unwrapped
+        return str(g.mission)
 
     def admissible(self) -> list[tuple[Any, str]]:
         return list(enumerate(ACTIONS))
