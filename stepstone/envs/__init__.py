@@ -90,93 +90,51 @@ def is_atari(env_id: str) -> bool:
 
 
 # -- the families ----------------------------------------------------------------------------
-def _game24(spec: EnvSpec, env_id: str, env: gym.Env | None) -> Explorable:
-    from .game24 import Game24Env, parse_id
-
-    try:
-        numbers, integer = parse_id(env_id)
-    except ValueError as e:
-        raise EnvironmentNotFound(str(e)) from None
-    return GymEnv(Game24Env(numbers, integer=integer), method=spec.return_method, seed=spec.seed)
-
-
-def _textworld(spec: EnvSpec, env_id: str, env: gym.Env | None) -> Explorable:
-    from .textworld import TextWorldEnv
-
-    game = TextWorldEnv(env_id.partition(":")[2])
-    method = "replay" if spec.return_method == "auto" else spec.return_method
-    return GymEnv(game, method=method, seed=spec.seed)
-
-
-def _atari(spec: EnvSpec, env_id: str, env: gym.Env | None) -> Explorable:
-    from .ale import from_gym_id
-
-    return from_gym_id(env_id, seed=spec.seed, overrides=spec.env_args)
-
-
-def _is_minigrid(env: gym.Env, spec: EnvSpec) -> bool:
-    from .minigrid import is_minigrid
-
-    return is_minigrid(env)
-
-
-def _minigrid(spec: EnvSpec, env_id: str, env: gym.Env | None) -> Explorable:
-    from .minigrid import MiniGridAdapter
-
-    assert env is not None
-    return MiniGridAdapter(env, method=spec.return_method, seed=spec.seed)
-
-
-def _is_mujoco(env: gym.Env, spec: EnvSpec) -> bool:
-    from .mujoco import is_mujoco
-
-    return spec.return_method == "auto" and is_mujoco(env)
-
-
-def _mujoco(spec: EnvSpec, env_id: str, env: gym.Env | None) -> Explorable:
-    from .mujoco import MujocoEnv
-
-    assert env is not None
-    return MujocoEnv(env, seed=spec.seed)
-
-
-def _gymnasium(spec: EnvSpec, env_id: str, env: gym.Env | None) -> Explorable:
-    assert env is not None
-    return GymEnv(env, method=spec.return_method, seed=spec.seed)
-
-
 @dataclass(frozen=True)
 class Family:
-    """A kind of environment and how its adapter is built.
+    """A kind of environment and where its adapter is built.
 
     A family claims an id before anything is made (``owns``: Game of 24, TextWorld, Atari),
     or a Gymnasium environment once ``gymnasium.make`` has built it (``wraps``: MiniGrid,
-    MuJoCo); the first family that claims one builds its adapter (``build(spec, id, env)``,
-    ``env`` None for families that own their ids). A new family is a module with its adapter
-    and one line in FAMILIES.
+    MuJoCo); the first family that claims one builds its adapter with ``adapter``, a
+    ``"module:function"`` imported on first use and called as ``function(spec, env_id, env)``
+    (``env`` None for a family that owns its ids). A new family is a module with its adapter
+    and that function, and one line in FAMILIES.
     """
 
     name: str
-    build: Callable[[EnvSpec, str, gym.Env | None], Explorable]
+    adapter: str
     owns: Callable[[str], bool] | None = None
-    wraps: Callable[[gym.Env, EnvSpec], bool] | None = None
+    wraps: str | None = None  # "module:function(env, spec) -> bool"
     prefixes: tuple[str, ...] = ()  # ids of the family, for a missing extra's message
     extra: tuple[str, str] | None = None  # (package, stepstone extra) the family needs
     examples: tuple[str, ...] = ()  # ids suggested when an unknown id is close to one
     env_args: bool = True  # whether --env-arg applies (keywords of gymnasium.make)
 
+    def build(self, spec: EnvSpec, env_id: str, env: gym.Env | None = None) -> Explorable:
+        return _load(self.adapter)(spec, env_id, env)
+
+    def takes(self, env: gym.Env, spec: EnvSpec) -> bool:
+        return self.wraps is not None and bool(_load(self.wraps)(env, spec))
+
+
+def _load(entry_point: str) -> Any:
+    module, _, name = entry_point.partition(":")
+    return getattr(importlib.import_module(module), name)
+
 
 FAMILIES: list[Family] = [
-    Family("game24", _game24, owns=lambda i: i.split(":")[0] == "game24",
+    Family("game24", "stepstone.envs.game24:adapter", owns=lambda i: i.split(":")[0] == "game24",
            examples=("game24", "game24:4,7,8,8"), env_args=False),
-    Family("textworld", _textworld, owns=lambda i: i.startswith("textworld:"),
-           prefixes=("textworld:",), extra=("textworld", "textworld"),
-           examples=("textworld:PATH",), env_args=False),
-    Family("atari", _atari, owns=is_atari, examples=tuple(ALIASES)),
-    Family("minigrid", _minigrid, wraps=_is_minigrid, prefixes=("MiniGrid-", "BabyAI-"),
+    Family("textworld", "stepstone.envs.textworld:adapter",
+           owns=lambda i: i.startswith("textworld:"), prefixes=("textworld:",),
+           extra=("textworld", "textworld"), examples=("textworld:PATH",), env_args=False),
+    Family("atari", "stepstone.envs.ale:adapter", owns=is_atari, examples=tuple(ALIASES)),
+    Family("minigrid", "stepstone.envs.minigrid:adapter",
+           wraps="stepstone.envs.minigrid:is_minigrid", prefixes=("MiniGrid-", "BabyAI-"),
            extra=("minigrid", "minigrid")),
-    Family("mujoco", _mujoco, wraps=_is_mujoco),
-    Family("gymnasium", _gymnasium, wraps=lambda env, spec: True),
+    Family("mujoco", "stepstone.envs.mujoco:adapter", wraps="stepstone.envs.mujoco:wraps"),
+    Family("gymnasium", "stepstone.envs.generic:adapter", wraps="stepstone.envs.generic:wraps"),
 ]  # fmt: skip
 
 
@@ -224,7 +182,7 @@ def make(spec: EnvSpec) -> Explorable:
         env = gym.make(env_id, **spec.env_args)
     except Exception as e:
         raise EnvironmentNotFound(f"gymnasium could not make {env_id!r}: {e}") from e
-    family = next(f for f in FAMILIES if f.wraps is not None and f.wraps(env, spec))
+    family = next(f for f in FAMILIES if f.takes(env, spec))
     return family.build(spec, env_id, env)
 
 

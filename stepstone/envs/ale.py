@@ -12,12 +12,17 @@ the emulator is then deterministic, so a trajectory (seed, actions) replays exac
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import gymnasium as gym
 import numpy as np
 
 from ..errors import EnvironmentNotFound
 from .ale_ram import RAM_LAYOUTS
 from .base import Adapter
+
+if TYPE_CHECKING:
+    from . import EnvSpec
 
 
 class AtariEnv(Adapter):
@@ -166,3 +171,8 @@ def from_gym_id(env_id: str, seed: int = 0, overrides: dict | None = None) -> At
         difficulty=kw.get("difficulty"),
         seed=seed,
     )
+
+
+def adapter(spec: EnvSpec, env_id: str, env: Any = None) -> AtariEnv:
+    """The adapter of a registered ALE id (the entry point in envs.FAMILIES)."""
+    return from_gym_id(env_id, seed=spec.seed, overrides=spec.env_args)

@@ -27,9 +27,16 @@ import ast
 import functools
 import itertools
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from gymnasium import spaces
+
+from ..errors import EnvironmentNotFound
+
+if TYPE_CHECKING:
+    from . import EnvSpec
+    from .generic import GymEnv
 
 OPS = ("+", "-", "*", "/")
 TARGET = Fraction(24)
@@ -211,3 +218,14 @@ def parse_id(env_id: str) -> tuple[tuple[int, ...] | None, bool]:
             f"division), not {env_id!r}"
         )
     return numbers, integer
+
+
+def adapter(spec: EnvSpec, env_id: str, env: Any = None) -> GymEnv:
+    """The adapter of ``game24[:A,B,C,D][:int]`` (the entry point in envs.FAMILIES)."""
+    from .generic import GymEnv
+
+    try:
+        numbers, integer = parse_id(env_id)
+    except ValueError as e:
+        raise EnvironmentNotFound(str(e)) from None
+    return GymEnv(Game24Env(numbers, integer=integer), method=spec.return_method, seed=spec.seed)

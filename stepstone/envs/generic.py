@@ -21,7 +21,7 @@ which the families of goals.py answer, and ``life_lost``, read from ``info["live
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +30,9 @@ from .. import codec
 from ..errors import EnvironmentNotFound
 from .base import Adapter
 from .goals import goal_test
+
+if TYPE_CHECKING:
+    from . import EnvSpec
 
 METHODS = ("auto", "deepcopy", "replay")
 # Actions tried when choosing a method: enough that a non-deterministic environment is caught.
@@ -243,3 +246,13 @@ class GymEnv(Adapter):
 
     def close(self) -> None:
         self.env.close()
+
+
+def wraps(env: gym.Env, spec: EnvSpec) -> bool:
+    """The generic family takes every Gymnasium environment (the last line of FAMILIES)."""
+    return True
+
+
+def adapter(spec: EnvSpec, env_id: str, env: gym.Env) -> GymEnv:
+    """The adapter of any Gymnasium environment (the entry point in envs.FAMILIES)."""
+    return GymEnv(env, method=spec.return_method, seed=spec.seed)

@@ -13,17 +13,20 @@ Environments with Online Reinforcement Learning"), and the domain-knowledge cell
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 from ..errors import ConfigError
 from .generic import GymEnv
 
+if TYPE_CHECKING:
+    from . import EnvSpec
+
 ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done")
 
 
-def is_minigrid(env: gym.Env) -> bool:
+def is_minigrid(env: gym.Env, spec: EnvSpec | None = None) -> bool:
     try:
         from minigrid.minigrid_env import MiniGridEnv
     except ImportError:  # the minigrid extra
@@ -84,6 +87,11 @@ class MiniGridAdapter(GymEnv):
             f"you carry a {carrying.color} {carrying.type}" if carrying else "you carry nothing"
         )
         return "; ".join(parts)
+
+
+def adapter(spec: EnvSpec, env_id: str, env: gym.Env) -> MiniGridAdapter:
+    """The adapter of an environment ``is_minigrid`` took (the entry point in envs.FAMILIES)."""
+    return MiniGridAdapter(env, method=spec.return_method, seed=spec.seed)
 
 
 class MiniGridCells:
