@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ConfigError
+
 _INT_COLUMNS = (
     "length",  # actions from reset to this cell
     "node",  # trajectory node (see trajectories.py)
@@ -43,9 +45,9 @@ RESERVED = frozenset({"cell", "idx", *_COLUMNS})
 
 
 def check_metric_name(name: str) -> str:
-    """``name`` if it can name a metric column, else ValueError saying why."""
+    """``name`` if it can name a metric column, else ConfigError saying why."""
     if not _METRIC_NAME.match(name) or name in RESERVED:
-        raise ValueError(
+        raise ConfigError(
             f"metric name {name!r} must be a lower-case identifier and none of "
             f"{', '.join(sorted(RESERVED))}; rename it in the adapter's metrics()"
         )

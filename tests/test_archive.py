@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stepstone.archive import Archive, better
+from stepstone.errors import ConfigError
 
 
 def test_merge_rule():
@@ -51,7 +52,7 @@ def test_best_and_metrics():
 def test_metric_names_must_be_column_names():
     a = Archive()
     for bad in ("score", "Room", "two words", "idx"):
-        with pytest.raises(ValueError, match="metric name"):
+        with pytest.raises(ConfigError, match="metric name"):
             a.offer(bad, 0.0, 0, 0, b"", metrics={bad: 1})
 
 

@@ -176,8 +176,10 @@ class Game24Env(gym.Env):
     def admissible(self) -> list[tuple[int, str]]:
         """Every operation on an ordered pair of the numbers left, with its result
         ("8 * 3 = 24"); none that divides by zero or (integer rule) leaves a remainder."""
-        items = []
+        items: list[tuple[int, str]] = []
         ps = pairs(len(self.values))
+        if not ps:  # one number left: the episode is over
+            return items
         for a in range(ACTIONS):
             i, j = ps[(a // 4) % len(ps)]
             x, y = self.values[i], self.values[j]
