@@ -6,15 +6,23 @@ costs ~100 bytes of RAM plus its key. Snapshots, which are kilobytes each, are *
 they live in a ``MutableMapping[int, bytes]`` that is a dict by default and the run directory's
 SQLite table when a run is persisted. So do the optional *sources* (what a cell was computed
 from, kept only by cell functions that can change, to re-key the archive).
+
+What an environment reports of a state beyond its cell (Montezuma's level and room, a count of
+doors opened) is kept as *metrics*: one integer column per name, created the first time an
+entry carries that name. The archive knows no names; it keeps the columns and answers generic
+questions about them (``distinct``, ``highest``), which the report turns into its fields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, MutableMapping
+import re
+from collections.abc import Hashable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+
+from .errors import ConfigError
 
 _INT_COLUMNS = (
     "length",  # actions from reset to this cell
@@ -24,14 +32,27 @@ _INT_COLUMNS = (
     "times_chosen",
     "times_chosen_since_new",
     "times_seen",
-    "level",  # domain facts where the environment knows them, else -1
-    "room",
     "discoveries",  # explorations from this cell that added or improved an entry
     "goal",  # 1 when this entry's state reaches the run's goal (goals.py), else 0
 )
 _COUNTERS = ("times_chosen", "times_chosen_since_new", "times_seen", "discoveries")
 
 _COLUMNS = ("score", "terminal", *_INT_COLUMNS)
+
+MISSING = -1  # a metric's value in an entry whose state did not report it (metrics are >= 0)
+# Metric names become column names in the run directory: identifiers, none of the fixed ones.
+_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED = frozenset({"cell", "idx", *_COLUMNS})
+
+
+def check_metric_name(name: str) -> str:
+    """``name`` if it can name a metric column, else ConfigError saying why."""
+    if not _METRIC_NAME.match(name) or name in RESERVED:
+        raise ConfigError(
+            f"metric name {name!r} must be a lower-case identifier and none of "
+            f"{', '.join(sorted(RESERVED))}; rename it in the adapter's metrics()"
+        )
+    return name
 
 
 class AddStatus(IntEnum):
@@ -59,11 +80,10 @@ class Entry:
     times_chosen: int
     times_chosen_since_new: int
     times_seen: int
-    level: int
-    room: int
     discoveries: int
     goal: int
     terminal: bool
+    metrics: Mapping[str, int]  # the metrics this entry's state reported (see Archive.metrics)
 
 
 def better(
@@ -100,9 +120,9 @@ class Archive:
     times_chosen_since_new: np.ndarray
     times_seen: np.ndarray
     discoveries: np.ndarray
-    level: np.ndarray
-    room: np.ndarray
     goal: np.ndarray
+    # name -> int64 column of what the environment reported (MISSING where a state did not)
+    metrics: dict[str, np.ndarray]
 
     def __init__(
         self,
@@ -123,6 +143,7 @@ class Archive:
         self.terminal = np.zeros(cap, dtype=bool)
         for name in _INT_COLUMNS:
             setattr(self, name, np.zeros(cap, dtype=np.int64))
+        self.metrics = {}
 
     # -- reading -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -140,6 +161,7 @@ class Archive:
             score=float(self.score[i]),
             terminal=bool(self.terminal[i]),
             **{name: int(getattr(self, name)[i]) for name in _INT_COLUMNS},
+            metrics=self.metrics_of(i),
         )
 
     def snapshot(self, i: int) -> bytes | None:
@@ -147,6 +169,10 @@ class Archive:
         replaying its actions keeps none)."""
         snap = int(self.snap[i])
         return self.snapshots.get(snap) if snap else None
+
+    def metrics_of(self, i: int) -> dict[str, int]:
+        """The metrics entry ``i``'s state reported."""
+        return {k: int(col[i]) for k, col in self.metrics.items() if col[i] != MISSING}
 
     def get(self, cell: Hashable) -> Entry | None:
         i = self.index.get(cell)
@@ -158,20 +184,29 @@ class Archive:
         order = np.lexsort((self.length[:n], -self.score[:n]))
         return int(order[0])
 
-    def rooms(self) -> int | None:
-        """Distinct (level, room) pairs reached, or None when the environment has no rooms."""
-        n = len(self.cells)
-        known = self.room[:n] >= 0
-        if not known.any():
-            return None
-        pairs = self.level[:n][known] * 1_000_003 + self.room[:n][known]
-        return int(np.unique(pairs).size)
+    def metric(self, name: str) -> np.ndarray | None:
+        """The column of metric ``name`` (one value per entry, MISSING where unreported), or
+        None when no entry reported it."""
+        col = self.metrics.get(name)
+        return None if col is None else col[: len(self.cells)]
 
-    def max_level(self) -> int | None:
-        n = len(self.cells)
-        if n == 0 or self.level[:n].max() < 0:
+    def distinct(self, names: Sequence[str]) -> int | None:
+        """How many distinct combinations of the metrics ``names`` the entries reached (e.g.
+        (level, room): the rooms of every level), counting the entries that report any of
+        them; None when none does."""
+        cols = [c for c in map(self.metric, names) if c is not None]
+        if not cols:
             return None
-        return int(self.level[:n].max())
+        rows = np.stack(cols, axis=1)
+        rows = rows[(rows != MISSING).any(axis=1)]
+        return int(len(np.unique(rows, axis=0))) if len(rows) else None
+
+    def highest(self, name: str) -> int | None:
+        """The largest value of metric ``name`` among the entries, or None if none reports it."""
+        col = self.metric(name)
+        if col is None or not (col != MISSING).any():
+            return None
+        return int(col[col != MISSING].max())
 
     # -- writing -----------------------------------------------------------------------------
     def accepts(self, cell: Hashable, score: float, length: int, goal: bool = False) -> bool:
@@ -199,13 +234,16 @@ class Archive:
         node: int,
         snapshot: bytes | None,
         frame: int = 0,
-        level: int = -1,
-        room: int = -1,
         terminal: bool = False,
         source: bytes | None = None,
         goal: bool = False,
+        metrics: Mapping[str, int] | None = None,
     ) -> AddStatus:
-        """Apply the merge rule; say whether the cell is new, improved or left as it was."""
+        """Apply the merge rule; say whether the cell is new, improved or left as it was.
+
+        ``metrics``: what the environment reported of this state (``Explorable.metrics()``),
+        non-negative integers by name; a name not seen before adds a column.
+        """
         i = self.index.get(cell)
         if i is not None and not better(
             score, length, self.score[i], self.length[i], goal, bool(self.goal[i])
@@ -228,10 +266,16 @@ class Archive:
         self.node[i] = node
         self.snap[i] = snap
         self.found_frame[i] = frame
-        self.level[i] = level
-        self.room[i] = room
         self.terminal[i] = terminal
         self.goal[i] = int(goal)
+        for column in self.metrics.values():
+            column[i] = MISSING
+        for name, value in (metrics or {}).items():
+            if name not in self.metrics:
+                self.metrics[check_metric_name(name)] = np.full(
+                    len(self.score), MISSING, dtype=np.int64
+                )
+            self.metrics[name][i] = value
         self.dirty.add(i)
         return status
 
@@ -246,14 +290,22 @@ class Archive:
             for name in _COLUMNS:
                 col = getattr(self, name)
                 setattr(self, name, np.concatenate([col, np.zeros_like(col)]))
+            for name, col in self.metrics.items():
+                self.metrics[name] = np.concatenate([col, np.full_like(col, MISSING)])
         self.cells.append(cell)
         self.index[cell] = i
         for name in _COUNTERS:
             getattr(self, name)[i] = 0
         return i
 
-    def load_columns(self, cells: list[Hashable], columns: dict[str, np.ndarray]) -> None:
-        """Replace the whole contents with these entries, given column by column."""
+    def load_columns(
+        self,
+        cells: list[Hashable],
+        columns: dict[str, np.ndarray],
+        metrics: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Replace the whole contents with these entries, given column by column (``metrics``:
+        name -> column, MISSING where an entry has no value)."""
         n = len(cells)
         cap = max(1024, n + n // 2)
         self.cells = list(cells)
@@ -262,13 +314,19 @@ class Archive:
             col = np.zeros(cap, dtype=getattr(self, name).dtype)
             col[:n] = columns[name]
             setattr(self, name, col)
+        self.metrics = {}
+        for name, values in (metrics or {}).items():
+            col = np.full(cap, MISSING, dtype=np.int64)
+            col[:n] = values
+            self.metrics[check_metric_name(name)] = col
         self.dirty = set()
 
     def row(self, i: int) -> dict:
-        """One entry as plain values (for the run directory and for tests)."""
+        """One entry as plain values, metrics included (for the run directory and tests)."""
         row: dict = {name: int(getattr(self, name)[i]) for name in _INT_COLUMNS}
         row["score"] = float(self.score[i])
         row["terminal"] = bool(self.terminal[i])
+        row.update((name, int(col[i])) for name, col in self.metrics.items())
         return row
 
     def rekey(self, new_key) -> None:
@@ -298,5 +356,6 @@ class Archive:
         for name in _COUNTERS:
             sums = np.bincount(groups, weights=getattr(self, name)[:n], minlength=len(winner))
             columns[name] = sums.astype(np.int64)
-        self.load_columns(list(winner), columns)
+        metrics = {name: col[keep] for name, col in self.metrics.items()}
+        self.load_columns(list(winner), columns, metrics)
         self.rekeyed = True

@@ -55,11 +55,11 @@ class Found:
     reward: float  # reward collected since the task's start state
     steps: int  # explore actions taken to get here
     snapshot: bytes
-    level: int = -1
-    room: int = -1
     terminal: bool = False
     success: bool | None = None  # the run's goal reached here; None: no goal applies (goals.py)
     source: bytes | None = None  # what the cell was computed from (adaptive cells only)
+    # What the environment reports of the state (Explorable.metrics(): level, room...).
+    metrics: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -241,8 +241,8 @@ class Engine:
             root = replace(root, cell=self.rule.key_for(root.cell, self.archive),
                            source=self.rule.source(root.cell))  # fmt: skip
         self.archive.offer(
-            root.cell, 0.0, 0, ROOT, root.snapshot, 0, root.level, root.room,
-            source=root.source, goal=bool(root.success),
+            root.cell, 0.0, 0, ROOT, root.snapshot, 0,
+            source=root.source, goal=bool(root.success), metrics=root.metrics,
         )  # fmt: skip
         self._note_goal(root)
 
@@ -307,11 +307,10 @@ class Engine:
                     node,
                     f.snapshot,
                     frame=self.frames,
-                    level=f.level,
-                    room=f.room,
                     terminal=f.terminal,
                     source=f.source,
                     goal=bool(f.success),
+                    metrics=f.metrics,
                 )
                 if status is AddStatus.NEW:
                     stats.new_cells += 1

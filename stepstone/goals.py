@@ -1,20 +1,23 @@
 """What counts as success in a run: the one place that decides whether a state reaches the goal.
 
 In order: the user's ``--goal`` (``score>=200``, ``score>0``, ``terminated``); else the
-environment's own goal, as its adapter answers it (``goal()``: MiniGrid's goal square, Game of
-24's 24, Montezuma's first level...); else Gymnasium's convention of ``info["is_success"]``
-(set by e.g. the Gymnasium-Robotics tasks). Where none applies the run has no goal, and its
-success is unknown (``None``), never "no": an episode that ends, or ends with a reward, is not
-a success by itself (CartPole and Hopper end by falling over).
+environment's own goal, as its adapter answers it (``Explorable.goal()``: MiniGrid's goal
+square, Game of 24's 24, Montezuma's first level, or Gymnasium's convention of
+``info["is_success"]``, set by e.g. the Gymnasium-Robotics tasks). Where none applies the run
+has no goal, and its success is unknown (``None``), never "no": an episode that ends, or ends
+with a reward, is not a success by itself (CartPole and Hopper end by falling over).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .envs.base import Explorable
 
 _SCORE = re.compile(r"^score\s*(>=|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$")
 FORMS = "score>=NUMBER, score>NUMBER or terminated"
@@ -42,21 +45,14 @@ class Goal:
             raise ConfigError(f"--goal takes {FORMS} (e.g. --goal 'score>=200'), not {text!r}")
         return cls(f"score{m.group(1)}{m.group(2)}", float(m.group(2)), m.group(1) == ">")
 
-    def reached(self, env: Any, score: float, terminated: bool) -> bool | None:
+    def reached(self, env: Explorable, score: float, terminated: bool) -> bool | None:
         """Whether the state ``env`` is in, reached with return ``score`` (and ``terminated``,
         the last step's flag), is a success; None when no goal applies to it."""
         if self.threshold is not None:
             return score > self.threshold if self.strict else score >= self.threshold
         if self.text == "terminated":
             return bool(terminated)
-        own = getattr(env, "goal", None)
-        answer = own() if own is not None else None
-        if answer is not None:
-            return bool(answer)
-        info = getattr(env, "info", None)
-        if isinstance(info, dict) and "is_success" in info:
-            return bool(info["is_success"])
-        return None
+        return env.goal()
 
     def describe(self, known: bool) -> str | None:
         """The goal in words for the report; None when the run has none."""

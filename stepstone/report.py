@@ -9,11 +9,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .archive import Archive
 from .charts import curves
 from .errors import RunDirError
 from .goals import GOAL_REACHED, Goal
 from .progress import human, room_count
 from .store.sqlite import RunStore
+
+
+def places(archive: Archive) -> dict:
+    """The summary's ``rooms`` (distinct (level, room) pairs: the rooms of every level) and
+    ``level`` (the highest), from the metrics adapters report under those names (Atari games
+    with a RAM layout); None where no entry reports them."""
+    return {"rooms": archive.distinct(("level", "room")), "level": archive.highest("level")}
 
 
 def summary(store: RunStore) -> dict:
@@ -43,8 +51,7 @@ def summary(store: RunStore) -> dict:
         "cells": len(archive),
         "best_score": float(archive.score[best]) if best is not None else 0.0,
         "best_length": int(archive.length[best]) if best is not None else 0,
-        "rooms": archive.rooms(),
-        "level": archive.max_level(),
+        **places(archive),
         "goal": Goal.parse(config.goal).describe(known),
         "success": (success_frame is not None) if known else None,
         "frames_to_success": success_frame,

@@ -28,6 +28,7 @@ from .goals import GOAL_REACHED
 from .llm.errors import BudgetExhausted, ModelUnavailable
 from .loop import drive
 from .progress import Progress
+from .report import places
 from .store.sqlite import RunStore
 from .worker import Worker
 
@@ -46,8 +47,7 @@ def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) 
         "cells": len(a),
         "new_cells": new_cells,
         "best_score": float(a.score[best]) if best is not None else 0.0,
-        "rooms": a.rooms(),
-        "level": a.max_level(),
+        **places(a),
         "success_frame": engine.success_frame,
         "goal_known": engine.goal_known,  # False: no goal to reach (the progress line says so)
     }

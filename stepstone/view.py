@@ -34,7 +34,7 @@ from typing import Any, cast
 import numpy as np
 
 from . import report
-from .archive import Archive, better
+from .archive import MISSING, Archive, better
 from .charts import curves
 from .store.sqlite import RunStore
 from .trajectories import TrajectoryTree
@@ -170,14 +170,23 @@ def run_length(actions: np.ndarray, names: list[str] | None, limit: int = 600) -
 
 
 # -- the archive map -------------------------------------------------------------------------
+def place(archive: Archive, i: int) -> tuple[int, int]:
+    """Entry ``i``'s (level, room) metrics, -1 for those its environment does not report."""
+    level, room = archive.metric("level"), archive.metric("room")
+    return (
+        int(level[i]) if level is not None else MISSING,
+        int(room[i]) if room is not None else MISSING,
+    )
+
+
 def archive_map(archive: Archive, cells_kind: str, env: Any | None) -> dict:
     """Rooms by level where cells know their room; the grid for MiniGrid cells; else the
     cells' descriptors projected to 2-D (or none, for text and other non-numeric cells)."""
     n = len(archive)
-    if n and (archive.room[:n] >= 0).any():
+    if n and archive.distinct(("room",)) is not None:
         rooms: dict[tuple[int, int], dict] = {}
         for i in range(n):
-            key = (int(archive.level[i]), int(archive.room[i]))
+            key = place(archive, i)
             r = rooms.setdefault(key, {"level": key[0], "room": key[1], "cells": 0,
                                        "visits": 0, "best": i})  # fmt: skip
             r["cells"] += 1
@@ -225,7 +234,7 @@ def shown_cells(archive: Archive, limit: int) -> list[int]:
     order = [int(i) for i in np.lexsort((archive.length[:n], -archive.score[:n]))]
     rooms: dict[tuple[int, int], int] = {}
     for i in order:
-        rooms.setdefault((int(archive.level[i]), int(archive.room[i])), i)
+        rooms.setdefault(place(archive, i), i)
     chosen = dict.fromkeys([order[0], *rooms.values(), *order] if n else [])
     return list(chosen)[:limit]
 
@@ -304,7 +313,7 @@ def page_data(store: RunStore, max_frames: int) -> dict:
     table = [
         [i, label(archive.cells[i]), float(archive.score[i]), int(archive.length[i]),
          int(archive.times_chosen[i]), int(archive.times_seen[i]), int(archive.found_frame[i]),
-         int(archive.level[i]), int(archive.room[i])]
+         *place(archive, i)]
         for i in range(len(archive))
     ]  # fmt: skip
     data: dict[str, Any] = {"summary": report.summary(store), "cells": table}

@@ -69,10 +69,10 @@ class Worker:
         """The reset state, as the archive's first cell."""
         env = self.env
         env.reset(self.config.seed)
-        level, room = envs.place(env)
         source = self.adaptive.source(env) if self.adaptive is not None else None
         success = self.goal.reached(env, 0.0, False)
-        return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), level, room, False, success, source)
+        return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), False, success, source,
+                     env.metrics())  # fmt: skip
 
     def run(self, task: Task) -> Result:
         env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
@@ -85,7 +85,7 @@ class Worker:
                 f"the snapshot of cell {task.cell!r} cannot be restored ({type(e).__name__}: "
                 f"{e}); the run directory may be damaged: restore it from a backup"
             ) from None
-        frames = getattr(env, "last_restore_steps", 0)
+        frames = env.last_restore_steps
         rng = np.random.default_rng(task.explore_seed)
         steps_budget = self.config.explore_steps
         sample_at = (
@@ -94,7 +94,6 @@ class Worker:
             else ()
         )
         samples = []
-        lives = env.lives()
         end_on_death = self.config.end_on_life_loss
         # Cells decided in the driver: start from the key of the restored state itself.
         start = cell_fn(env) if self.decided else task.cell
@@ -109,7 +108,7 @@ class Worker:
             actions.append(action)
             steps += 1
             total += reward
-            if end_on_death and env.lives() < lives:
+            if end_on_death and env.life_lost():
                 # Cells of the last death_window steps were reached while already dying. (An
                 # exploration whose steps run out mid-fall never sees the life go.)
                 doomed = steps - self.config.death_window
@@ -129,17 +128,15 @@ class Worker:
                                   bool(old.success))  # fmt: skip
                 if take:
                     best[cell] = max(total, best.get(cell, total))
-                    level, room = envs.place(env)
                     found[cell] = Found(
                         cell,
                         total,
                         steps,
                         env.snapshot(),
-                        level,
-                        room,
                         terminated or truncated,
                         success,
                         adaptive.source(env) if adaptive is not None else None,
+                        env.metrics(),
                     )
             if adaptive is not None and steps in sample_at:
                 samples.append(adaptive.source(env))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stepstone.archive import AddStatus, Archive, better
+from stepstone.errors import ConfigError
 
 
 def test_merge_rule():
@@ -29,17 +31,42 @@ def test_offer_replaces_and_forgets_old_snapshot():
     assert len(a.snapshots) == 1
 
 
-def test_best_and_rooms():
+def test_best_and_metrics():
     a = Archive()
-    a.offer("a", 100.0, 30, 1, b"", level=0, room=1)
-    a.offer("b", 100.0, 20, 1, b"", level=0, room=2)
-    a.offer("c", 50.0, 5, 1, b"", level=1, room=1)
+    a.offer("a", 100.0, 30, 1, b"", metrics={"level": 0, "room": 1})
+    a.offer("b", 100.0, 20, 1, b"", metrics={"level": 0, "room": 2})
+    a.offer("c", 50.0, 5, 1, b"", metrics={"level": 1, "room": 1})
+    a.offer("d", 0.0, 5, 1, b"")  # a state that reports nothing
     assert a.cells[a.best()] == "b"  # highest score, then shortest
-    assert a.rooms() == 3  # (0,1), (0,2), (1,1)
-    assert a.max_level() == 1
+    assert a.distinct(("level", "room")) == 3  # (0,1), (0,2), (1,1)
+    assert a.distinct(("room",)) == 2
+    assert a.highest("level") == 1 and a.highest("doors") is None
+    assert a.get("c").metrics == {"level": 1, "room": 1} and a.get("d").metrics == {}
+    a.offer("c", 60.0, 5, 1, b"", metrics={"room": 4})  # an improvement reports anew
+    assert a.get("c").metrics == {"room": 4} and a.highest("level") == 0
     b = Archive()
     b.offer("x", 0.0, 0, 0, b"")
-    assert b.rooms() is None and b.max_level() is None
+    assert b.distinct(("level", "room")) is None and b.highest("level") is None
+
+
+def test_metric_names_must_be_column_names():
+    a = Archive()
+    for bad in ("score", "Room", "two words", "idx"):
+        with pytest.raises(ConfigError, match="metric name"):
+            a.offer(bad, 0.0, 0, 0, b"", metrics={bad: 1})
+
+
+def test_metrics_survive_growth_and_rekeying():
+    a = Archive()
+    for i in range(1500):  # past the first 1024 rows
+        a.offer(("c", i), float(i % 7), 10, 1, b"", metrics={"room": i % 5} if i % 2 else None)
+    assert a.distinct(("room",)) == 5 and a.get(("c", 1200)).metrics == {}
+    assert a.get(("c", 1201)).metrics == {"room": 1201 % 5}
+    a.rekey(lambda i: a.cells[i][1] % 10)  # ten cells, each the best of its group
+    for e in a:
+        rooms = {i % 5 for i in range(1500) if i % 10 == e.cell and i % 2}
+        assert e.metrics.get("room", -1) in rooms | {-1}
+        assert ("room" in e.metrics) == (e.cell % 2 == 1)
 
 
 def test_rekey_merges_by_rule_and_sums_counters():

@@ -90,8 +90,7 @@ def test_dynamic_run_rekeys_and_every_trajectory_still_replays(tmp_path):
 def test_ram_cells_keys_only_and_paper_bins():
     """Keys (bits 1-3 of Montezuma's inventory byte) count, a sword does not; x in 8-pixel and
     y in 16-pixel bins, as in Go-Explore's domain-knowledge runs."""
-    from stepstone.cells.ram import RamCells
-    from stepstone.envs.ale import RAM_LAYOUTS
+    from stepstone.envs.ale_ram import RAM_LAYOUTS, RamCells
     from stepstone.errors import ConfigError
 
     class FakeAtari:

@@ -14,7 +14,7 @@ import pytest
 from stepstone.archive import Archive
 from stepstone.cli import main
 from stepstone.config import ExploreConfig
-from stepstone.envs import GymEnv
+from stepstone.envs import Adapter, GymEnv
 from stepstone.errors import ConfigError
 from stepstone.goals import Goal
 from stepstone.store.sqlite import RunStore
@@ -86,7 +86,7 @@ def test_score_goals_parse(text, threshold, strict):
 def test_terminated_and_default_goals():
     assert Goal.parse("terminated").reached(None, -3.0, True) is True
     assert Goal.parse("terminated").reached(None, 10.0, False) is False
-    assert Goal.parse(None).reached(object(), 10.0, True) is None  # no goal anywhere
+    assert Goal.parse(None).reached(Adapter(), 10.0, True) is None  # no goal anywhere
 
 
 @pytest.mark.parametrize("text", ["win", "score=>1", "score>=", "score>=abc", "return>=1", ""])

@@ -21,7 +21,7 @@ def test_every_trajectory_replays_to_its_cell_and_score(tmp_path, cells):
     assert last["frames"] >= 60_000
     archive = store.load_archive()
     assert len(archive) > 10
-    assert archive.rooms() == 1 and archive.max_level() == 0
+    assert archive.distinct(("level", "room")) == 1 and archive.highest("level") == 0
 
     replayed = list(
         check(Worker.from_config(config), config.seed, TrajectoryTree(store.nodes), archive)

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -145,3 +146,109 @@ def test_a_run_written_before_resumes_on_the_same_random_stream_and_replays(
     ):
         assert stored(run, query) == stored(expected, query), query
     assert main(["replay", str(run), "--cell", "all"]) == 0
+
+
+# The entries table as run format 2 wrote it before environment metrics were generic
+# (stepstone 0.1.0): level and room as fixed columns, -1 where the environment knew none.
+ENTRIES_0_1_0 = """CREATE TABLE entries (cell BLOB PRIMARY KEY, idx INTEGER NOT NULL,
+    score REAL NOT NULL, terminal INTEGER NOT NULL,
+    length INTEGER NOT NULL, node INTEGER NOT NULL, snap INTEGER NOT NULL,
+    found_frame INTEGER NOT NULL, times_chosen INTEGER NOT NULL,
+    times_chosen_since_new INTEGER NOT NULL, times_seen INTEGER NOT NULL,
+    level INTEGER NOT NULL, room INTEGER NOT NULL, discoveries INTEGER NOT NULL,
+    goal INTEGER NOT NULL)"""
+
+
+def as_written_by_0_1_0(run_dir) -> None:
+    """Rewrite a run directory's entries table as stepstone 0.1.0 laid it out."""
+    with sqlite3.connect(run_dir / "run.sqlite") as db:
+        have = {r[1] for r in db.execute("PRAGMA table_info(entries)")}
+        level = "level" if "level" in have else "-1"
+        room = "room" if "room" in have else "-1"
+        db.execute("ALTER TABLE entries RENAME TO new_entries")
+        db.execute(ENTRIES_0_1_0)
+        db.execute(
+            "INSERT INTO entries SELECT cell, idx, score, terminal, length, node, snap, "
+            "found_frame, times_chosen, times_chosen_since_new, times_seen, "
+            f"{level}, {room}, discoveries, goal FROM new_entries"
+        )
+        db.execute("DROP TABLE new_entries")
+
+
+@pytest.mark.parametrize(
+    "env, cells, rooms", [("pitfall", "ram", 2), ("CartPole-v1", "auto", None)]
+)
+def test_a_run_directory_with_level_and_room_columns_reports_resumes_and_replays(
+    tmp_path, capsys, env, cells, rooms
+):
+    import json
+
+    from stepstone.cli import main
+
+    def report() -> dict:
+        capsys.readouterr()
+        assert main(["report", str(run), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    run = tmp_path / "run"
+    args = f"explore {env} --cells {cells} --frames 8k --workers 1 --run-dir {run} --no-progress"
+    assert main(args.split()) == 0
+    before = report()
+    as_written_by_0_1_0(run)
+    after = report()
+    assert after == before
+    if rooms is None:
+        assert before["rooms"] is None and before["level"] is None
+    else:
+        assert before["rooms"] >= rooms and before["level"] == 0
+        rows = RunStore.open(run).load_archive()
+        assert rows.distinct(("level", "room")) == before["rooms"]
+    assert main(["resume", str(run), "--frames", "16k", "--workers", "1", "--no-progress"]) == 0
+    resumed = report()
+    assert resumed["frames"] >= 16_000 and resumed["cells"] >= before["cells"]
+    if rooms is not None:
+        assert resumed["rooms"] >= before["rooms"]
+        with sqlite3.connect(run / "run.sqlite") as db:  # the old columns are still the ones
+            names = [r[1] for r in db.execute("PRAGMA table_info(entries)")]
+        assert names.count("level") == names.count("room") == 1
+    assert main(["replay", str(run), "--cell", "all"]) == 0
+
+
+class Floors(gym.Env):
+    """A tower of floors, ten positions each, that reports its floor as a metric of its own
+    (the hook a Gymnasium environment may define; GymEnv forwards it)."""
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Discrete(50)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = 0
+        return self.pos, {}
+
+    def step(self, action):
+        self.pos = max(0, min(49, self.pos + (1 if action == 1 else -1)))
+        return self.pos, 0.0, False, False, {}
+
+    def metrics(self):
+        return {"floor": self.pos // 10}
+
+
+gym.register("TestFloors-v0", entry_point=Floors, max_episode_steps=200)
+
+
+def test_an_environments_own_metrics_are_stored_in_a_column_of_their_own(tmp_path):
+    from stepstone.runner import RunOptions, open_run, run
+
+    store = open_run(ExploreConfig(env="TestFloors-v0", explore_steps=50), tmp_path / "run")
+    run(store, RunOptions(frames=6000, workers=1, backend="inline", progress=False))
+    store.close()
+    archive = RunStore.open(tmp_path / "run").load_archive()
+    assert set(archive.metrics) == {"floor"}
+    positions = [int(np.frombuffer(e.cell[2], e.cell[0])[0]) for e in archive]  # observations
+    assert [e.metrics for e in archive] == [{"floor": p // 10} for p in positions]
+    assert archive.highest("floor") == max(positions) // 10 >= 2
+    with sqlite3.connect(tmp_path / "run" / "run.sqlite") as db:
+        names = [r[1] for r in db.execute("PRAGMA table_info(entries)")]
+    assert "floor" in names and "level" not in names and "room" not in names

@@ -214,7 +214,7 @@ def test_rooms_are_grouped_by_level():
     for cell, score, level, room, seen in [
         ("a", 0, 0, 1, 5), ("b", 100, 0, 1, 2), ("c", 0, 0, 0, 1), ("d", 300, 1, 1, 4),
     ]:  # fmt: skip
-        archive.offer(cell, score, 1, 0, None, level=level, room=room)
+        archive.offer(cell, score, 1, 0, None, metrics={"level": level, "room": room})
         archive.times_seen[archive.index[cell]] = seen
     rooms = archive_map(archive, "ram", None)["rooms"]
     assert [(r["level"], r["room"], r["cells"], r["visits"]) for r in rooms] == [

@@ -19,16 +19,15 @@ from .base import AdaptiveCells, CellFn, CellRule, DriverDecidedCells
 from .custom import CustomCells
 from .downscale import Downscale
 from .observation import ObservationCells
-from .ram import RamCells
 from .text import TextCells
 
 REGISTRY: Registry[type[CellFn]] = Registry("cell kind", CellFn, {
     "downscale": ".downscale:Downscale",
     "dynamic": ".dynamic:DynamicDownscale",
-    "ram": ".ram:RamCells",
+    "ram": "..envs.ale_ram:RamCells",  # domain knowledge: with its game
     "observation": ".observation:ObservationCells",
     "text": ".text:TextCells",
-    "minigrid": ".minigrid:MiniGridCells",
+    "minigrid": "..envs.minigrid:MiniGridCells",
     "novelty": ".novelty:NoveltyCells",
     "learned": ".learned:LearnedCells",  # torch: imported only when chosen
 }, __name__)  # fmt: skip
@@ -86,6 +85,6 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
 
 __all__ = [
     "REGISTRY", "AdaptiveCells", "CellFn", "CellRule", "CustomCells", "Downscale",
-    "DriverDecidedCells", "ObservationCells", "RamCells", "TextCells", "check", "choices", "make",
+    "DriverDecidedCells", "ObservationCells", "TextCells", "check", "choices", "make",
     "register", "resolve",
 ]  # fmt: skip

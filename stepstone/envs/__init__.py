@@ -1,4 +1,5 @@
-"""Environment adapters and the one function that builds the right one from a name.
+"""Environment adapters, the registry of their families, and ``make``, which builds the right
+adapter from a name.
 
 ``EnvSpec`` is the picklable recipe a worker process uses to build its own copy of the
 environment: the id, the seed, how to return to states, and the user modules to import first
@@ -12,13 +13,14 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 
 from ..errors import EnvironmentNotFound
-from .base import Explorable, place, success
+from .base import Adapter, Explorable
 from .generic import METHODS, GymEnv
 
 ALIASES = {
@@ -41,22 +43,6 @@ class EnvSpec:
     @property
     def resolved_id(self) -> str:
         return ALIASES.get(self.env_id, self.env_id)
-
-
-# Ids of environment families whose package is an extra: prefix -> (package, extra).
-EXTRAS = {
-    "MiniGrid-": ("minigrid", "minigrid"),
-    "BabyAI-": ("minigrid", "minigrid"),
-    "textworld:": ("textworld", "textworld"),
-}
-
-
-def missing_extra(env_id: str) -> str | None:
-    """The pip command that installs what ``env_id`` needs, when its package is missing."""
-    for prefix, (package, extra) in EXTRAS.items():
-        if env_id.startswith(prefix) and importlib.util.find_spec(package) is None:
-            return f"pip install 'stepstone[{extra}]'"
-    return None
 
 
 def import_modules(modules: tuple[str, ...]) -> None:
@@ -103,60 +89,101 @@ def is_atari(env_id: str) -> bool:
     return str(spec.entry_point).startswith("ale_py")
 
 
+# -- the families ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Family:
+    """A kind of environment and where its adapter is built.
+
+    A family claims an id before anything is made (``owns``: Game of 24, TextWorld, Atari),
+    or a Gymnasium environment once ``gymnasium.make`` has built it (``wraps``: MiniGrid,
+    MuJoCo); the first family that claims one builds its adapter with ``adapter``, a
+    ``"module:function"`` imported on first use and called as ``function(spec, env_id, env)``
+    (``env`` None for a family that owns its ids). A new family is a module with its adapter
+    and that function, and one line in FAMILIES.
+    """
+
+    name: str
+    adapter: str
+    owns: Callable[[str], bool] | None = None
+    wraps: str | None = None  # "module:function(env, spec) -> bool"
+    prefixes: tuple[str, ...] = ()  # ids of the family, for a missing extra's message
+    extra: tuple[str, str] | None = None  # (package, stepstone extra) the family needs
+    examples: tuple[str, ...] = ()  # ids suggested when an unknown id is close to one
+    env_args: bool = True  # whether --env-arg applies (keywords of gymnasium.make)
+
+    def build(self, spec: EnvSpec, env_id: str, env: gym.Env | None = None) -> Explorable:
+        return _load(self.adapter)(spec, env_id, env)
+
+    def takes(self, env: gym.Env, spec: EnvSpec) -> bool:
+        return self.wraps is not None and bool(_load(self.wraps)(env, spec))
+
+
+def _load(entry_point: str) -> Any:
+    module, _, name = entry_point.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+FAMILIES: list[Family] = [
+    Family("game24", "stepstone.envs.game24:adapter", owns=lambda i: i.split(":")[0] == "game24",
+           examples=("game24", "game24:4,7,8,8"), env_args=False),
+    Family("textworld", "stepstone.envs.textworld:adapter",
+           owns=lambda i: i.startswith("textworld:"), prefixes=("textworld:",),
+           extra=("textworld", "textworld"), examples=("textworld:PATH",), env_args=False),
+    Family("atari", "stepstone.envs.ale:adapter", owns=is_atari, examples=tuple(ALIASES)),
+    Family("minigrid", "stepstone.envs.minigrid:adapter",
+           wraps="stepstone.envs.minigrid:is_minigrid", prefixes=("MiniGrid-", "BabyAI-"),
+           extra=("minigrid", "minigrid")),
+    Family("mujoco", "stepstone.envs.mujoco:adapter", wraps="stepstone.envs.mujoco:wraps"),
+    Family("gymnasium", "stepstone.envs.generic:adapter", wraps="stepstone.envs.generic:wraps"),
+]  # fmt: skip
+
+
+def missing_extra(env_id: str) -> str | None:
+    """The pip command that installs what ``env_id`` needs, when its package is missing."""
+    for family in FAMILIES:
+        if family.extra is None or not env_id.startswith(family.prefixes):
+            continue
+        package, extra = family.extra
+        if importlib.util.find_spec(package) is None:
+            return f"pip install 'stepstone[{extra}]'"
+    return None
+
+
 def make(spec: EnvSpec) -> Explorable:
-    """Build the adapter for ``spec``; unknown ids raise EnvironmentNotFound with suggestions."""
+    """Build the adapter for ``spec``: the first family in FAMILIES that claims its id (or,
+    for Gymnasium ids, the environment gymnasium.make builds); unknown ids raise
+    EnvironmentNotFound with suggestions."""
     import_modules(spec.imports)
     _register_known()
     env_id = spec.resolved_id
     if (install := missing_extra(env_id)) is not None:
         raise EnvironmentNotFound(f"{spec.env_id!r} needs an extra: {install}")
-    if spec.env_args and env_id.split(":")[0] in ("game24", "textworld"):
-        raise EnvironmentNotFound(f"--env-arg applies to Gymnasium ids, not {spec.env_id!r}")
-    if env_id.split(":")[0] == "game24":
-        from .game24 import Game24Env, parse_id
-
-        try:
-            numbers, integer = parse_id(env_id)
-        except ValueError as e:
-            raise EnvironmentNotFound(str(e)) from None
-        game = Game24Env(numbers, integer=integer)
-        return GymEnv(game, method=spec.return_method, seed=spec.seed)
-    if env_id.startswith("textworld:"):
-        from .textworld import TextWorldEnv
-
-        text_game = TextWorldEnv(env_id.partition(":")[2])
-        method = "replay" if spec.return_method == "auto" else spec.return_method
-        return GymEnv(text_game, method=method, seed=spec.seed)
     if spec.return_method not in METHODS:
         raise EnvironmentNotFound(
             f"unknown return method {spec.return_method!r}; use one of {', '.join(METHODS)}"
         )
+    for family in FAMILIES:
+        if family.owns is not None and family.owns(env_id):
+            if spec.env_args and not family.env_args:
+                raise EnvironmentNotFound(
+                    f"--env-arg applies to Gymnasium ids, not {spec.env_id!r}"
+                )
+            return family.build(spec, env_id, None)
     if env_id not in gym.registry:
-        close = difflib.get_close_matches(
-            env_id, [*gym.registry, *ALIASES, "game24", "game24:4,7,8,8", "textworld:PATH"], n=3
-        )
+        examples = [e for f in FAMILIES for e in f.examples]
+        close = difflib.get_close_matches(env_id, [*gym.registry, *examples], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EnvironmentNotFound(
             f"unknown environment id {spec.env_id!r}{hint} "
             "(give a registered Gymnasium id, an alias like 'montezuma', "
             "or register your own with --import MODULE)"
         )
-    if is_atari(env_id):
-        from .ale import from_gym_id
-
-        return from_gym_id(env_id, seed=spec.seed, overrides=spec.env_args)
     try:
         env = gym.make(env_id, **spec.env_args)
     except Exception as e:
         raise EnvironmentNotFound(f"gymnasium could not make {env_id!r}: {e}") from e
-    from .mujoco import MujocoEnv, is_mujoco
-
-    if is_mujoco(env) and spec.return_method == "auto":
-        return MujocoEnv(env, seed=spec.seed)
-    adapter = GymEnv(env, method=spec.return_method, seed=spec.seed)
-    if hasattr(env.unwrapped, "agent_pos") and hasattr(env.unwrapped, "carrying"):
-        adapter.default_cells = ("minigrid", {})  # a MiniGrid or BabyAI environment
-    return adapter
+    family = next(f for f in FAMILIES if f.takes(env, spec))
+    return family.build(spec, env_id, env)
 
 
 def gymnasium_env(spec: EnvSpec, **kwargs) -> gym.Env | None:
@@ -178,6 +205,6 @@ def gymnasium_env(spec: EnvSpec, **kwargs) -> gym.Env | None:
 
 
 __all__ = [
-    "ALIASES", "EnvSpec", "Explorable", "GymEnv", "gymnasium_env", "is_atari", "make", "place",
-    "success",
+    "ALIASES", "FAMILIES", "Adapter", "EnvSpec", "Explorable", "Family", "GymEnv",
+    "gymnasium_env", "is_atari", "make",
 ]  # fmt: skip

@@ -12,39 +12,23 @@ the emulator is then deterministic, so a trajectory (seed, actions) replays exac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from ..errors import EnvironmentNotFound
+from .ale_ram import RAM_LAYOUTS
+from .base import Adapter
+
+if TYPE_CHECKING:
+    from . import EnvSpec
 
 
-@dataclass(frozen=True)
-class RamLayout:
-    """RAM addresses of a game's domain facts (Go-Explore's domain-knowledge cells)."""
-
-    room: int
-    x: int
-    y: int
-    level: int | None = None
-    objects: int | None = None  # inventory / collected-objects byte
-    key_mask: int = 0  # the bits of that byte that are keys (0: no keys known)
-
-
-# Montezuma: the AtariARI RAM annotations (Anand et al. 2019, "Unsupervised State
-# Representation Learning in Atari": room 3, x 42, y 43, level 57) and the inventory byte 65
-# read by the Go-Explore reference code, whose keys are bits 1-3 (mask 0b1110). Pitfall: x 97
-# and y 105 from AtariARI; byte 1 holds the screen (room) code. Go-Explore's reference code
-# derives the same facts from pixels.
-RAM_LAYOUTS: dict[str, RamLayout] = {
-    "montezuma_revenge": RamLayout(room=3, x=42, y=43, level=57, objects=65, key_mask=0b1110),
-    "pitfall": RamLayout(room=1, x=97, y=105),
-}
-
-
-class AtariEnv:
+class AtariEnv(Adapter):
     """An Explorable over ale_py.ALEInterface."""
+
+    default_cells = ("downscale", {})  # Go-Explore's downscaled frames
 
     def __init__(
         self,
@@ -99,6 +83,7 @@ class AtariEnv:
         if seed != self._seed:
             self._load(seed)
         self.ale.reset_game()
+        self._lives = self.ale.lives()
 
     def step(self, action: int) -> tuple[float, bool, bool]:
         reward = self.ale.act(self.actions[action])
@@ -111,6 +96,7 @@ class AtariEnv:
 
     def restore(self, snapshot: bytes) -> None:
         self.ale.restoreState(self._state_type(snapshot))
+        self._lives = self.ale.lives()
 
     def observe(self) -> np.ndarray:
         return self.ale.getScreenRGB()
@@ -128,12 +114,18 @@ class AtariEnv:
     def lives(self) -> int:
         return self.ale.lives()
 
-    def place(self) -> tuple[int, int]:
-        if self.layout is None:
-            return (-1, -1)
+    def life_lost(self) -> bool:
+        return self.ale.lives() < self._lives
+
+    def metrics(self) -> dict[str, int]:
+        """The level and room, in games whose RAM layout knows them (level 0 where the game
+        has one level: Pitfall)."""
+        lay = self.layout
+        if lay is None:
+            return {}
         ram = self.ram()
-        level = int(ram[self.layout.level]) if self.layout.level is not None else 0
-        return level, int(ram[self.layout.room])
+        level = int(ram[lay.level]) if lay.level is not None else 0
+        return {"level": level, "room": int(ram[lay.room])}
 
     def goal(self) -> bool | None:
         """The first level completed, in games whose RAM layout knows the level (Montezuma's
@@ -179,3 +171,8 @@ def from_gym_id(env_id: str, seed: int = 0, overrides: dict | None = None) -> At
         difficulty=kw.get("difficulty"),
         seed=seed,
     )
+
+
+def adapter(spec: EnvSpec, env_id: str, env: Any = None) -> AtariEnv:
+    """The adapter of a registered ALE id (the entry point in envs.FAMILIES)."""
+    return from_gym_id(env_id, seed=spec.seed, overrides=spec.env_args)

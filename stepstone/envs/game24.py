@@ -27,12 +27,20 @@ import ast
 import functools
 import itertools
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from gymnasium import spaces
 
+from ..errors import EnvironmentNotFound
+
+if TYPE_CHECKING:
+    from . import EnvSpec
+    from .generic import GymEnv
+
 OPS = ("+", "-", "*", "/")
 TARGET = Fraction(24)
+ACTIONS = 48  # 4 operators x 12 ordered pairs of four numbers
 
 
 def apply(op: str, a: Fraction, b: Fraction, integer: bool = False) -> Fraction | None:
@@ -120,7 +128,7 @@ class Game24Env(gym.Env):
         self.integer = integer
         if self.fixed is not None and len(self.fixed) != 4:
             raise ValueError(f"Game of 24 takes four numbers, got {self.fixed}")
-        self.action_space = spaces.Discrete(4 * len(pairs(4)))
+        self.action_space = spaces.Discrete(ACTIONS)
         self.observation_space = spaces.Text(max_length=200, charset="0123456789+-*/=|:, left")
 
     def reset(self, seed: int | None = None, options=None):
@@ -162,8 +170,25 @@ class Game24Env(gym.Env):
         left = " ".join(_fmt(v) for v in sorted(self.values))
         return f"left: {left} | {', '.join(self.steps)}"
 
-    def success(self) -> bool:
+    def goal(self) -> bool:
         return len(self.values) == 1 and self.values[0] == TARGET
+
+    def admissible(self) -> list[tuple[int, str]]:
+        """Every operation on an ordered pair of the numbers left, with its result
+        ("8 * 3 = 24"); none that divides by zero or (integer rule) leaves a remainder."""
+        items: list[tuple[int, str]] = []
+        ps = pairs(len(self.values))
+        if not ps:  # one number left: the episode is over
+            return items
+        for a in range(ACTIONS):
+            i, j = ps[(a // 4) % len(ps)]
+            x, y = self.values[i], self.values[j]
+            if self.integer and x < y:  # IGE's rule: the larger number first
+                x, y = y, x
+            r = apply(OPS[a % 4], x, y, self.integer)
+            if r is not None:
+                items.append((a, f"{_fmt(x)} {OPS[a % 4]} {_fmt(y)} = {_fmt(r)}"))
+        return items
 
     def task(self) -> str:
         numbers = " ".join(map(str, self.numbers))
@@ -195,3 +220,14 @@ def parse_id(env_id: str) -> tuple[tuple[int, ...] | None, bool]:
             f"division), not {env_id!r}"
         )
     return numbers, integer
+
+
+def adapter(spec: EnvSpec, env_id: str, env: Any = None) -> GymEnv:
+    """The adapter of ``game24[:A,B,C,D][:int]`` (the entry point in envs.FAMILIES)."""
+    from .generic import GymEnv
+
+    try:
+        numbers, integer = parse_id(env_id)
+    except ValueError as e:
+        raise EnvironmentNotFound(str(e)) from None
+    return GymEnv(Game24Env(numbers, integer=integer), method=spec.return_method, seed=spec.seed)

@@ -10,19 +10,29 @@ Two ways back to a state when the environment offers no state cloning of its own
 
 ``auto`` picks ``deepcopy`` when a pickle round trip works, else ``replay`` when two replays
 of the same actions agree, else refuses with the ways to make the environment explorable.
+
+A Gymnasium environment may answer the Explorable's questions itself, by defining methods of
+the same names (``describe``, ``task``, ``admissible``, ``goal``, ``metrics``): stepstone's own
+text games do (game24.py, textworld.py), and so can a user's environment registered with
+``--import``. Otherwise the answers are the defaults of ``base.Adapter``, except ``goal``,
+which the families of goals.py answer, and ``life_lost``, read from ``info["lives"]``.
 """
 
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from .. import codec
 from ..errors import EnvironmentNotFound
+from .base import Adapter
 from .goals import goal_test
+
+if TYPE_CHECKING:
+    from . import EnvSpec
 
 METHODS = ("auto", "deepcopy", "replay")
 # Actions tried when choosing a method: enough that a non-deterministic environment is caught.
@@ -47,10 +57,8 @@ def same(a: Any, b: Any) -> bool:
     return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
 
-class GymEnv:
+class GymEnv(Adapter):
     """An Explorable over a ``gymnasium.Env``."""
-
-    frames_per_step = 1
 
     def __init__(self, env: gym.Env, method: str = "auto", seed: int = 0):
         if method not in (*METHODS, NATIVE):
@@ -125,6 +133,7 @@ class GymEnv:
         )
         self._terminated = self._truncated = False
         self._last_reward = 0.0
+        self._start_lives = self._lives()
 
     def step(self, action: Any) -> tuple[float, bool, bool]:
         if isinstance(action, np.integer):
@@ -162,12 +171,14 @@ class GymEnv:
             self._trail = list(trail[0]) if trail and trail[0] is not None else None
             self._actions = []
             self.last_restore_steps = 0
+            self._start_lives = self._lives()
             return
         seed, actions = codec.unpack(snapshot)
         self.reset(seed)
         for a in actions:
             self.step(a)
         self.last_restore_steps = len(actions)
+        self._start_lives = self._lives()
 
     def history(self) -> list[tuple[Any, str]] | None:
         """Every (command, observation) since reset, the first command None, in a text game:
@@ -182,8 +193,13 @@ class GymEnv:
         """The last step's (or reset's) info."""
         return self._info if isinstance(self._info, dict) else {}
 
-    def lives(self) -> int:
+    def _lives(self) -> int:
+        """Lives left, where the environment reports them (``info["lives"]``, as Gymnasium's
+        Atari environments do); 0 elsewhere."""
         return int(self._info.get("lives", 0)) if isinstance(self._info, dict) else 0
+
+    def life_lost(self) -> bool:
+        return self._lives() < self._start_lives
 
     @property
     def terminated(self) -> bool:
@@ -194,13 +210,49 @@ class GymEnv:
     def last_reward(self) -> float:
         return self._last_reward
 
+    def _own(self, name: str) -> Any:
+        """The wrapped environment's own method ``name`` (see the module's docstring), or
+        None. Looked up at each call: a deepcopy restore replaces the environment."""
+        fn = getattr(self.env.unwrapped, name, None)
+        return fn if callable(fn) else None
+
+    def describe(self) -> str:
+        own = self._own("describe")
+        return str(own()) if own is not None else super().describe()
+
+    def task(self) -> str | None:
+        own = self._own("task")
+        return str(own()) if own is not None else None
+
+    def admissible(self) -> list[tuple[Any, str]] | None:
+        own = self._own("admissible")
+        return list(own()) if own is not None else None
+
+    def metrics(self) -> dict[str, int]:
+        own = self._own("metrics")
+        return dict(own()) if own is not None else {}
+
     def goal(self) -> bool | None:
-        """Whether the environment's own goal is reached: its ``success()`` where it has one
-        (stepstone's Game of 24 and TextWorld), its family's test (envs/goals.py), else None."""
-        own = getattr(self.env.unwrapped, "success", None)
+        """Whether the environment's own goal is reached: its ``goal()`` where it has one
+        (stepstone's Game of 24 and TextWorld), its family's test (envs/goals.py), else
+        Gymnasium's convention of ``info["is_success"]`` where the last step set it."""
+        own = self._own("goal")
         if own is not None:
-            return bool(own())
-        return self._goal_test(self) if self._goal_test is not None else None
+            answer = own()
+            return None if answer is None else bool(answer)
+        if self._goal_test is not None:
+            return self._goal_test(self)
+        return bool(self.info["is_success"]) if "is_success" in self.info else None
 
     def close(self) -> None:
         self.env.close()
+
+
+def wraps(env: gym.Env, spec: EnvSpec) -> bool:
+    """The generic family takes every Gymnasium environment (the last line of FAMILIES)."""
+    return True
+
+
+def adapter(spec: EnvSpec, env_id: str, env: gym.Env) -> GymEnv:
+    """The adapter of any Gymnasium environment (the entry point in envs.FAMILIES)."""
+    return GymEnv(env, method=spec.return_method, seed=spec.seed)

@@ -3,10 +3,6 @@
 Each test reads the environment's own success condition from its source, so that a run's
 success means what the environment's authors meant, not "the episode ended":
 
-* MiniGrid and BabyAI: a step that ends the episode with ``self._reward()``, which MiniGrid
-  pays only on success (``minigrid_env.py`` ``MiniGridEnv.step``: reaching the goal square;
-  ``babyai/core/roomgrid_level.py`` ``RoomGridLevel.step``: the mission verified). Its value is
-  ``1 - 0.9 * step_count / max_steps`` > 0; lava and failed missions end with 0.
 * FrozenLake: standing on the ``G`` tile (``frozen_lake.py``: ``terminated`` is also true on a
   hole, ``H``).
 * MountainCar and MountainCarContinuous: termination itself, which both define as
@@ -20,10 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
-
-
-def _minigrid(adapter: Any) -> bool:
-    return adapter.terminated and adapter.last_reward > 0
 
 
 def _frozen_lake(adapter: Any) -> bool:
@@ -46,8 +38,4 @@ def goal_test(env: gym.Env) -> Callable[[Any], bool] | None:
         return _frozen_lake
     if isinstance(u, MountainCarEnv | Continuous_MountainCarEnv):
         return _terminated
-    try:
-        from minigrid.minigrid_env import MiniGridEnv
-    except ImportError:  # the minigrid extra
-        return None
-    return _minigrid if isinstance(u, MiniGridEnv) else None
+    return None

@@ -10,7 +10,7 @@ vector plus the time-limit wrapper's step count and the last observation: about 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -18,10 +18,23 @@ import numpy as np
 from .. import codec
 from .generic import GymEnv
 
+if TYPE_CHECKING:
+    from . import EnvSpec
+
 
 def is_mujoco(env: gym.Env) -> bool:
     u = env.unwrapped
     return type(getattr(u, "data", None)).__module__.startswith("mujoco")
+
+
+def wraps(env: gym.Env, spec: EnvSpec) -> bool:
+    """Whether the MuJoCo family takes ``env``: a MuJoCo environment, with ``--return auto``."""
+    return spec.return_method == "auto" and is_mujoco(env)
+
+
+def adapter(spec: EnvSpec, env_id: str, env: gym.Env) -> MujocoEnv:
+    """The adapter of an environment ``wraps`` took (the entry point in envs.FAMILIES)."""
+    return MujocoEnv(env, seed=spec.seed)
 
 
 def _time_limit(env: gym.Env) -> Any:
@@ -59,6 +72,7 @@ class MujocoEnv(GymEnv):
             self._limit._elapsed_steps = steps
         self._terminated = self._truncated = False
         self.last_restore_steps = 0
+        self._start_lives = self._lives()
 
     def descriptor(self) -> np.ndarray:
         """Where the body is: the root's first two position coordinates (x and z, or x and y),

@@ -17,11 +17,16 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from gymnasium import spaces
 
 from ..errors import EnvironmentNotFound
+
+if TYPE_CHECKING:
+    from . import EnvSpec
+    from .generic import GymEnv
 
 MAX_COMMANDS = 64
 _ROOM = re.compile(r"-=\s*(.*?)\s*=-")
@@ -84,8 +89,12 @@ class TextWorldEnv(gym.Env):
         s = self._state
         return {"score": s["score"], "max_score": s["max_score"], "won": bool(s["won"])}
 
-    def success(self) -> bool:
+    def goal(self) -> bool:
         return bool(self._state["won"])
+
+    def admissible(self) -> list[tuple[int, str]]:
+        """The admissible commands, in TextWorld's order: action i is the i-th."""
+        return list(enumerate(self._state["admissible_commands"]))
 
     def task(self) -> str:
         return " ".join(str(self._state["objective"]).split())
@@ -97,3 +106,12 @@ class TextWorldEnv(gym.Env):
 
     def close(self) -> None:
         self._env.close()
+
+
+def adapter(spec: EnvSpec, env_id: str, env: Any = None) -> GymEnv:
+    """The adapter of ``textworld:PATH``, returned to by replaying the commands (the entry
+    point in envs.FAMILIES)."""
+    from .generic import GymEnv
+
+    method = "replay" if spec.return_method == "auto" else spec.return_method
+    return GymEnv(TextWorldEnv(env_id.partition(":")[2]), method=method, seed=spec.seed)

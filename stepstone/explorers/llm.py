@@ -69,7 +69,7 @@ def past(env: Any, chars: int) -> list[str]:
     """The steps from reset to the state returned to, where the environment kept them (text
     games replayed from the seed): IGE shows its TextWorld agent the whole episode so far
     (run_treasure.py ``create_history_obs``), not only what followed the return."""
-    trail = env.history() if hasattr(env, "history") else None
+    trail = env.history()
     steps = []
     for command, obs in trail or ():
         text = view.text(obs)[-chars:] if obs is not None else ""

@@ -22,7 +22,7 @@ from typing import Any, overload
 import numpy as np
 
 from .. import codec
-from ..archive import _INT_COLUMNS, Archive
+from ..archive import _INT_COLUMNS, MISSING, Archive
 from ..config import ExploreConfig
 from ..engine import Engine
 from ..errors import CommitFailed, RunDirError
@@ -48,6 +48,15 @@ CREATE TABLE nodes (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,
     parent_len INTEGER NOT NULL, dtype TEXT NOT NULL, actions BLOB NOT NULL);
 CREATE TABLE metrics (iteration INTEGER PRIMARY KEY, data TEXT NOT NULL);
 """
+# The entries' fixed columns; every other column is an environment metric (Archive.metrics),
+# added when a run first reports it. Directories written before metrics were generic have two,
+# ``level`` and ``room`` (-1 where unknown), which are read as the metrics of those names.
+_FIXED = frozenset({"cell", "idx", "score", "terminal", *_INT_COLUMNS})
+
+
+def _quoted(columns: Iterable[str]) -> str:
+    """Column names for SQL, quoted (a metric may be named like an SQL keyword: ``order``)."""
+    return ", ".join(f'"{c}"' for c in columns)
 
 
 def encode_cell(cell: Any) -> bytes:
@@ -328,12 +337,17 @@ class RunStore:
     def state(self) -> dict:
         return json.loads(self.meta("engine", "{}"))
 
+    def _entry_columns(self) -> list[str]:
+        return [r[1] for r in self.db.execute("PRAGMA table_info(entries)")]
+
     def load_archive(self) -> Archive:
         state = self.state()
         archive = Archive(self.snapshots, state.get("next_snap", 1), self.sources)
-        stored = {r[1] for r in self.db.execute("PRAGMA table_info(entries)")}
+        stored = self._entry_columns()
         names = [n for n in ("score", "terminal", *_INT_COLUMNS) if n in stored]
-        query = f"SELECT cell, {', '.join(names)} FROM entries ORDER BY idx"
+        metric_names = [n for n in stored if n not in _FIXED]
+        names += metric_names
+        query = f"SELECT cell, {_quoted(names)} FROM entries ORDER BY idx"
         try:
             rows = self.db.execute(query).fetchall()
         except sqlite3.DatabaseError as e:
@@ -351,7 +365,8 @@ class RunStore:
         columns = {n: np.array(v) for n, v in zip(names, data[1:], strict=True)}
         for missing in set(_INT_COLUMNS) - set(names):  # written by an older version: zeros
             columns[missing] = np.zeros(len(cells), dtype=np.int64)
-        archive.load_columns(cells, columns)
+        metrics = {n: np.asarray(columns.pop(n), dtype=np.int64) for n in metric_names}
+        archive.load_columns(cells, columns, metrics)
         return archive
 
     def load_engine(self, selector: Selector, **options: Any) -> Engine:
@@ -417,8 +432,15 @@ class RunStore:
 
     def _commit(self, engine: Engine, metrics: dict | None, extra: dict | None) -> None:
         a = engine.archive
-        cols = ["cell", "idx", "score", "terminal", *_INT_COLUMNS]
+        cols = ["cell", "idx", "score", "terminal", *_INT_COLUMNS, *a.metrics]
         with self.db:
+            stored = self._entry_columns()
+            for name in a.metrics:  # a metric reported for the first time (names: archive.py)
+                if name not in stored:
+                    self.db.execute(
+                        f'ALTER TABLE entries ADD COLUMN "{name}" INTEGER NOT NULL '
+                        f"DEFAULT {MISSING}"
+                    )
             rows_to_write: Iterable[int]
             if a.rekeyed:
                 self.db.execute("DELETE FROM entries")
@@ -431,7 +453,7 @@ class RunStore:
                 rows.append((encode_cell(a.cells[i]), i, *(r[c] for c in cols[2:])))
             if rows:
                 self.db.executemany(
-                    f"INSERT OR REPLACE INTO entries ({', '.join(cols)}) "
+                    f"INSERT OR REPLACE INTO entries ({_quoted(cols)}) "
                     f"VALUES ({', '.join('?' * len(cols))})",
                     rows,
                 )
