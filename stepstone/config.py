@@ -19,6 +19,7 @@ EXPLORERS = ("random", "llm")
 
 CELL_KINDS = (
     "auto", "downscale", "dynamic", "ram", "observation", "text", "minigrid", "novelty", "learned",
+    "dom",
 )  # fmt: skip
 
 

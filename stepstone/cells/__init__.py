@@ -51,6 +51,10 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
             from .minigrid import MiniGridCells
 
             return MiniGridCells(**params)
+        if kind == "dom":
+            from .dom import DomCells
+
+            return DomCells(**params)
         if ":" in kind:
             return CustomCells(kind)
     except (TypeError, ValueError) as e:

@@ -48,6 +48,8 @@ EXTRAS = {
     "MiniGrid-": ("minigrid", "minigrid"),
     "BabyAI-": ("minigrid", "minigrid"),
     "textworld:": ("textworld", "textworld"),
+    "miniwob/": ("miniwob", "web"),
+    "web:": ("selenium", "web"),
 }
 
 
@@ -127,6 +129,10 @@ def make(spec: EnvSpec) -> Explorable:
         text_game = TextWorldEnv(env_id.partition(":")[2])
         method = "replay" if spec.return_method == "auto" else spec.return_method
         return GymEnv(text_game, method=method, seed=spec.seed)
+    if env_id.startswith(("miniwob/", "web:")):  # pages in a browser (envs/browser.py)
+        from . import browser
+
+        return browser.make(env_id, spec.seed, spec.return_method, spec.env_args)
     if spec.return_method not in METHODS:
         raise EnvironmentNotFound(
             f"unknown return method {spec.return_method!r}; use one of {', '.join(METHODS)}"

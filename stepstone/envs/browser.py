@@ -1,0 +1,220 @@
+"""Web pages in a real browser as explorable worlds: what MiniWoB++ and a user's web app share.
+
+A browser cannot snapshot a page's whole state (JavaScript heap, server session), so return is
+by replay: reset with the seed (the page's ``Math.seedrandom`` in MiniWoB++, the app's reset
+hook) and redo the actions (``GymEnv``'s ``replay`` method). Each site (envs/miniwob.py,
+envs/web.py) is a small Gymnasium environment whose observation is the page as text and whose
+action ``a`` is the ``a % N``-th of the N actions admissible on the page, in document order
+(as TextWorld's commands are, envs/textworld.py), so random exploration never wastes a step on
+an element that is not there.
+
+The page is a list of ``Element``s: interactive ones with an id (MiniWoB++'s ``ref``, the web
+app's ``data-bid``), static text without one. It is shown to language models and written into
+datasets as accessibility-tree-like text, ``[12] button 'Submit'``, and actions are written in
+BrowserGym's action language (ServiceNow/BrowserGym, ``browsergym/core/action/functions.py``:
+``click(bid)``, ``fill(bid, value)``, ``select_option(bid, options)``), with the element ids
+as strings: ``click('12')``, ``fill('15', 'text')``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import EnvironmentNotFound
+from .generic import GymEnv
+
+# Action ids: ``a % N`` of the page's N admissible actions. Large enough that the modulo barely
+# favours the first actions on big pages (at most 1 + 50/1024 times as likely with 50 actions).
+MAX_ACTIONS = 1024
+INSTALL = "install Chromium and its driver: apt-get install chromium chromium-driver"
+
+
+@dataclass(frozen=True)
+class Element:
+    """What the page shows of one element: its state, not its pixels."""
+
+    id: str  # "" for static text, which takes no action
+    role: str  # button, link, textbox, checkbox, radio, combobox, text...
+    name: str  # the text shown on it or its label
+    value: str = ""  # a text field's content or a select's chosen option
+    checked: bool | None = None  # checkboxes and radio buttons
+    focused: bool = False
+    options: tuple[str, ...] = ()  # a select's options
+
+    @property
+    def typable(self) -> bool:
+        return self.role == "textbox"
+
+    def line(self) -> str:
+        """``[12] checkbox 'Red' checked``: the element in accessibility-tree style."""
+        head = f"[{self.id}] {self.role}" if self.id else self.role
+        out = f"{head} {self.name!r}"
+        if self.value:
+            out += f" value={self.value!r}"
+        if self.checked is not None:
+            out += " checked" if self.checked else " unchecked"
+        if self.focused:
+            out += " focused"
+        if self.options:
+            out += " options=" + repr(list(self.options))
+        return out
+
+    def key(self) -> tuple:
+        """The element's state for a cell: everything but its id, which a page may number in
+        the order elements were created (a path-dependent order)."""
+        return (self.role, self.name, self.value, self.checked, self.focused)
+
+
+@dataclass(frozen=True)
+class Page:
+    url: str
+    elements: tuple[Element, ...]
+
+    def text(self) -> str:
+        return "\n".join(e.line() for e in self.elements) or "(an empty page)"
+
+
+def click(bid: str) -> str:
+    return f"click({bid!r})"
+
+
+def fill(bid: str, value: str) -> str:
+    return f"fill({bid!r}, {value!r})"
+
+
+def select_option(bid: str, option: str) -> str:
+    return f"select_option({bid!r}, {option!r})"
+
+
+def parse(action: str) -> tuple[str, str, str | None]:
+    """``"fill('15', 'text')"`` -> ``("fill", "15", "text")``; ValueError on anything else."""
+    try:
+        call = ast.parse(action.strip(), mode="eval").body
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            raise ValueError
+        args = [ast.literal_eval(a) for a in call.args]
+    except (SyntaxError, ValueError):
+        raise ValueError(f"not a BrowserGym action: {action!r}") from None
+    name = call.func.id
+    if name == "click" and len(args) == 1:
+        return name, str(args[0]), None
+    if name in ("fill", "select_option") and len(args) == 2:
+        return name, str(args[0]), str(args[1])
+    raise ValueError(f"not a BrowserGym action of this world: {action!r}")
+
+
+def page_actions(page: Page, values: Any) -> list[str]:
+    """Every admissible action, in document order: click each element with an id; fill each
+    text field with each of its values (``values(element) -> list``); choose each option."""
+    out = []
+    for e in page.elements:
+        if not e.id:
+            continue
+        if e.typable:
+            out.extend(fill(e.id, v) for v in values(e))
+        elif e.options:
+            out.extend(select_option(e.id, o) for o in e.options)
+        else:
+            out.append(click(e.id))
+    return out
+
+
+def chrome_paths() -> tuple[str, str]:
+    """The system Chromium and chromedriver (no download: Selenium Manager would fetch one)."""
+    binary = next(
+        (p for n in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(n))),
+        None,
+    )
+    driver = shutil.which("chromedriver")
+    if binary is None or driver is None:
+        raise EnvironmentNotFound(f"web environments need a browser: {INSTALL}")
+    return binary, driver
+
+
+def chrome() -> Any:
+    """A headless Chromium driven through chromedriver, sized like MiniWoB++'s window."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise EnvironmentNotFound("web environments need selenium: pip install 'stepstone[web]'")
+    binary, driver = chrome_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("headless=new", "no-sandbox", "disable-gpu", "disable-dev-shm-usage",
+                "window-size=800,600"):  # fmt: skip
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def use_system_chrome() -> None:
+    """Point the miniwob package at the system browser (its documented MINIWOB_CHROME_BINARY
+    and MINIWOB_CHROMEDRIVER), unless the user already has."""
+    binary, driver = chrome_paths()
+    if not os.environ.get("MINIWOB_CHROME_BINARY"):
+        os.environ["MINIWOB_CHROME_BINARY"] = binary
+        os.environ["MINIWOB_CHROMEDRIVER"] = driver
+
+
+class BrowserEnv(GymEnv):
+    """The adapter of a browser site: GymEnv's replay-from-seed return, plus the page."""
+
+    def __init__(self, site: Any, seed: int = 0):
+        super().__init__(site, method="replay", seed=seed)
+
+    def page(self) -> Page:
+        return self.env.unwrapped.page
+
+    def describe(self) -> str:
+        """The page as text (what a language model is shown)."""
+        return self.page().text()
+
+    def admissible(self) -> list[tuple[int, str]]:
+        """(action id, BrowserGym action string) for every action on the page."""
+        return list(enumerate(self.env.unwrapped.actions))
+
+    def action_of(self, command: str) -> int:
+        """The action id of a BrowserGym action string on the current page."""
+        for a, text in self.admissible():
+            if text == command:
+                return a
+        raise ValueError(f"{command!r} is not admissible here")
+
+    def contains(self, kind: str, query: str) -> bool:
+        """Whether the page shows ``query`` (``text``) or has an element matching it (``css``)."""
+        return page_contains(self.env.unwrapped.driver, kind, query)
+
+    def metrics(self) -> dict:
+        return self.env.unwrapped.metrics()
+
+
+def page_contains(driver: Any, kind: str, query: str) -> bool:
+    """``text``: the page's visible text includes ``query``; ``css``: an element matches it."""
+    if kind == "text":
+        return bool(driver.execute_script("return document.body.innerText;").count(query))
+    return bool(driver.execute_script("return !!document.querySelector(arguments[0]);", query))
+
+
+def make(env_id: str, seed: int, return_method: str, env_args: dict) -> BrowserEnv:
+    """The adapter of ``miniwob/TASK-v1`` or ``web:URL`` (with the web app's options)."""
+    if return_method not in ("auto", "replay"):
+        raise EnvironmentNotFound(
+            f"{env_id} returns to states by replay only (a browser cannot be copied); "
+            "leave out --return or give --return replay"
+        )
+    site: Any
+    if env_id.startswith("miniwob/"):
+        if env_args:
+            raise EnvironmentNotFound(f"--env-arg and --web-* options do not apply to {env_id}")
+        from .miniwob import MiniWoBTask
+
+        site = MiniWoBTask(env_id)
+    else:
+        from .web import WebApp
+
+        site = WebApp(env_id.partition(":")[2], **env_args)
+    return BrowserEnv(site, seed=seed)
