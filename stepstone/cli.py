@@ -150,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
         "directory is searched too); repeatable",
     )
     p.add_argument(
+        "--web-reset", default=None, metavar="URL|MODULE:FUNCTION",
+        help="web:URL apps: called before each episode (a URL is POSTed to; a function of "
+        "yours gets the seed) so that every episode starts from the same state",
+    )  # fmt: skip
+    p.add_argument(
+        "--web-values", type=Path, default=None, metavar="FILE.json",
+        help='web:URL apps: what to type in each field, {"name, id or label": [values], '
+        '"*": [values]} (kept with the run)',
+    )  # fmt: skip
+    p.add_argument(
         "--explore-steps", type=int, default=100,
         help="actions taken from a chosen cell in one exploration",
     )  # fmt: skip
@@ -354,6 +364,22 @@ def parse_params(items: list[str], option: str, example: str) -> dict:
     return params
 
 
+def _web_args(args: argparse.Namespace) -> dict:
+    """--web-reset and --web-values as the web app's arguments; the values file is read now
+    and kept with the run, so that its trajectories replay after the file changes."""
+    out: dict = {}
+    if args.web_reset:
+        out["reset"] = args.web_reset
+    if args.web_values is not None:
+        try:
+            out["values"] = json.loads(args.web_values.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"--web-values {args.web_values}: cannot read it as JSON ({e})")
+    if out and not args.env.startswith("web:"):
+        raise ConfigError("--web-reset and --web-values apply to web:URL environments only")
+    return out
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     from . import report, runner
 
@@ -367,7 +393,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         seed=args.seed,
         cells=args.cells,
         cell_params=parse_cell_params(args.cell_params),
-        env_args=parse_params(args.env_args, "--env-arg", "map_name=8x8"),
+        env_args={**parse_params(args.env_args, "--env-arg", "map_name=8x8"), **_web_args(args)},
         selector=args.selector,
         explore_steps=args.explore_steps,
         repeat_prob=args.repeat_prob,

@@ -24,7 +24,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EnvironmentNotFound
+from ..errors import ConfigError, EnvironmentNotFound
 from .generic import GymEnv
 
 # Action ids: ``a % N`` of the page's N admissible actions. Large enough that the modulo barely
@@ -123,6 +123,16 @@ def page_actions(page: Page, values: Any) -> list[str]:
     return out
 
 
+def words(page: Page, command: str) -> str:
+    """An action in words ("click the button 'ONE'"), for a retrospective instruction."""
+    kind, bid, value = parse(command)
+    e = next((e for e in page.elements if e.id == bid), None)
+    what = f"the {e.role} {e.name!r}" if e is not None and e.name else "an element"
+    if kind == "click":
+        return f"click {what}"
+    return f"{'type' if kind == 'fill' else 'choose'} {value!r} in {what}"
+
+
 def chrome_paths() -> tuple[str, str]:
     """The system Chromium and chromedriver (no download: Selenium Manager would fetch one)."""
     binary = next(
@@ -195,8 +205,13 @@ class BrowserEnv(GymEnv):
 def page_contains(driver: Any, kind: str, query: str) -> bool:
     """``text``: the page's visible text includes ``query``; ``css``: an element matches it."""
     if kind == "text":
-        return bool(driver.execute_script("return document.body.innerText;").count(query))
-    return bool(driver.execute_script("return !!document.querySelector(arguments[0]);", query))
+        return query in driver.execute_script("return document.body.innerText;")
+    from selenium.common.exceptions import JavascriptException
+
+    try:
+        return bool(driver.execute_script("return !!document.querySelector(arguments[0]);", query))
+    except JavascriptException:
+        raise ConfigError(f"--goal css:{query} is not a valid CSS selector") from None
 
 
 def make(env_id: str, seed: int, return_method: str, env_args: dict) -> BrowserEnv:

@@ -30,7 +30,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from ..errors import EnvironmentNotFound
-from .browser import MAX_ACTIONS, Element, Page, page_actions, parse, use_system_chrome
+from .browser import MAX_ACTIONS, Element, Page, page_actions, parse, words, use_system_chrome
 
 # 10^9 ms (11.6 days): far beyond any exploration, and below setTimeout's 2^31-1 ms limit,
 # past which browsers fire the timer at once.
@@ -149,7 +149,7 @@ class MiniWoBTask(gym.Env):
         if not self.actions:  # the episode is over: nothing to do
             return self.page.text(), 0.0, True, False, {"command": "noop()"}
         command = self.actions[int(action) % len(self.actions)]
-        said = self.say(command)
+        said = words(self.page, command)
         try:
             obs, reward, done, _, _ = self._act(command)
         except Exception:  # the browser died: start another, replay, and try once more
@@ -173,13 +173,6 @@ class MiniWoBTask(gym.Env):
             )
             act = {"action_type": TYPE_FIELD, "ref": int(ref), "field": self.fields.index(value)}
         return self._env.step(act)
-
-    def say(self, command: str) -> str:
-        """An action in words, for a retrospective instruction."""
-        kind, bid, value = parse(command)
-        e = next((e for e in self.page.elements if e.id == bid), None)
-        what = f"the {e.role} {e.name!r}" if e is not None and e.name else "an element"
-        return f"click {what}" if kind == "click" else f"type {value!r} into {what}"
 
     def admissible(self) -> list[tuple[int, str]]:
         return list(enumerate(self.actions))
