@@ -233,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="replay stored trajectories from their seed and check them")
     p.add_argument("run_dir", type=Path)
     p.add_argument(
-        "--cell", default="best", choices=("best", "all"),
-        help="best: the best entry's trajectory; all: every cell's (slower)",
+        "--cell", default="best", choices=("best", "goal", "all"),
+        help="best: the best entry's trajectory; goal: the best that reaches the run's goal; "
+        "all: every cell's (slower)",
     )  # fmt: skip
     p.add_argument(
         "--gif", type=Path, default=None,
@@ -264,7 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write trajectories as a dataset (Minari, JSONL, Parquet)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--format", required=True, choices=("minari", "jsonl", "parquet"))
-    p.add_argument("--select", default="best", choices=("best", "all-cells", "top-k"))
+    p.add_argument(
+        "--select", default="best", choices=("best", "goal", "all-cells", "top-k"),
+        help="best: the best entry; goal: the best that reaches the run's goal; all-cells: "
+        "every cell's; top-k: the --k best",
+    )  # fmt: skip
     p.add_argument("--k", type=int, default=10, help="how many entries with --select top-k")
     p.add_argument("--dataset-id", default=None, help="Minari id (default stepstone/ENV-SELECT-v0)")
     p.add_argument("--out", type=Path, default=None, help="JSONL/Parquet file (default in D)")
@@ -276,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pairs", action="store_true", help="also write preference pairs (success vs. failure)"
     )
+    p.add_argument(
+        "--step-pairs", action="store_true",
+        help="also write step-wise preference pairs: at a state a success and a failure share, "
+        "the success's next action against the failure's (SPORT)",
+    )  # fmt: skip
     p.add_argument(
         "--hindsight", action="store_true",
         help="write each failed trajectory as a success at what it achieved, its label as the "
@@ -374,7 +384,9 @@ def _web_args(args: argparse.Namespace) -> dict:
         try:
             out["values"] = json.loads(args.web_values.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"--web-values {args.web_values}: cannot read it as JSON ({e})")
+            raise ConfigError(
+                f"--web-values {args.web_values}: cannot read it as JSON ({e})"
+            ) from None
     if out and not args.env.startswith("web:"):
         raise ConfigError("--web-reset and --web-values apply to web:URL environments only")
     return out
@@ -560,6 +572,12 @@ def _replay(args, store, archive, tree, worker) -> int:
         worker.cell_fn.set_shape(tuple(shape))
     best = archive.entry(archive.best())
     entries = list(archive) if args.cell == "all" else [best]
+    if args.cell == "goal":
+        reached = archive.goal_entry()
+        if reached is None:
+            raise ConfigError(f"no trajectory of {args.run_dir} reaches its goal: --cell best")
+        best = archive.entry(reached)
+        entries = [best]
     checked = 0
     for r in rp.check(worker, config.seed, tree, entries, archive.sources):
         checked += 1
@@ -619,8 +637,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = RunStore.open(args.run_dir)
     config = store.config
-    if args.format == "minari" and (args.pairs or args.hindsight):
-        raise ConfigError("--pairs and --hindsight make chat data: use --format jsonl or parquet")
+    if args.format == "minari" and (args.pairs or args.step_pairs or args.hindsight):
+        raise ConfigError(
+            "--pairs, --step-pairs and --hindsight make chat data: use --format jsonl or parquet"
+        )
     chosen = export.episodes(store, args.select, args.k)
     if args.format == "minari":
         from .export import minari
@@ -645,7 +665,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = args.out or store.path / f"{args.select}.{args.format}"
     _check_out(out, args.overwrite)
     written = jsonl.export(
-        config, chosen, out, args.format, args.pairs, labeller, relabel=args.hindsight
+        config,
+        chosen,
+        out,
+        args.format,
+        args.pairs,
+        labeller,
+        relabel=args.hindsight,
+        steps=args.step_pairs,
     )
     for path, rows in written.items():
         print(f"{rows} records -> {path}")

@@ -1,7 +1,7 @@
 """A small shop served by http.server, for the web-app tests: its goal needs a multi-step path.
 
-Home -> Catalog -> "Add" an item (the cart is server state) -> Cart -> Checkout (a form: name,
-shipping, "I agree") -> a confirmation page -> "Confirm" -> "Order placed". Checkout is linked
+Home: "Add" an item (the cart is server state) -> Cart -> Checkout (a form: name, shipping,
+"I agree") -> a confirmation page -> "Confirm" -> "Order placed". Checkout is linked
 only from a non-empty cart, and the order goes through only with a name typed and the box
 ticked; otherwise the form comes back with an error. POST /reset empties the cart.
 """
@@ -43,17 +43,14 @@ def handler(shop: Shop) -> type[BaseHTTPRequestHandler]:
             url = urllib.parse.urlparse(self.path)
             query = urllib.parse.parse_qs(url.query)
             if url.path == "/":
-                body = '<a href="/catalog">Catalog</a> <a href="/about">About</a>'
-                return self._send(_page("Home", body))
-            if url.path == "/about":
-                return self._send(_page("About", '<p>A test shop.</p><a href="/">Home</a>'))
-            if url.path == "/catalog":
                 items = "".join(
                     f'<form method="post" action="/add"><input type="hidden" name="item" '
                     f'value="{i}">{i} <button>Add {i}</button></form>'
                     for i in ("Tea", "Cake")
                 )
-                return self._send(_page("Catalog", items + '<a href="/">Home</a>'))
+                return self._send(_page("Home", '<a href="/about">About</a>' + items))
+            if url.path == "/about":
+                return self._send(_page("About", '<p>A test shop.</p><a href="/">Home</a>'))
             if url.path == "/cart":
                 listed = ", ".join(shop.cart) or "empty"
                 link = '<a href="/checkout">Checkout</a>' if shop.cart else ""

@@ -133,6 +133,19 @@ def words(page: Page, command: str) -> str:
     return f"{'type' if kind == 'fill' else 'choose'} {value!r} in {what}"
 
 
+def retell(phrases: list[str]) -> str:
+    """Phrases joined into one instruction, a phrase repeated in a row said once with its
+    count: random exploration repeats actions that change nothing."""
+    runs: list[list] = []
+    for p in phrases:
+        if runs and runs[-1][0] == p:
+            runs[-1][1] += 1
+        else:
+            runs.append([p, 1])
+    text = ", then ".join(p if n == 1 else f"{p} ({n} times)" for p, n in runs)
+    return text[:1].upper() + text[1:]
+
+
 def chrome_paths() -> tuple[str, str]:
     """The system Chromium and chromedriver (no download: Selenium Manager would fetch one)."""
     binary = next(
@@ -151,7 +164,9 @@ def chrome() -> Any:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        raise EnvironmentNotFound("web environments need selenium: pip install 'stepstone[web]'")
+        raise EnvironmentNotFound(
+            "web environments need selenium: pip install 'stepstone[web]'"
+        ) from None
     binary, driver = chrome_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = binary

@@ -23,6 +23,7 @@ again and the episode so far replayed, as a crashed emulator would be.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -30,7 +31,16 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from ..errors import EnvironmentNotFound
-from .browser import MAX_ACTIONS, Element, Page, page_actions, parse, words, use_system_chrome
+from .browser import (
+    MAX_ACTIONS,
+    Element,
+    Page,
+    page_actions,
+    parse,
+    retell,
+    use_system_chrome,
+    words,
+)
 
 # 10^9 ms (11.6 days): far beyond any exploration, and below setTimeout's 2^31-1 ms limit,
 # past which browsers fire the timer at once.
@@ -102,10 +112,8 @@ class MiniWoBTask(gym.Env):
         from miniwob.reward import get_raw_reward
 
         if self._env is not None:
-            try:
+            with contextlib.suppress(Exception):  # a dead browser may not close cleanly
                 self._env.close()
-            except Exception:  # a dead browser may not close cleanly
-                pass
         logging.getLogger("selenium").setLevel(logging.ERROR)
         self._env = gym.make(
             self.task_id, action_space_config="liu18", reward_processor=get_raw_reward,
@@ -188,9 +196,8 @@ class MiniWoBTask(gym.Env):
         template): "Click the button 'ONE', then ...", and how the episode ended."""
         if not self._said:
             return "Do nothing."
-        text = ", then ".join(self._said)
         end = f" (the task then ended with reward {self.raw_reward:g})" if self.done else ""
-        return text[0].upper() + text[1:] + end + "."
+        return retell(self._said) + end + "."
 
     def metrics(self) -> dict:
         return {}

@@ -15,6 +15,7 @@ checks that each stored trajectory still reaches its cell.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 import urllib.error
@@ -25,7 +26,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from ..errors import EnvironmentNotFound
-from .browser import MAX_ACTIONS, Element, Page, chrome, page_actions, parse, words
+from .browser import MAX_ACTIONS, Element, Page, chrome, page_actions, parse, retell, words
 
 DEFAULT_VALUES = ("test",)
 # A navigation starts within a few milliseconds of the click that asks for it (beforeunload
@@ -163,10 +164,8 @@ class WebApp(gym.Env):
 
     def _start(self) -> None:
         if self.driver is not None:
-            try:
+            with contextlib.suppress(Exception):  # a dead browser may not quit cleanly
                 self.driver.quit()
-            except Exception:  # a dead browser may not quit cleanly
-                pass
         self.driver = chrome()
         self.driver.set_page_load_timeout(30)
 
@@ -296,8 +295,7 @@ class WebApp(gym.Env):
         end = f"the page {self.title!r}" if self.title else self.page.url
         if not self._said:
             return f"Open {end}."
-        text = ", then ".join(self._said)
-        return f"{text[0].upper()}{text[1:]}, to reach {end}."
+        return f"{retell(self._said)}, to reach {end}."
 
     def metrics(self) -> dict:
         return {"pages": len(self._visited)}

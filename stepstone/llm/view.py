@@ -87,6 +87,9 @@ def text(obs: str) -> str:
 
 
 def observation(env: Any) -> str:
+    describe = getattr(env, "describe", None)  # an adapter that says it (web pages)
+    if describe is not None:
+        return str(describe())
     g = game(env)
     if hasattr(g, "gen_obs") and hasattr(g, "agent_pos"):
         return _minigrid_words(g)

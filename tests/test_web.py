@@ -1,0 +1,199 @@
+"""Web pages in a real browser: MiniWoB++ and a small shop served from this test.
+
+Exploration reaches each goal, trajectories replay from the seed to the same cells, exports
+are chat data whose BrowserGym action strings replay, and a browser that dies mid-episode is
+started again. Skipped only where Chromium is missing, outside CI (CI installs it: .ci/run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from stepstone.cli import main
+from stepstone.envs import EnvSpec, make
+from stepstone.envs.browser import Page, parse
+from stepstone.errors import ConfigError
+from stepstone.goals import Goal
+from stepstone.store.sqlite import RunStore
+
+pytest.importorskip("selenium")
+if not (shutil.which("chromium") or shutil.which("chromium-browser")) or not shutil.which(
+    "chromedriver"
+):
+    if os.environ.get("CI"):
+        pytest.fail("CI must run the browser tests: apt-get install chromium chromium-driver")
+    pytest.skip(
+        "needs Chromium and chromedriver (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
+
+from webshop import serve  # noqa: E402
+
+FAST = ["--workers", "1", "--backend", "inline", "--no-progress"]
+
+
+def summary(run, capsys) -> dict:
+    capsys.readouterr()
+    assert main(["report", str(run), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def records(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_parse_reads_back_the_action_strings():
+    assert parse("click('12')") == ("click", "12", None)
+    assert parse("fill('15', \"it's\")") == ("fill", "15", "it's")
+    with pytest.raises(ValueError):
+        parse("__import__('os').system('x')")
+
+
+def test_text_and_css_goals_are_parsed_and_refused_off_the_web():
+    assert Goal.parse("text: Order placed").text == "text:Order placed"
+    with pytest.raises(ConfigError, match="needs what to look for"):
+        Goal.parse("css:")
+
+    class NotAPage:
+        pass
+
+    with pytest.raises(ConfigError, match="looks at a web page"):
+        Goal.parse("text:x").reached(NotAPage(), 0.0, False)
+
+
+# --- MiniWoB++ -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def enter_text(tmp_path_factory):
+    """enter-text: type the asked word into the field, then press Submit (liu18's two kinds
+    of action), explored with no option but the budget."""
+    pytest.importorskip("miniwob")
+    run = tmp_path_factory.mktemp("miniwob") / "run"
+    argv = ["explore", "miniwob/enter-text-v1", "--frames", "150", "--run-dir", str(run),
+            "--stop-on-success"]  # fmt: skip
+    assert main([*argv, *FAST]) == 0
+    return run
+
+
+def test_miniwob_exploration_reaches_the_task_reward_and_replays(enter_text, capsys):
+    s = summary(enter_text, capsys)
+    assert s["success"] and s["best_score"] == 1.0  # positive raw reward: the task's own goal
+    assert s["goal_cell"]["length"] >= 2  # typed, then submitted
+    capsys.readouterr()
+    assert main(["replay", str(enter_text), "--cell", "best"]) == 0
+    assert "1 trajectories replayed to their cells and scores" in capsys.readouterr().out
+
+
+def test_miniwob_export_is_chat_data_whose_actions_replay(enter_text, tmp_path, capsys):
+    out = tmp_path / "d.jsonl"
+    argv = ["export", str(enter_text), "--format", "jsonl", "--select", "all-cells"]
+    assert main([*argv, "--step-pairs", "--out", str(out)]) == 0
+    rows = records(out)
+    good = next(r for r in rows if r["success"])
+    task = good["messages"][0]["content"]
+    assert task.startswith("Enter") and "Submit" in task  # the task's own instruction
+    assert good["messages"][1]["content"].startswith("[")  # [ref] role 'name' lines
+    commands = [m["content"] for m in good["messages"][2::2]]
+    assert all(parse(c)[0] in ("click", "fill") for c in commands)
+    assert good["label"].endswith("(the task then ended with reward 1).")
+    # The strings alone replay: each names an admissible action of the page it was taken on.
+    store = RunStore.open(enter_text)
+    env = make(EnvSpec(store.config.env, store.config.seed))
+    try:
+        env.reset(store.config.seed)
+        assert env.env.unwrapped.driver.execute_script("return core.EPISODE_MAX_TIME") == 10**9
+        for c in commands:
+            env.step(env.action_of(c))
+        assert env.goal() is True
+    finally:
+        env.close()
+    for p in records(tmp_path / "d.steps.jsonl"):
+        assert len(p["chosen"]) == len(p["rejected"]) == 1
+        assert p["chosen"] != p["rejected"] and p["prompt"][-1]["role"] == "user"
+
+
+# --- a web app of our own ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shop():
+    server, state, url = serve()
+    yield state, url
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shop_run(shop, tmp_path_factory):
+    state, url = shop
+    tmp = tmp_path_factory.mktemp("shop")
+    values = tmp / "values.json"
+    values.write_text(json.dumps({"name": ["Ada"]}))
+    run = tmp / "run"
+    argv = ["explore", f"web:{url}/", "--web-reset", f"{url}/reset", "--web-values",
+            str(values), "--goal", "text:Order placed", "--frames", "600", "--repeat-prob", "0",
+            "--explore-steps", "10", "--stop-on-success", "--run-dir", str(run)]  # fmt: skip
+    resets = state.resets
+    assert main([*argv, *FAST]) == 0
+    assert state.resets > resets  # the reset hook ran before episodes
+    return run
+
+
+def test_exploration_finds_the_order_page_and_every_cell_replays(shop_run, capsys):
+    s = summary(shop_run, capsys)
+    assert s["success"] and s["stopped_on_success"]
+    assert s["goal_cell"]["length"] >= 6  # add, checkout, name, agree, order, confirm
+    capsys.readouterr()
+    assert main(["replay", str(shop_run), "--cell", "goal"]) == 0
+    assert "1 trajectories replayed to their cells and scores" in capsys.readouterr().out
+
+
+def test_the_goal_trajectory_went_through_the_form_with_the_given_values(shop_run, tmp_path):
+    out = tmp_path / "shop.jsonl"
+    argv = ["export", str(shop_run), "--format", "jsonl", "--select", "goal"]
+    assert main([*argv, "--out", str(out)]) == 0
+    good = records(out)
+    assert len(good) == 1 and good[0]["success"]
+    commands = [m["content"] for m in good[0]["messages"][2::2]]
+    assert any(c.startswith("fill(") and c.endswith(", 'Ada')") for c in commands)
+    assert "Order for Ada" in "\n".join(m["content"] for m in good[0]["messages"])
+    assert good[0]["label"].endswith("to reach the page 'Thanks'.")
+
+
+def test_a_browser_that_dies_mid_episode_is_restarted_and_the_episode_replayed(shop):
+    _, url = shop
+    env = make(EnvSpec(f"web:{url}/", 0, env_args={"reset": f"{url}/reset"}))
+    try:
+        site = env.env.unwrapped
+        env.step(env.action_of("click('1')"))  # Add Tea
+        assert env.page().url.endswith("/cart")
+        first = site.driver
+        first.quit()  # the browser is gone
+        env.step(env.action_of("click('0')"))  # Checkout, in a new browser after a replay
+        assert site.driver is not first
+        assert env.page().url.endswith("/checkout") and env.contains("css", "input#name")
+        assert env.metrics()["pages"] >= 2
+    finally:
+        env.close()
+    assert site.driver is None  # closed: no browser left behind
+
+
+def test_dom_cells_see_state_not_ids(shop):
+    from stepstone.cells.dom import DomCells
+
+    _, url = shop
+    env = make(EnvSpec(f"web:{url}/", 0, env_args={"reset": f"{url}/reset"}))
+    try:
+        cells = DomCells()
+        home = cells(env)
+        env.step(env.action_of("click('0')"))  # About
+        assert cells(env) != home
+        env.reset(0)
+        assert cells(env) == home
+        assert isinstance(env.page(), Page) and "[0] link 'About'" in env.describe()
+    finally:
+        env.close()
