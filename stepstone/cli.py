@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
         '"*": [values]} (kept with the run)',
     )  # fmt: skip
     p.add_argument(
+        "--web-task", default=None, metavar="TEXT",
+        help="web:URL apps: the task in words, for language models and exported data "
+        "(default: from --goal, e.g. 'Reach a page that shows \"Order placed\".')",
+    )  # fmt: skip
+    p.add_argument(
         "--explore-steps", type=int, default=100,
         help="actions taken from a chosen cell in one exploration",
     )  # fmt: skip
@@ -375,11 +380,19 @@ def parse_params(items: list[str], option: str, example: str) -> dict:
 
 
 def _web_args(args: argparse.Namespace) -> dict:
-    """--web-reset and --web-values as the web app's arguments; the values file is read now
-    and kept with the run, so that its trajectories replay after the file changes."""
+    """--web-reset, --web-values and --web-task as the web app's arguments; the values file is
+    read now and kept with the run, so that its trajectories replay after the file changes."""
     out: dict = {}
     if args.web_reset:
         out["reset"] = args.web_reset
+    if args.web_task:
+        out["task"] = args.web_task
+    elif args.env.startswith("web:") and args.goal:  # the goal, said in words
+        kind, _, query = args.goal.strip().partition(":")
+        if kind == "text":
+            out["task"] = f"Reach a page that shows {query.strip()!r}."
+        elif kind == "css":
+            out["task"] = f"Reach a page with an element matching {query.strip()!r}."
     if args.web_values is not None:
         try:
             out["values"] = json.loads(args.web_values.read_text())
@@ -388,7 +401,7 @@ def _web_args(args: argparse.Namespace) -> dict:
                 f"--web-values {args.web_values}: cannot read it as JSON ({e})"
             ) from None
     if out and not args.env.startswith("web:"):
-        raise ConfigError("--web-reset and --web-values apply to web:URL environments only")
+        raise ConfigError("--web-* options apply to web:URL environments only")
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -197,3 +198,73 @@ def test_dom_cells_see_state_not_ids(shop):
         assert isinstance(env.page(), Page) and "[0] link 'About'" in env.describe()
     finally:
         env.close()
+
+
+# --- language-model roles on the page as text -----------------------------------------------
+
+
+def test_the_model_roles_read_the_page_and_act_in_browsergym_strings(shop, tmp_path, capsys):
+    """IGE's three roles on the shop, against a scripted model behind a real chat-completions
+    server: act follows the checkout from what the page says, select returns to the page
+    furthest along, judge turns away the About page; each sees the page as text."""
+    pytest.importorskip("openai")
+    from test_ige import answer, listed, role
+    from test_llm_client import FakeModel
+    from test_llm_client import serve as serve_model
+
+    _, url = shop
+    model = FakeModel()
+    server, llm_url = serve_model(model)
+    by_role: dict[str, list[str]] = {}
+
+    def bid_of(page: str, line: str) -> str | None:
+        m = re.search(r"^\[(\d+)\] " + re.escape(line).replace("\\$", "$"), page, re.M)
+        return m.group(1) if m else None
+
+    def act(prompt: str) -> str:
+        page = prompt.split("Current state: ", 1)[1].split("\n\nPossible actions:")[0]
+        items = listed(prompt, "Possible actions:")
+        if (b := bid_of(page, "textbox 'Name'$")) is not None:  # no value yet
+            want = f"fill({b!r}, 'test')"
+        elif (b := bid_of(page, "checkbox 'I agree' unchecked")) is not None:
+            want = f"click({b!r})"
+        else:
+            names = ("button 'Add Tea'", "link 'Checkout'", "button 'Place order'",
+                     "button 'Confirm'")  # fmt: skip
+            b = next(b for n in names if (b := bid_of(page, n)) is not None)
+            want = f"click({b!r})"
+        return answer(items.index(want) + 1)
+
+    def script(prompt: str) -> str:
+        kind = role(prompt)
+        by_role.setdefault(kind, []).append(prompt)
+        if kind == "act":
+            return act(prompt)
+        if kind == "judge":
+            new = prompt.split("New state: ", 1)[1].split("\n\nIs this state")[0]
+            return answer(0 if "Cart: Tea" in new else 1)
+        items = listed(prompt, "the actions already tried there:")
+        order = ("Confirm", "Place order", "Checkout", "Add Tea")
+        best = min(range(len(items)), key=lambda i: next(
+            (k for k, w in enumerate(order) if w in items[i]), len(order)))  # fmt: skip
+        return answer(best + 1)
+
+    model.script = script
+    run = tmp_path / "run"
+    argv = ["explore", f"web:{url}/", "--web-reset", f"{url}/reset", "--goal",
+            "text:Order placed", "--frames", "80", "--explore-steps", "3", "--run-dir", str(run),
+            "--explorer", "llm", "--selector", "ige", "--llm-judge", "--llm-samples", "1",
+            "--llm-url", llm_url, "--llm-model", "tiny", "--stop-on-success", *FAST]  # fmt: skip
+    try:
+        assert main(argv) == 0
+    finally:
+        server.shutdown()
+    s = summary(run, capsys)
+    assert s["success"] and s["llm_act_fallbacks"] == 0
+    assert {"act", "select", "judge"} <= set(by_role)
+    assert all("Reach a page that shows 'Order placed'." in p for p in by_role["act"])
+    assert any("[1] button 'Add Tea'" in p for p in by_role["act"])  # the page, as text
+    assert any("button 'Place order'" in p for p in by_role["select"])
+    archive = RunStore.open(run).load_archive()
+    assert s["llm_judge_rejected"] > 0
+    assert not any(e.cell[0].endswith("/cart") for e in archive)  # the judge kept Cart out

@@ -140,7 +140,13 @@ class WebApp(gym.Env):
     metadata = {"render_modes": []}
     default_cells = ("dom", {})
 
-    def __init__(self, url: str, reset: str | None = None, values: dict | None = None):
+    def __init__(
+        self,
+        url: str,
+        reset: str | None = None,
+        values: dict | None = None,
+        task: str | None = None,
+    ):
         if not url.startswith(("http://", "https://", "file://")):
             raise EnvironmentNotFound(
                 f"web: takes the app's start URL, e.g. web:http://127.0.0.1:8000/, not {url!r}"
@@ -155,6 +161,7 @@ class WebApp(gym.Env):
                 '["a@b.c"], "*": ["test"]}'
             )
         self.url = url
+        self._task = task or f"Explore the web app at {url}."
         self._hook = reset_hook(reset)
         self.values = values or {}
         self.action_space = spaces.Discrete(MAX_ACTIONS)
@@ -287,7 +294,7 @@ class WebApp(gym.Env):
         return list(enumerate(self.actions))
 
     def task(self) -> str:
-        return f"Explore the web app at {self.url}."
+        return self._task
 
     def achieved(self) -> str:
         """What the actions did, as an instruction (OS-Genesis's reverse task synthesis, by a
