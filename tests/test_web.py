@@ -165,39 +165,30 @@ def test_the_goal_trajectory_went_through_the_form_with_the_given_values(shop_ru
     assert good[0]["label"].endswith("to reach the page 'Thanks'.")
 
 
-def test_a_browser_that_dies_mid_episode_is_restarted_and_the_episode_replayed(shop):
+def test_a_browser_that_dies_is_restarted_and_dom_cells_see_state_not_ids(shop):
+    from stepstone.cells.dom import DomCells
+
     _, url = shop
     env = make(EnvSpec(f"web:{url}/", 0, env_args={"reset": f"{url}/reset"}))
+    cells = DomCells()
     try:
         site = env.env.unwrapped
+        home = cells(env)
+        assert isinstance(env.page(), Page) and "[0] link 'About'" in env.describe()
         env.step(env.action_of("click('1')"))  # Add Tea
-        assert env.page().url.endswith("/cart")
+        assert env.page().url.endswith("/cart") and cells(env) != home
         first = site.driver
         first.quit()  # the browser is gone
         env.step(env.action_of("click('0')"))  # Checkout, in a new browser after a replay
         assert site.driver is not first
         assert env.page().url.endswith("/checkout") and env.contains("css", "input#name")
         assert env.metrics()["pages"] >= 2
-    finally:
-        env.close()
-    assert site.driver is None  # closed: no browser left behind
-
-
-def test_dom_cells_see_state_not_ids(shop):
-    from stepstone.cells.dom import DomCells
-
-    _, url = shop
-    env = make(EnvSpec(f"web:{url}/", 0, env_args={"reset": f"{url}/reset"}))
-    try:
-        cells = DomCells()
-        home = cells(env)
-        env.step(env.action_of("click('0')"))  # About
-        assert cells(env) != home
         env.reset(0)
         assert cells(env) == home
-        assert isinstance(env.page(), Page) and "[0] link 'About'" in env.describe()
+        service = site.driver.service.process
     finally:
         env.close()
+    assert service.wait(timeout=10) is not None  # closed: no driver (nor its browser) left
 
 
 # --- language-model roles on the page as text -----------------------------------------------
@@ -252,7 +243,7 @@ def test_the_model_roles_read_the_page_and_act_in_browsergym_strings(shop, tmp_p
     model.script = script
     run = tmp_path / "run"
     argv = ["explore", f"web:{url}/", "--web-reset", f"{url}/reset", "--goal",
-            "text:Order placed", "--frames", "80", "--explore-steps", "3", "--run-dir", str(run),
+            "text:Order placed", "--frames", "40", "--explore-steps", "3", "--run-dir", str(run),
             "--explorer", "llm", "--selector", "ige", "--llm-judge", "--llm-samples", "1",
             "--llm-url", llm_url, "--llm-model", "tiny", "--stop-on-success", *FAST]  # fmt: skip
     try:

@@ -110,7 +110,7 @@ def parse(action: str) -> tuple[str, str, str | None]:
 def page_actions(page: Page, values: Any) -> list[str]:
     """Every admissible action, in document order: click each element with an id; fill each
     text field with each of its values (``values(element) -> list``); choose each option."""
-    out = []
+    out: list[str] = []
     for e in page.elements:
         if not e.id:
             continue
@@ -189,10 +189,11 @@ class BrowserEnv(GymEnv):
     """The adapter of a browser site: GymEnv's replay-from-seed return, plus the page."""
 
     def __init__(self, site: Any, seed: int = 0):
+        self.site = site  # MiniWoBTask or WebApp
         super().__init__(site, method="replay", seed=seed)
 
     def page(self) -> Page:
-        return self.env.unwrapped.page
+        return self.site.page
 
     def describe(self) -> str:
         """The page as text (what a language model is shown)."""
@@ -200,7 +201,7 @@ class BrowserEnv(GymEnv):
 
     def admissible(self) -> list[tuple[int, str]]:
         """(action id, BrowserGym action string) for every action on the page."""
-        return list(enumerate(self.env.unwrapped.actions))
+        return list(enumerate(self.site.actions))
 
     def action_of(self, command: str) -> int:
         """The action id of a BrowserGym action string on the current page."""
@@ -211,10 +212,10 @@ class BrowserEnv(GymEnv):
 
     def contains(self, kind: str, query: str) -> bool:
         """Whether the page shows ``query`` (``text``) or has an element matching it (``css``)."""
-        return page_contains(self.env.unwrapped.driver, kind, query)
+        return page_contains(self.site.driver, kind, query)
 
     def metrics(self) -> dict:
-        return self.env.unwrapped.metrics()
+        return self.site.metrics()
 
 
 def page_contains(driver: Any, kind: str, query: str) -> bool:

@@ -84,7 +84,7 @@ class MiniWoBTask(gym.Env):
     """One MiniWoB++ task: text observation, admissible liu18 actions, raw reward."""
 
     metadata = {"render_modes": []}
-    default_cells = ("dom", {})
+    default_cells: tuple[str, dict] = ("dom", {})
 
     def __init__(self, task_id: str):
         try:
@@ -179,7 +179,11 @@ class MiniWoBTask(gym.Env):
             self.driver.execute_script(
                 "var e = core.previousDOMInfo[arguments[0]]; if (e) e.value = '';", int(ref)
             )
-            act = {"action_type": TYPE_FIELD, "ref": int(ref), "field": self.fields.index(value)}
+            act = {
+                "action_type": TYPE_FIELD,
+                "ref": int(ref),
+                "field": self.fields.index(str(value)),
+            }
         return self._env.step(act)
 
     def admissible(self) -> list[tuple[int, str]]:

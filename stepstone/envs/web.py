@@ -138,7 +138,7 @@ class WebApp(gym.Env):
     the goal with ``--goal 'text:...'`` or ``--goal 'css:...'``)."""
 
     metadata = {"render_modes": []}
-    default_cells = ("dom", {})
+    default_cells: tuple[str, dict] = ("dom", {})
 
     def __init__(
         self,
@@ -267,7 +267,7 @@ class WebApp(gym.Env):
                 el.clear()
                 el.send_keys(value)
             else:
-                Select(el).select_by_visible_text(value)
+                Select(el).select_by_visible_text(str(value))
         self._settle()
         self._read()
 
