@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import time
 
 import pytest
 
@@ -259,3 +260,44 @@ def test_the_model_roles_read_the_page_and_act_in_browsergym_strings(shop, tmp_p
     archive = RunStore.open(run).load_archive()
     assert s["llm_judge_rejected"] > 0
     assert not any(e.cell[0].endswith("/cart") for e in archive)  # the judge kept Cart out
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_worker_leaves_no_browser_behind(shop, tmp_path):
+    """Executors kill busy workers (SIGKILL): their chromedriver and browser must stop too."""
+    import signal
+    import subprocess
+    import sys
+
+    _, url = shop
+    script = tmp_path / "hold.py"
+    script.write_text(
+        "import time\n"
+        "from stepstone.envs import EnvSpec, make\n"
+        f"env = make(EnvSpec('web:{url}/', 0))\n"
+        "print(env.site.driver.service.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    path = os.pathsep.join(sys.path)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": path},
+    )  # fmt: skip
+    driver = int(proc.stdout.readline())
+    found = subprocess.run(["pgrep", "-P", str(driver)], capture_output=True, text=True)
+    browser = [int(p) for p in found.stdout.split()]
+    assert browser  # chromedriver started the browser
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for _ in range(100):
+        if not any(running(p) for p in (driver, *browser)):
+            break
+        time.sleep(0.1)
+    assert not any(running(p) for p in (driver, *browser))

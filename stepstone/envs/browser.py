@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,20 +170,47 @@ def chrome() -> Any:
         ) from None
     binary, driver = chrome_paths()
     options = webdriver.ChromeOptions()
-    options.binary_location = binary
+    options.binary_location = dying_with_parent(binary)
     for arg in ("headless=new", "no-sandbox", "disable-gpu", "disable-dev-shm-usage",
                 "window-size=800,600"):  # fmt: skip
         options.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver), options=options)
+    return webdriver.Chrome(service=Service(dying_with_parent(driver)), options=options)
+
+
+_WRAPPERS: dict[str, str] = {}
+
+
+def dying_with_parent(program: str) -> str:
+    """``program`` started through ``setpriv --pdeathsig`` (util-linux), where it is there: it
+    then stops when the process that started it dies, even by SIGKILL. Both chromedriver and
+    the browser are started this way, so a worker killed mid-task (as executors do with busy
+    workers on close) leaves neither behind. A two-line script in a private temporary
+    directory, removed at exit."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not sys.platform.startswith("linux"):
+        return program
+    if program not in _WRAPPERS:
+        import atexit
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="stepstone-browser-")
+        atexit.register(shutil.rmtree, folder, True)
+        path = os.path.join(folder, os.path.basename(program))
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\nexec {setpriv} --pdeathsig TERM {program} "$@"\n')
+        os.chmod(path, 0o700)
+        _WRAPPERS[program] = path
+    return _WRAPPERS[program]
 
 
 def use_system_chrome() -> None:
     """Point the miniwob package at the system browser (its documented MINIWOB_CHROME_BINARY
-    and MINIWOB_CHROMEDRIVER), unless the user already has."""
+    and MINIWOB_CHROMEDRIVER), unless the user already has; both die with their parent
+    (``dying_with_parent``)."""
     binary, driver = chrome_paths()
     if not os.environ.get("MINIWOB_CHROME_BINARY"):
-        os.environ["MINIWOB_CHROME_BINARY"] = binary
-        os.environ["MINIWOB_CHROMEDRIVER"] = driver
+        os.environ["MINIWOB_CHROME_BINARY"] = dying_with_parent(binary)
+        os.environ["MINIWOB_CHROMEDRIVER"] = dying_with_parent(driver)
 
 
 class BrowserEnv(GymEnv):
