@@ -12,7 +12,7 @@ between the browser (stepping, returning, reading the page: ``Worker.run``) and 
 (``Engine.ask``/``tell``).
 
     python bench/web.py                                   # the full protocol (hours)
-    python bench/web.py --tasks 10 --seeds 1 --steps 200  # a subset
+    python bench/web.py --stride 6 --seeds 1 --steps 200  # a subset: every 6th task
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ def random_agent(worker: Worker, seed: int, budget: int, episode: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", type=int, default=56, help="the first N tasks of the subset")
+    p.add_argument("--stride", type=int, default=1, help="every K-th task (a spread subset)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=1000, help="browser steps per (task, seed)")
     p.add_argument("--selectors", default="count,knapsack")
@@ -113,7 +114,7 @@ def main() -> None:
     methods = [*args.selectors.split(","), "random"]
     rows = []
     out = open(args.out, "w") if args.out else None  # noqa: SIM115
-    for task in WEBGUM[: args.tasks]:
+    for task in WEBGUM[:: args.stride][: args.tasks]:
         config = ExploreConfig(env_id(task), explore_steps=args.explore_steps,
                                repeat_prob=args.repeat_prob)  # fmt: skip
         worker = Worker.from_config(config)

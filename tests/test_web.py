@@ -103,13 +103,16 @@ def test_miniwob_export_is_chat_data_whose_actions_replay(enter_text, tmp_path, 
     commands = [m["content"] for m in good["messages"][2::2]]
     assert all(parse(c)[0] in ("click", "fill") for c in commands)
     assert good["label"].endswith("(the task then ended with reward 1).")
-    # The strings alone replay: each names an admissible action of the page it was taken on.
+    # The strings alone replay: each names an admissible action of the page it was taken on,
+    # even across a browser crash.
     store = RunStore.open(enter_text)
     env = make(EnvSpec(store.config.env, store.config.seed))
     try:
         env.reset(store.config.seed)
         assert env.env.unwrapped.driver.execute_script("return core.EPISODE_MAX_TIME") == 10**9
-        for c in commands:
+        env.step(env.action_of(commands[0]))
+        env.site.driver.quit()  # the browser dies mid-episode: started again, episode replayed
+        for c in commands[1:]:
             env.step(env.action_of(c))
         assert env.goal() is True
     finally:

@@ -246,6 +246,15 @@ class BrowserEnv(GymEnv):
         return self.site.metrics()
 
 
+def alive(driver: Any) -> bool:
+    """Whether the browser still answers (after an error: a dead one is started again)."""
+    try:
+        driver.execute_script("return 1;")
+        return True
+    except Exception:
+        return False
+
+
 def page_contains(driver: Any, kind: str, query: str) -> bool:
     """``text``: the page's visible text includes ``query``; ``css``: an element matches it."""
     if kind == "text":

@@ -35,6 +35,7 @@ from .browser import (
     MAX_ACTIONS,
     Element,
     Page,
+    alive,
     page_actions,
     parse,
     retell,
@@ -131,8 +132,10 @@ class MiniWoBTask(gym.Env):
         self._said: list[str] = []
         try:
             text = self._begin(seed)
-        except Exception:  # the browser died: start another, once
-            self._start()
+        except Exception:
+            if alive(self.driver):
+                raise
+            self._start()  # the browser died: start another, once
             text = self._begin(seed)
         return text, {}
 
@@ -160,7 +163,10 @@ class MiniWoBTask(gym.Env):
         said = words(self.page, command)
         try:
             obs, reward, done, _, _ = self._act(command)
-        except Exception:  # the browser died: start another, replay, and try once more
+        except Exception:
+            if alive(self.driver):
+                raise
+            # the browser died: start another, replay, and try once more
             self._start()
             self._begin(self._seed)
             for a in self._taken:

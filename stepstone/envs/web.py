@@ -26,7 +26,7 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from ..errors import EnvironmentNotFound
-from .browser import MAX_ACTIONS, Element, Page, chrome, page_actions, parse, retell, words
+from .browser import MAX_ACTIONS, Element, Page, alive, chrome, page_actions, parse, retell, words
 
 DEFAULT_VALUES = ("test",)
 # A navigation starts within a few milliseconds of the click that asks for it (beforeunload
@@ -176,13 +176,6 @@ class WebApp(gym.Env):
         self.driver = chrome()
         self.driver.set_page_load_timeout(30)
 
-    def _alive(self) -> bool:
-        try:
-            self.driver.execute_script("return 1;")
-            return True
-        except Exception:
-            return False
-
     def reset(self, seed: int | None = None, options=None):
         super().reset(seed=seed)
         if self._hook is not None:
@@ -194,7 +187,7 @@ class WebApp(gym.Env):
         try:
             self._begin()
         except Exception:
-            if self._alive():
+            if alive(self.driver):
                 raise
             self._start()  # the browser died: start another, once
             self._begin()
@@ -241,7 +234,7 @@ class WebApp(gym.Env):
         try:
             self._act(command)
         except Exception:
-            if self._alive():
+            if alive(self.driver):
                 raise
             # the browser died: start another, replay, and try once more
             self._start()
