@@ -10,9 +10,9 @@ system turn with the game's task, then the observation (user) and the command ta
   continuations are "chosen" and "rejected" (TRL's conversational preference format), each
   ending on the player's last command;
 * step-wise preference pairs (``--step-pairs``), in the manner of SPORT (Li et al. 2025,
-  "Iterative Trajectory Exploration for Multimodal Agents", arXiv 2504.21561, sec. 3: at a
-  state, actions tried from it are compared by where they led, and each comparison is one
-  step-level pair): at every state where a success and a failure took different actions,
+  "Iterative Trajectory Exploration for Multimodal Agents", arXiv 2504.21561: at a state,
+  actions tried from it are compared by where they led, and each comparison is one step-level
+  pair): at every state where a success and a failure took different actions,
   the shared turns are the prompt, the success's next action "chosen" and the failure's
   "rejected", one assistant turn each; the archive's trajectories play the part of SPORT's
   sampled actions, and the goal that of its verifier;
@@ -58,8 +58,7 @@ def conversation(worker: Worker, seed: int, episode: Episode, goal: Goal | None 
     if not isinstance(text, str):
         raise ConfigError(
             "jsonl and parquet exports are for text environments (TextWorld, Game of 24, web "
-            "pages); "
-            "export this run with --format minari"
+            "pages); export this run with --format minari"
         )
     task = game.task() if hasattr(game, "task") else ""
     messages = [{"role": "system", "content": task}, {"role": "user", "content": text}]
@@ -82,9 +81,10 @@ def conversation(worker: Worker, seed: int, episode: Episode, goal: Goal | None 
 
 
 LABEL_PROMPT = (
-    "Below is what a player saw and did in a text game. State, as one instruction to a new "
-    "player, the task this sequence of commands accomplishes (what was achieved, not the "
-    "game's original goal). Answer with the instruction only.\n\n{transcript}"
+    "Below is what a player saw and did in a text game or on a web page. State, as one "
+    "instruction to a new player, the task this sequence of commands accomplishes (what was "
+    "achieved, not the game's original goal). Answer with the instruction only.\n\n"
+    "{transcript}"
 )
 
 
