@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass
@@ -197,7 +198,8 @@ def dying_with_parent(program: str) -> str:
         atexit.register(shutil.rmtree, folder, True)
         path = os.path.join(folder, os.path.basename(program))
         with open(path, "w") as f:
-            f.write(f'#!/bin/sh\nexec {setpriv} --pdeathsig TERM {program} "$@"\n')
+            command = f"{shlex.quote(setpriv)} --pdeathsig TERM {shlex.quote(program)}"
+            f.write(f'#!/bin/sh\nexec {command} "$@"\n')
         os.chmod(path, 0o700)
         _WRAPPERS[program] = path
     return _WRAPPERS[program]

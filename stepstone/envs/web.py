@@ -197,7 +197,7 @@ class WebApp(gym.Env):
         d = self.driver
         d.get(self.url)
         d.delete_all_cookies()
-        d.execute_script("localStorage.clear(); sessionStorage.clear();")
+        d.execute_script("try { localStorage.clear(); sessionStorage.clear(); } catch (e) {}")
         d.get(self.url)
         self._read()
 
