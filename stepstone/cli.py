@@ -110,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("explore", help="start a run")
-    p.add_argument("env", help="a Gymnasium id (ALE/MontezumaRevenge-v5) or alias (montezuma)")
+    p.add_argument(
+        "env",
+        help="a Gymnasium id (ALE/MontezumaRevenge-v5), an alias (montezuma), "
+        "miniwob/TASK-v1 or web:URL",
+    )
     p.add_argument(
         "--cells",
         default="auto",
