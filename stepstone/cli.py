@@ -28,7 +28,7 @@ from .executors import check_workers
 from .goals import GOAL_REACHED
 from .learn.robustify import RobustifyConfig
 from .llm.settings import Settings
-from .options import add_options, build, option
+from .options import add_options, build, option, values
 
 _SETTINGS = Settings()  # the model options' defaults
 
@@ -101,6 +101,21 @@ class Explore:
     """explore's options besides ExploreConfig's and the run options."""
 
     run_dir: Path | None = option(None, type=Path, help="default: runs/ENV-sSEED-TIME")
+    web_reset: str | None = option(
+        None, metavar="URL|MODULE:FUNCTION", shown="none",
+        help="web:URL apps: called before each episode (a URL is POSTed to; a function of "
+        "yours gets the seed) so that every episode starts from the same state",
+    )  # fmt: skip
+    web_values: Path | None = option(
+        None, type=Path, metavar="FILE.json", shown="the page's own options",
+        help='web:URL apps: what to type in each field, {"name, id or label": [values], '
+        '"*": [values]} (kept with the run)',
+    )  # fmt: skip
+    web_task: str | None = option(
+        None, metavar="TEXT", shown="from --goal",
+        help="web:URL apps: the task in words, for language models and exported data "
+        "(e.g. 'Reach a page that shows \"Order placed\".')",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -118,8 +133,9 @@ class Report:
 class Replay:
     run_dir: Path = option(flag="", type=Path, help=RUN_DIR)
     cell: str = option(
-        "best", names=lambda: ("best", "all"), choices=True,
-        help="best: the best entry's trajectory; all: every cell's (slower)",
+        "best", names=lambda: ("best", "goal", "all"), choices=True,
+        help="best: the best entry's trajectory; goal: the best that reaches the run's goal; "
+        "all: every cell's (slower)",
     )  # fmt: skip
     gif: Path | None = option(
         None, type=Path, shown="no GIF",
@@ -154,8 +170,9 @@ class Export:
         help="the dataset's format (required)",
     )  # fmt: skip
     select: str = option(
-        "best", names=lambda: ("best", "all-cells", "top-k"), choices=True,
-        help="the best entry's trajectory, every cell's, or the --k best",
+        "best", names=lambda: ("best", "goal", "all-cells", "top-k"), choices=True,
+        help="best: the best entry; goal: the best that reaches the run's goal; all-cells: "
+        "every cell's; top-k: the --k best",
     )  # fmt: skip
     k: int = option(10, help="how many entries with --select top-k")
     dataset_id: str | None = option(None, help="Minari id (default stepstone/ENV-SELECT-v0)")
@@ -164,6 +181,10 @@ class Export:
         False, help="replace an existing --out file or Minari dataset of the same id"
     )
     pairs: bool = option(False, help="also write preference pairs (success vs. failure)")
+    step_pairs: bool = option(
+        False, help="also write step-wise preference pairs: at a state a success and a failure "
+        "share, the success's next action against the failure's (SPORT)",
+    )  # fmt: skip
     hindsight: bool = option(
         False, help="write each failed trajectory as a success at what it achieved, its label "
         "as the task (OS-Genesis reverse task synthesis)",
@@ -217,6 +238,32 @@ class Label:
     seed: int = option(0, help="seeds the split and the training")
 
 
+def _web_args(args: argparse.Namespace) -> dict:
+    """--web-reset, --web-values and --web-task as the web app's arguments; the values file is
+    read now and kept with the run, so that its trajectories replay after the file changes."""
+    out: dict = {}
+    if args.web_reset:
+        out["reset"] = args.web_reset
+    if args.web_task:
+        out["task"] = args.web_task
+    elif args.env.startswith("web:") and args.goal:  # the goal, said in words
+        kind, _, query = args.goal.strip().partition(":")
+        if kind == "text":
+            out["task"] = f"Reach a page that shows {query.strip()!r}."
+        elif kind == "css":
+            out["task"] = f"Reach a page with an element matching {query.strip()!r}."
+    if args.web_values is not None:
+        try:
+            out["values"] = json.loads(args.web_values.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(
+                f"--web-values {args.web_values}: cannot read it as JSON ({e})"
+            ) from None
+    if out and not args.env.startswith("web:"):
+        raise ConfigError("--web-* options apply to web:URL environments only")
+    return out
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     from . import report, runner
 
@@ -224,7 +271,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if env.startswith("textworld:"):  # the run must find its game from any directory
         env = "textworld:" + str(Path(env.partition(":")[2]).resolve())
     llm = build(ModelOptions, args).settings(args.llm_model)
-    config = build(ExploreConfig, args, env=env, llm_model=llm.model)
+    env_args = {**values(ExploreConfig, args)["env_args"], **_web_args(args)}
+    config = build(ExploreConfig, args, env=env, env_args=env_args, llm_model=llm.model)
     if not config.uses_model:  # a model named (or in the environment) but not asked
         config = replace(config, llm_model=None)
     options = build(RunOptions, args, llm=llm if config.uses_model else None)
@@ -333,6 +381,12 @@ def _replay(args, store, archive, tree, worker) -> int:
         worker.adaptive.set_shape(tuple(shape))
     best = archive.entry(archive.best())
     entries = list(archive) if args.cell == "all" else [best]
+    if args.cell == "goal":
+        reached = archive.goal_entry()
+        if reached is None:
+            raise ConfigError(f"no trajectory of {args.run_dir} reaches its goal: --cell best")
+        best = archive.entry(reached)
+        entries = [best]
     checked = 0
     for r in rp.check(worker, config.seed, tree, entries, archive.sources):
         checked += 1
@@ -392,8 +446,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = RunStore.open(args.run_dir)
     config = store.config
-    if args.format == "minari" and (args.pairs or args.hindsight):
-        raise ConfigError("--pairs and --hindsight make chat data: use --format jsonl or parquet")
+    if args.format == "minari" and (args.pairs or args.step_pairs or args.hindsight):
+        raise ConfigError(
+            "--pairs, --step-pairs and --hindsight make chat data: use --format jsonl or parquet"
+        )
     chosen = export.episodes(store, args.select, args.k)
     if args.format == "minari":
         from .export import minari
@@ -418,7 +474,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = args.out or store.path / f"{args.select}.{args.format}"
     _check_out(out, args.overwrite)
     written = jsonl.export(
-        config, chosen, out, args.format, args.pairs, labeller, relabel=args.hindsight
+        config,
+        chosen,
+        out,
+        args.format,
+        args.pairs,
+        labeller,
+        relabel=args.hindsight,
+        steps=args.step_pairs,
     )
     for path, rows in written.items():
         print(f"{rows} records -> {path}")

@@ -33,7 +33,10 @@ class ExploreConfig:
     Each field with an ``option`` is also an option of ``stepstone explore`` (options.py).
     """
 
-    env: str = option(flag="", help="a Gymnasium id (ALE/MontezumaRevenge-v5) or alias (montezuma)")
+    env: str = option(
+        flag="", help="a Gymnasium id (ALE/MontezumaRevenge-v5), an alias (montezuma), "
+        "miniwob/TASK-v1 or web:URL",
+    )  # fmt: skip
     seed: int = option(
         0, help="seeds the environment's reset and the run's choices; every trajectory replays "
         "from it",
@@ -107,7 +110,8 @@ class ExploreConfig:
     # What success is (goals.py): None for the environment's own goal, else e.g. "score>=200"
     # or "terminated"; and whether the run ends once it is reached.
     goal: str | None = option(
-        None, help="what success is: score>=NUMBER, score>NUMBER or terminated (default: the "
+        None, help="what success is: score>=NUMBER, score>NUMBER, terminated, or on a web page "
+        "text:TEXT or css:SELECTOR (default: the "
         "environment's own goal, or info['is_success'] where it sets it)",
     )  # fmt: skip
     stop_on_success: bool = option(

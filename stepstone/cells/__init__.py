@@ -30,6 +30,7 @@ REGISTRY: Registry[type[CellFn]] = Registry("cell kind", CellFn, {
     "minigrid": "..envs.minigrid:MiniGridCells",
     "novelty": ".novelty:NoveltyCells",
     "learned": ".learned:LearnedCells",  # torch: imported only when chosen
+    "dom": ".dom:DomCells",  # web pages: the state of their interactive elements
 }, __name__)  # fmt: skip
 register = REGISTRY.register
 # What --cells accepts besides module:function.

@@ -2,7 +2,8 @@
 
 Each exported episode is an archive entry's trajectory replayed from the run's seed, so what
 is written is what the environment really does, observations included (the archive stores
-only actions). ``select`` picks the entries: the best one, every cell's, or the k best.
+only actions). ``select`` picks the entries: the best one, the best that reaches the goal,
+every cell's, or the k best.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..errors import ConfigError
 from ..store.sqlite import RunStore
 from ..trajectories import TrajectoryTree
 
-SELECTIONS = ("best", "all-cells", "top-k")
+SELECTIONS = ("best", "goal", "all-cells", "top-k")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ def select(archive: Archive, how: str, k: int = 10) -> list[int]:
     order = order[archive.length[order] > 0].tolist()
     if how == "best":
         return order[:1]
+    if how == "goal":  # the best entry that reaches the run's goal (Archive.goal_entry)
+        reached = archive.goal_entry()
+        if reached is None:
+            raise ConfigError("no trajectory of this run reaches its goal: --select best")
+        return [reached]
     if how == "top-k":
         if k < 1:
             raise ConfigError(f"--k must be at least 1, not {k}")

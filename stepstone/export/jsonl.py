@@ -9,6 +9,13 @@ system turn with the game's task, then the observation (user) and the command ta
   by taking different commands there: the shared turns are the prompt, the two
   continuations are "chosen" and "rejected" (TRL's conversational preference format), each
   ending on the player's last command;
+* step-wise preference pairs (``--step-pairs``), in the manner of SPORT (Li et al. 2025,
+  "Iterative Trajectory Exploration for Multimodal Agents", arXiv 2504.21561: at a state,
+  actions tried from it are compared by where they led, and each comparison is one step-level
+  pair): at every state where a success and a failure took different actions,
+  the shared turns are the prompt, the success's next action "chosen" and the failure's
+  "rejected", one assistant turn each; the archive's trajectories play the part of SPORT's
+  sampled actions, and the goal that of its verifier;
 * retrospective labels: for each trajectory, the task it *did* accomplish, stated by a rule
   of the environment (``achieved()``: where a TextWorld player got and what it holds, which
   number a Game of 24 attempt reached) or, given a model client, by the model reading the
@@ -50,8 +57,8 @@ def conversation(worker: Worker, seed: int, episode: Episode, goal: Goal | None 
     text = env.observe()
     if not isinstance(text, str):
         raise ConfigError(
-            "jsonl and parquet exports are for text environments (TextWorld, Game of 24); "
-            "export this run with --format minari"
+            "jsonl and parquet exports are for text environments (TextWorld, Game of 24, web "
+            "pages); export this run with --format minari"
         )
     task = game.task() if hasattr(game, "task") else ""
     messages = [{"role": "system", "content": task}, {"role": "user", "content": text}]
@@ -74,9 +81,10 @@ def conversation(worker: Worker, seed: int, episode: Episode, goal: Goal | None 
 
 
 LABEL_PROMPT = (
-    "Below is what a player saw and did in a text game. State, as one instruction to a new "
-    "player, the task this sequence of commands accomplishes (what was achieved, not the "
-    "game's original goal). Answer with the instruction only.\n\n{transcript}"
+    "Below is what a player saw and did in a text game or on a web page. State, as one "
+    "instruction to a new player, the task this sequence of commands accomplishes (what was "
+    "achieved, not the game's original goal). Answer with the instruction only.\n\n"
+    "{transcript}"
 )
 
 
@@ -127,6 +135,33 @@ def preference_pairs(records: list[dict]) -> list[dict]:
     return pairs
 
 
+def step_pairs(records: list[dict]) -> list[dict]:
+    """Every (success, failure) that share their first n actions and differ at action n+1:
+    the shared turns, then the success's action (chosen) and the failure's (rejected). Pairs
+    with the same prompt and the same two actions are written once."""
+    failures = [(r, _commands(r)) for r in records if not r["success"]]
+    pairs, seen = [], set()
+    for good in (r for r in records if r["success"]):
+        wanted = _commands(good)
+        for bad, tried in failures:
+            n = _shared(wanted, tried)
+            if n >= min(len(wanted), len(tried)):
+                continue  # one is a prefix of the other: they never part
+            key = (tuple(wanted[:n]), wanted[n], tried[n])
+            if key in seen:
+                continue
+            seen.add(key)
+            cut = 2 + 2 * n
+            pairs.append({
+                "prompt": good["messages"][:cut],
+                "chosen": [good["messages"][cut]],
+                "rejected": [bad["messages"][cut]],
+                "step": n,
+                "entries": [good["entry"], bad["entry"]],
+            })  # fmt: skip
+    return pairs
+
+
 def hindsight(record: dict) -> dict:
     """A failed attempt as a successful example of what it achieved (its label as the task)."""
     if record["success"]:
@@ -143,6 +178,7 @@ def export(
     pairs: bool,
     labeller: Any = None,
     relabel: bool = False,
+    steps: bool = False,
 ) -> dict[str, int]:
     """Write ``out`` (conversations) and, with ``pairs``, ``out``'s sibling *.pairs.*;
     with a model client as ``labeller``, labels come from the model instead of the rule; with
@@ -170,10 +206,18 @@ def export(
             r["rule_label"], r["label"] = r["label"], model_label(labeller, r)
     if relabel:
         records = [hindsight(r) for r in records]
+    stepwise = step_pairs(records) if steps else []
+    if steps and not stepwise:
+        raise ConfigError(
+            f"no step-wise pair among the {len(records)} selected trajectories: a pair needs a "
+            "success and a failure that act differently at a shared state; export --select "
+            "all-cells"
+        )
     written = {str(out): _write(records, out, fmt)}
-    if pairs:
-        pair_path = out.with_name(out.stem + ".pairs" + out.suffix)
-        written[str(pair_path)] = _write(found, pair_path, fmt)
+    for wanted, rows, name in ((pairs, found, "pairs"), (steps, stepwise, "steps")):
+        if wanted:
+            path = out.with_name(f"{out.stem}.{name}{out.suffix}")
+            written[str(path)] = _write(rows, path, fmt)
     return written
 
 

@@ -73,7 +73,8 @@ class Describer:
         text = self.memo.get(cell)
         if text is None:
             self.env.restore(snapshot)
-            text = self.memo[cell] = f"{observation(self.env)} (cell {cell})"
+            seen = " | ".join(observation(self.env).splitlines())  # one line per entry
+            text = self.memo[cell] = f"{seen} (cell {cell})"
         return text
 
     def action(self, snapshot: bytes | None, action: Any) -> str:
