@@ -53,6 +53,12 @@ def _add_run_options(p: argparse.ArgumentParser, frames_default: str | None) -> 
         "--workers (without it, only --workers 1 does); costs some throughput (bench/README.md)",
     )
     p.add_argument(
+        "--no-filter",
+        action="store_true",
+        help="workers send every cell they found, not only those new or better by their copy "
+        "of the archive (the same run, more bytes; for measuring, bench/README.md)",
+    )
+    p.add_argument(
         "--trust-run-dir",
         action="store_true",
         help="allow resuming a run whose snapshots are pickles (--return deepcopy): restoring "
@@ -469,6 +475,7 @@ def _run(store, frames: int, args: argparse.Namespace, report, llm=None) -> int:
         address=args.address,
         llm=llm,
         deterministic=args.deterministic,
+        filter=not args.no_filter,
         trust_run_dir=args.trust_run_dir,
     )
     try:

@@ -37,6 +37,9 @@ class Task:
     node: int
     explore_seed: int
     cell_shape: tuple | None = None  # parameters of an adaptive cell function, if any
+    # What the worker's copy of the archive table lacks (table.TableDelta), set by the executor
+    # as it sends the task; the worker then ships snapshots only of cells new or better by it.
+    table: Any = None
 
 
 @dataclass(slots=True)

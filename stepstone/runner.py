@@ -28,6 +28,7 @@ from .goals import GOAL_REACHED
 from .llm.client import BudgetExhausted, ModelUnavailable
 from .progress import Progress
 from .store.sqlite import RunStore
+from .table import TableFeed
 from .worker import Worker
 
 LLM_CACHE = "llm_cache.sqlite"  # model replies and call ledger, in the run directory
@@ -45,6 +46,7 @@ class RunOptions:
     llm: Any = None  # llm.client.Settings: where the model is, its call budget (model runs)
     deterministic: bool = False  # merge results in task order (processes backend)
     trust_run_dir: bool = False  # allow restoring pickled snapshots (--return deepcopy)
+    filter: bool = True  # workers ship only cells new or better by their archive table
 
 
 def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) -> dict:
@@ -120,8 +122,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
         return {**last, "stopped": GOAL_REACHED}
 
     factory = functools.partial(Worker.from_config, config, llm=settings)
+    # Cells decided in the driver (novelty, learned) are not keys a worker could look up.
+    feed = TableFeed(engine.archive) if options.filter and engine.rule is None else None
     executor = make_executor(
-        options.backend, factory, options.workers, options.address, options.deterministic
+        options.backend, factory, options.workers, options.address, options.deterministic, feed
     )
     # Tasks in flight: two a worker keeps each busy. In task order (--deterministic) finished
     # results wait for the slowest one before them, so twice as many keep the workers fed.

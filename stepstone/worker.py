@@ -23,6 +23,7 @@ from .engine import Found, Result, Task
 from .errors import RunDirError
 from .explorers import make as make_explorer
 from .goals import Goal
+from .table import CellTable
 
 
 def action_dtype(space: gym.Space) -> np.dtype:
@@ -45,6 +46,9 @@ class Worker:
         self.goal = Goal.parse(config.goal)
         # Adaptive cells (dynamic downscaling) keep each cell's frame and sample recent frames.
         self.adaptive = hasattr(cell_fn, "source")
+        # The archive's (cell -> score, length) as last sent by the driver (table.py); cells
+        # decided in the driver (novelty, learned) are not keys of it, so those send it none.
+        self.table = CellTable()
 
     @classmethod
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
@@ -92,6 +96,8 @@ class Worker:
                 f"the snapshot of cell {task.cell!r} cannot be restored ({type(e).__name__}: "
                 f"{e}); the run directory may be damaged: restore it from a backup"
             ) from None
+        if task.table is not None:
+            self.table.apply(task.table)
         frames = getattr(env, "last_restore_steps", 0)
         rng = np.random.default_rng(task.explore_seed)
         steps_budget = self.config.explore_steps
@@ -158,7 +164,7 @@ class Worker:
             task_id=task.task_id,
             actions=np.asarray(actions, dtype=self.dtype),
             frames=frames * env.frames_per_step,
-            found=list(found.values()),
+            found=self.table.filter(found.values(), task.score, task.length),
             seen=list(best),
             samples=samples,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigError
-from .base import Executor, WorkerFactory
+from .base import Executor, Feed, WorkerFactory
 from .inline import InlineExecutor
 from .processes import ProcessExecutor
 
@@ -18,6 +18,7 @@ def make(
     workers: int | None,
     address: str | None = None,
     deterministic: bool = False,
+    feed: Feed | None = None,
 ) -> Executor:
     check_workers(workers, backend)
     if address is not None and backend != "ray":
@@ -29,13 +30,13 @@ def make(
     if backend == "ray":
         from .ray import RayExecutor
 
-        return RayExecutor(factory, workers, address)
+        return RayExecutor(factory, workers, address, feed)
     if backend == "inline":
-        return InlineExecutor(factory)
+        return InlineExecutor(factory, feed)
     if backend == "processes":
         if workers == 1:
-            return InlineExecutor(factory)
-        return ProcessExecutor(factory, workers, deterministic)
+            return InlineExecutor(factory, feed)
+        return ProcessExecutor(factory, workers, deterministic, feed)
     raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

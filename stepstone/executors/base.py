@@ -3,6 +3,10 @@
 Executors know nothing about exploration: they are given a picklable factory that builds a
 worker (an object with ``run(task) -> result``) and move tasks and results as bytes. Results
 come back in completion order; the engine merges them in any order.
+
+An executor may be given a ``Feed``: state its workers keep between tasks (the archive table
+workers filter their findings by, table.py). It tracks what each worker holds and, as it sends
+a task, lets the feed attach what that worker lacks; a replaced worker starts from nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +16,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 WorkerFactory = Callable[[], Any]
+
+
+class Feed(Protocol):
+    def attach(self, task: Any, known: Any) -> tuple[Any, Any]:
+        """``task`` carrying what a worker holding ``known`` (None: nothing) lacks, and what
+        that worker holds once it has run it."""
+        ...
 
 
 def dumps(obj: Any) -> bytes:

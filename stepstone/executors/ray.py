@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigError, StepstoneError
-from .base import WorkerFactory, dumps, loads
+from .base import Feed, WorkerFactory, dumps, loads
 from .processes import MAX_DEATHS
 
 
@@ -42,7 +42,11 @@ class ExploreActor:
 
 class RayExecutor:
     def __init__(
-        self, factory: WorkerFactory, workers: int | None = None, address: str | None = None
+        self,
+        factory: WorkerFactory,
+        workers: int | None = None,
+        address: str | None = None,
+        feed: Feed | None = None,
     ):
         try:
             import ray
@@ -71,6 +75,8 @@ class RayExecutor:
         payload = dumps(factory)
         # Any: Ray's stubs do not type an actor handle's methods (``handle.run.remote``).
         self.actors: list[Any] = [actor_cls.remote(payload) for _ in range(self.workers)]
+        self.feed = feed
+        self.known: list[Any] = [None] * self.workers  # what each actor holds of the feed
         self.inflight: dict[Any, tuple[int, Any]] = {}
         self.load = [0] * self.workers
         self.broken: set[int] = set()  # actors whose last task died with them
@@ -84,7 +90,10 @@ class RayExecutor:
             range(self.workers), key=lambda i: (i in self.broken, i == avoid, self.load[i])
         )
         i = order[0]
-        ref = self.actors[i].run.remote(dumps(task))
+        sent = task
+        if self.feed is not None:
+            sent, self.known[i] = self.feed.attach(task, self.known[i])
+        ref = self.actors[i].run.remote(dumps(sent))
         self.inflight[ref] = (i, task)
         self.load[i] += 1
 
@@ -112,6 +121,7 @@ class RayExecutor:
                 # The worker process died; Ray restarts the actor. Run the task again, unless
                 # it is the task that keeps killing workers.
                 self.broken.add(i)
+                self.known[i] = None  # the restarted actor starts from nothing
                 self.replaced += 1
                 n = self.deaths[task.task_id] = self.deaths.get(task.task_id, 0) + 1
                 if n >= MAX_DEATHS:
