@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stepstone.archive import Archive
 from stepstone.engine import Engine, Found, Result
@@ -93,3 +98,54 @@ def test_reset_on_update_zeroes_the_counters_of_an_improved_cell_only():
         assert (a.score, a.length) == (5.0, 2)
         assert (a.times_chosen, a.times_seen) == ((0, 0) if reset else (0, 2))
         assert (root.times_chosen, root.times_seen) == (2, 1)
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """An engine grown by a short Montezuma run, 40 tasks it asked and their results."""
+    from stepstone.config import ExploreConfig
+    from stepstone.selectors import CountBased
+    from stepstone.worker import Worker
+
+    worker = Worker.from_config(ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram"))
+    e = Engine(Archive(), TrajectoryTree(), CountBased(), seed=5)
+    e.seed(worker.root())
+    for _ in range(15):
+        for task in e.ask(4):
+            e.tell(worker.run(task))
+    results = [worker.run(task) for task in e.ask(40)]
+    worker.close()
+    return e, results
+
+
+def frozen(e: Engine) -> tuple:
+    a, n = e.archive, len(e.archive)
+    columns = {k: v[:n].tolist() for k, v in vars(a).items() if isinstance(v, np.ndarray)}
+    return (
+        list(a.cells), columns, sorted(a.dirty), dict(a.snapshots), e.frames, e.explorations,
+        {k: repr(v) for k, v in e.trajectories.nodes.items()}, sorted(e.pending),
+    )  # fmt: skip
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), reset=st.booleans())
+def test_a_batch_merges_as_its_results_told_one_by_one(recorded, data, reset):
+    grown, results = recorded
+    order = data.draw(st.permutations(range(len(results))))
+    order += data.draw(st.lists(st.sampled_from(order), max_size=5))  # some told twice
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(order) - 1), max_size=6)))
+    one, batched = copy.deepcopy(grown), copy.deepcopy(grown)
+    one.reset_on_update = batched.reset_on_update = reset
+    told = [results[i] for i in order]
+    stats = [one.tell(r) for r in told]
+    chunks = [told[i:j] for i, j in zip([0, *cuts], [*cuts, len(told)], strict=True)]
+    assert [s for c in chunks for s in batched.tell_many(c)] == stats
+    assert frozen(batched) == frozen(one)
+    assert (
+        sum(s.new_cells for s in stats) > 0 and sum(s.duplicate for s in stats) == len(order) - 40
+    )
