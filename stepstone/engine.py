@@ -152,8 +152,12 @@ class Engine:
         """Merge results exactly as ``tell`` would one after another, with the selection
         counters of the whole batch updated in one vectorised pass (``_Counts``)."""
         counts = _Counts()
-        stats = [self._merge(r, counts) for r in results]
-        counts.apply(self.archive)
+        stats: list[TellStats] = []
+        try:
+            for r in results:
+                stats.append(self._merge(r, counts))
+        finally:  # what was merged before an error (a judge's model gone) is counted
+            counts.apply(self.archive)
         return stats
 
     def _merge(self, result: Result, counts: _Counts) -> TellStats:

@@ -179,15 +179,17 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 engine.abandon(task.task_id)
                 tasks_failed += 1
                 progress.note(f"gave up one exploration from cell {task.cell!r}: {why}")
-            for result in results:
-                asked = engine.pending.get(result.task_id)
-                stats = engine.tell(result)
-                if asked is not None and observe is not None:
-                    observe(asked, result)  # the ige selector notes the actions tried
-                done_in_iteration += 1
-                new_in_iteration += stats.new_cells
-                if adaptive:
-                    adaptive.recent.extend(result.samples)
+            while results:  # merged in batches that end where an iteration does
+                batch = results[: config.batch - done_in_iteration]
+                results = results[len(batch) :]
+                asked = [engine.pending.get(r.task_id) for r in batch]
+                for result, task, stats in zip(batch, asked, engine.tell_many(batch), strict=True):
+                    if task is not None and observe is not None:
+                        observe(task, result)  # the ige selector notes the actions tried
+                    new_in_iteration += stats.new_cells
+                    if adaptive:
+                        adaptive.recent.extend(result.samples)
+                done_in_iteration += len(batch)
                 if done_in_iteration >= config.batch:
                     if adaptive and adaptive.maybe_update():
                         progress.note(f"cells re-chosen: {adaptive.describe()}")

@@ -16,6 +16,7 @@ starts a new *epoch* and every copy is replaced.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,15 +29,16 @@ from .archive import Archive, better
 @dataclass(slots=True)
 class TableDelta:
     """Entries changed between versions ``since`` and ``version`` of one epoch (all of them
-    when ``since`` is 0), with their values when sent."""
+    when ``since`` is 0), with their values when sent: pickled once, as
+    (cells, score, length, goal), since the same delta goes to every worker as far behind."""
 
     epoch: int
     since: int
     version: int
-    cells: list[Hashable]
-    score: np.ndarray
-    length: np.ndarray
-    goal: np.ndarray
+    entries: bytes
+
+    def unpack(self) -> tuple[list[Hashable], np.ndarray, np.ndarray, np.ndarray]:
+        return pickle.loads(self.entries)
 
 
 Known = tuple[int, int] | None  # (epoch, version) a worker holds; None: nothing
@@ -51,6 +53,7 @@ class TableFeed:
         self._cells: list | None = None  # the archive's key list when the epoch began
         self._next_snap = 0  # archive.next_snap when last refreshed
         self.log: list[np.ndarray] = []  # log[v - 1]: rows changed from version v - 1 to v
+        self._cache: dict[tuple[int, int, int], TableDelta] = {}  # deltas already built
 
     @property
     def version(self) -> int:
@@ -80,18 +83,17 @@ class TableFeed:
         since = known[1] if known is not None and known[0] == self.epoch else 0
         if since >= self.version:
             return None
-        pending = self.log[since:]
-        rows = pending[0] if len(pending) == 1 else np.unique(np.concatenate(pending))
-        a = self.archive
-        return TableDelta(
-            self.epoch,
-            since,
-            self.version,
-            [a.cells[i] for i in rows],
-            a.score[rows],
-            a.length[rows],
-            a.goal[rows],
-        )
+        key = (self.epoch, since, self.version)
+        d = self._cache.get(key)
+        if d is None:
+            if len(self._cache) >= 64:
+                self._cache.clear()
+            pending = self.log[since:]
+            rows = pending[0] if len(pending) == 1 else np.unique(np.concatenate(pending))
+            a = self.archive
+            entries = ([a.cells[i] for i in rows], a.score[rows], a.length[rows], a.goal[rows])
+            d = self._cache[key] = TableDelta(*key, pickle.dumps(entries, protocol=5))
+        return d
 
     def attach(self, task: Any, known: Known) -> tuple[Any, Known]:
         """``task`` carrying what its worker lacks, and what the worker will hold then."""
@@ -114,8 +116,9 @@ class CellTable:
             self.epoch = d.epoch
         # A delta that does not follow the version held (a restarted worker that lost its copy)
         # still holds true archive values: applied, it leaves the copy conservative.
-        values = zip(d.score.tolist(), d.length.tolist(), (d.goal > 0).tolist(), strict=True)
-        self.entries.update(zip(d.cells, values, strict=True))
+        cells, score, length, goal = d.unpack()
+        values = zip(score.tolist(), length.tolist(), (goal > 0).tolist(), strict=True)
+        self.entries.update(zip(cells, values, strict=True))
 
     def keeps(self, cell: Hashable, score: float, length: int, goal: bool) -> bool:
         """Whether the archive may take this entry (certainly, if the table says no, not)."""
