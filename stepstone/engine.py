@@ -260,7 +260,29 @@ class _Counts:
         self.discovered: list[bool] = []  # whether that exploration found something
         self.seen: list[int] = []  # rows visited
 
+    SMALL = 32  # updates below which numpy's per-call overhead costs more than a loop
+
     def apply(self, a: Archive) -> None:
+        if len(self.chosen) + len(self.seen) < self.SMALL:
+            self._apply_each(a)
+        else:
+            self._apply_vectorised(a)
+        self.chosen, self.discovered, self.seen = [], [], []
+
+    def _apply_each(self, a: Archive) -> None:
+        for i, hit in zip(self.chosen, self.discovered, strict=True):
+            a.times_chosen[i] += 1
+            if hit:
+                a.times_chosen_since_new[i] = 0
+                a.discoveries[i] += 1
+            else:
+                a.times_chosen_since_new[i] += 1
+        for j in self.seen:
+            a.times_seen[j] += 1
+        a.dirty.update(self.chosen)
+        a.dirty.update(self.seen)
+
+    def _apply_vectorised(self, a: Archive) -> None:
         if self.chosen:
             rows = np.array(self.chosen, dtype=np.int64)
             hit = np.array(self.discovered, dtype=bool)
@@ -280,4 +302,3 @@ class _Counts:
             cells, counts = np.unique(np.array(self.seen, dtype=np.int64), return_counts=True)
             a.times_seen[cells] += counts
             a.dirty.update(cells.tolist())
-        self.chosen, self.discovered, self.seen = [], [], []

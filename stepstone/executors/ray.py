@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections import deque
 from typing import Any
 
 from ..errors import ConfigError, StepstoneError
@@ -79,17 +80,27 @@ class RayExecutor:
         self.known: list[Any] = [None] * self.workers  # what each actor holds of the feed
         self.inflight: dict[Any, tuple[int, Any]] = {}
         self.load = [0] * self.workers
+        self.freed: deque[int] = deque()  # actors that finished a task, most recent last
+        self.least = 0  # the lowest load when last scanned
         self.broken: set[int] = set()  # actors whose last task died with them
         self.failed: list[tuple[Any, str]] = []  # tasks given up: they killed MAX_DEATHS workers
         self.deaths: dict[int, int] = {}
         self.reissued = 0
         self.replaced = 0  # actor deaths (Ray restarts the actor)
 
+    def _pick(self, avoid: int | None) -> int:
+        """The least loaded healthy actor: usually one whose task just finished (O(1)), else
+        found by a scan (the first tasks, after a death)."""
+        while self.freed:
+            i = self.freed.popleft()
+            if i != avoid and i not in self.broken and self.load[i] <= self.least:
+                return i
+        i = min(range(self.workers), key=lambda i: (i in self.broken, i == avoid, self.load[i]))
+        self.least = self.load[i]
+        return i
+
     def _send(self, task: Any, avoid: int | None = None) -> None:
-        order = sorted(
-            range(self.workers), key=lambda i: (i in self.broken, i == avoid, self.load[i])
-        )
-        i = order[0]
+        i = self._pick(avoid)
         sent = task
         if self.feed is not None:
             sent, self.known[i] = self.feed.attach(task, self.known[i])
@@ -112,6 +123,7 @@ class RayExecutor:
         for ref in ready:
             i, task = self.inflight.pop(ref)
             self.load[i] -= 1
+            self.freed.append(i)
             try:
                 out.append(loads(ray.get(ref)))
                 self.broken.discard(i)
