@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import sqlite3
+import subprocess
 
 import numpy as np
 import pytest
+from runs import cli
 
 from stepstone.archive import Archive
 from stepstone.config import ExploreConfig
@@ -137,3 +140,19 @@ def test_the_inline_executor_keeps_the_worker_table_current(worker):
     ex.submit(engine.ask(1)[0])
     ex.poll()  # the table is brought up to date as the task is sent
     assert worker.table.entries == expected
+
+
+def test_two_worker_processes_filtering_give_the_run_they_give_without(tmp_path):
+    """--deterministic at 2 workers: the process executor's per-worker tables change nothing
+    the run directory holds (entries, counters, trajectories), only the bytes sent."""
+    dbs = []
+    for flag in ("", "--no-filter"):
+        run = tmp_path / (flag or "filtered")
+        cmd = cli(f"explore montezuma --cells ram --frames 20k --workers 2 --deterministic "
+                  f"--run-dir {run} --no-progress {flag}")  # fmt: skip
+        assert subprocess.run(cmd, capture_output=True, timeout=300).returncode == 0
+        with sqlite3.connect(run / "run.sqlite") as db:
+            entries = db.execute("SELECT * FROM entries ORDER BY idx").fetchall()
+            nodes = db.execute("SELECT * FROM nodes").fetchall()
+        dbs.append((entries, sorted(nodes)))
+    assert dbs[0] == dbs[1] and len(dbs[0][0]) > 10
