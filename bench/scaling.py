@@ -236,10 +236,11 @@ def replay(path: str, mode: str, profile: bool = False) -> dict:
         result_bytes += sum(map(len, wire))
         n += len(wire)
         if after:
-            engine.tell_many([loads(b) for b in wire])
+            stats = engine.tell_many([loads(b) for b in wire])
         else:
-            for b in wire:
-                engine.tell(loads(b))
+            stats = [engine.tell(loads(b)) for b in wire]
+        # The same tasks asked again, or the recording does not fit this replay.
+        assert not any(s.duplicate for s in stats), "replay diverged from the recording"
     cpu = time.process_time() - c0
     if prof is not None:
         import io

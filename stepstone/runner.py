@@ -183,9 +183,9 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 batch = results[: config.batch - done_in_iteration]
                 results = results[len(batch) :]
                 asked = [engine.pending.get(r.task_id) for r in batch]
-                for result, task, stats in zip(batch, asked, engine.tell_many(batch), strict=True):
-                    if task is not None and observe is not None:
-                        observe(task, result)  # the ige selector notes the actions tried
+                for result, was, stats in zip(batch, asked, engine.tell_many(batch), strict=True):
+                    if was is not None and observe is not None:
+                        observe(was, result)  # the ige selector notes the actions tried
                     new_in_iteration += stats.new_cells
                     if adaptive:
                         adaptive.recent.extend(result.samples)
