@@ -255,12 +255,12 @@ class _Counts:
     +1), and ``times_seen`` +1 for each archive cell it visited.
     """
 
+    SMALL = 32  # updates below which numpy's per-call overhead costs more than a loop
+
     def __init__(self) -> None:
         self.chosen: list[int] = []  # rows explored from, in merge order
         self.discovered: list[bool] = []  # whether that exploration found something
         self.seen: list[int] = []  # rows visited
-
-    SMALL = 32  # updates below which numpy's per-call overhead costs more than a loop
 
     def apply(self, a: Archive) -> None:
         if len(self.chosen) + len(self.seen) < self.SMALL:

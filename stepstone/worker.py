@@ -89,6 +89,8 @@ class Worker:
         env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
         if adaptive and task.cell_shape is not None:
             cell_fn.set_shape(task.cell_shape)
+        if task.table is not None:  # taken in first: the executor counts it as held
+            self.table.apply(task.table)
         try:
             env.restore(task.snapshot)
         except Exception as e:  # bytes an adapter cannot take: not a crash of the whole run
@@ -96,8 +98,6 @@ class Worker:
                 f"the snapshot of cell {task.cell!r} cannot be restored ({type(e).__name__}: "
                 f"{e}); the run directory may be damaged: restore it from a backup"
             ) from None
-        if task.table is not None:
-            self.table.apply(task.table)
         frames = getattr(env, "last_restore_steps", 0)
         rng = np.random.default_rng(task.explore_seed)
         steps_budget = self.config.explore_steps
