@@ -1,14 +1,23 @@
-"""Ray backend vs the local process pool, the driver's cost per result, and a fault run.
+"""How many workers one driver feeds: Ray vs processes, the driver's cost per result, faults.
 
-1. Frames/s of Ray actors vs the process pool at the same worker count, in alternating rounds
-   on one engine (so both see the same archive), median of rounds.
-2. The driver's CPU time per merged result and the bytes per task and result, the inputs of
-   a projection of how many workers one driver can feed.
-3. Faults: the Ray run again while one worker process is killed (SIGKILL) every --kill-every
-   seconds: frames/s against the undisturbed rounds, tasks re-issued, results merged twice
-   (must be 0), archive cells lost or made worse (must be 0).
+``backends`` (2026-11-24): Ray actors vs the process pool at the same worker count, in
+alternating rounds on one engine; the driver's CPU per merged result over Ray and the bytes per
+task and result; then a fault run (one worker SIGKILLed every --kill-every seconds: tasks
+re-issued, results merged twice (must be 0), cells lost or made worse (must be 0)).
 
-    python bench/scaling.py [--workers 2] [--rounds 3] [--seconds 15] [--kill-every 5]
+``driver``: the driver alone, fed results recorded once from a short real Montezuma run, from
+memory, so the figure does not depend on how many workers this machine runs: CPU per result
+and bytes per task and result before (main's tree: ``tell`` per result, every found cell
+shipped) and after (this tree: tasks carry table deltas, workers' results filtered by them,
+``tell_many`` per round), and the projected workers per driver core at 27.8 results/s each.
+
+``loopback``: a local Ray instance with simulated workers (asyncio actors answering each task
+with a recorded result at 27.8 results/s per worker) driven by the real Ray executor, engine
+and table feed: does the driver keep up, and what does a result cost it with Ray's transport?
+
+    python bench/scaling.py backends [--workers 2] [--rounds 3] [--seconds 15] [--kill-every 5]
+    python bench/scaling.py driver [--results 2000] [--repeats 3] [--keep FILE] [--profile]
+    python bench/scaling.py loopback [--workers 25 50 100] [--actors 2] [--recording FILE]
 """
 
 from __future__ import annotations
@@ -16,18 +25,20 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import pickle
 import random
 import signal
 import statistics
 import threading
 import time
+from dataclasses import replace
 
 from common import pump
 
 from stepstone.archive import Archive, better
 from stepstone.config import ExploreConfig
 from stepstone.engine import Engine
-from stepstone.executors.base import dumps
+from stepstone.executors.base import dumps, loads
 from stepstone.executors.processes import ProcessExecutor
 from stepstone.executors.ray import RayExecutor
 from stepstone.selectors import CountBased
@@ -51,14 +62,7 @@ def lost(before: dict, archive: Archive) -> int:
     return n
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--kill-every", type=float, default=5.0)
-    args = ap.parse_args()
-
+def backends(args: argparse.Namespace) -> None:
     config = ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram")
     factory = functools.partial(Worker.from_config, config)
     engine = Engine(Archive(), TrajectoryTree(), CountBased())
@@ -160,6 +164,314 @@ def main() -> None:
         f"duplicates merged {duplicates[0]}, cells lost {lost(before, engine.archive)}"
     )
     print(f"frames/s {fault_fps:.0f} vs {r:.0f} undisturbed ({fault_fps / r:.2f})")
+
+
+# -- the driver alone, fed recorded results from memory ----------------------------------------
+
+RATE = 27.8  # results/s of one Montezuma worker (the 2026-11-24 measurement above)
+
+
+def record(path: str, results: int, seed: int, per_round: int) -> None:
+    """Run a short real Montezuma exploration in this process and write, round by round, each
+    result as the driver receives it without filtering and with it (the worker's table as the
+    executor would have sent it with the round's tasks). The file is this script's own."""
+    from stepstone.table import CellTable, TableFeed
+
+    config = ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram", seed=seed)
+    worker = Worker.from_config(config)
+    engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=seed)
+    root = worker.root()
+    engine.add_root(root)
+    feed, table, known = TableFeed(engine.archive), CellTable(), None
+    rounds = []
+    while sum(map(len, rounds)) < results:
+        tasks = engine.ask(per_round)
+        d = feed.delta(known)
+        if d is not None:
+            table.apply(d)
+            known = (d.epoch, d.version)
+        full = [worker.run(t) for t in tasks]  # the worker's own table stays empty: all found
+        kept = [
+            replace(r, found=table.filter(r.found, t.score, t.length))
+            for r, t in zip(full, tasks, strict=True)
+        ]
+        rounds.append([(dumps(f), dumps(k)) for f, k in zip(full, kept, strict=True)])
+        engine.tell_many(full)
+    worker.close()
+    with open(path, "wb") as f:
+        pickle.dump({"seed": seed, "root": root, "per_round": per_round, "rounds": rounds}, f)
+
+
+def replay(path: str, mode: str, profile: bool = False) -> dict:
+    """Feed the recorded results to a fresh driver engine; CPU per result of what the driver
+    does per result besides the transport: ask and pickle tasks, unpickle results, merge.
+
+    before: the code as it is imported (run with main's tree), tell() per result, all found;
+    after: tasks carry table deltas (one simulated worker per round), filtered results,
+    one tell_many() per round.
+    """
+    with open(path, "rb") as f:
+        rec = pickle.load(f)  # written by record() above
+    engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=rec["seed"])
+    engine.add_root(rec["root"])
+    after = mode == "after"
+    if after:
+        from stepstone.table import TableFeed
+
+        feed, known = TableFeed(engine.archive), None
+    task_bytes = result_bytes = n = 0
+    prof = None
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile(time.process_time)  # CPU time: the machine is shared
+        prof.enable()
+    c0 = time.process_time()
+    for rnd in rec["rounds"]:
+        for t in engine.ask(len(rnd)):
+            if after:
+                t, known = feed.attach(t, known)
+            task_bytes += len(dumps(t))
+        wire = [k if after else f for f, k in rnd]
+        result_bytes += sum(map(len, wire))
+        n += len(wire)
+        if after:
+            stats = engine.tell_many([loads(b) for b in wire])
+        else:
+            stats = [engine.tell(loads(b)) for b in wire]
+        # The same tasks asked again, or the recording does not fit this replay.
+        assert not any(s.duplicate for s in stats), "replay diverged from the recording"
+    cpu = time.process_time() - c0
+    if prof is not None:
+        import io
+        import pstats
+
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(14)
+        print(out.getvalue())
+    a = engine.archive
+    return {
+        "mode": mode,
+        "cpu_ms": 1e3 * cpu / n,
+        "result_kB": result_bytes / n / 1e3,
+        "task_kB": task_bytes / n / 1e3,
+        "results": n,
+        "cells": len(a),
+        "best": float(a.score[: len(a)].max()),
+        "seen": int(a.times_seen[: len(a)].sum()),
+    }
+
+
+def driver(args: argparse.Namespace) -> None:
+    """Record once, then replay before (main's tree) and after (this tree), alternating."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = args.keep or os.path.join(tempfile.mkdtemp(), "recording.pickle")
+    if not (args.keep and os.path.exists(path)):
+        c0 = time.perf_counter()
+        record(path, args.results, args.seed, args.per_round)
+        print(f"# recorded {args.results} results in {time.perf_counter() - c0:.0f}s")
+    trees = {"before": args.before, "after": here}
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
+    for _ in range(args.repeats):
+        for mode, tree in trees.items():
+            out = subprocess.run(
+                [sys.executable, __file__, "replay", path, mode],
+                env={**os.environ, "PYTHONPATH": tree},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs[mode].append(json.loads(out.stdout.splitlines()[-1]))
+    n = runs["after"][0]["results"]
+    print(
+        f"# driver replay: {n} recorded Montezuma results (RAM cells), rounds of "
+        f"{args.per_round}; median of {args.repeats} runs, alternating, each the least CPU of "
+        f"{INNER} replays"
+    )
+    print(f"{'':<8} {'CPU ms/result':>14} {'result kB':>10} {'task kB':>8} {'cells':>6} "
+          f"{'best':>6} {'seen':>8} {'workers/core':>13}")  # fmt: skip
+    med = {}
+    for mode, rows in runs.items():
+        cpu = statistics.median(r["cpu_ms"] for r in rows)
+        r = rows[0]
+        med[mode] = cpu
+        print(
+            f"{mode:<8} {cpu:>14.4f} {r['result_kB']:>10.2f} {r['task_kB']:>8.2f} "
+            f"{r['cells']:>6} {r['best']:>6.0f} {r['seen']:>8} {1e3 / (cpu * RATE):>13.0f}"
+        )
+    each = {m: [round(r["cpu_ms"], 4) for r in rows] for m, rows in runs.items()}
+    print(f"after / before CPU = {med['after'] / med['before']:.3f}; each run: {each}")
+    if args.profile:
+        replay(path, "after", profile=True)
+
+
+class SimExecutor(RayExecutor):
+    """The Ray executor's own code, its W workers simulated: each is a logical slot in one of
+    a few asyncio actors that answer every task after 2 / RATE s (two tasks in flight per
+    worker: RATE results/s each) with the next recorded result (pickled as it was recorded)."""
+
+    def __init__(self, workers: int, actors: int, results: list[bytes], feed) -> None:
+        import collections
+        import logging
+
+        import ray
+
+        self.ray = ray
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            os.environ.setdefault("RAY_worker_niceness", "0")  # as RayExecutor does
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        sim = ray.remote(num_cpus=0, max_concurrency=100_000)(SimWorkers)
+        per = (len(results) + actors - 1) // actors
+        handles = [sim.remote(results[k * per : (k + 1) * per], 2 / RATE) for k in range(actors)]
+        ray.get([h.ready.remote() for h in handles])
+        self.workers = workers
+        self.actors = [handles[i % actors] for i in range(workers)]
+        self.feed = feed
+        self.known = [None] * workers
+        self.inflight = {}
+        self.load = [0] * workers
+        self.freed = collections.deque()
+        self.least = 0
+        self.broken = set()
+        self.failed = []
+        self.deaths = {}
+        self.reissued = self.replaced = 0
+
+
+class SimWorkers:
+    def __init__(self, results: list[bytes], period: float) -> None:
+        self.results, self.period, self.i = results, period, 0
+
+    def ready(self) -> bool:
+        return True
+
+    async def run(self, task_bytes: bytes) -> bytes:
+        import asyncio
+
+        task = loads(task_bytes)
+        await asyncio.sleep(self.period)
+        r = loads(self.results[self.i % len(self.results)])
+        self.i += 1
+        r.task_id = task.task_id
+        return dumps(r)
+
+
+def loopback(args: argparse.Namespace) -> None:
+    """A local Ray instance, W simulated workers sending recorded results at RATE each: does
+    the driver (the real Ray executor, engine and table feed) keep up?"""
+    import tempfile
+
+    from stepstone.table import TableFeed
+
+    path = args.recording or os.path.join(tempfile.mkdtemp(), "recording.pickle")
+    if not args.recording:
+        record(path, args.results, args.seed, 16)
+    with open(path, "rb") as f:
+        rec = pickle.load(f)  # written by record() above
+    print(f"# loopback Ray, recorded results at {RATE} results/s per simulated worker, "
+          f"{args.actors} actor processes, {args.seconds:.0f}s per row")  # fmt: skip
+    print(f"{'workers':>7} {'filter':>6} {'target/s':>9} {'merged/s':>9} {'kept up':>8} "
+          f"{'driver CPU ms/result':>21} {'driver core used':>17}")  # fmt: skip
+    for workers in args.workers:
+        for filtering in (False, True):
+            results = [k if filtering else f for rnd in rec["rounds"] for f, k in rnd]
+            engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
+            engine.add_root(rec["root"])
+            feed = TableFeed(engine.archive) if filtering else None
+            ex = SimExecutor(workers, args.actors, results, feed)
+            prof = None
+            if args.profile and filtering:
+                import cProfile
+
+                prof = cProfile.Profile()
+                prof.enable()
+            try:
+                merged = 0
+                w0 = time.perf_counter()
+                warm = w0 + 3.0  # the first tasks fill the pipeline
+                while time.perf_counter() - w0 < args.seconds + 3.0:
+                    want = 2 * workers - ex.in_flight
+                    if want > 0:
+                        for task in engine.ask(want):
+                            ex.submit(task)
+                    got = ex.poll(timeout=0.05)
+                    engine.tell_many(got)
+                    if time.perf_counter() >= warm:
+                        if merged == 0:
+                            w1, c1 = time.perf_counter(), time.process_time()
+                        merged += len(got)
+                wall, cpu = time.perf_counter() - w1, time.process_time() - c1
+            finally:
+                ray = ex.ray
+                for h in {id(a): a for a in ex.actors}.values():
+                    ray.kill(h)
+            rate = merged / wall
+            target = workers * RATE
+            if prof is not None:
+                import io
+                import pstats
+
+                prof.disable()
+                out = io.StringIO()
+                pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(16)
+                print(out.getvalue())
+            print(
+                f"{workers:>7} {'on' if filtering else 'off':>6} {target:>9.0f} {rate:>9.0f} "
+                f"{rate / target:>8.2f} {1e3 * cpu / max(1, merged):>21.3f} {cpu / wall:>17.2f}"
+            )
+    ex.ray.shutdown()
+
+
+INNER = 3  # replays per process: the least CPU of them is the least disturbed by other jobs
+
+
+def replay_child(args: argparse.Namespace) -> None:
+    import json
+
+    runs = [replay(args.path, args.mode) for _ in range(INNER)]
+    print(json.dumps(min(runs, key=lambda r: r["cpu_ms"])))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="part", required=True)
+    b = sub.add_parser("backends", help="Ray vs processes, driver cost, fault run (2026-11-24)")
+    b.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    b.add_argument("--rounds", type=int, default=3)
+    b.add_argument("--seconds", type=float, default=15.0)
+    b.add_argument("--kill-every", type=float, default=5.0)
+    b.set_defaults(run=backends)
+    d = sub.add_parser("driver", help="driver CPU and bytes per result, before and after")
+    d.add_argument("--results", type=int, default=2000)
+    d.add_argument("--per-round", type=int, default=16)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--repeats", type=int, default=3)
+    d.add_argument("--before", default="/work/main", help="source tree of the code before")
+    d.add_argument("--profile", action="store_true")
+    d.add_argument("--keep", default=None, help="keep the recording in this file (reused)")
+    d.set_defaults(run=driver)
+    lo = sub.add_parser("loopback", help="simulated workers over a local Ray: driver keeps up?")
+    lo.add_argument("--workers", type=int, nargs="+", default=[25, 50, 100, 200])
+    lo.add_argument("--actors", type=int, default=2, help="processes the workers share")
+    lo.add_argument("--seconds", type=float, default=20.0)
+    lo.add_argument("--results", type=int, default=600)
+    lo.add_argument("--seed", type=int, default=0)
+    lo.add_argument("--recording", default=None, help="a file written by 'driver --keep'")
+    lo.add_argument("--profile", action="store_true", help="profile the filtered runs")
+    lo.set_defaults(run=loopback)
+    r = sub.add_parser("replay", help="(internal) one replay, as JSON")
+    r.add_argument("path")
+    r.add_argument("mode", choices=("before", "after"))
+    r.set_defaults(run=replay_child)
+    args = ap.parse_args()
+    args.run(args)
 
 
 if __name__ == "__main__":

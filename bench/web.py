@@ -61,7 +61,7 @@ def explore(worker: Worker, selector: str, seed: int, budget: int) -> dict:
     engine = Engine(Archive(), TrajectoryTree(), make(selector), seed=seed)
     browser = engine_s = 0.0
     t = time.perf_counter()
-    engine.seed(worker.root())
+    engine.add_root(worker.root())
     browser += time.perf_counter() - t
     while engine.frames < budget and engine.success_frame is None:
         t = time.perf_counter()

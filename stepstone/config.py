@@ -215,6 +215,11 @@ class RunOptions:
         help="where explorations run: inline (this process), processes (one per worker) or ray",
     )  # fmt: skip
     progress: bool = option(True, flag="--no-progress", help="no progress bar or log lines")
+    filter: bool = option(
+        True, flag="--no-filter",
+        help="workers send every cell they found, not only those new or better by their copy "
+        "of the archive (the same run, more bytes; for measuring, bench/README.md)",
+    )  # fmt: skip
     address: str | None = option(
         None, help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)"
     )

@@ -45,6 +45,9 @@ class Task:
     node: int
     explore_seed: int
     cell_shape: tuple | None = None  # parameters of an adaptive cell function, if any
+    # What the worker's copy of the archive table lacks (table.TableDelta), set by the executor
+    # as it sends the task; the worker then ships snapshots only of cells new or better by it.
+    table: Any = None
 
 
 @dataclass(slots=True)
@@ -269,6 +272,22 @@ class Engine:
 
     def tell(self, result: Result) -> TellStats:
         """Merge one result; a result for an unknown or already merged task is ignored."""
+        return self.tell_many([result])[0]
+
+    def tell_many(self, results: Iterable[Result]) -> list[TellStats]:
+        """Merge results exactly as ``tell`` would one after another, with the selection
+        counters of the whole batch updated in one vectorised pass (``_Counts``)."""
+        counts = _Counts()
+        stats: list[TellStats] = []
+        try:
+            for r in results:
+                stats.append(self._merge(r, counts))
+        finally:  # what was merged before an error (a judge's model gone) is counted
+            counts.apply(self.archive)
+        return stats
+
+    def _merge(self, result: Result, counts: _Counts) -> TellStats:
+        """Merge one result's cells; its counter updates go to ``counts``."""
         stats = TellStats()
         task = self.pending.pop(result.task_id, None)
         if task is None:
@@ -294,6 +313,7 @@ class Engine:
             and a.accepts(f.cell, task.score + f.reward, task.length + f.steps, bool(f.success))
         ]
         if accepted and self.admit is not None:
+            counts.apply(a)  # the judge sees the counters as they are at this result
             accepted = list(self.admit(accepted, task, a))
         improved: list[Hashable] = []
         if accepted:
@@ -319,22 +339,15 @@ class Engine:
                     improved.append(f.cell)
         i = a.index.get(task.cell)
         if i is not None:  # None only if a re-keying merged the cell away meanwhile
-            a.times_chosen[i] += 1
-            if accepted:
-                a.times_chosen_since_new[i] = 0
-                a.discoveries[i] += 1
-            else:
-                a.times_chosen_since_new[i] += 1
-            a.dirty.add(i)
+            counts.chosen.append(i)
+            counts.discovered.append(bool(accepted))
         seen: Iterable[Hashable] = result.seen if current else []
         if self.rule is not None:
             seen = set(self.rule.nearest(list(seen), a))
-        for cell in seen:
-            j = a.index.get(cell)
-            if j is not None:
-                a.times_seen[j] += 1
-                a.dirty.add(j)
-        if self.reset_on_update:
+        index = a.index
+        counts.seen.extend([index[c] for c in seen if c in index])
+        if self.reset_on_update and improved:
+            counts.apply(a)
             for cell in improved:
                 j = a.index[cell]
                 a.times_chosen[j] = a.times_chosen_since_new[j] = a.times_seen[j] = 0
@@ -361,3 +374,60 @@ class Engine:
     def abandon_all(self) -> None:
         """Forget every task in flight (the run stops; their results are not needed)."""
         self.pending.clear()
+
+
+class _Counts:
+    """Counter updates of a batch of results, applied to the archive in one numpy pass.
+
+    Per result: ``times_chosen`` +1 for the cell explored from, ``discoveries`` +1 and
+    ``times_chosen_since_new`` back to 0 when the exploration added or improved an entry (else
+    +1), and ``times_seen`` +1 for each archive cell it visited.
+    """
+
+    SMALL = 32  # updates below which numpy's per-call overhead costs more than a loop
+
+    def __init__(self) -> None:
+        self.chosen: list[int] = []  # rows explored from, in merge order
+        self.discovered: list[bool] = []  # whether that exploration found something
+        self.seen: list[int] = []  # rows visited
+
+    def apply(self, a: Archive) -> None:
+        if len(self.chosen) + len(self.seen) < self.SMALL:
+            self._apply_each(a)
+        else:
+            self._apply_vectorised(a)
+        self.chosen, self.discovered, self.seen = [], [], []
+
+    def _apply_each(self, a: Archive) -> None:
+        for i, hit in zip(self.chosen, self.discovered, strict=True):
+            a.times_chosen[i] += 1
+            if hit:
+                a.times_chosen_since_new[i] = 0
+                a.discoveries[i] += 1
+            else:
+                a.times_chosen_since_new[i] += 1
+        for j in self.seen:
+            a.times_seen[j] += 1
+        a.dirty.update(self.chosen)
+        a.dirty.update(self.seen)
+
+    def _apply_vectorised(self, a: Archive) -> None:
+        if self.chosen:
+            rows = np.array(self.chosen, dtype=np.int64)
+            hit = np.array(self.discovered, dtype=bool)
+            cells, inv = np.unique(rows, return_inverse=True)
+            n = len(cells)
+            a.times_chosen[cells] += np.bincount(inv, minlength=n)
+            a.discoveries[cells] += np.bincount(inv[hit], minlength=n)
+            # since_new ends as the misses after a cell's last hit, or grows by all its misses.
+            order = np.arange(len(rows))
+            last = np.full(n, -1)
+            np.maximum.at(last, inv[hit], order[hit])
+            after = np.bincount(inv[order > last[inv]], minlength=n)
+            since = a.times_chosen_since_new
+            since[cells] = np.where(last >= 0, after, since[cells] + after)
+            a.dirty.update(cells.tolist())
+        if self.seen:
+            cells, counts = np.unique(np.array(self.seen, dtype=np.int64), return_counts=True)
+            a.times_seen[cells] += counts
+            a.dirty.update(cells.tolist())

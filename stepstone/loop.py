@@ -27,6 +27,7 @@ def drive(
     on_result: OnResult | None = None,
     on_failed: OnFailed | None = None,
     drain: bool = True,
+    chunk: Callable[[], int] | None = None,
 ) -> bool:
     """Keep ``capacity`` tasks in flight while ``more()`` says so, merging results as they come.
 
@@ -40,6 +41,8 @@ def drive(
             still in flight (e.g. the run's goal is reached).
         on_result: called with each result and what merging it did.
         on_failed: called with each task the executor gave up, and why.
+        chunk: how many results to merge before the next is handed to ``on_result`` (e.g.
+            what is left of an iteration, so a commit holds exactly one); None: a whole poll.
         drain: once ``more()`` is False, wait for the tasks in flight (False: leave them
             to a later call, as a bench measuring for a fixed time does).
 
@@ -62,13 +65,15 @@ def drive(
             engine.abandon(task.task_id)
             if on_failed is not None:
                 on_failed(task, why)
-        for result in results:
-            asked = engine.pending.get(result.task_id)
-            stats = engine.tell(result)
-            if asked is not None:
-                engine.selector.observe(asked, result)  # the ige selector notes the actions tried
-            if on_result is not None:
-                on_result(result, stats)
+        while results:  # merged in batches (Engine.tell_many), cut where ``chunk()`` says
+            n = len(results) if chunk is None else max(1, chunk())
+            batch, results = results[:n], results[n:]
+            asked = [engine.pending.get(r.task_id) for r in batch]
+            for result, was, stats in zip(batch, asked, engine.tell_many(batch), strict=True):
+                if was is not None:
+                    engine.selector.observe(was, result)  # ige notes the actions tried
+                if on_result is not None:
+                    on_result(result, stats)
         if done is not None and done():
             engine.abandon_all()  # results still running are not needed
             return True

@@ -30,6 +30,7 @@ from .loop import drive
 from .progress import Progress
 from .report import places
 from .store.sqlite import RunStore
+from .table import TableFeed
 from .worker import Worker
 
 LLM_CACHE = "llm_cache.sqlite"  # model replies and call ledger, in the run directory
@@ -115,8 +116,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
         return {**last, "stopped": GOAL_REACHED}
 
     factory = functools.partial(Worker.from_config, config, llm=settings)
+    # Cells decided in the driver (novelty, learned) are not keys a worker could look up.
+    feed = TableFeed(engine.archive) if options.filter and engine.rule is None else None
     executor = make_executor(
-        options.backend, factory, options.workers, options.address, options.deterministic
+        options.backend, factory, options.workers, options.address, options.deterministic, feed
     )
     # Tasks in flight: two a worker keeps each busy. In task order (--deterministic) finished
     # results wait for the slowest one before them, so twice as many keep the workers fed.
@@ -139,7 +142,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     failure: Exception | None = None  # raised once what was merged is committed
     try:
         if drive(engine, executor, capacity, more, done=goal,
-                 on_result=book.on_result, on_failed=book.on_failed):  # fmt: skip
+                 on_result=book.on_result, on_failed=book.on_failed,
+                 chunk=book.room):  # fmt: skip
             book.stopped = GOAL_REACHED
             progress.note(f"goal reached at {engine.success_frame:,} frames; stopping")
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (_stop_on_sigterm)
@@ -206,6 +210,10 @@ class Iterations:
             if self.adaptive and self.adaptive.maybe_update():
                 self.progress.note(f"cells re-chosen: {self.adaptive.describe()}")
             self.progress.update(self.commit())
+
+    def room(self) -> int:
+        """Results the iteration under way still takes before its commit."""
+        return self.store.config.batch - self.done
 
     def on_failed(self, task: Task, why: str) -> None:
         self.tasks_failed += 1

@@ -23,6 +23,7 @@ from .config import ExploreConfig
 from .engine import Found, Result, Task
 from .errors import RunDirError
 from .goals import Goal
+from .table import CellTable
 
 
 def action_dtype(space: gym.Space) -> np.dtype:
@@ -48,6 +49,9 @@ class Worker:
         self.adaptive = cell_fn if isinstance(cell_fn, AdaptiveCells) else None
         # Cells decided in the driver (novelty, learned) are not what the cell function returns.
         self.decided = isinstance(cell_fn, DriverDecidedCells)
+        # The archive's (cell -> score, length) as last sent by the driver (table.py); cells
+        # decided in the driver (novelty, learned) are not keys of it, so those send it none.
+        self.table = CellTable()
 
     @classmethod
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
@@ -78,6 +82,8 @@ class Worker:
         env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
         if adaptive is not None and task.cell_shape is not None:
             adaptive.set_shape(task.cell_shape)
+        if task.table is not None:  # taken in first: the executor counts it as held
+            self.table.apply(task.table)
         try:
             env.restore(task.snapshot)
         except Exception as e:  # bytes an adapter cannot take: not a crash of the whole run
@@ -147,7 +153,7 @@ class Worker:
             task_id=task.task_id,
             actions=np.asarray(actions, dtype=self.dtype),
             frames=frames * env.frames_per_step,
-            found=list(found.values()),
+            found=self.table.filter(found.values(), task.score, task.length),
             seen=list(best),
             samples=samples,
         )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stepstone import engine as engine_module
 from stepstone.archive import Archive
@@ -165,3 +168,54 @@ def test_the_module_docstring_example_runs_as_written():
     exec(textwrap.dedent("\n\n".join(block)), namespace)
     e = namespace["engine"]
     assert e.frames >= 5_000 and len(e.archive) > 1 and not e.pending
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """An engine grown by a short Montezuma run, 40 tasks it asked and their results."""
+    from stepstone.config import ExploreConfig
+    from stepstone.selectors import CountBased
+    from stepstone.worker import Worker
+
+    worker = Worker.from_config(ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram"))
+    e = Engine(Archive(), TrajectoryTree(), CountBased(), seed=5)
+    e.add_root(worker.root())
+    for _ in range(15):
+        for task in e.ask(4):
+            e.tell(worker.run(task))
+    results = [worker.run(task) for task in e.ask(40)]
+    worker.close()
+    return e, results
+
+
+def frozen(e: Engine) -> tuple:
+    a, n = e.archive, len(e.archive)
+    columns = {k: v[:n].tolist() for k, v in vars(a).items() if isinstance(v, np.ndarray)}
+    return (
+        list(a.cells), columns, sorted(a.dirty), dict(a.snapshots), e.frames, e.explorations,
+        {k: repr(v) for k, v in e.trajectories.nodes.items()}, sorted(e.pending),
+    )  # fmt: skip
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), reset=st.booleans())
+def test_a_batch_merges_as_its_results_told_one_by_one(recorded, data, reset):
+    grown, results = recorded
+    order = data.draw(st.permutations(range(len(results))))
+    order += data.draw(st.lists(st.sampled_from(order), max_size=5))  # some told twice
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(order) - 1), max_size=6)))
+    one, batched = copy.deepcopy(grown), copy.deepcopy(grown)
+    one.reset_on_update = batched.reset_on_update = reset
+    told = [results[i] for i in order]
+    stats = [one.tell(r) for r in told]
+    chunks = [told[i:j] for i, j in zip([0, *cuts], [*cuts, len(told)], strict=True)]
+    assert [s for c in chunks for s in batched.tell_many(c)] == stats
+    assert frozen(batched) == frozen(one)
+    assert (
+        sum(s.new_cells for s in stats) > 0 and sum(s.duplicate for s in stats) == len(order) - 40
+    )

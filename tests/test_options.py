@@ -62,7 +62,7 @@ def test_defaults_come_from_the_dataclasses():
     )  # fmt: skip
     assert values(RunOptions, ns) == {
         "frames": 1_000_000, "workers": None, "backend": "processes", "progress": True,
-        "address": None, "deterministic": False, "trust_run_dir": False,
+        "address": None, "deterministic": False, "trust_run_dir": False, "filter": True,
     }  # fmt: skip
     resume = build_parser().parse_args(["resume", "runs/x"])
     assert values(RunOptions, resume)["frames"] is None  # the run's stored budget

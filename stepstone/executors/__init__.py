@@ -9,7 +9,7 @@ import os
 
 from ..errors import ConfigError
 from ..registry import Registry
-from .base import Executor, WorkerFactory
+from .base import Executor, Feed, WorkerFactory
 from .inline import InlineExecutor
 from .processes import ProcessExecutor
 
@@ -27,6 +27,7 @@ def make(
     workers: int | None,
     address: str | None = None,
     deterministic: bool = False,
+    feed: Feed | None = None,
 ) -> Executor:
     """The executor of ``--backend``, its workers started.
 
@@ -35,7 +36,7 @@ def make(
             backend does not take.
     """
     check_workers(workers, backend)
-    return REGISTRY[backend].create(factory, workers, address, deterministic)
+    return REGISTRY[backend].create(factory, workers, address, deterministic, feed)
 
 
 # Local processes beyond a few per core only compete for the same cores (and memory: each holds

@@ -3,6 +3,10 @@
 Executors know nothing about exploration: they are given a picklable factory that builds a
 worker (an object with ``run(task) -> result``) and move tasks and results as bytes. Results
 come back in completion order; the engine merges them in any order.
+
+An executor may be given a ``Feed``: state its workers keep between tasks (the archive table
+workers filter their findings by, table.py). It tracks what each worker holds and, as it sends
+a task, lets the feed attach what that worker lacks; a replaced worker starts from nothing.
 """
 
 from __future__ import annotations
@@ -10,9 +14,18 @@ from __future__ import annotations
 import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 WorkerFactory = Callable[[], Any]
+
+
+class Feed(Protocol):
+    """What an executor sends each worker of the archive with its tasks (table.TableFeed)."""
+
+    def attach(self, task: Any, known: Any) -> tuple[Any, Any]:
+        """``task`` carrying what a worker holding ``known`` (None: nothing) lacks, and what
+        that worker holds once it has run it."""
+        ...
 
 
 def dumps(obj: Any) -> bytes:
@@ -51,6 +64,7 @@ class Executor(ABC):
         workers: int | None,
         address: str | None = None,
         deterministic: bool = False,
+        feed: Feed | None = None,
     ) -> Executor:
         """The executor for a run's options, its workers started.
 
@@ -59,6 +73,8 @@ class Executor(ABC):
             workers: how many (None: the backend's default, e.g. one per core).
             address: a cluster to join (``--address``), for backends that have one.
             deterministic: return results in submission order (``--deterministic``).
+            feed: what each worker is sent of the archive with its tasks (table.py), so it
+                ships snapshots only of cells new or better by it; None: no filtering.
 
         Returns:
             The executor (possibly of another class: one local worker runs inline).

@@ -6,29 +6,36 @@ from collections import deque
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Executor, WorkerFactory
+from .base import Executor, Feed, WorkerFactory
 
 
 class InlineExecutor(Executor):
     workers = 1
     alive = 1
 
-    def __init__(self, factory: WorkerFactory):
+    def __init__(self, factory: WorkerFactory, feed: Feed | None = None):
         self.worker = factory()
         self.queue: deque[Any] = deque()
         self.failed = []  # a task that fails here fails the run: nothing is given up
+        self.feed = feed
+        self.known: Any = None  # what the worker holds of the feed
 
     @classmethod
     def create(cls, factory: WorkerFactory, workers: int | None, address: str | None = None,
-               deterministic: bool = False) -> Executor:  # fmt: skip
+               deterministic: bool = False, feed: Feed | None = None) -> Executor:  # fmt: skip
         refuse_address(address)
-        return cls(factory)
+        return cls(factory, feed)
 
     def submit(self, task: Any) -> None:
         self.queue.append(task)
 
     def poll(self, timeout: float | None = None) -> list[Any]:
-        return [self.worker.run(self.queue.popleft())] if self.queue else []
+        if not self.queue:
+            return []
+        task = self.queue.popleft()
+        if self.feed is not None:
+            task, self.known = self.feed.attach(task, self.known)
+        return [self.worker.run(task)]
 
     @property
     def in_flight(self) -> int:

@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..errors import StepstoneError
-from .base import Executor, WorkerFactory, dumps, loads
+from .base import Executor, Feed, WorkerFactory, dumps, loads
 from .inline import InlineExecutor, refuse_address
 
 DEPTH = 2  # tasks in flight per worker
@@ -79,24 +79,30 @@ class _Slot:
     conn: Connection
     tasks: deque = field(default_factory=deque)  # sent, in the order the worker runs them
     started: bool = False  # built its worker (a death before that is no task's fault)
+    known: Any = None  # what the worker holds of the executor's feed
 
 
 class ProcessExecutor(Executor):
     @classmethod
     def create(cls, factory: WorkerFactory, workers: int | None, address: str | None = None,
-               deterministic: bool = False) -> Executor:  # fmt: skip
+               deterministic: bool = False, feed: Feed | None = None) -> Executor:  # fmt: skip
         refuse_address(address)
         if workers == 1:
-            return InlineExecutor(factory)
-        return cls(factory, workers, deterministic)
+            return InlineExecutor(factory, feed)
+        return cls(factory, workers, deterministic, feed)
 
     def __init__(
-        self, factory: WorkerFactory, workers: int | None = None, deterministic: bool = False
+        self,
+        factory: WorkerFactory,
+        workers: int | None = None,
+        deterministic: bool = False,
+        feed: Feed | None = None,
     ):
         self.workers = workers or os.cpu_count() or 1
         self.ctx = mp.get_context("spawn")
         self.payload = dumps(factory)
         self.deterministic = deterministic
+        self.feed = feed
         self.queue: deque = deque()  # submitted, not yet sent to a worker
         self.order: deque[int] = deque()  # task ids in submission order (deterministic)
         self.done: dict[int, Any] = {}  # finished, waiting for their turn (deterministic)
@@ -176,11 +182,15 @@ class ProcessExecutor(Executor):
             if len(slot.tasks) >= DEPTH:
                 return
             task = self.queue.popleft()
+            sent, known = task, slot.known
+            if self.feed is not None:
+                sent, known = self.feed.attach(task, slot.known)
             try:
-                slot.conn.send_bytes(dumps(task))
+                slot.conn.send_bytes(dumps(sent))
             except OSError:  # the worker is gone: poll() replaces it and re-sends its tasks
                 self.queue.appendleft(task)
                 return
+            slot.known = known
             slot.tasks.append(task)
 
     def _receive(self, slot: _Slot) -> None:

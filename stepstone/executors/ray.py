@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections import deque
 from typing import Any
 
 from ..errors import ConfigError, StepstoneError
-from .base import Executor, WorkerFactory, dumps, loads
+from .base import Executor, Feed, WorkerFactory, dumps, loads
 from .processes import MAX_DEATHS
 
 
@@ -45,15 +46,19 @@ class RayExecutor(Executor):
 
     @classmethod
     def create(cls, factory: WorkerFactory, workers: int | None, address: str | None = None,
-               deterministic: bool = False) -> Executor:  # fmt: skip
+               deterministic: bool = False, feed: Feed | None = None) -> Executor:  # fmt: skip
         if deterministic:
             raise ConfigError(
                 "--deterministic is for local workers; drop it or use --backend processes"
             )
-        return cls(factory, workers, address)
+        return cls(factory, workers, address, feed)
 
     def __init__(
-        self, factory: WorkerFactory, workers: int | None = None, address: str | None = None
+        self,
+        factory: WorkerFactory,
+        workers: int | None = None,
+        address: str | None = None,
+        feed: Feed | None = None,
     ):
         try:
             import ray
@@ -82,20 +87,35 @@ class RayExecutor(Executor):
         payload = dumps(factory)
         # Any: Ray's stubs do not type an actor handle's methods (``handle.run.remote``).
         self.actors: list[Any] = [actor_cls.remote(payload) for _ in range(self.workers)]
+        self.feed = feed
+        self.known: list[Any] = [None] * self.workers  # what each actor holds of the feed
         self.inflight: dict[Any, tuple[int, Any]] = {}
         self.load = [0] * self.workers
+        self.freed: deque[int] = deque()  # actors that finished a task, most recent last
+        self.least = 0  # the lowest load when last scanned
         self.broken: set[int] = set()  # actors whose last task died with them
         self.failed: list[tuple[Any, str]] = []  # tasks given up: they killed MAX_DEATHS workers
         self.deaths: dict[int, int] = {}
         self.reissued = 0
         self.replaced = 0  # actor deaths (Ray restarts the actor)
 
+    def _pick(self, avoid: int | None) -> int:
+        """The least loaded healthy actor: usually one whose task just finished (O(1)), else
+        found by a scan (the first tasks, after a death)."""
+        while self.freed:
+            i = self.freed.popleft()
+            if i != avoid and i not in self.broken and self.load[i] <= self.least:
+                return i
+        i = min(range(self.workers), key=lambda i: (i in self.broken, i == avoid, self.load[i]))
+        self.least = self.load[i]
+        return i
+
     def _send(self, task: Any, avoid: int | None = None) -> None:
-        order = sorted(
-            range(self.workers), key=lambda i: (i in self.broken, i == avoid, self.load[i])
-        )
-        i = order[0]
-        ref = self.actors[i].run.remote(dumps(task))
+        i = self._pick(avoid)
+        sent = task
+        if self.feed is not None:
+            sent, self.known[i] = self.feed.attach(task, self.known[i])
+        ref = self.actors[i].run.remote(dumps(sent))
         self.inflight[ref] = (i, task)
         self.load[i] += 1
 
@@ -114,6 +134,7 @@ class RayExecutor(Executor):
         for ref in ready:
             i, task = self.inflight.pop(ref)
             self.load[i] -= 1
+            self.freed.append(i)
             try:
                 out.append(loads(ray.get(ref)))
                 self.broken.discard(i)
@@ -123,6 +144,7 @@ class RayExecutor(Executor):
                 # The worker process died; Ray restarts the actor. Run the task again, unless
                 # it is the task that keeps killing workers.
                 self.broken.add(i)
+                self.known[i] = None  # the restarted actor starts from nothing
                 self.replaced += 1
                 n = self.deaths[task.task_id] = self.deaths.get(task.task_id, 0) + 1
                 if n >= MAX_DEATHS:
