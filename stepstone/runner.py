@@ -84,7 +84,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     """Explore until ``options.frames`` in total; return the last metrics row."""
     config = store.config
     local = Worker.from_config(config)  # validates env and cells before any process starts
-    if getattr(local.env, "snapshot_format", "data") == "pickle":
+    if local.env.snapshot_format == "pickle":
         store.use_pickled_snapshots(options.trust_run_dir)
     model, settings, roles = model_roles(config, store, options, local)
     cells, adaptive_cells = local.cell_fn, local.adaptive

@@ -305,7 +305,6 @@ def drawing_worker(config: Any) -> Any:
 def page_data(store: RunStore, max_frames: int) -> dict:
     """Everything the page shows, as JSON-ready data (pictures as data: URIs)."""
     from . import cells as cells_mod
-    from . import envs
 
     config = store.config
     archive = store.load_archive()
@@ -319,8 +318,7 @@ def page_data(store: RunStore, max_frames: int) -> dict:
     data: dict[str, Any] = {"summary": report.summary(store), "cells": table}
     worker = drawing_worker(config)
     try:
-        atari = envs.is_atari(envs.EnvSpec(config.env).resolved_id)
-        kind = cells_mod.resolve(config.cells, config.cell_params, worker.env, atari)[0]
+        kind = cells_mod.resolve(config.cells, config.cell_params, worker.env)[0]
         data["map"] = archive_map(archive, kind, worker.env)
         if data["map"]["kind"] == "grid":
             worker.env.reset(config.seed)

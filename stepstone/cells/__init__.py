@@ -9,7 +9,7 @@ cells/custom.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -20,6 +20,9 @@ from .custom import CustomCells
 from .downscale import Downscale
 from .observation import ObservationCells
 from .text import TextCells
+
+if TYPE_CHECKING:
+    from ..envs.base import Explorable
 
 REGISTRY: Registry[type[CellFn]] = Registry("cell kind", CellFn, {
     "downscale": ".downscale:Downscale",
@@ -52,15 +55,15 @@ def check(kind: str) -> None:
         raise REGISTRY.unknown(kind, alternatives=f", {AUTO}, or module:function of your own")
 
 
-def resolve(kind: str, params: dict, env: Any, atari: bool) -> tuple[str, dict]:
+def resolve(kind: str, params: dict, env: Explorable) -> tuple[str, dict]:
     """The cell kind and parameters to use: 'auto' means the environment's own default
-    (``env.default_cells``), else downscaled frames on Atari and the observation elsewhere."""
+    (``env.default_cells``: downscaled frames on Atari, for one), else the observation."""
     if kind != AUTO:
         return kind, params
-    default = getattr(env, "default_cells", None)
+    default = env.default_cells
     if default is not None:
         return default[0], {**default[1], **params}
-    return ("downscale" if atari else "observation"), params
+    return "observation", params
 
 
 def make(kind: str, env: Any, params: dict | None = None) -> CellFn:

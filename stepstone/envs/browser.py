@@ -269,27 +269,11 @@ def page_contains(driver: Any, kind: str, query: str) -> bool:
         raise ConfigError(f"--goal css:{query} is not a valid CSS selector") from None
 
 
-def adapter(spec: Any, env_id: str, env: None) -> BrowserEnv:
-    """The entry point of the ``miniwob`` and ``web`` families (envs.FAMILIES)."""
-    return make(env_id, spec.seed, spec.return_method, spec.env_args)
-
-
-def make(env_id: str, seed: int, return_method: str, env_args: dict) -> BrowserEnv:
-    """The adapter of ``miniwob/TASK-v1`` or ``web:URL`` (with the web app's options)."""
-    if return_method not in ("auto", "replay"):
+def browser_env(site: Any, spec: Any, env_id: str) -> BrowserEnv:
+    """The adapter of a site (a MiniWoB++ task, a web app) as a family builds it."""
+    if spec.return_method not in ("auto", "replay"):
         raise EnvironmentNotFound(
             f"{env_id} returns to states by replay only (a browser cannot be copied); "
             "leave out --return or give --return replay"
         )
-    site: Any
-    if env_id.startswith("miniwob/"):
-        if env_args:
-            raise EnvironmentNotFound(f"--env-arg and --web-* options do not apply to {env_id}")
-        from .miniwob import MiniWoBTask
-
-        site = MiniWoBTask(env_id)
-    else:
-        from .web import WebApp
-
-        site = WebApp(env_id.partition(":")[2], **env_args)
-    return BrowserEnv(site, seed=seed)
+    return BrowserEnv(site, seed=spec.seed)

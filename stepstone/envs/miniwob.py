@@ -33,9 +33,11 @@ from gymnasium import spaces
 from ..errors import EnvironmentNotFound
 from .browser import (
     MAX_ACTIONS,
+    BrowserEnv,
     Element,
     Page,
     alive,
+    browser_env,
     page_actions,
     parse,
     retell,
@@ -216,3 +218,10 @@ class MiniWoBTask(gym.Env):
         if self._env is not None:
             self._env.close()
             self._env = None
+
+
+def adapter(spec: Any, env_id: str, env: None) -> BrowserEnv:
+    """The entry point of the ``miniwob`` family (envs.FAMILIES): ``miniwob/TASK-v1``."""
+    if spec.env_args:
+        raise EnvironmentNotFound(f"--env-arg and --web-* options do not apply to {env_id}")
+    return browser_env(MiniWoBTask(env_id), spec, env_id)

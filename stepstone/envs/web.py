@@ -26,7 +26,19 @@ import gymnasium as gym
 from gymnasium import spaces
 
 from ..errors import EnvironmentNotFound
-from .browser import MAX_ACTIONS, Element, Page, alive, chrome, page_actions, parse, retell, words
+from .browser import (
+    MAX_ACTIONS,
+    BrowserEnv,
+    Element,
+    Page,
+    alive,
+    browser_env,
+    chrome,
+    page_actions,
+    parse,
+    retell,
+    words,
+)
 
 DEFAULT_VALUES = ("test",)
 # A navigation starts within a few milliseconds of the click that asks for it (beforeunload
@@ -304,3 +316,9 @@ class WebApp(gym.Env):
         if self.driver is not None:
             self.driver.quit()
             self.driver = None
+
+
+def adapter(spec: Any, env_id: str, env: None) -> BrowserEnv:
+    """The entry point of the ``web`` family (envs.FAMILIES): ``web:URL``, with the web app's
+    options (``--web-reset``, ``--web-values``, ``--web-task``) as its arguments."""
+    return browser_env(WebApp(env_id.partition(":")[2], **spec.env_args), spec, env_id)
