@@ -43,7 +43,7 @@ from . import Episode
 
 
 def _game(worker: Worker) -> Any:
-    """The environment under the adapter, for its optional task() and achieved()."""
+    """The environment under the adapter, for its optional achieved() (what a trajectory did)."""
     inner = getattr(worker.env, "env", None)
     return getattr(inner, "unwrapped", None)
 
@@ -60,7 +60,7 @@ def conversation(worker: Worker, seed: int, episode: Episode, goal: Goal | None 
             "jsonl and parquet exports are for text environments (TextWorld, Game of 24, web "
             "pages); export this run with --format minari"
         )
-    task = game.task() if hasattr(game, "task") else ""
+    task = env.task() or ""
     messages = [{"role": "system", "content": task}, {"role": "user", "content": text}]
     score, terminated = 0.0, False
     for action in episode.actions:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..config import parse_count
+from ..envs.ale import AtariEnv
 from ..errors import ConfigError
 from ..goals import Goal
 from ..options import option
@@ -159,7 +160,7 @@ class Runner:
         self.seed = store.config.seed
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
-        self.atari = hasattr(self.env, "ale")
+        self.atari = isinstance(self.env, AtariEnv)
         inner = getattr(self.env, "env", None)
         self.space = getattr(inner, "observation_space", None)
         self.n_actions = int(self.env.action_space.n)
