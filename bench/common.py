@@ -10,10 +10,11 @@ from stepstone.loop import drive
 
 
 def pump(engine: Engine, executor, seconds: float, on_result=None) -> tuple[int, float]:
-    """Keep 2 tasks per worker in flight for ``seconds``; return (frames, elapsed)."""
+    """Keep the tasks the executor asks for in flight for ``seconds``; return (frames,
+    elapsed)."""
     frames0, start = engine.frames, time.perf_counter()
     more = lambda: time.perf_counter() - start < seconds  # noqa: E731
-    drive(engine, executor, 2 * executor.workers, more, on_result=on_result, drain=False)
+    drive(engine, executor, None, more, on_result=on_result, drain=False)
     return engine.frames - frames0, time.perf_counter() - start
 
 

@@ -13,11 +13,13 @@ shipped) and after (this tree: tasks carry table deltas, workers' results filter
 
 ``loopback``: a local Ray instance with simulated workers (asyncio actors answering each task
 with a recorded result at 27.8 results/s per worker) driven by the real Ray executor, engine
-and table feed: does the driver keep up, and what does a result cost it with Ray's transport?
+and table feed: does the driver keep up, and what does a result cost it with Ray's transport,
+with one task per actor call and with several (``--tasks-per-call``)?
 
     python bench/scaling.py backends [--workers 2] [--rounds 3] [--seconds 15] [--kill-every 5]
     python bench/scaling.py driver [--results 2000] [--repeats 3] [--keep FILE] [--profile]
-    python bench/scaling.py loopback [--workers 25 50 100] [--actors 2] [--recording FILE]
+    python bench/scaling.py loopback [--workers 25 50 100] [--actors 2] [--per-call 1 auto]
+                                     [--recording FILE]
 """
 
 from __future__ import annotations
@@ -313,11 +315,13 @@ def driver(args: argparse.Namespace) -> None:
 
 class SimExecutor(RayExecutor):
     """The Ray executor's own code, its W workers simulated: each is a logical slot in one of
-    a few asyncio actors that answer every task after 2 / RATE s (two tasks in flight per
-    worker: RATE results/s each) with the next recorded result (pickled as it was recorded)."""
+    a few asyncio actors that answer every call of k tasks after 2k / RATE s (two calls in
+    flight per worker: RATE results/s each) with the next k recorded results (pickled as they
+    were recorded), reporting k / RATE s of work (what picks ``per_call``)."""
 
-    def __init__(self, workers: int, actors: int, results: list[bytes], feed) -> None:
-        import collections
+    def __init__(
+        self, workers: int, actors: int, results: list[bytes], feed, per_call: int | None
+    ) -> None:
         import logging
 
         import ray
@@ -329,43 +333,36 @@ class SimExecutor(RayExecutor):
             ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         sim = ray.remote(num_cpus=0, max_concurrency=100_000)(SimWorkers)
         per = (len(results) + actors - 1) // actors
-        handles = [sim.remote(results[k * per : (k + 1) * per], 2 / RATE) for k in range(actors)]
+        handles = [sim.remote(results[k * per : (k + 1) * per]) for k in range(actors)]
         ray.get([h.ready.remote() for h in handles])
-        self.workers = workers
-        self.actors = [handles[i % actors] for i in range(workers)]
-        self.feed = feed
-        self.known = [None] * workers
-        self.inflight = {}
-        self.load = [0] * workers
-        self.freed = collections.deque()
-        self.least = 0
-        self.broken = set()
-        self.failed = []
-        self.deaths = {}
-        self.reissued = self.replaced = 0
+        self._setup([handles[i % actors] for i in range(workers)], feed, per_call)
 
 
 class SimWorkers:
-    def __init__(self, results: list[bytes], period: float) -> None:
-        self.results, self.period, self.i = results, period, 0
+    def __init__(self, results: list[bytes]) -> None:
+        self.results, self.i = results, 0
 
     def ready(self) -> bool:
         return True
 
-    async def run(self, task_bytes: bytes) -> bytes:
+    async def run(self, tasks_bytes: bytes) -> bytes:
         import asyncio
 
-        task = loads(task_bytes)
-        await asyncio.sleep(self.period)
-        r = loads(self.results[self.i % len(self.results)])
-        self.i += 1
-        r.task_id = task.task_id
-        return dumps(r)
+        tasks = loads(tasks_bytes)
+        await asyncio.sleep(len(tasks) * 2 / RATE)
+        out = []
+        for task in tasks:
+            r = loads(self.results[self.i % len(self.results)])
+            self.i += 1
+            r.task_id = task.task_id
+            out.append(r)
+        return dumps((out, len(tasks) / RATE))
 
 
 def loopback(args: argparse.Namespace) -> None:
-    """A local Ray instance, W simulated workers sending recorded results at RATE each: does
-    the driver (the real Ray executor, engine and table feed) keep up?"""
+    """A local Ray instance, W simulated workers sending recorded (filtered) results at RATE
+    each, one row per tasks-per-call setting side by side: does the driver (the real Ray
+    executor, engine and table feed) keep up, and what does a result cost its CPU?"""
     import tempfile
 
     from stepstone.table import TableFeed
@@ -375,29 +372,29 @@ def loopback(args: argparse.Namespace) -> None:
         record(path, args.results, args.seed, 16)
     with open(path, "rb") as f:
         rec = pickle.load(f)  # written by record() above
+    results = [k for rnd in rec["rounds"] for _, k in rnd]
     print(f"# loopback Ray, recorded results at {RATE} results/s per simulated worker, "
-          f"{args.actors} actor processes, {args.seconds:.0f}s per row")  # fmt: skip
-    print(f"{'workers':>7} {'filter':>6} {'target/s':>9} {'merged/s':>9} {'kept up':>8} "
-          f"{'driver CPU ms/result':>21} {'driver core used':>17}")  # fmt: skip
+          f"{args.actors} actor processes, {args.seconds:.0f}s a row")  # fmt: skip
+    print(f"{'workers':>7} {'per call':>8} {'target/s':>9} {'merged/s':>9} {'kept up':>8} "
+          f"{'driver CPU ms/result':>21} {'driver core used':>17} "
+          f"{'workers/core':>13}")  # fmt: skip
     for workers in args.workers:
-        for filtering in (False, True):
-            results = [k if filtering else f for rnd in rec["rounds"] for f, k in rnd]
+        for per_call in args.per_call:
+            fixed = None if per_call == "auto" else int(per_call)
             engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
             engine.add_root(rec["root"])
-            feed = TableFeed(engine.archive) if filtering else None
-            ex = SimExecutor(workers, args.actors, results, feed)
+            ex = SimExecutor(workers, args.actors, results, TableFeed(engine.archive), fixed)
             prof = None
-            if args.profile and filtering:
+            if args.profile:
                 import cProfile
 
-                prof = cProfile.Profile()
-                prof.enable()
+                prof = cProfile.Profile(time.process_time)
             try:
                 merged = 0
                 w0 = time.perf_counter()
-                warm = w0 + 3.0  # the first tasks fill the pipeline
+                warm = w0 + 3.0  # the first tasks fill the pipeline, per_call settles
                 while time.perf_counter() - w0 < args.seconds + 3.0:
-                    want = 2 * workers - ex.in_flight
+                    want = ex.capacity - ex.in_flight
                     if want > 0:
                         for task in engine.ask(want):
                             ex.submit(task)
@@ -406,6 +403,8 @@ def loopback(args: argparse.Namespace) -> None:
                     if time.perf_counter() >= warm:
                         if merged == 0:
                             w1, c1 = time.perf_counter(), time.process_time()
+                            if prof is not None:
+                                prof.enable()
                         merged += len(got)
                 wall, cpu = time.perf_counter() - w1, time.process_time() - c1
             finally:
@@ -414,6 +413,7 @@ def loopback(args: argparse.Namespace) -> None:
                     ray.kill(h)
             rate = merged / wall
             target = workers * RATE
+            per_result = cpu / max(1, merged)
             if prof is not None:
                 import io
                 import pstats
@@ -422,9 +422,11 @@ def loopback(args: argparse.Namespace) -> None:
                 out = io.StringIO()
                 pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(16)
                 print(out.getvalue())
+            label = f"{ex.per_call}" + (" auto" if fixed is None else "")
             print(
-                f"{workers:>7} {'on' if filtering else 'off':>6} {target:>9.0f} {rate:>9.0f} "
-                f"{rate / target:>8.2f} {1e3 * cpu / max(1, merged):>21.3f} {cpu / wall:>17.2f}"
+                f"{workers:>7} {label:>8} {target:>9.0f} {rate:>9.0f} {rate / target:>8.2f} "
+                f"{1e3 * per_result:>21.3f} {cpu / wall:>17.2f} "
+                f"{1 / (RATE * per_result):>13.0f}"
             )
     ex.ray.shutdown()
 
@@ -464,7 +466,13 @@ def main() -> None:
     lo.add_argument("--results", type=int, default=600)
     lo.add_argument("--seed", type=int, default=0)
     lo.add_argument("--recording", default=None, help="a file written by 'driver --keep'")
-    lo.add_argument("--profile", action="store_true", help="profile the filtered runs")
+    lo.add_argument(
+        "--per-call",
+        nargs="+",
+        default=["1", "auto"],
+        help="tasks per Ray call, each a row ('auto': the executor's choice)",
+    )
+    lo.add_argument("--profile", action="store_true", help="profile each row (CPU time)")
     lo.set_defaults(run=loopback)
     r = sub.add_parser("replay", help="(internal) one replay, as JSON")
     r.add_argument("path")

@@ -223,6 +223,11 @@ class RunOptions:
     address: str | None = option(
         None, help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)"
     )
+    tasks_per_call: int | None = option(
+        None, type=int, shown="chosen so that a call takes about 0.5 s",
+        help="with --backend ray: tasks sent to a worker in one call; a call costs the driver "
+        "as much as merging ten results (bench/README.md)",
+    )  # fmt: skip
     llm: Any = None  # llm.settings.Settings: where the model is, its call budget (model runs)
     deterministic: bool = option(
         False, help="merge results in task order, so a seed reproduces the run byte for byte "
@@ -233,6 +238,17 @@ class RunOptions:
         False, help="allow resuming a run whose snapshots are pickles (--return deepcopy): "
         "restoring them runs code from the run directory, so only for directories you trust",
     )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_tasks_per_call(self.tasks_per_call)
+
+
+MAX_PER_CALL = 64  # tasks in one Ray call at most: each carries a snapshot (executors/ray.py)
+
+
+def check_tasks_per_call(n: int | None) -> None:
+    if n is not None and not 1 <= n <= MAX_PER_CALL:
+        raise ConfigError(f"--tasks-per-call must be between 1 and {MAX_PER_CALL}, got {n}")
 
 
 # A trillion frames is about a century of one Atari emulator: a larger count is a typo.

@@ -20,7 +20,7 @@ OnFailed = Callable[[Task, str], None]
 def drive(
     engine: Engine,
     executor: Executor,
-    capacity: int,
+    capacity: int | None,
     more: Callable[[], bool],
     *,
     done: Callable[[], bool] | None = None,
@@ -29,13 +29,14 @@ def drive(
     drain: bool = True,
     chunk: Callable[[], int] | None = None,
 ) -> bool:
-    """Keep ``capacity`` tasks in flight while ``more()`` says so, merging results as they come.
+    """Keep up to ``capacity`` tasks in flight while ``more()`` says so, merging results.
 
     Args:
         engine: asked for tasks and told every result.
         executor: runs tasks (``submit``, ``poll``, ``in_flight``; tasks it gave up, if any,
             ``given_up()``: the tasks it gave up, with why).
-        capacity: tasks in flight at most.
+        capacity: tasks in flight at most; None: what the executor asks for
+            (``executor.capacity``, read each round: a Ray executor's grows with its batch).
         more: whether to ask for more tasks; checked once a round.
         done: checked after each round's results; True stops at once, forgetting the tasks
             still in flight (e.g. the run's goal is reached).
@@ -56,7 +57,7 @@ def drive(
         submitting = more()
         if not submitting and not (drain and executor.in_flight):
             return False
-        want = capacity - executor.in_flight
+        want = (executor.capacity if capacity is None else capacity) - executor.in_flight
         if submitting and want > 0:
             for task in engine.ask(want):
                 executor.submit(task)

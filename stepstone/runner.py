@@ -1,9 +1,10 @@
 """The driver loop: engine + executor + run directory + progress, until the frame budget is spent.
 
 This is what ``stepstone explore`` and ``stepstone resume`` run. It keeps every worker busy
-(twice as many tasks in flight as workers), merges results as they arrive, and commits one
-iteration (``config.batch`` explorations) at a time, so a crash loses at most the iteration in
-progress. Ctrl-C commits what has been merged and stops cleanly.
+(as many tasks in flight as the executor asks for: two a worker, more when a call to a Ray
+actor carries several), merges results as they arrive, and commits one iteration
+(``config.batch`` explorations) at a time, so a crash loses at most the iteration in progress.
+Ctrl-C commits what has been merged and stops cleanly.
 """
 
 from __future__ import annotations
@@ -118,12 +119,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     factory = functools.partial(Worker.from_config, config, llm=settings)
     # Cells decided in the driver (novelty, learned) are not keys a worker could look up.
     feed = TableFeed(engine.archive) if options.filter and engine.rule is None else None
-    executor = make_executor(
-        options.backend, factory, options.workers, options.address, options.deterministic, feed
-    )
-    # Tasks in flight: two a worker keeps each busy. In task order (--deterministic) finished
-    # results wait for the slowest one before them, so twice as many keep the workers fed.
-    capacity = (4 if options.deterministic else 2) * executor.workers
+    executor = make_executor(options.backend, factory, options.workers, options.address,
+                             options.deterministic, feed, options.tasks_per_call)  # fmt: skip
     progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
     progress.update(last)
     book = Iterations(store, engine, executor, adaptive, model, progress, last)
@@ -141,7 +138,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     restore_sigterm = _stop_on_sigterm()
     failure: Exception | None = None  # raised once what was merged is committed
     try:
-        if drive(engine, executor, capacity, more, done=goal,
+        if drive(engine, executor, None, more, done=goal,
                  on_result=book.on_result, on_failed=book.on_failed,
                  chunk=book.room):  # fmt: skip
             book.stopped = GOAL_REACHED

@@ -63,6 +63,7 @@ def test_defaults_come_from_the_dataclasses():
     assert values(RunOptions, ns) == {
         "frames": 1_000_000, "workers": None, "backend": "processes", "progress": True,
         "address": None, "deterministic": False, "trust_run_dir": False, "filter": True,
+        "tasks_per_call": None,
     }  # fmt: skip
     resume = build_parser().parse_args(["resume", "runs/x"])
     assert values(RunOptions, resume)["frames"] is None  # the run's stored budget

@@ -1,4 +1,5 @@
-"""A real two-node Ray cluster on this machine: a run survives a worker killed mid-run."""
+"""Ray: a run on a real two-node cluster survives a killed worker and a killed driver; several
+tasks per actor call keep every task answered exactly once through actor deaths."""
 
 from __future__ import annotations
 
@@ -7,16 +8,27 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("ray")
 
 from runs import cli, committed, iterations, wait_for  # noqa: E402
 
+from stepstone.archive import Archive  # noqa: E402
 from stepstone.cli import main  # noqa: E402
+from stepstone.config import RunOptions  # noqa: E402
+from stepstone.engine import Engine, Result, Task  # noqa: E402
+from stepstone.errors import ConfigError  # noqa: E402
+from stepstone.executors import make  # noqa: E402
+from stepstone.executors.ray import RayExecutor  # noqa: E402
+from stepstone.selectors import Uniform  # noqa: E402
 from stepstone.store.sqlite import RunStore  # noqa: E402
+from stepstone.trajectories import TrajectoryTree  # noqa: E402
 
 RAY = str(Path(sys.executable).with_name("ray"))
 NODE = [
@@ -95,3 +107,104 @@ def test_cluster_run_survives_a_killed_worker_and_a_killed_driver(cluster, tmp_p
         e = archive.get(cell)
         assert e is not None and (e.score > score or (e.score == score and e.length <= length))
     assert main(["replay", str(run_dir), "--cell", "all"]) == 0  # a consistent archive
+
+
+# -- several tasks per actor call, on a local Ray instance -------------------------------------
+
+
+class Sleeper:
+    """A worker that takes 50 ms a task and finds nothing; the task of cell 'poison' kills
+    its process. Imported by the actors from this file (``local_ray`` puts it on their path)."""
+
+    def run(self, task):
+        if task.cell == "poison":
+            os._exit(1)
+        time.sleep(0.05)
+        return Result(task.task_id, np.zeros(1, np.uint8), 1, [])
+
+
+def tasks(cells) -> list[Task]:
+    return [Task(i, c, b"", 0.0, 0, 0, i) for i, c in enumerate(cells, 1)]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), path]))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        os.environ.pop("PYTHONPATH")
+        if path is not None:
+            os.environ["PYTHONPATH"] = path
+
+
+def collect(ex: RayExecutor, seconds: float = 120) -> list:
+    out, deadline = [], time.monotonic() + seconds
+    while ex.in_flight and time.monotonic() < deadline:
+        out += ex.poll(timeout=1.0)
+    assert not ex.in_flight, "tasks still in flight"
+    return out
+
+
+def test_an_actor_killed_mid_call_has_each_of_its_tasks_run_again_once(local_ray):
+    ex = RayExecutor(Sleeper, workers=2, per_call=5)
+    try:
+        assert ex.capacity == 20  # two calls of five in flight per actor
+        victim = ex.pids()[0]  # asked first: the actor answers calls in turn
+        sent = tasks(["a"] * 20)
+        for t in sent:
+            ex.submit(t)
+        assert len(ex.inflight) == 4  # four calls carry the twenty tasks
+        time.sleep(0.1)  # mid-way through its first call
+        os.kill(victim, signal.SIGKILL)
+        results = collect(ex)
+    finally:
+        ex.close()
+    ids = [r.task_id for r in results]
+    assert sorted(ids) == [t.task_id for t in sent]  # each task answered exactly once
+    assert ex.replaced == 1 and ex.reissued == 10  # both of its calls, each task alone
+    engine = Engine(Archive(), TrajectoryTree(), Uniform())
+    engine.pending = {t.task_id: t for t in sent}
+    engine.tell_many(results + results[:3])  # a result told twice is merged once
+    assert engine.explorations == 20
+
+
+def test_a_task_that_kills_workers_is_given_up_alone_naming_its_cell(local_ray):
+    ex = RayExecutor(Sleeper, workers=2, per_call=4)
+    try:
+        sent = tasks(["a", "poison", "b", "c"])
+        for t in sent:
+            ex.submit(t)
+        results = collect(ex, 240)
+    finally:
+        ex.close()
+    assert sorted(r.task_id for r in results) == [1, 3, 4]  # its call's others ran, once
+    ((task, why),) = ex.given_up()
+    assert task.cell == "poison" and why == "it killed 3 worker processes"
+
+
+def test_tasks_per_call_follow_the_workers_pace(local_ray):
+    ex = RayExecutor(Sleeper, workers=2)
+    try:
+        assert ex.per_call == 1 and ex.capacity == 4  # nothing measured yet: one per call
+        n = 0
+        while n < 60:  # drive it as loop.drive does: keep ``capacity`` in flight
+            for t in tasks(["a"] * (ex.capacity - ex.in_flight)):
+                ex.submit(replace(t, task_id=t.task_id + 1000 * n))
+            n += len(ex.poll(timeout=5.0))
+    finally:
+        ex.close()
+    # 50 ms a task (more under load): a call of about CALL_SECONDS holds at most 10.
+    assert 3 <= ex.per_call <= 10 and ex.capacity == 2 * 2 * ex.per_call
+
+
+def test_tasks_per_call_is_for_ray_and_bounded():
+    with pytest.raises(ConfigError, match="--tasks-per-call is for --backend ray"):
+        make("processes", Sleeper, 2, per_call=4)
+    with pytest.raises(ConfigError, match="between 1 and 64"):
+        RunOptions(frames=1, backend="ray", tasks_per_call=0)

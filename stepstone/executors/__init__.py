@@ -28,6 +28,7 @@ def make(
     address: str | None = None,
     deterministic: bool = False,
     feed: Feed | None = None,
+    per_call: int | None = None,
 ) -> Executor:
     """The executor of ``--backend``, its workers started.
 
@@ -36,7 +37,7 @@ def make(
             backend does not take.
     """
     check_workers(workers, backend)
-    return REGISTRY[backend].create(factory, workers, address, deterministic, feed)
+    return REGISTRY[backend].create(factory, workers, address, deterministic, feed, per_call)
 
 
 # Local processes beyond a few per core only compete for the same cores (and memory: each holds

@@ -65,6 +65,7 @@ class Executor(ABC):
         address: str | None = None,
         deterministic: bool = False,
         feed: Feed | None = None,
+        per_call: int | None = None,
     ) -> Executor:
         """The executor for a run's options, its workers started.
 
@@ -75,6 +76,8 @@ class Executor(ABC):
             deterministic: return results in submission order (``--deterministic``).
             feed: what each worker is sent of the archive with its tasks (table.py), so it
                 ships snapshots only of cells new or better by it; None: no filtering.
+            per_call: tasks sent to a worker in one call (``--tasks-per-call``), for backends whose
+                calls cost more than a task's bookkeeping; None: the backend's choice.
 
         Returns:
             The executor (possibly of another class: one local worker runs inline).
@@ -104,6 +107,12 @@ class Executor(ABC):
     @abstractmethod
     def alive(self) -> int:
         """Workers currently able to run tasks (shown in the progress bar)."""
+
+    @property
+    def capacity(self) -> int:
+        """Tasks to keep in flight so that no worker waits for the driver: two a worker, one
+        running and one ready to start (a backend sending several per call keeps more)."""
+        return 2 * self.workers
 
     @abstractmethod
     def close(self) -> None:

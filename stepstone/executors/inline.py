@@ -22,8 +22,9 @@ class InlineExecutor(Executor):
 
     @classmethod
     def create(cls, factory: WorkerFactory, workers: int | None, address: str | None = None,
-               deterministic: bool = False, feed: Feed | None = None) -> Executor:  # fmt: skip
-        refuse_address(address)
+               deterministic: bool = False, feed: Feed | None = None,
+               per_call: int | None = None) -> Executor:  # fmt: skip
+        refuse_remote(address, per_call)
         return cls(factory, feed)
 
     def submit(self, task: Any) -> None:
@@ -45,7 +46,8 @@ class InlineExecutor(Executor):
         self.worker.close()
 
 
-def refuse_address(address: str | None) -> None:
-    """Local backends join no cluster."""
-    if address is not None:
-        raise ConfigError("--address is for --backend ray; add --backend ray or drop --address")
+def refuse_remote(address: str | None, per_call: int | None) -> None:
+    """Local backends join no cluster, and their calls cost too little to batch."""
+    for name, value in (("--address", address), ("--tasks-per-call", per_call)):
+        if value is not None:
+            raise ConfigError(f"{name} is for --backend ray; add --backend ray or drop {name}")

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import StepstoneError
 from .base import Executor, Feed, WorkerFactory, dumps, loads
-from .inline import InlineExecutor, refuse_address
+from .inline import InlineExecutor, refuse_remote
 
 DEPTH = 2  # tasks in flight per worker
 MAX_DEATHS = 3  # a task that kills this many workers is given up
@@ -85,8 +85,9 @@ class _Slot:
 class ProcessExecutor(Executor):
     @classmethod
     def create(cls, factory: WorkerFactory, workers: int | None, address: str | None = None,
-               deterministic: bool = False, feed: Feed | None = None) -> Executor:  # fmt: skip
-        refuse_address(address)
+               deterministic: bool = False, feed: Feed | None = None,
+               per_call: int | None = None) -> Executor:  # fmt: skip
+        refuse_remote(address, per_call)
         if workers == 1:
             return InlineExecutor(factory, feed)
         return cls(factory, workers, deterministic, feed)
@@ -157,6 +158,12 @@ class ProcessExecutor(Executor):
     @property
     def alive(self) -> int:
         return sum(s.process.is_alive() for s in self.slots)
+
+    @property
+    def capacity(self) -> int:
+        """In task order, finished results wait for the slowest one before them, so twice as
+        many in flight keep the workers fed."""
+        return (2 * DEPTH if self.deterministic else DEPTH) * self.workers
 
     def close(self) -> None:
         """Idle workers are told to stop (their environments close cleanly); busy ones are

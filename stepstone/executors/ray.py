@@ -5,10 +5,20 @@ as bytes through Ray's object store, and the archive stays with the driver. The 
 runs on a laptop (a local Ray instance is started) or on a cluster (``--address auto`` or
 ``HOST:PORT`` of a running head node).
 
+Batches: an actor call costs the driver about 0.5 ms of CPU whatever it carries (submitting it
+and waiting on its result; bench/README.md), as much as merging ten results. So an actor is
+sent ``per_call`` tasks in one call, runs them in turn and returns their results together, and
+has ``DEPTH`` calls in flight so it never waits for the driver. Unless ``--tasks-per-call``
+fixes it, ``per_call`` is chosen from the time actors report per task so that a call takes
+about ``CALL_SECONDS``: long enough to share the call's cost among many tasks, short enough
+that the cells chosen for a call and the archive table it carries are not long out of date.
+
 Faults: actors are created with unlimited restarts, so Ray replaces a worker process that is
-killed, runs out of memory or loses its node. The task it was running is re-issued here; the
-engine merges each task's result at most once, so a re-issued task can never double-count. A
-task that killed three workers is given up (``failed``), as in the process backend.
+killed, runs out of memory or loses its node. The tasks of the calls it held are re-issued
+here, each alone in its call, so that a task that kills workers is told apart from the tasks
+batched with it; the engine merges each task's result at most once, so a re-issued task can
+never double-count. A task that killed three workers is given up (``failed``), as in the
+process backend.
 """
 
 from __future__ import annotations
@@ -16,12 +26,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from typing import Any
 
+from ..config import MAX_PER_CALL, check_tasks_per_call
 from ..errors import ConfigError, StepstoneError
 from .base import Executor, Feed, WorkerFactory, dumps, loads
 from .processes import MAX_DEATHS
+
+DEPTH = 2  # calls in flight per actor
+CALL_SECONDS = 0.5  # the work of one call when the batch is chosen automatically
 
 
 class ExploreActor:
@@ -34,8 +49,11 @@ class ExploreActor:
             os.setpriority(os.PRIO_PROCESS, 0, 0)
         self.worker = loads(factory_bytes)()
 
-    def run(self, task_bytes: bytes) -> bytes:
-        return dumps(self.worker.run(loads(task_bytes)))
+    def run(self, tasks_bytes: bytes) -> bytes:
+        """Run a batch of tasks in turn: their results, and the seconds they took."""
+        start = time.perf_counter()
+        results = [self.worker.run(task) for task in loads(tasks_bytes)]
+        return dumps((results, time.perf_counter() - start))
 
     def pid(self) -> int:
         return os.getpid()
@@ -46,12 +64,14 @@ class RayExecutor(Executor):
 
     @classmethod
     def create(cls, factory: WorkerFactory, workers: int | None, address: str | None = None,
-               deterministic: bool = False, feed: Feed | None = None) -> Executor:  # fmt: skip
+               deterministic: bool = False, feed: Feed | None = None,
+               per_call: int | None = None) -> Executor:  # fmt: skip
         if deterministic:
             raise ConfigError(
                 "--deterministic is for local workers; drop it or use --backend processes"
             )
-        return cls(factory, workers, address, feed)
+        check_tasks_per_call(per_call)
+        return cls(factory, workers, address, feed, per_call)
 
     def __init__(
         self,
@@ -59,6 +79,7 @@ class RayExecutor(Executor):
         workers: int | None = None,
         address: str | None = None,
         feed: Feed | None = None,
+        per_call: int | None = None,
     ):
         try:
             import ray
@@ -82,47 +103,95 @@ class RayExecutor(Executor):
                     "'ray start --head' or omit --address for a local instance"
                 ) from e
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = workers or max(1, cpus)
+        workers = workers or max(1, cpus)
         actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ExploreActor)
         payload = dumps(factory)
         # Any: Ray's stubs do not type an actor handle's methods (``handle.run.remote``).
-        self.actors: list[Any] = [actor_cls.remote(payload) for _ in range(self.workers)]
+        self._setup([actor_cls.remote(payload) for _ in range(workers)], feed, per_call)
+
+    def _setup(self, actors: list[Any], feed: Feed | None, per_call: int | None) -> None:
+        """The driver's bookkeeping over started actors (also used by bench/scaling.py's
+        simulated workers)."""
+        self.actors = actors
+        self.workers = len(actors)
         self.feed = feed
+        self.fixed = per_call is not None
+        self.per_call = per_call or 1  # tasks per call; grows once actors report their pace
+        self.per_task: float | None = None  # seconds an actor takes per task (moving average)
         self.known: list[Any] = [None] * self.workers  # what each actor holds of the feed
-        self.inflight: dict[Any, tuple[int, Any]] = {}
-        self.load = [0] * self.workers
-        self.freed: deque[int] = deque()  # actors that finished a task, most recent last
-        self.least = 0  # the lowest load when last scanned
-        self.broken: set[int] = set()  # actors whose last task died with them
+        self.queue: deque[Any] = deque()  # submitted, waiting for a call
+        self.inflight: dict[Any, tuple[int, list[Any], int]] = {}  # call -> actor, tasks, seq
+        self.tasks = 0  # tasks in those calls
+        self.seq = 0  # calls sent so far
+        self.calls: list[deque[int]] = [deque() for _ in actors]  # each actor's, oldest first
+        self.behind: set[int] = set()  # calls queued behind one that died: never started
+        self.load = [0] * self.workers  # calls in flight per actor
+        self.freed: deque[int] = deque()  # actors that finished a call, most recent last
+        self.broken: set[int] = set()  # actors whose last call died with them
         self.failed: list[tuple[Any, str]] = []  # tasks given up: they killed MAX_DEATHS workers
         self.deaths: dict[int, int] = {}
         self.reissued = 0
         self.replaced = 0  # actor deaths (Ray restarts the actor)
 
-    def _pick(self, avoid: int | None) -> int:
-        """The least loaded healthy actor: usually one whose task just finished (O(1)), else
-        found by a scan (the first tasks, after a death)."""
+    def _pick(self, avoid: int | None = None, full: bool = False) -> int | None:
+        """The least loaded healthy actor with room for a call (None: every one has DEPTH),
+        or, if ``full``, with or without room. Usually one whose call just finished (O(1));
+        else found by a scan (the first calls, after a death)."""
         while self.freed:
             i = self.freed.popleft()
-            if i != avoid and i not in self.broken and self.load[i] <= self.least:
+            if i != avoid and i not in self.broken and self.load[i] < DEPTH:
                 return i
+        if not full and len(self.inflight) >= DEPTH * self.workers:
+            return None
         i = min(range(self.workers), key=lambda i: (i in self.broken, i == avoid, self.load[i]))
-        self.least = self.load[i]
-        return i
+        return i if full or self.load[i] < DEPTH else None
 
-    def _send(self, task: Any, avoid: int | None = None) -> None:
-        i = self._pick(avoid)
-        sent = task
-        if self.feed is not None:
-            sent, self.known[i] = self.feed.attach(task, self.known[i])
+    def _call(self, i: int, tasks: list[Any]) -> None:
+        """Send ``tasks`` to actor ``i`` in one call."""
+        sent = tasks
+        if self.feed is not None:  # the first task carries what the actor lacks
+            sent = []
+            for task in tasks:
+                task, self.known[i] = self.feed.attach(task, self.known[i])
+                sent.append(task)
         ref = self.actors[i].run.remote(dumps(sent))
-        self.inflight[ref] = (i, task)
+        self.seq += 1
+        self.inflight[ref] = (i, tasks, self.seq)
+        self.calls[i].append(self.seq)
+        self.tasks += len(tasks)
         self.load[i] += 1
 
+    def _dispatch(self, partial: bool) -> None:
+        """Send queued tasks in calls of ``per_call`` to actors with room; a last, smaller
+        call too when ``partial`` (the caller has submitted all it will for now)."""
+        while self.queue and (partial or len(self.queue) >= self.per_call):
+            i = self._pick()
+            if i is None:
+                return
+            n = min(self.per_call, len(self.queue))
+            self._call(i, [self.queue.popleft() for _ in range(n)])
+
+    def _pace(self, n: int, seconds: float) -> None:
+        """Take in an actor's time for ``n`` tasks; re-choose ``per_call`` (unless fixed)."""
+        if n == 0:
+            return
+        t = seconds / n
+        self.per_task = t if self.per_task is None else 0.8 * self.per_task + 0.2 * t
+        if not self.fixed:
+            self.per_call = max(
+                1, min(MAX_PER_CALL, round(CALL_SECONDS / max(self.per_task, 1e-6)))
+            )
+
+    @property
+    def capacity(self) -> int:
+        return DEPTH * self.per_call * self.workers
+
     def submit(self, task: Any) -> None:
-        self._send(task)
+        self.queue.append(task)
+        self._dispatch(partial=False)
 
     def poll(self, timeout: float | None = None) -> list[Any]:
+        self._dispatch(partial=True)
         if not self.inflight:
             return []
         ray = self.ray
@@ -130,33 +199,52 @@ class RayExecutor(Executor):
         if ready:
             more, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
             ready = list(dict.fromkeys(ready + more))
-        out = []
-        for ref in ready:
-            i, task = self.inflight.pop(ref)
+        out: list[Any] = []
+        # In the order sent: an actor runs its calls in turn, so of those that died with it
+        # the first was running and the others had not started.
+        for ref in sorted(ready, key=lambda r: self.inflight[r][2]):
+            i, tasks, seq = self.inflight.pop(ref)
+            running = self.calls[i][0] == seq and seq not in self.behind
+            self.calls[i].remove(seq)
+            self.behind.discard(seq)
+            self.tasks -= len(tasks)
             self.load[i] -= 1
             self.freed.append(i)
             try:
-                out.append(loads(ray.get(ref)))
-                self.broken.discard(i)
+                results, seconds = loads(ray.get(ref))
             except ray.exceptions.RayTaskError as e:
                 raise StepstoneError(f"a Ray worker failed running a task: {e}") from e
             except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
-                # The worker process died; Ray restarts the actor. Run the task again, unless
-                # it is the task that keeps killing workers.
-                self.broken.add(i)
-                self.known[i] = None  # the restarted actor starts from nothing
-                self.replaced += 1
+                self._died(i, tasks, running)
+                continue
+            self.broken.discard(i)
+            self._pace(len(results), seconds)
+            out.extend(results)
+        return out
+
+    def _died(self, i: int, tasks: list[Any], running: bool) -> None:
+        """A call to actor ``i`` died with it (Ray restarts the actor): run each of its tasks
+        again alone. A death counts against the tasks of the call that was ``running``, not
+        those queued behind it; a task that keeps killing workers is given up."""
+        self.broken.add(i)
+        self.known[i] = None  # the restarted actor starts from nothing
+        if running:
+            self.replaced += 1
+            self.behind.update(self.calls[i])
+        for task in tasks:
+            if running:
                 n = self.deaths[task.task_id] = self.deaths.get(task.task_id, 0) + 1
                 if n >= MAX_DEATHS:
                     self.failed.append((task, f"it killed {n} worker processes"))
                     continue
-                self.reissued += 1
-                self._send(task, avoid=i)
-        return out
+            self.reissued += 1
+            j = self._pick(avoid=i, full=True)
+            assert j is not None
+            self._call(j, [task])
 
     @property
     def in_flight(self) -> int:
-        return len(self.inflight)
+        return len(self.queue) + self.tasks
 
     @property
     def alive(self) -> int:
