@@ -420,7 +420,7 @@ def loopback(args: argparse.Namespace) -> None:
 
                 prof.disable()
                 out = io.StringIO()
-                pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(16)
+                pstats.Stats(prof, stream=out).sort_stats(args.sort).print_stats(24)
                 print(out.getvalue())
             label = f"{ex.per_call}" + (" auto" if fixed is None else "")
             print(
@@ -473,6 +473,7 @@ def main() -> None:
         help="tasks per Ray call, each a row ('auto': the executor's choice)",
     )
     lo.add_argument("--profile", action="store_true", help="profile each row (CPU time)")
+    lo.add_argument("--sort", default="tottime", help="profile order (pstats key)")
     lo.set_defaults(run=loopback)
     r = sub.add_parser("replay", help="(internal) one replay, as JSON")
     r.add_argument("path")

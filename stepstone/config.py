@@ -224,9 +224,9 @@ class RunOptions:
         None, help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)"
     )
     tasks_per_call: int | None = option(
-        None, type=int, shown="chosen so that a call takes about 0.5 s",
+        None, type=int, shown="chosen so that a call takes about 1 s",
         help="with --backend ray: tasks sent to a worker in one call; a call costs the driver "
-        "as much as merging ten results (bench/README.md)",
+        "as much as merging twenty results (bench/README.md)",
     )  # fmt: skip
     llm: Any = None  # llm.settings.Settings: where the model is, its call budget (model runs)
     deterministic: bool = option(

@@ -5,13 +5,14 @@ as bytes through Ray's object store, and the archive stays with the driver. The 
 runs on a laptop (a local Ray instance is started) or on a cluster (``--address auto`` or
 ``HOST:PORT`` of a running head node).
 
-Batches: an actor call costs the driver about 0.5 ms of CPU whatever it carries (submitting it
-and waiting on its result; bench/README.md), as much as merging ten results. So an actor is
-sent ``per_call`` tasks in one call, runs them in turn and returns their results together, and
-has ``DEPTH`` calls in flight so it never waits for the driver. Unless ``--tasks-per-call``
-fixes it, ``per_call`` is chosen from the time actors report per task so that a call takes
-about ``CALL_SECONDS``: long enough to share the call's cost among many tasks, short enough
-that the cells chosen for a call and the archive table it carries are not long out of date.
+Batches: an actor call costs the driver about 0.7 ms of CPU whatever it carries (submitting it,
+waiting for it, fetching its result; bench/README.md), as much as merging twenty results. So
+an actor is sent ``per_call`` tasks in one call, runs them in turn and returns their results
+together, and has ``DEPTH`` calls in flight so it never waits for the driver. Unless
+``--tasks-per-call`` fixes it, ``per_call`` is chosen from the time actors report per task so
+that a call takes about ``CALL_SECONDS``: long enough to share the call's cost among many
+tasks, short enough that the cells chosen for a call and the archive table it carries are not
+long out of date.
 
 Faults: actors are created with unlimited restarts, so Ray replaces a worker process that is
 killed, runs out of memory or loses its node. The tasks of the calls it held are re-issued
@@ -36,7 +37,7 @@ from .base import Executor, Feed, WorkerFactory, dumps, loads
 from .processes import MAX_DEATHS
 
 DEPTH = 2  # calls in flight per actor
-CALL_SECONDS = 0.5  # the work of one call when the batch is chosen automatically
+CALL_SECONDS = 1.0  # the work of one call when ``per_call`` is chosen automatically
 
 
 class ExploreActor:
@@ -150,10 +151,8 @@ class RayExecutor(Executor):
         """Send ``tasks`` to actor ``i`` in one call."""
         sent = tasks
         if self.feed is not None:  # the first task carries what the actor lacks
-            sent = []
-            for task in tasks:
-                task, self.known[i] = self.feed.attach(task, self.known[i])
-                sent.append(task)
+            first, self.known[i] = self.feed.attach(tasks[0], self.known[i])
+            sent = [first, *tasks[1:]]
         ref = self.actors[i].run.remote(dumps(sent))
         self.seq += 1
         self.inflight[ref] = (i, tasks, self.seq)
