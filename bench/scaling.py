@@ -420,7 +420,7 @@ def loopback(args: argparse.Namespace) -> None:
 
                 prof.disable()
                 out = io.StringIO()
-                pstats.Stats(prof, stream=out).sort_stats(args.sort).print_stats(24)
+                pstats.Stats(prof, stream=out).sort_stats(args.sort).print_stats(40)
                 print(out.getvalue())
             label = f"{ex.per_call}" + (" auto" if fixed is None else "")
             print(
