@@ -16,10 +16,12 @@ long out of date.
 
 Faults: actors are created with unlimited restarts, so Ray replaces a worker process that is
 killed, runs out of memory or loses its node. The tasks of the calls it held are re-issued
-here, each alone in its call, so that a task that kills workers is told apart from the tasks
-batched with it; the engine merges each task's result at most once, so a re-issued task can
-never double-count. A task that killed three workers is given up (``failed``), as in the
-process backend.
+here, each alone on an actor that holds no other call meanwhile, so that a task that kills
+workers is told apart from the tasks batched or queued with it (a killed process may also lose
+the reply of the call it finished just before: measured, with the next call's task killing
+it). The engine merges each task's result at most once, so a re-issued task can never
+double-count. A task that killed three workers is given up (``failed``), as in the process
+backend.
 """
 
 from __future__ import annotations
@@ -128,24 +130,44 @@ class RayExecutor(Executor):
         self.behind: set[int] = set()  # calls queued behind one that died: never started
         self.load = [0] * self.workers  # calls in flight per actor
         self.freed: deque[int] = deque()  # actors that finished a call, most recent last
-        self.broken: set[int] = set()  # actors whose last call died with them
+        self.broken: set[int] = set()  # actors that died, until a probe finds them restarted
+        self.probes: dict[Any, int] = {}  # probe call -> actor (calls sent mid-restart fail)
+        self.suspects: deque[Any] = deque()  # tasks of calls that died, to be run alone
+        self.alone: set[int] = set()  # actors kept for them: no other call is sent there
         self.failed: list[tuple[Any, str]] = []  # tasks given up: they killed MAX_DEATHS workers
         self.deaths: dict[int, int] = {}
         self.reissued = 0
         self.replaced = 0  # actor deaths (Ray restarts the actor)
 
-    def _pick(self, avoid: int | None = None, full: bool = False) -> int | None:
-        """The least loaded healthy actor with room for a call (None: every one has DEPTH),
-        or, if ``full``, with or without room. Usually one whose call just finished (O(1));
-        else found by a scan (the first calls, after a death)."""
+    def _pick(self) -> int | None:
+        """The least loaded healthy actor with room for a call (None: every one has DEPTH, or
+        is kept for suspects). Usually one whose call just finished (O(1)); else found by a
+        scan (the first calls, after a death)."""
         while self.freed:
             i = self.freed.popleft()
-            if i != avoid and i not in self.broken and self.load[i] < DEPTH:
+            if i not in self.broken and i not in self.alone and self.load[i] < DEPTH:
                 return i
-        if not full and len(self.inflight) >= DEPTH * self.workers:
+        if len(self.inflight) >= DEPTH * self.workers:
             return None
-        i = min(range(self.workers), key=lambda i: (i in self.broken, i == avoid, self.load[i]))
-        return i if full or self.load[i] < DEPTH else None
+        free = (j for j in range(self.workers) if j not in self.alone and j not in self.broken)
+        i = min(free, key=lambda j: self.load[j], default=None)
+        return i if i is not None and self.load[i] < DEPTH else None
+
+    def _isolate(self) -> None:
+        """Run each suspect task alone: keep actors for them (as many as there are suspects to
+        run), send none of them other calls, and give each a suspect once it is idle."""
+        wanted = min(self.workers, len(self.suspects) + sum(self.load[i] for i in self.alone))
+        while len(self.alone) < wanted:
+            free = [j for j in range(self.workers) if j not in self.alone and j not in self.broken]
+            if not free:
+                break
+            self.alone.add(min(free, key=lambda j: self.load[j]))
+        for i in list(self.alone):
+            if self.load[i] == 0 and i not in self.broken:
+                if self.suspects:
+                    self._call(i, [self.suspects.popleft()])
+                else:
+                    self.alone.discard(i)
 
     def _call(self, i: int, tasks: list[Any]) -> None:
         """Send ``tasks`` to actor ``i`` in one call."""
@@ -190,18 +212,24 @@ class RayExecutor(Executor):
         self._dispatch(partial=False)
 
     def poll(self, timeout: float | None = None) -> list[Any]:
+        self._isolate()
         self._dispatch(partial=True)
-        if not self.inflight:
+        if not self.inflight and not self.probes:
             return []
         ray = self.ray
-        ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        refs = [*self.inflight, *self.probes]
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:
-            more, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=0)
+            more, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             ready = list(dict.fromkeys(ready + more))
+        for ref in [r for r in ready if r in self.probes]:
+            self._probed(ref)
         out: list[Any] = []
         # In the order sent: an actor runs its calls in turn, so of those that died with it
         # the first was running and the others had not started.
-        for ref in sorted(ready, key=lambda r: self.inflight[r][2]):
+        for ref in sorted(
+            (r for r in ready if r in self.inflight), key=lambda r: self.inflight[r][2]
+        ):
             i, tasks, seq = self.inflight.pop(ref)
             running = self.calls[i][0] == seq and seq not in self.behind
             self.calls[i].remove(seq)
@@ -216,16 +244,19 @@ class RayExecutor(Executor):
             except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
                 self._died(i, tasks, running)
                 continue
-            self.broken.discard(i)
             self._pace(len(results), seconds)
             out.extend(results)
+        self._isolate()
         return out
 
     def _died(self, i: int, tasks: list[Any], running: bool) -> None:
-        """A call to actor ``i`` died with it (Ray restarts the actor): run each of its tasks
-        again alone. A death counts against the tasks of the call that was ``running``, not
-        those queued behind it; a task that keeps killing workers is given up."""
-        self.broken.add(i)
+        """A call to actor ``i`` died with it (Ray restarts the actor): its tasks become
+        suspects, to be run again alone. The death counts against the tasks of the call that
+        was ``running``, not those queued behind it; a task that kept killing workers is given
+        up."""
+        if i not in self.broken:
+            self.broken.add(i)
+            self._probe(i)
         self.known[i] = None  # the restarted actor starts from nothing
         if running:
             self.replaced += 1
@@ -237,13 +268,25 @@ class RayExecutor(Executor):
                     self.failed.append((task, f"it killed {n} worker processes"))
                     continue
             self.reissued += 1
-            j = self._pick(avoid=i, full=True)
-            assert j is not None
-            self._call(j, [task])
+            self.suspects.append(task)
+
+    def _probe(self, i: int) -> None:
+        """Ask a dead actor for its pid: the answer says Ray has restarted it."""
+        self.probes[self.actors[i].pid.remote()] = i
+
+    def _probed(self, ref: Any) -> None:
+        i = self.probes.pop(ref)
+        try:
+            self.ray.get(ref)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ObjectLostError):
+            self._probe(i)  # sent while it was still restarting: ask again
+            return
+        self.broken.discard(i)
+        self.freed.append(i)
 
     @property
     def in_flight(self) -> int:
-        return len(self.queue) + self.tasks
+        return len(self.queue) + self.tasks + len(self.suspects)
 
     @property
     def alive(self) -> int:
