@@ -134,6 +134,7 @@ class RayExecutor(Executor):
         self.probes: dict[Any, int] = {}  # probe call -> actor (calls sent mid-restart fail)
         self.suspects: deque[Any] = deque()  # tasks of calls that died, to be run alone
         self.alone: set[int] = set()  # actors kept for them: no other call is sent there
+        self.solo: set[int] = set()  # those of them running one
         self.failed: list[tuple[Any, str]] = []  # tasks given up: they killed MAX_DEATHS workers
         self.deaths: dict[int, int] = {}
         self.reissued = 0
@@ -154,18 +155,21 @@ class RayExecutor(Executor):
         return i if i is not None and self.load[i] < DEPTH else None
 
     def _isolate(self) -> None:
-        """Run each suspect task alone: keep actors for them (as many as there are suspects to
-        run), send none of them other calls, and give each a suspect once it is idle."""
-        wanted = min(self.workers, len(self.suspects) + sum(self.load[i] for i in self.alone))
-        while len(self.alone) < wanted:
+        """Run each suspect task alone: keep an actor for each suspect waiting (from the least
+        loaded healthy ones), send it no other call, and give it its suspect once it is idle."""
+        waiting = len(self.suspects) - len(self.alone - self.solo)
+        while waiting > 0:
             free = [j for j in range(self.workers) if j not in self.alone and j not in self.broken]
             if not free:
                 break
             self.alone.add(min(free, key=lambda j: self.load[j]))
+            waiting -= 1
         for i in list(self.alone):
             if self.load[i] == 0 and i not in self.broken:
+                self.solo.discard(i)
                 if self.suspects:
                     self._call(i, [self.suspects.popleft()])
+                    self.solo.add(i)
                 else:
                     self.alone.discard(i)
 
