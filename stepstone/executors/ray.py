@@ -151,8 +151,8 @@ class RayExecutor(Executor):
         if len(self.inflight) >= DEPTH * self.workers:
             return None
         free = (j for j in range(self.workers) if j not in self.alone and j not in self.broken)
-        i = min(free, key=lambda j: self.load[j], default=None)
-        return i if i is not None and self.load[i] < DEPTH else None
+        least = min(free, key=lambda j: self.load[j], default=None)
+        return least if least is not None and self.load[least] < DEPTH else None
 
     def _isolate(self) -> None:
         """Run each suspect task alone: keep an actor for each suspect waiting (from the least
