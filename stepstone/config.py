@@ -241,6 +241,12 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         check_tasks_per_call(self.tasks_per_call)
+        if self.tasks_per_call is not None:  # refused now, before a run directory is written
+            from .executors import REGISTRY
+            from .executors.inline import refuse_remote
+
+            if REGISTRY[self.backend].local:
+                refuse_remote(None, self.tasks_per_call)
 
 
 MAX_PER_CALL = 64  # tasks in one Ray call at most: each carries a snapshot (executors/ray.py)

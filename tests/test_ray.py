@@ -204,7 +204,11 @@ def test_tasks_per_call_follow_the_workers_pace(local_ray):
 
 
 def test_tasks_per_call_is_for_ray_and_bounded():
-    with pytest.raises(ConfigError, match="--tasks-per-call is for --backend ray"):
-        make("processes", Sleeper, 2, per_call=4)
+    for refuse in (
+        lambda: make("processes", Sleeper, 2, per_call=4),
+        lambda: RunOptions(frames=1, backend="processes", tasks_per_call=4),  # before any file
+    ):
+        with pytest.raises(ConfigError, match="--tasks-per-call is for --backend ray"):
+            refuse()
     with pytest.raises(ConfigError, match="between 1 and 64"):
         RunOptions(frames=1, backend="ray", tasks_per_call=0)
