@@ -224,7 +224,7 @@ class RunOptions:
         None, help="with --backend ray: 'auto' or HOST:PORT of a running cluster (default: local)"
     )
     tasks_per_call: int | None = option(
-        None, type=int, shown="chosen so that a call takes about 1 s",
+        None, type=int, shown="from the workers' pace: 1 for a few, up to 1 s of work for many",
         help="with --backend ray: tasks sent to a worker in one call; a call costs the driver "
         "as much as merging twenty results (bench/README.md)",
     )  # fmt: skip

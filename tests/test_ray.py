@@ -25,7 +25,7 @@ from stepstone.config import RunOptions  # noqa: E402
 from stepstone.engine import Engine, Result, Task  # noqa: E402
 from stepstone.errors import ConfigError  # noqa: E402
 from stepstone.executors import make  # noqa: E402
-from stepstone.executors.ray import CALL_SECONDS, RayExecutor  # noqa: E402
+from stepstone.executors.ray import RayExecutor, tasks_per_call  # noqa: E402
 from stepstone.selectors import Uniform  # noqa: E402
 from stepstone.store.sqlite import RunStore  # noqa: E402
 from stepstone.trajectories import TrajectoryTree  # noqa: E402
@@ -193,14 +193,28 @@ def test_tasks_per_call_follow_the_workers_pace(local_ray):
     try:
         assert ex.per_call == 1 and ex.capacity == 4  # nothing measured yet: one per call
         n = 0
-        while n < 60:  # drive it as loop.drive does: keep ``capacity`` in flight
+        while n < 30:  # drive it as loop.drive does: keep ``capacity`` in flight
             for t in tasks(["a"] * (ex.capacity - ex.in_flight)):
                 ex.submit(replace(t, task_id=t.task_id + 1000 * n))
             n += len(ex.poll(timeout=5.0))
     finally:
         ex.close()
-    # 50 ms a task (more under load): a call of about CALL_SECONDS holds at most 20.
-    assert 2 <= ex.per_call <= round(CALL_SECONDS / 0.05) and ex.capacity == 4 * ex.per_call
+    assert ex.per_task >= 0.05  # what the actors reported: 50 ms a task, more under load
+    assert ex.per_call == tasks_per_call(2, ex.per_task) and ex.capacity == 4 * ex.per_call
+
+
+@pytest.mark.parametrize(
+    "workers, per_task, expected",
+    [
+        (2, 0.036, 1),  # 56 results/s: calls take 4% of a core unbatched
+        (100, 0.036, 20),  # 2,778 results/s x 0.7 ms / 0.1 of a core = 19.4
+        (400, 0.036, 28),  # would need 78: capped at the 28 tasks an actor runs in 1 s
+        (1000, 0.001, 64),  # capped at 64
+        (1, 5.0, 1),  # a slow task: one per call
+    ],
+)
+def test_tasks_per_call_are_as_few_as_keep_the_calls_a_tenth_of_a_core(workers, per_task, expected):
+    assert tasks_per_call(workers, per_task) == expected
 
 
 def test_tasks_per_call_is_for_ray_and_bounded():

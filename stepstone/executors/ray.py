@@ -9,10 +9,10 @@ Batches: an actor call costs the driver about 0.7 ms of CPU whatever it carries 
 waiting for it, fetching its result; bench/README.md), as much as merging twenty results. So
 an actor is sent ``per_call`` tasks in one call, runs them in turn and returns their results
 together, and has ``DEPTH`` calls in flight so it never waits for the driver. Unless
-``--tasks-per-call`` fixes it, ``per_call`` is chosen from the time actors report per task so
-that a call takes about ``CALL_SECONDS``: long enough to share the call's cost among many
-tasks, short enough that the cells chosen for a call and the archive table it carries are not
-long out of date.
+``--tasks-per-call`` fixes it, ``per_call`` is chosen from the time actors report per task
+(``tasks_per_call``): as few as keep the calls' cost a small share of the driver's core, since
+the cells of a call are chosen before it starts and the archive table it carries ages while
+it runs, and at most what an actor runs in ``CALL_SECONDS``.
 
 Faults: actors are created with unlimited restarts, so Ray replaces a worker process that is
 killed, runs out of memory or loses its node. The tasks of the calls it held are re-issued
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -39,7 +40,19 @@ from .base import Executor, Feed, WorkerFactory, dumps, loads
 from .processes import MAX_DEATHS
 
 DEPTH = 2  # calls in flight per actor
-CALL_SECONDS = 1.0  # the work of one call when ``per_call`` is chosen automatically
+CALL_SECONDS = 1.0  # the work of one call at most, when ``per_call`` is chosen automatically
+CALL_CPU = 0.0007  # driver CPU seconds per actor call (bench/README.md, 2026-12-01)
+CALL_SHARE = 0.1  # of a driver core the calls may take before tasks are batched
+
+
+def tasks_per_call(workers: int, per_task: float) -> int:
+    """The fewest tasks per call that keep the driver's CPU for calls under ``CALL_SHARE``
+    of a core with every actor busy, and no more than an actor runs in ``CALL_SECONDS``:
+    few workers keep one task per call (each chosen as late as possible), hundreds share
+    a call between many."""
+    per_task = max(per_task, 1e-6)
+    needed = math.ceil(workers / per_task * CALL_CPU / CALL_SHARE)
+    return max(1, min(MAX_PER_CALL, round(CALL_SECONDS / per_task), needed))
 
 
 class ExploreActor:
@@ -119,7 +132,7 @@ class RayExecutor(Executor):
         self.workers = len(actors)
         self.feed = feed
         self.fixed = per_call is not None
-        self.per_call = per_call or 1  # tasks per call; grows once actors report their pace
+        self.per_call = per_call or 1  # tasks per call; re-chosen as actors report their pace
         self.per_task: float | None = None  # seconds an actor takes per task (moving average)
         self.known: list[Any] = [None] * self.workers  # what each actor holds of the feed
         self.queue: deque[Any] = deque()  # submitted, waiting for a call
@@ -203,9 +216,7 @@ class RayExecutor(Executor):
         t = seconds / n
         self.per_task = t if self.per_task is None else 0.8 * self.per_task + 0.2 * t
         if not self.fixed:
-            self.per_call = max(
-                1, min(MAX_PER_CALL, round(CALL_SECONDS / max(self.per_task, 1e-6)))
-            )
+            self.per_call = tasks_per_call(self.workers, self.per_task)
 
     @property
     def capacity(self) -> int:
