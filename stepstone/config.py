@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cells, explorers, selectors
+from .cells import AUTO_VERSION
 from .errors import ConfigError, EnvironmentNotFound
 from .goals import Goal
 from .options import (
@@ -117,6 +118,9 @@ class ExploreConfig:
     stop_on_success: bool = option(
         False, help="end the run when the goal is first reached, before the frame budget"
     )
+    # What --cells auto means for environments without cells of their own (cells.resolve):
+    # a run keeps the meaning it was made with; stored runs from before it are version 1.
+    cells_auto: int = AUTO_VERSION
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -195,6 +199,7 @@ class ExploreConfig:
         if unknown:
             raise ConfigError(f"stored configuration has unknown fields {sorted(unknown)}")
         data["imports"] = tuple(data.get("imports", ()))
+        data.setdefault("cells_auto", 1)  # written before auto cells were adaptive
         return cls(**data)
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from . import selectors
 from .cells import DriverDecidedCells
-from .cells.dynamic import DynamicSchedule
+from .cells.dynamic import DynamicDownscale, DynamicSchedule
+from .cells.schedule import Schedule
 from .config import ExploreConfig, RunOptions
 from .engine import Engine, Result, Task, TellStats
 from .errors import CommitFailed, RunDirError
@@ -99,10 +100,12 @@ def run(store: RunStore, options: RunOptions) -> dict:
         # A new run's shape of adaptive cells; a resumed run keeps its stored one.
         cell_shape=adaptive_cells.shape if adaptive_cells is not None else None,
     )
-    adaptive = None
-    if adaptive_cells is not None:  # dynamic downscaling: re-chosen in this process
+    adaptive: Schedule | DynamicSchedule | None = None
+    if isinstance(adaptive_cells, DynamicDownscale):  # its own schedule, in cells/dynamic.py
         last_update, seed = store.extra("cell_update_frame"), config.seed
         adaptive = DynamicSchedule(adaptive_cells, engine, last_update, seed)
+    elif adaptive_cells is not None:  # re-chosen in this process
+        adaptive = Schedule.load(adaptive_cells, engine, store)
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         store.commit(engine)
@@ -185,7 +188,7 @@ class Iterations:
         store: RunStore,
         engine: Engine,
         executor: Executor,
-        adaptive: DynamicSchedule | None,
+        adaptive: Schedule | DynamicSchedule | None,
         model: Any,
         progress: Progress,
         last: dict,
