@@ -5,8 +5,10 @@ MountainCar-v0 reaches the flag within 300k steps; CartPole-v1 keeps the archive
 cells at 100k steps and finds a 500-step episode; FrozenLake8x8-v1, MiniGrid-DoorKey-8x8-v0 and
 Hopper-v5 (distance covered, against --cells novelty) report their figures. "old" is main's
 `auto` (ExploreConfig.cells_auto=1: the observation rounded to one decimal), "new" today's
-(cells_auto=2: adaptive per-dimension bins where the observation has floats). Runs go two at a
-time, each in its own process with one inline worker.
+(cells_auto=2: adaptive per-dimension bins where the observation has floats). Where both mean
+the same cells (FrozenLake's Discrete state, MiniGrid's own cells) the run is made once and
+shown as "old = new auto". Runs go two at a time, each in its own process with one inline
+worker; each row is printed as its run ends.
 
     nice -n 10 python bench/cells.py [--seeds 3] [--scale 1.0] [--jobs 2]
 
@@ -71,6 +73,26 @@ def one(job: tuple) -> dict:
     return out
 
 
+def same_cells(env: str) -> bool:
+    """Whether main's auto and today's resolve to the same cells for ``env``."""
+    from stepstone import cells, envs
+
+    adapter = envs.make(envs.EnvSpec(env, 0))
+    try:
+        return cells.resolve("auto", {}, adapter, 1) == cells.resolve("auto", {}, adapter, 2)
+    finally:
+        adapter.close()
+
+
+def row(r: dict) -> str:
+    dist = f"{r['distance']:.2f}" if "distance" in r else ""
+    success = f"{r['success']:,}" if r["success"] is not None else "no"
+    shape = tuple(r["shape"]) if r["shape"] is not None else ""
+    cols = [r["task"], r["variant"], r["seed"], f"{r['frames']:,}", f"{r['cells']:,}",
+            f"{r['best']:g}", success, dist, r["choices"], shape, f"{r['cpu']:.0f}"]  # fmt: skip
+    return "| " + " | ".join(map(str, cols)) + " |"
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=3)
@@ -83,24 +105,20 @@ def main() -> None:
         if args.only and task not in args.only.split(","):
             continue
         variants = dict(VARIANTS)
+        if same_cells(env):
+            variants = {"old = new auto": VARIANTS["new auto"]}
         if task == "Hopper":
             variants["novelty"] = ("novelty", 2)
         for variant, (cells, auto) in variants.items():
             for seed in range(args.seeds):
                 budget = int(frames * args.scale)
                 jobs.append((task, env, budget, stop, env_args, variant, cells, auto, seed))
-    with Pool(args.jobs) as pool:
-        rows = pool.map(one, jobs, chunksize=1)
     print("| task | cells | seed | frames | cells in archive | best score | goal at frame | "
           "distance | re-choices | final shape | CPU s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        dist = f"{r['distance']:.2f}" if "distance" in r else ""
-        success = f"{r['success']:,}" if r["success"] is not None else "no"
-        shape = tuple(r["shape"]) if r["shape"] is not None else ""
-        print(f"| {r['task']} | {r['variant']} | {r['seed']} | {r['frames']:,} | {r['cells']:,} "
-              f"| {r['best']:g} | {success} | {dist} | {r['choices']} | {shape} "
-              f"| {r['cpu']:.0f} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    with Pool(args.jobs) as pool:
+        for r in pool.imap(one, jobs):
+            print(row(r), flush=True)
 
 
 if __name__ == "__main__":

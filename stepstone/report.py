@@ -110,9 +110,10 @@ def shape_row(s: dict) -> str:
         return text + " (not re-chosen yet)" if s.get("cell_choices") is not None else text
     seen = ", ".join(
         f"{tuple(c['shape'])} at {c['frames']:,} frames from {c['samples']:,} states "
-        f"({c['cells_before']:,} -> {c['cells']:,} cells)" for c in choices[-3:]
+        f"({c['cells_before']:,} -> {c['cells']:,} cells)"
+        for c in choices[-3:]
     )
-    return f"{text}; {len(choices)} choices, the last: {seen}"
+    return f"{text}; {len(choices)} choices, the last {min(3, len(choices))}: {seen}"
 
 
 def llm_summary(config, store: RunStore, last: dict) -> dict:

@@ -4,16 +4,16 @@ re-keying that keeps every trajectory, the report of choices, and resume after a
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 
-from stepstone import cells
+from stepstone import cells, runner
 from stepstone.cells.bins import OFF, START_BITS, AdaptiveBins, Bins, split
 from stepstone.cells.schedule import RecentSample
 from stepstone.cli import main
 from stepstone.config import ExploreConfig, RunOptions
 from stepstone.errors import ConfigError
-from stepstone import runner
 from stepstone.runner import open_run, run
 from stepstone.store.sqlite import RunStore
 

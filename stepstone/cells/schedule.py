@@ -83,7 +83,9 @@ class Schedule:
         if cells.due(e.frames, self.last_update, len(e.archive)):
             return True
         growth = getattr(cells, "growth", None)
-        return bool(self.choices and growth and len(e.archive) >= growth * self.choices[-1]["cells"])
+        return bool(
+            self.choices and growth and len(e.archive) >= growth * self.choices[-1]["cells"]
+        )
 
     def maybe_update(self) -> bool:
         """Re-choose now if due; True when a choice was made (the shape may be the same)."""
@@ -107,7 +109,8 @@ class Schedule:
     def describe(self) -> str:
         c = self.choices[-1]
         return (f"shape {tuple(c['shape'])} from {c['samples']:,} sampled states at "
-                f"{c['frames']:,} frames; archive {c['cells_before']:,} -> {c['cells']:,} cells")  # fmt: skip
+                f"{c['frames']:,} frames; archive {c['cells_before']:,} -> {c['cells']:,} "
+                "cells")  # fmt: skip
 
     def extra(self) -> dict:
         """What the run directory keeps of the schedule, with each commit."""
