@@ -120,6 +120,7 @@ class ExploreConfig:
     )
     # What --cells auto means for environments without cells of their own (cells.resolve):
     # a run keeps the meaning it was made with; stored runs from before it are version 1.
+    # Stored only with --cells auto, where it means something.
     cells_auto: int = AUTO_VERSION
 
     def __post_init__(self) -> None:
@@ -189,7 +190,10 @@ class ExploreConfig:
         return bool(self.model_roles())
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        if self.cells != cells.AUTO:
+            del data["cells_auto"]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ExploreConfig:
@@ -199,7 +203,8 @@ class ExploreConfig:
         if unknown:
             raise ConfigError(f"stored configuration has unknown fields {sorted(unknown)}")
         data["imports"] = tuple(data.get("imports", ()))
-        data.setdefault("cells_auto", 1)  # written before auto cells were adaptive
+        if data.get("cells") == cells.AUTO:
+            data.setdefault("cells_auto", 1)  # written before auto cells were adaptive
         return cls(**data)
 
 

@@ -86,7 +86,7 @@ def test_pinned_bits_and_decimals_are_fixed_cells():
     assert cells.resolve("auto", {}, env, version=1) == ("observation", {})
     assert cells.resolve("auto", {}, Env(7)) == ("observation", {})  # Discrete: itself
     assert cells.resolve("auto", {}, Env("a room")) == ("observation", {})  # text
-    assert ExploreConfig.from_json(json.dumps({"env": "CartPole-v1"})).cells_auto == 1
+    assert ExploreConfig.from_json(json.dumps({"env": "CartPole-v1", "cells": "auto"})).cells_auto == 1
 
 
 def test_dicts_and_tuples_are_cells_by_their_parts():
