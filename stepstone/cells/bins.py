@@ -10,9 +10,11 @@ then explore", Ecoffet et al. 2021, Methods, "Downscaling on Atari"; the referen
 
     normalised_entropy(p) / sqrt(|n - T| / T + 1),   T = split_factor * len(sample)
 
-(``dynamic.score``). The reference searches image parameters stochastically; here each
-dimension's bits take few values (between one bin and about one state a bin over the sample's
-range), so the search is coordinate ascent over them, deterministic.
+(``dynamic.score``). The reference searches (width, height, levels) by a stochastic local
+search; here each dimension is first measured in its own spread over the sample and one
+resolution is searched for all (as downscaling shrinks width and height together), then each
+dimension moves a bit finer or coarser while that scores better: few candidates, no chance
+involved, so a resumed run chooses what the uninterrupted one chose from the same sample.
 
 Observations with parts (dicts, tuples) are cells by their parts: every float dimension of
 every part gets its own bits, concatenated in the parts' order into one shape and chosen

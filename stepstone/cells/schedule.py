@@ -1,9 +1,9 @@
 """When adaptive cells are re-chosen, from which states, and the record of each choice.
 
 Runs in the driver (runner.Iterations): results bring a few sampled states (``source`` bytes);
-the schedule keeps the most recent distinct ones, and when the cells say it is ``due``, the
-sample holds ``min_samples`` states and (or) the archive has grown ``growth`` times since the
-last choice, it asks the cells to ``choose`` a shape from the sample and re-keys the archive
+the schedule keeps the most recent distinct ones, and when the cells say it is ``due`` (or the
+archive has grown ``growth`` times since the last choice) and the sample is big enough, it
+asks the cells to ``choose`` a shape from the sample and re-keys the archive
 (Engine.rekey: the best entry per new cell is kept, counters add up). As in the reference code
 (uber-research/go-explore, robustified/goexplore_py/goexplore.py: ``RotatingSet``,
 ``maybe_split_dynamic_state``), the sample is a rotating set of recent states and is emptied
