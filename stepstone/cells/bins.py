@@ -90,7 +90,8 @@ def scales(bits: Sequence[int]) -> np.ndarray:
 
 
 class Bins(CellFn):
-    """Cell = the float dimensions' bin indices (``floor(x * 2**bits)``) and the other parts.
+    """Cell = the float dimensions' bin indices (``floor(x * 2**bits)``) and the other parts,
+    as one tuple.
 
     Args:
         bits: binary digits per float dimension (``OFF`` or None: the dimension is ignored).
@@ -108,8 +109,8 @@ class Bins(CellFn):
         if len(floats) != len(self._scale):
             raise ValueError(f"an observation with {len(floats)} float dimensions, not "
                              f"{len(self._scale)}")  # fmt: skip
-        codes = np.floor(floats * self._scale).astype(np.int64).tobytes()
-        return (codes, *fixed) if fixed else codes
+        # A tuple of ints: readable in reports and the archive map, numbers to selectors.
+        return (*np.floor(floats * self._scale).astype(np.int64).tolist(), *fixed)
 
     def __call__(self, env: Any) -> Hashable:
         return self.key_of(*split(env.observe()))
