@@ -194,6 +194,7 @@ class Iterations:
         last: dict,
     ):
         self.store, self.engine, self.executor = store, engine, executor
+        self.batch = store.config.batch  # (store.config parses the stored JSON each time)
         self.adaptive, self.model, self.progress = adaptive, model, progress
         self.last = last  # the last committed row
         self.iteration = last.get("iteration", 0)
@@ -209,14 +210,14 @@ class Iterations:
         self.new += stats.new_cells
         if self.adaptive:
             self.adaptive.recent.extend(result.samples)
-        if self.done >= self.store.config.batch:
+        if self.done >= self.batch:
             if self.adaptive and self.adaptive.maybe_update():
                 self.progress.note(f"cells re-chosen: {self.adaptive.describe()}")
             self.progress.update(self.commit())
 
     def room(self) -> int:
         """Results the iteration under way still takes before its commit."""
-        return self.store.config.batch - self.done
+        return self.batch - self.done
 
     def on_failed(self, task: Task, why: str) -> None:
         self.tasks_failed += 1

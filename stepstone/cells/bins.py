@@ -186,12 +186,17 @@ class AdaptiveBins(AdaptiveCells):
         return self._bins.key_of(*split(env.observe()))
 
     def source(self, env: Any) -> bytes:
-        """The state's float dimensions and other parts, encoded as data (codec.py)."""
-        return codec.pack(split(env.observe()))
+        """The state's float dimensions (their count, then float64 bytes) and other parts
+        (codec.py, data only): taken at every new cell, so kept cheap."""
+        floats, fixed = split(env.observe())
+        head = len(floats).to_bytes(4, "little") + floats.tobytes()
+        return head + codec.pack(fixed) if fixed else head
 
     def decode(self, source: bytes) -> tuple[np.ndarray, tuple]:
-        floats, fixed = codec.unpack(source)
-        return np.asarray(floats, dtype=np.float64), tuple(fixed)
+        n = int.from_bytes(source[:4], "little")
+        floats = np.frombuffer(source, dtype=np.float64, count=n, offset=4)
+        rest = source[4 + 8 * n :]
+        return floats, tuple(codec.unpack(rest)) if rest else ()
 
     def key_from_source(self, source: bytes) -> Hashable:
         return self._bins.key_of(*self.decode(source))
