@@ -23,7 +23,7 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
-# (task, env, cells, cells_auto, frames, stop on success, env args)
+# (task, environment, frame budget, stop at the goal, environment arguments)
 TASKS = [
     ("MountainCar", "MountainCar-v0", 300_000, True, {}),
     ("CartPole", "CartPole-v1", 100_000, False, {}),
