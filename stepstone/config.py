@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cells, explorers, selectors
+from .cells import AUTO_VERSION
 from .errors import ConfigError, EnvironmentNotFound
 from .goals import Goal
 from .options import (
@@ -117,6 +118,10 @@ class ExploreConfig:
     stop_on_success: bool = option(
         False, help="end the run when the goal is first reached, before the frame budget"
     )
+    # What --cells auto means for environments without cells of their own (cells.resolve):
+    # a run keeps the meaning it was made with; stored runs from before it are version 1.
+    # Stored only with --cells auto, where it means something.
+    cells_auto: int = AUTO_VERSION
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -185,7 +190,10 @@ class ExploreConfig:
         return bool(self.model_roles())
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        if self.cells != cells.AUTO:
+            del data["cells_auto"]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ExploreConfig:
@@ -195,6 +203,8 @@ class ExploreConfig:
         if unknown:
             raise ConfigError(f"stored configuration has unknown fields {sorted(unknown)}")
         data["imports"] = tuple(data.get("imports", ()))
+        if data.get("cells") == cells.AUTO:
+            data.setdefault("cells_auto", 1)  # written before auto cells were adaptive
         return cls(**data)
 
 

@@ -40,6 +40,10 @@ def summary(store: RunStore) -> dict:
     return {
         "env": config.env,
         "cells_kind": config.cells,
+        # Adaptive cells: their current parameters and every re-choice (frames, shape, sampled
+        # states, archive size before and after), cells/schedule.py; None for other kinds.
+        "cell_shape": state.get("cell_shape"),
+        "cell_choices": store.extra("cell_choices"),
         "selector": config.selector,
         "seed": config.seed,
         "frames": frames,
@@ -98,6 +102,20 @@ def _success_row(s: dict) -> str:
     return text
 
 
+def shape_row(s: dict) -> str:
+    """The adaptive cells' shape and when it was chosen."""
+    text = str(tuple(s["cell_shape"]))
+    choices = s.get("cell_choices") or []
+    if not choices:
+        return text + " (not re-chosen yet)" if s.get("cell_choices") is not None else text
+    seen = ", ".join(
+        f"{tuple(c['shape'])} at {c['frames']:,} frames from {c['samples']:,} states "
+        f"({c['cells_before']:,} -> {c['cells']:,} cells)"
+        for c in choices[-3:]
+    )
+    return f"{text}; {len(choices)} choices, the last {min(3, len(choices))}: {seen}"
+
+
 def llm_summary(config, store: RunStore, last: dict) -> dict:
     """Model calls, tokens and fallbacks of runs with a language model in the loop."""
     if not getattr(config, "uses_model", False):
@@ -127,6 +145,7 @@ def markdown(s: dict) -> str:
     rows = [
         ("environment", s["env"]),
         ("cells", f"{s['cells']} ({s['cells_kind']})"),
+        *([("cell shape", shape_row(s))] if s.get("cell_shape") is not None else []),
         ("selector", s["selector"]),
         ("frames", f"{s['frames']:,} of {s['frames_budget']:,}"),
         ("frames/s", s["frames_per_second"]),

@@ -19,7 +19,8 @@ from typing import Any
 
 from . import selectors
 from .cells import DriverDecidedCells
-from .cells.dynamic import DynamicSchedule
+from .cells.dynamic import DynamicDownscale, DynamicSchedule
+from .cells.schedule import Schedule
 from .config import ExploreConfig, RunOptions
 from .engine import Engine, Result, Task, TellStats
 from .errors import CommitFailed, RunDirError
@@ -100,10 +101,12 @@ def run(store: RunStore, options: RunOptions) -> dict:
         # A new run's shape of adaptive cells; a resumed run keeps its stored one.
         cell_shape=adaptive_cells.shape if adaptive_cells is not None else None,
     )
-    adaptive = None
-    if adaptive_cells is not None:  # dynamic downscaling: re-chosen in this process
+    adaptive: Schedule | DynamicSchedule | None = None
+    if isinstance(adaptive_cells, DynamicDownscale):  # its own schedule, in cells/dynamic.py
         last_update, seed = store.extra("cell_update_frame"), config.seed
         adaptive = DynamicSchedule(adaptive_cells, engine, last_update, seed)
+    elif adaptive_cells is not None:  # re-chosen in this process
+        adaptive = Schedule.load(adaptive_cells, engine, store)
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         store.commit(engine)
@@ -182,12 +185,13 @@ class Iterations:
         store: RunStore,
         engine: Engine,
         executor: Executor,
-        adaptive: DynamicSchedule | None,
+        adaptive: Schedule | DynamicSchedule | None,
         model: Any,
         progress: Progress,
         last: dict,
     ):
         self.store, self.engine, self.executor = store, engine, executor
+        self.batch = store.config.batch  # (store.config parses the stored JSON each time)
         self.adaptive, self.model, self.progress = adaptive, model, progress
         self.last = last  # the last committed row
         self.iteration = last.get("iteration", 0)
@@ -203,14 +207,14 @@ class Iterations:
         self.new += stats.new_cells
         if self.adaptive:
             self.adaptive.recent.extend(result.samples)
-        if self.done >= self.store.config.batch:
+        if self.done >= self.batch:
             if self.adaptive and self.adaptive.maybe_update():
                 self.progress.note(f"cells re-chosen: {self.adaptive.describe()}")
             self.progress.update(self.commit())
 
     def room(self) -> int:
         """Results the iteration under way still takes before its commit."""
-        return self.store.config.batch - self.done
+        return self.batch - self.done
 
     def on_failed(self, task: Task, why: str) -> None:
         self.tasks_failed += 1

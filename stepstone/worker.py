@@ -63,7 +63,7 @@ class Worker:
             config.env, config.seed, config.return_method, config.imports, config.env_args
         )
         env = envs.make(spec)
-        kind, params = cells_mod.resolve(config.cells, config.cell_params, env)
+        kind, params = cells_mod.resolve(config.cells, config.cell_params, env, config.cells_auto)
         cell_fn = cells_mod.make(kind, env, params)
         return cls(env, cell_fn, explorers.make(config, llm), config)
 

@@ -29,6 +29,7 @@ REGISTRY: Registry[type[CellFn]] = Registry("cell kind", CellFn, {
     "dynamic": ".dynamic:DynamicDownscale",
     "ram": "..envs.ale_ram:RamCells",  # domain knowledge: with its game
     "observation": ".observation:ObservationCells",
+    "bins": ".bins:AdaptiveBins",  # per-dimension bins, re-chosen (or pinned: bits=...)
     "text": ".text:TextCells",
     "minigrid": "..envs.minigrid:MiniGridCells",
     "novelty": ".novelty:NoveltyCells",
@@ -38,6 +39,10 @@ REGISTRY: Registry[type[CellFn]] = Registry("cell kind", CellFn, {
 register = REGISTRY.register
 # What --cells accepts besides module:function.
 AUTO = "auto"
+# What "auto" means for environments without a default of their own, by version (a run keeps
+# the version it was made with, ExploreConfig.cells_auto): 1 the observation rounded to one
+# decimal (stepstone 0.1), 2 adaptive per-dimension bins where it has float dimensions.
+AUTO_VERSION = 2
 
 
 def choices() -> list[str]:
@@ -55,14 +60,27 @@ def check(kind: str) -> None:
         raise REGISTRY.unknown(kind, alternatives=f", {AUTO}, or module:function of your own")
 
 
-def resolve(kind: str, params: dict, env: Explorable) -> tuple[str, dict]:
-    """The cell kind and parameters to use: 'auto' means the environment's own default
-    (``env.default_cells``: downscaled frames on Atari, for one), else the observation."""
+def resolve(
+    kind: str, params: dict, env: Explorable, version: int = AUTO_VERSION
+) -> tuple[str, dict]:
+    """The cell kind and parameters to use.
+
+    'auto' means the environment's own default (``env.default_cells``: downscaled frames on
+    Atari, MiniGrid's agent and objects), else (``version`` 2) adaptive per-dimension bins
+    when the observation has float dimensions (a Box, or dict/tuple parts that are) and the
+    observation itself otherwise (a Discrete state, a string). ``decimals=N`` keeps the
+    observation rounded to N decimals; ``bits=...`` pins the bins (cells/bins.py).
+    """
     if kind != AUTO:
         return kind, params
     default = env.default_cells
     if default is not None:
         return default[0], {**default[1], **params}
+    if version >= 2 and "decimals" not in params:
+        from .bins import dimensions
+
+        if dimensions(env.observe()) > 0:
+            return "bins", params
     return "observation", params
 
 
@@ -88,7 +106,7 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
 
 
 __all__ = [
-    "REGISTRY", "AdaptiveCells", "CellFn", "CellRule", "CustomCells", "Downscale",
+    "AUTO_VERSION", "REGISTRY", "AdaptiveCells", "CellFn", "CellRule", "CustomCells", "Downscale",
     "DriverDecidedCells", "ObservationCells", "TextCells", "check", "choices", "make",
     "register", "resolve",
 ]  # fmt: skip

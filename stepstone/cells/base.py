@@ -66,7 +66,8 @@ class AdaptiveCells(CellFn):
     Workers compute keys with the shape the task carries; the driver samples the ``source``
     of a state now and then (each step with probability ``sample_prob``, keeping at most
     ``max_samples``), and when ``due``, ``choose``s a new shape from the sample and re-keys the
-    archive with ``key_from_source`` (runner.Adaptive). Dynamic downscaling, cells/dynamic.py.
+    archive with ``key_from_source`` (cells/schedule.py; dynamic downscaling's own schedule is
+    in cells/dynamic.py). Kinds: dynamic downscaling (frames), per-dimension bins (cells/bins.py).
 
     Attributes:
         sample_prob: the chance a step's source is sampled for the next choice.
@@ -93,6 +94,10 @@ class AdaptiveCells(CellFn):
     def key_from_source(self, source: bytes) -> Hashable:
         """The key of a stored ``source`` under the current shape (re-keying the archive)."""
 
+    def decode(self, source: bytes) -> Any:
+        """A sampled ``source`` as ``choose`` takes it (cells/schedule.py); here the bytes."""
+        return source
+
     @abstractmethod
     def due(self, frames: int, last_update: int | None, cells: int) -> bool:
         """Whether to re-choose the shape now.
@@ -104,11 +109,11 @@ class AdaptiveCells(CellFn):
         """
 
     @abstractmethod
-    def choose(self, sources: list[np.ndarray], rng: np.random.Generator) -> tuple[int, ...]:
+    def choose(self, sources: list[Any], rng: np.random.Generator) -> tuple[int, ...]:
         """The best shape for the sampled states.
 
         Args:
-            sources: the decoded sample (frames).
+            sources: the decoded sample (frames; ``decode``'s values).
             rng: a generator seeded from the run's progress, so that a resumed run chooses
                 the same.
 

@@ -1,0 +1,172 @@
+"""Adaptive per-dimension bins: the choice against hand-computed objectives, pinning, parts,
+re-keying that keeps every trajectory, the report of choices, and resume after a re-choice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stepstone import cells, runner
+from stepstone.cells.bins import OFF, START_BITS, AdaptiveBins, Bins, split
+from stepstone.cells.schedule import RecentSample
+from stepstone.cli import main
+from stepstone.config import ExploreConfig, RunOptions
+from stepstone.errors import ConfigError
+from stepstone.runner import open_run, run
+from stepstone.store.sqlite import RunStore
+
+
+class Env:
+    """Just enough of an adapter for cells: an observation and no default cells."""
+
+    default_cells = None
+
+    def __init__(self, obs):
+        self.obs = obs
+
+    def observe(self):
+        return self.obs
+
+
+def choose(rows, split_factor=0.125, shape=None):
+    c = AdaptiveBins(len(rows[0]), split_factor=split_factor)
+    if shape is not None:
+        c.set_shape(shape)
+    return c.choose([(np.array(r, dtype=np.float64), ()) for r in rows], np.random.default_rng())
+
+
+def test_one_dimension_takes_the_bins_that_split_the_sample_into_the_target():
+    # 64 states evenly over [0, 1), T = 0.125 * 64 = 8. std = 0.2886, 2**-2 <= std: bits = r + 2.
+    # bits 1: 2 cells, score 1/sqrt(6/8 + 1) = 0.756; bits 2: 4 cells, 1/sqrt(1.5) = 0.816;
+    # bits 3: 8 even cells, score 1; bits 4: 16 cells, 1/sqrt(2) = 0.707. Best: 3 (bins of 1/8).
+    rows = [[i / 64] for i in range(64)]
+    assert choose(rows) == (3,)
+    # A dimension that does not vary in the sample cannot be judged: it is left out.
+    assert choose([[i / 64, 5.0] for i in range(64)]) == (3, OFF)
+
+
+def test_dimensions_are_measured_in_their_own_spread_then_refined():
+    # The 64 points of an 8 x 8 grid, x in steps of 1/8 and y in steps of 125; T = 8.
+    # x: std 0.286, exponent -2; y: std 286, exponent 8; one resolution r gives (r+2, r-8).
+    # r = -1, (1, -9): 2 x 2 even cells, score 1/sqrt(4/8 + 1) = 0.816, the best r (r = 0
+    # gives 16 uneven cells, <= 0.707). Refined: x one bit finer, (2, -9): 4 x 2 = 8 even
+    # cells of 8, score 1, which nothing beats.
+    rows = [[i / 8, 125.0 * j] for i in range(8) for j in range(8)]
+    assert choose(rows) == (2, -9)
+    grid = Bins([2, -9])
+    assert len({grid.key_of(np.array(r), ()) for r in rows}) == 8
+
+
+def test_too_small_a_sample_keeps_the_shape():
+    assert choose([[0.5, 1.0]], shape=(4, 4)) == (4, 4)
+    assert AdaptiveBins(3).shape == (START_BITS,) * 3
+
+
+def test_keys_are_floor_of_x_times_two_to_the_bits():
+    b = Bins([3, None, -1])
+    key = b(Env(np.array([0.26, 7.0, -3.0], dtype=np.float32)))
+    assert key == (2, 0, -2)  # 0.26 * 8, off, -3 / 2
+
+
+def test_pinned_bits_and_decimals_are_fixed_cells():
+    env = Env(np.array([0.3, -0.02]))
+    pinned = cells.make("bins", env, {"bits": [3, 8]})
+    assert isinstance(pinned, Bins) and not isinstance(pinned, cells.AdaptiveCells)
+    assert pinned(env) == (2, -6)
+    assert cells.make("bins", env, {"bits": 2}).bits == [2, 2]  # one value for every dimension
+    with pytest.raises(ConfigError, match="list of 2"):
+        cells.make("bins", env, {"bits": [1, 2, 3]})
+    # auto: adaptive bins for floats; decimals=N keeps the old rounding; a run made before
+    # auto was adaptive (cells_auto 1) keeps its meaning.
+    assert cells.resolve("auto", {}, env) == ("bins", {})
+    assert cells.resolve("auto", {"bits": 4}, env) == ("bins", {"bits": 4})
+    assert cells.resolve("auto", {"decimals": 2}, env) == ("observation", {"decimals": 2})
+    assert cells.resolve("auto", {}, env, version=1) == ("observation", {})
+    assert cells.resolve("auto", {}, Env(7)) == ("observation", {})  # Discrete: itself
+    assert cells.resolve("auto", {}, Env("a room")) == ("observation", {})  # text
+    stored_before = json.dumps({"env": "CartPole-v1", "cells": "auto"})
+    assert ExploreConfig.from_json(stored_before).cells_auto == 1
+
+
+def test_dicts_and_tuples_are_cells_by_their_parts():
+    obs = {"pos": np.array([0.3, -1.2]), "room": 3, "inner": (np.float32(0.5), "door")}
+    floats, fixed = split(obs)
+    assert floats.tolist() == [0.5, 0.3, -1.2]  # keys sorted: inner, pos, room
+    assert len(fixed) == 2
+    c = cells.make("bins", Env(obs), {})
+    assert isinstance(c, AdaptiveBins) and c.shape == (START_BITS,) * 3
+    c.set_shape((1, 2, 3))
+    env = Env(obs)
+    assert c.key_from_source(c.source(env)) == c(env)
+    moved = Env({**obs, "room": 4})
+    assert c(moved) != c(env)  # the discrete part is part of the cell
+    # The discrete parts split the sample too: 8 rooms already make the target of 64 states
+    # (T = 8), so the float (0 or 0.1 in each room) is not cut: 16 cells would score less.
+    rows = [(np.array([0.1 * (i // 8 % 2)]), (i % 8,)) for i in range(64)]
+    shape = AdaptiveBins(1).choose(rows, np.random.default_rng())
+    assert len({Bins(list(shape)).key_of(*r) for r in rows}) == 8
+
+
+def test_recent_sample_keeps_the_last_distinct_states():
+    s = RecentSample(3, [b"a", b"b", b"a", b"c", b"d"])
+    assert list(s.items) == [b"b", b"c", b"d"]
+
+
+PARAMS = {"first_update": 1_000, "min_samples": 100, "max_samples": 300}
+
+
+def explore(tmp_path, name: str, frames: int, resume: bool = False):
+    config = ExploreConfig(env="MountainCar-v0", seed=3, cell_params=PARAMS)
+    store = open_run(None if resume else config, tmp_path / name)
+    run(store, RunOptions(frames=frames, workers=1, backend="inline", progress=False,
+                          trust_run_dir=True))  # fmt: skip
+    return store
+
+
+def test_rechoices_rekey_keep_best_trajectories_and_are_reported(tmp_path, capsys):
+    store = explore(tmp_path, "run", 25_000)
+    choices = store.extra("cell_choices")
+    assert len(choices) >= 2 and choices[0]["samples"] >= 100
+    assert all(c["samples"] == 300 for c in choices[1:])  # later choices: a full sample
+    best = [m["best_score"] for m in store.metrics()]
+    assert best == sorted(best)  # a re-key never loses the best entry
+    assert store.state()["cell_shape"] == choices[-1]["shape"]
+    store.close()
+    run_dir = str(tmp_path / "run")
+    assert main(["replay", run_dir, "--cell", "all"]) == 0  # every cell, after the re-keys
+    capsys.readouterr()
+    assert main(["report", run_dir, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["cell_choices"] == choices and s["cell_shape"] == choices[-1]["shape"]
+    assert f"{len(choices)} choices" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monkeypatch):
+    """Killed at a commit after a choice, with the next sample begun, the run resumes with the
+    schedule the live run had then: its choices, the frame of the last, and the sample the
+    next choice will be made from; it then goes on choosing, and every trajectory replays."""
+    live = {}
+    commit = runner.Iterations.commit
+
+    def commit_then_die(self):
+        row = commit(self)
+        if self.adaptive.choices and len(self.adaptive.recent):
+            live.update(self.adaptive.extra())
+            raise KeyboardInterrupt
+        return row
+
+    monkeypatch.setattr(runner.Iterations, "commit", commit_then_die)
+    explore(tmp_path, "run", 25_000).close()
+    monkeypatch.undo()
+    assert live["cell_choices"] and live["cell_sample"]
+    store = RunStore.open(tmp_path / "run")
+    saved = {k: store.extra(k) for k in live}
+    store.close()
+    assert saved == live
+    store = explore(tmp_path, "run", 25_000, resume=True)
+    choices = store.extra("cell_choices")
+    assert choices[: len(live["cell_choices"])] == live["cell_choices"] and len(choices) >= 2
+    store.close()
+    assert main(["replay", str(tmp_path / "run"), "--cell", "all"]) == 0
