@@ -101,8 +101,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     )
     adaptive = None
     if adaptive_cells is not None:  # dynamic downscaling: re-chosen in this process
-        last_update, seed = store.extra("cell_update_frame"), config.seed
-        adaptive = DynamicSchedule(adaptive_cells, engine, last_update, seed)
+        adaptive = DynamicSchedule(adaptive_cells, engine, store.extra("cell_update_frame"))
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         store.commit(engine)
