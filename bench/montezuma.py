@@ -109,7 +109,11 @@ def main() -> None:
         help="a parameter of the (non-random) cells, as in stepstone explore; repeatable",
     )
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
+    ap.add_argument("--protocol", action="store_true", help="print issue 20's commands, run none")
     args = ap.parse_args()
+    if args.protocol:
+        print("\n".join(PROTOCOL))
+        return
 
     budget = parse_count(args.frames)
     checkpoints = [parse_count(c) for c in args.checkpoints.split(",")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
 
 import numpy as np
@@ -10,7 +11,13 @@ import pytest
 
 from stepstone import selectors
 from stepstone.cells.downscale import Downscale, area_matrix
-from stepstone.cells.dynamic import DynamicDownscale, RecentFrames, decode_frame, score
+from stepstone.cells.dynamic import (
+    DynamicDownscale,
+    DynamicSchedule,
+    RecentFrames,
+    decode_frame,
+    score,
+)
 from stepstone.cells.observation import freeze
 from stepstone.config import ExploreConfig
 from stepstone.replay import check
@@ -125,6 +132,30 @@ def test_dynamic_run_rekeys_and_every_trajectory_still_replays(tmp_path):
     results = list(check(worker, config.seed, TrajectoryTree(store.nodes), archive))
     assert results and all(r.ok for r in results)
     assert len(set(archive.cells)) == len(archive)
+
+
+def test_a_resumed_schedule_samples_a_whole_interval_before_choosing():
+    """The sample is not stored: after a resume at 1M frames (last choice at 640k), the next
+    choice waits one interval of fresh samples (to 2M) instead of choosing from the first."""
+
+    class Engine:
+        frames, cell_shape, archive = 1_000_000, (11, 8, 8), [None] * 100
+        rekeyed: list = []
+
+        def rekey(self, shape, key_of_source):
+            self.rekeyed.append(shape)
+
+    engine = Engine()
+    schedule = DynamicSchedule(DynamicDownscale(iterations=5), engine, last_update=640_000)
+    frame = np.zeros((16, 16), dtype=np.uint8)
+    for frames in range(1_000_000, 2_000_000, 10_000):
+        engine.frames = frames
+        frame = (frame + 1).astype(np.uint8)
+        schedule.recent.extend([zlib.compress(frame.tobytes()) + b"\x10\x00\x10\x00"])
+        assert not schedule.maybe_update()
+    engine.frames = 2_000_000
+    assert schedule.maybe_update() and schedule.last_update == 2_000_000
+    assert len(engine.rekeyed) == 1 and not schedule.recent.items
 
 
 def test_rekey_keeps_each_cells_best_entry_and_its_trajectory_replays(tmp_path):

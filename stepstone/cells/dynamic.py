@@ -229,10 +229,17 @@ class DynamicSchedule:
         self.cells.set_shape(engine.cell_shape)
         self.last_update = last_update
         self.recent = RecentFrames(self.cells.max_samples)
+        # The sample is not kept across sessions: a resumed run samples from here, and counts
+        # its next interval from here, as the reference refills its sample before going on
+        # (main.py, the --seed_path branch), so no choice comes from a session's first frames.
+        self.sampled_from = engine.frames
 
     def maybe_update(self) -> bool:
         e = self.engine
-        if not self.cells.due(e.frames, self.last_update, len(e.archive)):
+        last = self.last_update
+        if last is not None and last < self.sampled_from:
+            last = self.sampled_from
+        if not self.cells.due(e.frames, last, len(e.archive)):
             return False
         rng = np.random.default_rng([e.frames, len(e.archive)])
         shape = self.cells.choose(self.recent.decoded(), rng)
