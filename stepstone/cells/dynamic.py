@@ -23,17 +23,20 @@ Pitfall without domain knowledge; "steps" there are agent steps of ``{game}Deter
   ``recompute_dynamic_state_every`` 10M steps (40M frames) or whenever the archive exceeds
   ``max_archive_size`` 50,000 cells; every archive held so far is then re-keyed.
 
-Two departures, both for a machine of a few cores, where 40M frames is a whole run:
+Departures, the first two for a machine of a few cores, where 40M frames is a whole run:
 
 * **The first choice does not stand for 40M frames.** The reference chooses from the ~100 frames
-  sampled in its first 10k steps and keeps that for 10M steps, which its 88 CPUs cover in a few
-  hours. Here the shape is re-chosen each time the run's frames double (the sample doubling
-  with them) until the interval reaches the reference's 40M frames: a shape chosen from n
-  frames is used for at most as many frames as it was chosen from. (stepstone issue 20: a
-  shape chosen at 16k frames kept Montezuma at 25 cells and 1 room for 10M frames.)
+  sampled in its first 10k steps and keeps that for 10M steps, 2% of its 2B-frame runs. Here
+  the shape is re-chosen each time the run's frames double (the sample doubling with them)
+  until the interval reaches the reference's 40M frames: a shape chosen after n frames is kept
+  for at most n more. (Issue 20: a shape chosen at 16k frames from a reservoir of ~100 frames
+  kept Montezuma at 25 cells and 1 room for 10M frames.)
 * 300 search iterations instead of 3,000, and the search starts from the current shape, not a
   random one (a random shape such as 159 x 209 costs ~100x a small one to evaluate); each
   candidate is scored on the keys the archive will use (``Downscale.key_of``), ~20 us a frame.
+* Only the current archive is re-keyed (``Engine.rekey``): entries merged under a coarser shape
+  are gone, where the reference keeps every former archive and re-keys them all, so that a
+  finer shape splits them again. Short intervals early keep what a coarse shape merges small.
 
 Before the first choice the reference puts every state in one cell and drops what it found;
 here the initial shape (11 x 8 x 8, fixed downscaling's) is used and the archive is re-keyed.
