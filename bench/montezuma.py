@@ -1,4 +1,4 @@
-"""Montezuma's Revenge at fixed frame budgets: Go-Explore cells vs. a random-exploration baseline.
+"""Montezuma's Revenge or Pitfall at fixed frame budgets: Go-Explore cells vs. random exploration.
 
 Each (cells, seed) run is an ordinary run directory under --out, so a long benchmark killed
 half way is continued by running the same command again. Results are read from each run's
@@ -10,6 +10,9 @@ the same repeated random actions, and the archive only records what was seen.
 
     python bench/montezuma.py --frames 50M --checkpoints 10M,50M --seeds 0,1,2 \
         --cells ram,ram:domain,downscale --random-frames 10M
+
+Issue 20's protocol without domain knowledge (PROTOCOL below; bench/README.md lists what ran).
+Each line is resumable: run it again, or `stepstone resume DIR --frames N` one run directory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,25 @@ from stepstone.options import params as param_parser
 from stepstone.runner import RunOptions, open_run, run
 from stepstone.worker import Worker
 
+# Issue 20, without domain knowledge, 3 seeds. "dynamic" is this checkout's (cells/dynamic.py);
+# the previous dynamic cells are main's before issue 20, run from that checkout with the same
+# command. `auto` is what a user gets with no --cells.
+PROTOCOL = (
+    # Montezuma: all 24 rooms of level 1 within 100M frames on 2 of 3 seeds, level 1 on one;
+    # rooms and score at 10M, 50M, 100M beside fixed downscaled cells.
+    "python bench/montezuma.py --frames 100M --checkpoints 10M,50M,100M --seeds 0,1,2 "
+    "--cells downscale,dynamic --random-frames 0 --workers 2",
+    # Pitfall: best score and rooms at 50M frames, fixed downscaled vs dynamic.
+    "python bench/montezuma.py --game pitfall --frames 50M --checkpoints 10M,50M "
+    "--seeds 0,1,2 --cells downscale,dynamic --random-frames 0 --workers 2",
+    # Selection (issue 20 point 3) at 50M: the released script's --reset-on-update, and the
+    # other selectors, on dynamic cells.
+    "python bench/montezuma.py --frames 50M --checkpoints 10M,50M --seeds 0,1,2 "
+    "--cells dynamic:count,dynamic:knapsack,dynamic:rdd --reset-on-update --random-frames 0 "
+    "--workers 2",
+)
+GAMES = {"montezuma": "ALE/MontezumaRevenge-v5", "pitfall": "ALE/Pitfall-v5"}
+
 # The random baseline's selector, registered by its module as a user's own would be (run from
 # the checkout's root; `stepstone resume` of its run directories then imports it again).
 FROM_RESET = "bench.from_reset"
@@ -35,10 +57,11 @@ def config_for(
     death_window: int = 0,
     reset_on_update: bool = False,
     cell_params: dict | None = None,
+    game: str = "montezuma",
 ) -> ExploreConfig:
     if cells == "random":
         return ExploreConfig(
-            env="ALE/MontezumaRevenge-v5",
+            env=GAMES[game],
             cells="ram",
             seed=seed,
             selector="reset",
@@ -49,7 +72,7 @@ def config_for(
         )
     cells, _, selector = cells.partition(":")
     return ExploreConfig(
-        env="ALE/MontezumaRevenge-v5",
+        env=GAMES[game],
         cells=cells,
         cell_params=cell_params or {},
         seed=seed,
@@ -65,6 +88,7 @@ def at(history: list[dict], frames: int) -> dict | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--game", choices=sorted(GAMES), default="montezuma")
     ap.add_argument("--frames", default="50M")
     ap.add_argument("--checkpoints", default="10M,50M")
     ap.add_argument("--seeds", default="0,1,2")
@@ -85,7 +109,11 @@ def main() -> None:
         help="a parameter of the (non-random) cells, as in stepstone explore; repeatable",
     )
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
+    ap.add_argument("--protocol", action="store_true", help="print issue 20's commands, run none")
     args = ap.parse_args()
+    if args.protocol:
+        print("\n".join(PROTOCOL))
+        return
 
     budget = parse_count(args.frames)
     checkpoints = [parse_count(c) for c in args.checkpoints.split(",")]
@@ -98,7 +126,7 @@ def main() -> None:
         params = param_parser("--cell-param", "width=16")(args.cell_param)
         for cells, _ in plan:
             if cells != "random":
-                Worker.from_config(config_for(cells, 0, cell_params=params)).close()
+                Worker.from_config(config_for(cells, 0, cell_params=params, game=args.game)).close()
     except ConfigError as e:
         ap.error(str(e))
     results = []
@@ -111,8 +139,10 @@ def main() -> None:
             cell_params = params if go else {}
             suffix = "".join(f"-{k}{v}" for k, v in cell_params.items())
             suffix += (f"-dw{window}" if window else "") + ("-rou" if reset else "")
-            run_dir = args.out / f"{cells.replace(':', '-')}{suffix}-s{seed}"
-            store = open_run(config_for(cells, seed, window, reset, cell_params), run_dir)
+            game = "" if args.game == "montezuma" else f"{args.game}-"  # older names kept
+            run_dir = args.out / f"{game}{cells.replace(':', '-')}{suffix}-s{seed}"
+            config = config_for(cells, seed, window, reset, cell_params, args.game)
+            store = open_run(config, run_dir)
             stored = int(store.meta("budget", "0"))
             store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
             run(store, RunOptions(frames, args.workers, progress=True))

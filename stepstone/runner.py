@@ -103,8 +103,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     )
     adaptive: Schedule | DynamicSchedule | None = None
     if isinstance(adaptive_cells, DynamicDownscale):  # its own schedule, in cells/dynamic.py
-        last_update, seed = store.extra("cell_update_frame"), config.seed
-        adaptive = DynamicSchedule(adaptive_cells, engine, last_update, seed)
+        adaptive = DynamicSchedule(adaptive_cells, engine, store.extra("cell_update_frame"))
     elif adaptive_cells is not None:  # re-chosen in this process
         adaptive = Schedule.load(adaptive_cells, engine, store)
     if len(engine.archive) == 0:

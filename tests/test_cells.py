@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
 
+from stepstone import selectors
 from stepstone.cells.downscale import Downscale, area_matrix
-from stepstone.cells.dynamic import DynamicDownscale, RecentFrames, decode_frame, score
+from stepstone.cells.dynamic import (
+    DynamicDownscale,
+    DynamicSchedule,
+    RecentFrames,
+    decode_frame,
+    score,
+)
 from stepstone.cells.observation import freeze
 from stepstone.config import ExploreConfig
 from stepstone.replay import check
@@ -50,6 +58,44 @@ def test_choose_moves_towards_the_target_number_of_cells():
     assert abs(n - 40) <= 10  # target T = 0.1 * 400
 
 
+def test_choose_finds_the_reference_objectives_optimum():
+    """128 distinct flat frames (odd gray values 1..255, none on a level boundary) with the
+    reference's split factor 0.125: T = 16 cells. Flat frames look alike at every width and
+    height, and 16 levels put exactly 8 frames in each of 16 cells: normalised entropy 1 and
+    |n - T| = 0, the objective's maximum 1.0, reached by no other number of levels."""
+    frames = [np.full((16, 16), v, dtype=np.uint8) for v in range(1, 256, 2)]
+    cells = DynamicDownscale()  # 11 x 8 x 8, the reference's defaults
+    assert cells.split_factor * len(frames) == 16
+    w, h, d = cells.choose(frames, np.random.default_rng(0))
+    counts = Counter(Downscale(w, h, d).key_of(f) for f in frames)
+    assert d == 16 and sorted(counts.values()) == [8] * 16
+    assert score(np.array(list(counts.values()), dtype=float), 16) == 1.0
+    for other in (8, 15, 17, 32):
+        n = len({Downscale(w, h, other).key_of(f) for f in frames})
+        assert n != 16
+    # Too few frames to judge: the shape stays.
+    assert cells.choose(frames[:1], np.random.default_rng(0)) == (11, 8, 8)
+
+
+def test_schedule_is_the_reference_one_with_doubling_intervals():
+    """Reference (robustified/phase1_downscaled.sh, goexplore.py maybe_split_dynamic_state):
+    first choice after 10,000 steps, then every 10M steps or past 50,000 cells; 4 frames a step.
+    In between, here, the interval doubles so that no early choice stands for 40M frames."""
+    cells = DynamicDownscale()
+    assert (cells.first_update, cells.update_every) == (10_000 * 4, 10_000_000 * 4)
+    assert (cells.max_cells, cells.max_samples, cells.sample_prob) == (50_000, 10_000, 0.01)
+    chosen, last = [], None
+    for frames in range(0, 200_000_001, 10_000):  # one iteration's worth of frames at a time
+        if cells.due(frames, last, cells=1_000):
+            chosen.append(frames)
+            last = frames
+    doubling = [40_000 * 2**k for k in range(11)]  # 40k, 80k, ... 40.96M
+    assert chosen[: len(doubling)] == doubling
+    assert chosen[len(doubling) :] == [40_960_000 + 40_000_000 * k for k in range(1, 4)]
+    assert cells.due(50_000_000, 40_960_000, cells=50_001)  # the archive-size trigger
+    assert not cells.due(30_000, None, cells=50_001)  # before the first choice: frames only
+
+
 def test_sources_round_trip_and_recent_frames_bounded():
     frame = (np.arange(210 * 160) % 251).astype(np.uint8).reshape(210, 160)
 
@@ -61,9 +107,9 @@ def test_sources_round_trip_and_recent_frames_bounded():
     src = cells.source(Env())
     assert np.array_equal(decode_frame(src), frame)
     assert cells.key_from_source(src) == cells(Env())
-    recent = RecentFrames(3)
-    recent.extend([b"a", b"b", b"c", b"d", b"e"])
-    assert len(recent.items) == 3 and set(recent.items) <= {b"a", b"b", b"c", b"d", b"e"}
+    recent = RecentFrames(3)  # the reference's RotatingSet: distinct, the oldest leaves
+    recent.extend([b"a", b"b", b"a", b"c", b"d", b"c", b"e"])
+    assert list(recent.items) == [b"c", b"d", b"e"]
 
 
 def test_observation_cells_round_floats_and_fold_negative_zero():
@@ -85,6 +131,63 @@ def test_dynamic_run_rekeys_and_every_trajectory_still_replays(tmp_path):
     results = list(check(worker, config.seed, TrajectoryTree(store.nodes), archive))
     assert results and all(r.ok for r in results)
     assert len(set(archive.cells)) == len(archive)
+
+
+def test_a_resumed_schedule_samples_a_whole_interval_before_choosing():
+    """The sample is not stored: after a resume at 1M frames (last choice at 640k), the next
+    choice waits one interval of fresh samples (to 2M) instead of choosing from the first."""
+
+    class Engine:
+        frames, cell_shape, archive = 1_000_000, (11, 8, 8), [None] * 100
+        rekeyed: list = []
+
+        def rekey(self, shape, key_of_source):
+            self.rekeyed.append(shape)
+
+    class Env:
+        frame = np.zeros((16, 16), dtype=np.uint8)
+
+        def gray(self):
+            return self.frame
+
+    engine, env, cells = Engine(), Env(), DynamicDownscale(iterations=5)
+    schedule = DynamicSchedule(cells, engine, last_update=640_000)
+    for frames in range(1_000_000, 2_000_000, 10_000):
+        engine.frames = frames
+        env.frame = env.frame + np.uint8(1)
+        schedule.recent.extend([cells.source(env)])
+        assert not schedule.maybe_update()
+    engine.frames = 2_000_000
+    assert schedule.maybe_update() and schedule.last_update == 2_000_000
+    assert len(engine.rekeyed) == 1 and not schedule.recent.items
+
+
+def test_rekey_keeps_each_cells_best_entry_and_its_trajectory_replays(tmp_path):
+    """A coarser shape merges cells; each new cell keeps the best of the entries it merges
+    (higher score, then shorter), and that entry's trajectory replays to the new cell."""
+    config = ExploreConfig(
+        env="montezuma", cells="dynamic", cell_params={"first_update": 10**9}, seed=2
+    )
+    store = open_run(config, tmp_path / "run")
+    run(store, RunOptions(frames=40_000, workers=1, progress=False))
+    engine = store.load_engine(selectors.make("count"), cell_shape=(11, 8, 8))
+    archive = engine.archive
+    worker = Worker.from_config(config)
+    coarse = (3, 2, 4)
+    worker.cell_fn.set_shape(coarse)
+    groups: dict = {}
+    for e in archive:
+        key = worker.cell_fn.key_from_source(archive.sources[e.snap])
+        groups.setdefault(key, []).append(e)
+    assert len(groups) < len(archive)  # something merges
+    engine.rekey(coarse, worker.cell_fn.key_from_source)
+    assert engine.cell_shape == coarse and set(archive.cells) == set(groups)
+    for e in archive:
+        best = max(groups[e.cell], key=lambda old: (old.score, -old.length))
+        assert (e.score, e.length, e.node) == (best.score, best.length, best.node)
+    tree = TrajectoryTree(store.nodes)
+    replayed = list(check(worker, config.seed, tree, archive))
+    assert len(replayed) == len(groups) and all(r.ok for r in replayed)
 
 
 def test_ram_cells_keys_only_and_paper_bins():

@@ -1,20 +1,47 @@
 """Dynamic downscaling: the downscaled-frame cell whose width, height and levels adapt.
 
-"First return, then explore" (Ecoffet et al. 2021, Methods, "Downscaling on Atari"): fixed
-11 x 8 x 8 cells are too coarse early and too fine later, so the parameters are re-chosen from
-a sample of recent frames. A candidate (w, h, d) splits the sample into n cells with frequency
-distribution p; its score is
+"First return, then explore" (Ecoffet et al. 2021, Methods, "Downscaling on Atari"): a fixed
+11 x 8 x 8 cell is too coarse early and too fine later, so the parameters are re-chosen from a
+sample of recent frames. What follows is the released code (github.com/uber-research/
+go-explore, ``robustified/``), run as ``phase1_downscaled.sh`` for Montezuma's Revenge and
+Pitfall without domain knowledge; "steps" there are agent steps of ``{game}Deterministic-v4``,
+4 frames each, and the frame counts below are frames (``Result.frames``).
 
-    normalised_entropy(p) / sqrt(|n - T| / T + 1),   T = split_factor * len(sample)
+* Sample (``goexplore.py``, ``Explore.run_cycle`` and ``RotatingSet``): each step of an
+  exploration adds its frame with probability ``recent_frame_add_prob`` 0.01 to a set of at most
+  ``max_recent_frames`` 10,000 *distinct* frames, the oldest leaving when it is full. The sample
+  is emptied after each choice, so a choice sees only frames found since the previous one.
+* Objective (``Explore.try_split_frames``): a candidate (w, h, d) splits the n sampled frames
+  into cells with shares p; its score is ``H(p) / log(#cells) / sqrt(|#cells - T| / T + 1)``
+  with ``T = cell_split_factor * n``, factor 0.125: frames spread evenly over about T cells.
+* Search (same function): ``split_iterations`` 3,000 distinct candidates, each drawn around the
+  best so far, width ~ Geometric(min(1 / (w + 1), 20 / 160)) in [1, 159], height the same with
+  210 rows, levels ~ Geometric(min(1 / d, 1 / 12)) in [2, 255]; a candidate that scores at
+  least as well becomes the best.
+* Schedule (``Explore.maybe_split_dynamic_state``; main.py's arguments): first choice once the
+  run passes ``first_compute_dynamic_state`` 10,000 steps (40k frames), then every
+  ``recompute_dynamic_state_every`` 10M steps (40M frames) or whenever the archive exceeds
+  ``max_archive_size`` 50,000 cells; every archive held so far is then re-keyed.
 
-so the chosen representation spreads frames evenly over about T cells. Candidates come from a
-stochastic local search around the best so far (geometric proposals, as in the reference
-implementation). After a change the archive is re-keyed from each entry's stored frame.
+Departures, the first two for a machine of a few cores, where 40M frames is a whole run:
 
-Defaults follow the reference run script for Montezuma (phase1_downscaled.sh): split factor
-0.125, first recompute after 10k frames, then every 10M frames or when the archive passes 50k
-cells, 10k recent frames sampled with probability 0.01 per step. The search runs 300
-iterations instead of 3,000, sized for a 2-core machine (~30 s per recompute).
+* **The first choice does not stand for 40M frames.** The reference chooses from the ~100 frames
+  sampled in its first 10k steps and keeps that for 10M steps, 2% of its 2B-frame runs. Here
+  the shape is re-chosen each time the run's frames double (the sample doubling with them)
+  until the interval reaches the reference's 40M frames: a shape chosen after n frames is kept
+  for at most n more. (Issue 20: a shape chosen at 16k frames from a reservoir of ~100 frames
+  kept Montezuma at 25 cells and 1 room for 10M frames.)
+* 300 search iterations instead of 3,000, and the search starts from the current shape, not a
+  random one (a random shape such as 159 x 209 costs ~100x a small one to evaluate); each
+  candidate is scored on the keys the archive will use (``Downscale.key_of``), ~20 us a frame.
+* Only the current archive is re-keyed (``Engine.rekey``): entries merged under a coarser shape
+  are gone, where the reference keeps every former archive and re-keys them all, so that a
+  finer shape splits them again. Short intervals early keep what a coarse shape merges small.
+
+Before the first choice the reference puts every state in one cell and drops what it found;
+here the initial shape (11 x 8 x 8, fixed downscaling's) is used and the archive is re-keyed.
+Levels are ``Downscale``'s (L bins of width 256 / L), the reference's ``max_pix_value`` d gives
+d bins of 255 / d plus one for pure white; the two agree but for that top bin.
 """
 
 from __future__ import annotations
@@ -31,7 +58,8 @@ from .downscale import Downscale
 
 
 def score(counts: np.ndarray, target: float) -> float:
-    """Normalised entropy of the cell distribution, penalised for missing the target count."""
+    """Normalised entropy of the cell distribution, penalised for missing the target count
+    (reference ``Explore.try_split_frames``, ``get_dist_score``)."""
     n = len(counts)
     if n <= 1:
         return 0.0
@@ -52,10 +80,16 @@ class DynamicDownscale(AdaptiveCells):
         iterations: int = 300,
         sample_prob: float = 0.01,
         max_samples: int = 10_000,
-        first_update: int = 10_000,
-        update_every: int = 10_000_000,
+        first_update: int = 40_000,
+        update_every: int = 40_000_000,
         max_cells: int = 50_000,
     ):
+        if not 0 < split_factor <= 1 or not 0 < sample_prob <= 1:
+            raise ValueError("split_factor and sample_prob must be in (0, 1]")
+        if min(iterations, max_samples, first_update, update_every, max_cells) < 1:
+            raise ValueError(
+                "iterations, max_samples, first_update, update_every, max_cells must be >= 1"
+            )
         self._down = Downscale(width, height, levels)
         self.split_factor = split_factor
         self.iterations = iterations
@@ -88,16 +122,19 @@ class DynamicDownscale(AdaptiveCells):
 
     # -- choosing parameters (runs in the driver) ---------------------------------------------
     def due(self, frames: int, last_update: int | None, cells: int) -> bool:
+        """The reference's schedule, with the interval doubling from ``first_update`` up to
+        ``update_every`` (see the module's docstring)."""
         if last_update is None:
             return frames >= self.first_update
-        return frames - last_update >= self.update_every or cells > self.max_cells
+        interval = min(max(last_update, self.first_update), self.update_every)
+        return frames - last_update >= interval or cells > self.max_cells
 
     def choose(self, frames: list[np.ndarray], rng: np.random.Generator) -> tuple[int, int, int]:
         """Stochastic local search for the (width, height, levels) with the best score."""
         if len(frames) < 2:
             return self.shape
         h_max, w_max = frames[0].shape
-        target = max(1.0, self.split_factor * len(frames))
+        target = self.split_factor * len(frames)
 
         def evaluate(shape: tuple[int, int, int]) -> float:
             down = Downscale(*shape)
@@ -108,14 +145,18 @@ class DynamicDownscale(AdaptiveCells):
         best_score = evaluate(best)
         tried = {best}
         for _ in range(self.iterations):
-            w, h, d = best
-            cand = (
-                _geometric(rng, w, w_max - 1),
-                _geometric(rng, h, h_max - 1),
-                _geometric_levels(rng, d),
-            )
-            if cand in tried:
-                continue
+            cand = best
+            for _ in range(1000):  # the reference draws until the candidate is new
+                if cand not in tried:
+                    break
+                w, h, d = best
+                cand = (
+                    _geometric(rng, w, w_max),
+                    _geometric(rng, h, h_max),
+                    _geometric_levels(rng, d),
+                )
+            else:  # (nearly) every neighbour tried: a tiny frame
+                break
             tried.add(cand)
             s = evaluate(cand)
             if s >= best_score:
@@ -123,16 +164,18 @@ class DynamicDownscale(AdaptiveCells):
         return best
 
 
-def _geometric(rng: np.random.Generator, current: int, upper: int) -> int:
-    """A size near ``current``: geometric with mean ~current + 1, kept in [1, upper]."""
-    p = min(1.0 / (current + 1), 20.0 / upper)
+def _geometric(rng: np.random.Generator, current: int, size: int) -> int:
+    """A size near ``current``: Geometric(min(1 / (current + 1), 20 / size)) in [1, size - 1]
+    (the frame is ``size`` pixels along this axis)."""
+    p = min(1.0 / (current + 1), 20.0 / size)
     while True:
         v = int(rng.geometric(p))
-        if 1 <= v <= upper:
+        if 1 <= v <= size - 1:
             return v
 
 
 def _geometric_levels(rng: np.random.Generator, current: int) -> int:
+    """Levels near ``current``: Geometric(min(1 / current, 1 / 12)) in [2, 255]."""
     p = min(1.0 / current, 1.0 / 12)
     while True:
         v = int(rng.geometric(p))
@@ -152,19 +195,23 @@ def decode_frame(source: bytes) -> np.ndarray:
 
 
 class RecentFrames:
-    """A bounded sample of recent frames: once full, each new frame replaces a random old one."""
+    """The most recent ``capacity`` distinct sampled frames, the oldest leaving first
+    (the reference's ``RotatingSet``: a frame already held is not added again)."""
 
-    def __init__(self, capacity: int, seed: int = 0):
+    def __init__(self, capacity: int):
         self.capacity = capacity
-        self.items: list[bytes] = []
-        self.rng = np.random.default_rng(seed)
+        self.items: dict[bytes, None] = {}  # insertion-ordered: the oldest first
 
     def extend(self, frames: list[bytes]) -> None:
         for f in frames:
-            if len(self.items) < self.capacity:
-                self.items.append(f)
-            else:
-                self.items[int(self.rng.integers(self.capacity))] = f
+            if f in self.items:
+                continue
+            if len(self.items) >= self.capacity:
+                del self.items[next(iter(self.items))]
+            self.items[f] = None
+
+    def clear(self) -> None:
+        self.items.clear()
 
     def decoded(self) -> list[np.ndarray]:
         return [decode_frame(f) for f in self.items]
@@ -178,24 +225,31 @@ class DynamicSchedule:
     ``last_update`` the frame count of the previous change (None: none yet).
     """
 
-    def __init__(self, cells: AdaptiveCells, engine: Any, last_update: int | None, seed: int):
+    def __init__(self, cells: AdaptiveCells, engine: Any, last_update: int | None):
         self.cells = cells
         self.engine = engine
         assert engine.cell_shape is not None  # the runner builds the engine with one
         self.cells.set_shape(engine.cell_shape)
         self.last_update = last_update
-        self.recent = RecentFrames(self.cells.max_samples, seed=seed)
+        self.recent = RecentFrames(self.cells.max_samples)
+        # The sample is not kept across sessions: a resumed run samples from here, and counts
+        # its next interval from here, as the reference refills its sample before going on
+        # (main.py, the --seed_path branch), so no choice comes from a session's first frames.
+        self.sampled_from = engine.frames
 
     def maybe_update(self) -> bool:
         e = self.engine
-        if not self.cells.due(e.frames, self.last_update, len(e.archive)):
+        last = self.last_update
+        if last is not None and last < self.sampled_from:
+            last = self.sampled_from
+        if not self.cells.due(e.frames, last, len(e.archive)):
             return False
         rng = np.random.default_rng([e.frames, len(e.archive)])
         shape = self.cells.choose(self.recent.decoded(), rng)
         self.cells.set_shape(shape)
         e.rekey(shape, self.cells.key_from_source)
         self.last_update = e.frames
-        self.recent.items.clear()
+        self.recent.clear()
         return True
 
     def describe(self) -> str:

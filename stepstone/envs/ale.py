@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 class AtariEnv(Adapter):
     """An Explorable over ale_py.ALEInterface."""
 
-    default_cells = ("downscale", {})  # Go-Explore's downscaled frames
+    # Go-Explore's downscaled frames; dynamic downscaling was behind them on Montezuma at 4M
+    # frames (bench/README.md, "Dynamic downscaling after issue 20"), so not the default yet.
+    default_cells = ("downscale", {})
 
     def __init__(
         self,
