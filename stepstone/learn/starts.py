@@ -74,7 +74,9 @@ class Starts:
         ResetManager.proc_infos): each point's success is its rate over this period's
         episodes (kept from earlier periods where none ran); the window's latest point goes
         to the first point at which the success summed from the demonstration's start reaches
-        ``rate`` times the window's width; where none does, it moves FORWARD actions on."""
+        ``rate`` times the window's width; where none does, it moves FORWARD actions on. Our
+        one change: within ``span`` of the reset state the width is that of the window cut
+        there (the reference, whose workers all pile up at 0, never asks that of point 0)."""
         if not self.span:
             return False
         for point, (won, ran) in self.wins.items():
@@ -83,7 +85,7 @@ class Starts:
         total, new = 0.0, None
         for point in sorted(self.success):
             total += self.success[point]
-            if total / self.span >= self.rate:
+            if total / min(self.span, point + 1) >= self.rate:
                 new = point
                 break
         if new is None:
