@@ -62,8 +62,8 @@ def test_a_window_moves_to_where_the_summed_success_reaches_the_rate():
 
 
 def test_self_imitation_learns_demonstrated_actions_only_where_their_return_beats_the_value():
-    from stepstone.learn.robustify import RobustifyConfig
     from stepstone.learn.ppo import Imitation, policy_network, sil_loss
+    from stepstone.learn.robustify import RobustifyConfig
 
     cfg = RobustifyConfig()
     obs = np.eye(4, dtype=np.float32)

@@ -345,6 +345,7 @@ class Trained:
     start: int  # the earliest start point reached (0: the reset state)
     frames: int
     resumed_at: int = 0  # frames done when this session began (0: from scratch)
+    cpu_seconds: float = 0.0  # this process's CPU time over the steps trained in it
 
 
 def ppo(
@@ -420,6 +421,7 @@ def ppo(
 
     obs = runner.obs()
     t0 = last_save = time.monotonic()
+    cpu0 = time.process_time()
     while frames < cfg.frames:
         buf: dict[str, list] = {k: [] for k in BUFFER}
         for _ in range(cfg.rollout):
@@ -466,7 +468,8 @@ def ppo(
         if time.monotonic() - last_save >= cfg.checkpoint_every or frames >= cfg.frames:
             save()
             last_save = time.monotonic()
-    return Trained(model, history, min((s.start for s in starts), default=0), frames, resumed_at)
+    start = min((s.start for s in starts), default=0)
+    return Trained(model, history, start, frames, resumed_at, time.process_time() - cpu0)
 
 
 BUFFER = ("obs", "act", "logp", "val", "rew", "done", "boost")  # a rollout's columns
@@ -623,6 +626,8 @@ def robustify(
         "start_moves": trained.history,
         "reached_reset": trained.start == 0,
         "frames_backward": trained.frames,
+        "cpu_seconds_backward": trained.cpu_seconds,  # of the steps trained in this session
+        "resumed_at_backward": trained.resumed_at,
     }
     models = {"backward": lambda: trained.model}
     if "bc" in baselines:
