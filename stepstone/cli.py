@@ -213,7 +213,7 @@ class Robustify:
         False, help="delete the checkpoints in D/robustify/ and train from scratch (default: "
         "continue each training from its last checkpoint)",
     )  # fmt: skip
-    no_progress: bool = option(False, help="no status line")
+    progress: bool = option(True, flag="--no-progress", help="no status line")
 
 
 @dataclass(frozen=True)
@@ -553,7 +553,7 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         raise ConfigError(f"--baselines takes bc, ppo, bc,ppo or none, not {args.baselines!r}")
     status = StatusLine()
     try:
-        result = robustify(store, cfg, baselines, status=None if args.no_progress else status,
+        result = robustify(store, cfg, baselines, status=status if args.progress else None,
                            fresh=args.fresh, log=status.note)  # fmt: skip
     finally:
         status.close()

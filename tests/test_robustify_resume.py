@@ -113,8 +113,12 @@ def test_policy_file_rebuilds_its_network_alone_and_old_policies_still_evaluate(
 ):
     from stepstone.learn.evaluate import load_policy
 
-    assert main(["robustify", str(corridor_run), "--frames", "1k", "--baselines", "none",
-                 "--eval-episodes", "2", "--threads", "1"]) == 0  # fmt: skip
+    args = ["robustify", str(corridor_run), "--frames", "1k", "--baselines", "none",
+            "--eval-episodes", "2", "--threads", "1", "--fresh"]  # fmt: skip
+    assert main([*args, "--no-progress"]) == 0
+    assert "backward:" not in capsys.readouterr().err
+    assert main(args) == 0
+    assert re.search(r"backward: 512/1k steps, .* steps/s, start \d+/39", capsys.readouterr().err)
     assert torch.get_num_threads() == 1
     policy = corridor_run / "robustify" / "policy.pt"
     data = torch.load(policy, weights_only=True)
