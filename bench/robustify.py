@@ -38,7 +38,7 @@ def main() -> None:
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         cfg = RobustifyConfig(frames=parse_count(args.frames), seed=seed)
-        rows.append(robustify(store, cfg))
+        rows.append(robustify(store, cfg, fresh=True))
         print(json.dumps({k: v for k, v in rows[-1].items() if k.startswith("success")}))
     print(f"\n{args.env}: demonstration of {rows[0]['demo_length']} actions, "
           f"{args.frames} training steps per method, sticky actions 0.25, "

@@ -209,6 +209,11 @@ class Robustify:
     baselines: str = option(
         "bc,ppo", help="baselines trained on the same budget: bc, ppo (from reset), both, or none"
     )
+    fresh: bool = option(
+        False, help="delete the checkpoints in D/robustify/ and train from scratch (default: "
+        "continue each training from its last checkpoint)",
+    )  # fmt: skip
+    progress: bool = option(True, flag="--no-progress", help="no status line")
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,10 @@ class Evaluate:
     gif: Path | None = option(
         None, type=Path, shown="no GIF", help="write a GIF of the first episode"
     )
+    max_steps: int = option(
+        0, help="actions an episode may take (default: the training's --max-steps, else twice "
+        "the demonstration's and 20 more); e.g. 120 for MiniGrid-MultiRoom-N6-v0's limit",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -525,24 +534,35 @@ def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
 
 def cmd_robustify(args: argparse.Namespace) -> int:
     from .learn.robustify import robustify
+    from .progress import StatusLine
     from .store.sqlite import RunStore
 
     store = RunStore.open(args.run_dir)
     if not 0 <= args.sticky < 1:
         raise ConfigError(f"--sticky is a probability in [0, 1), not {args.sticky}")
     cfg = build(RobustifyConfig, args)
-    if cfg.step < 0 or cfg.entropy < 0:
-        raise ConfigError("--step-back (actions) and --entropy (a weight) must be >= 0")
+    if min(cfg.step, cfg.entropy, cfg.sil, cfg.start_window, cfg.entropy_boost, cfg.max_steps) < 0:
+        raise ConfigError("--step-back, --entropy, --sil, --start-window, --entropy-boost and "
+                          "--max-steps must be >= 0")  # fmt: skip
     if not 0 < cfg.advance_rate <= 1:
         raise ConfigError(f"--advance-rate is a share in (0, 1], not {cfg.advance_rate}")
+    if cfg.demos < 1 or cfg.threads < 1:
+        raise ConfigError("--demos and --threads must be >= 1")
     baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
     if baselines - {"bc", "ppo"}:
         raise ConfigError(f"--baselines takes bc, ppo, bc,ppo or none, not {args.baselines!r}")
-    result = robustify(store, cfg, baselines, log=lambda line: print(line, file=sys.stderr))
+    status = StatusLine()
+    try:
+        result = robustify(store, cfg, baselines, status=status if args.progress else None,
+                           fresh=args.fresh, log=status.note)  # fmt: skip
+    finally:
+        status.close()
     (store.path / "robustify" / "result.json").write_text(json.dumps(result, indent=1))
     print(
-        f"demonstration: {result['demo_length']} actions, return {result['demo_return']:g}; "
-        f"start moved back {len(result['start_moves'])} times"
+        f"demonstration: {result['demo_length']} actions, return {result['demo_return']:g}"
+        + (f" (and {len(result['demos']) - 1} more)" if len(result["demos"]) > 1 else "")
+        + f"; start moved {len(result['start_moves'])} times"
+        + (", to the reset state" if result["reached_reset"] else "")
     )
     print(f"under noise (sticky {cfg.sticky}), {cfg.eval_episodes} episodes from reset, "
           f"success = {result['success_criterion']}:")  # fmt: skip
@@ -565,7 +585,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.sticky is not None and not 0 <= args.sticky < 1:
         raise ConfigError(f"--sticky is a probability in [0, 1), not {args.sticky}")
     store = RunStore.open(args.run_dir)
-    r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif)
+    if args.max_steps < 0:
+        raise ConfigError(f"--max-steps must be >= 0, got {args.max_steps}")
+    r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif, args.max_steps)
     print(
         f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}: success "
         f"{r['success']:.2f} ({r['success_criterion']}), mean score {r['score']:g}"

@@ -164,3 +164,40 @@ class Progress:
         if self.live:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class StatusLine:
+    """A one-line status that other code words itself (Phase 2's training): rewritten in
+    place at most ``every`` seconds on a terminal, else logged every ``log_every`` seconds."""
+
+    def __init__(self, stream: TextIO | None = None, every: float = 1.0, log_every: float = 30.0):
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.every = every if self.live else log_every
+        self._last = -float("inf")
+        self._shown = False
+
+    def __call__(self, text: str) -> None:
+        if time.monotonic() - self._last < self.every:
+            return
+        self._last = time.monotonic()
+        if self.live:
+            width = shutil.get_terminal_size().columns
+            self.stream.write("\r\x1b[K" + text[: width - 1])
+            self._shown = True
+        else:
+            print(text, file=self.stream)
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """A message on a line of its own, above the status."""
+        self.stream.write(("\r\x1b[K" if self._shown else "") + text + "\n")
+        self._shown = False
+        self._last = -float("inf")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False

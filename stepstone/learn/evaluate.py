@@ -1,20 +1,23 @@
 """Run the policy ``stepstone robustify`` saved: its success and score under noise, again.
 
-The checkpoint ``D/robustify/policy.pt`` is a state dict, read with
-``torch.load(weights_only=True)``, which rebuilds tensors and plain containers only: nothing
-in a run directory is executed. ``policy.json`` beside it holds the network's sizes and what
-success meant in training (the run's goal, or the demonstration's return).
+``D/robustify/policy.pt`` holds the network's architecture (kind, input and action sizes,
+hidden widths, the observation features it reads), what success meant in training (the run's
+goal, or the demonstration's return) and the weights, read with
+``torch.load(weights_only=True)``, which rebuilds tensors and plain containers only: nothing in
+a run directory is executed. Policies saved before this format (a bare state dict) are read
+with the sizes in ``policy.json`` beside them.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..store.sqlite import RunStore
+from .checkpoint import load
+from .ppo import HIDDEN, policy_network
 from .robustify import (
     POLICY,
     POLICY_INFO,
@@ -23,26 +26,31 @@ from .robustify import (
     criterion,
     episode_limit,
     evaluate,
-    policy_network,
     success_test,
 )  # fmt: skip
 
+KEYS = ("inputs", "actions", "demo_length", "demo_return", "goal", "sticky")
 
-def load_policy(path: Path, inputs: int, actions: int, seed: int = 0) -> Any:
-    """The actor-critic of robustify.py with the weights in ``path`` (``seed`` seeds torch's
-    sampling of actions); ConfigError if the file is not such a state dict."""
-    import torch
 
-    try:
-        with warnings.catch_warnings():  # torch warns of the odd file before refusing it
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # weights_only refuses anything but tensors, in its own error types
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ConfigError(
-            f"{path} is not a policy saved by stepstone robustify ({first}); run robustify again"
-        ) from None
-    model = policy_network(inputs, actions, seed)
+def load_policy(path: Path, seed: int = 0) -> tuple[Any, dict]:
+    """The network in ``path`` and what policy.pt says of it (``seed`` seeds torch's sampling
+    of actions); ConfigError naming the fix if the file is not a policy."""
+    data = load(path, "a policy saved by stepstone robustify")
+    if "state_dict" in data:  # the format with the architecture
+        try:
+            info = {k: data[k] for k in KEYS} | {"max_steps": data.get("max_steps", 0)}
+            arch = data["architecture"]
+            hidden = tuple(int(h) for h in arch["hidden"])
+            state = data["state_dict"]
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"{path} is damaged (no {e}); run robustify again") from None
+        if arch.get("kind") != "mlp-tanh":
+            raise ConfigError(f"{path} holds a {arch.get('kind')!r} network, which this "
+                              "stepstone cannot build; upgrade stepstone")  # fmt: skip
+    else:  # a bare state dict, before the architecture was saved with it
+        info = _info(path.with_name(POLICY_INFO))
+        hidden, state = HIDDEN, data
+    model = policy_network(int(info["inputs"]), int(info["actions"]), seed, hidden)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
@@ -50,17 +58,15 @@ def load_policy(path: Path, inputs: int, actions: int, seed: int = 0) -> Any:
         raise ConfigError(
             f"{path} does not fit this run's policy network ({first}); run robustify again"
         ) from None
-    return model
+    return model, info
 
 
-def _info(store: RunStore) -> dict:
-    path = store.path / "robustify" / POLICY_INFO
-    if not (store.path / "robustify" / POLICY).is_file() or not path.is_file():
-        raise ConfigError(f"{store.path} has no policy: run 'stepstone robustify {store.path}'")
+def _info(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing beside the policy; run robustify again")
     try:
         info = json.loads(path.read_text())
-        keys = ("inputs", "actions", "demo_length", "demo_return", "goal", "sticky")
-        return {k: info[k] for k in keys}
+        return {k: info[k] for k in KEYS} | {"max_steps": info.get("max_steps", 0)}
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ConfigError(f"{path} is damaged ({e}); run robustify again") from None
 
@@ -71,10 +77,14 @@ def run_policy(
     sticky: float | None = None,
     seed: int = 0,
     gif: Path | None = None,
+    max_steps: int = 0,
 ) -> dict:
     """``episodes`` episodes from reset under sticky actions (the training's by default):
     the success rate, the mean score, and with ``gif`` the first episode drawn."""
-    info = _info(store)
+    path = store.path / "robustify" / POLICY
+    if not path.is_file():
+        raise ConfigError(f"{store.path} has no policy: run 'stepstone robustify {store.path}'")
+    model, info = load_policy(path, seed)
     cfg = RobustifyConfig(sticky=info["sticky"] if sticky is None else sticky, seed=seed)
     runner = Runner(store, cfg)
     try:
@@ -85,7 +95,6 @@ def run_policy(
                 f"the saved policy takes {info['inputs']} inputs and {info['actions']} actions, "
                 f"this run's environment {n_in} and {runner.n_actions}; run robustify again"
             )
-        model = load_policy(store.path / "robustify" / POLICY, n_in, runner.n_actions, seed)
         success = success_test(runner, info["goal"], info["demo_return"])
         first: list = []
 
@@ -94,7 +103,8 @@ def run_policy(
                 first.append((actions, score))
 
         rate, score = evaluate(
-            runner, model, episodes, episode_limit(info["demo_length"]), success,
+            runner, model, episodes, max_steps or info["max_steps"]
+            or episode_limit(info["demo_length"]), success,
             on_episode=keep_first if gif is not None else None,
         )  # fmt: skip
     finally:

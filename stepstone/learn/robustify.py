@@ -6,10 +6,15 @@ a state on the demonstration, first near its end; once the agent matches the dem
 return from there in ``advance_rate`` of its recent episodes, the start moves ``step`` actions
 back, until the agent starts from the reset state itself. SnapshotRL (2024) starts students
 from a teacher's states by the same mechanism. Start states are restored from snapshots,
-which the environments stepstone explores all have.
+which the environments stepstone explores all have. What the papers' code adds, each an
+option: start points spread over a window (starts.py), self-imitation and more entropy after
+the start point (ppo.py), several demonstrations at once (``demonstrations``).
 
-On Atari the policy sees the console's 128 bytes of RAM, as bits, rather than the screen (the papers
-train a convolutional network on frames, which this CPU-only setting cannot afford).
+Training is resumable: each method's whole state goes to ``D/robustify/checkpoint-NAME.pt``
+every ``checkpoint_every`` seconds (checkpoint.py), and a run that finds it continues it.
+
+On Atari the policy sees the console's 128 bytes of RAM, as bits, rather than the screen (the
+papers train a convolutional network on frames, which this CPU-only setting cannot afford).
 
 Noise, during training and evaluation, is that of the ALE evaluation protocol (Machado et al.
 2018): sticky actions, the previous action repeated with probability 0.25, and for Atari up to
@@ -25,10 +30,13 @@ not move the bar with the demonstration's length. A demonstration that stops sho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,12 +46,19 @@ from ..envs.ale import AtariEnv
 from ..errors import ConfigError
 from ..goals import Goal
 from ..options import option
+from ..progress import duration, human
 from ..store.sqlite import RunStore
 from ..trajectories import TrajectoryTree
 from ..worker import Worker
+from .checkpoint import load as load_file
+from .checkpoint import save as save_checkpoint
+from .checkpoint import to_bytes, to_tensor
+from .ppo import FORMAT, Architecture, Imitation, act, discounted, policy_network, update
+from .starts import Starts
 
-POLICY = "policy.pt"  # the backward algorithm's policy: a state dict, in D/robustify/
-POLICY_INFO = "policy.json"  # what it takes to run it again (learn/evaluate.py)
+POLICY = "policy.pt"  # the backward algorithm's policy, its architecture and what success is
+POLICY_INFO = "policy.json"  # the same information in words, for people and older readers
+CHECKPOINT = "checkpoint-{}.pt"  # each method's training state, in D/robustify/
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,38 @@ class RobustifyConfig:
         None, type=float,
         help="demonstrate the shortest archived path reaching this score (default: the best)",
     )  # fmt: skip
+    demos: int = option(
+        1, help="train on the best N trajectories of the archive at once, each episode on one "
+        "drawn at random (Go-Explore's Phase 2 used several; it keeps the policy from "
+        "over-fitting one)",
+    )  # fmt: skip
+    start_window: int = option(
+        0, help="start episodes at points spread over this many actions behind the start "
+        "point, which moves where their success says (--advance-rate: the share of the "
+        "window's summed success; 0: every episode at one point, moved by --step-back). "
+        "Go-Explore's Atari setting: 40 actions (160 frames) with --advance-rate 0.1",
+    )  # fmt: skip
+    sil: float = option(
+        0.0, help="weight of self-imitation learning on the demonstrations beside PPO "
+        "(Go-Explore's Phase 2: 0.1)",
+    )  # fmt: skip
+    sil_value: float = 0.01  # SIL's value-loss weight (Go-Explore's phase2_atari.sh)
+    sil_entropy: float = 1e-5  # SIL's entropy weight (the same)
+    entropy_boost: int = option(
+        0, help="halve the policy's logits (more entropy) for this many actions past the "
+        "start point (the papers' code: 100)",
+    )  # fmt: skip
+    max_steps: int = option(
+        0, help="actions an episode from reset may take, in evaluation and in training from "
+        "reset (0: twice the demonstration's and 20 more); e.g. 120, MiniGrid-MultiRoom-N6-v0's "
+        "registered limit, when the run explored a longer-limit copy",
+    )  # fmt: skip
+    threads: int = option(
+        1, help="torch threads (not every core: the network is small and the machine shared)"
+    )
+    checkpoint_every: float = option(
+        120.0, help="seconds between checkpoints in D/robustify/ (a kill loses at most this)"
+    )
 
 
 def demonstration(archive: Any, demo_score: float | None) -> int:
@@ -99,6 +146,38 @@ def demonstration(archive: Any, demo_score: float | None) -> int:
             f"{archive.score[archive.best()]:g}): lower --demo-score or explore longer"
         )
     return int(reach[np.argmin(archive.length[reach])])
+
+
+def demonstrations(
+    runner: Runner, archive: Any, tree: TrajectoryTree, first: int, cfg: RobustifyConfig
+) -> list[Demo]:
+    """``first``'s trajectory and the next best ones, up to ``cfg.demos`` distinct ones: those
+    reaching the goal where ``first`` does (highest score, then shortest), else the shortest
+    reaching ``cfg.demo_score`` (each cut where it reaches it) or ``first``'s score."""
+    order = [first]
+    if cfg.demos > 1:
+        n = len(archive)
+        if cfg.demo_score is None and archive.goal[first]:
+            pool = np.flatnonzero(archive.goal[:n] > 0)
+            ranked = pool[np.lexsort((archive.length[pool], -archive.score[pool]))]
+        else:
+            bar = archive.score[first] if cfg.demo_score is None else cfg.demo_score
+            pool = np.flatnonzero(archive.score[:n] >= bar)
+            ranked = pool[np.argsort(archive.length[pool], kind="stable")]
+        order += [int(i) for i in ranked if int(i) != first]
+    demos: list[Demo] = []
+    seen: set[bytes] = set()
+    for i in order[: 20 * cfg.demos]:
+        demo = runner.demo(tree.actions(int(archive.node[i]), int(archive.length[i])))
+        if cfg.demo_score is not None:  # up to the action that reaches the score, no further
+            demo = demo.prefix(int(np.argmax(np.asarray(demo.returns) >= cfg.demo_score)))
+        key = np.asarray(demo.actions, dtype=np.int64).tobytes()
+        if key not in seen:
+            seen.add(key)
+            demos.append(demo)
+        if len(demos) == cfg.demos:
+            break
+    return demos
 
 
 @dataclass
@@ -228,153 +307,223 @@ class Runner:
         return r, term or trunc
 
 
-def policy_network(n_in: int, n_actions: int, seed: int) -> Any:
-    import torch
-
-    torch.manual_seed(seed)
-
-    class ActorCritic(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.body = torch.nn.Sequential(
-                torch.nn.Linear(n_in, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh()
-            )
-            self.pi = torch.nn.Linear(64, n_actions)
-            self.v = torch.nn.Linear(64, 1)
-
-        def forward(self, x: Any) -> tuple[Any, Any]:
-            h = self.body(x)
-            return self.pi(h), self.v(h).squeeze(-1)
-
-    return ActorCritic()
+def architecture(runner: Runner, demos: list[Demo]) -> Architecture:
+    features = "ram-bits" if runner.atari else "vector"
+    return Architecture(len(demos[0].observations[0]), runner.n_actions, features=features)
 
 
-def act(model: Any, obs: np.ndarray, greedy: bool = False) -> tuple[int, float, float]:
-    import torch
+def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitation:
+    """Every demonstrated step, with the discounted return from there (rewards clipped to their
+    sign on Atari, as training sees them)."""
+    obs, actions, returns = [], [], []
+    for demo in demos:
+        r = np.diff(np.asarray(demo.returns, dtype=np.float32))
+        r = np.sign(r) if runner.atari else r
+        obs += demo.observations[:-1]
+        actions.append(demo.actions.astype(np.int64))
+        returns.append(discounted(r, cfg.gamma))
+    return Imitation(np.array(obs), np.concatenate(actions), np.concatenate(returns))
 
-    with torch.no_grad():
-        logits, value = model(torch.as_tensor(obs).unsqueeze(0))
-        dist = torch.distributions.Categorical(logits=logits[0])
-        a = int(logits[0].argmax()) if greedy else int(dist.sample())
-        return a, float(dist.log_prob(torch.tensor(a))), float(value[0])
+
+# Options that may change when a run continues from its checkpoint: the rest must match.
+CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
+
+
+def settings(cfg: RobustifyConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k not in CONTINUABLE}
+
+
+def fingerprint(demos: list[Demo]) -> list[str]:
+    return [hashlib.sha256(np.asarray(d.actions, dtype=np.int64).tobytes()).hexdigest()[:16]
+            for d in demos]  # fmt: skip
+
+
+@dataclass
+class Trained:
+    model: Any
+    history: list[dict]  # one row per move of a start point
+    start: int  # the earliest start point reached (0: the reset state)
+    frames: int
+    resumed_at: int = 0  # frames done when this session began (0: from scratch)
+    cpu_seconds: float = 0.0  # this process's CPU time over the steps trained in it
 
 
 def ppo(
     runner: Runner,
-    demo: Demo,
+    demos: list[Demo],
     cfg: RobustifyConfig,
     backward: bool,
-    log: Callable[[str], None] | None = None,
-) -> tuple[Any, list[dict], int]:
-    """Train; with ``backward`` start from the demonstration, moving back (else from reset).
-    Returns the policy, the moves of the start point, and the start point reached. ``log``
-    gets a progress line every 30 s: a long run should say how far it is."""
+    checkpoint: Path | None = None,
+    status: Callable[[str], None] | None = None,
+) -> Trained:
+    """Train; with ``backward`` start from the demonstrations, moving back (else from reset).
+    With ``checkpoint``, the whole training state (network, optimiser, start points, random
+    generators, the episode under way as an environment snapshot) is written there every
+    ``cfg.checkpoint_every`` seconds and at the end, and a run finds it and continues: the
+    result is the one an uninterrupted run gets. ``status`` gets a progress line after each
+    rollout."""
     import torch
 
-    model = policy_network(len(demo.observations[0]), runner.n_actions, cfg.seed)
+    arch = architecture(runner, demos)
+    model = policy_network(arch.inputs, arch.actions, cfg.seed, arch.hidden)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-5)
-    T = len(demo.actions)
-    back = cfg.step or max(1, T // 20)
-    start = max(0, T - back) if backward else 0
-    history: list[dict] = []  # one row per start-point move
-    recent: list[bool] = []
+    starts = [
+        Starts(len(d.actions), cfg.step or max(1, len(d.actions) // 20), cfg.advance_rate,
+               cfg.window, cfg.start_window)
+        for d in demos
+    ] if backward else []  # fmt: skip
+    rng = np.random.default_rng([cfg.seed, 1])  # start points, demonstrations, SIL samples
+    sil = imitation(demos, runner, cfg) if backward and cfg.sil > 0 else None
+    history: list[dict] = []
+    recent: deque[bool] = deque(maxlen=100)
     frames = 0
-    t0 = last_log = time.monotonic()
-    runner.start(demo, start, noops=True)
-    ep_start, ep_return, ep_len = start, 0.0, 0
+
+    def begin() -> list:
+        d = int(rng.integers(len(demos))) if backward and len(demos) > 1 else 0
+        point = starts[d].sample(rng) if backward else 0
+        runner.start(demos[d], point, noops=True)
+        return [d, point, 0.0, 0]
+
+    name = "backward" if backward else "ppo_from_reset"
+    resumed_at = 0
+    if checkpoint is not None and checkpoint.exists():
+        saved = load_checkpoint(checkpoint, cfg, demos, name)
+        state = json.loads(saved["state"])
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["torch_rng"])
+        rng.bit_generator.state = state["rng"]
+        runner.rng.bit_generator.state = state["runner_rng"]
+        for s, st in zip(starts, state["starts"], strict=True):
+            s.restore(st)
+        history, frames = state["history"], int(state["frames"])
+        recent.extend(bool(x) for x in state["recent"])
+        runner.env.restore(to_bytes(saved["snapshot"]))
+        runner.prev, runner.terminated = int(state["prev"]), False
+        episode = list(state["episode"])
+        resumed_at = frames
+    else:
+        episode = begin()
+
+    def save() -> None:
+        if checkpoint is None:
+            return
+        state = {"frames": frames, "history": history, "recent": list(recent),
+                 "starts": [s.state() for s in starts], "episode": episode,
+                 "prev": runner.prev, "rng": rng.bit_generator.state,
+                 "runner_rng": runner.rng.bit_generator.state}  # fmt: skip
+        save_checkpoint(checkpoint, {
+            "format": FORMAT, "method": name, "settings": json.dumps(settings(cfg)),
+            "demos": fingerprint(demos), "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+            "snapshot": to_tensor(runner.env.snapshot()), "state": json.dumps(state),
+        })  # fmt: skip
+
     obs = runner.obs()
-    goal_reached = demo.success(runner) if demo.reaches_goal else None
+    t0 = last_save = time.monotonic()
+    cpu0 = time.process_time()
     while frames < cfg.frames:
-        buf: dict[str, list] = {k: [] for k in ("obs", "act", "logp", "val", "rew", "done")}
+        buf: dict[str, list] = {k: [] for k in BUFFER}
         for _ in range(cfg.rollout):
-            a, logp, v = act(model, obs)
+            d, point, ep_return, ep_len = episode
+            demo, T = demos[d], len(demos[d].actions)
+            # More entropy for the first actions after the start point (atari_reset/wrappers.py,
+            # ReplayResetEnv.step: 'increase_entropy' while action_nr < starting_point + 100).
+            boost = backward and point + ep_len < starts[d].start + cfg.entropy_boost
+            a, logp, v = act(model, obs, boost=boost)
             r, done = runner.step(a)
             frames += 1
             ep_return += r
             ep_len += 1
-            if goal_reached is not None:
-                matched = goal_reached(demo.returns[ep_start] + ep_return)
+            if demo.reaches_goal:
+                matched = bool(runner.reached(demo.returns[point] + ep_return))
             else:
-                matched = ep_return >= demo.returns[T] - demo.returns[ep_start] and (
-                    demo.returns[T] > demo.returns[ep_start] or done
+                matched = ep_return >= demo.returns[T] - demo.returns[point] and (
+                    demo.returns[T] > demo.returns[point] or done
                 )
+            limit = episode_limit(T - point)
+            if point == 0 and cfg.max_steps:
+                limit = min(limit, cfg.max_steps)
             # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training episode,
             # and rewards are clipped to their sign; Montezuma's 100s and 300s would otherwise
             # swamp the shared body with the value loss.
-            over = done or runner.life_lost or matched or ep_len >= episode_limit(T - ep_start)
+            over = done or runner.life_lost or matched or ep_len >= limit
             signal = float(np.sign(r)) if runner.atari else r
-            for k, x in zip(buf, (obs, a, logp, v, signal, over), strict=True):
+            for k, x in zip(buf, (obs, a, logp, v, signal, over, boost), strict=True):
                 buf[k].append(x)
+            episode = [d, point, ep_return, ep_len]
             if over:
-                if ep_start == start:
-                    recent = [*recent[-(cfg.window - 1) :], bool(matched)]
-                if (
-                    backward
-                    and start > 0
-                    and len(recent) == cfg.window
-                    and np.mean(recent) >= cfg.advance_rate
-                ):
-                    start = max(0, start - back)
-                    recent = []
-                    history.append({"frames": frames, "start": start})
-                runner.start(demo, start, noops=True)
-                ep_start, ep_return, ep_len = start, 0.0, 0
+                recent.append(matched)
+                if backward and starts[d].record(point, matched):
+                    history.append(_move(frames, starts, d))
+                episode = begin()
             obs = runner.obs()
-        _update(model, opt, buf, obs, cfg)
-        if log and time.monotonic() - last_log >= 30:
-            last_log = time.monotonic()
-            rate = frames / (last_log - t0)
-            name = "backward" if backward else "ppo from reset"
-            line = f"{name}: {frames:,}/{cfg.frames:,} steps, {rate:,.0f} steps/s"
-            line += f", start at action {start} of {T}"
-            if recent:
-                line += f", {np.mean(recent):.0%} of the last {len(recent)} matched"
-            log(line)
-    return model, history, start
+        update(model, opt, buf, obs, cfg, sil, rng)
+        for d, s in enumerate(starts):
+            if s.update():
+                history.append(_move(frames, starts, d))
+        if status is not None:
+            rate = (frames - resumed_at) / max(time.monotonic() - t0, 1e-9)
+            status(_status(name, frames, cfg.frames, rate, starts, demos, recent))
+        if time.monotonic() - last_save >= cfg.checkpoint_every or frames >= cfg.frames:
+            save()
+            last_save = time.monotonic()
+    start = min((s.start for s in starts), default=0)
+    return Trained(model, history, start, frames, resumed_at, time.process_time() - cpu0)
 
 
-def _update(model: Any, opt: Any, buf: dict, last_obs: np.ndarray, cfg: RobustifyConfig) -> None:
+BUFFER = ("obs", "act", "logp", "val", "rew", "done", "boost")  # a rollout's columns
+
+
+def _move(frames: int, starts: list[Starts], d: int) -> dict:
+    row = {"frames": frames, "start": starts[d].start}
+    return row if len(starts) == 1 else {**row, "demo": d}
+
+
+def _status(name, frames, total, rate, starts, demos, recent) -> str:
+    line = f"{name}: {human(frames)}/{human(total)} steps, {human(rate)} steps/s"
+    if starts:
+        points = zip(starts, demos, strict=True)
+        line += ", start " + " ".join(f"{s.start}/{len(d.actions)}" for s, d in points)
+    if recent:
+        line += f", matched {np.mean(recent):.0%} of the last {len(recent)}"
+    if rate > 0:
+        line += f", ETA {duration(max(total - frames, 0) / rate)}"
+    return line
+
+
+def load_checkpoint(path: Path, cfg: RobustifyConfig, demos: list[Demo], name: str) -> dict:
+    """The checkpoint at ``path``, refused (naming --fresh) when it was made with other
+    settings or other demonstrations: continuing it would mix two trainings."""
+    saved = load_file(path, "a checkpoint written by stepstone robustify")
+    if saved.get("format") != FORMAT or saved.get("method") != name:
+        raise ConfigError(f"{path} is not a checkpoint of {name}; add --fresh to start over")
+    was = json.loads(saved["settings"])
+    now = settings(cfg)
+    changed = [k for k in now if was.get(k) != now[k]]
+    if changed:
+        diff = ", ".join(f"--{k.replace('_', '-')} {was.get(k)} (now {now[k]})" for k in changed)
+        raise ConfigError(
+            f"{path} was trained with {diff}: give the same options to continue it, or add "
+            "--fresh to start over"
+        )
+    if list(saved["demos"]) != fingerprint(demos):
+        raise ConfigError(
+            f"{path} was trained on other demonstrations (the archive changed since): add "
+            "--fresh to start over"
+        )
+    return saved
+
+
+def behaviour_cloning(runner: Runner, demos: list[Demo], cfg: RobustifyConfig) -> Any:
+    """The baseline: the same network trained to output the demonstrations' actions."""
     import torch
 
-    rew = np.array(buf["rew"], dtype=np.float32)
-    done = np.array(buf["done"], dtype=np.float32)
-    val = np.array(buf["val"], dtype=np.float32)
-    _, _, last_v = act(model, last_obs)
-    adv = np.zeros_like(rew)
-    gae = 0.0
-    for t in reversed(range(len(rew))):
-        nxt = last_v if t == len(rew) - 1 else val[t + 1]
-        delta = rew[t] + cfg.gamma * nxt * (1 - done[t]) - val[t]
-        gae = delta + cfg.gamma * cfg.lam * (1 - done[t]) * gae
-        adv[t] = gae
-    ret = adv + val
-    obs = torch.as_tensor(np.array(buf["obs"]))
-    acts = torch.as_tensor(np.array(buf["act"]))
-    old_logp = torch.as_tensor(np.array(buf["logp"], dtype=np.float32))
-    adv_t, ret_t = torch.as_tensor(adv), torch.as_tensor(ret)
-    for _ in range(cfg.epochs):
-        for idx in torch.randperm(len(obs)).split(cfg.minibatch):
-            logits, v = model(obs[idx])
-            dist = torch.distributions.Categorical(logits=logits)
-            ratio = (dist.log_prob(acts[idx]) - old_logp[idx]).exp()
-            a = adv_t[idx]
-            a = (a - a.mean()) / (a.std() + 1e-8) if len(a) > 1 else a
-            pg = -torch.min(ratio * a, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a).mean()
-            loss = pg + 0.5 * ((v - ret_t[idx]) ** 2).mean() - cfg.entropy * dist.entropy().mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
-            opt.step()
-
-
-def behaviour_cloning(runner: Runner, demo: Demo, cfg: RobustifyConfig) -> Any:
-    """The baseline: the same network trained to output the demonstration's actions."""
-    import torch
-
-    model = policy_network(len(demo.observations[0]), runner.n_actions, cfg.seed)
+    arch = architecture(runner, demos)
+    model = policy_network(arch.inputs, arch.actions, cfg.seed, arch.hidden)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.as_tensor(np.array(demo.observations[:-1]))
-    y = torch.as_tensor(demo.actions.astype(np.int64))
+    x = torch.as_tensor(np.array([o for d in demos for o in d.observations[:-1]]))
+    y = torch.as_tensor(np.concatenate([d.actions for d in demos]).astype(np.int64))
     for _ in range(300):
         loss = torch.nn.functional.cross_entropy(model(x)[0], y)
         opt.zero_grad()
@@ -422,14 +571,19 @@ def robustify(
     store: RunStore,
     cfg: RobustifyConfig,
     baselines: Collection[str] = ("bc", "ppo"),
+    status: Callable[[str], None] | None = None,
+    fresh: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Train from the run's best trajectory (or the one ``demo_score`` picks); return success
-    rates and scores under noise, and the start point's history."""
+    """Train from the run's best trajectories (or those ``demo_score`` picks); return success
+    rates and scores under noise, and the start points' history. Each training continues
+    from its checkpoint in D/robustify/ (``fresh``: deletes them first). ``status`` gets a
+    progress line after every rollout, ``log`` a message now and then."""
     try:
         import torch
     except ImportError:
         raise ConfigError("robustify needs torch: pip install 'stepstone[torch]'") from None
+    torch.set_num_threads(cfg.threads)
     archive = store.load_archive()
     if len(archive) == 0:
         raise ConfigError(f"{store.path} has no archive yet: run stepstone explore first")
@@ -444,32 +598,45 @@ def robustify(
 
     if not isinstance(runner.env.action_space, gym.spaces.Discrete):
         raise ConfigError("robustify here trains a policy over discrete actions only")
-    tree = TrajectoryTree(store.nodes)
-    demo = runner.demo(tree.actions(int(archive.node[best]), int(archive.length[best])))
-    if cfg.demo_score is not None:  # up to the action that reaches the score, no further
-        demo = demo.prefix(int(np.argmax(np.asarray(demo.returns) >= cfg.demo_score)))
-    model, history, reached = ppo(runner, demo, cfg, backward=True, log=log)
+    demos = demonstrations(runner, archive, TrajectoryTree(store.nodes), best, cfg)
+    demo = demos[0]
+    if log is not None and len(demos) < cfg.demos:
+        log(f"the archive holds {len(demos)} distinct demonstrations, not {cfg.demos}")
     out = store.path / "robustify"
     out.mkdir(exist_ok=True)
-    torch.save(model.state_dict(), out / POLICY)
-    policy = {"inputs": len(demo.observations[0]), "actions": runner.n_actions,
-              "demo_length": len(demo.actions), "demo_return": demo.returns[-1],
-              "goal": demo.reaches_goal, "sticky": cfg.sticky}  # fmt: skip
-    (out / POLICY_INFO).write_text(json.dumps(policy, indent=1) + "\n")
+    if fresh:
+        for name in ("backward", "ppo_from_reset"):
+            (out / CHECKPOINT.format(name)).unlink(missing_ok=True)
+    trained = ppo(runner, demos, cfg, True, out / CHECKPOINT.format("backward"), status)
+    if log is not None and trained.resumed_at:
+        log(f"backward: continued from its checkpoint at {trained.resumed_at:,} steps")
+    arch = architecture(runner, demos)
+    info = {"inputs": arch.inputs, "actions": arch.actions, "demo_length": len(demo.actions),
+            "demo_return": demo.returns[-1], "goal": demo.reaches_goal, "sticky": cfg.sticky,
+            "max_steps": cfg.max_steps}  # fmt: skip
+    save_checkpoint(out / POLICY, {"format": FORMAT, "architecture": arch.as_dict(), **info,
+                                   "state_dict": trained.model.state_dict()})  # fmt: skip
+    (out / POLICY_INFO).write_text(json.dumps({**info, **arch.as_dict()}, indent=1) + "\n")
     result = {
         "config": asdict(cfg),
         "demo_length": len(demo.actions),
         "demo_return": demo.returns[-1],
+        "demos": [{"length": len(d.actions), "return": d.returns[-1]} for d in demos],
         "success_criterion": criterion(demo.reaches_goal, demo.returns[-1]),
-        "start_moves": history,
-        "reached_reset": reached == 0,
+        "start_moves": trained.history,
+        "reached_reset": trained.start == 0,
+        "frames_backward": trained.frames,
+        "cpu_seconds_backward": trained.cpu_seconds,  # of the steps trained in this session
+        "resumed_at_backward": trained.resumed_at,
     }
-    models = {"backward": lambda: model}
+    models = {"backward": lambda: trained.model}
     if "bc" in baselines:
-        models["bc"] = lambda: behaviour_cloning(runner, demo, cfg)
+        models["bc"] = lambda: behaviour_cloning(runner, demos, cfg)
     if "ppo" in baselines:
-        models["ppo_from_reset"] = lambda: ppo(runner, demo, cfg, backward=False, log=log)[0]
-    success, limit = demo.success(runner), episode_limit(len(demo.actions))
+        path = out / CHECKPOINT.format("ppo_from_reset")
+        models["ppo_from_reset"] = lambda: ppo(runner, demos, cfg, False, path, status).model
+    success = demo.success(runner)
+    limit = cfg.max_steps or episode_limit(len(demo.actions))
     for name, train in models.items():
         rate, score = evaluate(runner, train(), cfg.eval_episodes, limit, success)
         result[f"success_{name}"], result[f"score_{name}"] = rate, score

@@ -1,0 +1,159 @@
+"""The Phase 2 methods of the papers' code: a window of start points, self-imitation, more
+entropy after the start point, several demonstrations."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from stepstone.cli import main
+from stepstone.learn.starts import FORWARD, SPREAD, Starts
+from stepstone.store.sqlite import RunStore
+
+torch = pytest.importorskip("torch")
+
+
+def test_one_start_point_moves_back_a_step_once_enough_recent_episodes_match():
+    s = Starts(length=100, step=10, rate=0.5, judge=4)
+    assert s.start == 90 and s.sample(np.random.default_rng(0)) == 90
+    assert not any(s.record(90, m) for m in (True, False, False))
+    assert s.record(90, True) and s.start == 80  # 2 of the last 4
+    assert not s.record(90, True) and s.recent == []  # an episode from the old point: ignored
+
+
+def test_a_window_spreads_starts_behind_the_start_point_and_a_fifth_beyond():
+    s = Starts(length=100, step=1, rate=0.1, judge=20, span=10)
+    assert s.start == 99
+    points = np.array([s.sample(np.random.default_rng(i)) for i in range(2000)])
+    assert points.min() == 90 and points.max() == 99  # the window [start - span + 1, start]
+    s.start = 50
+    points = np.array([s.sample(np.random.default_rng(i)) for i in range(2000)])
+    behind = (points >= 41) & (points <= 50)
+    assert points.min() == 41 and points.max() > 90
+    assert abs((~behind).mean() - SPREAD * 0.9) < 0.05  # beyond the window: SPREAD, less overlap
+
+
+def test_a_window_moves_to_where_the_summed_success_reaches_the_rate():
+    s = Starts(length=100, step=1, rate=0.2, judge=20, span=10)
+    s.start = 60
+    for p in range(51, 61):  # success 0.5 at every point of the window
+        s.record(p, True)
+        s.record(p, False)
+    # Summed from the start of the demonstration, 0.5 a point reaches 0.2 * 10 at point 54.
+    assert s.update() and s.start == 54
+    assert s.success[60] == 0.5 and s.wins == {}
+    # Nothing more succeeds anywhere: the old rates still hold the window where it is.
+    assert not s.update() and s.start == 54
+    # Failure everywhere measured: the window moves forward, as far as the end at most.
+    for p in range(51, 61):
+        s.record(p, False)
+    assert s.update() and s.start == min(54 + FORWARD, 99)
+    # Near the reset state the window is cut there, and its width with it.
+    s.start, s.success = 3, {}
+    s.record(0, True)
+    s.record(0, False)
+    assert s.update() and s.start == 0  # 0.5 over a width of 1
+    state = s.state()
+    again = Starts(length=100, step=1, rate=0.2, judge=20, span=10)
+    again.restore(state)
+    assert again == s
+
+
+def test_self_imitation_learns_demonstrated_actions_only_where_their_return_beats_the_value():
+    from stepstone.learn.ppo import Imitation, policy_network, sil_loss
+    from stepstone.learn.robustify import RobustifyConfig
+
+    cfg = RobustifyConfig()
+    obs = np.eye(4, dtype=np.float32)
+    demo = Imitation(obs, np.array([2, 2, 0, 1]), np.array([1.0, 1.0, 1.0, 1.0], np.float32))
+    model = policy_network(4, 3, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        loss = sil_loss(model, demo, rng, 8, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        p = torch.softmax(model(torch.as_tensor(obs))[0], -1).numpy()
+    assert (p[np.arange(4), demo.actions] > 0.9).all()
+
+    # A return below what the value already predicts: no imitation (relu(R - V) = 0).
+    low = Imitation(obs, demo.actions, np.full(4, -100.0, np.float32))
+    model = policy_network(4, 3, seed=0)
+    loss = sil_loss(model, low, np.random.default_rng(0), 8, replace(cfg, sil_entropy=0.0))
+    model.zero_grad()
+    loss.backward()
+    assert float(model.pi.weight.grad.abs().sum()) == 0.0
+
+
+def test_entropy_boost_halves_the_logits_for_the_first_actions_past_the_start(
+    tmp_path, user_env_module, monkeypatch
+):
+    from stepstone.learn import robustify as rb
+    from stepstone.learn.ppo import act, policy_network
+
+    model = policy_network(3, 4, seed=0)
+    with torch.no_grad():
+        model.pi.weight.mul_(50)  # a sharp policy
+    x = np.ones(3, np.float32)
+    logits = model(torch.as_tensor(x).unsqueeze(0))[0][0].detach()
+    plain = torch.distributions.Categorical(logits=logits)
+    halved = torch.distributions.Categorical(logits=logits / 2)
+    a, logp, _ = act(model, x, boost=True)
+    assert halved.entropy() > plain.entropy() and logp == pytest.approx(float(halved.log_prob(
+        torch.tensor(a))), abs=1e-5)  # fmt: skip
+
+    run = tmp_path / "run"
+    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
+    assert (
+        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
+    )
+    seen: list[dict] = []
+    monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
+    store = RunStore.open(run)
+    cfg = rb.RobustifyConfig(frames=512, step=5, entropy_boost=3, eval_episodes=1)
+    rb.robustify(store, cfg, baselines=())
+    boost = seen[0]["boost"]
+    # From the start point (34 of 39 actions), episodes of up to 5 actions: the first 3 boosted.
+    firsts = [0] + [i + 1 for i, d in enumerate(seen[0]["done"][:-1]) if d]
+    for f in firsts[:-1]:
+        length = next(i for i in range(f, len(boost)) if seen[0]["done"][i]) - f + 1
+        assert boost[f : f + length] == [j < 3 for j in range(length)]
+
+
+def test_several_demonstrations_train_together(tmp_path):
+    pytest.importorskip("minigrid")
+    from stepstone.learn.robustify import RobustifyConfig, robustify
+
+    run = tmp_path / "run"
+    argv = f"explore MiniGrid-Empty-5x5-v0 --frames 5k --workers 1 --run-dir {run}"
+    assert main([*argv.split(), "--no-progress"]) == 0
+    store = RunStore.open(run)
+    archive = store.load_archive()
+    goals = np.flatnonzero(archive.goal[: len(archive)] > 0)
+    assert len(goals) >= 2  # two ways into the goal square
+    cfg = RobustifyConfig(frames=2_048, demos=3, sil=0.1, start_window=5, eval_episodes=2)
+    result = robustify(store, cfg, baselines=("bc",))
+    lengths = sorted(int(archive.length[i]) for i in goals)[: len(result["demos"])]
+    assert len(result["demos"]) == min(3, len(goals))
+    assert sorted(d["length"] for d in result["demos"]) == lengths
+    best = archive.goal_entry()
+    assert result["demo_length"] == archive.length[best]  # the first is the best one
+    assert all("demo" in m for m in result["start_moves"])
+    assert {m["demo"] for m in result["start_moves"]} <= set(range(len(result["demos"])))
+
+
+def test_a_window_of_start_points_walks_the_corridor_back_to_reset(tmp_path, user_env_module):
+    from stepstone.learn.robustify import RobustifyConfig, robustify
+
+    run = tmp_path / "run"
+    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
+    assert (
+        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
+    )
+    cfg = RobustifyConfig(frames=8_000, start_window=10, advance_rate=0.2, eval_episodes=20)
+    result = robustify(RunStore.open(run), cfg, baselines=())
+    assert result["reached_reset"] and result["success_backward"] >= 0.9

@@ -1,0 +1,141 @@
+"""Phase 2 survives being stopped: checkpoints, continuing, and the policy file it leaves."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stepstone.cli import main
+from stepstone.store.sqlite import RunStore
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def corridor_run(tmp_path, user_env_module) -> Path:
+    run = tmp_path / "run"
+    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
+    argv += f" --goal terminated --run-dir {run} --no-progress"
+    assert main(argv.split()) == 0
+    return run
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "robustify" / "policy.pt", weights_only=True)["state_dict"]
+
+
+def test_an_interrupted_training_continues_to_the_policy_of_an_uninterrupted_one(corridor_run):
+    from stepstone.learn.robustify import RobustifyConfig, robustify
+
+    store = RunStore.open(corridor_run)
+    cfg = RobustifyConfig(frames=4_000, step=5, window=10, eval_episodes=5, checkpoint_every=0)
+    whole = robustify(store, cfg, baselines=("ppo",), fresh=True)
+    expected = weights(corridor_run)
+
+    calls = []
+
+    def stop_at_third(line: str) -> None:
+        calls.append(line)
+        if len(calls) == 3:  # after the third rollout's update, before its checkpoint
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        robustify(store, cfg, baselines=("ppo",), status=stop_at_third, fresh=True)
+    assert re.match(r"backward: 1.54k/4k steps, [\d.k]+ steps/s, start \d+/39", calls[-1])
+    notes: list[str] = []
+    again = robustify(store, cfg, baselines=("ppo",), log=notes.append)
+    assert notes == ["backward: continued from its checkpoint at 1,024 steps"]
+    got = weights(corridor_run)
+    assert got.keys() == expected.keys()
+    assert all(torch.equal(got[k], expected[k]) for k in got)
+    for key in ("start_moves", "success_backward", "score_backward", "success_ppo_from_reset"):
+        assert again[key] == whole[key]
+    # Done: a third call trains nothing more and gives the same result.
+    assert robustify(store, cfg, baselines=("ppo",))["start_moves"] == whole["start_moves"]
+
+
+def test_kill_9_loses_at_most_the_last_checkpoint_and_the_run_continues(corridor_run, capsys):
+    """A real SIGKILL mid-training; then `stepstone robustify D` continues from the file."""
+    ckpt = corridor_run / "robustify" / "checkpoint-backward.pt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-m", "stepstone.cli", "robustify", str(corridor_run),
+            "--frames", "1M", "--checkpoint-every", "0", "--baselines", "none", "--step-back", "5",
+            ]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 600  # a loaded machine starts torch slowly
+        frames = 0
+        while frames < 1_024 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if ckpt.exists():
+                try:
+                    state = torch.load(ckpt, weights_only=True)["state"]
+                except Exception:  # noqa: BLE001 -- replaced under our feet: read it again
+                    continue
+                frames = json.loads(state)["frames"]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and frames >= 1_024
+    assert not list(ckpt.parent.glob("*.tmp")) or ckpt.exists()  # never half a checkpoint
+    saved = json.loads(torch.load(ckpt, weights_only=True)["state"])["frames"]
+    capsys.readouterr()
+    # The same settings, a budget one rollout past the checkpoint: it continues, not restarts.
+    args = ["robustify", str(corridor_run), "--frames", str(saved + 512), "--checkpoint-every",
+            "0", "--baselines", "none", "--step-back", "5", "--eval-episodes", "2"]  # fmt: skip
+    assert main(args) == 0
+    assert f"continued from its checkpoint at {saved:,} steps" in capsys.readouterr().err
+    result = json.loads((corridor_run / "robustify" / "result.json").read_text())
+    assert result["frames_backward"] == saved + 512
+
+    # Other settings are refused with the fix named; --fresh starts over.
+    assert main([*args, "--entropy", "0.05"]) == 2
+    err = capsys.readouterr().err
+    assert "was trained with --entropy 0.01 (now 0.05)" in err and "--fresh" in err
+    assert main([*args, "--entropy", "0.05", "--frames", "1024", "--fresh"]) == 0
+    assert "continued" not in capsys.readouterr().err
+    assert (
+        json.loads((corridor_run / "robustify" / "result.json").read_text())["frames_backward"]
+        == 1024
+    )
+
+
+def test_policy_file_rebuilds_its_network_alone_and_old_policies_still_evaluate(
+    corridor_run, capsys
+):
+    from stepstone.learn.evaluate import load_policy
+
+    args = ["robustify", str(corridor_run), "--frames", "1k", "--baselines", "none",
+            "--eval-episodes", "2", "--threads", "1", "--fresh"]  # fmt: skip
+    assert main([*args, "--no-progress"]) == 0
+    assert "backward:" not in capsys.readouterr().err
+    assert main(args) == 0
+    assert re.search(r"backward: 512/1k steps, .* steps/s, start \d+/39", capsys.readouterr().err)
+    assert torch.get_num_threads() == 1
+    policy = corridor_run / "robustify" / "policy.pt"
+    data = torch.load(policy, weights_only=True)
+    assert data["architecture"] == {"kind": "mlp-tanh", "inputs": 40, "actions": 2,
+                                    "hidden": [64, 64], "features": "vector"}  # fmt: skip
+    (corridor_run / "robustify" / "policy.json").unlink()  # policy.pt alone suffices
+    model, info = load_policy(policy)
+    assert info["inputs"] == 40 and sum(p.numel() for p in model.parameters()) > 0
+    capsys.readouterr()
+    assert main(["evaluate", str(corridor_run), "--episodes", "3"]) == 0
+    first = capsys.readouterr().out
+
+    # A policy saved before the architecture was (a bare state dict, sizes in policy.json).
+    torch.save(data["state_dict"], policy)
+    old = {k: data[k] for k in ("inputs", "actions", "demo_length", "demo_return", "goal",
+                                "sticky")}  # fmt: skip
+    (corridor_run / "robustify" / "policy.json").write_text(json.dumps(old))
+    assert main(["evaluate", str(corridor_run), "--episodes", "3"]) == 0
+    assert capsys.readouterr().out == first  # the same network, the same episodes
+    assert main(["evaluate", str(corridor_run), "--max-steps", "-1"]) == 2
