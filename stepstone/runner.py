@@ -101,11 +101,10 @@ def run(store: RunStore, options: RunOptions) -> dict:
         # A new run's shape of adaptive cells; a resumed run keeps its stored one.
         cell_shape=adaptive_cells.shape if adaptive_cells is not None else None,
     )
-    adaptive: Schedule | DynamicSchedule | None = None
-    if isinstance(adaptive_cells, DynamicDownscale):  # its own schedule, in cells/dynamic.py
-        adaptive = DynamicSchedule(adaptive_cells, engine, store.extra("cell_update_frame"))
-    elif adaptive_cells is not None:  # re-chosen in this process
-        adaptive = Schedule.load(adaptive_cells, engine, store)
+    adaptive: Schedule | None = None
+    if adaptive_cells is not None:  # re-chosen in this process
+        kind = DynamicSchedule if isinstance(adaptive_cells, DynamicDownscale) else Schedule
+        adaptive = kind.load(adaptive_cells, engine, store)
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         store.commit(engine)
@@ -184,7 +183,7 @@ class Iterations:
         store: RunStore,
         engine: Engine,
         executor: Executor,
-        adaptive: Schedule | DynamicSchedule | None,
+        adaptive: Schedule | None,
         model: Any,
         progress: Progress,
         last: dict,

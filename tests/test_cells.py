@@ -13,11 +13,11 @@ from stepstone.cells.downscale import Downscale, area_matrix
 from stepstone.cells.dynamic import (
     DynamicDownscale,
     DynamicSchedule,
-    RecentFrames,
     decode_frame,
     score,
 )
 from stepstone.cells.observation import freeze
+from stepstone.cells.schedule import RecentSample
 from stepstone.config import ExploreConfig
 from stepstone.replay import check
 from stepstone.runner import RunOptions, open_run, run
@@ -107,7 +107,7 @@ def test_sources_round_trip_and_recent_frames_bounded():
     src = cells.source(Env())
     assert np.array_equal(decode_frame(src), frame)
     assert cells.key_from_source(src) == cells(Env())
-    recent = RecentFrames(3)  # the reference's RotatingSet: distinct, the oldest leaves
+    recent = RecentSample(3)  # the reference's RotatingSet: distinct, the oldest leaves
     recent.extend([b"a", b"b", b"a", b"c", b"d", b"c", b"e"])
     assert list(recent.items) == [b"c", b"d", b"e"]
 
@@ -151,7 +151,7 @@ def test_a_resumed_schedule_samples_a_whole_interval_before_choosing():
             return self.frame
 
     engine, env, cells = Engine(), Env(), DynamicDownscale(iterations=5)
-    schedule = DynamicSchedule(cells, engine, last_update=640_000)
+    schedule = DynamicSchedule(cells, engine, {"cell_update_frame": 640_000})
     for frames in range(1_000_000, 2_000_000, 10_000):
         engine.frames = frames
         env.frame = env.frame + np.uint8(1)

@@ -55,6 +55,7 @@ import numpy as np
 
 from .base import AdaptiveCells, grayscale
 from .downscale import Downscale
+from .schedule import Schedule
 
 
 def score(counts: np.ndarray, target: float) -> float:
@@ -119,6 +120,9 @@ class DynamicDownscale(AdaptiveCells):
 
     def key_from_source(self, source: bytes) -> bytes:
         return self._down.key_of(decode_frame(source))
+
+    def decode(self, source: bytes) -> np.ndarray:
+        return decode_frame(source)
 
     # -- choosing parameters (runs in the driver) ---------------------------------------------
     def due(self, frames: int, last_update: int | None, cells: int) -> bool:
@@ -194,68 +198,24 @@ def decode_frame(source: bytes) -> np.ndarray:
     return np.frombuffer(zlib.decompress(source[:-4]), dtype=np.uint8).reshape(h, w)
 
 
-class RecentFrames:
-    """The most recent ``capacity`` distinct sampled frames, the oldest leaving first
-    (the reference's ``RotatingSet``: a frame already held is not added again)."""
+class DynamicSchedule(Schedule):
+    """Dynamic downscaling's schedule: the cells' own ``due`` and no stored sample.
 
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self.items: dict[bytes, None] = {}  # insertion-ordered: the oldest first
-
-    def extend(self, frames: list[bytes]) -> None:
-        for f in frames:
-            if f in self.items:
-                continue
-            if len(self.items) >= self.capacity:
-                del self.items[next(iter(self.items))]
-            self.items[f] = None
-
-    def clear(self) -> None:
-        self.items.clear()
-
-    def decoded(self) -> list[np.ndarray]:
-        return [decode_frame(f) for f in self.items]
-
-
-class DynamicSchedule:
-    """Re-chooses the parameters of dynamic cells during a run, in the driver: samples recent
-    frames from results and, when due, picks new parameters and re-keys the engine's archive.
-
-    ``engine`` is an :class:`~stepstone.engine.Engine` built with a ``cell_shape``;
-    ``last_update`` the frame count of the previous change (None: none yet).
+    10,000 frames are too many to write with every commit, so the sample is not kept across
+    sessions: a resumed run samples from where it resumed and counts its next interval from
+    there, as the reference refills its sample before going on (main.py, the --seed_path
+    branch), so no choice comes from a session's first frames.
     """
 
-    def __init__(self, cells: AdaptiveCells, engine: Any, last_update: int | None):
-        self.cells = cells
-        self.engine = engine
-        assert engine.cell_shape is not None  # the runner builds the engine with one
-        self.cells.set_shape(engine.cell_shape)
-        self.last_update = last_update
-        self.recent = RecentFrames(self.cells.max_samples)
-        # The sample is not kept across sessions: a resumed run samples from here, and counts
-        # its next interval from here, as the reference refills its sample before going on
-        # (main.py, the --seed_path branch), so no choice comes from a session's first frames.
+    def __init__(self, cells: AdaptiveCells, engine: Any, saved: dict | None = None):
+        super().__init__(cells, engine, {**(saved or {}), "cell_sample": None})
         self.sampled_from = engine.frames
 
-    def maybe_update(self) -> bool:
-        e = self.engine
-        last = self.last_update
+    def due(self) -> bool:
+        e, last = self.engine, self.last_update
         if last is not None and last < self.sampled_from:
             last = self.sampled_from
-        if not self.cells.due(e.frames, last, len(e.archive)):
-            return False
-        rng = np.random.default_rng([e.frames, len(e.archive)])
-        shape = self.cells.choose(self.recent.decoded(), rng)
-        self.cells.set_shape(shape)
-        e.rekey(shape, self.cells.key_from_source)
-        self.last_update = e.frames
-        self.recent.clear()
-        return True
-
-    def describe(self) -> str:
-        w, h, d = self.engine.cell_shape
-        return f"{w}x{h} with {d} levels, {len(self.engine.archive)} cells"
+        return self.cells.due(e.frames, last, len(e.archive))
 
     def extra(self) -> dict:
-        """What the run directory keeps of the schedule (``extra:cell_update_frame``)."""
-        return {"cell_update_frame": self.last_update}
+        return {k: v for k, v in super().extra().items() if k != "cell_sample"}

@@ -10,8 +10,8 @@ asks the cells to ``choose`` a shape from the sample and re-keys the archive
 after each choice, so every choice is judged on states found under the previous one.
 
 Everything the next choice depends on (the sample, the record) is stored with each commit, so
-a resumed run chooses what the uninterrupted run chose. Used for every adaptive kind except
-dynamic downscaling, whose DynamicSchedule (cells/dynamic.py) keeps its own sample.
+a resumed run chooses what the uninterrupted run chose; dynamic downscaling's frames are too
+many to store, so its DynamicSchedule (cells/dynamic.py) samples afresh after a resume.
 """
 
 from __future__ import annotations
