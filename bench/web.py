@@ -115,7 +115,12 @@ def random_agent(worker: Worker, seed: int, budget: int, episode: int) -> dict:
 
 
 RESULTS = Path(__file__).parent / "results" / "web.jsonl"
-SETTINGS = ("steps", "explore_steps", "repeat_prob")  # what makes two lines comparable
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """What makes two lines comparable (``steps`` in a line is the steps a run took)."""
+    return {"budget": args.steps, "explore_steps": args.explore_steps,
+            "repeat_prob": args.repeat_prob}  # fmt: skip
 
 
 def load(path: Path) -> list[dict]:
@@ -149,9 +154,9 @@ def run_pair(worker: Worker, method: str, seed: int, args: argparse.Namespace) -
 
 
 def protocol(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> None:
-    settings = {k: getattr(args, k) for k in SETTINGS}
+    same = settings(args)
     done = {(r["task"], r["seed"], r["method"]) for r in load(args.results)
-            if all(r.get(k) == v for k, v in settings.items())}  # fmt: skip
+            if all(r.get(k) == v for k, v in same.items())}  # fmt: skip
     for seed in range(args.seeds):
         for task in tasks:
             todo = [m for m in methods if (task, seed, m) not in done]
@@ -177,7 +182,7 @@ def protocol(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> 
                                 worker = None
                     else:
                         continue  # left for the next session
-                    r.update(task=task, seed=seed, method=m, **settings,
+                    r.update(task=task, seed=seed, method=m, **same,
                              date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))  # fmt: skip
                     append(args.results, r)
                     print(json.dumps(r), flush=True)
@@ -193,13 +198,19 @@ def close_quietly(worker: Worker) -> None:
         traceback.print_exc()
 
 
+def won(row: dict) -> bool:
+    """Solved within the budget: Go-Explore asks for explorations four at a time, so its last
+    batch may run past the budget; a success found there does not count."""
+    return bool(row["solved"]) and row["steps_to_success"] <= row["budget"]
+
+
 def table(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> None:
-    settings = {k: getattr(args, k) for k in SETTINGS}
+    same = settings(args)
     keep = {(t, s, m) for t in tasks for s in range(args.seeds) for m in methods}
     rows = {}
     for r in load(args.results):
         key = (r["task"], r["seed"], r["method"])
-        if key in keep and all(r.get(k) == v for k, v in settings.items()):
+        if key in keep and all(r.get(k) == v for k, v in same.items()):
             rows[key] = r
     total = len(keep)
     print(f"\n{len(rows)} of {total} (task, seed, method) runs done ({args.results}; "
@@ -215,7 +226,7 @@ def table(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> Non
         mine = [rows[(*p, m)] for p in sorted(pairs)]
         if not mine:
             continue
-        solved = [r for r in mine if r["solved"]]
+        solved = [r for r in mine if won(r)]
         med = statistics.median(r["steps_to_success"] for r in solved) if solved else None
         secs = sum(r["browser_s"] + r["engine_s"] for r in mine)
         rate = sum(r["steps"] for r in mine) / secs
@@ -231,7 +242,7 @@ def table(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> Non
                 continue
             cells = []
             for m in methods:
-                n = sum(rows[(t, s, m)]["solved"] for s in seeds)
+                n = sum(won(rows[(t, s, m)]) for s in seeds)
                 cells.append(f"{n}/{len(seeds)}")
             print(f"| {t} | " + " | ".join(cells) + " |")
 
