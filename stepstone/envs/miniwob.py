@@ -33,7 +33,6 @@ again and the episode so far replayed, as a crashed emulator would be.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import Any
@@ -49,9 +48,11 @@ from .browser import (
     Page,
     alive,
     browser_env,
+    guard,
     page_actions,
     parse,
     retell,
+    stop,
     use_system_chrome,
     words,
 )
@@ -156,13 +157,13 @@ class MiniWoBTask(gym.Env):
         self._start()
 
     def _start(self) -> None:
-        if self._env is not None:
-            with contextlib.suppress(Exception):  # a dead browser may not close cleanly
-                self._env.close()
+        if self._env is not None:  # it failed: dead or hung
+            stop(self.driver)
         logging.getLogger("selenium").setLevel(logging.ERROR)
         self._env = gym.make(
             self.task_id, action_space_config="liu18", disable_env_checker=True
         ).unwrapped
+        guard(self.driver)
 
     @property
     def driver(self) -> Any:
