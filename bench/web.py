@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -115,6 +116,8 @@ def random_agent(worker: Worker, seed: int, budget: int, episode: int) -> dict:
 
 
 RESULTS = Path(__file__).parent / "results" / "web.jsonl"
+COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                        cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
 
 
 def settings(args: argparse.Namespace) -> dict:
@@ -182,7 +185,7 @@ def protocol(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> 
                                 worker = None
                     else:
                         continue  # left for the next session
-                    r.update(task=task, seed=seed, method=m, **same,
+                    r.update(task=task, seed=seed, method=m, **same, commit=COMMIT,
                              date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))  # fmt: skip
                     append(args.results, r)
                     print(json.dumps(r), flush=True)
@@ -252,6 +255,7 @@ class PackageSteps(MiniWoBTask):
     them before): the baseline of ``--speed``."""
 
     def _begin(self, seed):
+        self._env.instance.refresh_freq = 1  # a fresh page each episode, as ours
         self.driver.execute_script("core.EPISODE_MAX_TIME = arguments[0];", NO_TIMER_MS)
         obs, info = self._env.reset(seed=seed, options={"record_screenshots": False})
         self.fields = [str(v) for _, v in obs["fields"]]
@@ -322,6 +326,7 @@ def main() -> None:
     p.add_argument("--stride", type=int, default=1, help="every K-th task (a spread subset)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=1000, help="browser steps per (task, seed)")
+    p.add_argument("--only", default="", help="these tasks of the subset (comma-separated)")
     p.add_argument("--selectors", default="count,knapsack")
     p.add_argument("--explore-steps", type=int, default=10)
     p.add_argument("--repeat-prob", type=float, default=0.0)
@@ -336,6 +341,8 @@ def main() -> None:
     args = p.parse_args()
     methods = [*args.selectors.split(","), "random"]
     tasks = list(WEBGUM[:: args.stride][: args.tasks])
+    if args.only:
+        tasks = [t for t in tasks if t in args.only.split(",")]
     if args.speed:
         speed(args, tasks)
         return

@@ -152,6 +152,33 @@ def test_miniwob_export_is_chat_data_whose_actions_replay(enter_text, tmp_path, 
         assert p["chosen"] != p["rejected"] and p["prompt"][-1]["role"] == "user"
 
 
+def test_an_animated_page_replays_to_the_same_pages():
+    """choose-date-easy's datepicker fades in and out (200 ms): a page is read once it has
+    settled, so the same seed and actions show the same pages every time, as return by
+    replay needs."""
+    import numpy as np
+
+    from stepstone.cells.dom import DomCells
+
+    env, cells = make(EnvSpec("miniwob/choose-date-easy-v1", 0)), DomCells()
+    try:
+        runs = []
+        for _ in range(2):
+            rng, seen = np.random.default_rng(3), []
+            for episode in range(3):
+                env.reset(episode)
+                seen.append(cells(env))
+                for _ in range(6):
+                    if not env.admissible():
+                        break
+                    env.step(int(rng.integers(len(env.admissible()))))
+                    seen.append(cells(env))
+            runs.append(seen)
+    finally:
+        env.close()
+    assert runs[0] == runs[1] and len(set(runs[0])) > 3
+
+
 # --- a web app of our own ------------------------------------------------------------------
 
 

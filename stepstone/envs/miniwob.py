@@ -5,7 +5,7 @@ Interfaces Using Workflow-Guided Exploration": click an element; focus a text fi
 one of the task's fields), listed per page in document order (envs/browser.py). A typing
 action first empties the field, so that it means what BrowserGym's ``fill`` means.
 
-Three changes to the package's defaults make a task explorable:
+Four changes to the package's defaults make a task explorable:
 
 * the reward is the task's raw reward (``WOB_RAW_REWARD_GLOBAL``, which the package's
   ``miniwob.reward.get_raw_reward`` reads), not the default one scaled by the time left,
@@ -15,7 +15,9 @@ Three changes to the package's defaults make a task explorable:
   a slow exploration: it is set far out before each episode, as BrowserGym does (``base.py``:
   ``episode_max_time=1000000`` written to ``core.EPISODE_MAX_TIME`` before
   ``core.startEpisodeReal()``);
-* no screenshots: cells and text come from the DOM.
+* no screenshots: cells and text come from the DOM;
+* the page is loaded afresh for each episode (``refresh_freq=1``), so that an episode starts
+  from its seed alone.
 
 A click is one Selenium round trip (the click, the reward and the DOM in one script), typing
 three (focus; the keys, sent as key presses; the read), a reset two, where the package's
@@ -23,12 +25,14 @@ three (focus; the keys, sent as key presses; the read), a reset two, where the p
 the DOM, one call per setting): each costs 3-4 ms of chromedriver, most of a step
 (bench/README.md, "MiniWoB++ by exploration"). The scripts call the same functions of the
 page's ``core.js`` in the package's order (``miniwob/selenium_instance.py``: ``reset``,
-``step``, ``get_observation``), and read the page once what the action queued has run, so
-they show the pages the package shows (``python bench/web.py --speed`` checks it).
+``step``, ``get_observation``), and read the page once it has settled (``STEP``): the pages
+the package shows, except where it catches an animation midway (``python bench/web.py
+--speed`` compares them).
 
 ``reset(seed)`` seeds the page (``Math.seedrandom``), so a seed and the actions replay an
-episode; element ids (``ref``) restart at each episode. A browser that dies mid-step is started
-again and the episode so far replayed, as a crashed emulator would be.
+episode; element ids (``ref``) restart at each episode. A browser that dies mid-step, or hangs
+(no answer in ``browser.HUNG_S``), is ended with all its processes, another started, and the
+episode so far replayed, as a crashed emulator would be.
 """
 
 from __future__ import annotations
@@ -89,20 +93,24 @@ if (e) e.value = '';
 return core.elementClick(arguments[0]);
 """
 # A click (liu18's CLICK_ELEMENT) when given an element's ref, nothing once the episode is
-# over; then the page, once two turns of the page's event loop have run what the action queued
-# with no delay (an autocomplete's answer: the package's further round trips left it that time).
-# null while the task loads; else whether the episode is over, its raw reward, the utterance
-# when asked, and the DOM while the episode runs. An asynchronous script: the last argument
-# is the reply.
+# over; then the page once it has settled: two turns of the page's event loop have run what the
+# action queued with no delay (an autocomplete's answer), and the page's jQuery animations have
+# ended (a datepicker fades out in 200 ms; polled every 10 ms, for 1 s at most). The package
+# reads the page wherever its round trips happen to fall, mid-animation sometimes, so two runs
+# of the same actions can differ, which return by replay cannot have. null while the task
+# loads; else whether the episode is over, its raw reward, the utterance when asked, and the
+# DOM while the episode runs. An asynchronous script: the last argument is the reply.
 STEP = """
-var ref = arguments[0], utterance = arguments[1], reply = arguments[2];
+var ref = arguments[0], utterance = arguments[1], reply = arguments[2], waits = 0;
 if (ref !== null && !WOB_DONE_GLOBAL) core.elementClick(ref);
-setTimeout(function () { setTimeout(function () {
+function read() {
+  if (window.jQuery && (jQuery.timers || []).length && waits++ < 100) return setTimeout(read, 10);
   reply(!WOB_TASK_READY ? null : {
     done: WOB_DONE_GLOBAL, raw: WOB_RAW_REWARD_GLOBAL,
     utterance: utterance ? core.getUtterance() : null,
     dom: WOB_DONE_GLOBAL ? null : core.getDOMInfo()});
-}, 0); }, 0);
+}
+setTimeout(function () { setTimeout(read, 0); }, 0);
 """
 
 
@@ -187,6 +195,10 @@ class MiniWoBTask(gym.Env):
         from miniwob.constants import UTTERANCE_MAX_LENGTH
 
         instance = self._env.instance
+        # A fresh page each episode (the package's refresh_freq=1): a page keeps what the last
+        # episode left (a focused field, an open datepicker), so a reset would depend on the
+        # path before it and a return by replay would land elsewhere.
+        self.driver.get(instance.url)
         self.driver.execute_script(BEGIN, seed, instance.mode, NO_TIMER_MS)
         for _ in range(READY_TRIES):  # the package's wait for WOB_TASK_READY, no fixed sleep
             state = self.driver.execute_async_script(STEP, None, True)
