@@ -11,12 +11,12 @@ admissible actions, with episodes cut at ``--explore-steps`` actions. The time i
 between the browser (stepping, returning, reading the page: ``Worker.run``) and the engine
 (``Engine.ask``/``tell``).
 
-Each (task, seed, method) appends one JSON line to ``--results`` (bench/results/web.jsonl, kept
-in the repository); a pair already there with the same settings is skipped, so the protocol
-runs in pieces across sessions, and the table is printed over what is done, with the count
-done of the protocol's 840. Pairs run seed by seed (every task's seed 0 first) so a partial
-table covers all tasks. A pair whose browser failed beyond the adapter's own restart is run
-again once in a fresh browser, else left for the next session.
+Each run of a (task, seed, method) appends one JSON line to ``--results``
+(bench/results/web.jsonl, kept in the repository); a run already there with the same settings
+is skipped, so the protocol goes in pieces across sessions, and the table is printed over what
+is done, with the count done of the protocol's 840. Runs go seed by seed (every task's seed 0
+first) so a partial table covers all tasks. A run whose browser failed beyond the adapter's
+own restart is tried once more in a fresh browser, else left for the next session.
 
     python bench/web.py                                   # the full protocol (hours; resumes)
     python bench/web.py --table                           # the table of what is done

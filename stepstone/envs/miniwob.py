@@ -20,14 +20,14 @@ Four changes to the package's defaults make a task explorable:
   from its seed alone.
 
 A click is one Selenium round trip (the click, the reward and the DOM in one script), typing
-three (focus; the keys, sent as key presses; the read), a reset two, where the package's
-``step`` makes five to seven and its ``reset`` nine (two reads of the metadata, the utterance,
-the DOM, one call per setting): each costs 3-4 ms of chromedriver, most of a step
-(bench/README.md, "MiniWoB++ by exploration"). The scripts call the same functions of the
-page's ``core.js`` in the package's order (``miniwob/selenium_instance.py``: ``reset``,
-``step``, ``get_observation``), and read the page once it has settled (``STEP``): the pages
-the package shows, except where it catches an animation midway (``python bench/web.py
---speed`` compares them).
+three (focus; the keys, sent as key presses; the read), a reset a page load and two scripts,
+where the package's ``step`` makes five to seven and its ``reset`` nine (two reads of the
+metadata, the utterance, the DOM, one call per setting): each costs 3-6 ms of chromedriver,
+most of a step (bench/README.md, "MiniWoB++ by exploration"). The scripts call the same
+functions of the page's ``core.js`` in the package's order (``miniwob/selenium_instance.py``:
+``reset``, ``step``, ``get_observation``), and read the page once it has settled (``STEP``):
+the pages the package shows, except where it catches an animation midway (``python
+bench/web.py --speed`` compares them).
 
 ``reset(seed)`` seeds the page (``Math.seedrandom``), so a seed and the actions replay an
 episode; element ids (``ref``) restart at each episode. A browser that dies mid-step, or hangs
