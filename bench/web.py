@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -216,7 +217,8 @@ def table(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> Non
         if key in keep and all(r.get(k) == v for k, v in same.items()):
             rows[key] = r
     total = len(keep)
-    print(f"\n{len(rows)} of {total} (task, seed, method) runs done ({args.results}; "
+    where = os.path.relpath(args.results)
+    print(f"\n{len(rows)} of {total} (task, seed, method) runs done ({where}; "
           f"steps {args.steps}, explore-steps {args.explore_steps}, "
           f"repeat-prob {args.repeat_prob})")  # fmt: skip
     # Compare methods on the (task, seed) pairs every method has done.
