@@ -1,8 +1,9 @@
 """Web pages in a real browser: MiniWoB++ and a small shop served from this test.
 
 Exploration reaches each goal, trajectories replay from the seed to the same cells, exports
-are chat data whose BrowserGym action strings replay, and a browser that dies mid-episode is
-started again. Skipped only where Chromium is missing, outside CI (CI installs it: .ci/run).
+are chat data whose BrowserGym action strings replay, an animated page replays to the same
+pages, a browser that dies or hangs mid-episode is replaced, and none is left behind. Skipped
+only where Chromium is missing, outside CI (CI installs it: .ci/run).
 """
 
 from __future__ import annotations
