@@ -1,8 +1,9 @@
 """Web pages in a real browser: MiniWoB++ and a small shop served from this test.
 
 Exploration reaches each goal, trajectories replay from the seed to the same cells, exports
-are chat data whose BrowserGym action strings replay, and a browser that dies mid-episode is
-started again. Skipped only where Chromium is missing, outside CI (CI installs it: .ci/run).
+are chat data whose BrowserGym action strings replay, an animated page replays to the same
+pages, a browser that dies or hangs mid-episode is replaced, and none is left behind. Skipped
+only where Chromium is missing, outside CI (CI installs it: .ci/run).
 """
 
 from __future__ import annotations
@@ -78,8 +79,38 @@ def enter_text(tmp_path_factory):
     run = tmp_path_factory.mktemp("miniwob") / "run"
     argv = ["explore", "miniwob/enter-text-v1", "--frames", "150", "--run-dir", str(run),
             "--stop-on-success"]  # fmt: skip
+    before = strays()
     assert main([*argv, *FAST]) == 0
+    assert ended(lambda: not strays() - before)  # the closed run left no browser behind
     return run
+
+
+def strays() -> set[int]:
+    """Browser processes still held by this test process (the inline backend's worker runs
+    here) or left to init by a parent that ended."""
+    import subprocess
+
+    out = set()
+    for name in ("chromium", "chromedriver"):
+        found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+        for pid in map(int, found.stdout.split()):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            if ppid in (1, os.getpid()) and running(pid):
+                out.add(pid)
+    return out
+
+
+def ended(done, seconds: float = 10.0) -> bool:
+    """Whether ``done()`` holds within ``seconds`` (processes take a moment to exit)."""
+    for _ in range(int(seconds * 10)):
+        if done():
+            return True
+        time.sleep(0.1)
+    return done()
 
 
 def test_miniwob_exploration_reaches_the_task_reward_and_replays(enter_text, capsys):
@@ -120,6 +151,33 @@ def test_miniwob_export_is_chat_data_whose_actions_replay(enter_text, tmp_path, 
     for p in records(tmp_path / "d.steps.jsonl"):
         assert len(p["chosen"]) == len(p["rejected"]) == 1
         assert p["chosen"] != p["rejected"] and p["prompt"][-1]["role"] == "user"
+
+
+def test_an_animated_page_replays_to_the_same_pages():
+    """choose-date-easy's datepicker fades in and out (200 ms): a page is read once it has
+    settled, so the same seed and actions show the same pages every time, as return by
+    replay needs."""
+    import numpy as np
+
+    from stepstone.cells.dom import DomCells
+
+    env, cells = make(EnvSpec("miniwob/choose-date-easy-v1", 0)), DomCells()
+    try:
+        runs = []
+        for _ in range(2):
+            rng, seen = np.random.default_rng(3), []
+            for episode in range(3):
+                env.reset(episode)
+                seen.append(cells(env))
+                for _ in range(6):
+                    if not env.admissible():
+                        break
+                    env.step(int(rng.integers(len(env.admissible()))))
+                    seen.append(cells(env))
+            runs.append(seen)
+    finally:
+        env.close()
+    assert runs[0] == runs[1] and len(set(runs[0])) > 3
 
 
 # --- a web app of our own ------------------------------------------------------------------
@@ -299,8 +357,41 @@ def test_a_killed_worker_leaves_no_browser_behind(shop, tmp_path):
     assert browser  # chromedriver started the browser
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    for _ in range(100):
-        if not any(running(p) for p in (driver, *browser)):
-            break
-        time.sleep(0.1)
-    assert not any(running(p) for p in (driver, *browser))
+    assert ended(lambda: not any(running(p) for p in (driver, *browser)))
+
+
+def test_a_browser_killed_or_hung_mid_episode_is_replaced_and_none_is_left(monkeypatch):
+    """A crashed browser (SIGKILL) and a hung one (SIGSTOP: it answers nothing) are each
+    replaced and the episode replayed, so the task still succeeds; closing ends every process
+    any of the browsers started."""
+    import signal
+
+    from stepstone.envs import browser
+
+    monkeypatch.setattr(browser, "HUNG_S", 3.0)  # a hang is noticed in seconds, not a minute
+    monkeypatch.setattr(browser, "ANSWER_S", 2.0)
+    env = make(EnvSpec("miniwob/enter-text-v1", 0))
+    site, seen = env.site, set()
+
+    def processes() -> list[int]:
+        pids = browser.tree(site.driver.service.process.pid)
+        seen.update(pids)
+        return pids
+
+    try:
+        for fail in (signal.SIGKILL, signal.SIGSTOP):
+            env.reset(0)
+            fill = next(c for _, c in env.admissible() if c.startswith("fill("))
+            env.step(env.action_of(fill))
+            first = site.driver
+            pids = processes()
+            assert len(pids) >= 3  # chromedriver, the browser, its helpers
+            os.kill(pids[1], fail)  # the browser (chromedriver's child)
+            submit = next(e.id for e in env.page().elements if e.name == "Submit")
+            env.step(env.action_of(f"click('{submit}')"))
+            assert site.driver is not first and env.goal() is True
+            assert not any(running(p) for p in pids)  # the failed one was ended, hung or not
+        processes()
+    finally:
+        env.close()
+    assert ended(lambda: not any(running(p) for p in seen))

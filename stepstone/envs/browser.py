@@ -19,9 +19,11 @@ as strings: ``click('12')``, ``fill('15', 'text')``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -175,7 +177,7 @@ def chrome() -> Any:
     for arg in ("headless=new", "no-sandbox", "disable-gpu", "disable-dev-shm-usage",
                 "window-size=800,600"):  # fmt: skip
         options.add_argument(arg)
-    return webdriver.Chrome(service=Service(dying_with_parent(driver)), options=options)
+    return guard(webdriver.Chrome(service=Service(dying_with_parent(driver)), options=options))
 
 
 _WRAPPERS: dict[str, str] = {}
@@ -248,13 +250,69 @@ class BrowserEnv(GymEnv):
         return self.site.metrics()
 
 
+# A request to the browser unanswered this long means the browser hangs (a step takes well
+# under a second); Selenium's own default is to wait forever. Whether it still answers after
+# an error is asked with a shorter wait.
+HUNG_S, ANSWER_S = 60.0, 10.0
+
+
+def guard(driver: Any) -> Any:
+    """``driver`` with its requests limited to ``HUNG_S``: a hung browser raises, as a dead
+    one does, and is then started again."""
+    driver.command_executor.client_config.timeout = HUNG_S
+    return driver
+
+
 def alive(driver: Any) -> bool:
-    """Whether the browser still answers (after an error: a dead one is started again)."""
+    """Whether the browser still answers (after an error: a dead or hung one is started
+    again)."""
+    config = driver.command_executor.client_config
+    limit, config.timeout = config.timeout, ANSWER_S
     try:
         driver.execute_script("return 1;")
         return True
     except Exception:
         return False
+    finally:
+        config.timeout = limit
+
+
+def stop(driver: Any) -> None:
+    """End a browser that failed, hung ones too: SIGKILL to chromedriver and every process
+    under it (found by parent id in /proc, Linux), which ``quit()`` cannot do for a browser
+    that does not answer (a stopped process does not even take the SIGTERM that
+    ``dying_with_parent`` sends). Elsewhere, ``quit()``."""
+    process = getattr(getattr(driver, "service", None), "process", None)
+    if process is not None and process.poll() is not None:
+        return  # chromedriver has ended (and been waited for: its id may be another's now)
+    if process is None or not os.path.isdir("/proc"):
+        with contextlib.suppress(Exception):
+            driver.quit()
+        return
+    for pid in reversed(tree(process.pid)):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        process.wait(timeout=ANSWER_S)
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process under it, parents first."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
 
 
 def page_contains(driver: Any, kind: str, query: str) -> bool:

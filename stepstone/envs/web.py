@@ -15,7 +15,6 @@ checks that each stored trajectory still reaches its cell.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import time
 import urllib.error
@@ -37,6 +36,7 @@ from .browser import (
     page_actions,
     parse,
     retell,
+    stop,
     words,
 )
 
@@ -182,9 +182,8 @@ class WebApp(gym.Env):
         self._start()
 
     def _start(self) -> None:
-        if self.driver is not None:
-            with contextlib.suppress(Exception):  # a dead browser may not quit cleanly
-                self.driver.quit()
+        if self.driver is not None:  # it failed: dead or hung
+            stop(self.driver)
         self.driver = chrome()
         self.driver.set_page_load_timeout(30)
 
