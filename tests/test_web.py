@@ -395,3 +395,36 @@ def test_a_browser_killed_or_hung_mid_episode_is_replaced_and_none_is_left(monke
     finally:
         env.close()
     assert ended(lambda: not any(running(p) for p in seen))
+
+
+def test_a_reset_that_times_out_restarts_the_browser_even_if_it_answers_again(monkeypatch):
+    """A page load that outlasts ``HUNG_S`` and a browser that answers again a moment later
+    (found in the web bench: the load's error was raised and the run lost) is a hang: the
+    browser is replaced and the reset succeeds."""
+    import signal
+    import threading
+
+    from stepstone.envs import browser
+
+    monkeypatch.setattr(browser, "HUNG_S", 3.0)
+    monkeypatch.setattr(browser, "ANSWER_S", 2.0)
+    env = make(EnvSpec("miniwob/enter-text-v1", 0))
+    site = env.site
+    try:
+        env.reset(0)
+        first = site.driver
+        pids = browser.tree(first.service.process.pid)
+        os.kill(pids[1], signal.SIGSTOP)  # hung for 3.5 s: past HUNG_S, within ANSWER_S after
+        wake = threading.Timer(3.5, os.kill, (pids[1], signal.SIGCONT))
+        wake.start()
+        env.reset(0)
+        wake.join()
+        assert site.driver is not first
+        assert not any(running(p) for p in pids)
+        fill = next(c for _, c in env.admissible() if c.startswith("fill("))
+        env.step(env.action_of(fill))
+        submit = next(e.id for e in env.page().elements if e.name == "Submit")
+        env.step(env.action_of(f"click('{submit}')"))
+        assert env.goal() is True
+    finally:
+        env.close()

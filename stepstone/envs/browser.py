@@ -277,6 +277,21 @@ def alive(driver: Any) -> bool:
         config.timeout = limit
 
 
+def broken(driver: Any, error: BaseException) -> bool:
+    """Whether the browser must be started again after ``error``: a request that timed out
+    (even if the browser answers again later, its page is then mid-load, in no known state)
+    or a browser that no longer answers. Other errors are the caller's to raise."""
+    from selenium.common.exceptions import TimeoutException
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (TimeoutError, Urllib3Timeout, TimeoutException)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return not alive(driver)
+
+
 def stop(driver: Any) -> None:
     """End a browser that failed, hung ones too: SIGKILL to chromedriver and every process
     under it (found by parent id in /proc, Linux), which ``quit()`` cannot do for a browser

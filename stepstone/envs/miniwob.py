@@ -50,7 +50,7 @@ from .browser import (
     BrowserEnv,
     Element,
     Page,
-    alive,
+    broken,
     browser_env,
     guard,
     page_actions,
@@ -188,10 +188,10 @@ class MiniWoBTask(gym.Env):
         self._said: list[str] = []
         try:
             text = self._begin(seed)
-        except Exception:
-            if alive(self.driver):
+        except Exception as e:
+            if not broken(self.driver, e):
                 raise
-            self._start()  # the browser died: start another, once
+            self._start()  # the browser died or hung: start another, once
             text = self._begin(seed)
         return text, {}
 
@@ -254,10 +254,10 @@ class MiniWoBTask(gym.Env):
         said = words(self.page, command)
         try:
             state = self._act(command)
-        except Exception:
-            if alive(self.driver):
+        except Exception as e:
+            if not broken(self.driver, e):
                 raise
-            # the browser died: start another, replay, and try once more
+            # the browser died or hung: start another, replay, and try once more
             self._start()
             self._begin(self._seed)
             for a in self._taken:

@@ -30,7 +30,7 @@ from .browser import (
     BrowserEnv,
     Element,
     Page,
-    alive,
+    broken,
     browser_env,
     chrome,
     page_actions,
@@ -197,10 +197,10 @@ class WebApp(gym.Env):
         self._visited: set[str] = set()
         try:
             self._begin()
-        except Exception:
-            if alive(self.driver):
+        except Exception as e:
+            if not broken(self.driver, e):
                 raise
-            self._start()  # the browser died: start another, once
+            self._start()  # the browser died or hung: start another, once
             self._begin()
         return self.page.text(), {}
 
@@ -244,10 +244,10 @@ class WebApp(gym.Env):
         said = words(self.page, command)
         try:
             self._act(command)
-        except Exception:
-            if alive(self.driver):
+        except Exception as e:
+            if not broken(self.driver, e):
                 raise
-            # the browser died: start another, replay, and try once more
+            # the browser died or hung: start another, replay, and try once more
             self._start()
             self._begin()
             for a in self._taken:
