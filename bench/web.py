@@ -121,10 +121,15 @@ COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=
                         cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
 
 
+# The admissible actions' version: 2 since a text field is clickable too (liu18's set; before,
+# a field could only be filled, and focus-text could not be solved). Lines without it are 1.
+ACTIONS = 2
+
+
 def settings(args: argparse.Namespace) -> dict:
     """What makes two lines comparable (``steps`` in a line is the steps a run took)."""
     return {"budget": args.steps, "explore_steps": args.explore_steps,
-            "repeat_prob": args.repeat_prob}  # fmt: skip
+            "repeat_prob": args.repeat_prob, "actions": ACTIONS}  # fmt: skip
 
 
 def load(path: Path) -> list[dict]:

@@ -74,11 +74,11 @@ def test_text_and_css_goals_are_parsed_and_refused_off_the_web():
 @pytest.fixture(scope="module")
 def enter_text(tmp_path_factory):
     """enter-text: type the asked word into the field, then press Submit (liu18's two kinds
-    of action), explored with no option but the budget."""
+    of action), explored with bench/web.py's settings (every action new, 10 a visit)."""
     pytest.importorskip("miniwob")
     run = tmp_path_factory.mktemp("miniwob") / "run"
     argv = ["explore", "miniwob/enter-text-v1", "--frames", "150", "--run-dir", str(run),
-            "--stop-on-success"]  # fmt: skip
+            "--repeat-prob", "0", "--explore-steps", "10"]  # fmt: skip
     before = strays()
     assert main([*argv, *FAST]) == 0
     assert ended(lambda: not strays() - before)  # the closed run left no browser behind

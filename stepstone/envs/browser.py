@@ -112,18 +112,20 @@ def parse(action: str) -> tuple[str, str, str | None]:
 
 
 def page_actions(page: Page, values: Any) -> list[str]:
-    """Every admissible action, in document order: click each element with an id; fill each
-    text field with each of its values (``values(element) -> list``); choose each option."""
+    """Every admissible action, in document order: click each element with an id, a text
+    field too (liu18 clicks any element, and focusing a field is MiniWoB++'s focus-text
+    task); fill each text field with each of its values (``values(element) -> list``);
+    choose each option."""
     out: list[str] = []
     for e in page.elements:
         if not e.id:
             continue
+        if e.options:
+            out.extend(select_option(e.id, o) for o in e.options)
+            continue
+        out.append(click(e.id))
         if e.typable:
             out.extend(fill(e.id, v) for v in values(e))
-        elif e.options:
-            out.extend(select_option(e.id, o) for o in e.options)
-        else:
-            out.append(click(e.id))
     return out
 
 
