@@ -114,14 +114,16 @@ def test_entropy_boost_halves_the_logits_for_the_first_actions_past_the_start(
     seen: list[dict] = []
     monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
     store = RunStore.open(run)
-    cfg = rb.RobustifyConfig(frames=512, step=5, entropy_boost=3, eval_episodes=1)
+    cfg = rb.RobustifyConfig(frames=512, step=5, entropy_boost=3, eval_episodes=1, envs=4)
     rb.robustify(store, cfg, baselines=())
-    boost = seen[0]["boost"]
-    # From the start point (34 of 39 actions), episodes of up to 5 actions: the first 3 boosted.
-    firsts = [0] + [i + 1 for i, d in enumerate(seen[0]["done"][:-1]) if d]
-    for f in firsts[:-1]:
-        length = next(i for i in range(f, len(boost)) if seen[0]["done"][i]) - f + 1
-        assert boost[f : f + length] == [j < 3 for j in range(length)]
+    boost, done = np.asarray(seen[0]["boost"]), np.asarray(seen[0]["done"])
+    assert boost.shape == done.shape == (128, 4)  # 128 steps of each of 4 environments
+    # From the start point (34 of 39 actions), episodes of up to 5 actions: the first 3 boosted,
+    # counted in each environment's own episodes.
+    for e in range(4):
+        ends = np.flatnonzero(done[:, e])
+        for f, last in zip([0, *(ends[:-1] + 1)], ends, strict=True):
+            assert list(boost[f : last + 1, e]) == [j < 3 for j in range(last - f + 1)]
 
 
 def test_several_demonstrations_train_together(tmp_path):
