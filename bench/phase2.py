@@ -23,8 +23,8 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import replace
 from contextlib import redirect_stdout
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
 
@@ -75,8 +75,8 @@ def speed(args: argparse.Namespace, extra: list[str]) -> None:
     """Steps per CPU second of the backward algorithm's training for each ``--envs`` count,
     alternated over ``--repeats`` rounds in this one process."""
     from stepstone.cli import build_parser
-    from stepstone.options import build
     from stepstone.learn import robustify as rb
+    from stepstone.options import build
     from stepstone.store.sqlite import RunStore
 
     store = RunStore.open(args.run)
@@ -96,12 +96,16 @@ def speed(args: argparse.Namespace, extra: list[str]) -> None:
             cfg = replace(base, envs=n)
             t = rb.ppo(rb.Runner(store, cfg), demos, cfg, True)
             rates[n].append(t.frames / t.cpu_seconds)
-    print(f"{args.name}: backward training, {args.frames} steps a measurement, "
-          f"{args.repeats} rounds alternated, options {' '.join(extra) or '(none)'}")
+    print(
+        f"{args.name}: backward training, {args.frames} steps a measurement, "
+        f"{args.repeats} rounds alternated, options {' '.join(extra) or '(none)'}"
+    )
     for n in counts:
         r = sorted(rates[n])
-        print(f"--envs {n:<3} {np.median(r):7.0f} steps per CPU s (median; "
-              f"{r[0]:.0f}-{r[-1]:.0f}), x{np.median(r) / np.median(rates[counts[0]]):.2f}")
+        print(
+            f"--envs {n:<3} {np.median(r):7.0f} steps per CPU s (median; "
+            f"{r[0]:.0f}-{r[-1]:.0f}), x{np.median(r) / np.median(rates[counts[0]]):.2f}"
+        )
 
 
 def main() -> None:
