@@ -127,9 +127,9 @@ class RobustifyConfig:
         "start point (the papers' code: 100)",
     )  # fmt: skip
     max_steps: int = option(
-        0, help="actions an episode from reset may take, in evaluation and in training from "
-        "reset (0: twice the demonstration's and 20 more); e.g. 120, MiniGrid-MultiRoom-N6-v0's "
-        "registered limit, when the run explored a longer-limit copy",
+        0, help="actions an episode may take, in evaluation from reset and in training from "
+        "any start point (0: twice the demonstration's and 20 more); e.g. 120, "
+        "MiniGrid-MultiRoom-N6-v0's registered limit, when the run explored a longer-limit copy",
     )  # fmt: skip
     envs: int = option(
         8, help="environments stepped together, one batched forward pass for all, each "
@@ -480,8 +480,14 @@ def ppo(
                     matched = ep_return >= demo.returns[T] - demo.returns[point] and (
                         demo.returns[T] > demo.returns[point] or done
                     )
+                # The task's own step limit (--max-steps) bounds every training episode, not
+                # only those from reset: a win that wanders past it would teach nothing the
+                # evaluation can use. The papers' code bounds episodes by the demonstration's
+                # pace instead (atari_reset/wrappers.py, ReplayResetEnv.step: done once the
+                # score lags the demonstration's by 50 actions); a demonstration from Phase 1
+                # wanders itself, so its pace is no bound on MultiRoom's 120 steps.
                 limit = episode_limit(T - point)
-                if point == 0 and cfg.max_steps:
+                if cfg.max_steps:
                     limit = min(limit, cfg.max_steps)
                 # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training
                 # episode, and rewards are clipped to their sign; Montezuma's 100s and 300s
