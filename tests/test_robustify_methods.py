@@ -126,6 +126,29 @@ def test_entropy_boost_halves_the_logits_for_the_first_actions_past_the_start(
             assert list(boost[f : last + 1, e]) == [j < 3 for j in range(last - f + 1)]
 
 
+def test_max_steps_bounds_every_training_episode(tmp_path, user_env_module, monkeypatch):
+    """--max-steps caps episodes from any start point, not only from reset: a win past the
+    task's own limit would teach the policy nothing its evaluation can use."""
+    from stepstone.learn import robustify as rb
+
+    run = tmp_path / "run"
+    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
+    assert (
+        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
+    )
+    seen: list[dict] = []
+    monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
+    longest = {}
+    for cap in (0, 3):  # from 34 of 39 actions: up to 2 * 5 + 20 = 30 actions uncapped
+        seen.clear()
+        cfg = rb.RobustifyConfig(frames=1_024, step=5, max_steps=cap, eval_episodes=1, envs=2)
+        rb.robustify(RunStore.open(run), cfg, baselines=(), fresh=True)
+        done = np.concatenate([np.asarray(b["done"]) for b in seen])
+        ends = [np.flatnonzero(done[:, e]) for e in range(done.shape[1])]
+        longest[cap] = max(int(np.diff(np.concatenate([[-1], x])).max()) for x in ends)
+    assert longest[3] == 3 < longest[0]
+
+
 def test_several_demonstrations_train_together(tmp_path):
     pytest.importorskip("minigrid")
     from stepstone.learn.robustify import RobustifyConfig, robustify
