@@ -9,6 +9,10 @@ and the training's CPU time and steps/s.
 
     python bench/phase2.py /tmp/p2/multiroom --name multiroom --frames 100k --seeds 0 \
         --max-steps 120 -- --start-window 40 --advance-rate 0.1 --sil 0.1 --entropy-boost 100
+
+``--speed 1,8,16`` instead measures the backward algorithm's training throughput with that
+many environments stepped together, side by side in one process (steps per CPU second, so
+that other jobs on the machine disturb it less), and trains nothing else.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import shutil
 import sys
 import time
 from contextlib import redirect_stdout
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
+
+import numpy as np
 
 from stepstone.cli import main as stepstone
 
@@ -64,6 +71,43 @@ def run_seed(args: argparse.Namespace, extra: list[str], seed: int) -> dict:
     }
 
 
+def speed(args: argparse.Namespace, extra: list[str]) -> None:
+    """Steps per CPU second of the backward algorithm's training for each ``--envs`` count,
+    alternated over ``--repeats`` rounds in this one process."""
+    from stepstone.cli import build_parser
+    from stepstone.learn import robustify as rb
+    from stepstone.options import build
+    from stepstone.store.sqlite import RunStore
+
+    store = RunStore.open(args.run)
+    counts = [int(n) for n in args.speed.split(",")]
+    ns = build_parser().parse_args(["robustify", str(args.run), "--frames", args.frames, *extra])
+    base = build(rb.RobustifyConfig, ns)
+    runner = rb.Runner(store, base)
+    archive = store.load_archive()
+    best = rb.demonstration(archive, base.demo_score)
+    demos = rb.demonstrations(runner, archive, rb.TrajectoryTree(store.nodes), best, base)
+    rates: dict[int, list[float]] = {n: [] for n in counts}
+    import torch
+
+    torch.set_num_threads(1)
+    for _ in range(args.repeats):
+        for n in counts:
+            cfg = replace(base, envs=n)
+            t = rb.ppo(rb.Runner(store, cfg), demos, cfg, True)
+            rates[n].append(t.frames / t.cpu_seconds)
+    print(
+        f"{args.name}: backward training, {args.frames} steps a measurement, "
+        f"{args.repeats} rounds alternated, options {' '.join(extra) or '(none)'}"
+    )
+    for n in counts:
+        r = sorted(rates[n])
+        print(
+            f"--envs {n:<3} {np.median(r):7.0f} steps per CPU s (median; "
+            f"{r[0]:.0f}-{r[-1]:.0f}), x{np.median(r) / np.median(rates[counts[0]]):.2f}"
+        )
+
+
 def main() -> None:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -76,7 +120,11 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=0, help="the evaluation's step limit")
     ap.add_argument("--baselines", default="bc,ppo")
     ap.add_argument("--out", type=Path, default=Path("bench/out/phase2"))
+    ap.add_argument("--speed", help="measure steps per CPU s with these --envs counts instead")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of --speed")
     args = ap.parse_args(argv)
+    if args.speed:
+        return speed(args, extra)
     rows = [run_seed(args, extra, int(s)) for s in args.seeds.split(",")]
     print(f"{args.name}: {args.frames} steps per method, options {' '.join(extra) or '(none)'}; "
           f"20 episodes from reset, sticky 0.25, success = {rows[0]['criterion']}")  # fmt: skip

@@ -546,8 +546,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
                           "--max-steps must be >= 0")  # fmt: skip
     if not 0 < cfg.advance_rate <= 1:
         raise ConfigError(f"--advance-rate is a share in (0, 1], not {cfg.advance_rate}")
-    if cfg.demos < 1 or cfg.threads < 1:
-        raise ConfigError("--demos and --threads must be >= 1")
+    if min(cfg.demos, cfg.threads, cfg.envs) < 1:
+        raise ConfigError("--demos, --threads and --envs must be >= 1")
     baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
     if baselines - {"bc", "ppo"}:
         raise ConfigError(f"--baselines takes bc, ppo, bc,ppo or none, not {args.baselines!r}")

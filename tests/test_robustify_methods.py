@@ -114,14 +114,39 @@ def test_entropy_boost_halves_the_logits_for_the_first_actions_past_the_start(
     seen: list[dict] = []
     monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
     store = RunStore.open(run)
-    cfg = rb.RobustifyConfig(frames=512, step=5, entropy_boost=3, eval_episodes=1)
+    cfg = rb.RobustifyConfig(frames=512, step=5, entropy_boost=3, eval_episodes=1, envs=4)
     rb.robustify(store, cfg, baselines=())
-    boost = seen[0]["boost"]
-    # From the start point (34 of 39 actions), episodes of up to 5 actions: the first 3 boosted.
-    firsts = [0] + [i + 1 for i, d in enumerate(seen[0]["done"][:-1]) if d]
-    for f in firsts[:-1]:
-        length = next(i for i in range(f, len(boost)) if seen[0]["done"][i]) - f + 1
-        assert boost[f : f + length] == [j < 3 for j in range(length)]
+    boost, done = np.asarray(seen[0]["boost"]), np.asarray(seen[0]["done"])
+    assert boost.shape == done.shape == (128, 4)  # 128 steps of each of 4 environments
+    # From the start point (34 of 39 actions), episodes of up to 5 actions: the first 3 boosted,
+    # counted in each environment's own episodes.
+    for e in range(4):
+        ends = np.flatnonzero(done[:, e])
+        for f, last in zip([0, *(ends[:-1] + 1)], ends, strict=True):
+            assert list(boost[f : last + 1, e]) == [j < 3 for j in range(last - f + 1)]
+
+
+def test_max_steps_bounds_every_training_episode(tmp_path, user_env_module, monkeypatch):
+    """--max-steps caps episodes from any start point, not only from reset: a win past the
+    task's own limit would teach the policy nothing its evaluation can use."""
+    from stepstone.learn import robustify as rb
+
+    run = tmp_path / "run"
+    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
+    assert (
+        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
+    )
+    seen: list[dict] = []
+    monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
+    longest = {}
+    for cap in (0, 3):  # from 34 of 39 actions: up to 2 * 5 + 20 = 30 actions uncapped
+        seen.clear()
+        cfg = rb.RobustifyConfig(frames=1_024, step=5, max_steps=cap, eval_episodes=1, envs=2)
+        rb.robustify(RunStore.open(run), cfg, baselines=(), fresh=True)
+        done = np.concatenate([np.asarray(b["done"]) for b in seen])
+        ends = [np.flatnonzero(done[:, e]) for e in range(done.shape[1])]
+        longest[cap] = max(int(np.diff(np.concatenate([[-1], x])).max()) for x in ends)
+    assert longest[3] == 3 < longest[0]
 
 
 def test_several_demonstrations_train_together(tmp_path):

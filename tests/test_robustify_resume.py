@@ -139,3 +139,36 @@ def test_policy_file_rebuilds_its_network_alone_and_old_policies_still_evaluate(
     assert main(["evaluate", str(corridor_run), "--episodes", "3"]) == 0
     assert capsys.readouterr().out == first  # the same network, the same episodes
     assert main(["evaluate", str(corridor_run), "--max-steps", "-1"]) == 2
+
+
+def test_a_checkpoint_from_before_batching_continues_with_one_environment(corridor_run, capsys):
+    """A checkpoint written before --envs (one environment under singular keys, no "envs"
+    setting) continues as --envs 1, to the weights of an uninterrupted --envs 1 training;
+    with the new default it is refused, naming the option."""
+    from stepstone.learn.robustify import RobustifyConfig, robustify
+
+    store = RunStore.open(corridor_run)
+    cfg = RobustifyConfig(frames=2_048, step=5, eval_episodes=1, checkpoint_every=0, envs=1)
+    robustify(store, cfg, baselines=(), fresh=True)
+    expected = weights(corridor_run)
+    robustify(store, RobustifyConfig(**{**cfg.__dict__, "frames": 1_024}), baselines=(), fresh=True)
+    ckpt = corridor_run / "robustify" / "checkpoint-backward.pt"
+    data = torch.load(ckpt, weights_only=True)
+    state, settings = json.loads(data["state"]), json.loads(data["settings"])
+    assert len(state["episodes"]) == len(data["snapshots"]) == 1
+    for key in ("episode", "prev", "runner_rng"):
+        state[key] = state.pop(key + "s")[0]
+    del settings["envs"]
+    data.update(state=json.dumps(state), settings=json.dumps(settings))
+    data["snapshot"] = data.pop("snapshots")[0]
+    torch.save(data, ckpt)
+
+    args = ["robustify", str(corridor_run), "--frames", "2048", "--step-back", "5",
+            "--baselines", "none", "--eval-episodes", "1", "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    assert "was trained with --envs 1 (now 8)" in capsys.readouterr().err
+    notes: list[str] = []
+    robustify(store, cfg, baselines=(), log=notes.append)
+    assert notes == ["backward: continued from its checkpoint at 1,024 steps"]
+    got = weights(corridor_run)
+    assert all(torch.equal(got[k], expected[k]) for k in expected)

@@ -65,14 +65,23 @@ def policy_network(n_in: int, n_actions: int, seed: int, hidden: tuple[int, ...]
 
 def act(model: Any, obs: np.ndarray, greedy: bool = False, boost: bool = False) -> tuple:
     """An action, its log-probability and the state's value; ``boost`` halves the logits."""
+    a, logp, v = act_batch(model, obs[None], np.array([boost]), greedy)
+    return int(a[0]), float(logp[0]), float(v[0])
+
+
+def act_batch(
+    model: Any, obs: np.ndarray, boost: np.ndarray, greedy: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``act`` for the N environments stepped together: one forward pass for all of them
+    (CleanRL's ppo.py, ``get_action_and_value`` on the vectorised observations)."""
     import torch
 
     with torch.no_grad():
-        logits, value = model(torch.as_tensor(obs).unsqueeze(0))
-        logits = logits[0] / 2 if boost else logits[0]
+        logits, value = model(torch.as_tensor(obs))
+        logits = torch.where(torch.as_tensor(boost).unsqueeze(-1), logits / 2, logits)
         dist = torch.distributions.Categorical(logits=logits)
-        a = int(logits.argmax()) if greedy else int(dist.sample())
-        return a, float(dist.log_prob(torch.tensor(a))), float(value[0])
+        a = logits.argmax(-1) if greedy else dist.sample()
+        return a.numpy(), dist.log_prob(a).numpy(), value.numpy()
 
 
 @dataclass(frozen=True)
@@ -108,22 +117,25 @@ def update(
     drawn at random (atari_reset/ppo.py, Model.__init__, ``sil_loss``)."""
     import torch
 
-    rew = np.array(buf["rew"], dtype=np.float32)
-    done = np.array(buf["done"], dtype=np.float32)
-    val = np.array(buf["val"], dtype=np.float32)
-    _, _, last_v = act(model, last_obs)
+    # Columns are [T, N]: T steps of N environments; GAE runs along each environment's own
+    # steps, then the rollout is flattened step by step for the minibatches.
+    rew = np.asarray(buf["rew"], dtype=np.float32)
+    done = np.asarray(buf["done"], dtype=np.float32)
+    val = np.asarray(buf["val"], dtype=np.float32)
+    _, _, last_v = act_batch(model, last_obs, np.zeros(len(last_obs), dtype=bool))
     adv = np.zeros_like(rew)
-    gae = 0.0
+    gae = np.zeros(rew.shape[1], dtype=np.float32)
     for t in reversed(range(len(rew))):
         nxt = last_v if t == len(rew) - 1 else val[t + 1]
         delta = rew[t] + cfg.gamma * nxt * (1 - done[t]) - val[t]
         gae = delta + cfg.gamma * cfg.lam * (1 - done[t]) * gae
         adv[t] = gae
-    ret = adv + val
-    obs = torch.as_tensor(np.array(buf["obs"]))
-    acts = torch.as_tensor(np.array(buf["act"]))
-    old_logp = torch.as_tensor(np.array(buf["logp"], dtype=np.float32))
-    boost = torch.as_tensor(np.array(buf["boost"], dtype=bool))
+    ret = (adv + val).reshape(-1)
+    adv = adv.reshape(-1)
+    obs = torch.as_tensor(np.asarray(buf["obs"], dtype=np.float32).reshape(len(adv), -1))
+    acts = torch.as_tensor(np.asarray(buf["act"], dtype=np.int64).reshape(-1))
+    old_logp = torch.as_tensor(np.asarray(buf["logp"], dtype=np.float32).reshape(-1))
+    boost = torch.as_tensor(np.asarray(buf["boost"], dtype=bool).reshape(-1))
     adv_t, ret_t = torch.as_tensor(adv), torch.as_tensor(ret)
     for _ in range(cfg.epochs):
         for idx in torch.randperm(len(obs)).split(cfg.minibatch):

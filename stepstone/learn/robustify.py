@@ -53,7 +53,16 @@ from ..worker import Worker
 from .checkpoint import load as load_file
 from .checkpoint import save as save_checkpoint
 from .checkpoint import to_bytes, to_tensor
-from .ppo import FORMAT, Architecture, Imitation, act, discounted, policy_network, update
+from .ppo import (
+    FORMAT,
+    Architecture,
+    Imitation,
+    act,
+    act_batch,
+    discounted,
+    policy_network,
+    update,
+)
 from .starts import Starts
 
 POLICY = "policy.pt"  # the backward algorithm's policy, its architecture and what success is
@@ -118,9 +127,13 @@ class RobustifyConfig:
         "start point (the papers' code: 100)",
     )  # fmt: skip
     max_steps: int = option(
-        0, help="actions an episode from reset may take, in evaluation and in training from "
-        "reset (0: twice the demonstration's and 20 more); e.g. 120, MiniGrid-MultiRoom-N6-v0's "
-        "registered limit, when the run explored a longer-limit copy",
+        0, help="actions an episode may take, in evaluation from reset and in training from "
+        "any start point (0: twice the demonstration's and 20 more); e.g. 120, "
+        "MiniGrid-MultiRoom-N6-v0's registered limit, when the run explored a longer-limit copy",
+    )  # fmt: skip
+    envs: int = option(
+        8, help="environments stepped together, one batched forward pass for all, each "
+        "episode from its own start point (the papers' many workers; 1: as before)",
     )  # fmt: skip
     threads: int = option(
         1, help="torch threads (not every core: the network is small and the machine shared)"
@@ -233,12 +246,14 @@ def features(obs: Any, space: Any = None) -> np.ndarray:
 class Runner:
     """The run's environment with noise, observations as features, starts from snapshots."""
 
-    def __init__(self, store: RunStore, cfg: RobustifyConfig):
+    def __init__(self, store: RunStore, cfg: RobustifyConfig, index: int = 0):
+        self.store = store
         self.worker = Worker.from_config(store.config)
         self.env = self.worker.env
         self.seed = store.config.seed
         self.cfg = cfg
-        self.rng = np.random.default_rng(cfg.seed)
+        # Environment 0 draws its noise as the single environment did (old runs continue).
+        self.rng = np.random.default_rng(cfg.seed if index == 0 else [cfg.seed, index])
         self.atari = isinstance(self.env, AtariEnv)
         inner = getattr(self.env, "env", None)
         self.space = getattr(inner, "observation_space", None)
@@ -248,6 +263,10 @@ class Runner:
         self.terminated = False
         self.noops_taken = 0
         self.prev = 0
+
+    def sibling(self, index: int) -> Runner:
+        """Another copy of the environment, with noise of its own, for batched training."""
+        return Runner(self.store, self.cfg, index)
 
     def obs(self) -> np.ndarray:
         # Atari: the 128 RAM bytes as 1,024 bits, not 100,800 pixel values (a policy a CPU
@@ -327,6 +346,8 @@ def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitat
 
 # Options that may change when a run continues from its checkpoint: the rest must match.
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
+# Settings added since checkpoints were first written, and the value an older one had.
+BEFORE = {"envs": 1}
 
 
 def settings(cfg: RobustifyConfig) -> dict:
@@ -357,11 +378,16 @@ def ppo(
     status: Callable[[str], None] | None = None,
 ) -> Trained:
     """Train; with ``backward`` start from the demonstrations, moving back (else from reset).
-    With ``checkpoint``, the whole training state (network, optimiser, start points, random
-    generators, the episode under way as an environment snapshot) is written there every
-    ``cfg.checkpoint_every`` seconds and at the end, and a run finds it and continues: the
-    result is the one an uninterrupted run gets. ``status`` gets a progress line after each
-    rollout."""
+    ``cfg.envs`` copies of the environment step together, one batched forward pass choosing
+    all their actions, each copy's episodes starting at a point of its own drawn from the
+    start points: the papers' many workers (atari-reset's PPO runner steps its ``nenvs``
+    environments as one batch, atari_reset/ppo.py ``Runner.run``, and each of them restarts
+    at a point it samples in the window, atari_reset/wrappers.py ``ReplayResetEnv.reset``;
+    Go-Explore's fork, robustified, runs the same). With ``checkpoint``, the whole training
+    state (network, optimiser, start points, random generators, each environment's episode
+    under way as a snapshot) is written there every ``cfg.checkpoint_every`` seconds and at
+    the end, and a run finds it and continues: the result is the one an uninterrupted run
+    gets. ``status`` gets a progress line after each rollout."""
     import torch
 
     arch = architecture(runner, demos)
@@ -374,14 +400,17 @@ def ppo(
     ] if backward else []  # fmt: skip
     rng = np.random.default_rng([cfg.seed, 1])  # start points, demonstrations, SIL samples
     sil = imitation(demos, runner, cfg) if backward and cfg.sil > 0 else None
+    n = max(1, cfg.envs)
+    envs = [runner] + [runner.sibling(i) for i in range(1, n)]
+    per_env = max(1, cfg.rollout // n)  # steps of each environment between updates
     history: list[dict] = []
     recent: deque[bool] = deque(maxlen=100)
     frames = 0
 
-    def begin() -> list:
+    def begin(e: int) -> list:
         d = int(rng.integers(len(demos))) if backward and len(demos) > 1 else 0
         point = starts[d].sample(rng) if backward else 0
-        runner.start(demos[d], point, noops=True)
+        envs[e].start(demos[d], point, noops=True)
         return [d, point, 0.0, 0]
 
     name = "backward" if backward else "ppo_from_reset"
@@ -393,71 +422,88 @@ def ppo(
         opt.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
         rng.bit_generator.state = state["rng"]
-        runner.rng.bit_generator.state = state["runner_rng"]
         for s, st in zip(starts, state["starts"], strict=True):
             s.restore(st)
         history, frames = state["history"], int(state["frames"])
         recent.extend(bool(x) for x in state["recent"])
-        runner.env.restore(to_bytes(saved["snapshot"]))
-        runner.prev, runner.terminated = int(state["prev"]), False
-        episode = list(state["episode"])
+        # A checkpoint from before batching holds its one environment under singular keys.
+        episodes = [list(e) for e in state.get("episodes", [state.get("episode")])]
+        snaps = saved["snapshots"] if "snapshots" in saved else [saved["snapshot"]]
+        prevs = state.get("prevs", [state.get("prev")])
+        noise = state.get("runner_rngs", [state.get("runner_rng")])
+        for env, snap, prev, r in zip(envs, snaps, prevs, noise, strict=True):
+            env.env.restore(to_bytes(snap))
+            env.prev, env.terminated = int(prev), False
+            env.rng.bit_generator.state = r
         resumed_at = frames
     else:
-        episode = begin()
+        episodes = [begin(e) for e in range(n)]
 
     def save() -> None:
         if checkpoint is None:
             return
         state = {"frames": frames, "history": history, "recent": list(recent),
-                 "starts": [s.state() for s in starts], "episode": episode,
-                 "prev": runner.prev, "rng": rng.bit_generator.state,
-                 "runner_rng": runner.rng.bit_generator.state}  # fmt: skip
+                 "starts": [s.state() for s in starts], "episodes": episodes,
+                 "prevs": [e.prev for e in envs], "rng": rng.bit_generator.state,
+                 "runner_rngs": [e.rng.bit_generator.state for e in envs]}  # fmt: skip
         save_checkpoint(checkpoint, {
             "format": FORMAT, "method": name, "settings": json.dumps(settings(cfg)),
             "demos": fingerprint(demos), "model": model.state_dict(),
             "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-            "snapshot": to_tensor(runner.env.snapshot()), "state": json.dumps(state),
+            "snapshots": [to_tensor(e.env.snapshot()) for e in envs], "state": json.dumps(state),
         })  # fmt: skip
 
-    obs = runner.obs()
+    obs = np.stack([e.obs() for e in envs])
     t0 = last_save = time.monotonic()
     cpu0 = time.process_time()
     while frames < cfg.frames:
         buf: dict[str, list] = {k: [] for k in BUFFER}
-        for _ in range(cfg.rollout):
-            d, point, ep_return, ep_len = episode
-            demo, T = demos[d], len(demos[d].actions)
+        for _ in range(per_env):
             # More entropy for the first actions after the start point (atari_reset/wrappers.py,
             # ReplayResetEnv.step: 'increase_entropy' while action_nr < starting_point + 100).
-            boost = backward and point + ep_len < starts[d].start + cfg.entropy_boost
-            a, logp, v = act(model, obs, boost=boost)
-            r, done = runner.step(a)
-            frames += 1
-            ep_return += r
-            ep_len += 1
-            if demo.reaches_goal:
-                matched = bool(runner.reached(demo.returns[point] + ep_return))
-            else:
-                matched = ep_return >= demo.returns[T] - demo.returns[point] and (
-                    demo.returns[T] > demo.returns[point] or done
-                )
-            limit = episode_limit(T - point)
-            if point == 0 and cfg.max_steps:
-                limit = min(limit, cfg.max_steps)
-            # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training episode,
-            # and rewards are clipped to their sign; Montezuma's 100s and 300s would otherwise
-            # swamp the shared body with the value loss.
-            over = done or runner.life_lost or matched or ep_len >= limit
-            signal = float(np.sign(r)) if runner.atari else r
-            for k, x in zip(buf, (obs, a, logp, v, signal, over, boost), strict=True):
+            boost = np.array([backward and p + n_ < starts[d].start + cfg.entropy_boost
+                              for d, p, _, n_ in episodes], dtype=bool)  # fmt: skip
+            actions, logp, v = act_batch(model, obs, boost)
+            signals = np.zeros(n, dtype=np.float32)
+            overs = np.zeros(n, dtype=bool)
+            after = np.empty_like(obs)
+            for e, env in enumerate(envs):
+                d, point, ep_return, ep_len = episodes[e]
+                demo, T = demos[d], len(demos[d].actions)
+                r, done = env.step(int(actions[e]))
+                frames += 1
+                ep_return += r
+                ep_len += 1
+                if demo.reaches_goal:
+                    matched = bool(env.reached(demo.returns[point] + ep_return))
+                else:
+                    matched = ep_return >= demo.returns[T] - demo.returns[point] and (
+                        demo.returns[T] > demo.returns[point] or done
+                    )
+                # The task's own step limit (--max-steps) bounds every training episode, not
+                # only those from reset: a win that wanders past it would teach nothing the
+                # evaluation can use. The papers' code bounds episodes by the demonstration's
+                # pace instead (atari_reset/wrappers.py, ReplayResetEnv.step: done once the
+                # score lags the demonstration's by 50 actions); a demonstration from Phase 1
+                # wanders itself, so its pace is no bound on MultiRoom's 120 steps.
+                limit = episode_limit(T - point)
+                if cfg.max_steps:
+                    limit = min(limit, cfg.max_steps)
+                # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training
+                # episode, and rewards are clipped to their sign; Montezuma's 100s and 300s
+                # would otherwise swamp the shared body with the value loss.
+                overs[e] = done or env.life_lost or matched or ep_len >= limit
+                signals[e] = float(np.sign(r)) if env.atari else r
+                episodes[e] = [d, point, ep_return, ep_len]
+                if overs[e]:
+                    recent.append(matched)
+                    if backward and starts[d].record(point, matched):
+                        history.append(_move(frames, starts, d))
+                    episodes[e] = begin(e)
+                after[e] = env.obs()
+            for k, x in zip(buf, (obs, actions, logp, v, signals, overs, boost), strict=True):
                 buf[k].append(x)
-            episode = [d, point, ep_return, ep_len]
-            if over:
-                recent.append(matched)
-                if backward and starts[d].record(point, matched):
-                    history.append(_move(frames, starts, d))
-                episode = begin()
-            obs = runner.obs()
+            obs = after
         update(model, opt, buf, obs, cfg, sil, rng)
         for d, s in enumerate(starts):
             if s.update():
@@ -468,6 +514,8 @@ def ppo(
         if time.monotonic() - last_save >= cfg.checkpoint_every or frames >= cfg.frames:
             save()
             last_save = time.monotonic()
+    for env in envs[1:]:
+        env.worker.close()
     start = min((s.start for s in starts), default=0)
     return Trained(model, history, start, frames, resumed_at, time.process_time() - cpu0)
 
@@ -500,9 +548,11 @@ def load_checkpoint(path: Path, cfg: RobustifyConfig, demos: list[Demo], name: s
         raise ConfigError(f"{path} is not a checkpoint of {name}; add --fresh to start over")
     was = json.loads(saved["settings"])
     now = settings(cfg)
-    changed = [k for k in now if was.get(k) != now[k]]
+    changed = [k for k in now if was.get(k, BEFORE.get(k)) != now[k]]
     if changed:
-        diff = ", ".join(f"--{k.replace('_', '-')} {was.get(k)} (now {now[k]})" for k in changed)
+        diff = ", ".join(
+            f"--{k.replace('_', '-')} {was.get(k, BEFORE.get(k))} (now {now[k]})" for k in changed
+        )
         raise ConfigError(
             f"{path} was trained with {diff}: give the same options to continue it, or add "
             "--fresh to start over"
