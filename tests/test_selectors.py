@@ -227,5 +227,5 @@ def test_times_seen_weights_follow_the_released_code():
 
 
 def test_times_seen_refuses_a_weight_that_selects_nothing():
-    with pytest.raises(ConfigError, match="weight must be > 0"):
+    with pytest.raises(ConfigError, match="weight must be > 0 and power >= 0"):
         make("seen", weight=0.0)

@@ -30,7 +30,9 @@ class TimesSeen(Selector):
 
     def __init__(self, weight: float = 1.0, power: float = 0.5):
         if not (weight > 0 and power >= 0):
-            raise ConfigError(f"times-seen weight must be > 0 and power >= 0, not {weight}, {power}")
+            raise ConfigError(
+                f"the seen selector's weight must be > 0 and power >= 0, not {weight}, {power}"
+            )
         self.weight, self.power = float(weight), float(power)
 
     def weights(self, archive: Archive) -> np.ndarray:
