@@ -38,11 +38,20 @@ PROTOCOL = (
     # Pitfall: best score and rooms at 50M frames, fixed downscaled vs dynamic.
     "python bench/montezuma.py --game pitfall --frames 50M --checkpoints 10M,50M "
     "--seeds 0,1,2 --cells downscale,dynamic --random-frames 0 --workers 2",
-    # Selection (issue 20 point 3) at 50M: the released script's --reset-on-update, and the
-    # other selectors, on dynamic cells.
-    "python bench/montezuma.py --frames 50M --checkpoints 10M,50M --seeds 0,1,2 "
-    "--cells dynamic:count,dynamic:knapsack,dynamic:rdd --reset-on-update --random-frames 0 "
-    "--workers 2",
+    # Selection (issue 20 point 3) at 50M on the default (downscaled) and dynamic cells:
+    # today's count weights, the released no-domain-knowledge script's times-seen-only
+    # weights without and with --reset-on-update (its --seen_weight=1 --reset_cell_on_update),
+    # knapsack and rdd.
+    *(
+        f"python bench/montezuma.py --frames 50M --checkpoints 10M,20M,30M,50M --seeds 0,1,2 "
+        f"--cells {c}:count,{c}:seen,{c}:knapsack,{c}:rdd --random-frames 0 --workers 2"
+        for c in ("downscale", "dynamic")
+    ),
+    *(
+        f"python bench/montezuma.py --frames 50M --checkpoints 10M,20M,30M,50M --seeds 0,1,2 "
+        f"--cells {c}:seen --reset-on-update --random-frames 0 --workers 2"
+        for c in ("downscale", "dynamic")
+    ),
 )
 GAMES = {"montezuma": "ALE/MontezumaRevenge-v5", "pitfall": "ALE/Pitfall-v5"}
 
