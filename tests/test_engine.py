@@ -254,3 +254,14 @@ def test_reset_on_update_follows_the_reference_run_cycle():
         # The released script's weights, 1 / sqrt(seen + 1): new and improved cells weigh 1.
         w = dict(zip(e.archive.cells, make("seen").weights(e.archive), strict=True))
         assert np.isclose(w["c"], 1.0 if reset else 1 / np.sqrt(3))
+
+
+def test_a_rekeying_sums_counters_unless_reset_on_update():
+    for reset in (False, True):
+        e = Engine(Archive(), TrajectoryTree(), Uniform(), cell_shape=(2,), reset_on_update=reset)
+        e.add_root(Found("r", 0.0, 0, b"s", source=b"x"))
+        e.archive.offer("q", 1.0, 3, 0, b"t", source=b"x")  # the better entry of the two
+        e.archive.times_seen[:2] = [5, 2]
+        e.rekey((1,), bytes.decode)  # both now cell "x"
+        assert e.archive.cells == ["x"] and e.archive.get("x").score == 1.0
+        assert e.archive.get("x").times_seen == (2 if reset else 7)
