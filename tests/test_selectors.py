@@ -229,3 +229,17 @@ def test_times_seen_weights_follow_the_released_code():
 def test_times_seen_refuses_a_weight_that_selects_nothing():
     with pytest.raises(ConfigError, match="weight must be > 0 and power >= 0"):
         make("seen", weight=0.0)
+
+
+@pytest.mark.parametrize("name", ["rnd", "rdd"])
+def test_a_diverged_predictor_is_rebuilt_not_a_crash(name):
+    a = Archive()
+    for i in range(5):
+        a.offer((i, 2 * i), 0.0, 0, 0, b"")
+    sel = make(name)
+    sel.weights(a)
+    diverged = sel._nets[1]
+    diverged.w2[:] = 1e200  # the error overflows to inf, then nan
+    w = sel.weights(a)
+    assert np.isfinite(w).all() and (w > 0).all() and sel._nets[1] is not diverged
+    assert len(set(sel.select(a, 50, np.random.default_rng(0)).tolist())) > 1
