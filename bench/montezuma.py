@@ -25,6 +25,7 @@ from stepstone.config import ExploreConfig, parse_count
 from stepstone.errors import ConfigError
 from stepstone.options import params as param_parser
 from stepstone.runner import RunOptions, open_run, run
+from stepstone.store.sqlite import RunStore
 from stepstone.worker import Worker
 
 # Issue 20, without domain knowledge, 3 seeds. "dynamic" is this checkout's (cells/dynamic.py);
@@ -119,6 +120,11 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
     ap.add_argument("--protocol", action="store_true", help="print issue 20's commands, run none")
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="print the table from the run directories as they are (e.g. stopped early), run none",
+    )
     args = ap.parse_args()
     if args.protocol:
         print("\n".join(PROTOCOL))
@@ -150,11 +156,16 @@ def main() -> None:
             suffix += (f"-dw{window}" if window else "") + ("-rou" if reset else "")
             game = "" if args.game == "montezuma" else f"{args.game}-"  # older names kept
             run_dir = args.out / f"{game}{cells.replace(':', '-')}{suffix}-s{seed}"
-            config = config_for(cells, seed, window, reset, cell_params, args.game)
-            store = open_run(config, run_dir)
-            stored = int(store.meta("budget", "0"))
-            store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
-            run(store, RunOptions(frames, args.workers, progress=True))
+            if args.report:
+                if not (run_dir / "run.sqlite").exists():
+                    continue
+                store = RunStore.open(run_dir)
+            else:
+                config = config_for(cells, seed, window, reset, cell_params, args.game)
+                store = open_run(config, run_dir)
+                stored = int(store.meta("budget", "0"))
+                store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
+                run(store, RunOptions(frames, args.workers, progress=True))
             history = store.metrics()
             solved = next((m["frames"] for m in history if (m["level"] or 0) >= 1), None)
             for cp in checkpoints:
@@ -176,8 +187,9 @@ def main() -> None:
             f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
             f"{r['seconds'] / 3600:>6.2f} {solved:>18}"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    if not args.report:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
