@@ -25,6 +25,7 @@ from stepstone.config import ExploreConfig, parse_count
 from stepstone.errors import ConfigError
 from stepstone.options import params as param_parser
 from stepstone.runner import RunOptions, open_run, run
+from stepstone.store.sqlite import RunStore
 from stepstone.worker import Worker
 
 # Issue 20, without domain knowledge, 3 seeds. "dynamic" is this checkout's (cells/dynamic.py);
@@ -38,11 +39,20 @@ PROTOCOL = (
     # Pitfall: best score and rooms at 50M frames, fixed downscaled vs dynamic.
     "python bench/montezuma.py --game pitfall --frames 50M --checkpoints 10M,50M "
     "--seeds 0,1,2 --cells downscale,dynamic --random-frames 0 --workers 2",
-    # Selection (issue 20 point 3) at 50M: the released script's --reset-on-update, and the
-    # other selectors, on dynamic cells.
-    "python bench/montezuma.py --frames 50M --checkpoints 10M,50M --seeds 0,1,2 "
-    "--cells dynamic:count,dynamic:knapsack,dynamic:rdd --reset-on-update --random-frames 0 "
-    "--workers 2",
+    # Selection (issue 20 point 3) at 50M on the default (downscaled) and dynamic cells:
+    # today's count weights, the released no-domain-knowledge script's times-seen-only
+    # weights without and with --reset-on-update (its --seen_weight=1 --reset_cell_on_update),
+    # knapsack and rdd.
+    *(
+        f"python bench/montezuma.py --frames 50M --checkpoints 10M,20M,30M,50M --seeds 0,1,2 "
+        f"--cells {c}:count,{c}:seen,{c}:knapsack,{c}:rdd --random-frames 0 --workers 2"
+        for c in ("downscale", "dynamic")
+    ),
+    *(
+        f"python bench/montezuma.py --frames 50M --checkpoints 10M,20M,30M,50M --seeds 0,1,2 "
+        f"--cells {c}:seen --reset-on-update --random-frames 0 --workers 2"
+        for c in ("downscale", "dynamic")
+    ),
 )
 GAMES = {"montezuma": "ALE/MontezumaRevenge-v5", "pitfall": "ALE/Pitfall-v5"}
 
@@ -110,6 +120,11 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
     ap.add_argument("--protocol", action="store_true", help="print issue 20's commands, run none")
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="print the table from the run directories as they are (e.g. stopped early), run none",
+    )
     args = ap.parse_args()
     if args.protocol:
         print("\n".join(PROTOCOL))
@@ -141,11 +156,16 @@ def main() -> None:
             suffix += (f"-dw{window}" if window else "") + ("-rou" if reset else "")
             game = "" if args.game == "montezuma" else f"{args.game}-"  # older names kept
             run_dir = args.out / f"{game}{cells.replace(':', '-')}{suffix}-s{seed}"
-            config = config_for(cells, seed, window, reset, cell_params, args.game)
-            store = open_run(config, run_dir)
-            stored = int(store.meta("budget", "0"))
-            store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
-            run(store, RunOptions(frames, args.workers, progress=True))
+            if args.report:
+                if not (run_dir / "run.sqlite").exists():
+                    continue
+                store = RunStore.open(run_dir)
+            else:
+                config = config_for(cells, seed, window, reset, cell_params, args.game)
+                store = open_run(config, run_dir)
+                stored = int(store.meta("budget", "0"))
+                store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
+                run(store, RunOptions(frames, args.workers, progress=True))
             history = store.metrics()
             solved = next((m["frames"] for m in history if (m["level"] or 0) >= 1), None)
             for cp in checkpoints:
@@ -167,8 +187,9 @@ def main() -> None:
             f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
             f"{r['seconds'] / 3600:>6.2f} {solved:>18}"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    if not args.report:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

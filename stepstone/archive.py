@@ -329,11 +329,14 @@ class Archive:
         row.update((name, int(col[i])) for name, col in self.metrics.items())
         return row
 
-    def rekey(self, new_key) -> None:
+    def rekey(self, new_key, sum_counters: bool = True) -> None:
         """Re-key every entry with ``new_key(i) -> cell``, keeping the best entry per new cell.
 
         Dynamic downscaling changes what a cell is; entries that now share a cell merge by the
         usual rule and their counters add up (First return, then explore, Ecoffet et al. 2021).
+        With ``sum_counters`` false the merged cell keeps its best entry's counters, as the
+        reference code's grid recomputation does under ``--reset_cell_on_update``
+        (robustified/goexplore_py/goexplore.py, ``maybe_split_dynamic_state``).
         """
         n = len(self.cells)
         keys = [new_key(i) for i in range(n)]
@@ -353,7 +356,7 @@ class Archive:
         groups = np.array([group_of[k] for k in keys], dtype=np.int64)
         keep = np.fromiter(winner.values(), dtype=np.int64, count=len(winner))
         columns = {name: getattr(self, name)[keep] for name in _COLUMNS}
-        for name in _COUNTERS:
+        for name in _COUNTERS if sum_counters else ():
             sums = np.bincount(groups, weights=getattr(self, name)[:n], minlength=len(winner))
             columns[name] = sums.astype(np.int64)
         metrics = {name: col[keep] for name, col in self.metrics.items()}

@@ -130,9 +130,10 @@ class Engine:
             downscaling); tasks carry them, and results made under others are not merged.
         rule: a :class:`CellRule`, for cells decided in the driver.
         admit: an :data:`Admit` filter on the entries a result would add.
-        reset_on_update: zero a cell's counters when a better trajectory replaces its entry
-            (the reference code's ``--reset_cell_on_update``, used in its Montezuma
-            domain-knowledge runs): the cell now holds another state, worth exploring afresh.
+        reset_on_update: zero a cell's counters when an exploration adds its entry or
+            replaces it with a better trajectory (the reference code's
+            ``--reset_cell_on_update``, used in its released Montezuma and downscaled-frame
+            runs): the cell now holds another state, worth exploring afresh. Any cell kind.
 
     Raises:
         ConfigError: an argument of the wrong kind.
@@ -315,7 +316,7 @@ class Engine:
         if accepted and self.admit is not None:
             counts.apply(a)  # the judge sees the counters as they are at this result
             accepted = list(self.admit(accepted, task, a))
-        improved: list[Hashable] = []
+        updated: list[Hashable] = []  # entries this result added or improved
         if accepted:
             upto = max(f.steps for f in accepted)
             node = self.trajectories.add(task.node, task.length, result.actions[:upto])
@@ -334,9 +335,10 @@ class Engine:
                 )
                 if status is AddStatus.NEW:
                     stats.new_cells += 1
+                    updated.append(f.cell)
                 elif status is AddStatus.IMPROVED:
                     stats.improved += 1
-                    improved.append(f.cell)
+                    updated.append(f.cell)
         i = a.index.get(task.cell)
         if i is not None:  # None only if a re-keying merged the cell away meanwhile
             counts.chosen.append(i)
@@ -346,11 +348,17 @@ class Engine:
             seen = set(self.rule.nearest(list(seen), a))
         index = a.index
         counts.seen.extend([index[c] for c in seen if c in index])
-        if self.reset_on_update and improved:
+        if self.reset_on_update and updated:
+            # As the reference's run_cycle (robustified/goexplore_py/goexplore.py): every cell
+            # whose entry was accepted, new or improved, ends with its counters at 0, this
+            # exploration's visit included. It resets after a whole batch; here after each
+            # result, so that a batch merges as its results told one by one. ``discoveries``
+            # goes too, or knapsack's rate (discoveries + 1) / (chosen + 2) could pass 1.
             counts.apply(a)
-            for cell in improved:
+            for cell in updated:
                 j = a.index[cell]
                 a.times_chosen[j] = a.times_chosen_since_new[j] = a.times_seen[j] = 0
+                a.discoveries[j] = 0
         return stats
 
     def _note_goal(self, found: Found) -> None:
@@ -362,9 +370,10 @@ class Engine:
             self.success_frame = self.frames
 
     def rekey(self, cell_shape: tuple, key_of_source) -> None:
-        """Adopt new cell parameters and re-key the archive from each entry's source."""
+        """Adopt new cell parameters and re-key the archive from each entry's source; merged
+        cells add their counters up, or keep the best entry's under ``reset_on_update``."""
         a = self.archive
-        a.rekey(lambda i: key_of_source(a.sources[int(a.snap[i])]))
+        a.rekey(lambda i: key_of_source(a.sources[int(a.snap[i])]), not self.reset_on_update)
         self.cell_shape = tuple(cell_shape)
 
     def abandon(self, task_id: int) -> Task | None:

@@ -85,6 +85,22 @@ def test_rekey_merges_by_rule_and_sums_counters():
     assert a.rekeyed
 
 
+def test_rekey_under_reset_on_update_keeps_the_best_entrys_counters():
+    """The reference's grid recomputation under --reset_cell_on_update (goexplore.py,
+    maybe_split_dynamic_state) sets a merged cell's counts to those of the entry it accepts
+    and adds nothing from the others; without the flag they add up."""
+    for summed in (True, False):
+        a = Archive()
+        a.offer("a1", 3.0, 30, 1, b"A1")  # the best: the higher score
+        a.offer("a2", 1.0, 5, 2, b"A2")
+        a.times_seen[:2], a.times_chosen[:2], a.discoveries[:2] = [7, 5], [4, 2], [1, 3]
+        a.rekey(lambda i: "a", sum_counters=summed)  # both merge into "a"
+        e = a.get("a")
+        assert (e.score, e.length) == (3.0, 30)
+        assert (e.times_seen, e.times_chosen) == ((12, 6) if summed else (7, 4))
+        assert a.discoveries[0] == (4 if summed else 1)
+
+
 offers = st.lists(
     st.tuples(st.sampled_from("abcd"), st.integers(0, 3), st.integers(0, 9)), max_size=60
 )

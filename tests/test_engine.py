@@ -15,7 +15,7 @@ from stepstone import engine as engine_module
 from stepstone.archive import Archive
 from stepstone.engine import Engine, Found, Result
 from stepstone.errors import ConfigError
-from stepstone.selectors import Uniform
+from stepstone.selectors import Uniform, make
 from stepstone.trajectories import TrajectoryTree
 
 
@@ -219,3 +219,49 @@ def test_a_batch_merges_as_its_results_told_one_by_one(recorded, data, reset):
     assert (
         sum(s.new_cells for s in stats) > 0 and sum(s.duplicate for s in stats) == len(order) - 40
     )
+
+
+def test_reset_on_update_follows_the_reference_run_cycle():
+    """One exploration traced through the reference's run_cycle (robustified/goexplore_py/
+    goexplore.py): the start cell gets chosen +1 and seen +1; each distinct cell visited seen
+    +1; a cell added (new) or improved is in ``cells_to_reset``, whose chosen, chosen-since-new
+    and seen counts end at 0 under --reset_cell_on_update; without it they keep the visit."""
+    for reset in (False, True):
+        e = engine(reset_on_update=reset)
+        e.selector.weights = lambda a: np.eye(len(a))[0]  # always explore from "root"
+        (t,) = e.ask(1)
+        first = [Found("a", 0.0, 2, b"A"), Found("c", 0.0, 4, b"C")]
+        e.tell(Result(t.task_id, np.zeros(4, np.uint8), 16, first, ["root", "a", "c"]))
+        counts = {c: e.archive.get(c).times_seen for c in ("root", "a", "c")}
+        assert counts == ({"root": 1, "a": 0, "c": 0} if reset else {"root": 1, "a": 1, "c": 1})
+        (t,) = e.ask(1)
+        # "a" visited again, no better; "b" new; "c" reached with a higher score.
+        second = [Found("a", 0.0, 3, b"A2"), Found("b", 0.0, 1, b"B"), Found("c", 1.0, 5, b"C2")]
+        e.tell(Result(t.task_id, np.zeros(5, np.uint8), 20, second, ["root", "a", "b", "c"]))
+        rows = {
+            c: (x.times_chosen, x.times_chosen_since_new, x.times_seen, x.discoveries)
+            for c in ("root", "a", "b", "c")
+            for x in [e.archive.get(c)]
+        }
+        if reset:
+            assert rows == {
+                "root": (2, 0, 2, 2), "a": (0, 0, 1, 0), "b": (0, 0, 0, 0), "c": (0, 0, 0, 0),
+            }  # fmt: skip
+        else:
+            assert rows == {
+                "root": (2, 0, 2, 2), "a": (0, 0, 2, 0), "b": (0, 0, 1, 0), "c": (0, 0, 2, 0),
+            }  # fmt: skip
+        # The released script's weights, 1 / sqrt(seen + 1): new and improved cells weigh 1.
+        w = dict(zip(e.archive.cells, make("seen").weights(e.archive), strict=True))
+        assert np.isclose(w["c"], 1.0 if reset else 1 / np.sqrt(3))
+
+
+def test_a_rekeying_sums_counters_unless_reset_on_update():
+    for reset in (False, True):
+        e = Engine(Archive(), TrajectoryTree(), Uniform(), cell_shape=(2,), reset_on_update=reset)
+        e.add_root(Found("r", 0.0, 0, b"s", source=b"x"))
+        e.archive.offer("q", 1.0, 3, 0, b"t", source=b"x")  # the better entry of the two
+        e.archive.times_seen[:2] = [5, 2]
+        e.rekey((1,), bytes.decode)  # both now cell "x"
+        assert e.archive.cells == ["x"] and e.archive.get("x").score == 1.0
+        assert e.archive.get("x").times_seen == (2 if reset else 7)

@@ -13,15 +13,24 @@ from stepstone.trajectories import TrajectoryTree
 from stepstone.worker import Worker
 
 
-@pytest.mark.parametrize("cells", ["ram", "downscale"])
-def test_every_trajectory_replays_to_its_cell_and_score(tmp_path, cells):
-    config = ExploreConfig(env="montezuma", cells=cells, seed=3)
+@pytest.mark.parametrize(
+    ("cells", "selector", "reset"),
+    [("ram", "count", False), ("downscale", "count", False), ("downscale", "seen", True)],
+)
+def test_every_trajectory_replays_to_its_cell_and_score(tmp_path, cells, selector, reset):
+    config = ExploreConfig(
+        env="montezuma", cells=cells, seed=3, selector=selector, reset_on_update=reset
+    )
     store = open_run(config, tmp_path / "run")
     last = run(store, RunOptions(frames=60_000, workers=1, progress=False))
     assert last["frames"] >= 60_000
     archive = store.load_archive()
     assert len(archive) > 10
     assert archive.distinct(("level", "room")) == 1 and archive.highest("level") == 0
+    # Every exploration counts the cells it visits, its findings included; with reset on
+    # update, a cell added or improved starts again from 0 (engine.py).
+    unseen = int((archive.times_seen[: len(archive)] == 0).sum())
+    assert unseen > 0 if reset else unseen == 0
 
     replayed = list(
         check(Worker.from_config(config), config.seed, TrajectoryTree(store.nodes), archive)

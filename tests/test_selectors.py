@@ -207,3 +207,39 @@ def test_domain_released_weights_hand_computed():
         1 / np.sqrt(9) + 0.1 * 2 + 1.0,
     ]
     assert np.allclose(make("domain-released").weights(a), expected)
+
+
+def test_times_seen_weights_follow_the_released_code():
+    """Reference: randselectors.py, WeightedSelector.compute_weight = weight / (v + 1) ** power,
+    with phase1_downscaled.sh's --seen_weight=1.0 and main.py's default --seen_power=0.5 (every
+    other weight 0): seen 0, 3, 8, 99 weigh 1, 1/2, 1/3, 1/10, whatever was chosen or found."""
+    a = Archive()
+    for cell, seen in ((b"\x01\x02", 0), ((3, 4, 5), 3), ("a room", 8), (7, 99)):  # any cell kind
+        a.offer(cell, 0.0, 0, 0, b"")
+        a.times_seen[a.index[cell]] = seen
+    a.times_chosen[:4] = [50, 0, 7, 1]
+    a.discoveries[:4] = [9, 0, 0, 1]
+    w = make("seen").weights(a)
+    assert np.allclose(w, [1.0, 0.5, 1 / 3, 0.1])
+    picks = make("seen").select(a, 20_000, np.random.default_rng(0))
+    share = np.bincount(picks, minlength=4) / len(picks)
+    assert np.allclose(share, np.array([1.0, 0.5, 1 / 3, 0.1]) / (1 + 0.5 + 1 / 3 + 0.1), atol=0.01)
+
+
+def test_times_seen_refuses_a_weight_that_selects_nothing():
+    with pytest.raises(ConfigError, match="weight must be > 0 and power >= 0"):
+        make("seen", weight=0.0)
+
+
+@pytest.mark.parametrize("name", ["rnd", "rdd"])
+def test_a_diverged_predictor_is_rebuilt_not_a_crash(name):
+    a = Archive()
+    for i in range(5):
+        a.offer((i, 2 * i), 0.0, 0, 0, b"")
+    sel = make(name)
+    sel.weights(a)
+    diverged = sel._nets[1]
+    diverged.w2[:] = 1e200  # the error overflows to inf, then nan
+    w = sel.weights(a)
+    assert np.isfinite(w).all() and (w > 0).all() and sel._nets[1] is not diverged
+    assert len(set(sel.select(a, 50, np.random.default_rng(0)).tolist())) > 1

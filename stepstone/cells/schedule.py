@@ -4,7 +4,8 @@ Runs in the driver (runner.Iterations): results bring a few sampled states (``so
 the schedule keeps the most recent distinct ones, and when the cells say it is ``due`` (or the
 archive has grown ``growth`` times since the last choice) and the sample is big enough, it
 asks the cells to ``choose`` a shape from the sample and re-keys the archive
-(Engine.rekey: the best entry per new cell is kept, counters add up). As in the reference code
+(Engine.rekey: the best entry per new cell is kept, counters add up, or stay the best
+entry's under reset-on-update). As in the reference code
 (uber-research/go-explore, robustified/goexplore_py/goexplore.py: ``RotatingSet``,
 ``maybe_split_dynamic_state``), the sample is a rotating set of recent states and is emptied
 after each choice, so every choice is judged on states found under the previous one.

@@ -20,10 +20,12 @@ from .intrinsic import RDD, RND
 from .knapsack import Knapsack
 from .lfg import LFG
 from .novelty import Novelty
+from .seen import TimesSeen
 from .uniform import Uniform
 
 REGISTRY: Registry[type[Selector]] = Registry("selector", Selector, {
     "count": ".count_based:CountBased",
+    "seen": ".seen:TimesSeen",
     "domain": ".domain:DomainKnowledge",
     "domain-released": ".domain:DomainReleased",
     "uniform": ".uniform:Uniform",
@@ -53,5 +55,5 @@ def uses_model(name: str) -> bool:
 
 __all__ = [
     "IGE", "LFG", "RDD", "REGISTRY", "RND", "CountBased", "DomainKnowledge", "DomainReleased",
-    "Knapsack", "Novelty", "Selector", "Uniform", "make", "register", "uses_model",
+    "Knapsack", "Novelty", "Selector", "TimesSeen", "Uniform", "make", "register", "uses_model",
 ]  # fmt: skip

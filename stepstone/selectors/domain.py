@@ -91,7 +91,8 @@ class DomainKnowledge(CountBased):
 
 class DomainReleased(DomainKnowledge):
     """The weights of the reference code's released Montezuma script (robustified/
-    phase1_montezuma.sh): only the times-seen count, 1 / sqrt(seen + 1), with no constant;
+    phase1_montezuma.sh): only the times-seen count, 1 / sqrt(seen + 1), with no constant
+    (the ``seen`` selector's weight, selectors/seen.py);
     horizontal neighbours 0.1, vertical 0, "most objects" 1, lower levels 0.1. Without the
     constant and the +10, rarely seen cells dominate. That script also resets a cell's counts
     when its entry improves: pair this with --reset-on-update. Together, with 4-pixel x bins,

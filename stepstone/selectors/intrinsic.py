@@ -65,6 +65,17 @@ class RND(Selector):
         return np.clip((x - x.mean(axis=0)) / (x.std(axis=0) + 1e-8), -5, 5)
 
     def weights(self, archive: Archive) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            error = self._error(archive)
+            if not np.isfinite(error).all():
+                # Plain SGD can diverge (seen once, on Montezuma's 88-value downscaled cells at
+                # 1M frames): start the networks afresh, as a resumed run does, not stop.
+                self._nets = None
+                error = self._error(archive)
+        return np.where(np.isfinite(error), error, 0.0) + 1e-6
+
+    def _error(self, archive: Archive) -> np.ndarray:
+        """Each cell's prediction error, after training on the visits since the last call."""
         n = len(archive)
         x = self._normalised(archive)
         if self._nets is None or self._nets[0].w1.shape[0] != x.shape[1]:
@@ -87,7 +98,7 @@ class RND(Selector):
             if self.noise:
                 y = y + self._rng.normal(0, self.noise, y.shape)
             predictor.sgd(x[idx], y, self.lr)
-        return ((predictor(x) - f) ** 2).mean(axis=1) + 1e-6
+        return ((predictor(x) - f) ** 2).mean(axis=1)
 
 
 class RDD(RND):
