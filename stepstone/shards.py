@@ -114,10 +114,10 @@ class Shard:
         mark = f"{index}/{k}"
         if (path / DB_NAME).exists():
             store = RunStore.open(path, write=True)
-            if store.meta("shard") != mark:
+            if (held := store.meta("shard")) != mark:
                 store.close()
                 raise RunDirError(
-                    f"{path} is shard {store.meta('shard')} of another sharding than this run's "
+                    f"{path} is shard {held} of another sharding than this run's "
                     f"{k} shards; the run directory is damaged: restore it from a backup"
                 )
             store.upgrade()
@@ -151,8 +151,8 @@ class Shard:
         e.pending.clear()  # the coordinator holds the tasks in flight
         return tasks, [e.trajectories.actions(t.node, t.length) for t in tasks]
 
-    def tell(self, items: list[tuple], credits: list[Hashable]) -> tuple[list[int], dict]:
-        """Merge this shard's parts of a batch of results; the entries each one added or
+    def tell(self, items: list[tuple], credits: list[Hashable]) -> tuple[list[tuple], dict]:
+        """Merge this shard's parts of a batch of results; the entries each one added and
         improved, and this shard's totals."""
         e = self.engine
         self.credit(credits)
@@ -173,7 +173,7 @@ class Shard:
             results.append(Result(tid, actions, before + frames - end, found, seen))
             end = before + frames
         stats = e.tell_many(results)
-        return [s.new_cells + s.improved for s in stats], self.totals()
+        return [(s.new_cells, s.improved) for s in stats], self.totals()
 
     def credit(self, cells: Iterable[Hashable]) -> None:
         """Explorations from these cells found something in another shard."""
@@ -237,6 +237,9 @@ def serve(conn: Any, args: tuple) -> None:
     except StepstoneError as e:
         conn.send(("error", str(e)))
         return
+    except Exception:
+        conn.send(("error", f"shard {args[2]} failed to start: {traceback.format_exc()}"))
+        return
     conn.send(("ok", shard.totals()))
     try:
         while True:
@@ -281,14 +284,16 @@ class ShardedEngine:
     def __init__(self, run_dir: Path, config: ExploreConfig, state: dict,
                  pickled: bool = False, trusted: bool = False) -> None:  # fmt: skip
         k = self.k = config.shards
-        run_dir = Path(run_dir)
-        found = sorted(p.name for p in (run_dir / SHARDS_DIR).glob("*"))
-        expected = [str(i) for i in range(k)]
-        if state.get("frames") and sorted(found) != sorted(expected):
-            raise RunDirError(
-                f"{run_dir / SHARDS_DIR} holds shards {found or 'none'}, this run has {k} "
-                f"({expected}); the run directory is damaged: restore it from a backup"
-            )
+        run_dir = self.run_dir = Path(run_dir)
+        from .store.sqlite import DB_NAME
+
+        if state:  # a run committed before: every shard's store is there, and no other
+            found = sorted(int(p.parent.name) for p in (run_dir / SHARDS_DIR).glob(f"*/{DB_NAME}"))
+            if found != list(range(k)):
+                raise RunDirError(
+                    f"{run_dir / SHARDS_DIR} holds the stores of shards {found}, this run has "
+                    f"{k} (0 to {k - 1}); the run directory is damaged: restore it from a backup"
+                )
         self.frames = int(state.get("frames", 0))
         self.next_task = int(state.get("next_task", 1))
         self.explorations = int(state.get("explorations", 0))
@@ -345,7 +350,7 @@ class ShardedEngine:
         p.join(1.0)
         raise StepstoneError(
             f"archive shard {i} stopped (exit code {p.exitcode}); what every shard committed "
-            "is kept: continue with 'stepstone resume RUN_DIR'"
+            f"is kept: continue with 'stepstone resume {self.run_dir}'"
         )
 
     def _call_all(self, op: str, per_shard: list[tuple | None]) -> list[Any]:
@@ -439,9 +444,10 @@ class ShardedEngine:
             self.credits[i] = []
             changed, totals = reply
             self._take(i, totals)
-            for j, n in zip(where[i], changed, strict=True):
-                stats[j].new_cells += n  # (new and improved together, per shard)
-                found_by[j][i] = n > 0
+            for j, (new, improved) in zip(where[i], changed, strict=True):
+                stats[j].new_cells += new
+                stats[j].improved += improved
+                found_by[j][i] = new + improved > 0
         for j, mine in enumerate(owner):
             if mine is not None and any(found_by[j]) and not found_by[j][mine[0]]:
                 self.credits[mine[0]].append(mine[1])
