@@ -28,6 +28,7 @@ Not here: the loop (loop.py), workers (worker.py), executors.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 import traceback
@@ -195,7 +196,7 @@ class Shard:
         if n:
             weights = e.selector.weights(a)
             w = float(np.where(a.terminal[:n], 0.0, weights).sum())
-        out = {
+        out: dict[str, Any] = {
             "weight": w,
             "cells": n,
             "best": float(a.score[a.best()]) if n else None,
@@ -426,7 +427,7 @@ class ShardedEngine:
             self.frames += r.frames
             self.explorations += 1
             parts = r.parts if r.parts is not None else split(r, k).parts
-            for i, part in enumerate(parts):
+            for i, part in enumerate(parts or ()):
                 if i != own and not part:
                     continue
                 items[i].append((
@@ -495,10 +496,8 @@ class ShardedEngine:
 
     def close(self) -> None:
         for c in self.conns:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 c.send(("close", ()))
-            except (BrokenPipeError, OSError):
-                pass
         for p in self.procs:
             p.join(10.0)
             if p.is_alive():

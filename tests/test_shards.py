@@ -56,10 +56,7 @@ def summary(capsys, run_dir) -> dict:
 def test_shard_of_is_the_same_in_every_process_and_spreads_cells():
     cells = [(0, 1, i) for i in range(200)] + [f"room {i}" for i in range(100)]
     here = [shard_of(c, 3) for c in cells]
-    code = (
-        "from stepstone.shards import shard_of; "
-        f"print([shard_of(c, 3) for c in {cells!r}])"
-    )
+    code = f"from stepstone.shards import shard_of; print([shard_of(c, 3) for c in {cells!r}])"
     env = {**os.environ, "PYTHONHASHSEED": "123"}  # Python's own hash() would change
     there = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                            text=True, check=True).stdout  # fmt: skip
@@ -201,4 +198,3 @@ def test_workers_filter_by_each_shards_table():
     ]
     kept = table.filter(found, 0.0, 0)
     assert {(f.cell, f.reward) for f in kept} == {(c, 9.0) for c in cells[:4]} | {((9, 9), 0.0)}
-

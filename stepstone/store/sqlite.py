@@ -159,8 +159,10 @@ class _Union(MutableMapping[int, Any]):
         return self._table(key)[key]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, int) and 0 <= key >> self.bits < len(self.tables) and (
-            key in self._table(key)
+        return (
+            isinstance(key, int)
+            and 0 <= key >> self.bits < len(self.tables)
+            and (key in self._table(key))
         )
 
     def __setitem__(self, key: int, value: Any) -> None:
