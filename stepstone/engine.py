@@ -73,10 +73,6 @@ class Result:
     found: list[Found]
     seen: list[Hashable] = field(default_factory=list)  # cells visited (for times_seen)
     samples: list[bytes] = field(default_factory=list)  # frames sampled for adaptive cells
-    # With archive shards (shards.py): ``found`` and ``seen`` split by the shard owning each
-    # cell, each part pickled by the worker (b"": nothing for that shard), so the driver
-    # forwards bytes it never unpickles; ``found`` and ``seen`` are then empty.
-    parts: list[bytes] | None = None
 
 
 @dataclass(slots=True)

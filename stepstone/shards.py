@@ -29,12 +29,14 @@ Not here: the loop (loop.py), workers (worker.py), executors.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import time
 import traceback
 import zlib
 from collections.abc import Hashable, Iterable
-from dataclasses import replace
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +53,40 @@ from .trajectories import ROOT
 
 SHARDS_DIR = "shards"
 ID_BITS = 40  # shard i numbers its snapshots and trajectory nodes from i << ID_BITS
+PATHS = 4096  # trajectories a shard keeps at hand for the tasks it makes
 
 
+@functools.lru_cache(maxsize=2**16)  # a worker meets the same cells again and again
 def shard_of(cell: Hashable, k: int) -> int:
     """The shard owning ``cell``: the same in every process and run (not Python's hash())."""
     return zlib.crc32(codec.pack(cell)) % k
 
 
-def split(result: Result, k: int) -> Result:
-    """``result`` with its found and seen cells split by shard, each part pickled (worker side)."""
+@dataclass(slots=True)
+class Parts:
+    """A result as a worker of a sharded run sends it: what it found and saw split by the shard
+    owning each cell, each part pickled by the worker as (found, seen, actions or None), b""
+    where a shard has nothing; the coordinator forwards bytes it never unpickles."""
+
+    task_id: int
+    frames: int
+    parts: list[bytes]
+
+
+def split(result: Result, k: int) -> Parts:
+    """``result`` split by shard (worker side); a part carries the actions if it has cells
+    found (their trajectories), none if only cells seen."""
     found: list[list[Found]] = [[] for _ in range(k)]
     seen: list[list[Hashable]] = [[] for _ in range(k)]
     for f in result.found:
         found[shard_of(f.cell, k)].append(f)
     for c in result.seen:
         seen[shard_of(c, k)].append(c)
-    parts = [dumps((f, s)) if f or s else b"" for f, s in zip(found, seen, strict=True)]
-    return replace(result, found=[], seen=[], parts=parts)
+    parts = [
+        dumps((f, s, result.actions if f else None)) if f or s else b""
+        for f, s in zip(found, seen, strict=True)
+    ]
+    return Parts(result.task_id, result.frames, parts)
 
 
 class ShardTables(CellTable):
@@ -138,6 +157,7 @@ class Shard:
         self.engine = engine
         self.feed = TableFeed(engine.archive)
         self.sent: Any = None  # the table version last sent to the coordinator
+        self.paths: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
     def add_root(self, root: Found, frames: int) -> dict:
         self.engine.add_root(root)
@@ -150,7 +170,21 @@ class Shard:
         e.next_task = first_id
         tasks = e.ask(n)
         e.pending.clear()  # the coordinator holds the tasks in flight
-        return tasks, [e.trajectories.actions(t.node, t.length) for t in tasks]
+        return tasks, [self.path(t.node, t.length) for t in tasks]
+
+    def path(self, node: int, length: int) -> np.ndarray:
+        """A trajectory's actions, remembered for the cells asked most (``PATHS``): read from
+        the store, a path costs a query per segment."""
+        paths = self.paths
+        key = (node, length)
+        p = paths.get(key)
+        if p is None:
+            p = paths[key] = self.engine.trajectories.actions(node, length)
+            if len(paths) > PATHS:
+                paths.popitem(last=False)
+        else:
+            paths.move_to_end(key)
+        return p
 
     def tell(self, items: list[tuple], credits: list[Hashable]) -> tuple[list[tuple], dict]:
         """Merge this shard's parts of a batch of results; the entries each one added and
@@ -159,8 +193,8 @@ class Shard:
         self.credit(credits)
         results = []
         end = None
-        for tid, cell, score, length, node, path, shape, before, frames, part, actions in items:
-            found, seen = loads(part) if part else ([], [])
+        for tid, cell, score, length, node, path, shape, before, frames, part in items:
+            found, seen, actions = loads(part) if part else ([], [], None)
             if path is not None:  # another shard's cell: its trajectory copied here
                 node = e.trajectories.add(ROOT, 0, path) if found else ROOT
             if end is None:
@@ -407,7 +441,7 @@ class ShardedEngine:
     def tell(self, result: Result) -> TellStats:
         return self.tell_many([result])[0]
 
-    def tell_many(self, results: Iterable[Result]) -> list[TellStats]:
+    def tell_many(self, results: Iterable[Parts | Result]) -> list[TellStats]:
         """Merge each result at most once: its parts go to the shards owning them."""
         k = self.k
         items: list[list[tuple]] = [[] for _ in range(k)]
@@ -426,14 +460,13 @@ class ShardedEngine:
             before = self.frames
             self.frames += r.frames
             self.explorations += 1
-            parts = r.parts if r.parts is not None else split(r, k).parts
-            for i, part in enumerate(parts or ()):
+            parts = (r if isinstance(r, Parts) else split(r, k)).parts
+            for i, part in enumerate(parts):
                 if i != own and not part:
                     continue
                 items[i].append((
                     task.task_id, task.cell, task.score, task.length, task.node,
                     None if i == own else path, task.cell_shape, before, r.frames, part,
-                    r.actions if part else None,
                 ))  # fmt: skip
                 where[i].append(j)
         calls = [(items[i], self.credits[i]) if items[i] else None for i in range(k)]

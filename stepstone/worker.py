@@ -23,7 +23,7 @@ from .config import ExploreConfig
 from .engine import Found, Result, Task
 from .errors import RunDirError
 from .goals import Goal
-from .shards import ShardTables, split
+from .shards import Parts, ShardTables, split
 from .table import CellTable
 
 
@@ -78,7 +78,7 @@ class Worker:
         return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), False, success, source,
                      env.metrics())  # fmt: skip
 
-    def run(self, task: Task) -> Result:
+    def run(self, task: Task) -> Result | Parts:
         env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
         if adaptive is not None and task.cell_shape is not None:
             adaptive.set_shape(task.cell_shape)
