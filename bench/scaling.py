@@ -325,9 +325,7 @@ def sharded_engine(rec: dict, k: int, run_dir: str):
     ``run_dir``), holding the recording's root."""
     from stepstone.shards import ShardedEngine
 
-    config = ExploreConfig(
-        env="ALE/MontezumaRevenge-v5", cells="ram", seed=rec["seed"], shards=k
-    )
+    config = ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram", seed=rec["seed"], shards=k)
     engine = ShardedEngine(run_dir, config, {})
     engine.add_root(rec["root"])
     return engine
@@ -402,8 +400,9 @@ def shards(args: argparse.Namespace) -> None:
             rows.setdefault(k, []).append(min(runs, key=lambda r: r["cpu_ms"]))
     n = rows["driver"][0]["results"]
     print(f"# shards replay: {n} recorded Montezuma results (RAM cells), rounds of "
-          f"{args.per_round}, merged {args.group} at a time; median of {args.repeats} runs, each the least coordinator CPU of "
-          f"{INNER}; CPU time per process (2 cores, shared)")  # fmt: skip
+          f"{args.per_round}, merged {args.group} at a time; median of {args.repeats} runs, "
+          f"each the least coordinator CPU of {INNER}; CPU time per process "
+          "(2 cores, shared)")  # fmt: skip
     print(f"{'':<10} {'coord ms/res':>12} {'max shard ms/res':>16} {'shards ms/res':>24} "
           f"{'result kB':>9} {'cells':>6} {'best':>5} {'coord w/core':>12} "
           f"{'shard w/core':>12}")  # fmt: skip
@@ -480,18 +479,29 @@ def loopback(args: argparse.Namespace) -> None:
         record(path, args.results, args.seed, 16)
     with open(path, "rb") as f:
         rec = pickle.load(f)  # written by record() above
-    results = [k for rnd in rec["rounds"] for _, k in rnd]
+    k = args.shards
+    if k:  # as sharded workers send them
+        results = [b for rnd in split_wire(rec, k) for b in rnd]
+    else:
+        results = [kept for rnd in rec["rounds"] for _, kept in rnd]
     print(f"# loopback Ray, recorded results at {RATE} results/s per simulated worker, "
-          f"{args.actors} actor processes, {args.seconds:.0f}s a row")  # fmt: skip
+          f"{args.actors} actor processes, {args.seconds:.0f}s a row"
+          + (f", {k} archive shards (CPU per result of each after the driver's)"
+             if k else ""))  # fmt: skip
     print(f"{'workers':>7} {'per call':>8} {'target/s':>9} {'merged/s':>9} {'kept up':>8} "
           f"{'driver CPU ms/result':>21} {'driver core used':>17} "
           f"{'workers/core':>13}")  # fmt: skip
     for workers in args.workers:
         for per_call in args.per_call:
             fixed = None if per_call == "auto" else int(per_call)
-            engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
-            engine.add_root(rec["root"])
-            ex = SimExecutor(workers, args.actors, results, TableFeed(engine.archive), fixed)
+            if k:
+                engine = sharded_engine(rec, k, tempfile.mkdtemp())
+                feed = engine.feed
+            else:
+                engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
+                engine.add_root(rec["root"])
+                feed = TableFeed(engine.archive)
+            ex = SimExecutor(workers, args.actors, results, feed, fixed)
             prof = None
             if args.profile:
                 import cProfile
@@ -511,14 +521,18 @@ def loopback(args: argparse.Namespace) -> None:
                     if time.perf_counter() >= warm:
                         if merged == 0:
                             w1, c1 = time.perf_counter(), time.process_time()
+                            s1 = engine.cpu() if k else []
                             if prof is not None:
                                 prof.enable()
                         merged += len(got)
                 wall, cpu = time.perf_counter() - w1, time.process_time() - c1
+                shard_cpu = [b - a for a, b in zip(s1, engine.cpu(), strict=True)] if k else []
             finally:
                 ray = ex.ray
                 for h in {id(a): a for a in ex.actors}.values():
                     ray.kill(h)
+                if k:
+                    engine.close()
             rate = merged / wall
             target = workers * RATE
             per_result = cpu / max(1, merged)
@@ -535,6 +549,7 @@ def loopback(args: argparse.Namespace) -> None:
                 f"{workers:>7} {label:>8} {target:>9.0f} {rate:>9.0f} {rate / target:>8.2f} "
                 f"{1e3 * per_result:>21.3f} {cpu / wall:>17.2f} "
                 f"{1 / (RATE * per_result):>13.0f}"
+                + "".join(f" shard {1e3 * c / max(1, merged):.4f}" for c in shard_cpu)
             )
     ex.ray.shutdown()
 
@@ -580,6 +595,7 @@ def main() -> None:
         default=["1", "auto"],
         help="tasks per Ray call, each a row ('auto': the executor's choice)",
     )
+    lo.add_argument("--shards", type=int, default=0, help="archive shards (0: none)")
     lo.add_argument("--profile", action="store_true", help="profile each row (CPU time)")
     lo.add_argument("--sort", default="tottime", help="profile order (pstats key)")
     lo.set_defaults(run=loopback)
