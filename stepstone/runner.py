@@ -332,7 +332,7 @@ def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
         raise
     executor = None
     restore_sigterm = lambda: None  # noqa: E731
-    book = None
+    book: ShardedIterations | None = None
     try:
         if engine.cells == 0:
             engine.add_root(local.root())
@@ -364,8 +364,9 @@ def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
             engine.abandon_all()
         if book.unsaved():
             book.commit()
-        progress.close(book.last)
     finally:
+        if book is not None:
+            book.progress.close(book.last)
         restore_sigterm()
         if executor is not None:
             executor.close()

@@ -31,11 +31,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import multiprocessing
+import signal
+import threading
 import time
 import traceback
 import zlib
-from collections.abc import Hashable, Iterable
 from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -267,6 +269,9 @@ class Shard:
 def serve(conn: Any, args: tuple) -> None:
     """A shard process: build the shard, then answer the coordinator's calls until it closes
     the pipe (or dies: what the shard committed stays)."""
+    # Ctrl-C reaches the whole process group: the coordinator stops the run and commits
+    # through its shards, which must still be there to answer.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         shard = Shard(*args)
     except StepstoneError as e:
@@ -295,6 +300,28 @@ def serve(conn: Any, args: tuple) -> None:
 
 
 # -- the coordinator ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then act on them as their handlers would."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {k: signal.signal(k, lambda signum, frame: held.append(signum)) for k in kinds}
+    try:
+        yield
+    finally:
+        for k, handler in before.items():
+            signal.signal(k, handler)
+        for signum in held[:1]:
+            handler = before[signal.Signals(signum)]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 class _Observer:
     """``drive`` tells the selector each exploration; shardable selectors ignore it."""
 
@@ -389,11 +416,14 @@ class ShardedEngine:
         )
 
     def _call_all(self, op: str, per_shard: list[tuple | None]) -> list[Any]:
-        """Send each shard its call (None: none), then gather the replies: shards work at once."""
-        for i, params in enumerate(per_shard):
-            if params is not None:
-                self._send(i, op, *params)
-        return [None if p is None else self._recv(i) for i, p in enumerate(per_shard)]
+        """Send each shard its call (None: none), then gather the replies: shards work at once.
+        Ctrl-C and SIGTERM wait until every reply is in: a call cut halfway would leave a
+        reply in the pipe for the next call to take as its own."""
+        with _deferred_signals():
+            for i, params in enumerate(per_shard):
+                if params is not None:
+                    self._send(i, op, *params)
+            return [None if p is None else self._recv(i) for i, p in enumerate(per_shard)]
 
     def _take(self, i: int, totals: dict) -> None:
         self.totals[i] = totals

@@ -198,3 +198,31 @@ def test_workers_filter_by_each_shards_table():
     ]
     kept = table.filter(found, 0.0, 0)
     assert {(f.cell, f.reward) for f in kept} == {(c, 9.0) for c in cells[:4]} | {((9, 9), 0.0)}
+
+
+def test_ctrl_c_to_the_whole_process_group_commits_and_the_run_resumes(
+    user_env_module, tmp_path, capsys
+):
+    """A terminal's Ctrl-C reaches the shard processes too: they leave the stopping to the
+    coordinator, which commits through them."""
+    from runs import cli, iterations, wait_for
+
+    run = tmp_path / "run"
+    args = (f"explore {CORRIDOR} --import {user_env_module} --frames 5M --workers 1 --return "
+            f"replay --run-dir {run} --no-progress --shards 2")  # fmt: skip
+    proc = subprocess.Popen(cli(args), start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for(lambda: iterations(run) >= 2, 60)
+        os.killpg(proc.pid, 2)  # SIGINT to the group, as a terminal sends it
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "everything merged is committed" in err, err
+    stopped = summary(capsys, run)
+    assert 0 < stopped["frames"] < 5_000_000
+    assert stopped["cells"] == sum(map(len, shard_cells(run, 2)))
+    frames = stopped["frames"] + 2_000
+    assert main(["resume", str(run), "--frames", str(frames), "--no-progress"]) == 0
+    assert summary(capsys, run)["frames"] >= frames
