@@ -323,9 +323,7 @@ def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
             )
         if config.uses_model:
             raise ConfigError("a model's roles are not wired through shards yet; drop --shards")
-        pickled = local.env.snapshot_format == "pickle"
-        if pickled:
-            store.use_pickled_snapshots(options.trust_run_dir)
+        pickled = local.env.snapshot_format == "pickle"  # (``run`` signs the coordinator's)
         engine = ShardedEngine(store.path, config, store.state(), pickled, options.trust_run_dir)
     except BaseException:
         local.close()

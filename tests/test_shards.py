@@ -29,10 +29,10 @@ class _Task:
     table: object = None
 
 
-def explore(module: str, run_dir, frames: str = "6k", *extra: str) -> int:
+def explore(module: str, run_dir, frames: str = "6k", *extra: str, how: str = "replay") -> int:
     return main([
         "explore", CORRIDOR, "--import", module, "--frames", frames, "--workers", "1",
-        "--return", "replay", "--goal", "terminated", "--run-dir", str(run_dir),
+        "--return", how, "--goal", "terminated", "--run-dir", str(run_dir),
         "--no-progress", "--shards", "2", *extra,
     ])  # fmt: skip
 
@@ -87,9 +87,10 @@ def test_a_sharded_run_keeps_each_cell_in_one_shard_and_replays_across_shards(
     store.close()
 
 
-def test_a_sharded_run_resumes_keeping_every_cell(user_env_module, tmp_path, capsys):
+@pytest.mark.parametrize("how", ["replay", "deepcopy"])  # deepcopy: signed pickled snapshots
+def test_a_sharded_run_resumes_keeping_every_cell(user_env_module, tmp_path, capsys, how):
     run = tmp_path / "run"
-    assert explore(user_env_module, run, "2k") == 0
+    assert explore(user_env_module, run, "2k", how=how) == 0
     before = shard_cells(run, 2)
     first = summary(capsys, run)
     assert main(["resume", str(run), "--frames", "6k", "--no-progress"]) == 0
