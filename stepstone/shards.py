@@ -40,11 +40,11 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
-from . import codec, selectors
+from . import codec, errors, selectors
 from .archive import MISSING, Archive
 from .config import ExploreConfig
 from .engine import Found, Result, Task, TellStats
@@ -275,10 +275,10 @@ def serve(conn: Any, args: tuple) -> None:
     try:
         shard = Shard(*args)
     except StepstoneError as e:
-        conn.send(("error", str(e)))
+        conn.send(("error", (type(e).__name__, str(e))))
         return
     except Exception:
-        conn.send(("error", f"shard {args[2]} failed to start: {traceback.format_exc()}"))
+        conn.send(("error", ("", f"shard {args[2]} failed to start: {traceback.format_exc()}")))
         return
     conn.send(("ok", shard.totals()))
     try:
@@ -292,9 +292,10 @@ def serve(conn: Any, args: tuple) -> None:
             try:
                 conn.send(("ok", getattr(shard, op)(*params)))
             except StepstoneError as e:
-                conn.send(("error", str(e)))
+                conn.send(("error", (type(e).__name__, str(e))))
             except Exception:
-                conn.send(("error", f"shard {shard.index} failed: {traceback.format_exc()}"))
+                why = f"shard {shard.index} failed: {traceback.format_exc()}"
+                conn.send(("error", ("", why)))
     finally:
         shard.close()
 
@@ -350,7 +351,8 @@ class ShardedEngine:
         from .store.sqlite import DB_NAME
 
         if state:  # a run committed before: every shard's store is there, and no other
-            found = sorted(int(p.parent.name) for p in (run_dir / SHARDS_DIR).glob(f"*/{DB_NAME}"))
+            stores = (run_dir / SHARDS_DIR).glob(f"*/{DB_NAME}")
+            found = sorted(int(n) for p in stores if (n := p.parent.name).isdigit())
             if found != list(range(k)):
                 raise RunDirError(
                     f"{run_dir / SHARDS_DIR} holds the stores of shards {found}, this run has "
@@ -403,11 +405,13 @@ class ShardedEngine:
             status, value = self.conns[i].recv()
         except (EOFError, OSError):
             self._gone(i)
-        if status == "error":
-            raise (RunDirError if "damaged" in value else StepstoneError)(value)
+        if status == "error":  # (the error's class name, its message)
+            kind = getattr(errors, value[0], StepstoneError)
+            raise (kind if isinstance(kind, type) and issubclass(kind, StepstoneError)
+                   else StepstoneError)(value[1])  # fmt: skip
         return value
 
-    def _gone(self, i: int):
+    def _gone(self, i: int) -> NoReturn:
         p = self.procs[i]
         p.join(1.0)
         raise StepstoneError(
