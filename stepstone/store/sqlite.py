@@ -248,13 +248,16 @@ class RunStore:
         k = int(json.loads(self.meta("config", "{}")).get("shards", 1))
         if k == 1 or self.parts or self.meta("shard") is not None:
             return
+        parts: list[RunStore] = []
         try:
-            self.parts = [RunStore.open(self.path / SHARDS_DIR / str(i)) for i in range(k)]
+            for i in range(k):
+                parts.append(RunStore.open(self.path / SHARDS_DIR / str(i)))
         except RunDirError as e:
-            for p in self.parts:
+            for p in parts:
                 p.close()
             raise RunDirError(f"{self.path} is a run of {k} archive shards, one of them "
                               f"unreadable: {e}") from None  # fmt: skip
+        self.parts = parts
         self.snapshots = _Union([p.snapshots for p in self.parts])  # type: ignore[assignment]
         self.sources = _Union([p.sources for p in self.parts])  # type: ignore[assignment]
         self.nodes = _Union([p.nodes for p in self.parts])  # type: ignore[assignment]
