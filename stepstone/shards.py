@@ -210,7 +210,12 @@ class Shard:
             results.append(Result(tid, actions, before + frames - end, found, seen))
             end = before + frames
         stats = e.tell_many(results)
-        return [(s.new_cells, s.improved) for s in stats], self.totals()
+        # Only the items that changed something (most change nothing: workers filter), so the
+        # coordinator's work per reply follows the changes, not the results.
+        changed = [
+            (j, s.new_cells, s.improved) for j, s in enumerate(stats) if s.new_cells or s.improved
+        ]
+        return changed, self.totals()
 
     def credit(self, cells: Iterable[Hashable]) -> None:
         """Explorations from these cells found something in another shard."""
@@ -476,48 +481,55 @@ class ShardedEngine:
         return self.tell_many([result])[0]
 
     def tell_many(self, results: Iterable[Parts | Result]) -> list[TellStats]:
-        """Merge each result at most once: its parts go to the shards owning them."""
+        """Merge each result at most once: its parts go to the shards owning them. The loop
+        below runs once per result on the coordinator's one core, so it does the least it can:
+        shards answer only for the items that changed something (``Shard.tell``)."""
         k = self.k
         items: list[list[tuple]] = [[] for _ in range(k)]
         where: list[list[int]] = [[] for _ in range(k)]  # result of each item
         stats: list[TellStats] = []
         owner: list[tuple[int, Hashable] | None] = []  # each result's shard and cell
-        for r in results:
-            task = self.pending.pop(r.task_id, None)
-            j = len(stats)
+        pending, origin = self.pending, self.origin
+        for j, r in enumerate(results):
+            task = pending.pop(r.task_id, None)
             stats.append(TellStats(duplicate=task is None))
-            owner.append(None)
             if task is None:
+                owner.append(None)
                 continue
-            own, path = self.origin.pop(task.task_id)
-            owner[j] = (own, task.cell)
+            tid = task.task_id
+            own, path = origin.pop(tid)
+            owner.append((own, task.cell))
             before = self.frames
             self.frames += r.frames
-            self.explorations += 1
-            parts = (r if isinstance(r, Parts) else split(r, k)).parts
+            parts = r.parts if type(r) is Parts else split(r, k).parts
+            head = (tid, task.cell, task.score, task.length, task.node)
+            tail = (task.cell_shape, before, r.frames)
             for i, part in enumerate(parts):
-                if i != own and not part:
+                if i == own:
+                    items[i].append((*head, None, *tail, part))
+                elif part:
+                    items[i].append((*head, path, *tail, part))
+                else:
                     continue
-                items[i].append((
-                    task.task_id, task.cell, task.score, task.length, task.node,
-                    None if i == own else path, task.cell_shape, before, r.frames, part,
-                ))  # fmt: skip
                 where[i].append(j)
+        self.explorations += sum(o is not None for o in owner)
         calls = [(items[i], self.credits[i]) if items[i] else None for i in range(k)]
         replies = self._call_all("tell", calls)
-        found_by = [[False] * k for _ in stats]
+        found_by: dict[int, set[int]] = {}  # result -> shards where it changed something
         for i, reply in enumerate(replies):
             if reply is None:
                 continue
             self.credits[i] = []
             changed, totals = reply
             self._take(i, totals)
-            for j, (new, improved) in zip(where[i], changed, strict=True):
+            for n, new, improved in changed:
+                j = where[i][n]
                 stats[j].new_cells += new
                 stats[j].improved += improved
-                found_by[j][i] = new + improved > 0
-        for j, mine in enumerate(owner):
-            if mine is not None and any(found_by[j]) and not found_by[j][mine[0]]:
+                found_by.setdefault(j, set()).add(i)
+        for j, shards in found_by.items():
+            mine = owner[j]
+            if mine is not None and mine[0] not in shards:
                 self.credits[mine[0]].append(mine[1])
         return stats
 
