@@ -501,7 +501,7 @@ class ShardedEngine:
             owner.append((own, task.cell))
             before = self.frames
             self.frames += r.frames
-            parts = r.parts if type(r) is Parts else split(r, k).parts
+            parts = r.parts if isinstance(r, Parts) else split(r, k).parts
             head = (tid, task.cell, task.score, task.length, task.node)
             tail = (task.cell_shape, before, r.frames)
             for i, part in enumerate(parts):
