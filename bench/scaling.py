@@ -511,19 +511,31 @@ def loopback(args: argparse.Namespace) -> None:
                 merged = 0
                 w0 = time.perf_counter()
                 warm = w0 + 3.0  # the first tasks fill the pipeline, per_call settles
+                phase = dict.fromkeys(("ask", "submit", "poll", "tell"), 0.0)
+                clock = time.process_time
                 while time.perf_counter() - w0 < args.seconds + 3.0:
+                    t0 = clock()
                     want = ex.capacity - ex.in_flight
-                    if want > 0:
-                        for task in engine.ask(want):
-                            ex.submit(task)
-                    got = ex.poll(timeout=0.05)
+                    tasks = engine.ask(want) if want > 0 else []
+                    t1 = clock()
+                    for task in tasks:
+                        ex.submit(task)
+                    t2 = clock()
+                    got = ex.poll(timeout=0.05)  # waits in ray.wait, which costs no CPU
+                    t3 = clock()
                     engine.tell_many(got)
+                    t4 = clock()
                     if time.perf_counter() >= warm:
                         if merged == 0:
                             w1, c1 = time.perf_counter(), time.process_time()
                             s1 = engine.cpu() if k else []
+                            phase = dict.fromkeys(phase, 0.0)
                             if prof is not None:
                                 prof.enable()
+                        else:
+                            for name, a, b in (("ask", t0, t1), ("submit", t1, t2),
+                                               ("poll", t2, t3), ("tell", t3, t4)):  # fmt: skip
+                                phase[name] += b - a
                         merged += len(got)
                 wall, cpu = time.perf_counter() - w1, time.process_time() - c1
                 shard_cpu = [b - a for a, b in zip(s1, engine.cpu(), strict=True)] if k else []
@@ -551,6 +563,11 @@ def loopback(args: argparse.Namespace) -> None:
                 f"{1 / (RATE * per_result):>13.0f}"
                 + "".join(f" shard {1e3 * c / max(1, merged):.4f}" for c in shard_cpu)
             )
+            # The coordinator's CPU by phase: ask (the engine or shards choose cells), submit
+            # (pickling tasks, Ray calls), poll (Ray's wait and get, unpickling results, the
+            # next calls), tell (merging, or forwarding parts to the shards and their replies).
+            print("        coordinator ms/result by phase: " + ", ".join(
+                f"{name} {1e3 * c / max(1, merged):.4f}" for name, c in phase.items()))  # fmt: skip
     ex.ray.shutdown()
 
 
