@@ -204,7 +204,13 @@ def record(path: str, results: int, seed: int, per_round: int) -> None:
         pickle.dump({"seed": seed, "root": root, "per_round": per_round, "rounds": rounds}, f)
 
 
-def replay(path: str, mode: str, profile: bool = False) -> dict:
+def grouped(rounds: list, group: int) -> list:
+    """Recorded rounds joined ``group`` at a time: the batch one driver round merges when
+    hundreds of workers answer between two polls."""
+    return [sum(rounds[i : i + group], []) for i in range(0, len(rounds), group)]
+
+
+def replay(path: str, mode: str, profile: bool = False, group: int = 1) -> dict:
     """Feed the recorded results to a fresh driver engine; CPU per result of what the driver
     does per result besides the transport: ask and pickle tasks, unpickle results, merge.
 
@@ -229,7 +235,7 @@ def replay(path: str, mode: str, profile: bool = False) -> dict:
         prof = cProfile.Profile(time.process_time)  # CPU time: the machine is shared
         prof.enable()
     c0 = time.process_time()
-    for rnd in rec["rounds"]:
+    for rnd in grouped(rec["rounds"], group):
         for t in engine.ask(len(rnd)):
             if after:
                 t, known = feed.attach(t, known)
@@ -313,6 +319,107 @@ def driver(args: argparse.Namespace) -> None:
         replay(path, "after", profile=True)
 
 
+# -- archive shards (--shards K), fed the same recorded results ---------------------------------
+def sharded_engine(rec: dict, k: int, run_dir: str):
+    """A coordinator over ``k`` shard processes (a run directory of their stores in
+    ``run_dir``), holding the recording's root."""
+    from stepstone.shards import ShardedEngine
+
+    config = ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram", seed=rec["seed"], shards=k)
+    engine = ShardedEngine(run_dir, config, {})
+    engine.add_root(rec["root"])
+    return engine
+
+
+def split_wire(rec: dict, k: int) -> list[list[bytes]]:
+    """The recorded (filtered) results as sharded workers send them: split by shard, each part
+    pickled (the worker's work, done here before anything is timed)."""
+    from stepstone.shards import split
+
+    return [[dumps(split(loads(kept), k)) for _, kept in rnd] for rnd in rec["rounds"]]
+
+
+def replay_sharded(path: str, k: int, group: int = 1) -> dict:
+    """Feed the recording to a coordinator and ``k`` shard processes, as ``replay`` feeds the
+    driver: ask and pickle tasks (with each shard's table deltas), unpickle results, merge one
+    batch per round. CPU of the coordinator (this process) and of each shard process."""
+    import tempfile
+
+    with open(path, "rb") as f:
+        rec = pickle.load(f)  # written by record() above
+    wire = grouped(split_wire(rec, k), group)
+    engine = sharded_engine(rec, k, tempfile.mkdtemp())
+    known = None
+    task_bytes = result_bytes = n = 0
+    try:
+        s0 = engine.cpu()
+        c0 = time.process_time()
+        asking = 0.0
+        for rnd in wire:
+            a0 = time.process_time()
+            for t in engine.ask(len(rnd)):
+                t, known = engine.feed.attach(t, known)
+                task_bytes += len(dumps(t))
+            asking += time.process_time() - a0
+            result_bytes += sum(map(len, rnd))
+            n += len(rnd)
+            stats = engine.tell_many([loads(b) for b in rnd])
+            assert not any(s.duplicate for s in stats), "replay diverged from the recording"
+        cpu = time.process_time() - c0
+        shard_cpu = [b - a for a, b in zip(s0, engine.cpu(), strict=True)]
+        cells, best = engine.cells, engine.best_score()
+    finally:
+        engine.close()
+    return {
+        "shards": k,
+        "cpu_ms": 1e3 * cpu / n,
+        "ask_ms": 1e3 * asking / n,
+        "shard_ms": [1e3 * c / n for c in shard_cpu],
+        "result_kB": result_bytes / n / 1e3,
+        "task_kB": task_bytes / n / 1e3,
+        "results": n,
+        "cells": cells,
+        "best": best,
+    }
+
+
+def shards(args: argparse.Namespace) -> None:
+    """The recording replayed into K shards for each K, side by side with the unsharded driver
+    (``replay`` after): coordinator and per-shard CPU per result, projected workers per core."""
+    import tempfile
+
+    path = args.keep or os.path.join(tempfile.mkdtemp(), "recording.pickle")
+    if not (args.keep and os.path.exists(path)):
+        record(path, args.results, args.seed, args.per_round)
+    rows: dict = {"driver": []}
+    for _ in range(args.repeats):  # alternating, each the least CPU of INNER replays
+        rows["driver"].append(min((replay(path, "after", group=args.group) for _ in range(INNER)),
+                                  key=lambda r: r["cpu_ms"]))  # fmt: skip
+        for k in args.shards:
+            runs = [replay_sharded(path, k, args.group) for _ in range(INNER)]
+            rows.setdefault(k, []).append(min(runs, key=lambda r: r["cpu_ms"]))
+    n = rows["driver"][0]["results"]
+    print(f"# shards replay: {n} recorded Montezuma results (RAM cells), rounds of "
+          f"{args.per_round}, merged {args.group} at a time; median of {args.repeats} runs, "
+          f"each the least coordinator CPU of {INNER}; CPU time per process "
+          "(2 cores, shared)")  # fmt: skip
+    print(f"{'':<10} {'coord ms/res':>12} {'max shard ms/res':>16} {'shards ms/res':>24} "
+          f"{'result kB':>9} {'cells':>6} {'best':>5} {'coord w/core':>12} "
+          f"{'shard w/core':>12}")  # fmt: skip
+    for k, runs in rows.items():
+        cpu = statistics.median(r["cpu_ms"] for r in runs)
+        r = min(runs, key=lambda r: abs(r["cpu_ms"] - cpu))
+        each = r.get("shard_ms", [])
+        worst = max(each) if each else float("nan")
+        label = "driver" if k == "driver" else f"{k} shards"
+        print(
+            f"{label:<10} {cpu:>12.4f} {worst:>16.4f} "
+            f"{' '.join(f'{x:.4f}' for x in each):>24} {r['result_kB']:>9.2f} "
+            f"{r['cells']:>6} {r['best']:>5.0f} {1e3 / (cpu * RATE):>12.0f} "
+            f"{(1e3 / (worst * RATE)) if each else float('nan'):>12.0f}"
+        )
+
+
 class SimExecutor(RayExecutor):
     """The Ray executor's own code, its W workers simulated: each is a logical slot in one of
     a few asyncio actors that answer every call of k tasks after 2k / RATE s (two calls in
@@ -372,18 +479,29 @@ def loopback(args: argparse.Namespace) -> None:
         record(path, args.results, args.seed, 16)
     with open(path, "rb") as f:
         rec = pickle.load(f)  # written by record() above
-    results = [k for rnd in rec["rounds"] for _, k in rnd]
+    k = args.shards
+    if k:  # as sharded workers send them
+        results = [b for rnd in split_wire(rec, k) for b in rnd]
+    else:
+        results = [kept for rnd in rec["rounds"] for _, kept in rnd]
     print(f"# loopback Ray, recorded results at {RATE} results/s per simulated worker, "
-          f"{args.actors} actor processes, {args.seconds:.0f}s a row")  # fmt: skip
+          f"{args.actors} actor processes, {args.seconds:.0f}s a row"
+          + (f", {k} archive shards (CPU per result of each after the driver's)"
+             if k else ""))  # fmt: skip
     print(f"{'workers':>7} {'per call':>8} {'target/s':>9} {'merged/s':>9} {'kept up':>8} "
           f"{'driver CPU ms/result':>21} {'driver core used':>17} "
           f"{'workers/core':>13}")  # fmt: skip
     for workers in args.workers:
         for per_call in args.per_call:
             fixed = None if per_call == "auto" else int(per_call)
-            engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
-            engine.add_root(rec["root"])
-            ex = SimExecutor(workers, args.actors, results, TableFeed(engine.archive), fixed)
+            if k:
+                engine = sharded_engine(rec, k, tempfile.mkdtemp())
+                feed = engine.feed
+            else:
+                engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
+                engine.add_root(rec["root"])
+                feed = TableFeed(engine.archive)
+            ex = SimExecutor(workers, args.actors, results, feed, fixed)
             prof = None
             if args.profile:
                 import cProfile
@@ -393,24 +511,40 @@ def loopback(args: argparse.Namespace) -> None:
                 merged = 0
                 w0 = time.perf_counter()
                 warm = w0 + 3.0  # the first tasks fill the pipeline, per_call settles
+                phase = dict.fromkeys(("ask", "submit", "poll", "tell"), 0.0)
+                clock = time.process_time
                 while time.perf_counter() - w0 < args.seconds + 3.0:
+                    t0 = clock()
                     want = ex.capacity - ex.in_flight
-                    if want > 0:
-                        for task in engine.ask(want):
-                            ex.submit(task)
-                    got = ex.poll(timeout=0.05)
+                    tasks = engine.ask(want) if want > 0 else []
+                    t1 = clock()
+                    for task in tasks:
+                        ex.submit(task)
+                    t2 = clock()
+                    got = ex.poll(timeout=0.05)  # waits in ray.wait, which costs no CPU
+                    t3 = clock()
                     engine.tell_many(got)
+                    t4 = clock()
                     if time.perf_counter() >= warm:
                         if merged == 0:
                             w1, c1 = time.perf_counter(), time.process_time()
+                            s1 = engine.cpu() if k else []
+                            phase = dict.fromkeys(phase, 0.0)
                             if prof is not None:
                                 prof.enable()
+                        else:
+                            for name, a, b in (("ask", t0, t1), ("submit", t1, t2),
+                                               ("poll", t2, t3), ("tell", t3, t4)):  # fmt: skip
+                                phase[name] += b - a
                         merged += len(got)
                 wall, cpu = time.perf_counter() - w1, time.process_time() - c1
+                shard_cpu = [b - a for a, b in zip(s1, engine.cpu(), strict=True)] if k else []
             finally:
                 ray = ex.ray
                 for h in {id(a): a for a in ex.actors}.values():
                     ray.kill(h)
+                if k:
+                    engine.close()
             rate = merged / wall
             target = workers * RATE
             per_result = cpu / max(1, merged)
@@ -427,7 +561,13 @@ def loopback(args: argparse.Namespace) -> None:
                 f"{workers:>7} {label:>8} {target:>9.0f} {rate:>9.0f} {rate / target:>8.2f} "
                 f"{1e3 * per_result:>21.3f} {cpu / wall:>17.2f} "
                 f"{1 / (RATE * per_result):>13.0f}"
+                + "".join(f" shard {1e3 * c / max(1, merged):.4f}" for c in shard_cpu)
             )
+            # The coordinator's CPU by phase: ask (the engine or shards choose cells), submit
+            # (pickling tasks, Ray calls), poll (Ray's wait and get, unpickling results, the
+            # next calls), tell (merging, or forwarding parts to the shards and their replies).
+            print("        coordinator ms/result by phase: " + ", ".join(
+                f"{name} {1e3 * c / max(1, merged):.4f}" for name, c in phase.items()))  # fmt: skip
     ex.ray.shutdown()
 
 
@@ -472,9 +612,19 @@ def main() -> None:
         default=["1", "auto"],
         help="tasks per Ray call, each a row ('auto': the executor's choice)",
     )
+    lo.add_argument("--shards", type=int, default=0, help="archive shards (0: none)")
     lo.add_argument("--profile", action="store_true", help="profile each row (CPU time)")
     lo.add_argument("--sort", default="tottime", help="profile order (pstats key)")
     lo.set_defaults(run=loopback)
+    sh = sub.add_parser("shards", help="coordinator and shard CPU per result, by shard count")
+    sh.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
+    sh.add_argument("--results", type=int, default=2000)
+    sh.add_argument("--per-round", type=int, default=16)
+    sh.add_argument("--group", type=int, default=16, help="recorded rounds merged at once")
+    sh.add_argument("--seed", type=int, default=0)
+    sh.add_argument("--repeats", type=int, default=3)
+    sh.add_argument("--keep", default=None, help="keep the recording in this file (reused)")
+    sh.set_defaults(run=shards)
     r = sub.add_parser("replay", help="(internal) one replay, as JSON")
     r.add_argument("path")
     r.add_argument("mode", choices=("before", "after"))

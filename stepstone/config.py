@@ -118,6 +118,11 @@ class ExploreConfig:
     stop_on_success: bool = option(
         False, help="end the run when the goal is first reached, before the frame budget"
     )
+    shards: int = option(
+        1, help="archive shards, each in its own process with its own store in the run "
+        "directory (shards.py): for drivers feeding hundreds of workers; count, seen and "
+        "uniform selectors only",
+    )  # fmt: skip
     # What --cells auto means for environments without cells of their own (cells.resolve):
     # a run keeps the meaning it was made with; stored runs from before it are version 1.
     # Stored only with --cells auto, where it means something.
@@ -145,9 +150,29 @@ class ExploreConfig:
                 "--llm-url URL (or set STEPSTONE_LLM_MODEL and STEPSTONE_LLM_URL)"
             )
         Goal.parse(self.goal)
+        self._check_shards()
         from .llm.prompts import Prompts
 
         Prompts(self.llm_prompts)  # unknown roles or fields are refused now, not mid-run
+
+    def _check_shards(self) -> None:
+        """Refuse what sharding would silently change: a selector or cell kind whose choices
+        depend on the whole archive at once (shards.py says why)."""
+        if self.shards < 1:
+            raise ConfigError(f"--shards must be >= 1, got {self.shards}")
+        if self.shards == 1:
+            return
+        if not selectors.REGISTRY[self.selector].shardable:
+            raise ConfigError(
+                f"--selector {self.selector} weighs cells against the whole archive, which "
+                "shards cannot do honestly; use --selector count or uniform, or drop --shards"
+            )
+        why = {"dynamic": "re-keys the whole archive", "novelty": "is decided against the "
+               "whole archive", "learned": "is decided against the whole archive"}  # fmt: skip
+        if self.cells in why or self.llm_judge:
+            what = "--llm-judge" if self.llm_judge else f"--cells {self.cells}"
+            reason = "judges against the whole archive" if self.llm_judge else why[self.cells]
+            raise ConfigError(f"{what} {reason}, which shards cannot do; drop --shards")
 
     def _check_names(self) -> None:
         """Refuse a selector, cell kind or explorer no registry knows, after importing the
@@ -193,6 +218,8 @@ class ExploreConfig:
         data = asdict(self)
         if self.cells != cells.AUTO:
             del data["cells_auto"]
+        if self.shards == 1:  # run directories without shards stay as they were
+            del data["shards"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod

@@ -23,7 +23,7 @@ from .cells.dynamic import DynamicDownscale, DynamicSchedule
 from .cells.schedule import Schedule
 from .config import ExploreConfig, RunOptions
 from .engine import Engine, Result, Task, TellStats
-from .errors import CommitFailed, RunDirError
+from .errors import CommitFailed, ConfigError, RunDirError
 from .executors import Executor
 from .executors import make as make_executor
 from .goals import GOAL_REACHED
@@ -88,6 +88,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     local = Worker.from_config(config)  # validates env and cells before any process starts
     if local.env.snapshot_format == "pickle":
         store.use_pickled_snapshots(options.trust_run_dir)
+    if config.shards > 1:
+        return run_sharded(store, options, local)
     model, settings, roles = model_roles(config, store, options, local)
     cells, adaptive_cells = local.cell_fn, local.adaptive
     rule = None
@@ -305,3 +307,108 @@ def llm_metrics(model: Any) -> dict:
     row["llm_tokens"] = row["llm_prompt_tokens"] + row["llm_completion_tokens"]
     row.update({k: v for k, v in totals.items() if k not in row})
     return row
+
+
+def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
+    """``run`` with the archive in ``config.shards`` shard processes (shards.py): the same
+    loop, iterations, commits and stopping, the coordinator holding per-shard totals only."""
+    from .shards import ShardedEngine
+
+    config = store.config
+    try:
+        if local.adaptive is not None or isinstance(local.cell_fn, DriverDecidedCells):
+            raise ConfigError(
+                f"--cells {config.cells} are re-chosen or decided against the whole archive, "
+                "which shards cannot do; drop --shards or choose fixed cells"
+            )
+        if config.uses_model:
+            raise ConfigError("a model's roles are not wired through shards yet; drop --shards")
+        pickled = local.env.snapshot_format == "pickle"  # (``run`` signs the coordinator's)
+        engine = ShardedEngine(store.path, config, store.state(), pickled, options.trust_run_dir)
+    except BaseException:
+        local.close()
+        raise
+    executor = None
+    restore_sigterm = lambda: None  # noqa: E731
+    book: ShardedIterations | None = None
+    try:
+        if engine.cells == 0:
+            engine.add_root(local.root())
+            engine.commit_shards()
+            store.commit(engine)  # type: ignore[arg-type]
+        history = store.metrics()
+        last = history[-1] if history else sharded_row(engine, 0, 0.0, 0)
+        last.pop("stopped", None)
+        if engine.frames >= options.frames:
+            return last
+        if config.stop_on_success and engine.success_frame is not None:
+            return {**last, "stopped": GOAL_REACHED}
+        factory = functools.partial(Worker.from_config, config)
+        feed = engine.feed if options.filter else None
+        executor = make_executor(options.backend, factory, options.workers, options.address,
+                                 options.deterministic, feed, options.tasks_per_call)  # fmt: skip
+        progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
+        progress.update(last)
+        book = ShardedIterations(store, engine, executor, progress, last)  # type: ignore[arg-type]
+        restore_sigterm = _stop_on_sigterm()
+        try:
+            if drive(engine, executor, None, lambda: engine.frames < options.frames,  # type: ignore[arg-type]
+                     done=lambda: config.stop_on_success and engine.success_frame is not None,
+                     on_result=book.on_result, on_failed=book.on_failed,
+                     chunk=book.room):  # fmt: skip
+                book.stopped = GOAL_REACHED
+        except KeyboardInterrupt:
+            book.interrupted = True
+            engine.abandon_all()
+        if book.unsaved():
+            book.commit()
+    finally:
+        if book is not None:
+            book.progress.close(book.last)
+        restore_sigterm()
+        if executor is not None:
+            executor.close()
+        engine.close()
+        local.close()
+    return {**book.last, "interrupted": True} if book.interrupted else book.last
+
+
+def sharded_row(engine: Any, iteration: int, seconds: float, new_cells: int) -> dict:
+    """``metrics_row`` of a sharded run, from the shards' totals."""
+    return {
+        "iteration": iteration,
+        "frames": engine.frames,
+        "seconds": round(seconds, 3),
+        "explorations": engine.explorations,
+        "cells": engine.cells,
+        "new_cells": new_cells,
+        "best_score": engine.best_score(),
+        **(engine.places or {"rooms": None, "level": None}),
+        "success_frame": engine.success_frame,
+        "goal_known": engine.goal_known,
+        "shards": engine.k,
+    }
+
+
+class ShardedIterations(Iterations):
+    """``Iterations`` whose commit first commits every shard, then the coordinator's store."""
+
+    def __init__(self, store: RunStore, engine: Any, executor: Executor, progress: Progress,
+                 last: dict):  # fmt: skip
+        super().__init__(store, engine, executor, None, None, progress, last)
+
+    def commit(self) -> dict:
+        engine, executor = self.engine, self.executor
+        engine.commit_shards()  # type: ignore[attr-defined]
+        self.iteration += 1
+        row = sharded_row(engine, self.iteration, time.perf_counter() - self.started, self.new)
+        row["workers"] = executor.alive
+        row["reissued"] = self.faults0[0] + executor.reissued
+        row["workers_replaced"] = self.faults0[1] + executor.replaced
+        row["tasks_failed"] = self.faults0[2] + self.tasks_failed
+        if self.stopped:
+            row["stopped"] = self.stopped
+        self.store.commit(engine, row)
+        self.done = self.new = 0
+        self.last = row
+        return row

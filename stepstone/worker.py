@@ -23,6 +23,7 @@ from .config import ExploreConfig
 from .engine import Found, Result, Task
 from .errors import RunDirError
 from .goals import Goal
+from .shards import Parts, ShardTables, split
 from .table import CellTable
 
 
@@ -51,7 +52,8 @@ class Worker:
         self.decided = isinstance(cell_fn, DriverDecidedCells)
         # The archive's (cell -> score, length) as last sent by the driver (table.py); cells
         # decided in the driver (novelty, learned) are not keys of it, so those send it none.
-        self.table = CellTable()
+        self.shards = config.shards
+        self.table = CellTable() if self.shards == 1 else ShardTables(self.shards)
 
     @classmethod
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
@@ -76,7 +78,7 @@ class Worker:
         return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), False, success, source,
                      env.metrics())  # fmt: skip
 
-    def run(self, task: Task) -> Result:
+    def run(self, task: Task) -> Result | Parts:
         env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
         if adaptive is not None and task.cell_shape is not None:
             adaptive.set_shape(task.cell_shape)
@@ -147,7 +149,7 @@ class Worker:
             if terminated or truncated:
                 break
         frames += steps
-        return Result(
+        result = Result(
             task_id=task.task_id,
             actions=np.asarray(actions, dtype=self.dtype),
             frames=frames * env.frames_per_step,
@@ -155,6 +157,7 @@ class Worker:
             seen=list(best),
             samples=samples,
         )
+        return result if self.shards == 1 else split(result, self.shards)
 
     def close(self) -> None:
         self.env.close()

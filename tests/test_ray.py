@@ -226,3 +226,41 @@ def test_tasks_per_call_is_for_ray_and_bounded():
             refuse()
     with pytest.raises(ConfigError, match="between 1 and 64"):
         RunOptions(frames=1, backend="ray", tasks_per_call=0)
+
+
+def test_a_sharded_run_reruns_a_killed_workers_tasks_and_merges_each_once(local_ray, tmp_path):
+    """--shards over Ray: the tasks of a killed actor are re-run, every result reaches its
+    shards once (told twice, merged once), and the shards' union replays."""
+    import functools
+
+    from stepstone.config import ExploreConfig
+    from stepstone.shards import ShardedEngine
+    from stepstone.worker import Worker
+
+    run = tmp_path / "run"
+    config = ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram", shards=2)
+    RunStore.create(run, config).close()
+    factory = functools.partial(Worker.from_config, config)
+    engine = ShardedEngine(run, config, {})
+    ex = None
+    try:
+        engine.add_root(factory().root())
+        ex = RayExecutor(factory, workers=2, feed=engine.feed, per_call=4)
+        victim = ex.pids()[0]
+        sent = engine.ask(24)
+        for t in sent:
+            ex.submit(t)
+        time.sleep(0.1)
+        os.kill(victim, signal.SIGKILL)
+        results = collect(ex)
+        stats = engine.tell_many(results + results[:5])
+        assert sorted(r.task_id for r in results) == [t.task_id for t in sent]
+        assert ex.replaced == 1 and ex.reissued >= 1
+        assert engine.explorations == 24 and sum(s.duplicate for s in stats) == 5
+        assert engine.cells > 1
+        engine.commit_shards()
+    finally:
+        if ex is not None:
+            ex.close()
+        engine.close()
+    assert main(["replay", str(run), "--cell", "all"]) == 0

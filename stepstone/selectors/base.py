@@ -24,9 +24,15 @@ class Selector(ABC):
         uses_model: whether the selector asks a language model. The runner then builds it
             with ``model``, ``goal``, ``prompts`` and ``describe`` keywords (selectors/ige.py),
             and the configuration requires ``--llm-model``.
+        shardable: whether ``--shards`` may split the archive under it (below).
     """
 
     uses_model: ClassVar[bool] = False
+    # Whether each cell's weight depends on that cell's own counters only, so that archive
+    # shards choosing within themselves, picked by their weight totals, choose exactly as one
+    # archive would (``--shards``, shards.py). A selector weighing cells against each other
+    # (knapsack, novelty, domain levels) or learning from all explorations (rnd, ige) is not.
+    shardable: ClassVar[bool] = False
 
     @abstractmethod
     def weights(self, archive: Archive) -> np.ndarray:

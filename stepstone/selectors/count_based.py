@@ -31,6 +31,8 @@ class CountWeights:
 
 
 class CountBased(Selector):
+    shardable = True  # a cell's weight is its own counters'
+
     def __init__(self, weights: CountWeights | None = None):
         self.w = weights or CountWeights()
 

@@ -28,6 +28,8 @@ from .base import Selector
 class TimesSeen(Selector):
     """``weight / (times_seen + 1) ** power``; the defaults are the released script's."""
 
+    shardable = True  # a cell's weight is its own count's
+
     def __init__(self, weight: float = 1.0, power: float = 0.5):
         if not (weight > 0 and power >= 0):
             raise ConfigError(

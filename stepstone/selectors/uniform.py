@@ -9,5 +9,7 @@ from .base import Selector
 
 
 class Uniform(Selector):
+    shardable = True
+
     def weights(self, archive: Archive) -> np.ndarray:
         return np.ones(len(archive))

@@ -141,6 +141,56 @@ class _Table(MutableMapping[int, Any]):
         return sum(len(self.encode(v)[-1]) for v in self.pending.values())
 
 
+class _Union(MutableMapping[int, Any]):
+    """Read-only: the tables of a sharded run's shards as one (ids: shards.ID_BITS)."""
+
+    def __init__(self, tables: list[_Table]):
+        from ..shards import ID_BITS
+
+        self.tables, self.bits = tables, ID_BITS
+
+    def _table(self, key: int) -> _Table:
+        i = key >> self.bits
+        if not 0 <= i < len(self.tables):
+            raise KeyError(key)
+        return self.tables[i]
+
+    def __getitem__(self, key: int) -> Any:
+        return self._table(key)[key]
+
+    def __contains__(self, key: object) -> bool:
+        return (
+            isinstance(key, int)
+            and 0 <= key >> self.bits < len(self.tables)
+            and (key in self._table(key))
+        )
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        if key in self:  # a tree adds its root node when absent: present in every shard
+            return
+        raise RunDirError("a sharded run directory opened to read cannot be written")
+
+    def __delitem__(self, key: int) -> None:
+        raise RunDirError("a sharded run directory opened to read cannot be written")
+
+    def __iter__(self) -> Iterator[int]:
+        for t in self.tables:
+            yield from t
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self.tables)
+
+    # A coordinator's commit flushes its tables: shards write their own.
+    def flush(self) -> int:
+        return 0
+
+    def committed(self) -> None:
+        pass
+
+    def pending_bytes(self) -> int:
+        return 0
+
+
 def seal(snapshot: bytes, key: bytes | None = None, signed: bool = False) -> bytes:
     """A snapshot with its CRC-32 appended: damage that SQLite's own checks cannot see (bytes
     changed in place) is caught before the bytes reach an emulator. A pickled snapshot also
@@ -188,6 +238,29 @@ class RunStore:
         self.snapshots = _Table(db, "snapshots", self._seal, self._unseal)
         self.sources = _Table(db, "sources", lambda b: (b,), lambda r: r[0])
         self.nodes = _Table(db, "nodes", _encode_node, _decode_node)
+        self.parts: list[RunStore] = []  # a sharded run's shard stores, opened to read
+
+    def _open_shards(self) -> None:
+        """A sharded run read as one (report, replay, export, view): its tables are the union
+        of its shards' (shards.py numbers every shard's snapshots and nodes apart)."""
+        from ..shards import SHARDS_DIR
+
+        k = int(json.loads(self.meta("config", "{}")).get("shards", 1))
+        if k == 1 or self.parts or self.meta("shard") is not None:
+            return
+        parts: list[RunStore] = []
+        try:
+            for i in range(k):
+                parts.append(RunStore.open(self.path / SHARDS_DIR / str(i)))
+        except RunDirError as e:
+            for p in parts:
+                p.close()
+            raise RunDirError(f"{self.path} is a run of {k} archive shards, one of them "
+                              f"unreadable: {e}") from None  # fmt: skip
+        self.parts = parts
+        self.snapshots = _Union([p.snapshots for p in self.parts])  # type: ignore[assignment]
+        self.sources = _Union([p.sources for p in self.parts])  # type: ignore[assignment]
+        self.nodes = _Union([p.nodes for p in self.parts])  # type: ignore[assignment]
 
     def _seal(self, snapshot: bytes) -> tuple:
         return (seal(snapshot, self.key, self.pickled),)
@@ -316,7 +389,10 @@ class RunStore:
             if lock is not None:
                 lock.release()
             raise
-        return cls(path, db, lock)
+        store = cls(path, db, lock)
+        if not write:
+            store._open_shards()
+        return store
 
     # -- reading -----------------------------------------------------------------------------
     @overload
@@ -341,8 +417,26 @@ class RunStore:
         return [r[1] for r in self.db.execute("PRAGMA table_info(entries)")]
 
     def load_archive(self) -> Archive:
+        """The archive as of the last commit; of a sharded run, every shard's entries."""
+        self._open_shards()  # (a store opened to write, as the CLI's report after a run)
         state = self.state()
         archive = Archive(self.snapshots, state.get("next_snap", 1), self.sources)
+        if not self.parts:
+            archive.load_columns(*self._entries())
+            return archive
+        parts = [p._entries() for p in self.parts]
+        cells = [c for part in parts for c in part[0]]
+        columns = {n: np.concatenate([p[1][n] for p in parts]) for n in parts[0][1]}
+        names = sorted({n for p in parts for n in p[2]})
+        metrics = {
+            n: np.concatenate([p[2].get(n, np.full(len(p[0]), MISSING)) for p in parts])
+            for n in names
+        }
+        archive.load_columns(cells, columns, metrics)
+        return archive
+
+    def _entries(self) -> tuple[list, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """This store's entries: cells, fixed columns, metric columns."""
         stored = self._entry_columns()
         names = [n for n in ("score", "terminal", *_INT_COLUMNS) if n in stored]
         metric_names = [n for n in stored if n not in _FIXED]
@@ -366,8 +460,7 @@ class RunStore:
         for missing in set(_INT_COLUMNS) - set(names):  # written by an older version: zeros
             columns[missing] = np.zeros(len(cells), dtype=np.int64)
         metrics = {n: np.asarray(columns.pop(n), dtype=np.int64) for n in metric_names}
-        archive.load_columns(cells, columns, metrics)
-        return archive
+        return cells, columns, metrics
 
     def load_engine(self, selector: Selector, **options: Any) -> Engine:
         """The engine as of the last commit (a fresh one for a new run); ``options`` are the
@@ -470,6 +563,8 @@ class RunStore:
                 )
 
     def close(self) -> None:
+        for p in self.parts:
+            p.close()
         self.db.close()
         if self.lock is not None:
             self.lock.release()
