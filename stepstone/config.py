@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from . import cells, explorers, selectors
+from . import cells, envs, explorers, selectors
 from .cells import AUTO_VERSION
+from .envs.browser import ACTIONS_VERSION
 from .errors import ConfigError, EnvironmentNotFound
 from .goals import Goal
 from .options import (
@@ -127,6 +128,9 @@ class ExploreConfig:
     # a run keeps the meaning it was made with; stored runs from before it are version 1.
     # Stored only with --cells auto, where it means something.
     cells_auto: int = AUTO_VERSION
+    # The admissible actions of browser worlds (envs/browser.py), kept likewise: stored runs
+    # of miniwob/ and web: worlds from before are version 1. Stored only for those worlds.
+    web_actions: int = ACTIONS_VERSION
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -218,6 +222,8 @@ class ExploreConfig:
         data = asdict(self)
         if self.cells != cells.AUTO:
             del data["cells_auto"]
+        if not envs.is_browser_world(self.env):
+            del data["web_actions"]
         if self.shards == 1:  # run directories without shards stay as they were
             del data["shards"]
         return json.dumps(data, sort_keys=True)
@@ -232,6 +238,8 @@ class ExploreConfig:
         data["imports"] = tuple(data.get("imports", ()))
         if data.get("cells") == cells.AUTO:
             data.setdefault("cells_auto", 1)  # written before auto cells were adaptive
+        if envs.is_browser_world(data.get("env", "")):
+            data.setdefault("web_actions", 1)  # written before text fields were clickable
         return cls(**data)
 
 

@@ -62,8 +62,9 @@ class Worker:
         # The user's modules first, in every process: they may register what the config names.
         envs.import_modules(config.imports)
         spec = envs.EnvSpec(
-            config.env, config.seed, config.return_method, config.imports, config.env_args
-        )
+            config.env, config.seed, config.return_method, config.imports, config.env_args,
+            config.web_actions,
+        )  # fmt: skip
         env = envs.make(spec)
         kind, params = cells_mod.resolve(config.cells, config.cell_params, env, config.cells_auto)
         cell_fn = cells_mod.make(kind, env, params)

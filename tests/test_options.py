@@ -48,8 +48,9 @@ def test_every_explore_option_is_in_the_help_with_its_default():
 def test_explore_options_are_every_field_of_the_config_and_run_options():
     # a field of ExploreConfig that is no option must be one the command line cannot set
     not_options = {f.name for f in dataclasses.fields(ExploreConfig) if KEY not in f.metadata}
-    # (cells_auto: what --cells auto meant when the run was made, set by the code's version)
-    assert not_options == {"batch", "cells_auto"}
+    # (cells_auto, web_actions: what --cells auto and a page's actions meant when the run was
+    # made, set by the code's version)
+    assert not_options == {"batch", "cells_auto", "web_actions"}
     assert {f.name for f in dataclasses.fields(RunOptions) if KEY not in f.metadata} == {"llm"}
 
 

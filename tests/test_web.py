@@ -56,6 +56,29 @@ def test_parse_reads_back_the_action_strings():
         parse("__import__('os').system('x')")
 
 
+def test_a_run_keeps_the_action_set_its_trajectories_index():
+    """Trajectories are indices into a page's actions: a run made before text fields became
+    clickable (no web_actions stored) keeps the old list, so its trajectories replay."""
+    from stepstone.config import ExploreConfig
+    from stepstone.envs.browser import Element, page_actions
+
+    page = Page("p", (Element("1", "textbox", "Name"), Element("2", "button", "Submit")))
+    new = ExploreConfig(env="miniwob/focus-text-v1")
+    assert json.loads(new.to_json())["web_actions"] == 2
+    data = json.loads(new.to_json())
+    del data["web_actions"]  # as stored before
+    old = ExploreConfig.from_json(json.dumps(data))
+    assert old.web_actions == 1 and ExploreConfig.from_json(new.to_json()) == new
+    assert "web_actions" not in json.loads(ExploreConfig(env="CartPole-v1").to_json())
+    words = lambda e: ["Ann"]  # noqa: E731
+    assert page_actions(page, words, old.web_actions) == ["fill('1', 'Ann')", "click('2')"]
+    assert page_actions(page, words, new.web_actions) == [
+        "click('1')",
+        "fill('1', 'Ann')",
+        "click('2')",
+    ]
+
+
 def test_text_and_css_goals_are_parsed_and_refused_off_the_web():
     assert Goal.parse("text: Order placed").text == "text:Order placed"
     with pytest.raises(ConfigError, match="needs what to look for"):

@@ -39,6 +39,7 @@ class EnvSpec:
     return_method: str = "auto"
     imports: tuple[str, ...] = ()
     env_args: dict[str, Any] = field(default_factory=dict)
+    web_actions: int = 2  # browser worlds' admissible actions (envs/browser.py ACTIONS_VERSION)
 
     @property
     def resolved_id(self) -> str:
@@ -78,6 +79,11 @@ def _register_known() -> None:
         gym.register_envs(minigrid)
     except ImportError:  # the minigrid extra
         pass
+
+
+def is_browser_world(env_id: str) -> bool:
+    """Whether ``env_id`` is a page in a browser (envs/browser.py): miniwob/ or web:."""
+    return env_id.startswith(("miniwob/", "web:"))
 
 
 def is_atari(env_id: str) -> bool:

@@ -111,11 +111,17 @@ def parse(action: str) -> tuple[str, str, str | None]:
     raise ValueError(f"not a BrowserGym action of this world: {action!r}")
 
 
-def page_actions(page: Page, values: Any) -> list[str]:
+# The admissible actions' version (a run keeps the one it was made with, ExploreConfig's
+# web_actions, since its trajectories are indices into these lists): 1 a text field is only
+# filled; 2 it is clicked too.
+ACTIONS_VERSION = 2
+
+
+def page_actions(page: Page, values: Any, version: int = ACTIONS_VERSION) -> list[str]:
     """Every admissible action, in document order: click each element with an id, a text
-    field too (liu18 clicks any element, and focusing a field is MiniWoB++'s focus-text
-    task); fill each text field with each of its values (``values(element) -> list``);
-    choose each option."""
+    field too from version 2 (liu18 clicks any element, and focusing a field is MiniWoB++'s
+    focus-text task); fill each text field with each of its values (``values(element) ->
+    list``); choose each option."""
     out: list[str] = []
     for e in page.elements:
         if not e.id:
@@ -123,7 +129,8 @@ def page_actions(page: Page, values: Any) -> list[str]:
         if e.options:
             out.extend(select_option(e.id, o) for o in e.options)
             continue
-        out.append(click(e.id))
+        if version >= 2 or not e.typable:
+            out.append(click(e.id))
         if e.typable:
             out.extend(fill(e.id, v) for v in values(e))
     return out

@@ -46,6 +46,7 @@ from gymnasium import spaces
 
 from ..errors import EnvironmentNotFound
 from .browser import (
+    ACTIONS_VERSION,
     MAX_ACTIONS,
     BrowserEnv,
     Element,
@@ -146,7 +147,7 @@ class MiniWoBTask(gym.Env):
     metadata = {"render_modes": []}
     default_cells: tuple[str, dict] = ("dom", {})
 
-    def __init__(self, task_id: str):
+    def __init__(self, task_id: str, actions: int = ACTIONS_VERSION):
         try:
             import miniwob
         except ImportError:
@@ -162,7 +163,7 @@ class MiniWoBTask(gym.Env):
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise EnvironmentNotFound(f"no MiniWoB++ task {task_id!r}{hint}")
         use_system_chrome()
-        self.task_id = task_id
+        self.task_id, self.actions_version = task_id, actions
         self.action_space = spaces.Discrete(MAX_ACTIONS)
         self.observation_space = spaces.Text(max_length=1_000_000)
         self._env: Any = None
@@ -244,7 +245,9 @@ class MiniWoBTask(gym.Env):
 
             dom = [serialize_dom_element(e) for e in root.subtree_elements]
             self.page = Page(self.task_id, elements(tuple(dom)))
-        self.actions = [] if done else page_actions(self.page, lambda e: self.fields)
+        self.actions = (
+            [] if done else page_actions(self.page, lambda e: self.fields, self.actions_version)
+        )
         return self.page.text()
 
     def step(self, action: int):
@@ -310,4 +313,4 @@ def adapter(spec: Any, env_id: str, env: None) -> BrowserEnv:
     """The entry point of the ``miniwob`` family (envs.FAMILIES): ``miniwob/TASK-v1``."""
     if spec.env_args:
         raise EnvironmentNotFound(f"--env-arg and --web-* options do not apply to {env_id}")
-    return browser_env(MiniWoBTask(env_id), spec, env_id)
+    return browser_env(MiniWoBTask(env_id, spec.web_actions), spec, env_id)

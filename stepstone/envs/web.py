@@ -26,6 +26,7 @@ from gymnasium import spaces
 
 from ..errors import EnvironmentNotFound
 from .browser import (
+    ACTIONS_VERSION,
     MAX_ACTIONS,
     BrowserEnv,
     Element,
@@ -158,6 +159,7 @@ class WebApp(gym.Env):
         reset: str | None = None,
         values: dict | None = None,
         task: str | None = None,
+        actions: int = ACTIONS_VERSION,
     ):
         if not url.startswith(("http://", "https://", "file://")):
             raise EnvironmentNotFound(
@@ -172,7 +174,7 @@ class WebApp(gym.Env):
                 '--web-values takes a JSON object of lists of strings, e.g. {"email": '
                 '["a@b.c"], "*": ["test"]}'
             )
-        self.url = url
+        self.url, self.actions_version = url, actions
         self._task = task or f"Explore the web app at {url}."
         self._hook = reset_hook(reset)
         self.values = values or {}
@@ -228,7 +230,7 @@ class WebApp(gym.Env):
                 )
             )  # fmt: skip
         self.page = Page(url, tuple(elements))
-        self.actions = page_actions(self.page, self._values)
+        self.actions = page_actions(self.page, self._values, self.actions_version)
 
     def _values(self, e: Element) -> list[str]:
         key, label = self._keys[e.id]
@@ -320,4 +322,5 @@ class WebApp(gym.Env):
 def adapter(spec: Any, env_id: str, env: None) -> BrowserEnv:
     """The entry point of the ``web`` family (envs.FAMILIES): ``web:URL``, with the web app's
     options (``--web-reset``, ``--web-values``, ``--web-task``) as its arguments."""
-    return browser_env(WebApp(env_id.partition(":")[2], **spec.env_args), spec, env_id)
+    app = WebApp(env_id.partition(":")[2], **spec.env_args, actions=spec.web_actions)
+    return browser_env(app, spec, env_id)
