@@ -87,10 +87,12 @@ class Worker:
             self.table.apply(task.table)
         try:
             env.restore(task.snapshot)
-        except Exception as e:  # bytes an adapter cannot take: not a crash of the whole run
+        except Exception as e:  # bytes an adapter cannot take, or an environment that fails
+            # while replaying to the cell (a browser that failed twice): say both
             raise RunDirError(
                 f"the snapshot of cell {task.cell!r} cannot be restored ({type(e).__name__}: "
-                f"{e}); the run directory may be damaged: restore it from a backup"
+                f"{e}); either the environment failed while returning to it (continue with "
+                "stepstone resume) or the run directory is damaged (restore it from a backup)"
             ) from None
         frames = env.last_restore_steps
         rng = np.random.default_rng(task.explore_seed)

@@ -60,3 +60,18 @@ def test_cells_reached_while_dying_are_not_kept():
 def test_negative_death_window_is_refused():
     with pytest.raises(ConfigError, match="--death-window"):
         ExploreConfig("TestLedge-v0", death_window=-1)
+
+
+def test_a_snapshot_that_cannot_be_restored_names_both_causes():
+    """Garbled bytes or an environment failing while it replays look the same to the worker:
+    the error names both and what to do for each, not only 'restore a backup'."""
+    import dataclasses
+
+    from stepstone.errors import RunDirError
+
+    worker = Worker.from_config(ExploreConfig("TestLedge-v0"))
+    engine = Engine(Archive(), TrajectoryTree(), Uniform())
+    engine.add_root(worker.root())
+    (task,) = engine.ask(1)
+    with pytest.raises(RunDirError, match="environment failed while returning.*resume.*damaged"):
+        worker.run(dataclasses.replace(task, snapshot=b"\xff not a snapshot"))
