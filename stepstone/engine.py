@@ -73,6 +73,10 @@ class Result:
     found: list[Found]
     seen: list[Hashable] = field(default_factory=list)  # cells visited (for times_seen)
     samples: list[bytes] = field(default_factory=list)  # frames sampled for adaptive cells
+    # A return by replay reached another cell than the task's (an environment that does not
+    # replay the same, worker.py): nothing was explored, since what it found would be credited
+    # with the task's score and length, which are not this state's.
+    missed: bool = False
 
 
 @dataclass(slots=True)
@@ -181,6 +185,7 @@ class Engine:
         self.next_task = 1
         self.pending: dict[int, Task] = {}
         self.explorations = 0
+        self.missed_returns = 0
         self.success_frame: int | None = None
         self.goal_known = False  # whether any state reported so far had a goal to test
 
@@ -189,7 +194,7 @@ class Engine:
         """Everything to continue this engine besides the archive's and trajectories' own
         rows, as plain data (numbers, strings, lists, dicts). Tasks in flight are not kept:
         a resumed run asks afresh."""
-        return {
+        state = {
             "frames": self.frames,
             "next_task": self.next_task,
             "rng": self.rng.bit_generator.state,
@@ -200,6 +205,9 @@ class Engine:
             "goal_known": self.goal_known,
             "cell_shape": None if self.cell_shape is None else list(self.cell_shape),
         }
+        if self.missed_returns:  # kept only when there were some: states stay as they were
+            state["missed_returns"] = self.missed_returns
+        return state
 
     @classmethod
     def from_state(
@@ -230,6 +238,7 @@ class Engine:
             engine.frames = int(state.get("frames", 0))
             engine.next_task = int(state.get("next_task", 1))
             engine.explorations = int(state.get("explorations", 0))
+            engine.missed_returns = int(state.get("missed_returns", 0))
             success = state.get("success_frame")
             engine.success_frame = None if success is None else int(success)
         except (TypeError, ValueError, KeyError) as e:
@@ -297,6 +306,7 @@ class Engine:
         a = self.archive
         self.frames += result.frames
         self.explorations += 1
+        self.missed_returns += result.missed
         # Cells computed with parameters that have since changed belong to another key space.
         current = task.cell_shape == self.cell_shape
         found = result.found

@@ -67,6 +67,8 @@ def summary(store: RunStore) -> dict:
         "workers_replaced": last.get("workers_replaced", 0),
         "tasks_reissued": last.get("reissued", 0),
         "tasks_failed": last.get("tasks_failed", 0),
+        # Returns by replay that reached another cell than the chosen one (worker.py).
+        "returns_missed": state.get("missed_returns", 0),
         **llm_summary(config, store, last),
     }
 
@@ -158,6 +160,10 @@ def markdown(s: dict) -> str:
         faults = (f"{s['workers_replaced']} workers replaced, {s['tasks_reissued']} tasks re-run, "
                   f"{s['tasks_failed']} given up")  # fmt: skip
         rows.append(("worker faults", faults))
+    if s["returns_missed"]:
+        rows.append(("returns missed", f"{s['returns_missed']:,} of {s['explorations']:,} "
+                     "returns by replay reached another cell than the chosen one (the "
+                     "environment does not replay the same); not explored from"))  # fmt: skip
     if "llm_calls" in s:
         rows.append(("model", f"{s['llm_model']} (explorer {s['explorer']})"))
         rows.append(("model calls", f"{s['llm_calls']} ({s['llm_cached']} more from the cache), "

@@ -21,6 +21,7 @@ from .archive import better
 from .cells import AdaptiveCells, CellFn, DriverDecidedCells
 from .config import ExploreConfig
 from .engine import Found, Result, Task
+from .envs.generic import GymEnv
 from .errors import RunDirError
 from .goals import Goal
 from .shards import Parts, ShardTables, split
@@ -50,6 +51,10 @@ class Worker:
         self.adaptive = cell_fn if isinstance(cell_fn, AdaptiveCells) else None
         # Cells decided in the driver (novelty, learned) are not what the cell function returns.
         self.decided = isinstance(cell_fn, DriverDecidedCells)
+        # A return by replaying actions lands where the task's cell is only if the environment
+        # replays the same (a web page may not); restored emulator or copied states always do
+        # (and an emulator's screen is not redrawn by a restore, so its cell cannot be asked).
+        self.check_return = not self.decided and isinstance(env, GymEnv) and env.method == "replay"
         # The archive's (cell -> score, length) as last sent by the driver (table.py); cells
         # decided in the driver (novelty, learned) are not keys of it, so those send it none.
         self.shards = config.shards
@@ -95,6 +100,10 @@ class Worker:
                 "stepstone resume) or the run directory is damaged (restore it from a backup)"
             ) from None
         frames = env.last_restore_steps
+        if self.check_return and cell_fn(env) != task.cell:
+            missed = Result(task.task_id, np.empty(0, self.dtype), frames * env.frames_per_step,
+                            [], missed=True)  # fmt: skip
+            return missed if self.shards == 1 else split(missed, self.shards)
         rng = np.random.default_rng(task.explore_seed)
         steps_budget = self.config.explore_steps
         sample_at = (

@@ -75,3 +75,49 @@ def test_a_snapshot_that_cannot_be_restored_names_both_causes():
     (task,) = engine.ask(1)
     with pytest.raises(RunDirError, match="environment failed while returning.*resume.*damaged"):
         worker.run(dataclasses.replace(task, snapshot=b"\xff not a snapshot"))
+
+
+class Drifting(gym.Env):
+    """A line whose step size changes between episodes (a page that does not load the same
+    way twice): replaying an episode's actions lands elsewhere."""
+
+    episodes = 0
+
+    def __init__(self):
+        self.observation_space = spaces.Discrete(100)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        Drifting.episodes += 1
+        self.pos, self.stride = 0, 1 + Drifting.episodes % 2
+        return self.pos, {}
+
+    def step(self, action):
+        self.pos = min(99, self.pos + self.stride * action)
+        return self.pos, float(action), False, False, {}
+
+
+gym.register("TestDrifting-v0", entry_point=Drifting)
+
+
+def test_a_return_by_replay_that_lands_elsewhere_is_not_explored_from():
+    """Exploring from the wrong state would credit what it finds with the chosen cell's score
+    and length: the worker reports the miss instead, and the engine counts it."""
+    worker = Worker.from_config(ExploreConfig("TestDrifting-v0", return_method="replay"))
+    engine = Engine(Archive(), TrajectoryTree(), Uniform())
+    engine.add_root(worker.root())
+    missed = 0
+    for _ in range(30):
+        for task in engine.ask(2):
+            result = worker.run(task)
+            if result.missed:
+                assert result.found == [] and result.frames == task.length
+            missed += result.missed
+            engine.tell(result)
+    assert missed > 0 and engine.missed_returns == missed
+    assert engine.state()["missed_returns"] == missed
+    again = Engine.from_state(engine.state(), engine.archive, engine.trajectories, Uniform())
+    assert again.missed_returns == missed
+    root_only = Engine(Archive(), TrajectoryTree(), Uniform())
+    assert "missed_returns" not in root_only.state()  # states without misses stay as they were
