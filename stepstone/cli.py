@@ -541,9 +541,10 @@ def cmd_robustify(args: argparse.Namespace) -> int:
     if not 0 <= args.sticky < 1:
         raise ConfigError(f"--sticky is a probability in [0, 1), not {args.sticky}")
     cfg = build(RobustifyConfig, args)
-    if min(cfg.step, cfg.entropy, cfg.sil, cfg.start_window, cfg.entropy_boost, cfg.max_steps) < 0:
-        raise ConfigError("--step-back, --entropy, --sil, --start-window, --entropy-boost and "
-                          "--max-steps must be >= 0")  # fmt: skip
+    counts = (cfg.step, cfg.start_window, cfg.entropy_boost, cfg.max_steps, cfg.lag)
+    if min(cfg.entropy, cfg.sil, *counts) < 0:
+        raise ConfigError("--step-back, --entropy, --sil, --start-window, --entropy-boost, "
+                          "--max-steps and --lag must be >= 0")  # fmt: skip
     if not 0 < cfg.advance_rate <= 1:
         raise ConfigError(f"--advance-rate is a share in (0, 1], not {cfg.advance_rate}")
     if min(cfg.demos, cfg.threads, cfg.envs) < 1:

@@ -149,6 +149,34 @@ def test_max_steps_bounds_every_training_episode(tmp_path, user_env_module, monk
     assert longest[3] == 3 < longest[0]
 
 
+def test_lag_bounds_a_training_episode_by_the_demonstration_left(
+    tmp_path, user_env_module, monkeypatch
+):
+    """--lag ends an episode once it has taken that many actions more than the demonstration
+    does from its start point: tighter near the goal, where a fixed --max-steps is loose."""
+    from stepstone.learn import robustify as rb
+
+    run = tmp_path / "run"
+    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
+    assert (
+        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
+    )
+    seen: list[dict] = []
+    monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
+    # Until the start point first moves, every episode starts at 34 of 39 actions: 5 left, so
+    # --lag 2 allows 7 actions, none 2 * 5 + 20 = 30.
+    longest = {}
+    for lag in (0, 2):
+        seen.clear()
+        cfg = rb.RobustifyConfig(frames=1_024, step=5, lag=lag, eval_episodes=1, envs=2)
+        result = rb.robustify(RunStore.open(run), cfg, baselines=(), fresh=True)
+        first = result["start_moves"][0]["frames"] if result["start_moves"] else cfg.frames
+        done = np.concatenate([np.asarray(b["done"]) for b in seen])[: first // 2]
+        ends = [np.flatnonzero(done[:, e]) for e in range(done.shape[1])]
+        longest[lag] = max(int(np.diff(np.concatenate([[-1], x])).max()) for x in ends)
+    assert longest[2] == 7 < longest[0]
+
+
 def test_several_demonstrations_train_together(tmp_path):
     pytest.importorskip("minigrid")
     from stepstone.learn.robustify import RobustifyConfig, robustify

@@ -131,6 +131,12 @@ class RobustifyConfig:
         "any start point (0: twice the demonstration's and 20 more); e.g. 120, "
         "MiniGrid-MultiRoom-N6-v0's registered limit, when the run explored a longer-limit copy",
     )  # fmt: skip
+    lag: int = option(
+        0, help="end a training episode once it has taken this many actions more than the "
+        "demonstration from its start point (0: off; the papers' code ends one once its score "
+        "lags the demonstration's by 50 actions). Tightens the limit where --max-steps is "
+        "loose, as far from the goal a fixed cap must be",
+    )  # fmt: skip
     envs: int = option(
         8, help="environments stepped together, one batched forward pass for all, each "
         "episode from its own start point (the papers' many workers; 1: as before)",
@@ -347,7 +353,7 @@ def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitat
 # Options that may change when a run continues from its checkpoint: the rest must match.
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 # Settings added since checkpoints were first written, and the value an older one had.
-BEFORE = {"envs": 1}
+BEFORE = {"envs": 1, "lag": 0}
 
 
 def settings(cfg: RobustifyConfig) -> dict:
@@ -486,9 +492,13 @@ def ppo(
                 # pace instead (atari_reset/wrappers.py, ReplayResetEnv.step: done once the
                 # score lags the demonstration's by 50 actions); a demonstration from Phase 1
                 # wanders itself, so its pace is no bound on MultiRoom's 120 steps.
+                # --lag: the same bound by the demonstration's pace, in actions (the score
+                # gives no pace in MiniGrid, where the only reward is at the goal).
                 limit = episode_limit(T - point)
                 if cfg.max_steps:
                     limit = min(limit, cfg.max_steps)
+                if cfg.lag:
+                    limit = min(limit, T - point + cfg.lag)
                 # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training
                 # episode, and rewards are clipped to their sign; Montezuma's 100s and 300s
                 # would otherwise swamp the shared body with the value loss.
