@@ -15,6 +15,22 @@ from stepstone.store.sqlite import RunStore
 torch = pytest.importorskip("torch")
 
 
+def corridor(tmp_path, user_env_module):
+    """A corridor explored to its end: the demonstration these tests train from."""
+    run = tmp_path / "run"
+    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
+    assert (
+        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
+    )
+    return run
+
+
+def longest_episode(done: np.ndarray) -> int:
+    """The most actions any environment took in one training episode (``done``: [T, N])."""
+    ends = [np.flatnonzero(done[:, e]) for e in range(done.shape[1])]
+    return max(int(np.diff(np.concatenate([[-1], x])).max()) for x in ends)
+
+
 def test_one_start_point_moves_back_a_step_once_enough_recent_episodes_match():
     s = Starts(length=100, step=10, rate=0.5, judge=4)
     assert s.start == 90 and s.sample(np.random.default_rng(0)) == 90
@@ -106,11 +122,7 @@ def test_entropy_boost_halves_the_logits_for_the_first_actions_past_the_start(
     assert halved.entropy() > plain.entropy() and logp == pytest.approx(float(halved.log_prob(
         torch.tensor(a))), abs=1e-5)  # fmt: skip
 
-    run = tmp_path / "run"
-    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
-    assert (
-        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
-    )
+    run = corridor(tmp_path, user_env_module)
     seen: list[dict] = []
     monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
     store = RunStore.open(run)
@@ -131,11 +143,7 @@ def test_max_steps_bounds_every_training_episode(tmp_path, user_env_module, monk
     task's own limit would teach the policy nothing its evaluation can use."""
     from stepstone.learn import robustify as rb
 
-    run = tmp_path / "run"
-    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
-    assert (
-        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
-    )
+    run = corridor(tmp_path, user_env_module)
     seen: list[dict] = []
     monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
     longest = {}
@@ -144,8 +152,7 @@ def test_max_steps_bounds_every_training_episode(tmp_path, user_env_module, monk
         cfg = rb.RobustifyConfig(frames=1_024, step=5, max_steps=cap, eval_episodes=1, envs=2)
         rb.robustify(RunStore.open(run), cfg, baselines=(), fresh=True)
         done = np.concatenate([np.asarray(b["done"]) for b in seen])
-        ends = [np.flatnonzero(done[:, e]) for e in range(done.shape[1])]
-        longest[cap] = max(int(np.diff(np.concatenate([[-1], x])).max()) for x in ends)
+        longest[cap] = longest_episode(done)
     assert longest[3] == 3 < longest[0]
 
 
@@ -156,11 +163,7 @@ def test_lag_bounds_a_training_episode_by_the_demonstration_left(
     does from its start point: tighter near the goal, where a fixed --max-steps is loose."""
     from stepstone.learn import robustify as rb
 
-    run = tmp_path / "run"
-    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
-    assert (
-        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
-    )
+    run = corridor(tmp_path, user_env_module)
     seen: list[dict] = []
     monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
     # Until the start point first moves, every episode starts at 34 of 39 actions: 5 left, so
@@ -172,8 +175,7 @@ def test_lag_bounds_a_training_episode_by_the_demonstration_left(
         result = rb.robustify(RunStore.open(run), cfg, baselines=(), fresh=True)
         first = result["start_moves"][0]["frames"] if result["start_moves"] else cfg.frames
         done = np.concatenate([np.asarray(b["done"]) for b in seen])[: first // 2]
-        ends = [np.flatnonzero(done[:, e]) for e in range(done.shape[1])]
-        longest[lag] = max(int(np.diff(np.concatenate([[-1], x])).max()) for x in ends)
+        longest[lag] = longest_episode(done)
     assert longest[2] == 7 < longest[0]
 
 
@@ -202,11 +204,7 @@ def test_several_demonstrations_train_together(tmp_path):
 def test_a_window_of_start_points_walks_the_corridor_back_to_reset(tmp_path, user_env_module):
     from stepstone.learn.robustify import RobustifyConfig, robustify
 
-    run = tmp_path / "run"
-    argv = f"explore UserCorridor-v0 --import {user_env_module} --frames 20k --workers 1"
-    assert (
-        main([*argv.split(), "--goal", "terminated", "--run-dir", str(run), "--no-progress"]) == 0
-    )
+    run = corridor(tmp_path, user_env_module)
     cfg = RobustifyConfig(frames=8_000, start_window=10, advance_rate=0.2, eval_episodes=20)
     result = robustify(RunStore.open(run), cfg, baselines=())
     assert result["reached_reset"] and result["success_backward"] >= 0.9
