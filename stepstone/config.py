@@ -52,12 +52,15 @@ class ExploreConfig:
         help="a parameter of the cell kind, e.g. width=16 or every=20; repeatable",
     )  # fmt: skip
     selector: str = option("count", names=selector_names, help="one of {names}")
-    explore_steps: int = option(  # "explore ... for 100 steps" (2019, sec. 2.1)
-        100, help="actions taken from a chosen cell in one exploration"
-    )
-    repeat_prob: float = option(  # "repeat the previous action with 95% probability"
-        0.95, help="probability that a random exploration repeats its previous action"
-    )
+    # None: the environment's (envs.explore_defaults), resolved at once and stored as a number
+    explore_steps: int = option(
+        None, type=int, shown="100; 10 in browser worlds",
+        help="actions taken from a chosen cell in one exploration",
+    )  # fmt: skip
+    repeat_prob: float = option(
+        None, type=float, shown="0.95; 0 in browser worlds",
+        help="probability that a random exploration repeats its previous action",
+    )  # fmt: skip
     end_on_life_loss: bool = option(
         True, help="end an exploration when a life is lost (as Go-Explore Phase 1 does)"
     )
@@ -133,6 +136,11 @@ class ExploreConfig:
     web_actions: int = ACTIONS_VERSION
 
     def __post_init__(self) -> None:
+        steps, repeat = envs.explore_defaults(self.env)
+        if self.explore_steps is None:
+            object.__setattr__(self, "explore_steps", steps)
+        if self.repeat_prob is None:
+            object.__setattr__(self, "repeat_prob", repeat)
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
         self._check_names()

@@ -41,8 +41,26 @@ def test_every_explore_option_is_in_the_help_with_its_default():
                 assert f"(default: {default})" in help_, (f.name, help_)
             checked += 1
     assert checked == len(explore._actions) - 2  # all but -h and the positional env
-    for shown in ("(default: 100)", "(default: 0.95)", "(default: count)", "(default: 60.0)"):
+    for shown in ("(default: 100; 10 in browser worlds)", "(default: 0.95; 0 in browser worlds)",
+                  "(default: count)", "(default: 60.0)"):  # fmt: skip
         assert shown in text
+
+
+def test_exploration_defaults_follow_the_environment_and_are_stored_as_numbers(tmp_path):
+    """Atari's 100 actions at 95% repeats, but 10 without repeats on a page; what the user
+    gives wins, and a stored run keeps the numbers it ran with."""
+    assert (ExploreConfig("montezuma").explore_steps, ExploreConfig("montezuma").repeat_prob) == (
+        100, 0.95)  # fmt: skip
+    page = ExploreConfig("miniwob/click-test-2-v1")
+    assert (page.explore_steps, page.repeat_prob) == (10, 0.0)
+    assert ExploreConfig("web:http://127.0.0.1:1/").explore_steps == 10
+    given = ExploreConfig("miniwob/click-test-2-v1", explore_steps=40, repeat_prob=0.5)
+    assert (given.explore_steps, given.repeat_prob) == (40, 0.5)
+    stored = json.loads(page.to_json())
+    assert (stored["explore_steps"], stored["repeat_prob"]) == (10, 0.0)
+    assert ExploreConfig.from_json(page.to_json()) == page
+    ns = build_parser().parse_args(["explore", "miniwob/click-test-2-v1", "--explore-steps", "7"])
+    assert build(ExploreConfig, ns).explore_steps == 7
 
 
 def test_explore_options_are_every_field_of_the_config_and_run_options():

@@ -86,6 +86,15 @@ def is_browser_world(env_id: str) -> bool:
     return env_id.startswith(("miniwob/", "web:"))
 
 
+def explore_defaults(env_id: str) -> tuple[int, float]:
+    """Actions per exploration and the chance of repeating the previous one, where the user
+    gives neither. Go-Explore's Atari choice (100 actions, 95% repeats; Ecoffet et al. 2019,
+    sec. 2.1) everywhere but in browser worlds, where a step takes a tenth of a second, tasks
+    take a handful of actions, and an action is an index into the page's own list, so
+    repeating an index is not repeating an action: 10 actions, no repeats."""
+    return (10, 0.0) if is_browser_world(env_id) else (100, 0.95)
+
+
 def is_atari(env_id: str) -> bool:
     _register_known()
     try:
