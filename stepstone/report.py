@@ -189,6 +189,10 @@ def brief(s: dict) -> str:
     speed = f" ({s['frames_per_second']:,.0f} frames/s)" if s["frames_per_second"] else ""
     where = f" in {room_count(s['rooms'])}" if s["rooms"] is not None else ""
     level = f", level {s['level']} reached" if s["level"] else ""
+    # With a goal reached, the trajectory to show and to learn from is the goal's (robustify's
+    # demonstration): with a cost per step (Acrobot, MountainCar) the best score is the start.
+    show = (f"--cell goal --gif {d}/goal.gif", "goal") if s["success"] else (
+        f"--gif {d}/best.gif", "best")  # fmt: skip
     return "\n".join([
         f"{s['env']}: {s['frames']:,} frames{speed}, {s['cells']} cells{where}{level}, "
         f"best score {s['best_score']:g} ({s['best_length']} steps)",
@@ -196,10 +200,10 @@ def brief(s: dict) -> str:
         f"run directory: {d} (report.md, summary.json, progress.svg)",
         "next:",
         f"  stepstone view {d} --serve    # curves, the archive map, every cell",
-        f"  stepstone replay {d} --gif {d}/best.gif",
+        f"  stepstone replay {d} {show[0]}",
         f"  stepstone resume {d} --frames {human(2 * s['frames_budget'])}",
         f"  stepstone export {d} --format minari    # jsonl for text games",
-        f"  stepstone robustify {d}    # a policy from the best trajectory",
+        f"  stepstone robustify {d}    # a policy from the {show[1]} trajectory",
     ])  # fmt: skip
 
 

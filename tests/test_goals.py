@@ -158,7 +158,10 @@ def test_mountain_car_flag_is_found_and_shown_with_its_negative_return(tmp_path,
     assert s["frames_to_success"] <= cell["found_frame"] <= s["frames"]
     assert main(["report", str(run)]) == 0
     row = f"best goal trajectory: score {cell['score']:g}, {cell['length']} steps"
-    assert row in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert row in out
+    # What to look at next is the flag's trajectory, not the best score's (the start).
+    assert f"stepstone replay {run} --cell goal --gif {run}/goal.gif" in out
     # The goal cell's trajectory, replayed in a plain Gymnasium MountainCar, reaches the flag.
     store = RunStore.open(run)
     archive = store.load_archive()
@@ -181,6 +184,47 @@ def test_frozen_lake_goal_is_the_g_tile_not_a_hole():
     adapter.reset(0)
     for a in (1, 1, 2, 2, 1, 2):  # down, down, right, right, down, right
         _, term, _ = adapter.step(a)
+    assert term and adapter.goal() is True
+    adapter.close()
+
+
+def test_cliff_walking_goal_is_the_far_corner_not_the_cliff():
+    """cliffwalking.py: a fall costs -100 and sends the agent back without ending; only the
+    square at (3, 11) terminates. Actions 0 up, 1 right, 2 down, 3 left; start (3, 0)."""
+    adapter = GymEnv(gym.make("CliffWalking-v1"), method="deepcopy")
+    adapter.reset(0)
+    _, term, _ = adapter.step(1)  # right, into the cliff
+    assert not term and adapter.goal() is False
+    for a in (0, *[1] * 11, 2):  # up, along the top of the cliff, down onto the goal
+        _, term, _ = adapter.step(a)
+    assert term and adapter.goal() is True
+    adapter.close()
+
+
+def test_taxi_goal_is_the_dropoff_at_the_destination():
+    """taxi.py ``_dropoff``: only a passenger dropped at the destination ends the episode."""
+    adapter = GymEnv(gym.make("Taxi-v4"), method="deepcopy")
+    adapter.reset(0)
+    u = adapter.env.unwrapped
+    row, col, _, dest = u.decode(u.s)
+    wrong = next(i for i in range(4) if i != dest)
+    u.s = u.encode(*u.locs[wrong], 4, dest)  # in the taxi, at another landmark
+    _, term, _ = adapter.step(5)  # drop off there: the passenger waits at that landmark
+    assert not term and adapter.goal() is False
+    u.s = u.encode(*u.locs[dest], 4, dest)
+    _, term, _ = adapter.step(5)
+    assert term and adapter.goal() is True
+    adapter.close()
+
+
+def test_acrobot_goal_is_the_swing_up():
+    """acrobot.py ``_terminal``: -cos(s0) - cos(s0 + s1) > 1, the free end above the bar."""
+    adapter = GymEnv(gym.make("Acrobot-v1"), method="deepcopy")
+    adapter.reset(0)
+    _, term, _ = adapter.step(1)
+    assert not term and adapter.goal() is False
+    adapter.env.unwrapped.state = np.array([np.pi, 0.0, 0.0, 0.0])  # straight up
+    _, term, _ = adapter.step(1)
     assert term and adapter.goal() is True
     adapter.close()
 

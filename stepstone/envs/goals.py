@@ -8,6 +8,11 @@ success means what the environment's authors meant, not "the episode ended":
 * MountainCar and MountainCarContinuous: termination itself, which both define as
   ``position >= goal_position and velocity >= goal_velocity`` (the flag); the 200-step limit
   is a truncation.
+* Acrobot: termination, which ``acrobot.py`` defines as the free end above the bar
+  (``_terminal``: ``-cos(s[0]) - cos(s[1] + s[0]) > 1.0``); the 500-step limit is a truncation.
+* CliffWalking and Taxi: termination, which ``cliffwalking.py`` sets only on the goal square (a
+  fall sends the agent back to the start without ending) and ``taxi.py`` only on dropping the
+  passenger at the destination (``_dropoff``).
 """
 
 from __future__ import annotations
@@ -30,12 +35,17 @@ def _terminated(adapter: Any) -> bool:
 
 def goal_test(env: gym.Env) -> Callable[[Any], bool] | None:
     """The goal test of ``env``'s family (called with the adapter), or None if unknown."""
-    from gymnasium.envs.classic_control import Continuous_MountainCarEnv, MountainCarEnv
-    from gymnasium.envs.toy_text import FrozenLakeEnv
+    from gymnasium.envs.classic_control import (
+        AcrobotEnv,
+        Continuous_MountainCarEnv,
+        MountainCarEnv,
+    )
+    from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
 
     u = env.unwrapped
     if isinstance(u, FrozenLakeEnv):
         return _frozen_lake
-    if isinstance(u, MountainCarEnv | Continuous_MountainCarEnv):
+    ends_at_goal = (MountainCarEnv, Continuous_MountainCarEnv, AcrobotEnv, CliffWalkingEnv, TaxiEnv)
+    if isinstance(u, ends_at_goal):
         return _terminated
     return None
