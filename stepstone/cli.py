@@ -338,7 +338,9 @@ def _run(store, options: RunOptions, report) -> int:
             return 130
         if last.get("stopped") == GOAL_REACHED:
             print(f"stopped: the goal was reached at {last['success_frame']:,} frames "
-                  "(--stop-on-success)", file=sys.stderr)  # fmt: skip
+                  "(--stop-on-success; that answer stands, resuming does not explore on: to go "
+                  "past the goal, explore again without --stop-on-success)",
+                  file=sys.stderr)  # fmt: skip
         elif last.get("stopped"):
             print(f"stopped: {last['stopped']}; continue: stepstone resume {store.path} "
                   "--llm-budget N", file=sys.stderr)  # fmt: skip

@@ -201,7 +201,8 @@ def brief(s: dict) -> str:
         "next:",
         f"  stepstone view {d} --serve    # curves, the archive map, every cell",
         f"  stepstone replay {d} {show[0]}",
-        f"  stepstone resume {d} --frames {human(2 * s['frames_budget'])}",
+        *([] if s["stopped_on_success"] else  # its answer stands: resume would not move
+          [f"  stepstone resume {d} --frames {human(2 * s['frames_budget'])}"]),
         f"  stepstone export {d} --format minari    # jsonl for text games",
         f"  stepstone robustify {d}    # a policy from the {show[1]} trajectory",
     ])  # fmt: skip

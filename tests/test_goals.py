@@ -262,7 +262,10 @@ def test_stop_on_success_stops_early_and_resume_keeps_the_answer(tmp_path, capsy
     s = report(run, capsys)
     assert s["success"] and s["stopped_on_success"] and s["frames"] < 20_000
     assert RunStore.open(run).config.stop_on_success
+    capsys.readouterr()
     assert main(["resume", str(run), "--frames", "2M", "--no-progress"]) == 0
+    said = capsys.readouterr()
+    assert "resuming does not explore on" in said.err and "stepstone resume" not in said.out
     again = report(run, capsys)
     assert again["frames"] == s["frames"] and again["frames_to_success"] == s["frames_to_success"]
 
