@@ -33,7 +33,7 @@ training seeds disjoint from the evaluation seeds.
 
     python bench/web_bc.py --explore --seeds 5-9 --skip-unsolved bench/results/web.jsonl
     python bench/web_bc.py --paths bench/results/web.jsonl bench/results/web_bc_explore.jsonl
-    python bench/web_bc.py --table                   # the evaluation table of what is done
+    python bench/web_bc.py --no-train --no-eval     # the evaluation table of what is done
 """
 
 from __future__ import annotations
@@ -216,7 +216,8 @@ DENSE = (
     *(f"types field {i}" for i in range(4)), "types its rank's field", "label before value",
     "already holds value", "value typed before", "holds text",
     "command taken before", "command taken last", "element touched before",
-    "fields typed x button", "no fields typed x button", "position", "last", "first",
+    "fields typed x button", "no fields typed x button", "box pending x button",
+    "position", "last", "first",
 )  # fmt: skip
 COLUMN = {name: i for i, name in enumerate(DENSE)}
 HASHED = 1 << 11
@@ -273,20 +274,29 @@ def features(step: dict, task: str) -> np.ndarray:
         words = tokens(text)
         return sum(w in said for w in words) / len(words) if words else 0.0
 
+    # Per element: how its words (its name, the text before and after it) meet the
+    # instruction, and whether any of them is asked for ("match").
+    near: dict[str, dict[str, float]] = {}
+    for eid, e in elements.items():
+        near[eid] = {"match": 0.0}
+        for label, text in (("name", e[2]), ("next text", after[eid]),
+                            ("prev text", before[eid])):  # fmt: skip
+            is_field = bool(text.strip()) and text.strip().lower() in fields
+            said_here = mentioned(text, instruction)
+            near[eid][f"{label} is a field"] = float(is_field)
+            near[eid][f"{label} in instruction"] = float(said_here)
+            near[eid][f"{label} overlap"] = overlap(text)
+            near[eid]["match"] = max(near[eid]["match"], float(is_field or said_here))
+    # A box asked for is still unticked: not yet time to submit.
+    pending = any(near[eid]["match"] and e[4] is False for eid, e in elements.items())
+
     for row, command in enumerate(step["commands"]):
         kind, eid, value = parse(command)
         _, role, name, shown, checked, focused = elements.get(eid, [eid, "other", "", "", None, 0])
         role = role if role in ROLES else "other"
         on = {kind if kind == "fill" else "click": 1.0, f"role={role}": 1.0}
-        match = 0.0
-        for label, text in (("name", name), ("next text", after.get(eid, "")),
-                            ("prev text", before.get(eid, ""))):  # fmt: skip
-            is_field = bool(text.strip()) and text.strip().lower() in fields
-            said_here = mentioned(text, instruction)
-            on[f"{label} is a field"] = float(is_field)
-            on[f"{label} in instruction"] = float(said_here)
-            on[f"{label} overlap"] = overlap(text)
-            match = max(match, float(is_field or said_here))
+        on.update(near.get(eid, {}))
+        match = on.pop("match", 0.0)
         on["name empty"] = float(not name.strip())
         on["match x unchecked"] = match * (checked is False)
         on["match x checked"] = match * (checked is True)
@@ -299,8 +309,8 @@ def features(step: dict, task: str) -> np.ndarray:
             if 0 <= rank < 4:
                 on[f"types field {rank}"] = 1.0
             on["types its rank's field"] = float(eid in boxes and boxes.index(eid) == rank)
-            near = label_before(value, name, before.get(eid, ""), instruction)
-            on["label before value"] = float(near)
+            labelled = label_before(value, name, before.get(eid, ""), instruction)
+            on["label before value"] = float(labelled)
             on["already holds value"] = float(shown == value)
             on["value typed before"] = float(value in typed)
             on["holds text"] = float(bool(shown))
@@ -312,6 +322,7 @@ def features(step: dict, task: str) -> np.ndarray:
         button = float(role == "button" or name.strip().lower() in ("submit", "ok", "search"))
         on["fields typed x button"] = typed_share * button
         on["no fields typed x button"] = float(not typed) * button
+        on["box pending x button"] = float(pending) * button
         at = order.index(eid) if eid in order else 0
         on["position"] = at / max(1, len(order) - 1)
         on["last"] = float(at == len(order) - 1)
@@ -498,8 +509,19 @@ def main() -> None:
     p.add_argument("--max-actions", type=int, default=10)
     p.add_argument("--only", default="", help="these tasks of the 56 (comma-separated)")
     p.add_argument("--stride", type=int, default=1, help="every K-th task (a spread subset)")
-    p.add_argument("--no-eval", action="store_true", help="train and report accuracies only")
-    p.add_argument("--table", action="store_true", help="only print the evaluation table")
+    p.add_argument("--model", type=Path, default=RESULTS / "web_bc_model.json")
+    p.add_argument(
+        "--train",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="replay new paths and train (--no-train: use --model as it is)",
+    )
+    p.add_argument(
+        "--eval",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the held-out episodes not yet in --evals (--no-eval: the table)",
+    )
     p.add_argument("--explore", action="store_true", help="explore --seeds for more paths")
     p.add_argument("--seeds", default="5-9", help="training seeds to explore (--explore)")
     p.add_argument("--steps", type=int, default=300, help="browser steps per (task, seed)")
@@ -518,18 +540,44 @@ def main() -> None:
         explore_more(args, tasks)
         return
     seeds = seed_range(args.eval_seeds)
-    if not args.table:
-        collect(found_paths(args.paths, set(seeds)), args.cache, tasks)
-    records = training_set(args.cache, tasks)
-    if not records:
-        raise SystemExit(f"no replayed paths in {args.cache} for these tasks")
-    w = fit(records)
-    model = hashlib.sha256(w.tobytes()).hexdigest()[:10]
-    print(f"{len(records)} paths, {sum(len(r['steps']) for r in records)} steps; "
-          f"training accuracy {accuracy(w, records):.1%}")  # fmt: skip
-    if not args.no_eval and not args.table:
+    if args.train:
+        # Every task's paths train the one policy, whichever tasks are then evaluated.
+        collect(found_paths(args.paths, set(seeds)), args.cache, list(web.WEBGUM))
+        records = training_set(args.cache, list(web.WEBGUM))
+        if not records:
+            raise SystemExit(f"no replayed paths in {args.cache}: run bench/web.py first")
+        w = fit(records)
+        save(args.model, w, records)
+        print(f"{len(records)} paths, {sum(len(r['steps']) for r in records)} steps; training "
+              f"accuracy {accuracy(w, records):.1%}; model in {args.model}")  # fmt: skip
+    model, w, paths = load_model(args.model)
+    if args.eval:
         evaluate(w, model, tasks, seeds, args)
-    table(model, records, tasks, seeds, args.evals)
+    table(model, paths, tasks, seeds, args.evals)
+
+
+def save(path: Path, w: np.ndarray, records: list[dict]) -> None:
+    """The policy as data: its nonzero weights by feature, and the paths it learned from."""
+    model = hashlib.sha256(w.tobytes()).hexdigest()[:10]
+    path.write_text(json.dumps({
+        "model": model, "dense": list(DENSE), "hashed": HASHED,
+        "weights": {str(i): float(w[i]) for i in np.flatnonzero(w)},
+        "paths": [[r["task"], r["seed"], r["kept"]] for r in records],
+    }) + "\n")  # fmt: skip
+
+
+def load_model(path: Path) -> tuple[str, np.ndarray, list[dict]]:
+    """(model id, weights, the paths trained on) from ``save``'s file."""
+    if not path.exists():
+        raise SystemExit(f"no model at {path}: train one first (--train)")
+    data = json.loads(path.read_text())
+    if data["dense"] != list(DENSE) or data["hashed"] != HASHED:
+        raise SystemExit(f"{path} was trained on other features: train again (--train)")
+    w = np.zeros(WIDTH, np.float64)
+    for i, v in data["weights"].items():
+        w[int(i)] = v
+    paths = [{"task": t, "seed": s, "kept": k} for t, s, k in data["paths"]]
+    return data["model"], w, paths
 
 
 if __name__ == "__main__":

@@ -217,16 +217,21 @@ def test_features_carry_across_seeds(bc):
             assert row[col["next text is a field"]] == (i in boxes.want)
 
 
-def test_a_policy_cloned_from_a_few_noisy_paths_solves_unseen_seeds(bc):
+def test_a_policy_cloned_from_a_few_noisy_paths_solves_unseen_seeds(bc, tmp_path):
     """One multi-task policy from four noisy paths per task (their detours cut), run greedy on
     20 seeds it never saw."""
     records = []
     for name, site in (("click-checkboxes", Boxes()), ("login-user", Login())):
         for seed in range(4):
             steps, reward = bc.essential(site, seed, solution(site, seed, noise=1))
-            records.append({"task": name, "seed": seed, "steps": steps, "reward": reward})
+            kept = [s["commands"][s["chosen"]] for s in steps]
+            records.append({"task": name, "seed": seed, "steps": steps, "kept": kept})
     w = bc.fit(records)
     assert bc.accuracy(w, records) == 1.0
+    bc.save(tmp_path / "model.json", w, records)  # the policy as data, read back the same
+    model, again, paths = bc.load_model(tmp_path / "model.json")
+    assert (again == w).all() and len(model) == 10
+    assert paths[0] == {"task": "click-checkboxes", "seed": 0, "kept": records[0]["kept"]}
     for name, site in (("click-checkboxes", Boxes()), ("login-user", Login())):
         won = [bc.episode(site, w, name, seed, max_actions=10)["success"]
                for seed in range(100, 120)]  # fmt: skip
