@@ -1,5 +1,5 @@
-"""bench/web_bc.py without a browser: paths read and replayed once, their detours cut, and a
-policy cloned from a few seeds that solves seeds it never saw.
+"""bench/web_bc.py: paths read and replayed once, their detours cut, and a policy cloned
+from a few seeds that solves seeds it never saw; one test in the browser (skipped without it).
 
 Two small pages stand in for MiniWoB++ tasks, with the interface bench/web_bc.py uses of
 ``MiniWoBTask`` (``reset(seed)``, ``actions``, ``page``, ``step``, ``done``, ``raw_reward``,
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -244,3 +246,30 @@ def test_a_policy_cloned_from_a_few_noisy_paths_solves_unseen_seeds(bc, tmp_path
 def test_seed_ranges(bc):
     assert bc.seed_range("5-9") == [5, 6, 7, 8, 9]
     assert bc.seed_range("1,3,1000-1002") == [1, 3, 1000, 1001, 1002]
+
+
+def test_a_found_path_replays_in_the_browser_and_keeps_what_the_goal_needs(bc):
+    """The real enter-text: a path with focusing clicks and a second typing is cut to typing
+    the value and submitting, which still reaches the goal on the same seed."""
+    pytest.importorskip("selenium")
+    pytest.importorskip("miniwob")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")) or not shutil.which(
+        "chromedriver"
+    ):
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: apt-get install chromium chromium-driver")
+        pytest.skip("needs Chromium and chromedriver (apt-get install chromium chromium-driver)")
+    env = bc.web.MiniWoBTask(bc.web.env_id("enter-text"))
+    try:
+        env.reset(seed=0)
+        box = next(e.id for e in env.page.elements if e.role == "textbox")
+        submit = next(e.id for e in env.page.elements if e.role == "button")
+        value = env.fields[0]
+        plan = [click(box), fill(box, value), click(box), fill(box, value), click(submit)]
+        path = [env.actions.index(c) for c in plan]  # the page's commands stay the same
+        steps, reward = bc.essential(env, 0, path)
+        assert reward > 0
+        assert [s["commands"][s["chosen"]] for s in steps] == [fill(box, value), click(submit)]
+        assert value in steps[0]["instruction"] and steps[1]["history"] == [fill(box, value)]
+    finally:
+        env.close()
