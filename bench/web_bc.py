@@ -11,9 +11,8 @@ training seeds disjoint from the evaluation seeds.
 1. **Steps.** Each path is replayed in the browser and each decision kept as (instruction,
    fields, page elements, admissible commands, the commands taken before, the chosen one), one
    JSON line per path in ``--cache`` so a path is replayed once. Exploration's paths carry
-   detours (an action that changes nothing, a checkbox ticked then unticked): a stretch of the
-   path that comes back to a page seen before is cut out, and the shorter path kept when its
-   replay still reaches the goal.
+   detours (an action that changes nothing, a checkbox ticked then unticked), so only the
+   actions the reward needs are kept (``essential``).
 2. **Policy.** One multi-task linear scorer over the admissible commands (a conditional logit:
    softmax over the page's commands, cross-entropy on the chosen one, each task weighted
    equally). A task has one to a few found paths, so the features are those that carry across
@@ -32,8 +31,9 @@ training seeds disjoint from the evaluation seeds.
    Furuta et al. 2023; both policies learned from human demonstrations).
 
     python bench/web_bc.py --explore --seeds 5-9 --skip-unsolved bench/results/web.jsonl
-    python bench/web_bc.py --paths bench/results/web.jsonl bench/results/web_bc_explore.jsonl
-    python bench/web_bc.py --no-train --no-eval     # the evaluation table of what is done
+    python bench/web_bc.py --no-eval       # replay new paths, cut them, train: --model
+    python bench/web_bc.py --no-train      # evaluate --model on the held-out seeds, the table
+    python bench/web_bc.py --no-train --no-eval     # the table of what is done
 """
 
 from __future__ import annotations
