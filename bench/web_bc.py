@@ -166,9 +166,9 @@ def essential(env: Any, seed: int, path: list[int], longest: int = 30) -> tuple[
     return steps, reward
 
 
-def collect(paths: dict[tuple, list[int]], cache: Path, tasks: list[str]) -> None:
-    """Replay the paths not yet in ``cache`` and append their essential steps, one line per
-    path."""
+def collect(paths: dict[tuple, list[int]], cache: Path, tasks: list[str], cut: bool = True) -> None:
+    """Replay the paths not yet in ``cache`` and append their essential steps (all their steps
+    without ``cut``), one line per path."""
     have = {(r["task"], r["seed"], r["method"], tuple(r["path"])) for r in web.load(cache)}
     todo: dict[str, list] = defaultdict(list)
     for (task, seed, method), path in sorted(paths.items()):
@@ -178,7 +178,10 @@ def collect(paths: dict[tuple, list[int]], cache: Path, tasks: list[str]) -> Non
         env = web.MiniWoBTask(web.env_id(task))
         try:
             for seed, method, path in runs:
-                steps, reward = essential(env, seed, path)
+                if cut:
+                    steps, reward = essential(env, seed, path)
+                else:
+                    steps, _, reward = replay(env, seed, path)
                 reached = reward > 0
                 kept = [s["commands"][s["chosen"]] for s in steps]
                 web.append(cache, {"task": task, "seed": seed, "method": method, "path": path,
@@ -510,6 +513,9 @@ def main() -> None:
     p.add_argument("--only", default="", help="these tasks of the 56 (comma-separated)")
     p.add_argument("--stride", type=int, default=1, help="every K-th task (a spread subset)")
     p.add_argument("--model", type=Path, default=RESULTS / "web_bc_model.json")
+    p.add_argument("--cut", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep only the actions a path's reward needs (--no-cut: the ablation, "
+                        "with its own --cache and --model)")  # fmt: skip
     p.add_argument(
         "--train",
         action=argparse.BooleanOptionalAction,
@@ -542,7 +548,7 @@ def main() -> None:
     seeds = seed_range(args.eval_seeds)
     if args.train:
         # Every task's paths train the one policy, whichever tasks are then evaluated.
-        collect(found_paths(args.paths, set(seeds)), args.cache, list(web.WEBGUM))
+        collect(found_paths(args.paths, set(seeds)), args.cache, list(web.WEBGUM), args.cut)
         records = training_set(args.cache, list(web.WEBGUM))
         if not records:
             raise SystemExit(f"no replayed paths in {args.cache}: run bench/web.py first")
