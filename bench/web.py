@@ -16,7 +16,9 @@ Each run of a (task, seed, method) appends one JSON line to ``--results``
 is skipped, so the protocol goes in pieces across sessions, and the table is printed over what
 is done, with the count done of the protocol's 840. Runs go seed by seed (every task's seed 0
 first) so a partial table covers all tasks. A run whose browser failed beyond the adapter's
-own restart is tried once more in a fresh browser, else left for the next session.
+own restart is tried once more in a fresh browser, else left for the next session. A solved
+line keeps its ``path``, the actions (indices into the admissible list) from ``reset(seed)``
+to the goal, the shortest the run found: training data for a policy, replayable in the browser.
 
     python bench/web.py                                   # the full protocol (hours; resumes)
     python bench/web.py --table                           # the table of what is done
@@ -90,9 +92,11 @@ def explore(worker: Worker, selector: str, seed: int, budget: int) -> dict:
             t = time.perf_counter()
             engine.tell(result)
             engine_s += time.perf_counter() - t
+    a, won = engine.archive, engine.archive.goal_entry()
+    path = [] if won is None else engine.trajectories.actions(a.node[won], a.length[won])
     return {"solved": engine.success_frame is not None, "steps_to_success": engine.success_frame,
             "steps": engine.frames, "cells": len(engine.archive), "browser_s": browser,
-            "engine_s": engine_s}  # fmt: skip
+            "engine_s": engine_s, "path": [int(x) for x in path]}  # fmt: skip
 
 
 def random_agent(worker: Worker, seed: int, budget: int, episode: int) -> dict:
@@ -101,11 +105,13 @@ def random_agent(worker: Worker, seed: int, budget: int, episode: int) -> dict:
     steps, first, t = 0, None, time.perf_counter()
     while steps < budget and first is None:
         env.reset(seed)
+        path = []
         for _ in range(episode):
             here = env.admissible()
             if not here or steps >= budget:
                 break
-            _, term, _ = env.step(here[int(rng.integers(len(here)))][0])
+            path.append(here[int(rng.integers(len(here)))][0])
+            _, term, _ = env.step(path[-1])
             steps += 1
             if env.goal():
                 first = steps
@@ -113,7 +119,8 @@ def random_agent(worker: Worker, seed: int, budget: int, episode: int) -> dict:
             if term:
                 break
     return {"solved": first is not None, "steps_to_success": first, "steps": steps,
-            "cells": None, "browser_s": time.perf_counter() - t, "engine_s": 0.0}  # fmt: skip
+            "cells": None, "browser_s": time.perf_counter() - t, "engine_s": 0.0,
+            "path": path if first is not None else []}  # fmt: skip
 
 
 RESULTS = Path(__file__).parent / "results" / "web.jsonl"
