@@ -449,6 +449,7 @@ class SimExecutor(RayExecutor):
 class SimWorkers:
     def __init__(self, results: list[bytes]) -> None:
         self.results, self.i = results, 0
+        self.runner = _Runner(self)  # the worker ``run_tasks`` takes
 
     def ready(self) -> bool:
         return True
@@ -460,15 +461,18 @@ class SimWorkers:
         r.task_id = task.task_id
         return r
 
-    async def apply(self, fn, k: int, head: bytes, *blobs):
-        """A call of shards_ray's data path: the tasks come from the shards' objects (resolved
-        by Ray here), the parts go back as one object per shard (``run_call``)."""
+    async def apply(self, fn, k: int, head: bytes, shards):
+        """A call of shards_ray's data path (``run_call``, waiting without blocking): the tasks
+        asked from the shards, the parts returned as one object per shard."""
         import asyncio
 
-        n = len(loads(head)[1])
-        await asyncio.sleep(n * 2 / RATE)
-        meta, *parts = fn(_Runner(self), k, head, *blobs)
-        return (dumps((loads(meta)[0], n / RATE)), *parts)
+        from stepstone.shards_ray import fetch, run_tasks
+
+        refs, picks = fetch(self.runner, head, shards)
+        await asyncio.sleep(len(picks) * 2 / RATE)
+        blobs = await asyncio.gather(*refs)
+        meta, *parts = run_tasks(self.runner, k, blobs, picks)
+        return (dumps((loads(meta)[0], len(picks) / RATE)), *parts)
 
     async def run(self, tasks_bytes: bytes) -> bytes:
         import asyncio
@@ -546,12 +550,12 @@ def loopback(args: argparse.Namespace) -> None:
 
             prof = cProfile.Profile(time.process_time)
         try:
-            merged, started = 0, False
+            merged, started, first = 0, False, None
+            w1 = c1 = 0.0
             w0 = time.perf_counter()
-            warm = w0 + 3.0  # the first tasks fill the pipeline, per_call settles
             phase = dict.fromkeys(("ask", "submit", "poll", "tell"), 0.0)
             clock = time.process_time
-            while time.perf_counter() - w0 < args.seconds + 3.0:
+            while time.perf_counter() - w0 < LIMIT * args.seconds:
                 t0 = clock()
                 want = ex.capacity - ex.in_flight
                 tasks = engine.ask(want) if want > 0 else []
@@ -563,19 +567,26 @@ def loopback(args: argparse.Namespace) -> None:
                 t3 = clock()
                 engine.tell_many(got)
                 t4 = clock()
-                if time.perf_counter() >= warm and (started or got):
-                    if not started:  # the first results after the warm-up: measured from here
-                        started = True
-                        w1, c1 = time.perf_counter(), time.process_time()
-                        s1 = engine.cpu() if k else []
-                        phase = dict.fromkeys(phase, 0.0)
-                        if prof is not None:
-                            prof.enable()
-                    else:
-                        for name, a, b in (("ask", t0, t1), ("submit", t1, t2),
-                                               ("poll", t2, t3), ("tell", t3, t4)):  # fmt: skip
-                            phase[name] += b - a
+                now = time.perf_counter()
+                if started:
+                    for name, a, b in (("ask", t0, t1), ("submit", t1, t2),
+                                       ("poll", t2, t3), ("tell", t3, t4)):  # fmt: skip
+                        phase[name] += b - a
                     merged += len(got)
+                    if now - w1 >= args.seconds:
+                        break
+                elif first is None and got:
+                    first = now
+                elif first is not None and now - first >= WARM:
+                    # Results have flowed for WARM s (the pipeline filled, per_call settled):
+                    # measured from here for --seconds.
+                    started = True
+                    w1, c1 = now, time.process_time()
+                    s1 = engine.cpu() if k else []
+                    if prof is not None:
+                        prof.enable()
+            if not started:
+                raise SystemExit(f"no results within {LIMIT * args.seconds:.0f}s: too loaded?")
             wall, cpu = time.perf_counter() - w1, time.process_time() - c1
             if data_path == "actors":  # the shards' merges still queued: in their CPU
                 engine.collect(wait=True)
@@ -613,6 +624,8 @@ def loopback(args: argparse.Namespace) -> None:
     ex.ray.shutdown()
 
 
+WARM = 5.0  # seconds of results before a loopback row is measured
+LIMIT = 6  # a loopback row gives up after LIMIT x --seconds
 INNER = 3  # replays per process: the least CPU of them is the least disturbed by other jobs
 
 

@@ -5,21 +5,23 @@ shards.py's coordinator forwards every task (with its 7.7 kB snapshot) and every
 result through itself: over Ray that costs it ~0.85 ms a call, past a thousand workers' worth of
 its core (bench/README.md). Here:
 
-- a task is a ``Ticket`` (its id) until a call to a worker is made up: then one shard, chosen by
-  its weight total, is asked for the call's tasks (``RayShard.make``), and the object holding
-  them is an argument of the worker's call, which Ray hands to the worker;
-- the worker runs them (``run_call``) and returns K+1 objects: for the coordinator each task's
-  id, frames and the shards it has parts for; for each shard, its parts;
+- a task is a ``Ticket`` (its id) until a call to a worker is made up with it: then one shard,
+  chosen by its weight total, is named to make the call's tasks, and the worker asks it for
+  them (``run_call``, ``RayShard.make``): they go from the shard to the worker;
+- the worker runs them and returns K+1 objects: for the coordinator each task's id, frames and
+  the shards it has parts for; for each shard, its parts;
 - the coordinator passes each shard the objects of its parts with the (task id, frames) to merge
   (``RayShard.merge``), without waiting: the shard's reply (weight total, table delta, tasks
   that found something for the chosen cell's counters) is taken in at a later poll.
 
 The coordinator keeps what shards.py's does: frames, task ids, the tickets in flight (a result is
-forwarded at most once; a dead worker's ticket is re-run on the object it was made in), weight
-totals. A shard merges a task's part at most once too. Parts' objects are the coordinator's
-(Ray: a caller owns what its calls return), so they outlive a worker that dies after answering.
-Ray keeps objects under ``INLINE`` bytes in the caller's memory: a local instance is started
-with that limit lowered, so parts go to the object store; a cluster keeps its own setting.
+forwarded at most once; a dead worker's ticket is re-run, and its shard makes the same task
+again), weight totals. A shard merges a task's part at most once too. Parts' objects are the
+coordinator's (Ray: a caller owns what its calls return), so they outlive a worker that dies
+after answering. Ray keeps objects under ``INLINE`` bytes in the caller's memory: a local
+instance is started with that limit lowered, so parts go to the object store; a cluster keeps
+its own setting (100 kB unless ``RAY_max_direct_call_object_size`` says otherwise), with which
+parts of a call under it pass through the coordinator's memory, still unread.
 Not here: the shards' engines and stores (shards.py), the loop (loop.py).
 """
 
@@ -51,13 +53,11 @@ RECENT = 1 << 16  # task ids a shard remembers: merged (a part told twice) or aw
 
 @dataclass(slots=True)
 class Ticket:
-    """A task as the coordinator holds it: its id, then the shard that made it and the object
-    holding it (``ref``, at ``pos``) once a call was made up with it."""
+    """A task as the coordinator holds it: its id, and the shard that makes it once a call
+    was made up with it (the worker asks that shard for it, again if the task is re-run)."""
 
     task_id: int
     shard: int = -1
-    ref: Any = None
-    pos: int = 0
 
     @property
     def cell(self) -> str:
@@ -76,14 +76,33 @@ class Done:
     parts: list[Any]
 
 
-def run_call(worker: Any, k: int, head: bytes, *blobs: list) -> tuple:
-    """Worker side: run the tasks ``head`` points to in ``blobs`` (shards' ``make`` objects,
-    resolved by Ray); return what the coordinator reads, then each shard's parts as
-    {task id: (part, the task's cell, score, length, trajectory, cell shape)}, the task
-    omitted for its own shard (which made it)."""
-    deltas, picks = loads(head)
+def run_call(worker: Any, k: int, head: bytes, shards: list | None) -> tuple:
+    """Worker side: ask the shards for the call's tasks, run them; ``run_tasks``' objects."""
+    import ray
+
+    refs, picks = fetch(worker, head, shards)
+    return run_tasks(worker, k, ray.get(refs), picks)
+
+
+def fetch(worker: Any, head: bytes, shards: list | None) -> tuple[list, list]:
+    """Take the call's table deltas and the shards' handles (sent when the worker lacks them)
+    and ask each shard named in ``head`` for its tasks (``RayShard.make``): the objects asked
+    for, and where each task is in them."""
+    if shards is not None:
+        worker.shard_actors = shards
+    deltas, groups = loads(head)
     if deltas:
         worker.table.apply(deltas)
+    refs = [worker.shard_actors[i].make.remote(ids) for i, ids in groups]
+    picks = [(b, p) for b, (_, ids) in enumerate(groups) for p in range(len(ids))]
+    return refs, picks
+
+
+def run_tasks(worker: Any, k: int, blobs: list, picks: list) -> tuple:
+    """Run the tasks at ``picks`` in ``blobs`` (shards' ``make`` lists); return what the
+    coordinator reads (each task's id, frames and the shards it has parts for, and the
+    seconds taken), then each shard's parts as {task id: (part, None)} for the shard that made
+    the task, {task id: (part, (cell, score, length, trajectory, cell shape))} for others."""
     start = time.perf_counter()
     meta = []
     out: list[dict] = [{} for _ in range(k)]
@@ -135,15 +154,19 @@ class RayShard(Shard):
             super().close()
 
     def make(self, ids: list[int]) -> list[tuple]:
-        """Tasks numbered ``ids`` with their trajectories: the object a worker's call takes."""
+        """Tasks numbered ``ids``, each with its trajectory: what a worker's call runs. Asked
+        again (a dead worker's task re-run), the same tasks."""
+        asked = self.asked
+        if ids[0] in asked:
+            return [asked[tid] for tid in ids]
         e = self.engine
         tasks = e.ask(len(ids))
         e.pending.clear()
         out = []
         for t, tid in zip(tasks, ids, strict=True):
             t.task_id = tid
-            self.asked[tid] = t
-            out.append((t, self.path(t.node, t.length)))
+            asked[tid] = item = (t, self.path(t.node, t.length))
+            out.append(item)
         return out
 
     def merge(self, items: list[tuple], credits: list[int], *blobs: dict) -> tuple:
@@ -158,7 +181,7 @@ class RayShard(Shard):
         for tid, before, frames in items:
             part, info = parts[tid]
             if info is None:
-                t = self.asked.pop(tid, None)
+                t = self.asked.pop(tid, (None,))[0]
                 if t is None:
                     continue
                 rows.append((tid, t.cell, t.score, t.length, t.node, None, t.cell_shape,
@@ -360,9 +383,9 @@ class RayShardedEngine(ShardedEngine):
 
 
 class ShardRoute(Route):
-    """Calls to workers made up from tickets: a shard makes the fresh tickets' tasks (one
-    shard a call), the object holding them is the call's argument; the workers' parts come
-    back as one object per shard (``run_call``)."""
+    """Calls to workers made up from tickets: the fresh tickets of a call are given one shard,
+    chosen by weight, which the worker asks for their tasks; the workers' parts come back as
+    one object per shard (``run_call``)."""
 
     def __init__(self, engine: RayShardedEngine, filtered: bool) -> None:
         self.engine, self.filtered = engine, filtered
@@ -370,19 +393,18 @@ class ShardRoute(Route):
 
     def args(self, tasks: list[Any], known: Any) -> tuple[tuple, Any]:
         e = self.engine
-        fresh = [t for t in tasks if t.ref is None]
+        fresh = [t for t in tasks if t.shard < 0]
         if fresh:
             i = e.choose()
-            ref = e.actors[i].make.remote([t.task_id for t in fresh])
-            for j, t in enumerate(fresh):
-                t.shard, t.ref, t.pos = i, ref, j
-        refs = list(dict.fromkeys(t.ref for t in tasks))
-        if len(refs) == 1:
-            picks = [(0, t.pos) for t in tasks]
-        else:  # tasks re-run after a worker died, or a call spanning two
-            picks = [(refs.index(t.ref), t.pos) for t in tasks]
-        deltas, known = e.feed.missing(known) if self.filtered else (None, None)
-        return (run_call, e.k, dumps((deltas, picks)), *refs), known
+            for t in fresh:
+                t.shard = i
+        groups: dict[int, list[int]] = {}
+        for t in tasks:  # usually one shard; tasks re-run after a worker died may be of two
+            groups.setdefault(t.shard, []).append(t.task_id)
+        deltas, held = e.feed.missing(known and known[0]) if self.filtered else (None, None)
+        head = dumps((deltas, list(groups.items())))
+        # A new or restarted worker (``known`` None) is sent the shards' handles.
+        return (run_call, e.k, head, None if known else e.actors), (held, True)
 
     def results(self, value: Any, refs: list[Any]) -> list[Any]:
         return [Done(tid, frames, to, refs) for tid, frames, to in value]
