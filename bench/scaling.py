@@ -589,6 +589,7 @@ def loopback(args: argparse.Namespace) -> None:
                 raise SystemExit(f"no results within {LIMIT * args.seconds:.0f}s: too loaded?")
             wall, cpu = time.perf_counter() - w1, time.process_time() - c1
             if data_path == "actors":  # the shards' merges still queued: in their CPU
+                engine.flush()
                 engine.collect(wait=True)
             shard_cpu = [b - a for a, b in zip(s1, engine.cpu(), strict=True)] if k else []
         finally:

@@ -47,6 +47,7 @@ from .executors.ray import Route, init
 from .shards import Shard, ShardedEngine, shard_of
 
 INLINE = 4096  # bytes: Ray's limit for objects kept in the caller's memory, in a local instance
+MERGE, MERGE_SECONDS = 256, 0.2  # results told, or seconds, before the shards merge them
 LAG = 4  # merges a shard may have queued before the coordinator waits for the oldest
 RECENT = 1 << 16  # task ids a shard remembers: merged (a part told twice) or awaiting credit
 
@@ -247,6 +248,9 @@ class RayShardedEngine(ShardedEngine):
                        for i in range(config.shards)]  # fmt: skip
         self.replies: deque[tuple[int, Any]] = deque()  # merges sent, oldest first
         self.found = 0  # new cells the replies taken in since the last tell reported
+        self.items: list[list[tuple]] = [[] for _ in range(config.shards)]  # to merge, a shard
+        self.blobs: list[dict] = [{} for _ in range(config.shards)]  # their parts' objects
+        self.held, self.since = 0, 0.0  # results told since the last merge, and since when
         try:
             super().__init__(run_dir, config, state, pickled, trusted)
         except BaseException:
@@ -309,12 +313,12 @@ class RayShardedEngine(ShardedEngine):
         return int(self.rng.choice(self.k, p=w / w.sum()))
 
     def tell_many(self, results: Iterable[Any]) -> list[TellStats]:
-        """Forward each result's parts (once) to the shards holding them; take in the replies
-        that are in. The loop below runs once per result: it touches ids and counts only."""
+        """Forward each result's parts (once) to the shards holding them, in merges of
+        ``MERGE`` results or ``MERGE_SECONDS`` (a Ray call costs each side as much as merging
+        tens of results); take in the replies that are in. The loop below runs once per
+        result: it touches ids and counts only."""
         self.collect(wait=False)
-        k = self.k
-        items: list[list[tuple]] = [[] for _ in range(k)]
-        blobs: list[dict] = [{} for _ in range(k)]
+        items, blobs = self.items, self.blobs
         stats: list[TellStats] = []
         pending = self.pending
         frames = self.frames
@@ -327,18 +331,28 @@ class RayShardedEngine(ShardedEngine):
                 items[i].append((r.task_id, frames, r.frames))
                 blobs[i][r.parts[i]] = None
             frames += r.frames
-        self.explorations += sum(not s.duplicate for s in stats)
+        told = sum(not s.duplicate for s in stats)
+        self.explorations += told
         self.frames = frames
-        for i in range(k):
-            if items[i]:
-                call = self.actors[i].merge.remote(items[i], self.credits[i], *blobs[i])
-                self.credits[i] = []
-                self.replies.append((i, call))
+        if told and not self.held:
+            self.since = time.monotonic()
+        self.held += told
+        if self.held >= MERGE or (self.held and time.monotonic() - self.since >= MERGE_SECONDS):
+            self.flush()
         if self.found and stats:  # cells the shards reported since: counted with this batch
             stats[0].new_cells, self.found = self.found, 0
-        while len(self.replies) > LAG * k:  # shards behind: wait for them
+        while len(self.replies) > LAG * self.k:  # shards behind: wait for them
             self.collect(wait=True, oldest=True)
         return stats
+
+    def flush(self) -> None:
+        """Send each shard the merge of what it was told since the last."""
+        for i in range(self.k):
+            if self.items[i]:
+                call = self.actors[i].merge.remote(self.items[i], self.credits[i], *self.blobs[i])
+                self.items[i], self.blobs[i], self.credits[i] = [], {}, []
+                self.replies.append((i, call))
+        self.held = 0
 
     def collect(self, wait: bool, oldest: bool = False) -> None:
         """Take in the shards' replies, in the order sent: those that are in (all, when
@@ -367,6 +381,7 @@ class RayShardedEngine(ShardedEngine):
 
     # -- the run directory -------------------------------------------------------------------
     def commit_shards(self) -> None:
+        self.flush()
         self.collect(wait=True)
         self._commit("commit_tasks")
 
