@@ -488,6 +488,11 @@ class SimWorkers:
         return dumps((out, len(tasks) / RATE))
 
 
+def by_call(engine, data_path: str) -> list:
+    """Each shard actor's CPU in ``make``, ``merge`` and in all (shards_ray.py)."""
+    return engine._call_all("cpu_by_call", [()] * engine.k) if data_path == "actors" else []
+
+
 class _Runner:
     """What ``run_call`` takes as a worker, over the simulated workers' recorded results."""
 
@@ -552,6 +557,7 @@ def loopback(args: argparse.Namespace) -> None:
         try:
             merged, started, first = 0, False, None
             w1 = c1 = 0.0
+            b1: list = []
             w0 = time.perf_counter()
             phase = dict.fromkeys(("ask", "submit", "poll", "tell"), 0.0)
             clock = time.process_time
@@ -583,6 +589,7 @@ def loopback(args: argparse.Namespace) -> None:
                     started = True
                     w1, c1 = now, time.process_time()
                     s1 = engine.cpu() if k else []
+                    b1 = by_call(engine, data_path)
                     if prof is not None:
                         prof.enable()
             if not started:
@@ -592,6 +599,7 @@ def loopback(args: argparse.Namespace) -> None:
                 engine.flush()
                 engine.collect(wait=True)
             shard_cpu = [b - a for a, b in zip(s1, engine.cpu(), strict=True)] if k else []
+            b2 = by_call(engine, data_path)
         finally:
             ray = ex.ray
             for h in {id(a): a for a in ex.actors}.values():
@@ -620,6 +628,13 @@ def loopback(args: argparse.Namespace) -> None:
         # The coordinator's CPU by phase: ask (the engine or shards choose cells), submit
         # (pickling tasks, Ray calls), poll (Ray's wait and get, unpickling results, the
         # next calls), tell (merging, or forwarding parts to the shards and their replies).
+        if b1:  # each shard actor's CPU: in its calls' own work, and the rest (Ray's)
+            per = 1e3 / max(1, merged)
+            print("        shard actors ms/result: " + "; ".join(
+                f"make {per * (y['make'] - x['make']):.4f}, merge "
+                f"{per * (y['merge'] - x['merge']):.4f}, rest "
+                f"{per * (y['all'] - x['all'] - sum(y[n] - x[n] for n in ('make', 'merge'))):.4f}"
+                for x, y in zip(b1, b2, strict=True)))  # fmt: skip
         print("        coordinator ms/result by phase: " + ", ".join(
                 f"{name} {1e3 * c / max(1, merged):.4f}" for name, c in phase.items()))  # fmt: skip
     ex.ray.shutdown()

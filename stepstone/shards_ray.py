@@ -141,6 +141,7 @@ class RayShard(Shard):
         except StepstoneError as e:  # said by the first call (an actor's own error is lost)
             self.error = e
             return
+        self.spent = {"make": 0.0, "merge": 0.0}  # CPU seconds in each (bench/scaling.py)
         self.asked: dict[int, Any] = {}  # tasks made, until their own part is merged
         self.merged: OrderedDict[int, None] = OrderedDict()  # foreign parts merged
         self.waiting: OrderedDict[int, Any] = OrderedDict()  # own task -> cell, for credits
@@ -157,6 +158,7 @@ class RayShard(Shard):
     def make(self, ids: list[int]) -> list[tuple]:
         """Tasks numbered ``ids``, each with its trajectory: what a worker's call runs. Asked
         again (a dead worker's task re-run), the same tasks."""
+        c0 = time.process_time()
         asked = self.asked
         if ids[0] in asked:
             return [asked[tid] for tid in ids]
@@ -168,12 +170,14 @@ class RayShard(Shard):
             t.task_id = tid
             asked[tid] = item = (t, self.path(t.node, t.length))
             out.append(item)
+        self.spent["make"] += time.process_time() - c0
         return out
 
     def merge(self, items: list[tuple], credits: list[int], *blobs: dict) -> tuple:
         """Merge the parts of ``items`` (task id, frames before, frames) found in ``blobs``,
         each at most once; the new and improved entries, the tasks of other shards that
         changed something here (by their shard), and this shard's totals."""
+        c0 = time.process_time()
         self.credit_tasks(credits)
         parts: dict[int, tuple] = {}
         for b in blobs:
@@ -205,7 +209,12 @@ class RayShard(Shard):
                 self.waiting.pop(tid, None)
             else:
                 found_for.setdefault(shard_of(cell, self.k), []).append(tid)
+        self.spent["merge"] += time.process_time() - c0
         return new, improved, found_for, totals
+
+    def cpu_by_call(self) -> dict:
+        """CPU seconds so far: in ``make``, in ``merge`` (besides Ray's work around them)."""
+        return {**self.spent, "all": time.process_time()}
 
     def credit_tasks(self, tids: Iterable[int]) -> None:
         """Explorations of these tasks (made here) found something in another shard: credit
@@ -243,8 +252,8 @@ class RayShardedEngine(ShardedEngine):
         self.ray = ray
         self.started_ray = init(address, max_direct_call_object_size=INLINE)
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        cls = ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy=here)(RayShard)
-        self.actors = [cls.remote(run_dir, config, i, pickled, trusted)
+        cls = ray.remote(RayShard).options(num_cpus=0, max_restarts=0, scheduling_strategy=here)
+        self.actors: list[Any] = [cls.remote(run_dir, config, i, pickled, trusted)
                        for i in range(config.shards)]  # fmt: skip
         self.replies: deque[tuple[int, Any]] = deque()  # merges sent, oldest first
         self.found = 0  # new cells the replies taken in since the last tell reported

@@ -87,7 +87,7 @@ def init(address: str | None, **system: Any) -> bool:
             log_to_driver=False,
             logging_level=logging.ERROR,
             configure_logging=False,
-            **({"_system_config": system} if system and address is None else {}),
+            _system_config=system if system and address is None else None,
         )
     except ConnectionError as e:
         raise ConfigError(
