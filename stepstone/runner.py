@@ -310,8 +310,9 @@ def llm_metrics(model: Any) -> dict:
 
 
 def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
-    """``run`` with the archive in ``config.shards`` shard processes (shards.py): the same
-    loop, iterations, commits and stopping, the coordinator holding per-shard totals only."""
+    """``run`` with the archive in ``config.shards`` shard processes (shards.py), or Ray
+    actors with ``--backend ray`` (shards_ray.py): the same loop, iterations, commits and
+    stopping, the coordinator holding per-shard totals only."""
     from .shards import ShardedEngine, check_shardable
 
     config = store.config

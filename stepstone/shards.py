@@ -24,6 +24,8 @@ start at ``i << ID_BITS``: ids stay unique across shards, and readers union the 
 Commits: each iteration, every shard commits its store, then the coordinator its own
 (``D/run.sqlite``: configuration, counters, metrics). A crash between them leaves shards a few
 results ahead of the coordinator's counters, never an entry without its trajectory.
+With ``--backend ray`` the shards are Ray actors and tasks and parts go between them and the
+workers without passing through the coordinator (shards_ray.py); the run directory is the same.
 Not here: the loop (loop.py), workers (worker.py), executors.
 """
 
