@@ -46,7 +46,7 @@ from .executors.base import dumps, loads
 from .executors.ray import Route, init
 from .shards import Shard, ShardedEngine, shard_of
 
-INLINE = 4096  # bytes: Ray's limit for objects kept in the caller's memory, in a local instance
+INLINE = 4096  # bytes: objects Ray passes through the caller, in a local instance started here
 MERGE, MERGE_SECONDS = 256, 0.2  # results told, or seconds, before the shards merge them
 LAG = 4  # merges a shard may have queued before the coordinator waits for the oldest
 RECENT = 1 << 16  # task ids a shard remembers: merged (a part told twice) or awaiting credit
@@ -253,8 +253,10 @@ class RayShardedEngine(ShardedEngine):
         self.started_ray = init(address, max_direct_call_object_size=INLINE)
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         cls = ray.remote(RayShard).options(num_cpus=0, max_restarts=0, scheduling_strategy=here)
-        self.actors: list[Any] = [cls.remote(run_dir, config, i, pickled, trusted)
-                       for i in range(config.shards)]  # fmt: skip
+        args = (run_dir, config)
+        self.actors: list[Any] = [
+            cls.remote(*args, i, pickled, trusted) for i in range(config.shards)
+        ]
         self.replies: deque[tuple[int, Any]] = deque()  # merges sent, oldest first
         self.found = 0  # new cells the replies taken in since the last tell reported
         self.items: list[list[tuple]] = [[] for _ in range(config.shards)]  # to merge, a shard

@@ -57,8 +57,9 @@ def tasks_per_call(workers: int, per_task: float) -> int:
 
 class Route:
     """How a call's tasks reach an actor and its results come back when the driver does not
-    carry their bytes (shards_ray.py: tasks taken from archive shards' objects, results'
-    parts returned as objects for the shards). Given to the executor in place of a ``Feed``."""
+    carry their bytes (shards_ray.py: workers ask archive shards for their tasks and return
+    their results' parts as objects for the shards). Given to the executor in place of a
+    ``Feed``."""
 
     returns: ClassVar[int] = 1  # objects an actor call returns; the first one is the driver's
 
