@@ -19,7 +19,10 @@ with one task per actor call and with several (``--tasks-per-call``)?
     python bench/scaling.py backends [--workers 2] [--rounds 3] [--seconds 15] [--kill-every 5]
     python bench/scaling.py driver [--results 2000] [--repeats 3] [--keep FILE] [--profile]
     python bench/scaling.py loopback [--workers 25 50 100] [--actors 2] [--per-call 1 auto]
-                                     [--recording FILE]
+                                     [--recording FILE] [--shards K [--path pipes actors]]
+
+With ``--shards K`` each row is run with the shards as processes (``pipes``: tasks and parts
+through the coordinator) and as Ray actors (``actors``: shards_ray.py), side by side.
 """
 
 from __future__ import annotations
