@@ -264,3 +264,93 @@ def test_a_sharded_run_reruns_a_killed_workers_tasks_and_merges_each_once(local_
             ex.close()
         engine.close()
     assert main(["replay", str(run), "--cell", "all"]) == 0
+
+
+def shard_explorations(run: Path, k: int) -> list[int]:
+    """Explorations each shard's store has merged (its own tasks and others' parts)."""
+    out = []
+    for i in range(k):
+        store = RunStore.open(run / "shards" / str(i))
+        out.append(store.state()["explorations"])
+        store.close()
+    return out
+
+
+def test_shard_actors_rerun_a_killed_workers_tasks_merge_each_part_once_and_resume(
+    local_ray, tmp_path
+):
+    """--backend ray --shards: tasks go from shard actors to workers and parts back to the
+    shards as Ray objects. A killed actor's tasks are re-run on the objects they were made in,
+    a result told twice is forwarded once, a part sent to a shard twice is merged once, and a
+    new coordinator continues from what the shards committed."""
+    import functools
+
+    from stepstone.config import ExploreConfig
+    from stepstone.shards_ray import RayShardedEngine
+    from stepstone.worker import Worker
+
+    run = tmp_path / "run"
+    config = ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram", shards=2)
+    store = RunStore.create(run, config)
+    factory = functools.partial(Worker.from_config, config)
+    engine = RayShardedEngine(run, config, {})
+    ex = None
+    try:
+        engine.add_root(factory().root())
+        ex = RayExecutor(factory, workers=2, feed=engine.route(), per_call=4)
+        victim = ex.pids()[0]
+        sent = engine.ask(24)
+        for t in sent:
+            ex.submit(t)
+        time.sleep(0.1)
+        os.kill(victim, signal.SIGKILL)
+        results = collect(ex)
+        assert sorted(r.task_id for r in results) == [t.task_id for t in sent]
+        assert ex.replaced == 1 and ex.reissued >= 1
+        stats = engine.tell_many(results + results[:5])  # the coordinator forwards once
+        assert engine.explorations == 24 and sum(s.duplicate for s in stats) == 5
+        engine.commit_shards()
+        store.commit(engine)
+        merged = shard_explorations(run, 2)
+        assert min(merged) > 0 and sum(merged) >= 24  # every task's own shard, and others
+        import ray
+
+        for i in range(2):  # the same parts sent to each shard again, past the coordinator
+            items = [(r.task_id, 0, r.frames) for r in results if i in r.to]
+            blobs = list(dict.fromkeys(r.parts[i] for r in results if i in r.to))
+            ray.get(engine.actors[i].merge.remote(items, [], *blobs))
+        engine.commit_shards()
+        assert shard_explorations(run, 2) == merged
+        cells = engine.cells
+    finally:
+        if ex is not None:
+            ex.close()
+        engine.close()
+    again = RayShardedEngine(run, config, store.state())  # resume: from the shards' stores
+    ex = None
+    try:
+        assert again.cells == cells and again.explorations == 24
+        ex = RayExecutor(factory, workers=2, feed=again.route(), per_call=4)
+        for t in again.ask(8):
+            ex.submit(t)
+        assert not any(s.duplicate for s in again.tell_many(collect(ex)))
+        again.commit_shards()
+        store.commit(again)
+        assert again.explorations == 32 and again.cells >= cells
+    finally:
+        if ex is not None:
+            ex.close()
+        again.close()
+        store.close()
+    assert main(["replay", str(run), "--cell", "all"]) == 0
+
+
+def test_a_sharded_ray_run_resumes_from_the_command_line(local_ray, tmp_path):
+    run = tmp_path / "run"
+    args = f"--backend ray --workers 2 --no-progress --run-dir {run}"
+    assert main(f"explore montezuma --cells ram --frames 3k --shards 2 {args}".split()) == 0
+    first = RunStore.open(run).state()
+    assert main(f"resume {run} --frames 6k --backend ray --no-progress".split()) == 0
+    after = RunStore.open(run).state()
+    assert after["frames"] >= 6000 > first["frames"] and after["shards"] == 2
+    assert main(["replay", str(run), "--cell", "all"]) == 0
