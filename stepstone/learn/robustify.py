@@ -95,7 +95,11 @@ class RobustifyConfig:
     epochs: int = 4
     minibatch: int = 128
     lr: float = 2.5e-4
-    gamma: float = 0.99
+    gamma: float = option(
+        0.99, help="discount of rewards in PPO and self-imitation; Go-Explore's Phase 2 on "
+        "Atari used 0.999 (robustified/phase2_atari.sh), which keeps a reward hundreds of "
+        "actions away from vanishing (0.99**300 = 0.05)",
+    )  # fmt: skip
     lam: float = 0.95
     clip: float = 0.2
     entropy: float = option(0.01, help="PPO's entropy bonus (keeps it trying actions)")
