@@ -595,6 +595,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}: success "
         f"{r['success']:.2f} ({r['success_criterion']}), mean score {r['score']:g}"
     )
+    if r["frames"] is not None:  # None: a policy saved before policies recorded it
+        print(f"the policy after {r['frames']:,} training steps")
     if "gif" in r:
         print(f"written: {r['gif']} ({r['gif_frames']} frames, the first episode)")
     return 0
