@@ -551,6 +551,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
                           "--max-steps and --lag must be >= 0")  # fmt: skip
     if not 0 < cfg.advance_rate <= 1:
         raise ConfigError(f"--advance-rate is a share in (0, 1], not {cfg.advance_rate}")
+    if not 0 < cfg.gamma <= 1:
+        raise ConfigError(f"--gamma is a discount in (0, 1], not {cfg.gamma}")
     if min(cfg.demos, cfg.threads, cfg.envs) < 1:
         raise ConfigError("--demos, --threads and --envs must be >= 1")
     baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
@@ -597,6 +599,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}: success "
         f"{r['success']:.2f} ({r['success_criterion']}), mean score {r['score']:g}"
     )
+    if r["frames"] is not None:  # None: a policy saved before policies recorded it
+        print(f"the policy after {r['frames']:,} training steps")
     if "gif" in r:
         print(f"written: {r['gif']} ({r['gif_frames']} frames, the first episode)")
     return 0

@@ -60,6 +60,8 @@ def test_robustify_refuses_a_run_without_reward(tmp_path, user_env_module, capsy
     assert main(["robustify", str(run), "--baselines", "dqn"]) == 2
     assert main(["robustify", str(run), "--advance-rate", "0"]) == 2
     assert main(["robustify", str(run), "--step-back", "-1"]) == 2
+    assert main(["robustify", str(run), "--gamma", "1.5"]) == 2
+    assert "--gamma is a discount in (0, 1], not 1.5" in capsys.readouterr().err
     assert not (run / "robustify" / "result.json").exists()
 
 

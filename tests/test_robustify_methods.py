@@ -208,3 +208,31 @@ def test_a_window_of_start_points_walks_the_corridor_back_to_reset(tmp_path, use
     cfg = RobustifyConfig(frames=8_000, start_window=10, advance_rate=0.2, eval_episodes=20)
     result = robustify(RunStore.open(run), cfg, baselines=())
     assert result["reached_reset"] and result["success_backward"] >= 0.9
+
+
+def test_gamma_discounts_the_demonstrations_return_and_a_checkpoint_keeps_it(
+    tmp_path, user_env_module, capsys
+):
+    """--gamma (Go-Explore used 0.999 on Atari) sets how much of a reward far ahead reaches
+    self-imitation and PPO; a training continues only with the discount it began with."""
+    from stepstone.learn import robustify as rb
+    from stepstone.trajectories import TrajectoryTree
+
+    run = corridor(tmp_path, user_env_module)
+    store = RunStore.open(run)
+    archive = store.load_archive()
+    for gamma in (0.99, 0.999):
+        cfg = rb.RobustifyConfig(gamma=gamma)
+        runner = rb.Runner(store, cfg)
+        best = rb.demonstration(archive, None)
+        demos = rb.demonstrations(runner, archive, TrajectoryTree(store.nodes), best, cfg)
+        returns = rb.imitation(demos, runner, cfg).returns
+        assert len(returns) == 39 and returns[-1] == 1.0  # the reward at the corridor's end
+        assert returns[0] == pytest.approx(gamma**38)
+        runner.worker.close()
+    args = ["robustify", str(run), "--baselines", "none", "--eval-episodes", "1", "--no-progress"]
+    assert main([*args, "--frames", "512", "--gamma", "0.999"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--frames", "1k"]) == 2
+    assert "--gamma 0.999 (now 0.99)" in capsys.readouterr().err
+    assert main([*args, "--frames", "1k", "--gamma", "0.999"]) == 0

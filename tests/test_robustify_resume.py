@@ -87,7 +87,12 @@ def test_kill_9_loses_at_most_the_last_checkpoint_and_the_run_continues(corridor
     assert proc.returncode == -signal.SIGKILL and frames >= 1_024
     assert not list(ckpt.parent.glob("*.tmp")) or ckpt.exists()  # never half a checkpoint
     saved = json.loads(torch.load(ckpt, weights_only=True)["state"])["frames"]
+    # The policy is written with every checkpoint: a training stopped (or under way) evaluates.
+    policy = torch.load(ckpt.with_name("policy.pt"), weights_only=True)
+    assert 0 < policy["frames"] <= saved and policy["frames"] % 512 == 0
     capsys.readouterr()
+    assert main(["evaluate", str(corridor_run), "--episodes", "1"]) == 0
+    assert f"the policy after {policy['frames']:,} training steps" in capsys.readouterr().out
     # The same settings, a budget one rollout past the checkpoint: it continues, not restarts.
     args = ["robustify", str(corridor_run), "--frames", str(saved + 512), "--checkpoint-every",
             "0", "--baselines", "none", "--step-back", "5", "--eval-episodes", "2"]  # fmt: skip
@@ -129,7 +134,8 @@ def test_policy_file_rebuilds_its_network_alone_and_old_policies_still_evaluate(
     assert info["inputs"] == 40 and sum(p.numel() for p in model.parameters()) > 0
     capsys.readouterr()
     assert main(["evaluate", str(corridor_run), "--episodes", "3"]) == 0
-    first = capsys.readouterr().out
+    first, steps = capsys.readouterr().out.splitlines()
+    assert steps == "the policy after 1,024 training steps"
 
     # A policy saved before the architecture was (a bare state dict, sizes in policy.json).
     torch.save(data["state_dict"], policy)
@@ -137,7 +143,7 @@ def test_policy_file_rebuilds_its_network_alone_and_old_policies_still_evaluate(
                                 "sticky")}  # fmt: skip
     (corridor_run / "robustify" / "policy.json").write_text(json.dumps(old))
     assert main(["evaluate", str(corridor_run), "--episodes", "3"]) == 0
-    assert capsys.readouterr().out == first  # the same network, the same episodes
+    assert capsys.readouterr().out == first + "\n"  # the same network, the same episodes
     assert main(["evaluate", str(corridor_run), "--max-steps", "-1"]) == 2
 
 

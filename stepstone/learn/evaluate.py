@@ -2,7 +2,8 @@
 
 ``D/robustify/policy.pt`` holds the network's architecture (kind, input and action sizes,
 hidden widths, the observation features it reads), what success meant in training (the run's
-goal, or the demonstration's return) and the weights, read with
+goal, or the demonstration's return), the training steps behind it (robustify writes it with
+every checkpoint, so a training under way can be evaluated) and the weights, read with
 ``torch.load(weights_only=True)``, which rebuilds tensors and plain containers only: nothing in
 a run directory is executed. Policies saved before this format (a bare state dict) are read
 with the sizes in ``policy.json`` beside them.
@@ -38,7 +39,8 @@ def load_policy(path: Path, seed: int = 0) -> tuple[Any, dict]:
     data = load(path, "a policy saved by stepstone robustify")
     if "state_dict" in data:  # the format with the architecture
         try:
-            info = {k: data[k] for k in KEYS} | {"max_steps": data.get("max_steps", 0)}
+            info = {k: data[k] for k in KEYS} | {"max_steps": data.get("max_steps", 0),
+                                                 "frames": data.get("frames")}  # fmt: skip
             arch = data["architecture"]
             hidden = tuple(int(h) for h in arch["hidden"])
             state = data["state_dict"]
@@ -66,7 +68,8 @@ def _info(path: Path) -> dict:
         raise ConfigError(f"{path} is missing beside the policy; run robustify again")
     try:
         info = json.loads(path.read_text())
-        return {k: info[k] for k in KEYS} | {"max_steps": info.get("max_steps", 0)}
+        return {k: info[k] for k in KEYS} | {"max_steps": info.get("max_steps", 0),
+                                             "frames": info.get("frames")}  # fmt: skip
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ConfigError(f"{path} is damaged ({e}); run robustify again") from None
 
@@ -111,7 +114,7 @@ def run_policy(
         runner.worker.close()
     rule = criterion(info["goal"], info["demo_return"])
     result = {"episodes": episodes, "sticky": cfg.sticky, "success_criterion": rule,
-              "success": rate, "score": score}  # fmt: skip
+              "success": rate, "score": score, "frames": info["frames"]}  # fmt: skip
     if gif is not None:
         from .. import replay
 

@@ -95,7 +95,11 @@ class RobustifyConfig:
     epochs: int = 4
     minibatch: int = 128
     lr: float = 2.5e-4
-    gamma: float = 0.99
+    gamma: float = option(
+        0.99, help="discount of rewards in PPO and self-imitation; Go-Explore's Phase 2 on "
+        "Atari used 0.999 (robustified/phase2_atari.sh), which keeps a reward hundreds of "
+        "actions away from vanishing (0.99**300 = 0.05)",
+    )  # fmt: skip
     lam: float = 0.95
     clip: float = 0.2
     entropy: float = option(0.01, help="PPO's entropy bonus (keeps it trying actions)")
@@ -382,6 +386,7 @@ def ppo(
     backward: bool,
     checkpoint: Path | None = None,
     status: Callable[[str], None] | None = None,
+    on_save: Callable[[Any, int], None] | None = None,
 ) -> Trained:
     """Train; with ``backward`` start from the demonstrations, moving back (else from reset).
     ``cfg.envs`` copies of the environment step together, one batched forward pass choosing
@@ -393,7 +398,8 @@ def ppo(
     state (network, optimiser, start points, random generators, each environment's episode
     under way as a snapshot) is written there every ``cfg.checkpoint_every`` seconds and at
     the end, and a run finds it and continues: the result is the one an uninterrupted run
-    gets. ``status`` gets a progress line after each rollout."""
+    gets. ``status`` gets a progress line after each rollout, ``on_save`` the model and its
+    training steps after each checkpoint."""
     import torch
 
     arch = architecture(runner, demos)
@@ -458,6 +464,8 @@ def ppo(
             "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
             "snapshots": [to_tensor(e.env.snapshot()) for e in envs], "state": json.dumps(state),
         })  # fmt: skip
+        if on_save is not None:
+            on_save(model, frames)
 
     obs = np.stack([e.obs() for e in envs])
     t0 = last_save = time.monotonic()
@@ -667,16 +675,24 @@ def robustify(
     if fresh:
         for name in ("backward", "ppo_from_reset"):
             (out / CHECKPOINT.format(name)).unlink(missing_ok=True)
-    trained = ppo(runner, demos, cfg, True, out / CHECKPOINT.format("backward"), status)
-    if log is not None and trained.resumed_at:
-        log(f"backward: continued from its checkpoint at {trained.resumed_at:,} steps")
     arch = architecture(runner, demos)
     info = {"inputs": arch.inputs, "actions": arch.actions, "demo_length": len(demo.actions),
             "demo_return": demo.returns[-1], "goal": demo.reaches_goal, "sticky": cfg.sticky,
             "max_steps": cfg.max_steps}  # fmt: skip
-    save_checkpoint(out / POLICY, {"format": FORMAT, "architecture": arch.as_dict(), **info,
-                                   "state_dict": trained.model.state_dict()})  # fmt: skip
-    (out / POLICY_INFO).write_text(json.dumps({**info, **arch.as_dict()}, indent=1) + "\n")
+
+    def write_policy(model: Any, frames: int) -> None:
+        # With every checkpoint, so that `stepstone evaluate` can run a training under way
+        # (``frames`` says how far it was).
+        now = {**info, "frames": frames}
+        save_checkpoint(out / POLICY, {"format": FORMAT, "architecture": arch.as_dict(), **now,
+                                       "state_dict": model.state_dict()})  # fmt: skip
+        (out / POLICY_INFO).write_text(json.dumps({**now, **arch.as_dict()}, indent=1) + "\n")
+
+    path = out / CHECKPOINT.format("backward")
+    trained = ppo(runner, demos, cfg, True, path, status, write_policy)
+    if log is not None and trained.resumed_at:
+        log(f"backward: continued from its checkpoint at {trained.resumed_at:,} steps")
+    write_policy(trained.model, trained.frames)
     result = {
         "config": asdict(cfg),
         "demo_length": len(demo.actions),
