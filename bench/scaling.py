@@ -19,10 +19,7 @@ with one task per actor call and with several (``--tasks-per-call``)?
     python bench/scaling.py backends [--workers 2] [--rounds 3] [--seconds 15] [--kill-every 5]
     python bench/scaling.py driver [--results 2000] [--repeats 3] [--keep FILE] [--profile]
     python bench/scaling.py loopback [--workers 25 50 100] [--actors 2] [--per-call 1 auto]
-                                     [--recording FILE] [--shards K [--path pipes actors]]
-
-With ``--shards K`` each row is run with the shards as processes (``pipes``: tasks and parts
-through the coordinator) and as Ray actors (``actors``: shards_ray.py), side by side.
+                                     [--recording FILE]
 """
 
 from __future__ import annotations
@@ -323,14 +320,13 @@ def driver(args: argparse.Namespace) -> None:
 
 
 # -- archive shards (--shards K), fed the same recorded results ---------------------------------
-def sharded_engine(rec: dict, k: int, run_dir: str, actors: bool = False):
+def sharded_engine(rec: dict, k: int, run_dir: str):
     """A coordinator over ``k`` shard processes (a run directory of their stores in
-    ``run_dir``), or ``actors`` (shards_ray.py), holding the recording's root."""
+    ``run_dir``), holding the recording's root."""
     from stepstone.shards import ShardedEngine
-    from stepstone.shards_ray import RayShardedEngine
 
     config = ExploreConfig(env="ALE/MontezumaRevenge-v5", cells="ram", seed=rec["seed"], shards=k)
-    engine = (RayShardedEngine if actors else ShardedEngine)(run_dir, config, {})
+    engine = ShardedEngine(run_dir, config, {})
     engine.add_root(rec["root"])
     return engine
 
@@ -452,30 +448,9 @@ class SimExecutor(RayExecutor):
 class SimWorkers:
     def __init__(self, results: list[bytes]) -> None:
         self.results, self.i = results, 0
-        self.runner = _Runner(self)  # the worker ``run_tasks`` takes
 
     def ready(self) -> bool:
         return True
-
-    def run_one(self, task):
-        """The next recorded result (split by shard as the worker splits it), as ``task``'s."""
-        r = loads(self.results[self.i % len(self.results)])
-        self.i += 1
-        r.task_id = task.task_id
-        return r
-
-    async def apply(self, fn, k: int, head: bytes, shards):
-        """A call of shards_ray's data path (``run_call``, waiting without blocking): the tasks
-        asked from the shards, the parts returned as one object per shard."""
-        import asyncio
-
-        from stepstone.shards_ray import fetch, run_tasks
-
-        refs, picks = fetch(self.runner, head, shards)
-        await asyncio.sleep(len(picks) * 2 / RATE)
-        blobs = await asyncio.gather(*refs)
-        meta, *parts = run_tasks(self.runner, k, blobs, picks)
-        return (dumps((loads(meta)[0], len(picks) / RATE)), *parts)
 
     async def run(self, tasks_bytes: bytes) -> bytes:
         import asyncio
@@ -489,24 +464,6 @@ class SimWorkers:
             r.task_id = task.task_id
             out.append(r)
         return dumps((out, len(tasks) / RATE))
-
-
-def by_call(engine, data_path: str) -> list:
-    """Each shard actor's CPU in ``make``, ``merge`` and in all (shards_ray.py)."""
-    return engine._call_all("cpu_by_call", [()] * engine.k) if data_path == "actors" else []
-
-
-class _Runner:
-    """What ``run_call`` takes as a worker, over the simulated workers' recorded results."""
-
-    def __init__(self, sim: SimWorkers) -> None:
-        self.sim, self.table = sim, self  # the table deltas: taken, not kept
-
-    def apply(self, deltas) -> None:
-        pass
-
-    def run(self, task):
-        return self.sim.run_one(task)
 
 
 def loopback(args: argparse.Namespace) -> None:
@@ -529,122 +486,91 @@ def loopback(args: argparse.Namespace) -> None:
         results = [kept for rnd in rec["rounds"] for _, kept in rnd]
     print(f"# loopback Ray, recorded results at {RATE} results/s per simulated worker, "
           f"{args.actors} actor processes, {args.seconds:.0f}s a row"
-          + (f", {k} archive shards (CPU per result of each after the driver's; data path "
-             "'pipes': shard processes, tasks and parts through the coordinator; 'actors': "
-             "shard actors, through Ray's object store)" if k else ""))  # fmt: skip
-    print(f"{'workers':>7} {'per call':>8} {'path':>6} {'target/s':>9} {'merged/s':>9} "
-          f"{'kept up':>8} {'driver CPU ms/result':>21} {'driver core used':>17} "
+          + (f", {k} archive shards (CPU per result of each after the driver's)"
+             if k else ""))  # fmt: skip
+    print(f"{'workers':>7} {'per call':>8} {'target/s':>9} {'merged/s':>9} {'kept up':>8} "
+          f"{'driver CPU ms/result':>21} {'driver core used':>17} "
           f"{'workers/core':>13}")  # fmt: skip
-    if k:  # one Ray instance for both paths, as a sharded run starts it (shards_ray.py)
-        from stepstone.executors.ray import init
-        from stepstone.shards_ray import INLINE
-
-        init(None, max_direct_call_object_size=INLINE)
-    rows = [(w, p, d) for w in args.workers for p in args.per_call
-            for d in (args.path if k else ["-"])]  # fmt: skip
-    for workers, per_call, data_path in rows:
-        fixed = None if per_call == "auto" else int(per_call)
-        if k:
-            engine = sharded_engine(rec, k, tempfile.mkdtemp(), data_path == "actors")
-            feed = engine.route() if data_path == "actors" else engine.feed
-        else:
-            engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
-            engine.add_root(rec["root"])
-            feed = TableFeed(engine.archive)
-        ex = SimExecutor(workers, args.actors, results, feed, fixed)
-        prof = None
-        if args.profile:
-            import cProfile
-
-            prof = cProfile.Profile(time.process_time)
-        try:
-            merged, started, first = 0, False, None
-            w1 = c1 = 0.0
-            b1: list = []
-            w0 = time.perf_counter()
-            phase = dict.fromkeys(("ask", "submit", "poll", "tell"), 0.0)
-            clock = time.process_time
-            while time.perf_counter() - w0 < LIMIT * args.seconds:
-                t0 = clock()
-                want = ex.capacity - ex.in_flight
-                tasks = engine.ask(want) if want > 0 else []
-                t1 = clock()
-                for task in tasks:
-                    ex.submit(task)
-                t2 = clock()
-                got = ex.poll(timeout=0.05)  # waits in ray.wait, which costs no CPU
-                t3 = clock()
-                engine.tell_many(got)
-                t4 = clock()
-                now = time.perf_counter()
-                if started:
-                    for name, a, b in (("ask", t0, t1), ("submit", t1, t2),
-                                       ("poll", t2, t3), ("tell", t3, t4)):  # fmt: skip
-                        phase[name] += b - a
-                    merged += len(got)
-                    if now - w1 >= args.seconds:
-                        break
-                elif first is None and got:
-                    first = now
-                elif first is not None and now - first >= WARM:
-                    # Results have flowed for WARM s (the pipeline filled, per_call settled):
-                    # measured from here for --seconds.
-                    started = True
-                    w1, c1 = now, time.process_time()
-                    s1 = engine.cpu() if k else []
-                    b1 = by_call(engine, data_path)
-                    if prof is not None:
-                        prof.enable()
-            if not started:
-                raise SystemExit(f"no results within {LIMIT * args.seconds:.0f}s: too loaded?")
-            wall, cpu = time.perf_counter() - w1, time.process_time() - c1
-            if data_path == "actors":  # the shards' merges still queued: in their CPU
-                engine.flush()
-                engine.collect(wait=True)
-            shard_cpu = [b - a for a, b in zip(s1, engine.cpu(), strict=True)] if k else []
-            b2 = by_call(engine, data_path)
-        finally:
-            ray = ex.ray
-            for h in {id(a): a for a in ex.actors}.values():
-                ray.kill(h)
+    for workers in args.workers:
+        for per_call in args.per_call:
+            fixed = None if per_call == "auto" else int(per_call)
             if k:
-                engine.close()
-        rate = merged / wall
-        target = workers * RATE
-        per_result = cpu / max(1, merged)
-        if prof is not None:
-            import io
-            import pstats
+                engine = sharded_engine(rec, k, tempfile.mkdtemp())
+                feed = engine.feed
+            else:
+                engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
+                engine.add_root(rec["root"])
+                feed = TableFeed(engine.archive)
+            ex = SimExecutor(workers, args.actors, results, feed, fixed)
+            prof = None
+            if args.profile:
+                import cProfile
 
-            prof.disable()
-            out = io.StringIO()
-            pstats.Stats(prof, stream=out).sort_stats(args.sort).print_stats(40)
-            print(out.getvalue())
-        label = f"{ex.per_call}" + (" auto" if fixed is None else "")
-        print(
-            f"{workers:>7} {label:>8} {data_path:>6} {target:>9.0f} {rate:>9.0f} "
-            f"{rate / target:>8.2f} "
-            f"{1e3 * per_result:>21.3f} {cpu / wall:>17.2f} "
-            f"{1 / (RATE * per_result):>13.0f}"
-            + "".join(f" shard {1e3 * c / max(1, merged):.4f}" for c in shard_cpu)
-        )
-        # The coordinator's CPU by phase: ask (the engine or shards choose cells), submit
-        # (pickling tasks, Ray calls), poll (Ray's wait and get, unpickling results, the
-        # next calls), tell (merging, or forwarding parts to the shards and their replies).
-        if b1:  # each shard actor's CPU: in its calls' own work, and the rest (Ray's)
-            per = 1e3 / max(1, merged)
-            print("        shard actors ms/result: " + "; ".join(
-                f"make {per * (y['make'] - x['make']):.4f}, merge "
-                f"{per * (y['merge'] - x['merge']):.4f}, rest "
-                f"{per * (y['all'] - x['all'] - sum(y[n] - x[n] for n in ('make', 'merge'))):.4f}"
-                for x, y in zip(b1, b2, strict=True)))  # fmt: skip
-        print("        coordinator ms/result by phase: " + ", ".join(
+                prof = cProfile.Profile(time.process_time)
+            try:
+                merged = 0
+                w0 = time.perf_counter()
+                warm = w0 + 3.0  # the first tasks fill the pipeline, per_call settles
+                phase = dict.fromkeys(("ask", "submit", "poll", "tell"), 0.0)
+                clock = time.process_time
+                while time.perf_counter() - w0 < args.seconds + 3.0:
+                    t0 = clock()
+                    want = ex.capacity - ex.in_flight
+                    tasks = engine.ask(want) if want > 0 else []
+                    t1 = clock()
+                    for task in tasks:
+                        ex.submit(task)
+                    t2 = clock()
+                    got = ex.poll(timeout=0.05)  # waits in ray.wait, which costs no CPU
+                    t3 = clock()
+                    engine.tell_many(got)
+                    t4 = clock()
+                    if time.perf_counter() >= warm:
+                        if merged == 0:
+                            w1, c1 = time.perf_counter(), time.process_time()
+                            s1 = engine.cpu() if k else []
+                            phase = dict.fromkeys(phase, 0.0)
+                            if prof is not None:
+                                prof.enable()
+                        else:
+                            for name, a, b in (("ask", t0, t1), ("submit", t1, t2),
+                                               ("poll", t2, t3), ("tell", t3, t4)):  # fmt: skip
+                                phase[name] += b - a
+                        merged += len(got)
+                wall, cpu = time.perf_counter() - w1, time.process_time() - c1
+                shard_cpu = [b - a for a, b in zip(s1, engine.cpu(), strict=True)] if k else []
+            finally:
+                ray = ex.ray
+                for h in {id(a): a for a in ex.actors}.values():
+                    ray.kill(h)
+                if k:
+                    engine.close()
+            rate = merged / wall
+            target = workers * RATE
+            per_result = cpu / max(1, merged)
+            if prof is not None:
+                import io
+                import pstats
+
+                prof.disable()
+                out = io.StringIO()
+                pstats.Stats(prof, stream=out).sort_stats(args.sort).print_stats(40)
+                print(out.getvalue())
+            label = f"{ex.per_call}" + (" auto" if fixed is None else "")
+            print(
+                f"{workers:>7} {label:>8} {target:>9.0f} {rate:>9.0f} {rate / target:>8.2f} "
+                f"{1e3 * per_result:>21.3f} {cpu / wall:>17.2f} "
+                f"{1 / (RATE * per_result):>13.0f}"
+                + "".join(f" shard {1e3 * c / max(1, merged):.4f}" for c in shard_cpu)
+            )
+            # The coordinator's CPU by phase: ask (the engine or shards choose cells), submit
+            # (pickling tasks, Ray calls), poll (Ray's wait and get, unpickling results, the
+            # next calls), tell (merging, or forwarding parts to the shards and their replies).
+            print("        coordinator ms/result by phase: " + ", ".join(
                 f"{name} {1e3 * c / max(1, merged):.4f}" for name, c in phase.items()))  # fmt: skip
     ex.ray.shutdown()
 
 
-WARM = 5.0  # seconds of results before a loopback row is measured
-LIMIT = 6  # a loopback row gives up after LIMIT x --seconds
 INNER = 3  # replays per process: the least CPU of them is the least disturbed by other jobs
 
 
@@ -687,8 +613,6 @@ def main() -> None:
         help="tasks per Ray call, each a row ('auto': the executor's choice)",
     )
     lo.add_argument("--shards", type=int, default=0, help="archive shards (0: none)")
-    lo.add_argument("--path", nargs="+", default=["pipes", "actors"], choices=["pipes", "actors"],
-                    help="with --shards: the data paths to measure, each a row")  # fmt: skip
     lo.add_argument("--profile", action="store_true", help="profile each row (CPU time)")
     lo.add_argument("--sort", default="tottime", help="profile order (pstats key)")
     lo.set_defaults(run=loopback)

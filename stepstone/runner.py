@@ -23,7 +23,7 @@ from .cells.dynamic import DynamicDownscale, DynamicSchedule
 from .cells.schedule import Schedule
 from .config import ExploreConfig, RunOptions
 from .engine import Engine, Result, Task, TellStats
-from .errors import CommitFailed, RunDirError
+from .errors import CommitFailed, ConfigError, RunDirError
 from .executors import Executor
 from .executors import make as make_executor
 from .goals import GOAL_REACHED
@@ -310,22 +310,21 @@ def llm_metrics(model: Any) -> dict:
 
 
 def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
-    """``run`` with the archive in ``config.shards`` shard processes (shards.py), or Ray
-    actors with ``--backend ray`` (shards_ray.py): the same loop, iterations, commits and
-    stopping, the coordinator holding per-shard totals only."""
-    from .shards import ShardedEngine, check_shardable
+    """``run`` with the archive in ``config.shards`` shard processes (shards.py): the same
+    loop, iterations, commits and stopping, the coordinator holding per-shard totals only."""
+    from .shards import ShardedEngine
 
     config = store.config
     try:
-        check_shardable(config, local)
+        if local.adaptive is not None or isinstance(local.cell_fn, DriverDecidedCells):
+            raise ConfigError(
+                f"--cells {config.cells} are re-chosen or decided against the whole archive, "
+                "which shards cannot do; drop --shards or choose fixed cells"
+            )
+        if config.uses_model:
+            raise ConfigError("a model's roles are not wired through shards yet; drop --shards")
         pickled = local.env.snapshot_format == "pickle"  # (``run`` signs the coordinator's)
-        args = (store.path, config, store.state(), pickled, options.trust_run_dir)
-        if options.backend == "ray":  # snapshots and parts between shards and workers
-            from .shards_ray import RayShardedEngine
-
-            engine: ShardedEngine = RayShardedEngine(*args, address=options.address)
-        else:
-            engine = ShardedEngine(*args)
+        engine = ShardedEngine(store.path, config, store.state(), pickled, options.trust_run_dir)
     except BaseException:
         local.close()
         raise
@@ -345,9 +344,7 @@ def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
         if config.stop_on_success and engine.success_frame is not None:
             return {**last, "stopped": GOAL_REACHED}
         factory = functools.partial(Worker.from_config, config)
-        feed: Any = engine.feed if options.filter else None
-        if options.backend == "ray":
-            feed = engine.route(options.filter)  # type: ignore[attr-defined]
+        feed = engine.feed if options.filter else None
         executor = make_executor(options.backend, factory, options.workers, options.address,
                                  options.deterministic, feed, options.tasks_per_call)  # fmt: skip
         progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)

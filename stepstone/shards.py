@@ -24,8 +24,6 @@ start at ``i << ID_BITS``: ids stay unique across shards, and readers union the 
 Commits: each iteration, every shard commits its store, then the coordinator its own
 (``D/run.sqlite``: configuration, counters, metrics). A crash between them leaves shards a few
 results ahead of the coordinator's counters, never an entry without its trajectory.
-With ``--backend ray`` the shards are Ray actors and tasks and parts go between them and the
-workers without passing through the coordinator (shards_ray.py); the run directory is the same.
 Not here: the loop (loop.py), workers (worker.py), executors.
 """
 
@@ -65,26 +63,6 @@ PATHS = 4096  # trajectories a shard keeps at hand for the tasks it makes
 def shard_of(cell: Hashable, k: int) -> int:
     """The shard owning ``cell``: the same in every process and run (not Python's hash())."""
     return zlib.crc32(codec.pack(cell)) % k
-
-
-def check_shardable(config: ExploreConfig, worker: Any) -> None:
-    """Refuse, before a run directory is written, cells or roles shards cannot hold: cells
-    re-chosen or decided against the whole archive, a model's roles.
-
-    Raises:
-        ConfigError: with ``--shards`` above 1 and such cells (``worker``'s) or a model.
-    """
-    if config.shards == 1:
-        return
-    from .cells import DriverDecidedCells
-
-    if worker.adaptive is not None or isinstance(worker.cell_fn, DriverDecidedCells):
-        raise errors.ConfigError(
-            f"--cells {config.cells} are re-chosen or decided against the whole archive, "
-            "which shards cannot do; drop --shards or choose fixed cells"
-        )
-    if config.uses_model:
-        raise errors.ConfigError("a model's roles are not wired through shards yet; drop --shards")
 
 
 @dataclass(slots=True)
@@ -139,17 +117,11 @@ class ShardFeed:
         self.log: list[list[TableDelta]] = [[] for _ in range(k)]
 
     def attach(self, task: Any, known: Any) -> tuple[Any, Any]:
-        deltas, known = self.missing(known)
-        return (task, known) if deltas is None else (replace(task, table=deltas), known)
-
-    def missing(self, known: Any) -> tuple[list | None, Any]:
-        """The ``(shard, delta)`` list a worker holding ``known`` lacks (None: nothing), and
-        what it holds once given them."""
         held = known or (0,) * len(self.log)
         deltas = [(s, d) for s, log in enumerate(self.log) for d in log[held[s] :]]
         if not deltas:
-            return None, known
-        return deltas, tuple(len(log) for log in self.log)
+            return task, known
+        return replace(task, table=deltas), tuple(len(log) for log in self.log)
 
 
 # -- one shard, in its own process -------------------------------------------------------------
@@ -408,22 +380,9 @@ class ShardedEngine:
         self.success_frame: int | None = state.get("success_frame")
         self.goal_known = bool(state.get("goal_known", False))
         self.places: dict = {}
-        self.totals: list[dict] = []
-        self._start(run_dir, config, pickled, trusted)
-        try:
-            self.totals = self._first()
-        except BaseException:
-            self.close()
-            raise
-        for i, t in enumerate(self.totals):
-            self._take(i, t)
-
-    # -- talking to shards -------------------------------------------------------------------
-    def _start(self, run_dir: Path, config: ExploreConfig, pickled: bool, trusted: bool) -> None:
-        """Start a process per shard, a pipe to each."""
         ctx = multiprocessing.get_context("spawn")  # no fork of a process holding Ray threads
         self.conns, self.procs = [], []
-        for i in range(self.k):
+        for i in range(k):
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=serve, args=(theirs, (run_dir, config, i, pickled, trusted)),
                             name=f"stepstone-shard-{i}", daemon=True)  # fmt: skip
@@ -431,11 +390,16 @@ class ShardedEngine:
             theirs.close()
             self.conns.append(mine)
             self.procs.append(p)
+        self.totals: list[dict] = []
+        try:
+            self.totals = [self._recv(i) for i in range(k)]
+        except BaseException:
+            self.close()
+            raise
+        for i, t in enumerate(self.totals):
+            self._take(i, t)
 
-    def _first(self) -> list[dict]:
-        """Each shard's totals once it has started (its refusal, if it cannot)."""
-        return [self._recv(i) for i in range(self.k)]
-
+    # -- talking to shards -------------------------------------------------------------------
     def _send(self, i: int, op: str, *params: Any) -> None:
         try:
             self.conns[i].send((op, params))
@@ -594,10 +558,7 @@ class ShardedEngine:
     def commit_shards(self) -> None:
         """Every shard commits (first: a crash before the coordinator's commit loses none of
         their entries); their (level, room) pairs and highest level are kept for the metrics."""
-        self._commit("commit")
-
-    def _commit(self, op: str) -> None:
-        replies = self._call_all(op, [(self.frames, self.credits[i]) for i in range(self.k)])
+        replies = self._call_all("commit", [(self.frames, self.credits[i]) for i in range(self.k)])
         rooms: set = set()
         levels = []
         for i, r in enumerate(replies):

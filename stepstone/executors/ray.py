@@ -32,7 +32,7 @@ import math
 import os
 import time
 from collections import deque
-from typing import Any, ClassVar
+from typing import Any
 
 from ..config import MAX_PER_CALL, check_tasks_per_call
 from ..errors import ConfigError, StepstoneError
@@ -55,49 +55,6 @@ def tasks_per_call(workers: int, per_task: float) -> int:
     return max(1, min(MAX_PER_CALL, round(CALL_SECONDS / per_task), needed))
 
 
-class Route:
-    """How a call's tasks reach an actor and its results come back when the driver does not
-    carry their bytes (shards_ray.py: workers ask archive shards for their tasks and return
-    their results' parts as objects for the shards). Given to the executor in place of a
-    ``Feed``."""
-
-    returns: ClassVar[int] = 1  # objects an actor call returns; the first one is the driver's
-
-    def args(self, tasks: list[Any], known: Any) -> tuple[tuple, Any]:
-        """The arguments of ``ExploreActor.apply`` that run ``tasks`` on an actor holding
-        ``known`` (None: nothing), and what it holds then."""
-        raise NotImplementedError
-
-    def results(self, value: Any, refs: list[Any]) -> list[Any]:
-        """The results of a call from its first returned object (unpickled) and the rest."""
-        raise NotImplementedError
-
-
-def init(address: str | None, **system: Any) -> bool:
-    """Join the Ray cluster at ``address`` or start a local instance (with ``system``
-    settings), unless this process already did; whether it started one (to shut it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_worker_niceness", "0")  # read by a local instance
-    try:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            configure_logging=False,
-            _system_config=system if system and address is None else None,
-        )
-    except ConnectionError as e:
-        raise ConfigError(
-            f"cannot reach the Ray cluster at {address!r} ({e}); start one with "
-            "'ray start --head' or omit --address for a local instance"
-        ) from e
-    return True
-
-
 class ExploreActor:
     """One exploration worker inside a Ray actor (the process title names it)."""
 
@@ -113,10 +70,6 @@ class ExploreActor:
         start = time.perf_counter()
         results = [self.worker.run(task) for task in loads(tasks_bytes)]
         return dumps((results, time.perf_counter() - start))
-
-    def apply(self, fn: Any, *args: Any) -> Any:
-        """``fn(worker, *args)``: a call shaped by a ``Route`` (its objects resolved by Ray)."""
-        return fn(self.worker, *args)
 
     def pid(self) -> int:
         return os.getpid()
@@ -149,7 +102,22 @@ class RayExecutor(Executor):
         except ImportError:
             raise ConfigError("--backend ray needs Ray: pip install 'stepstone[ray]'") from None
         self.ray = ray
-        self.started_ray = init(address)
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            os.environ.setdefault("RAY_worker_niceness", "0")  # read by a local instance
+            try:
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                    configure_logging=False,
+                )
+            except ConnectionError as e:
+                raise ConfigError(
+                    f"cannot reach the Ray cluster at {address!r} ({e}); start one with "
+                    "'ray start --head' or omit --address for a local instance"
+                ) from e
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = workers or max(1, cpus)
         actor_cls = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(ExploreActor)
@@ -162,15 +130,13 @@ class RayExecutor(Executor):
         simulated workers)."""
         self.actors = actors
         self.workers = len(actors)
-        self.route = feed if isinstance(feed, Route) else None
-        self.feed = None if self.route is not None else feed
+        self.feed = feed
         self.fixed = per_call is not None
         self.per_call = per_call or 1  # tasks per call; re-chosen as actors report their pace
         self.per_task: float | None = None  # seconds an actor takes per task (moving average)
         self.known: list[Any] = [None] * self.workers  # what each actor holds of the feed
         self.queue: deque[Any] = deque()  # submitted, waiting for a call
-        # call -> actor, tasks, seq, the call's other returned objects (a Route's)
-        self.inflight: dict[Any, tuple[int, list[Any], int, list[Any]]] = {}
+        self.inflight: dict[Any, tuple[int, list[Any], int]] = {}  # call -> actor, tasks, seq
         self.tasks = 0  # tasks in those calls
         self.seq = 0  # calls sent so far
         self.calls: list[deque[int]] = [deque() for _ in actors]  # each actor's, oldest first
@@ -222,19 +188,13 @@ class RayExecutor(Executor):
 
     def _call(self, i: int, tasks: list[Any]) -> None:
         """Send ``tasks`` to actor ``i`` in one call."""
-        more: list[Any] = []
-        if self.route is not None:
-            args, self.known[i] = self.route.args(tasks, self.known[i])
-            n = self.route.returns
-            ref, *more = self.actors[i].apply.options(num_returns=n).remote(*args)
-        else:
-            sent = tasks
-            if self.feed is not None:  # the first task carries what the actor lacks
-                first, self.known[i] = self.feed.attach(tasks[0], self.known[i])
-                sent = [first, *tasks[1:]]
-            ref = self.actors[i].run.remote(dumps(sent))
+        sent = tasks
+        if self.feed is not None:  # the first task carries what the actor lacks
+            first, self.known[i] = self.feed.attach(tasks[0], self.known[i])
+            sent = [first, *tasks[1:]]
+        ref = self.actors[i].run.remote(dumps(sent))
         self.seq += 1
-        self.inflight[ref] = (i, tasks, self.seq, more)
+        self.inflight[ref] = (i, tasks, self.seq)
         self.calls[i].append(self.seq)
         self.tasks += len(tasks)
         self.load[i] += 1
@@ -285,7 +245,7 @@ class RayExecutor(Executor):
         for ref in sorted(
             (r for r in ready if r in self.inflight), key=lambda r: self.inflight[r][2]
         ):
-            i, tasks, seq, more = self.inflight.pop(ref)
+            i, tasks, seq = self.inflight.pop(ref)
             running = self.calls[i][0] == seq and seq not in self.behind
             self.calls[i].remove(seq)
             self.behind.discard(seq)
@@ -300,7 +260,7 @@ class RayExecutor(Executor):
                 self._died(i, tasks, running)
                 continue
             self._pace(len(results), seconds)
-            out.extend(results if self.route is None else self.route.results(results, more))
+            out.extend(results)
         self._isolate()
         return out
 
