@@ -288,10 +288,12 @@ def cmd_explore(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or _default_run_dir(args.env, args.seed)
     check_workers(options.workers, options.backend)
     # Validate the environment and cells before anything is written to disk.
+    from .shards import check_shardable
     from .worker import Worker
 
     worker = Worker.from_config(config)
     try:
+        check_shardable(config, worker)  # adaptive cells: refused before the run directory
         if config.stop_on_success and worker.root().success is None:
             note = f"{config.env} has no goal stepstone knows; unless it sets info['is_success']"
             print(f"stepstone: note: {note}, --stop-on-success needs --goal", file=sys.stderr)

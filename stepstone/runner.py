@@ -23,7 +23,7 @@ from .cells.dynamic import DynamicDownscale, DynamicSchedule
 from .cells.schedule import Schedule
 from .config import ExploreConfig, RunOptions
 from .engine import Engine, Result, Task, TellStats
-from .errors import CommitFailed, ConfigError, RunDirError
+from .errors import CommitFailed, RunDirError
 from .executors import Executor
 from .executors import make as make_executor
 from .goals import GOAL_REACHED
@@ -312,17 +312,11 @@ def llm_metrics(model: Any) -> dict:
 def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
     """``run`` with the archive in ``config.shards`` shard processes (shards.py): the same
     loop, iterations, commits and stopping, the coordinator holding per-shard totals only."""
-    from .shards import ShardedEngine
+    from .shards import ShardedEngine, check_shardable
 
     config = store.config
     try:
-        if local.adaptive is not None or isinstance(local.cell_fn, DriverDecidedCells):
-            raise ConfigError(
-                f"--cells {config.cells} are re-chosen or decided against the whole archive, "
-                "which shards cannot do; drop --shards or choose fixed cells"
-            )
-        if config.uses_model:
-            raise ConfigError("a model's roles are not wired through shards yet; drop --shards")
+        check_shardable(config, local)
         pickled = local.env.snapshot_format == "pickle"  # (``run`` signs the coordinator's)
         engine = ShardedEngine(store.path, config, store.state(), pickled, options.trust_run_dir)
     except BaseException:

@@ -65,6 +65,26 @@ def shard_of(cell: Hashable, k: int) -> int:
     return zlib.crc32(codec.pack(cell)) % k
 
 
+def check_shardable(config: ExploreConfig, worker: Any) -> None:
+    """Refuse cells or roles shards cannot hold (cells re-chosen or decided against the whole
+    archive, a model's roles); called before a run directory is written, and on resume.
+
+    Raises:
+        ConfigError: with ``--shards`` above 1 and such cells (``worker``'s) or a model.
+    """
+    if config.shards == 1:
+        return
+    from .cells import DriverDecidedCells
+
+    if worker.adaptive is not None or isinstance(worker.cell_fn, DriverDecidedCells):
+        raise errors.ConfigError(
+            f"--cells {config.cells} are re-chosen or decided against the whole archive, "
+            "which shards cannot do; drop --shards or choose fixed cells"
+        )
+    if config.uses_model:
+        raise errors.ConfigError("a model's roles are not wired through shards yet; drop --shards")
+
+
 @dataclass(slots=True)
 class Parts:
     """A result as a worker of a sharded run sends it: what it found and saw split by the shard

@@ -232,3 +232,17 @@ def test_ctrl_c_to_the_whole_process_group_commits_and_the_run_resumes(
     frames = stopped["frames"] + 2_000
     assert main(["resume", str(run), "--frames", str(frames), "--no-progress"]) == 0
     assert summary(capsys, run)["frames"] >= frames
+
+
+def test_adaptive_cells_with_shards_are_refused_before_the_run_directory_is_written(
+    tmp_path, capsys
+):
+    run = tmp_path / "run"
+    argv = ["explore", "CartPole-v1", "--cells", "bins", "--frames", "1k", "--run-dir", str(run),
+            "--no-progress", "--shards", "2"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--cells bins are re-chosen" in err and "drop --shards" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not run.exists()  # nothing written: the same command without --shards starts anew
+    assert main(argv[:-2]) == 0
