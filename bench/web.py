@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -214,6 +215,26 @@ def close_quietly(worker: Worker) -> None:
         traceback.print_exc()
 
 
+def task_interval(pairs: list, solved: np.ndarray, draws: int = 10_000) -> tuple[float, float]:
+    """95% interval of the share solved, resampling whole tasks: a task's seeds succeed or fail
+    together far more often than independent pairs would, so a binomial interval is too narrow."""
+    tasks = sorted({t for t, _ in pairs})
+    index = {t: i for i, t in enumerate(tasks)}
+    per = np.zeros((len(tasks), 2))
+    for (t, _), ok in zip(pairs, solved, strict=True):
+        per[index[t]] += (ok, 1)
+    drawn = per[np.random.default_rng(0).integers(len(tasks), size=(draws, len(tasks)))].sum(axis=1)
+    low, high = np.percentile(drawn[:, 0] / drawn[:, 1], [2.5, 97.5])
+    return float(low), float(high)
+
+
+def sign_test(better: int, worse: int) -> float:
+    """Two-sided exact sign test on the pairs where the two methods differ."""
+    n = better + worse
+    tail = sum(math.comb(n, k) for k in range(min(better, worse) + 1)) / 2**n if n else 1.0
+    return min(1.0, 2 * tail)
+
+
 def won(row: dict) -> bool:
     """Solved within the budget: Go-Explore asks for explorations four at a time, so its last
     batch may run past the budget; a success found there does not count."""
@@ -238,18 +259,32 @@ def table(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> Non
     pairs = {p for p in pairs if all((*p, m) in rows for m in methods)}
     print(f"{len(pairs)} (task, seed) pairs done by every method, over "
           f"{len({t for t, _ in pairs})} tasks\n")  # fmt: skip
-    print(f"{'method':10} {'solved':>12} {'median steps':>13} {'steps/s':>8} {'browser':>8}")
+    order = sorted(pairs)
+    solved_by = {m: np.array([won(rows[(*p, m)]) for p in order]) for m in methods}
+    every = [p for i, p in enumerate(order) if all(w[i] for w in solved_by.values())]
+    print(f"{'method':10} {'solved':>12} {'95% interval':>13} {'median steps':>13} "
+          f"{'on pairs all solved':>20} {'steps/s':>8} {'browser':>8}")  # fmt: skip
     for m in methods:
-        mine = [rows[(*p, m)] for p in sorted(pairs)]
+        mine = [rows[(*p, m)] for p in order]
         if not mine:
             continue
         solved = [r for r in mine if won(r)]
-        med = statistics.median(r["steps_to_success"] for r in solved) if solved else None
+        low, high = task_interval(order, solved_by[m])
+        med = statistics.median(r["steps_to_success"] for r in solved) if solved else "-"
+        both = [rows[(*p, m)]["steps_to_success"] for p in every]
+        common = statistics.median(both) if both else "-"
         secs = sum(r["browser_s"] + r["engine_s"] for r in mine)
         rate = sum(r["steps"] for r in mine) / secs
         share = sum(r["browser_s"] for r in mine) / secs
         print(f"{m:10} {len(solved):4d}/{len(mine):<4d} {len(solved) / len(mine):4.0%} "
-              f"{med if med is not None else '-':>13} {rate:8.1f} {share:8.1%}")  # fmt: skip
+              f"{f'{low:.0%}-{high:.0%}':>13} {med:>13} {common:>20} {rate:8.1f} "
+              f"{share:8.1%}")  # fmt: skip
+    base = methods[-1]
+    for m in methods[:-1]:
+        better = int((solved_by[m] & ~solved_by[base]).sum())
+        worse = int((~solved_by[m] & solved_by[base]).sum())
+        print(f"{m} against {base}: solved {better} pairs it did not, missed {worse} it solved "
+              f"(exact sign test p = {sign_test(better, worse):.2f})")  # fmt: skip
     if args.per_task:
         print("\n| task | " + " | ".join(methods) + " |")
         print("|---|" + "---|" * len(methods))
