@@ -518,6 +518,7 @@ def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
     except ImportError:
         raise ConfigError("--format minari needs Minari: pip install 'stepstone[minari]'") from None
     from minari.dataset.minari_dataset import parse_dataset_id
+    from minari.storage.local import get_dataset_path
 
     try:
         parse_dataset_id(dataset_id)
@@ -526,7 +527,9 @@ def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
             f"{dataset_id!r} is not a Minari dataset id: give --dataset-id as "
             "(namespace/)name-vN, e.g. stepstone/pong-best-v0 (a namespace has 2+ characters)"
         ) from None
-    if dataset_id not in minari.list_local_datasets():
+    # Minari's own test of a dataset's presence (local.load_dataset); listing every local
+    # dataset instead fails on any malformed directory a user has under ~/.minari.
+    if not (get_dataset_path(dataset_id) / "data").exists():
         return
     if not overwrite:
         raise ConfigError(

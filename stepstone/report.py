@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import envs
 from .archive import Archive
 from .charts import curves
 from .errors import RunDirError
@@ -203,8 +204,10 @@ def brief(s: dict) -> str:
         f"  stepstone replay {d} {show[0]}",
         *([] if s["stopped_on_success"] else  # its answer stands: resume would not move
           [f"  stepstone resume {d} --frames {human(2 * s['frames_budget'])}"]),
-        f"  stepstone export {d} --format minari    # jsonl for text games",
-        f"  stepstone robustify {d}    # a policy from the {show[1]} trajectory",
+        *([f"  stepstone export {d} --format jsonl    # chat records for an agent"]
+          if envs.shows_text(s["env"]) else
+          [f"  stepstone export {d} --format minari",
+           f"  stepstone robustify {d}    # a policy from the {show[1]} trajectory"]),
     ])  # fmt: skip
 
 

@@ -216,6 +216,8 @@ def test_export_onto_a_directory_or_an_existing_file(capsys, tmp_path, text_run)
 def test_a_second_minari_export_with_the_same_id(capsys, tmp_path, monkeypatch):
     pytest.importorskip("minari")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    # a malformed directory of someone else's under the datasets (Minari's own listing fails)
+    (tmp_path / "datasets" / "t" / "x-v0" / "data").mkdir(parents=True)
     run = tmp_path / "run"
     assert main(["explore", "CartPole-v1", "--frames", "500", "--workers", "1", "--run-dir",
                  str(run), "--no-progress"]) == 0  # fmt: skip

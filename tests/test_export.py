@@ -296,3 +296,16 @@ def test_chat_records_count_success_by_the_runs_own_goal(tmp_path, capsys):
         assert unsolved, "a three-step line that does not make 24"
         assert all(r["success"] is expect_unsolved_success for r in unsolved)
     capsys.readouterr()
+
+
+def test_a_text_run_points_to_chat_data_not_to_minari_or_robustify(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["explore", "game24:4,7,8,8", "--frames", "300", "--workers", "1",
+                 "--run-dir", str(run), "--no-progress"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"stepstone export {run} --format jsonl" in out
+    assert "--format minari" not in out and "robustify" not in out
+    pytest.importorskip("torch")
+    assert main(["robustify", str(run), "--frames", "1k"]) == 2
+    err = capsys.readouterr().err
+    assert "numeric observations" in err and "--format jsonl" in err and len(err.splitlines()) == 1

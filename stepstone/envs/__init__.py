@@ -125,6 +125,7 @@ class Family:
     extra: tuple[str, str] | None = None  # (package, stepstone extra) the family needs
     examples: tuple[str, ...] = ()  # ids suggested when an unknown id is close to one
     env_args: bool = True  # whether --env-arg applies (keywords of gymnasium.make)
+    text: bool = False  # observations are text (chat data; no Minari dataset, no robustify)
 
     def build(self, spec: EnvSpec, env_id: str, env: gym.Env | None = None) -> Explorable:
         return _load(self.adapter)(spec, env_id, env)
@@ -140,14 +141,17 @@ def _load(entry_point: str) -> Any:
 
 FAMILIES: list[Family] = [
     Family("game24", "stepstone.envs.game24:adapter", owns=lambda i: i.split(":")[0] == "game24",
-           examples=("game24", "game24:4,7,8,8"), env_args=False),
+           examples=("game24", "game24:4,7,8,8"), env_args=False, text=True),
     Family("textworld", "stepstone.envs.textworld:adapter",
            owns=lambda i: i.startswith("textworld:"), prefixes=("textworld:",),
-           extra=("textworld", "textworld"), examples=("textworld:PATH",), env_args=False),
+           extra=("textworld", "textworld"), examples=("textworld:PATH",), env_args=False,
+           text=True),
     Family("miniwob", "stepstone.envs.miniwob:adapter", owns=lambda i: i.startswith("miniwob/"),
-           prefixes=("miniwob/",), extra=("miniwob", "web"), examples=("miniwob/click-test-2-v1",)),
+           prefixes=("miniwob/",), extra=("miniwob", "web"), examples=("miniwob/click-test-2-v1",),
+           text=True),
     Family("web", "stepstone.envs.web:adapter", owns=lambda i: i.startswith("web:"),
-           prefixes=("web:",), extra=("selenium", "web"), examples=("web:http://127.0.0.1:8000/",)),
+           prefixes=("web:",), extra=("selenium", "web"), examples=("web:http://127.0.0.1:8000/",),
+           text=True),
     Family("atari", "stepstone.envs.ale:adapter", owns=is_atari, examples=tuple(ALIASES)),
     Family("minigrid", "stepstone.envs.minigrid:adapter",
            wraps="stepstone.envs.minigrid:is_minigrid", prefixes=("MiniGrid-", "BabyAI-"),
@@ -155,6 +159,11 @@ FAMILIES: list[Family] = [
     Family("mujoco", "stepstone.envs.mujoco:adapter", wraps="stepstone.envs.mujoco:wraps"),
     Family("gymnasium", "stepstone.envs.generic:adapter", wraps="stepstone.envs.generic:wraps"),
 ]  # fmt: skip
+
+
+def shows_text(env_id: str) -> bool:
+    """Whether the id's family observes in text (known before anything is built)."""
+    return any(f.text and f.owns is not None and f.owns(env_id) for f in FAMILIES)
 
 
 def missing_extra(env_id: str) -> str | None:
@@ -225,5 +234,5 @@ def gymnasium_env(spec: EnvSpec, **kwargs) -> gym.Env | None:
 
 __all__ = [
     "ALIASES", "FAMILIES", "Adapter", "EnvSpec", "Explorable", "Family", "GymEnv",
-    "gymnasium_env", "is_atari", "make",
+    "gymnasium_env", "is_atari", "make", "shows_text",
 ]  # fmt: skip

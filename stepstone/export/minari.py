@@ -36,8 +36,9 @@ def gym_env(config: ExploreConfig) -> gym.Env:
     env = envs.gymnasium_env(envs.EnvSpec(config.env, imports=config.imports))
     if env is None:
         raise ConfigError(
-            f"Minari export needs a Gymnasium environment id, and {config.env!r} is not one; "
-            "export text games with --format jsonl or parquet"
+            f"Minari export needs an environment Gymnasium builds with array observations, and "
+            f"{config.env!r} is not one (a text game or a page): export it with --format jsonl "
+            "or parquet"
         )
     if isinstance(env.observation_space, gym.spaces.Dict):
         from minari.serialization import serialize_space

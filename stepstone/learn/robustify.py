@@ -666,6 +666,15 @@ def robustify(
 
     if not isinstance(runner.env.action_space, gym.spaces.Discrete):
         raise ConfigError("robustify here trains a policy over discrete actions only")
+    runner.env.reset(runner.seed)
+    try:
+        runner.obs()
+    except (TypeError, ValueError):  # a page or a text game: nothing numeric to train on
+        raise ConfigError(
+            f"robustify trains on numeric observations and {store.config.env} shows text; "
+            f"export its trajectories as chat records for a language-model agent instead: "
+            f"stepstone export {store.path} --format jsonl"
+        ) from None
     demos = demonstrations(runner, archive, TrajectoryTree(store.nodes), best, cfg)
     demo = demos[0]
     if log is not None and len(demos) < cfg.demos:
