@@ -1,0 +1,29 @@
+#!/bin/sh
+# Issue 21's Montezuma first-room protocol: robustify 3 training seeds (and seed 0 with the
+# reference's discount) in the background; run again to continue each from its checkpoint.
+#   sh bench/phase2_montezuma.sh [ROOT] [RUNS...]   (ROOT default /work/runs/phase2)
+# ROOT/montezuma is the explored demonstration run; each training runs in a copy of it,
+# ROOT/NAME, appends its progress lines to ROOT/NAME.log and its PID to ROOT/NAME.pid.
+# PRIO is the command's prefix ("nice -n 10" by default; "chrt -i 0" to use idle CPU only).
+ROOT=${1:-/work/runs/phase2}
+[ $# -gt 0 ] && shift
+RUNS=${*:-mz-s0 mz-s1 mz-s2 mz-g999-s0}
+PRIO=${PRIO:-nice -n 10}
+TREE=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PY:-$TREE/.venv/bin/python}
+GE="--advance-rate 0.1 --entropy 0.05 --start-window 40 --sil 0.1 --entropy-boost 100"
+for name in $RUNS; do
+    case $name in
+        mz-s0) seed=0 extra="" ;;
+        mz-s1) seed=1 extra="" ;;
+        mz-s2) seed=2 extra="" ;;
+        mz-g999-s0) seed=0 extra="--gamma 0.999" ;;
+        *) echo "unknown run $name (mz-s0, mz-s1, mz-s2, mz-g999-s0)" >&2; exit 2 ;;
+    esac
+    D=$ROOT/$name
+    [ -d "$D" ] || cp -r "$ROOT/montezuma" "$D"
+    cd "$TREE" && PYTHONPATH="$TREE" nohup $PRIO $PY -m stepstone.cli robustify "$D" \
+        --frames 20M --seed "$seed" --threads 1 --baselines none --eval-episodes 20 \
+        --sticky 0.25 $GE --checkpoint-every 60 $extra >> "$ROOT/$name.log" 2>&1 &
+    echo $! > "$ROOT/$name.pid"
+done
