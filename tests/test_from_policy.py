@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -93,7 +94,11 @@ def test_a_return_the_policy_cannot_make_explores_nothing_and_costs_its_steps(po
     assert result.missed and len(result.actions) == 0 and result.found == []
     assert 39 <= result.frames <= limit
     # A cell on its way: reached, and the result carries the return's actions from reset.
-    task = Task(2, 20, root.snapshot, 0.0, 0, 0, explore_seed=8)
+    worker.env.reset(0)
+    for _ in range(20):
+        worker.env.step(1)
+    twenty = worker.cell_fn(worker.env)  # the cell 20 steps right of the start
+    task = Task(2, twenty, root.snapshot, 0.0, 0, 0, explore_seed=8)
     result = worker.run(task)
     assert not result.missed and result.returned is not None
     assert len(result.returned) >= 20 and result.frames == len(result.returned) + len(
@@ -121,13 +126,17 @@ def test_bad_policies_and_refused_combinations_write_nothing(policy_run, tmp_pat
         err = capsys.readouterr().err.strip()
         assert words in err and len(err.splitlines()) == 1, (extra, err)
         assert not run.exists()
-    # another environment with the same sizes: its reset is not the demonstration's
-    capsys.readouterr()
-    other = [*base, "--from-policy", str(demo)]
-    other[1] = "UserUnreturnable-v0"
-    assert main(other) == 2
-    assert "was trained on UserCorridor-v0" in capsys.readouterr().err
-    assert not run.exists()
+    # another environment: refused by its run's configuration, or, for a policy file away
+    # from its run directory, by the sizes of its input and output
+    loose = tmp_path / "policy.pt"
+    shutil.copy(demo / "robustify" / "policy.pt", loose)
+    lake = ["explore", "FrozenLake-v1", "--frames", "200", "--run-dir", str(run), "--no-progress"]
+    for policy, words in ((demo, "was trained on UserCorridor-v0"),
+                          (loose, "takes 40 inputs and 2 actions, FrozenLake-v1 gives 16 and 4")):
+        capsys.readouterr()
+        assert main([*lake, "--from-policy", str(policy)]) == 2
+        assert words in capsys.readouterr().err
+        assert not run.exists()
 
 
 def test_runs_without_the_policy_store_their_configuration_as_before():
