@@ -90,11 +90,11 @@ class Worker:
         """The run's ``--from-policy`` return (learn/returner.py), loaded and checked against
         the environment on first use (ConfigError naming the fix); None without one. Readers
         of a run (replay, view, export, robustify) never load it."""
-        if self.returner is None and self.config.from_policy is not None:
+        c = self.config
+        if self.returner is None and c.from_policy is not None:
             # Imported here, not at the top: torch and Phase 2 load only for such runs.
             from .learn.returner import PolicyReturn
 
-            c = self.config
             self.returner = PolicyReturn(self.env, c.from_policy, c.env, c.seed, c.sticky)
         return self.returner
 
@@ -106,7 +106,7 @@ class Worker:
         if task.table is not None:  # taken in first: the executor counts it as held
             self.table.apply(task.table)
         # Sticky actions (--sticky) draw from a stream of their own: the explorer's is as before.
-        noise = np.random.default_rng([task.explore_seed, 1]) if returner is not None or self.sticky else None
+        noise = np.random.default_rng([task.explore_seed, 1])
         base_score, base_length, prefix, prev = task.score, task.length, None, None
         if returner is not None:  # --from-policy: reset and walk there (learn/returner.py)
             back = returner.go(env, self.config.seed, task.cell, cell_fn, noise)

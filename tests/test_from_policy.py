@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import USER_ENV_MODULE
 
 from stepstone import replay
 from stepstone.cli import main
@@ -15,8 +16,6 @@ from stepstone.engine import Task
 from stepstone.store.sqlite import RunStore
 from stepstone.trajectories import TrajectoryTree
 from stepstone.worker import Worker
-
-from conftest import USER_ENV_MODULE
 
 pytest.importorskip("torch")
 
@@ -131,8 +130,10 @@ def test_bad_policies_and_refused_combinations_write_nothing(policy_run, tmp_pat
     loose = tmp_path / "policy.pt"
     shutil.copy(demo / "robustify" / "policy.pt", loose)
     lake = ["explore", "FrozenLake-v1", "--frames", "200", "--run-dir", str(run), "--no-progress"]
-    for policy, words in ((demo, "was trained on UserCorridor-v0"),
-                          (loose, "takes 40 inputs and 2 actions, FrozenLake-v1 gives 16 and 4")):
+    for policy, words in (
+        (demo, "was trained on UserCorridor-v0"),
+        (loose, "takes 40 inputs and 2 actions, FrozenLake-v1 gives 16 and 4"),
+    ):
         capsys.readouterr()
         assert main([*lake, "--from-policy", str(policy)]) == 2
         assert words in capsys.readouterr().err

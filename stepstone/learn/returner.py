@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import ConfigError
 from .evaluate import load_policy
 from .robustify import episode_limit, policy_input
