@@ -1,10 +1,11 @@
 """Return by the robustified policy (--from-policy) against return by restoring, same frames.
 
 For each repeat, two `stepstone explore` runs of the environment a policy was robustified on
-(its run's env, seed, selector and imports), both under sticky actions: one returns to cells
-by restoring them (Phase 1), one by running the policy from reset (learn/returner.py). Prints
-per run: cells, doors opened (MiniGrid cells count open doors: MultiRoom's rooms are doors + 1),
-whether and when the goal was reached, the share of returns that reached their cell, CPU time.
+(its run's env, seed, cells, selector, goal and imports), both under sticky actions: one
+returns to cells by restoring them (Phase 1), one by running the policy from reset
+(learn/returner.py). Prints per run: cells, doors opened (MiniGrid cells count open doors:
+MultiRoom's rooms are doors + 1; Montezuma's RAM cells have no such field), whether and when
+the goal was reached, the share of returns that reached their cell, CPU time.
 
 The run's seed is the policy's (it fixes the layout the policy was trained on), so repeats
 differ only by the order two worker processes deliver results in.
@@ -35,6 +36,14 @@ def explore(source, out: Path, frames: str, sticky: float, policy: bool, workers
             "--no-progress"]  # fmt: skip
     for module in config.imports:
         argv += ["--import", module]
+    argv += ["--cells", config.cells, "--explore-steps", str(config.explore_steps),
+             "--repeat-prob", str(config.repeat_prob)]  # fmt: skip
+    for name, value in config.cell_params.items():
+        argv += ["--cell-param", f"{name}={value}"]
+    if config.goal is not None:
+        argv += ["--goal", config.goal]
+    if config.reset_on_update:
+        argv += ["--reset-on-update"]
     if policy:
         argv += ["--from-policy", str(source)]
     t0 = time.monotonic()
@@ -44,11 +53,14 @@ def explore(source, out: Path, frames: str, sticky: float, policy: bool, workers
     summary = json.loads((out / "summary.json").read_text())
     archive = RunStore.open(out).load_archive()
     doors = max((c[-1] for c in archive.cells if isinstance(c, tuple)), default=None)
+    if not config.env.startswith("MiniGrid"):
+        doors = None
     return {
         "return": "policy" if policy else "restore",
         "frames": summary["frames"],
         "cells": summary["cells"],
         "doors": doors,
+        "rooms": summary["rooms"],
         "goal": summary["success"],
         "goal_frame": summary["frames_to_success"],
         "return_success": summary.get("return_success", 1.0),
