@@ -82,11 +82,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--frames", default="100k")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--first", type=int, default=0, help="number of the first repeat")
     p.add_argument("--sticky", type=float, default=0.25)
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
     rows = []
-    for r in range(args.repeats):
+    for r in range(args.first, args.first + args.repeats):
         for policy in (False, True):
             name = f"{'policy' if policy else 'restore'}-r{r}"
             row = explore(args.source, args.out / name, args.frames, args.sticky, policy,

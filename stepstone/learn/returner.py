@@ -33,6 +33,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .evaluate import load_policy
+from .ppo import act
 from .robustify import episode_limit, policy_input
 
 
@@ -75,8 +76,6 @@ class PolicyReturn:
         state counts), the episode ends, or ``limit`` actions. ``noise`` (a numpy Generator)
         draws the sticky repeats and seeds the policy's own sampling."""
         import torch
-
-        from .ppo import act
 
         torch.manual_seed(int(noise.integers(2**62)))
         env.reset(seed)
