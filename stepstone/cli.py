@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import ExploreConfig, RunOptions, parse_count
+from .config import ExploreConfig, RunOptions, check_backend, parse_count
 from .errors import ConfigError, StepstoneError
 from .executors import check_workers
 from .goals import GOAL_REACHED
@@ -287,13 +287,16 @@ def cmd_explore(args: argparse.Namespace) -> int:
     options = build(RunOptions, args, llm=llm if config.uses_model else None)
     run_dir = args.run_dir or _default_run_dir(args.env, args.seed)
     check_workers(options.workers, options.backend)
-    # Validate the environment and cells before anything is written to disk.
+    check_backend(config, options)
+    # Validate the environment and cells (and a --from-policy policy) before anything is
+    # written to disk.
     from .shards import check_shardable
     from .worker import Worker
 
     worker = Worker.from_config(config)
     try:
         check_shardable(config, worker)  # adaptive cells: refused before the run directory
+        worker.policy_return()  # --from-policy: a missing or unfitting policy, said now
         if config.stop_on_success and worker.root().success is None:
             note = f"{config.env} has no goal stepstone knows; unless it sets info['is_success']"
             print(f"stepstone: note: {note}, --stop-on-success needs --goal", file=sys.stderr)
@@ -313,6 +316,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         options.frames = int(store.meta("budget", "0"))
     check_workers(options.workers, options.backend)
     config = store.config
+    check_backend(config, options)
     if config.uses_model:
         stored = store.meta("llm_url"), store.meta("llm_budget")
         options.llm = build(ModelOptions, args).settings(config.llm_model, *stored)

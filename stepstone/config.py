@@ -127,6 +127,20 @@ class ExploreConfig:
         "directory (shards.py): for drivers feeding hundreds of workers; count, seen and "
         "uniform selectors only",
     )  # fmt: skip
+    # Self-improving demonstrations (learn/returner.py): return to a cell by running the
+    # policy `stepstone robustify` saved, from reset under sticky actions, instead of restoring
+    # it. Stored as an absolute path, so resume finds it; refused with shards and Ray workers.
+    from_policy: str | None = option(
+        None, metavar="POLICY",
+        help="return to cells by running this robustified policy (a run directory D after "
+        "'stepstone robustify D', or its robustify/policy.pt) from reset, not by restoring "
+        "them: a run that goes on where states cannot be restored",
+    )  # fmt: skip
+    sticky: float = option(
+        0.0, help="repeat the previous action with this probability (ALE's sticky actions: "
+        "0.25) in returns by --from-policy and in explorations; trajectories keep the actions "
+        "as taken",
+    )  # fmt: skip
     # What --cells auto means for environments without cells of their own (cells.resolve):
     # a run keeps the meaning it was made with; stored runs from before it are version 1.
     # Stored only with --cells auto, where it means something.
@@ -162,7 +176,10 @@ class ExploreConfig:
                 "--llm-url URL (or set STEPSTONE_LLM_MODEL and STEPSTONE_LLM_URL)"
             )
         Goal.parse(self.goal)
+        if not 0.0 <= self.sticky < 1.0:
+            raise ConfigError(f"--sticky is a probability in [0, 1), not {self.sticky}")
         self._check_shards()
+        self._check_from_policy()
         from .llm.prompts import Prompts
 
         Prompts(self.llm_prompts)  # unknown roles or fields are refused now, not mid-run
@@ -185,6 +202,24 @@ class ExploreConfig:
             what = "--llm-judge" if self.llm_judge else f"--cells {self.cells}"
             reason = "judges against the whole archive" if self.llm_judge else why[self.cells]
             raise ConfigError(f"{what} {reason}, which shards cannot do; drop --shards")
+
+    def _check_from_policy(self) -> None:
+        """Refuse what a return by the policy cannot do, before a run directory is written."""
+        if self.from_policy is None:
+            return
+        # An absolute path of the policy file (a run directory means its robustify/policy.pt),
+        # so resume finds it from any directory.
+        path = Path(self.from_policy).expanduser().resolve()
+        if (path / "robustify").is_dir():
+            path = path / "robustify" / "policy.pt"
+        object.__setattr__(self, "from_policy", str(path))
+        if self.shards > 1:
+            raise ConfigError("--from-policy runs with one archive: drop --shards")
+        if self.cells in ("novelty", "learned"):
+            raise ConfigError(
+                f"--cells {self.cells} are decided in the driver, so a worker running the "
+                "policy cannot tell when it reached one; use --from-policy with other cells"
+            )
 
     def _check_names(self) -> None:
         """Refuse a selector, cell kind or explorer no registry knows, after importing the
@@ -234,6 +269,10 @@ class ExploreConfig:
             del data["web_actions"]
         if self.shards == 1:  # run directories without shards stay as they were
             del data["shards"]
+        if self.from_policy is None:  # and those without the policy's return
+            del data["from_policy"]
+        if self.sticky == 0.0:
+            del data["sticky"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -300,6 +339,18 @@ class RunOptions:
 
             if REGISTRY[self.backend].local:
                 refuse_remote(None, self.tasks_per_call)
+
+
+def check_backend(config: ExploreConfig, options: RunOptions) -> None:
+    """Refuse, before anything is written, a backend whose workers may not find the policy
+    file ``--from-policy`` names (Ray's run on other machines)."""
+    from .executors import REGISTRY
+
+    if config.from_policy is not None and not REGISTRY[options.backend].local:
+        raise ConfigError(
+            f"--from-policy reads {config.from_policy} in every worker, which --backend "
+            f"{options.backend} may run on machines without it; use --backend processes or inline"
+        )
 
 
 MAX_PER_CALL = 64  # tasks in one Ray call at most: each carries a snapshot (executors/ray.py)

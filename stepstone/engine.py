@@ -77,6 +77,11 @@ class Result:
     # replay the same, worker.py): nothing was explored, since what it found would be credited
     # with the task's score and length, which are not this state's.
     missed: bool = False
+    # A return by the policy (--from-policy, learn/returner.py): its actions from reset and
+    # their reward. The exploration then continues that episode, not the task's entry: what it
+    # found is stored from the reset, with these actions before its own.
+    returned: np.ndarray | None = None
+    returned_score: float = 0.0
 
 
 @dataclass(slots=True)
@@ -317,11 +322,13 @@ class Engine:
             ]
         for f in found:
             self._note_goal(f)
+        score, length = task.score, task.length
+        if result.returned is not None:
+            score, length = result.returned_score, len(result.returned)
         accepted = [
             f
             for f in found
-            if current
-            and a.accepts(f.cell, task.score + f.reward, task.length + f.steps, bool(f.success))
+            if current and a.accepts(f.cell, score + f.reward, length + f.steps, bool(f.success))
         ]
         if accepted and self.admit is not None:
             counts.apply(a)  # the judge sees the counters as they are at this result
@@ -329,12 +336,16 @@ class Engine:
         updated: list[Hashable] = []  # entries this result added or improved
         if accepted:
             upto = max(f.steps for f in accepted)
-            node = self.trajectories.add(task.node, task.length, result.actions[:upto])
+            if result.returned is None:
+                node = self.trajectories.add(task.node, task.length, result.actions[:upto])
+            else:  # the whole episode, from reset
+                steps = np.concatenate([result.returned, result.actions[:upto]])
+                node = self.trajectories.add(ROOT, 0, steps.astype(result.actions.dtype))
             for f in accepted:
                 status = a.offer(
                     f.cell,
-                    task.score + f.reward,
-                    task.length + f.steps,
+                    score + f.reward,
+                    length + f.steps,
                     node,
                     f.snapshot,
                     frame=self.frames,

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import envs
 from .archive import Archive
 from .charts import curves
+from .config import ExploreConfig
 from .errors import RunDirError
 from .goals import GOAL_REACHED, Goal
 from .progress import human, room_count
@@ -70,8 +71,20 @@ def summary(store: RunStore) -> dict:
         "tasks_failed": last.get("tasks_failed", 0),
         # Returns by replay that reached another cell than the chosen one (worker.py).
         "returns_missed": state.get("missed_returns", 0),
+        **policy_returns(config, state),
         **llm_summary(config, store, last),
     }
+
+
+def policy_returns(config: ExploreConfig, state: dict) -> dict:
+    """With --from-policy: the policy, the noise, and the share of returns that reached the
+    chosen cell (learn/returner.py); nothing for runs that return by restoring."""
+    if config.from_policy is None:
+        return {}
+    n = state.get("explorations", 0)
+    rate = 1 - state.get("missed_returns", 0) / n if n else 0.0
+    return {"from_policy": config.from_policy, "sticky": config.sticky,
+            "return_success": round(rate, 4)}  # fmt: skip
 
 
 # The roles' counts of replies without a readable answer (explorers/llm.py, selectors/ige.py,
@@ -161,7 +174,11 @@ def markdown(s: dict) -> str:
         faults = (f"{s['workers_replaced']} workers replaced, {s['tasks_reissued']} tasks re-run, "
                   f"{s['tasks_failed']} given up")  # fmt: skip
         rows.append(("worker faults", faults))
-    if s["returns_missed"]:
+    if "return_success" in s:
+        rows.append(("returns by policy", f"{s['return_success']:.0%} of "
+                     f"{s['explorations']:,} reached the chosen cell ({s['from_policy']}, "
+                     f"sticky {s['sticky']:g}); the rest explored nothing"))  # fmt: skip
+    elif s["returns_missed"]:
         rows.append(("returns missed", f"{s['returns_missed']:,} of {s['explorations']:,} "
                      "returns by replay reached another cell than the chosen one (the "
                      "environment does not replay the same); not explored from"))  # fmt: skip

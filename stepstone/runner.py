@@ -53,6 +53,8 @@ def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) 
         **places(a),
         "success_frame": engine.success_frame,
         "goal_known": engine.goal_known,  # False: no goal to reach (the progress line says so)
+        # Returns that did not reach their cell (by replay, or by --from-policy): none, no key.
+        **({"returns_missed": engine.missed_returns} if engine.missed_returns else {}),
     }
 
 
@@ -86,6 +88,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     """Explore until ``options.frames`` in total; return the last metrics row."""
     config = store.config
     local = Worker.from_config(config)  # validates env and cells before any process starts
+    local.policy_return()  # and a --from-policy policy (resume: it may have moved since)
     if local.env.snapshot_format == "pickle":
         store.use_pickled_snapshots(options.trust_run_dir)
     if config.shards > 1:

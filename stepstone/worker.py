@@ -59,6 +59,8 @@ class Worker:
         # decided in the driver (novelty, learned) are not keys of it, so those send it none.
         self.shards = config.shards
         self.table = CellTable() if self.shards == 1 else ShardTables(self.shards)
+        self.sticky = config.sticky
+        self.returner: Any = None  # with --from-policy, built on first use: policy_return()
 
     @classmethod
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
@@ -84,26 +86,50 @@ class Worker:
         return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), False, success, source,
                      env.metrics())  # fmt: skip
 
+    def policy_return(self) -> Any:
+        """The run's ``--from-policy`` return (learn/returner.py), loaded and checked against
+        the environment on first use (ConfigError naming the fix); None without one. Readers
+        of a run (replay, view, export, robustify) never load it."""
+        c = self.config
+        if self.returner is None and c.from_policy is not None:
+            # Imported here, not at the top: torch and Phase 2 load only for such runs.
+            from .learn.returner import PolicyReturn
+
+            self.returner = PolicyReturn(self.env, c.from_policy, c.env, c.seed, c.sticky)
+        return self.returner
+
     def run(self, task: Task) -> Result | Parts:
         env, cell_fn, adaptive, goal = self.env, self.cell_fn, self.adaptive, self.goal
+        returner = self.policy_return()
         if adaptive is not None and task.cell_shape is not None:
             adaptive.set_shape(task.cell_shape)
         if task.table is not None:  # taken in first: the executor counts it as held
             self.table.apply(task.table)
-        try:
-            env.restore(task.snapshot)
-        except Exception as e:  # bytes an adapter cannot take, or an environment that fails
-            # while replaying to the cell (a browser that failed twice): say both
-            raise RunDirError(
-                f"the snapshot of cell {task.cell!r} cannot be restored ({type(e).__name__}: "
-                f"{e}); either the environment failed while returning to it (continue with "
-                "stepstone resume) or the run directory is damaged (restore it from a backup)"
-            ) from None
-        frames = env.last_restore_steps
-        if self.check_return and cell_fn(env) != task.cell:
-            missed = Result(task.task_id, np.empty(0, self.dtype), frames * env.frames_per_step,
-                            [], missed=True)  # fmt: skip
-            return missed if self.shards == 1 else split(missed, self.shards)
+        # Sticky actions (--sticky) draw from a stream of their own: the explorer's is as before.
+        noise = np.random.default_rng([task.explore_seed, 1])
+        base_score, base_length, prefix, prev = task.score, task.length, None, None
+        if returner is not None:  # --from-policy: reset and walk there (learn/returner.py)
+            back = returner.go(env, self.config.seed, task.cell, cell_fn, noise)
+            frames = len(back.actions)
+            if not back.reached:
+                return self._missed(task, frames)
+            base_score, base_length = back.reward, len(back.actions)
+            prefix = np.asarray(back.actions, dtype=self.dtype)
+            prev = back.actions[-1] if back.actions else 0
+        else:
+            try:
+                env.restore(task.snapshot)
+            except Exception as e:  # bytes an adapter cannot take, or an environment that fails
+                # while replaying to the cell (a browser that failed twice): say both
+                raise RunDirError(
+                    f"the snapshot of cell {task.cell!r} cannot be restored ({type(e).__name__}:"
+                    f" {e}); either the environment failed while returning to it (continue with"
+                    " stepstone resume) or the run directory is damaged (restore it from a "
+                    "backup)"
+                ) from None
+            frames = env.last_restore_steps
+            if self.check_return and cell_fn(env) != task.cell:
+                return self._missed(task, frames)
         rng = np.random.default_rng(task.explore_seed)
         steps_budget = self.config.explore_steps
         sample_at = (
@@ -113,15 +139,25 @@ class Worker:
         )
         samples = []
         end_on_death = self.config.end_on_life_loss
+        sticky = self.sticky
         # Cells decided in the driver: start from the key of the restored state itself.
         start = cell_fn(env) if self.decided else task.cell
         best: dict[Any, float] = {start: 0.0}
         found: dict[Any, Found] = {}
+        if prefix is not None and better(base_score, base_length, task.score, task.length):
+            # The policy came by a better way than the archive's: the cell may take it.
+            found[start] = Found(
+                start, 0.0, 0, env.snapshot(), False, goal.reached(env, base_score, False),
+                adaptive.source(env) if adaptive is not None else None, env.metrics(),
+            )  # fmt: skip
         actions = []
         total = 0.0
-        prev = start
+        last = start
         steps = 0
         for action in self.explorer.actions(env, rng, steps_budget):
+            if sticky and prev is not None and noise.random() < sticky:
+                action = prev  # what was taken is what the trajectory keeps
+            prev = action
             reward, terminated, truncated = env.step(action)
             actions.append(action)
             steps += 1
@@ -133,11 +169,11 @@ class Worker:
                 found = {c: f for c, f in found.items() if f.steps < doomed}
                 break
             cell = cell_fn(env)
-            if cell != prev or reward != 0 or terminated or truncated:
-                prev = cell
+            if cell != last or reward != 0 or terminated or truncated:
+                last = cell
                 # The goal is tested where something changes (a new cell, a reward, the end of
                 # the episode), which is where every goal goals.py knows is reached.
-                success = goal.reached(env, task.score + total, terminated)
+                success = goal.reached(env, base_score + total, terminated)
                 old = found.get(cell)
                 if old is None:  # the start cell, or a cell new in this exploration
                     take = cell not in best or better(total, steps, best[cell], 0, bool(success))
@@ -165,11 +201,19 @@ class Worker:
             task_id=task.task_id,
             actions=np.asarray(actions, dtype=self.dtype),
             frames=frames * env.frames_per_step,
-            found=self.table.filter(found.values(), task.score, task.length),
+            found=self.table.filter(found.values(), base_score, base_length),
             seen=list(best),
             samples=samples,
         )
+        if prefix is not None:
+            result.returned, result.returned_score = prefix, base_score
         return result if self.shards == 1 else split(result, self.shards)
+
+    def _missed(self, task: Task, frames: int) -> Result | Parts:
+        """A return that did not reach the task's cell: its frames, and nothing explored."""
+        missed = Result(task.task_id, np.empty(0, self.dtype), frames * self.env.frames_per_step,
+                        [], missed=True)  # fmt: skip
+        return missed if self.shards == 1 else split(missed, self.shards)
 
     def close(self) -> None:
         self.env.close()

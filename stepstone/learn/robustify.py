@@ -253,6 +253,18 @@ def features(obs: Any, space: Any = None) -> np.ndarray:
     return np.asarray(obs, dtype=np.float32).ravel()
 
 
+def policy_input(env: Any, space: Any = None) -> np.ndarray:
+    """What the policy sees of ``env`` now (``space``: the observation space of its inner
+    Gymnasium environment, for one-hot features).
+
+    Atari: the 128 RAM bytes as 1,024 bits, not 100,800 pixel values (a policy a CPU can
+    train). Bits, not bytes scaled to [0, 1]: a pixel of x is then a flipped input rather than
+    a change of 1/255, and on Montezuma the start point stalled without it."""
+    if isinstance(env, AtariEnv):
+        return np.unpackbits(env.ram()).astype(np.float32)
+    return features(env.observe(), space)
+
+
 class Runner:
     """The run's environment with noise, observations as features, starts from snapshots."""
 
@@ -279,12 +291,7 @@ class Runner:
         return Runner(self.store, self.cfg, index)
 
     def obs(self) -> np.ndarray:
-        # Atari: the 128 RAM bytes as 1,024 bits, not 100,800 pixel values (a policy a CPU
-        # can train). Bits, not bytes scaled to [0, 1]: a pixel of x is then a flipped input
-        # rather than a change of 1/255, and on Montezuma the start point stalled without it.
-        if self.atari:
-            return np.unpackbits(self.env.ram()).astype(np.float32)
-        return features(self.env.observe(), self.space)
+        return policy_input(self.env, self.space)
 
     def demo(self, actions: np.ndarray) -> Demo:
         env = self.env
