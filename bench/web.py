@@ -270,9 +270,9 @@ def table(args: argparse.Namespace, methods: list[str], tasks: list[str]) -> Non
             continue
         solved = [r for r in mine if won(r)]
         low, high = task_interval(order, solved_by[m])
-        med = statistics.median(r["steps_to_success"] for r in solved) if solved else "-"
+        med = f"{statistics.median(r['steps_to_success'] for r in solved):g}" if solved else "-"
         both = [rows[(*p, m)]["steps_to_success"] for p in every]
-        common = statistics.median(both) if both else "-"
+        common = f"{statistics.median(both):g}" if both else "-"
         secs = sum(r["browser_s"] + r["engine_s"] for r in mine)
         rate = sum(r["steps"] for r in mine) / secs
         share = sum(r["browser_s"] for r in mine) / secs
