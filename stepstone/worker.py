@@ -106,7 +106,7 @@ class Worker:
         if task.table is not None:  # taken in first: the executor counts it as held
             self.table.apply(task.table)
         # Sticky actions (--sticky) draw from a stream of their own: the explorer's is as before.
-        noise = np.random.default_rng([task.explore_seed, 1])
+        noise = np.random.default_rng([task.explore_seed, 1]) if self.sticky or returner else None
         base_score, base_length, prefix, prev = task.score, task.length, None, None
         if returner is not None:  # --from-policy: reset and walk there (learn/returner.py)
             back = returner.go(env, self.config.seed, task.cell, cell_fn, noise)
@@ -155,7 +155,7 @@ class Worker:
         last = start
         steps = 0
         for action in self.explorer.actions(env, rng, steps_budget):
-            if sticky and prev is not None and noise.random() < sticky:
+            if sticky and prev is not None and noise is not None and noise.random() < sticky:
                 action = prev  # what was taken is what the trajectory keeps
             prev = action
             reward, terminated, truncated = env.step(action)

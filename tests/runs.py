@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import sys
 import time
@@ -13,6 +14,13 @@ from stepstone.store.sqlite import decode_cell
 def cli(args: str) -> list[str]:
     """The command line of `stepstone ARGS` run as a separate process."""
     return [sys.executable, "-m", "stepstone.cli", *args.split()]
+
+
+def ctrl_c_default() -> None:
+    """``preexec_fn`` for a run that a test interrupts with SIGINT: a suite started in the
+    background (``make test &``, a CI step without a terminal) inherits SIGINT ignored, and an
+    ignored signal stays ignored across exec, so the run would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def iterations(run_dir: Path) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runs import cli, iterations, wait_for
+from runs import cli, ctrl_c_default, iterations, wait_for
 
 from stepstone import codec
 from stepstone.config import ExploreConfig
@@ -407,6 +407,7 @@ def test_sigint_with_no_progress_exits_130_and_says_so(tmp_path):
     proc = subprocess.Popen(
         cli(f"explore montezuma --cells ram --frames 50M --workers 2 --run-dir {run} "
             "--no-progress"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ctrl_c_default,
     )  # fmt: skip
     wait_for(lambda: iterations(run) >= 1, 120)
     proc.send_signal(signal.SIGINT)

@@ -211,13 +211,14 @@ def test_ctrl_c_to_the_whole_process_group_commits_and_the_run_resumes(
 ):
     """A terminal's Ctrl-C reaches the shard processes too: they leave the stopping to the
     coordinator, which commits through them."""
-    from runs import cli, iterations, wait_for
+    from runs import cli, ctrl_c_default, iterations, wait_for
 
     run = tmp_path / "run"
     args = (f"explore {CORRIDOR} --import {user_env_module} --frames 5M --workers 1 --return "
             f"replay --run-dir {run} --no-progress --shards 2")  # fmt: skip
     proc = subprocess.Popen(cli(args), start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_default)  # fmt: skip
     try:
         wait_for(lambda: iterations(run) >= 2, 60)
         os.killpg(proc.pid, 2)  # SIGINT to the group, as a terminal sends it
