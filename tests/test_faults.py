@@ -409,9 +409,13 @@ def test_sigint_with_no_progress_exits_130_and_says_so(tmp_path):
             "--no-progress"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         preexec_fn=ctrl_c_default,
     )  # fmt: skip
-    wait_for(lambda: iterations(run) >= 1, 120)
-    proc.send_signal(signal.SIGINT)
-    err = proc.communicate(timeout=60)[1]
+    try:
+        wait_for(lambda: iterations(run) >= 1, 120)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:  # not left running its 50M frames when the test fails
+            proc.kill()
     assert proc.returncode == 130
     assert "interrupted" in err and f"stepstone resume {run}" in err
     assert "Traceback" not in err
