@@ -3,13 +3,16 @@ tasks per actor call keep every task answered exactly once through actor deaths.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,34 +48,97 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def session_pids(sessions: set[int]) -> set[int]:
+    """The live processes of these sessions (the sixth field of /proc/PID/stat; a zombie,
+    state Z, has ended)."""
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[3]) in sessions and fields[0] != "Z":
+            pids.add(int(stat.parent.name))
+    return pids
+
+
+def stop(sessions: set[int]) -> None:
+    """End the processes of ``sessions``: SIGTERM, then SIGKILL what is left after 15 s."""
+    for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        for pid in session_pids(sessions):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while session_pids(sessions) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@dataclass
+class Cluster:
+    address: str
+    sessions: set[int]  # each node's `ray start` began a session holding its processes
+
+    def actor_pids(self) -> list[int]:
+        """This cluster's explore actors (not those of any other Ray on the machine)."""
+        out = subprocess.run(["pgrep", "-f", "ray::ExploreActor"], capture_output=True, text=True)
+        ours = session_pids(self.sessions)
+        return [int(p) for p in out.stdout.split() if int(p) in ours]
+
+
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
     """`ray start --head` on loopback plus a second node joining it; stopped afterwards.
 
     HOME is a fresh directory: a token file that an earlier local ``ray.init()`` left in
-    ~/.ray makes a joining node fail authentication. `ray stop` stops every Ray process of
-    this machine, so no other Ray job should run alongside the test suite.
+    ~/.ray makes a joining node fail authentication. Each node starts in a session of its own
+    and its own temporary directory, and only those sessions' processes are stopped: `ray
+    stop` would stop every Ray process of the machine, a user's cluster with them.
     """
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("finds the cluster's processes through /proc (Linux)")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     port = free_port()
     address = f"127.0.0.1:{port}"
+    # Short: Ray's sockets live under it, and a Unix socket's path is at most 107 bytes.
+    temp = tempfile.mkdtemp(prefix="ray")
+    sessions: set[int] = set()
     try:
         for args in (
             ["--head", f"--port={port}", "--include-dashboard=false"],
             [f"--address={address}"],
         ):
-            done = subprocess.run(
-                [RAY, "start", *args, *NODE], capture_output=True, text=True, timeout=120
-            )
-            assert done.returncode == 0, done.stderr[-2000:]
-        yield address
+            proc = subprocess.Popen(
+                [RAY, "start", *args, *NODE, f"--temp-dir={temp}"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )  # fmt: skip
+            sessions.add(proc.pid)
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-2000:]
+        yield Cluster(address, sessions)
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+        stop(sessions)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
-def actor_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "ray::ExploreActor"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+def test_stopping_the_cluster_spares_processes_of_other_sessions():
+    """What the fixture stops: its nodes' sessions, children that left their process group
+    included (Ray's workers do), and nothing else (a user's own Ray, here a bystander)."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("/proc (Linux)")
+    node = subprocess.Popen(
+        ["sh", "-c", "sleep 600 & sh -c 'exec sleep 601' & wait"],
+        start_new_session=True,
+    )
+    bystander = subprocess.Popen(["sleep", "602"], start_new_session=True)
+    try:
+        wait_for(lambda: len(session_pids({node.pid})) == 3, 10)
+        stop({node.pid})
+        assert session_pids({node.pid}) == set() and node.poll() is not None
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        node.kill()
 
 
 def reissued(run_dir: Path) -> int:
@@ -81,16 +147,16 @@ def reissued(run_dir: Path) -> int:
 
 def test_cluster_run_survives_a_killed_worker_and_a_killed_driver(cluster, tmp_path):
     run_dir = tmp_path / "run"
-    ray_args = f"--backend ray --address {cluster} --workers 2 --no-progress"
+    ray_args = f"--backend ray --address {cluster.address} --workers 2 --no-progress"
     cmd = cli(f"explore montezuma --cells ram --frames 50M --run-dir {run_dir} {ray_args}")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: iterations(run_dir) >= 2 and len(actor_pids()) == 2, 180)
-        victim = actor_pids()[0]
+        wait_for(lambda: iterations(run_dir) >= 2 and len(cluster.actor_pids()) == 2, 180)
+        victim = cluster.actor_pids()[0]
         os.kill(victim, signal.SIGKILL)  # a worker process dies mid-run ...
         wait_for(lambda: reissued(run_dir) >= 1, 180)  # ... its task is re-issued ...
-        assert victim not in actor_pids()
-        wait_for(lambda: len(actor_pids()) == 2, 120)  # ... and Ray replaces the worker
+        assert victim not in cluster.actor_pids()
+        wait_for(lambda: len(cluster.actor_pids()) == 2, 120)  # ... and Ray replaces the worker
         n = iterations(run_dir)
         wait_for(lambda: iterations(run_dir) >= n + 1, 120)
     finally:
