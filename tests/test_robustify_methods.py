@@ -201,6 +201,29 @@ def test_several_demonstrations_train_together(tmp_path):
     assert {m["demo"] for m in result["start_moves"]} <= set(range(len(result["demos"])))
 
 
+def test_each_demonstration_stops_where_it_first_reaches_the_goal(tmp_path):
+    """Where reaching the goal does not end the episode (a score, as Montezuma's score>=400),
+    the cells past it hold the same path with steps added: --demos K must give K ways to the
+    goal, not one way and its extensions."""
+    from stepstone.learn import robustify as rb
+    from stepstone.trajectories import TrajectoryTree
+
+    run = tmp_path / "run"
+    argv = f"explore CartPole-v1 --frames 3k --workers 1 --goal score>=15 --run-dir {run}"
+    assert main([*argv.split(), "--no-progress"]) == 0
+    store = RunStore.open(run)
+    archive = store.load_archive()
+    assert (archive.length[np.flatnonzero(archive.goal[: len(archive)] > 0)] > 15).any()
+    cfg = rb.RobustifyConfig(demos=8)
+    runner = rb.Runner(store, cfg)
+    best = rb.demonstration(archive, None)
+    demos = rb.demonstrations(runner, archive, TrajectoryTree(store.nodes), best, cfg)
+    runner.worker.close()
+    assert len(demos) >= 2  # CartPole's reward is 1 a step: the goal is the 15th action
+    assert all(len(d.actions) == 15 and d.goals[-1] and not any(d.goals[:-1]) for d in demos)
+    assert len({d.actions.tobytes() for d in demos}) == len(demos)
+
+
 def test_a_window_of_start_points_walks_the_corridor_back_to_reset(tmp_path, user_env_module):
     from stepstone.learn.robustify import RobustifyConfig, robustify
 

@@ -176,11 +176,15 @@ def demonstrations(
 ) -> list[Demo]:
     """``first``'s trajectory and the next best ones, up to ``cfg.demos`` distinct ones: those
     reaching the goal where ``first`` does (highest score, then shortest), else the shortest
-    reaching ``cfg.demo_score`` (each cut where it reaches it) or ``first``'s score."""
+    reaching ``cfg.demo_score`` or ``first``'s score. Each is cut where it first reaches the
+    goal or ``cfg.demo_score``: where the goal does not end the episode (Montezuma's
+    ``score>=400``), the cells past it hold the same path with steps added, copies rather than
+    other ways there."""
+    by_goal = cfg.demo_score is None and bool(archive.goal[first])
     order = [first]
     if cfg.demos > 1:
         n = len(archive)
-        if cfg.demo_score is None and archive.goal[first]:
+        if by_goal:
             pool = np.flatnonzero(archive.goal[:n] > 0)
             ranked = pool[np.lexsort((archive.length[pool], -archive.score[pool]))]
         else:
@@ -192,7 +196,9 @@ def demonstrations(
     seen: set[bytes] = set()
     for i in order[: 20 * cfg.demos]:
         demo = runner.demo(tree.actions(int(archive.node[i]), int(archive.length[i])))
-        if cfg.demo_score is not None:  # up to the action that reaches the score, no further
+        if by_goal and any(demo.goals):  # up to where it first gets there, no further
+            demo = demo.prefix(int(np.argmax([bool(g) for g in demo.goals])))
+        elif cfg.demo_score is not None:
             demo = demo.prefix(int(np.argmax(np.asarray(demo.returns) >= cfg.demo_score)))
         key = np.asarray(demo.actions, dtype=np.int64).tobytes()
         if key not in seen:
