@@ -174,23 +174,22 @@ def demonstration(archive: Any, demo_score: float | None) -> int:
 def demonstrations(
     runner: Runner, archive: Any, tree: TrajectoryTree, first: int, cfg: RobustifyConfig
 ) -> list[Demo]:
-    """``first``'s trajectory and the next best ones, up to ``cfg.demos`` distinct ones: those
-    reaching the goal where ``first`` does (highest score, then shortest), else the shortest
-    reaching ``cfg.demo_score`` or ``first``'s score. Each is cut where it first reaches the
-    goal or ``cfg.demo_score``: where the goal does not end the episode (Montezuma's
-    ``score>=400``), the cells past it hold the same path with steps added, copies rather than
-    other ways there."""
+    """``first``'s trajectory and the next ones, up to ``cfg.demos`` distinct ones: the
+    shortest of those reaching the goal where ``first`` does, else of those reaching
+    ``cfg.demo_score`` or ``first``'s score. Each is cut where it first reaches the goal or
+    ``cfg.demo_score``: where the goal does not end the episode (Montezuma's ``score>=400``),
+    the cells past it hold the paths that reached it with steps added, copies rather than
+    other ways there; the shortest entries are the nearest the goal, where the ways differ."""
     by_goal = cfg.demo_score is None and bool(archive.goal[first])
     order = [first]
     if cfg.demos > 1:
         n = len(archive)
         if by_goal:
             pool = np.flatnonzero(archive.goal[:n] > 0)
-            ranked = pool[np.lexsort((archive.length[pool], -archive.score[pool]))]
         else:
             bar = archive.score[first] if cfg.demo_score is None else cfg.demo_score
             pool = np.flatnonzero(archive.score[:n] >= bar)
-            ranked = pool[np.argsort(archive.length[pool], kind="stable")]
+        ranked = pool[np.argsort(archive.length[pool], kind="stable")]
         order += [int(i) for i in ranked if int(i) != first]
     demos: list[Demo] = []
     seen: set[bytes] = set()
@@ -590,8 +589,8 @@ def load_checkpoint(path: Path, cfg: RobustifyConfig, demos: list[Demo], name: s
         )
     if list(saved["demos"]) != fingerprint(demos):
         raise ConfigError(
-            f"{path} was trained on other demonstrations (the archive changed since): add "
-            "--fresh to start over"
+            f"{path} was trained on other demonstrations (the archive has changed, or an older "
+            "stepstone chose them): add --fresh to start over"
         )
     return saved
 
