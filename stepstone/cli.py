@@ -578,7 +578,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         + f"; start moved {len(result['start_moves'])} times"
         + (", to the reset state" if result["reached_reset"] else "")
     )
-    print(f"under noise (sticky {cfg.sticky}), {cfg.eval_episodes} episodes from reset, "
+    used = result["config"]  # the options a continued training was begun with
+    print(f"under noise (sticky {used['sticky']}), {used['eval_episodes']} episodes from reset, "
           f"success = {result['success_criterion']}:")  # fmt: skip
     for name in ("backward", "bc", "ppo_from_reset"):
         if f"success_{name}" in result:

@@ -256,6 +256,7 @@ def test_gamma_discounts_the_demonstrations_return_and_a_checkpoint_keeps_it(
     args = ["robustify", str(run), "--baselines", "none", "--eval-episodes", "1", "--no-progress"]
     assert main([*args, "--frames", "512", "--gamma", "0.999"]) == 0
     capsys.readouterr()
-    assert main([*args, "--frames", "1k"]) == 2
-    assert "--gamma 0.999 (now 0.99)" in capsys.readouterr().err
-    assert main([*args, "--frames", "1k", "--gamma", "0.999"]) == 0
+    assert main([*args, "--frames", "1k", "--gamma", "0.9"]) == 2
+    assert "--gamma 0.999 (now 0.9)" in capsys.readouterr().err
+    assert main([*args, "--frames", "1k"]) == 0  # not given: the checkpoint's
+    assert "begun with: --gamma 0.999 (add --fresh" in capsys.readouterr().err

@@ -150,7 +150,7 @@ def test_policy_file_rebuilds_its_network_alone_and_old_policies_still_evaluate(
 def test_a_checkpoint_from_before_batching_continues_with_one_environment(corridor_run, capsys):
     """A checkpoint written before --envs (one environment under singular keys, no "envs"
     setting) continues as --envs 1, to the weights of an uninterrupted --envs 1 training;
-    with the new default it is refused, naming the option."""
+    with another --envs given it is refused, naming the option."""
     from stepstone.learn.robustify import RobustifyConfig, robustify
 
     store = RunStore.open(corridor_run)
@@ -171,10 +171,43 @@ def test_a_checkpoint_from_before_batching_continues_with_one_environment(corrid
 
     args = ["robustify", str(corridor_run), "--frames", "2048", "--step-back", "5",
             "--baselines", "none", "--eval-episodes", "1", "--no-progress"]  # fmt: skip
-    assert main(args) == 2
-    assert "was trained with --envs 1 (now 8)" in capsys.readouterr().err
+    assert main([*args, "--envs", "4"]) == 2
+    assert "was trained with --envs 1 (now 4)" in capsys.readouterr().err
     notes: list[str] = []
     robustify(store, cfg, baselines=(), log=notes.append)
     assert notes == ["backward: continued from its checkpoint at 1,024 steps"]
     got = weights(corridor_run)
     assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_robustify_d_alone_continues_with_the_options_and_budget_it_was_begun_with(
+    corridor_run, capsys
+):
+    """`stepstone robustify D`, nothing more, continues a stopped training as it was begun:
+    its options and its --frames. An option given another value is refused, by its flag."""
+    from stepstone.learn.robustify import RobustifyConfig, robustify
+
+    store = RunStore.open(corridor_run)
+    cfg = RobustifyConfig(frames=2_048, step=5, start_window=6, sil=0.1, envs=2,
+                          eval_episodes=1, checkpoint_every=0)  # fmt: skip
+    seen = []
+
+    def stop_at_second(line: str) -> None:
+        seen.append(line)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        robustify(store, cfg, baselines=(), status=stop_at_second, fresh=True)
+    capsys.readouterr()
+    assert main(["robustify", str(corridor_run), "--baselines", "none", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "continued from its checkpoint at 512 steps" in err
+    assert ("with the options it was begun with: --step-back 5, --start-window 6, --sil 0.1, "
+            "--envs 2, --frames 2048") in err  # fmt: skip
+    result = json.loads((corridor_run / "robustify" / "result.json").read_text())
+    assert result["frames_backward"] == 2_048
+    assert {k: result["config"][k] for k in ("step", "start_window", "sil", "envs")} == {
+        "step": 5, "start_window": 6, "sil": 0.1, "envs": 2}  # fmt: skip
+    assert main(["robustify", str(corridor_run), "--step-back", "3", "--baselines", "none"]) == 2
+    assert "was trained with --step-back 5 (now 3)" in capsys.readouterr().err

@@ -35,7 +35,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from ..config import parse_count
 from ..envs.ale import AtariEnv
 from ..errors import ConfigError
 from ..goals import Goal
-from ..options import option
+from ..options import KEY, option
 from ..progress import duration, human
 from ..store.sqlite import RunStore
 from ..trajectories import TrajectoryTree
@@ -466,9 +466,10 @@ def ppo(
     def save() -> None:
         if checkpoint is None:
             return
-        state = {"frames": frames, "history": history, "recent": list(recent),
-                 "starts": [s.state() for s in starts], "episodes": episodes,
-                 "prevs": [e.prev for e in envs], "rng": rng.bit_generator.state,
+        state = {"frames": frames, "target": cfg.frames, "history": history,
+                 "recent": list(recent), "starts": [s.state() for s in starts],
+                 "episodes": episodes, "prevs": [e.prev for e in envs],
+                 "rng": rng.bit_generator.state,
                  "runner_rngs": [e.rng.bit_generator.state for e in envs]}  # fmt: skip
         save_checkpoint(checkpoint, {
             "format": FORMAT, "method": name, "settings": json.dumps(settings(cfg)),
@@ -580,9 +581,7 @@ def load_checkpoint(path: Path, cfg: RobustifyConfig, demos: list[Demo], name: s
     now = settings(cfg)
     changed = [k for k in now if was.get(k, BEFORE.get(k)) != now[k]]
     if changed:
-        diff = ", ".join(
-            f"--{k.replace('_', '-')} {was.get(k, BEFORE.get(k))} (now {now[k]})" for k in changed
-        )
+        diff = ", ".join(f"{flag(k)} {was.get(k, BEFORE.get(k))} (now {now[k]})" for k in changed)
         raise ConfigError(
             f"{path} was trained with {diff}: give the same options to continue it, or add "
             "--fresh to start over"
@@ -593,6 +592,44 @@ def load_checkpoint(path: Path, cfg: RobustifyConfig, demos: list[Demo], name: s
             "stepstone chose them): add --fresh to start over"
         )
     return saved
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a RobustifyConfig field (``step``: --step-back)."""
+    opt = next((f.metadata.get(KEY) for f in fields(RobustifyConfig)
+                if f.name == name), None)  # fmt: skip
+    return (opt.flag if opt is not None and opt.flag else None) or "--" + name.replace("_", "-")
+
+
+def carry_over(path: Path, cfg: RobustifyConfig, log: Callable[[str], None] | None) -> Any:
+    """``cfg`` with every option it leaves at its default taken from the checkpoint at
+    ``path``, the budget too (--frames): `stepstone robustify D` alone continues the training
+    in D, whatever options began it. An option given another value is still refused by
+    ``load_checkpoint``, naming --fresh."""
+    if not path.exists():
+        return cfg
+    saved = load_file(path, "a checkpoint written by stepstone robustify")
+    was = json.loads(saved.get("settings", "{}"))
+    default = RobustifyConfig()
+    taken: dict[str, Any] = {}
+    for f in fields(RobustifyConfig):
+        now = getattr(cfg, f.name)
+        if KEY not in f.metadata or f.name in CONTINUABLE or now != getattr(default, f.name):
+            continue
+        then = was.get(f.name, BEFORE.get(f.name, now))
+        if then != now:
+            taken[f.name] = then
+    target = json.loads(saved.get("state", "{}")).get("target")
+    if target is not None and cfg.frames == default.frames and target != cfg.frames:
+        taken["frames"] = int(target)
+    if taken and log is not None:
+        given = ", ".join(f"{flag(k)} {v:g}" if isinstance(v, float) else f"{flag(k)} {v}"
+                          for k, v in taken.items())  # fmt: skip
+        log(
+            f"continuing {path.name} with the options it was begun with: {given} (add --fresh "
+            "to start over with the defaults)"
+        )
+    return replace(cfg, **taken)
 
 
 def behaviour_cloning(runner: Runner, demos: list[Demo], cfg: RobustifyConfig) -> Any:
@@ -663,6 +700,9 @@ def robustify(
         import torch
     except ImportError:
         raise ConfigError("robustify needs torch: pip install 'stepstone[torch]'") from None
+    out = store.path / "robustify"
+    if not fresh:
+        cfg = carry_over(out / CHECKPOINT.format("backward"), cfg, log)
     torch.set_num_threads(cfg.threads)
     archive = store.load_archive()
     if len(archive) == 0:
@@ -691,7 +731,6 @@ def robustify(
     demo = demos[0]
     if log is not None and len(demos) < cfg.demos:
         log(f"the archive holds {len(demos)} distinct demonstrations, not {cfg.demos}")
-    out = store.path / "robustify"
     out.mkdir(exist_ok=True)
     if fresh:
         for name in ("backward", "ppo_from_reset"):
