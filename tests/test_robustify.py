@@ -77,6 +77,37 @@ def test_atari_policies_see_the_ram(tmp_path):
     assert np.array_equal(np.packbits(obs.astype(np.uint8)), runner.env.ram())
 
 
+def test_ram_bits_and_bytes_reach_the_policy_and_everything_that_runs_it(tmp_path, capsys):
+    """--ram bits+bytes: the bits, then each byte scaled to [0, 1]; the saved policy says so,
+    and `evaluate` and `explore --from-policy` feed it the same 1,152 inputs."""
+    from stepstone.config import ExploreConfig
+    from stepstone.learn.robustify import RobustifyConfig, Runner
+
+    store = RunStore.create(tmp_path / "mz", ExploreConfig("montezuma", cells="ram"))
+    runner = Runner(store, RobustifyConfig(ram="bits+bytes"))
+    runner.env.reset(0)
+    obs, ram = runner.obs(), runner.env.ram()
+    assert obs.shape == (1152,) and np.array_equal(np.packbits(obs[:1024].astype(np.uint8)), ram)
+    assert np.allclose(obs[1024:] * 255, ram)
+    runner.worker.close()
+
+    run = tmp_path / "run"
+    quiet = ["--workers", "1", "--no-progress"]
+    explore = ["explore", "ALE/Breakout-v5", "--frames", "3k", "--run-dir", str(run)]
+    assert main([*explore, *quiet]) == 0
+    args = ["--frames", "512", "--baselines", "none", "--eval-episodes", "1", "--no-progress"]
+    assert main(["robustify", str(run), "--ram", "bits+bytes", *args]) == 0
+    info = json.loads((run / "robustify" / "policy.json").read_text())
+    assert (info["inputs"], info["features"]) == (1152, "ram-bits+bytes")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--episodes", "1"]) == 0
+    assert "1 episodes from reset" in capsys.readouterr().out
+    again = tmp_path / "again"
+    argv = ["explore", "ALE/Breakout-v5", "--from-policy", str(run), "--sticky", "0.25"]
+    assert main([*argv, "--frames", "1k", "--run-dir", str(again), *quiet]) == 0
+    assert RunStore.open(again).state()["frames"] >= 1_000
+
+
 def test_success_is_the_goal_not_the_demonstrations_return(tmp_path):
     """MiniGrid pays 1 - 0.9 * steps / max_steps at the goal: a slower way there earns less
     than the demonstration and still reaches the goal."""

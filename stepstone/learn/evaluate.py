@@ -39,9 +39,10 @@ def load_policy(path: Path, seed: int = 0) -> tuple[Any, dict]:
     data = load(path, "a policy saved by stepstone robustify")
     if "state_dict" in data:  # the format with the architecture
         try:
-            info = {k: data[k] for k in KEYS} | {"max_steps": data.get("max_steps", 0),
-                                                 "frames": data.get("frames")}  # fmt: skip
             arch = data["architecture"]
+            info = {k: data[k] for k in KEYS} | {"max_steps": data.get("max_steps", 0),
+                                                 "frames": data.get("frames"),
+                                                 "features": arch.get("features")}  # fmt: skip
             hidden = tuple(int(h) for h in arch["hidden"])
             state = data["state_dict"]
         except (KeyError, TypeError) as e:
@@ -61,6 +62,12 @@ def load_policy(path: Path, seed: int = 0) -> tuple[Any, dict]:
             f"{path} does not fit this run's policy network ({first}); run robustify again"
         ) from None
     return model, info
+
+
+def ram_of(info: dict) -> str:
+    """``--ram`` of the policy's training (policies saved before it saw bits)."""
+    features = info.get("features") or "ram-bits"
+    return features[4:] if features.startswith("ram-") else "bits"
 
 
 def _info(path: Path) -> dict:
@@ -88,7 +95,8 @@ def run_policy(
     if not path.is_file():
         raise ConfigError(f"{store.path} has no policy: run 'stepstone robustify {store.path}'")
     model, info = load_policy(path, seed)
-    cfg = RobustifyConfig(sticky=info["sticky"] if sticky is None else sticky, seed=seed)
+    cfg = RobustifyConfig(sticky=info["sticky"] if sticky is None else sticky, seed=seed,
+                          ram=ram_of(info))  # fmt: skip
     runner = Runner(store, cfg)
     try:
         runner.env.reset(store.config.seed)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .evaluate import load_policy
+from .evaluate import load_policy, ram_of
 from .ppo import act
 from .robustify import episode_limit, policy_input
 
@@ -61,8 +61,10 @@ class PolicyReturn:
         _check_source(file, env_id, seed)
         inner = getattr(env, "env", None)
         self.space = getattr(inner, "observation_space", None)
+        self.features = "ram-" + ram_of(info)  # what an Atari policy reads; others ignore it
         env.reset(seed)
-        n_in, n_act = len(policy_input(env, self.space)), int(getattr(env.action_space, "n", 0))
+        n_in = len(policy_input(env, self.space, self.features))
+        n_act = int(getattr(env.action_space, "n", 0))
         if (n_in, n_act) != (info["inputs"], info["actions"]):
             raise ConfigError(
                 f"--from-policy {path} takes {info['inputs']} inputs and {info['actions']} "
@@ -84,7 +86,7 @@ class PolicyReturn:
         while cell_fn(env) != target:
             if len(actions) >= self.limit:
                 return Return(actions, total, False)
-            a, _, _ = act(self.model, policy_input(env, self.space))
+            a, _, _ = act(self.model, policy_input(env, self.space, self.features))
             if noise.random() < self.sticky:
                 a = prev
             reward, terminated, truncated = env.step(a)

@@ -68,6 +68,7 @@ from .starts import Starts
 POLICY = "policy.pt"  # the backward algorithm's policy, its architecture and what success is
 POLICY_INFO = "policy.json"  # the same information in words, for people and older readers
 CHECKPOINT = "checkpoint-{}.pt"  # each method's training state, in D/robustify/
+RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes")  # --ram; a policy's features: "ram-" + it
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,12 @@ class RobustifyConfig:
         "demonstration from its start point (0: off; the papers' code ends one once its score "
         "lags the demonstration's by 50 actions). Tightens the limit where --max-steps is "
         "loose, as far from the goal a fixed cap must be",
+    )  # fmt: skip
+    ram: str = option(
+        "bits", help="what an Atari policy sees of the console's 128 RAM bytes: bits (1,024 "
+        "inputs), or bits+bytes (each byte also scaled to [0, 1], 1,152 inputs: a position "
+        "then varies smoothly too, as timing a jump over a moving enemy asks)",
+        names=lambda: RAM_FEATURES, choices=True,
     )  # fmt: skip
     envs: int = option(
         8, help="environments stepped together, one batched forward pass for all, each "
@@ -258,15 +265,21 @@ def features(obs: Any, space: Any = None) -> np.ndarray:
     return np.asarray(obs, dtype=np.float32).ravel()
 
 
-def policy_input(env: Any, space: Any = None) -> np.ndarray:
+def policy_input(env: Any, space: Any = None, kind: str = "ram-bits") -> np.ndarray:
     """What the policy sees of ``env`` now (``space``: the observation space of its inner
-    Gymnasium environment, for one-hot features).
+    Gymnasium environment, for one-hot features; ``kind``: the policy's features).
 
     Atari: the 128 RAM bytes as 1,024 bits, not 100,800 pixel values (a policy a CPU can
-    train). Bits, not bytes scaled to [0, 1]: a pixel of x is then a flipped input rather than
-    a change of 1/255, and on Montezuma the start point stalled without it."""
+    train). Bits, not only bytes scaled to [0, 1]: a pixel of x is then a flipped input rather
+    than a change of 1/255, and on Montezuma the start point stalled without it. With
+    ``ram-bits+bytes`` the scaled bytes follow the bits: a distance between two positions is
+    then a difference of two inputs, which a bit pattern is not."""
     if isinstance(env, AtariEnv):
-        return np.unpackbits(env.ram()).astype(np.float32)
+        ram = env.ram()
+        bits = np.unpackbits(ram).astype(np.float32)
+        if kind == "ram-bits+bytes":
+            return np.concatenate([bits, ram.astype(np.float32) / 255.0])
+        return bits
     return features(env.observe(), space)
 
 
@@ -282,6 +295,7 @@ class Runner:
         # Environment 0 draws its noise as the single environment did (old runs continue).
         self.rng = np.random.default_rng(cfg.seed if index == 0 else [cfg.seed, index])
         self.atari = isinstance(self.env, AtariEnv)
+        self.features = f"ram-{cfg.ram}" if self.atari else "vector"
         inner = getattr(self.env, "env", None)
         self.space = getattr(inner, "observation_space", None)
         self.n_actions = int(self.env.action_space.n)
@@ -296,7 +310,7 @@ class Runner:
         return Runner(self.store, self.cfg, index)
 
     def obs(self) -> np.ndarray:
-        return policy_input(self.env, self.space)
+        return policy_input(self.env, self.space, self.features)
 
     def demo(self, actions: np.ndarray) -> Demo:
         env = self.env
@@ -349,8 +363,7 @@ class Runner:
 
 
 def architecture(runner: Runner, demos: list[Demo]) -> Architecture:
-    features = "ram-bits" if runner.atari else "vector"
-    return Architecture(len(demos[0].observations[0]), runner.n_actions, features=features)
+    return Architecture(len(demos[0].observations[0]), runner.n_actions, features=runner.features)
 
 
 def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitation:
@@ -369,7 +382,7 @@ def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitat
 # Options that may change when a run continues from its checkpoint: the rest must match.
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 # Settings added since checkpoints were first written, and the value an older one had.
-BEFORE = {"envs": 1, "lag": 0}
+BEFORE = {"envs": 1, "lag": 0, "ram": "bits"}
 
 
 def settings(cfg: RobustifyConfig) -> dict:
