@@ -1,6 +1,7 @@
 #!/bin/sh
 # Issue 21's Montezuma first-room protocol: robustify 3 training seeds (and seed 0 with the
-# reference's discount; mz-bytes-s0: seed 0 seeing RAM bytes too) in the background; run again to continue each from its checkpoint.
+# reference's discount; mz-bytes-s0: seed 0 seeing RAM bytes too) in the background; run again
+# to continue each from its checkpoint.
 #   sh bench/phase2_montezuma.sh [ROOT] [RUNS...]   (ROOT default /work/runs/phase2)
 # ROOT/montezuma is the explored demonstration run; each training runs in a copy of it,
 # ROOT/NAME, appends its progress lines to ROOT/NAME.log and its PID to ROOT/NAME.pid.
