@@ -609,12 +609,13 @@ def load_checkpoint(path: Path, cfg: RobustifyConfig, demos: list[Demo], name: s
 
 def flag(name: str) -> str:
     """The command-line flag of a RobustifyConfig field (``step``: --step-back)."""
-    opt = next((f.metadata.get(KEY) for f in fields(RobustifyConfig)
-                if f.name == name), None)  # fmt: skip
-    return (opt.flag if opt is not None and opt.flag else None) or "--" + name.replace("_", "-")
+    opt = {f.name: f.metadata.get(KEY) for f in fields(RobustifyConfig)}.get(name)
+    return opt.flag if opt is not None and opt.flag else "--" + name.replace("_", "-")
 
 
-def carry_over(path: Path, cfg: RobustifyConfig, log: Callable[[str], None] | None) -> Any:
+def carry_over(
+    path: Path, cfg: RobustifyConfig, log: Callable[[str], None] | None
+) -> RobustifyConfig:
     """``cfg`` with every option it leaves at its default taken from the checkpoint at
     ``path``, the budget too (--frames): `stepstone robustify D` alone continues the training
     in D, whatever options began it. An option given another value is still refused by
@@ -636,8 +637,7 @@ def carry_over(path: Path, cfg: RobustifyConfig, log: Callable[[str], None] | No
     if target is not None and cfg.frames == default.frames and target != cfg.frames:
         taken["frames"] = int(target)
     if taken and log is not None:
-        given = ", ".join(f"{flag(k)} {v:g}" if isinstance(v, float) else f"{flag(k)} {v}"
-                          for k, v in taken.items())  # fmt: skip
+        given = ", ".join(f"{flag(k)} {v}" for k, v in taken.items())
         log(
             f"continuing {path.name} with the options it was begun with: {given} (add --fresh "
             "to start over with the defaults)"
