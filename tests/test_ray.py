@@ -141,6 +141,26 @@ def test_stopping_the_cluster_spares_processes_of_other_sessions():
         node.kill()
 
 
+def test_a_local_run_ignores_the_address_a_dead_cluster_left(tmp_path):
+    """Ray records the last cluster `ray start` began in its temporary directory, and the file
+    outlives the cluster; `--backend ray` without --address starts a local instance anyway
+    rather than waiting for the dead one."""
+    temp = tempfile.mkdtemp(prefix="rt")  # short: Ray's socket paths live under it
+    try:
+        (Path(temp) / "ray").mkdir()
+        (Path(temp) / "ray" / "ray_current_cluster").write_text("127.0.0.1:1")
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update(RAY_TMPDIR=temp, PYTHONPATH=os.pathsep.join(sys.path))
+        run = tmp_path / "run"
+        argv = f"explore CartPole-v1 --backend ray --workers 1 --frames 2k --run-dir {run}"
+        done = subprocess.run([*cli(argv), "--no-progress"], env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert RunStore.open(run).state()["frames"] >= 2_000
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def reissued(run_dir: Path) -> int:
     return max([m.get("reissued", 0) for m in RunStore.open(run_dir).metrics()], default=0)
 
@@ -199,7 +219,7 @@ def local_ray():
 
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), path]))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:

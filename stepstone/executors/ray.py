@@ -106,8 +106,11 @@ class RayExecutor(Executor):
         if self.started_ray:
             os.environ.setdefault("RAY_worker_niceness", "0")  # read by a local instance
             try:
+                # No --address: a local instance of our own, not the cluster Ray last
+                # recorded in /tmp/ray/ray_current_cluster, which outlives a killed cluster
+                # and then hangs ray.init (RAY_ADDRESS, set on purpose, still counts).
                 ray.init(
-                    address=address,
+                    address=address or os.environ.get("RAY_ADDRESS") or "local",
                     include_dashboard=False,
                     log_to_driver=False,
                     logging_level=logging.ERROR,
