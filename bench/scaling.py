@@ -437,7 +437,8 @@ class SimExecutor(RayExecutor):
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             os.environ.setdefault("RAY_worker_niceness", "0")  # as RayExecutor does
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
         sim = ray.remote(num_cpus=0, max_concurrency=100_000)(SimWorkers)
         per = (len(results) + actors - 1) // actors
         handles = [sim.remote(results[k * per : (k + 1) * per]) for k in range(actors)]
