@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .evaluate import load_policy, ram_of
+from .evaluate import load_policy
 from .ppo import act
 from .robustify import episode_limit, policy_input
 
@@ -61,7 +61,7 @@ class PolicyReturn:
         _check_source(file, env_id, seed)
         inner = getattr(env, "env", None)
         self.space = getattr(inner, "observation_space", None)
-        self.features = "ram-" + ram_of(info)  # what an Atari policy reads; others ignore it
+        self.features = info.get("features") or "ram-bits"  # what it was trained to read
         env.reset(seed)
         n_in = len(policy_input(env, self.space, self.features))
         n_act = int(getattr(env.action_space, "n", 0))
