@@ -1,7 +1,8 @@
 #!/bin/sh
 # Issue 21's Montezuma first-room protocol: robustify 3 training seeds (and seed 0 with the
-# reference's discount; mz-bytes-s0: seed 0 seeing RAM bytes too) in the background; run again
-# to continue each from its checkpoint.
+# reference's discount; mz-bytes-s0: seed 0 seeing RAM bytes too; mza-s0: seed 0 with sticky
+# repeats of whole steps, the rule before they were drawn per frame) in the background; run
+# again to continue each from its checkpoint.
 #   sh bench/phase2_montezuma.sh [ROOT] [RUNS...]   (ROOT default /work/runs/phase2)
 # ROOT/montezuma is the explored demonstration run; each training runs in a copy of it,
 # ROOT/NAME, appends its progress lines to ROOT/NAME.log and its PID to ROOT/NAME.pid.
@@ -20,7 +21,9 @@ for name in $RUNS; do
         mz-s2) seed=2 extra="" ;;
         mz-g999-s0) seed=0 extra="--gamma 0.999" ;;
         mz-bytes-s0) seed=0 extra="--ram bits+bytes" ;;
-        *) echo "unknown run $name (mz-s0, mz-s1, mz-s2, mz-g999-s0, mz-bytes-s0)" >&2; exit 2 ;;
+        mza-s0) seed=0 extra="--sticky-unit action" ;;
+        *) echo "unknown run $name (mz-s0, mz-s1, mz-s2, mz-g999-s0, mz-bytes-s0, mza-s0)" >&2
+           exit 2 ;;
     esac
     D=$ROOT/$name
     [ -d "$D" ] || cp -r "$ROOT/montezuma" "$D"

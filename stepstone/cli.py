@@ -224,6 +224,11 @@ class Evaluate:
         None, type=float,
         help="repeat-action probability (default: the one the policy was trained with)",
     )  # fmt: skip
+    sticky_unit: str | None = option(
+        None, shown="the training's",
+        help="what a sticky repeat holds on Atari: frame (ALE's protocol) or action",
+        names=lambda: ("frame", "action"), choices=True,
+    )  # fmt: skip
     seed: int = option(0, help="seeds the episodes")
     gif: Path | None = option(
         None, type=Path, shown="no GIF", help="write a GIF of the first episode"
@@ -579,7 +584,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         + (", to the reset state" if result["reached_reset"] else "")
     )
     used = result["config"]  # the options a continued training was begun with
-    print(f"under noise (sticky {used['sticky']}), {used['eval_episodes']} episodes from reset, "
+    print(f"under noise (sticky {used['sticky']} per {used['sticky_unit']} on Atari), "
+          f"{used['eval_episodes']} episodes from reset, "
           f"success = {result['success_criterion']}:")  # fmt: skip
     for name in ("backward", "bc", "ppo_from_reset"):
         if f"success_{name}" in result:
@@ -602,9 +608,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     store = RunStore.open(args.run_dir)
     if args.max_steps < 0:
         raise ConfigError(f"--max-steps must be >= 0, got {args.max_steps}")
-    r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif, args.max_steps)
+    r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif, args.max_steps,
+                   args.sticky_unit)  # fmt: skip
+    per = f" per {r['sticky_unit']}" if r["sticky_unit"] else ""
     print(
-        f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}: success "
+        f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}{per}: success "
         f"{r['success']:.2f} ({r['success_criterion']}), mean score {r['score']:g}"
     )
     if r["frames"] is not None:  # None: a policy saved before policies recorded it

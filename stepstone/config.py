@@ -138,8 +138,8 @@ class ExploreConfig:
     )  # fmt: skip
     sticky: float = option(
         0.0, help="repeat the previous action with this probability (ALE's sticky actions: "
-        "0.25) in returns by --from-policy and in explorations; trajectories keep the actions "
-        "as taken",
+        "0.25) in returns by --from-policy and in explorations; a repeat holds a whole step "
+        "(ALE's holds a frame), so that trajectories keep the actions as taken and replay",
     )  # fmt: skip
     # What --cells auto means for environments without cells of their own (cells.resolve):
     # a run keeps the meaning it was made with; stored runs from before it are version 1.

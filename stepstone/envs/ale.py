@@ -7,7 +7,8 @@ is still what the user names: its registered kwargs (game, frameskip, episode fr
 configure this adapter.
 
 Sticky actions are off while exploring, as in Go-Explore Phase 1 (Ecoffet et al. 2019, sec. 2):
-the emulator is then deterministic, so a trajectory (seed, actions) replays exactly.
+the emulator is then deterministic, so a trajectory (seed, actions) replays exactly. Phase 2's
+noise is the ALE protocol's, drawn per emulator frame (``step_frames``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class AtariEnv(Adapter):
             raise EnvironmentNotFound(f"ale-py has no ROM for game {game!r}")
         self.game = game
         self.frames_per_step = frameskip
+        self._loop = 1  # frames looped here per step (frame_by_frame), the rest in C++
         self.layout = RAM_LAYOUTS.get(game)
         self._state_type = ale_py.ALEState
         ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # before the banner prints
@@ -88,8 +90,43 @@ class AtariEnv(Adapter):
         self._lives = self.ale.lives()
 
     def step(self, action: int) -> tuple[float, bool, bool]:
-        reward = self.ale.act(self.actions[action])
+        a = self.actions[action]
+        reward = self.ale.act(a)
+        for _ in range(self._loop - 1):
+            reward += self.ale.act(a)
         return float(reward), self.ale.game_over(with_truncation=False), self.ale.game_truncated()
+
+    def frame_by_frame(self) -> None:
+        """Emulate one frame per ``ale.act`` from now on, the frame skip looped here, as
+        ``step_frames`` needs. ALE's own frame skip is the same loop of one-frame acts
+        (StellaEnvironment::act calling oneStepAct), so a step emulates the same frames, a few
+        per cent slower. ALE reads frame_skip when it loads the ROM: reloaded, state kept."""
+        if self._loop > 1 or self.frames_per_step == 1:
+            return
+        state = self.ale.cloneState()
+        self.ale.setInt("frame_skip", 1)
+        self._load(self._seed or 0)
+        self.ale.restoreState(state)
+        self._loop = self.frames_per_step
+
+    def step_frames(
+        self, action: int, prev: int, repeat: np.ndarray
+    ) -> tuple[float, bool, bool, int]:
+        """One step under sticky actions drawn per frame: each frame keeps the previous
+        frame's action where ``repeat`` is true, else takes ``action``, as ALE's
+        repeat_action_probability does inside the frame skip (StellaEnvironment::act; Machado
+        et al. 2018) and Go-Explore's Phase 2 did (uber-research/atari-reset, wrappers.py,
+        ``my_wrapper``: StickyActionEnv inside MaxAndSkipEnv). Drawn per step instead, a
+        repeat holds the whole step's frames: a jump 4 frames late a quarter of the time.
+        Returns the step's reward, ends, and the action in effect at its last frame."""
+        self.frame_by_frame()
+        reward = 0.0
+        for stick in repeat[: self._loop]:
+            if not stick:
+                prev = action
+            reward += self.ale.act(self.actions[prev])
+        return (float(reward), self.ale.game_over(with_truncation=False),
+                self.ale.game_truncated(), prev)  # fmt: skip
 
     def snapshot(self) -> bytes:
         # ~7.7 kB on Montezuma. Not compressed: zlib would halve it but costs 120 us, a third

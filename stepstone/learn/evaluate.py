@@ -42,7 +42,9 @@ def load_policy(path: Path, seed: int = 0) -> tuple[Any, dict]:
             arch = data["architecture"]
             info = {k: data[k] for k in KEYS} | {"max_steps": data.get("max_steps", 0),
                                                  "frames": data.get("frames"),
-                                                 "features": arch.get("features")}  # fmt: skip
+                                                 "features": arch.get("features"),
+                                                 "sticky_unit": data.get("sticky_unit",
+                                                                         "action")}  # fmt: skip
             hidden = tuple(int(h) for h in arch["hidden"])
             state = data["state_dict"]
         except (KeyError, TypeError) as e:
@@ -76,7 +78,8 @@ def _info(path: Path) -> dict:
     try:
         info = json.loads(path.read_text())
         return {k: info[k] for k in KEYS} | {"max_steps": info.get("max_steps", 0),
-                                             "frames": info.get("frames")}  # fmt: skip
+                                             "frames": info.get("frames"),
+                                             "sticky_unit": "action"}  # fmt: skip
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ConfigError(f"{path} is damaged ({e}); run robustify again") from None
 
@@ -88,15 +91,18 @@ def run_policy(
     seed: int = 0,
     gif: Path | None = None,
     max_steps: int = 0,
+    sticky_unit: str | None = None,
 ) -> dict:
-    """``episodes`` episodes from reset under sticky actions (the training's by default):
-    the success rate, the mean score, and with ``gif`` the first episode drawn."""
+    """``episodes`` episodes from reset under sticky actions (the training's probability and
+    unit by default; policies saved before the unit was recorded drew them per action): the
+    success rate, the mean score, and with ``gif`` the first episode drawn."""
     path = store.path / "robustify" / POLICY
     if not path.is_file():
         raise ConfigError(f"{store.path} has no policy: run 'stepstone robustify {store.path}'")
     model, info = load_policy(path, seed)
     cfg = RobustifyConfig(sticky=info["sticky"] if sticky is None else sticky, seed=seed,
-                          ram=ram_of(info))  # fmt: skip
+                          ram=ram_of(info),
+                          sticky_unit=sticky_unit or info["sticky_unit"])  # fmt: skip
     runner = Runner(store, cfg)
     try:
         runner.env.reset(store.config.seed)
@@ -108,6 +114,8 @@ def run_policy(
             )
         success = success_test(runner, info["goal"], info["demo_return"])
         first: list = []
+        # Repeats drawn per frame are not in the actions: such an episode is drawn as it plays.
+        screens: list | None = [] if gif is not None and runner.per_frame else None
 
         def keep_first(actions: list[int], score: float) -> None:
             if not first:
@@ -116,18 +124,21 @@ def run_policy(
         rate, score = evaluate(
             runner, model, episodes, max_steps or info["max_steps"]
             or episode_limit(info["demo_length"]), success,
-            on_episode=keep_first if gif is not None else None,
+            on_episode=keep_first if gif is not None else None, screens=screens,
         )  # fmt: skip
     finally:
         runner.worker.close()
+    atari = runner.atari  # elsewhere a step is one frame: the unit says nothing
     rule = criterion(info["goal"], info["demo_return"])
-    result = {"episodes": episodes, "sticky": cfg.sticky, "success_criterion": rule,
+    result = {"episodes": episodes, "sticky": cfg.sticky,
+              "sticky_unit": cfg.sticky_unit if atari else None, "success_criterion": rule,
               "success": rate, "score": score, "frames": info["frames"]}  # fmt: skip
     if gif is not None:
         from .. import replay
 
         actions, total = first[0]
-        replay.write_gif(replay.draw(store.config, actions, total), str(gif))
+        drawn = screens or replay.draw(store.config, actions, total)
+        replay.write_gif(drawn, str(gif))
         result["gif"] = str(gif)
-        result["gif_frames"] = len(actions) + 1
+        result["gif_frames"] = len(drawn)
     return result

@@ -17,8 +17,9 @@ On Atari the policy sees the console's 128 bytes of RAM, as bits, rather than th
 papers train a convolutional network on frames, which this CPU-only setting cannot afford).
 
 Noise, during training and evaluation, is that of the ALE evaluation protocol (Machado et al.
-2018): sticky actions, the previous action repeated with probability 0.25, and for Atari up to
-30 random no-ops at the start. Two baselines on the same budget: behaviour cloning of the
+2018): sticky actions, each emulator frame repeating the previous frame's action with
+probability 0.25 (a step is 4 frames on Atari, one elsewhere), and for Atari up to 30 random
+no-ops at the start. Two baselines on the same budget: behaviour cloning of the
 demonstration, and PPO from the usual start state. PPO itself follows CleanRL's single-file
 version (clipped objective, GAE, one small actor-critic MLP).
 
@@ -69,6 +70,7 @@ POLICY = "policy.pt"  # the backward algorithm's policy, its architecture and wh
 POLICY_INFO = "policy.json"  # the same information in words, for people and older readers
 CHECKPOINT = "checkpoint-{}.pt"  # each method's training state, in D/robustify/
 RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes")  # --ram; a policy's features: "ram-" + it
+STICKY_UNITS: tuple[str, ...] = ("frame", "action")  # --sticky-unit
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,12 @@ class RobustifyConfig:
         help="training steps for each method",
     )  # fmt: skip
     sticky: float = option(0.25, help="repeat-action probability")
+    sticky_unit: str = option(
+        "frame", help="what a sticky repeat holds on Atari: one emulator frame of the 4 a step "
+        "takes (frame), as ALE's sticky actions and Go-Explore's Phase 2 do, or the whole step "
+        "(action: stepstone's rule before, a harsher noise). Elsewhere a step is one frame",
+        names=lambda: STICKY_UNITS, choices=True,
+    )  # fmt: skip
     max_noops: int = 30  # Atari only (action 0 is NOOP there)
     advance_rate: float = option(
         0.5, help="share of recent episodes matching the demonstration before its start moves "
@@ -295,6 +303,7 @@ class Runner:
         # Environment 0 draws its noise as the single environment did (old runs continue).
         self.rng = np.random.default_rng(cfg.seed if index == 0 else [cfg.seed, index])
         self.atari = isinstance(self.env, AtariEnv)
+        self.per_frame = self.atari and cfg.sticky_unit == "frame" and cfg.sticky > 0
         self.features = f"ram-{cfg.ram}" if self.atari else "vector"
         inner = getattr(self.env, "env", None)
         self.space = getattr(inner, "observation_space", None)
@@ -352,11 +361,15 @@ class Runner:
         return self.goal.reached(self.env, score, self.terminated)
 
     def step(self, action: int) -> tuple[float, bool]:
-        if self.rng.random() < self.cfg.sticky:
-            action = self.prev
-        self.prev = action
         lives = self.env.lives() if self.atari else 0
-        r, term, trunc = self.env.step(action)
+        if self.per_frame:
+            repeat = self.rng.random(self.env.frames_per_step) < self.cfg.sticky
+            r, term, trunc, self.prev = self.env.step_frames(action, self.prev, repeat)
+        else:
+            if self.rng.random() < self.cfg.sticky:
+                action = self.prev
+            self.prev = action
+            r, term, trunc = self.env.step(action)
         self.terminated = term
         self.life_lost = self.atari and self.env.lives() < lives
         return r, term or trunc
@@ -382,7 +395,7 @@ def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitat
 # Options that may change when a run continues from its checkpoint: the rest must match.
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 # Settings added since checkpoints were first written, and the value an older one had.
-BEFORE = {"envs": 1, "lag": 0, "ram": "bits"}
+BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action"}
 
 
 def settings(cfg: RobustifyConfig) -> dict:
@@ -669,22 +682,29 @@ def evaluate(
     limit: int,
     success: Callable[[float], bool],
     on_episode: Callable[[list[int], float], None] | None = None,
+    screens: list[np.ndarray] | None = None,
 ) -> tuple[float, float]:
     """Episodes from reset under sticky actions (and no-ops), each until it succeeds, ends, or
     takes ``limit`` actions: the share that succeed, and the mean return (the game score up to
     success: an episode stops there). ``on_episode`` gets each episode's actions as taken
-    (sticky repeats and no-ops included, so they replay it) and its return."""
+    (sticky repeats and no-ops included: they replay it unless repeats are drawn per frame)
+    and its return; ``screens`` gets the first episode's screens as it plays (Atari)."""
     wins, returns = 0, []
-    for _ in range(episodes):
+    for episode in range(episodes):
         runner.from_reset()
         taken = [0] * runner.noops_taken
+        shots = screens if screens is not None and episode == 0 else None
         total, done, won = 0.0, False, False
         while not done and not won and len(taken) - runner.noops_taken < limit:
+            if shots is not None:
+                shots.append(runner.env.observe().copy())
             a, _, _ = act(model, runner.obs())  # sampled: a policy, not its argmax
             r, done = runner.step(a)
             taken.append(runner.prev)
             total += r
             won = success(total)
+        if shots is not None:
+            shots.append(runner.env.observe().copy())
         wins += won
         returns.append(total)
         if on_episode is not None:
@@ -751,7 +771,7 @@ def robustify(
     arch = architecture(runner, demos)
     info = {"inputs": arch.inputs, "actions": arch.actions, "demo_length": len(demo.actions),
             "demo_return": demo.returns[-1], "goal": demo.reaches_goal, "sticky": cfg.sticky,
-            "max_steps": cfg.max_steps}  # fmt: skip
+            "sticky_unit": cfg.sticky_unit, "max_steps": cfg.max_steps}  # fmt: skip
 
     def write_policy(model: Any, frames: int) -> None:
         # With every checkpoint, so that `stepstone evaluate` can run a training under way
