@@ -88,7 +88,7 @@ def test_self_imitation_learns_demonstrated_actions_only_where_their_return_beat
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     rng = np.random.default_rng(0)
     for _ in range(300):
-        loss = sil_loss(model, demo, rng, 8, cfg)
+        loss = sil_loss(model, demo, rng.integers(4, size=8), cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -99,7 +99,7 @@ def test_self_imitation_learns_demonstrated_actions_only_where_their_return_beat
     # A return below what the value already predicts: no imitation (relu(R - V) = 0).
     low = Imitation(obs, demo.actions, np.full(4, -100.0, np.float32))
     model = policy_network(4, 3, seed=0)
-    loss = sil_loss(model, low, np.random.default_rng(0), 8, replace(cfg, sil_entropy=0.0))
+    loss = sil_loss(model, low, np.arange(4), replace(cfg, sil_entropy=0.0))
     model.zero_grad()
     loss.backward()
     assert float(model.pi.weight.grad.abs().sum()) == 0.0
@@ -260,3 +260,44 @@ def test_gamma_discounts_the_demonstrations_return_and_a_checkpoint_keeps_it(
     assert "--gamma 0.999 (now 0.9)" in capsys.readouterr().err
     assert main([*args, "--frames", "1k"]) == 0  # not given: the checkpoint's
     assert "begun with: --gamma 0.999 (add --fresh" in capsys.readouterr().err
+
+
+def test_self_imitation_looks_where_go_explores_phase_2_looks():
+    """--sil-sample window: 30% of the imitated steps from reset up to 32 past the start point,
+    the rest from 10 before the window to 32 past its start; the loss weighs 2/34 of --sil
+    (the reference's 2 imitation environments beside 32, its loss a mean over the batch)."""
+    from types import SimpleNamespace
+
+    from stepstone.learn.robustify import Demo, RobustifyConfig, self_imitation
+    from stepstone.learn.starts import Starts
+
+    def demo(n: int) -> Demo:
+        obs = [np.zeros(3, np.float32)] * (n + 1)
+        return Demo(
+            [b""] * (n + 1), [0.0] * n + [1.0], obs, np.zeros(n, np.int64), [None] * (n + 1)
+        )
+
+    demos = [demo(200), demo(100)]
+    starts = [
+        Starts(200, 1, 0.1, 20, span=40, start=120),
+        Starts(100, 1, 0.1, 20, span=40, start=99),
+    ]
+    runner = SimpleNamespace(atari=False)
+    cfg = RobustifyConfig(sil=0.1)
+    sil = self_imitation(demos, runner, cfg, starts, np.random.default_rng(0))
+    assert sil.weight == pytest.approx(0.1 * 2 / 34)
+    picks = sil.pick(40_000)
+    first, second = picks[picks < 200], picks[picks >= 200] - 200
+    assert abs(len(first) / len(picks) - 0.5) < 0.02
+    assert first.max() == 120 + 32 - 1 and second.max() == 99
+    # Demonstration 0: [71, 152) near its window; below 71 only the 30% drawn from reset.
+    assert abs(np.mean(first >= 71) - (0.7 + 0.3 * 81 / 152)) < 0.02
+    assert abs(np.mean(second >= 50) - (0.7 + 0.3 * 50 / 100)) < 0.02
+    starts[0].start = 10  # the window moved: so does imitation
+    moved = sil.pick(20_000)
+    assert moved[moved < 200].max() == 41
+    # --sil-sample all: every step alike, the whole weight (stepstone's rule before).
+    flat = self_imitation(demos, runner, replace(cfg, sil_sample="all"), starts,
+                          np.random.default_rng(0))  # fmt: skip
+    assert flat.weight == 0.1
+    assert abs(np.mean(flat.pick(40_000) < 200) - 200 / 300) < 0.02

@@ -15,6 +15,7 @@ atari-reset it runs (uber-research/atari-reset, atari_reset/ppo.py, Model.__init
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,17 @@ class Imitation:
     returns: np.ndarray
 
 
+@dataclass(frozen=True)
+class SelfImitation:
+    """Self-imitation as an update uses it: the demonstrated steps, the weight of its loss
+    beside PPO's, and ``pick(n)``, the indices of ``n`` steps to imitate (where on the
+    demonstrations imitation looks is the caller's choice)."""
+
+    data: Imitation
+    weight: float
+    pick: Callable[[int], np.ndarray]
+
+
 def discounted(rewards: np.ndarray, gamma: float) -> np.ndarray:
     out = np.zeros(len(rewards), dtype=np.float32)
     acc = 0.0
@@ -109,12 +121,11 @@ def update(
     buf: dict,
     last_obs: np.ndarray,
     cfg: Any,
-    sil: Imitation | None = None,
-    sil_rng: np.random.Generator | None = None,
+    sil: SelfImitation | None = None,
 ) -> None:
     """PPO epochs over one rollout; with ``sil``, each minibatch also takes
-    ``cfg.sil * (pg + cfg.sil_value * vf - cfg.sil_entropy * H)`` on as many demonstrated steps
-    drawn at random (atari_reset/ppo.py, Model.__init__, ``sil_loss``)."""
+    ``sil.weight * (pg + cfg.sil_value * vf - cfg.sil_entropy * H)`` on as many demonstrated
+    steps, those ``sil.pick`` draws (atari_reset/ppo.py, Model.__init__, ``sil_loss``)."""
     import torch
 
     # Columns are [T, N]: T steps of N environments; GAE runs along each environment's own
@@ -147,22 +158,21 @@ def update(
             a = (a - a.mean()) / (a.std() + 1e-8) if len(a) > 1 else a
             pg = -torch.min(ratio * a, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a).mean()
             loss = pg + 0.5 * ((v - ret_t[idx]) ** 2).mean() - cfg.entropy * dist.entropy().mean()
-            if sil is not None and sil_rng is not None and cfg.sil > 0:
-                loss = loss + cfg.sil * sil_loss(model, sil, sil_rng, len(idx), cfg)
+            if sil is not None and sil.weight > 0:
+                loss = loss + sil.weight * sil_loss(model, sil.data, sil.pick(len(idx)), cfg)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
             opt.step()
 
 
-def sil_loss(model: Any, sil: Imitation, rng: np.random.Generator, n: int, cfg: Any) -> Any:
-    """Self-imitation on ``n`` demonstrated steps: Go-Explore's Phase 2 settings
+def sil_loss(model: Any, sil: Imitation, pick: np.ndarray, cfg: Any) -> Any:
+    """Self-imitation on the demonstrated steps ``pick``: Go-Explore's Phase 2 settings
     (robustified/phase2_atari.sh: --sil_pg_weight_by_value --sil_vf_relu, sil_vf_coef 0.01,
     sil_ent_coef 1e-5). The weight relu(R - V) stops imitating where the policy's own value
     already reaches the demonstration's return."""
     import torch
 
-    pick = rng.integers(len(sil.actions), size=n)
     logits, v = model(torch.as_tensor(sil.obs[pick]))
     dist = torch.distributions.Categorical(logits=logits)
     r = torch.as_tensor(sil.returns[pick])

@@ -58,6 +58,7 @@ from .ppo import (
     FORMAT,
     Architecture,
     Imitation,
+    SelfImitation,
     act,
     act_batch,
     discounted,
@@ -71,6 +72,15 @@ POLICY_INFO = "policy.json"  # the same information in words, for people and old
 CHECKPOINT = "checkpoint-{}.pt"  # each method's training state, in D/robustify/
 RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes")  # --ram; a policy's features: "ram-" + it
 STICKY_UNITS: tuple[str, ...] = ("frame", "action")  # --sticky-unit
+SIL_SAMPLES: tuple[str, ...] = ("window", "all")  # --sil-sample
+# Go-Explore's Phase 2 imitates by replaying the demonstration in 2 environments beside its 32
+# (phase2_atari.sh: --n_sil_envs=2 --nenvs=32; atari-reset's train_atari.py adds them), each
+# from up to 10 actions before its start point (extra_sil_before_demo_max) to 32 past it (the
+# number of environments), or from reset to the same place, chosen so that 30% of the
+# imitated steps come from reset (extra_sil_from_start_prob=0.3, normalised by steps:
+# atari_reset/wrappers.py, ReplayResetEnv.reset). Its loss is a mean over the whole batch
+# (atari_reset/ppo.py, Model.__init__, SIL_VALID), in which those steps are 2 in 34.
+SIL_BEFORE, SIL_AFTER, SIL_FROM_RESET, SIL_SHARE = 10, 32, 0.3, 2 / 34
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,13 @@ class RobustifyConfig:
     sil: float = option(
         0.0, help="weight of self-imitation learning on the demonstrations beside PPO "
         "(Go-Explore's Phase 2: 0.1)",
+    )  # fmt: skip
+    sil_sample: str = option(
+        "window", help="where self-imitation looks, and how much it weighs: window, as "
+        "Go-Explore's Phase 2 (around the start points and, for 30%% of the steps, from reset "
+        "up to them; its loss a mean over a batch in which those steps are 2 in 34), or all "
+        "(every demonstrated step alike, at the full --sil weight: stepstone's rule before)",
+        names=lambda: SIL_SAMPLES, choices=True,
     )  # fmt: skip
     sil_value: float = 0.01  # SIL's value-loss weight (Go-Explore's phase2_atari.sh)
     sil_entropy: float = 1e-5  # SIL's entropy weight (the same)
@@ -392,10 +409,36 @@ def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitat
     return Imitation(np.array(obs), np.concatenate(actions), np.concatenate(returns))
 
 
+def self_imitation(
+    demos: list[Demo],
+    runner: Runner,
+    cfg: RobustifyConfig,
+    starts: list[Starts],
+    rng: np.random.Generator,
+) -> SelfImitation:
+    """Self-imitation of ``demos`` as ``cfg.sil_sample`` says, around ``starts`` as they move."""
+    data = imitation(demos, runner, cfg)
+    if cfg.sil_sample == "all":
+        return SelfImitation(data, cfg.sil, lambda n: rng.integers(len(data.actions), size=n))
+    offsets = np.cumsum([0] + [len(d.actions) for d in demos[:-1]])
+    lengths = np.array([len(d.actions) for d in demos])
+
+    def pick(n: int) -> np.ndarray:
+        d = rng.integers(len(demos), size=n)
+        start = np.array([s.start for s in starts])[d]
+        span = np.array([max(1, s.span) for s in starts])[d]
+        top = np.minimum(lengths[d], start + SIL_AFTER)
+        low = np.maximum(0, start - span + 1 - SIL_BEFORE)
+        low = np.where(rng.random(n) < SIL_FROM_RESET, 0, low)
+        return offsets[d] + low + (rng.random(n) * (top - low)).astype(np.int64)
+
+    return SelfImitation(data, cfg.sil * SIL_SHARE, pick)
+
+
 # Options that may change when a run continues from its checkpoint: the rest must match.
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 # Settings added since checkpoints were first written, and the value an older one had.
-BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action"}
+BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action", "sil_sample": "all"}
 
 
 def settings(cfg: RobustifyConfig) -> dict:
@@ -449,7 +492,7 @@ def ppo(
         for d in demos
     ] if backward else []  # fmt: skip
     rng = np.random.default_rng([cfg.seed, 1])  # start points, demonstrations, SIL samples
-    sil = imitation(demos, runner, cfg) if backward and cfg.sil > 0 else None
+    sil = self_imitation(demos, runner, cfg, starts, rng) if backward and cfg.sil > 0 else None
     n = max(1, cfg.envs)
     envs = [runner] + [runner.sibling(i) for i in range(1, n)]
     per_env = max(1, cfg.rollout // n)  # steps of each environment between updates
@@ -561,7 +604,7 @@ def ppo(
             for k, x in zip(buf, (obs, actions, logp, v, signals, overs, boost), strict=True):
                 buf[k].append(x)
             obs = after
-        update(model, opt, buf, obs, cfg, sil, rng)
+        update(model, opt, buf, obs, cfg, sil)
         for d, s in enumerate(starts):
             if s.update():
                 history.append(_move(frames, starts, d))
