@@ -4,8 +4,8 @@
 # repeats of whole steps, the rule before they were drawn per frame; mz-e5-s0: seed 0 with the
 # reference's entropy bonus, 1e-5, phase2_atari.sh's --ent_coef; mz-sw-s0: seed 0 with
 # self-imitation where the reference looks, --sil-sample window; mz-swe5-s0: both) in the
-# background; run again to continue each from its checkpoint. The runs before --sil-sample
-# window existed (mz-sN, mza-s0, mz-e5-s0) continue with --sil-sample all, their checkpoints'.
+# background; run again to continue each from its checkpoint. mz-e5-sN are the protocol's
+# seeds since 2026-12-02 10:35 (the reference's entropy bonus moved the start point back).
 #   sh bench/phase2_montezuma.sh [ROOT] [RUNS...]   (ROOT default /work/runs/phase2)
 # ROOT/montezuma is the explored demonstration run; each training runs in a copy of it,
 # ROOT/NAME, appends its progress lines to ROOT/NAME.log and its PID to ROOT/NAME.pid.
@@ -28,8 +28,11 @@ for name in $RUNS; do
         mz-e5-s0) seed=0 extra="--entropy 1e-5" ;;
         mz-sw-s0) seed=0 extra="--sil-sample window" ;;
         mz-swe5-s0) seed=0 extra="--sil-sample window --entropy 1e-5" ;;
+        mz-e5-s1) seed=1 extra="--entropy 1e-5" ;;
+        mz-e5-s2) seed=2 extra="--entropy 1e-5" ;;
+        mz-g999e5-s0) seed=0 extra="--entropy 1e-5 --gamma 0.999" ;;
         *) echo "unknown run $name (mz-s0, mz-s1, mz-s2, mz-g999-s0, mz-bytes-s0, mza-s0," \
-                "mz-e5-s0, mz-sw-s0, mz-swe5-s0)" >&2
+                "mz-e5-s0, mz-e5-s1, mz-e5-s2, mz-sw-s0, mz-swe5-s0, mz-g999e5-s0)" >&2
            exit 2 ;;
     esac
     D=$ROOT/$name

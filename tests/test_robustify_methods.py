@@ -283,7 +283,7 @@ def test_self_imitation_looks_where_go_explores_phase_2_looks():
         Starts(100, 1, 0.1, 20, span=40, start=99),
     ]
     runner = SimpleNamespace(atari=False)
-    cfg = RobustifyConfig(sil=0.1)
+    cfg = RobustifyConfig(sil=0.1, sil_sample="window")
     sil = self_imitation(demos, runner, cfg, starts, np.random.default_rng(0))
     assert sil.weight == pytest.approx(0.1 * 2 / 34)
     picks = sil.pick(40_000)
@@ -296,7 +296,7 @@ def test_self_imitation_looks_where_go_explores_phase_2_looks():
     starts[0].start = 10  # the window moved: so does imitation
     moved = sil.pick(20_000)
     assert moved[moved < 200].max() == 41
-    # --sil-sample all: every step alike, the whole weight (stepstone's rule before).
+    # --sil-sample all (the default): every step alike, the whole weight.
     flat = self_imitation(demos, runner, replace(cfg, sil_sample="all"), starts,
                           np.random.default_rng(0))  # fmt: skip
     assert flat.weight == 0.1
