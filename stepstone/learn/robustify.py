@@ -72,7 +72,7 @@ POLICY_INFO = "policy.json"  # the same information in words, for people and old
 CHECKPOINT = "checkpoint-{}.pt"  # each method's training state, in D/robustify/
 RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes")  # --ram; a policy's features: "ram-" + it
 STICKY_UNITS: tuple[str, ...] = ("frame", "action")  # --sticky-unit
-SIL_SAMPLES: tuple[str, ...] = ("window", "all")  # --sil-sample
+SIL_SAMPLES: tuple[str, ...] = ("all", "window")  # --sil-sample
 # Go-Explore's Phase 2 imitates by replaying the demonstration in 2 environments beside its 32
 # (phase2_atari.sh: --n_sil_envs=2 --nenvs=32; atari-reset's train_atari.py adds them), each
 # from up to 10 actions before its start point (extra_sil_before_demo_max) to 32 past it (the
