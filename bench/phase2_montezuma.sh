@@ -1,22 +1,43 @@
 #!/bin/sh
-# Issue 21's Montezuma first-room protocol: robustify 3 training seeds (and seed 0 with the
-# reference's discount; mz-bytes-s0: seed 0 seeing RAM bytes too; mza-s0: seed 0 with sticky
-# repeats of whole steps, the rule before they were drawn per frame; mz-e5-s0: seed 0 with the
-# reference's entropy bonus, 1e-5, phase2_atari.sh's --ent_coef; mz-sw-s0: seed 0 with
-# self-imitation where the reference looks, --sil-sample window; mz-swe5-s0: both) in the
-# background; run again to continue each from its checkpoint. mz-e5-sN are the protocol's
-# seeds since 2026-12-02 10:35 (the reference's entropy bonus moved the start point back).
-#   sh bench/phase2_montezuma.sh [ROOT] [RUNS...]   (ROOT default /work/runs/phase2)
-# ROOT/montezuma is the explored demonstration run; each training runs in a copy of it,
-# ROOT/NAME, appends its progress lines to ROOT/NAME.log and its PID to ROOT/NAME.pid.
+# Issue 21's Montezuma first-room protocol: robustify 3 training seeds in the background, each
+# continuing from its checkpoint; the same command continues them after a stop.
+#   sh bench/phase2_montezuma.sh [ROOT] [RUNS...]        (ROOT default /work/runs/phase2)
+#   sh bench/phase2_montezuma.sh --save [ROOT] [RUNS...]  (keep the checkpoints in the tree)
+# The protocol's seeds are mz-e5-s0, mz-e5-s1 and mz-e5-s2 (the default RUNS): Go-Explore's
+# Phase 2 settings with its entropy bonus, 1e-5 (phase2_atari.sh's --ent_coef). The others are
+# the side-by-side runs of bench/README.md: mz-s0..2 (--entropy 0.05), mz-g999-s0 and
+# mz-g999e5-s0 (--gamma 0.999), mz-bytes-s0 (--ram bits+bytes), mza-s0 (sticky repeats of whole
+# steps), mz-sw-s0 and mz-swe5-s0 (--sil-sample window).
+# ROOT/montezuma is the demonstration run, explored here first if missing (Phase 1 is
+# deterministic: the same 471 actions every time). Each training runs in a copy of it,
+# ROOT/NAME, appends its progress lines to ROOT/NAME.log and its PID to ROOT/NAME.pid. A
+# training kept with --save (bench/state/phase2/NAME/, its checkpoint) is continued from there
+# when ROOT/NAME does not exist yet: the protocol's 20M steps span more than one session.
 # PRIO is the command's prefix ("nice -n 10" by default; "chrt -i 0" to use idle CPU only).
+SAVE=0
+[ "$1" = "--save" ] && SAVE=1 && shift
 ROOT=${1:-/work/runs/phase2}
 [ $# -gt 0 ] && shift
-RUNS=${*:-mz-s0 mz-s1 mz-s2 mz-g999-s0}
+RUNS=${*:-mz-e5-s0 mz-e5-s1 mz-e5-s2}
 PRIO=${PRIO:-nice -n 10}
 TREE=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$TREE/.venv/bin/python}
+STATE=$TREE/bench/state/phase2
+if [ $SAVE = 1 ]; then
+    for name in $RUNS; do
+        mkdir -p "$STATE/$name"
+        cp "$ROOT/$name/robustify/checkpoint-backward.pt" "$STATE/$name/" && echo "kept $name"
+    done
+    exit 0
+fi
 GE="--advance-rate 0.1 --entropy 0.05 --start-window 40 --sil 0.1 --entropy-boost 100"
+if [ ! -d "$ROOT/montezuma" ]; then
+    mkdir -p "$ROOT"
+    (cd "$TREE" && PYTHONPATH="$TREE" $PY -m stepstone.cli explore montezuma --cells ram \
+        --selector domain-released --reset-on-update --cell-param bin_x=4 --frames 2M \
+        --goal "score>=400" --stop-on-success --workers 1 --no-progress \
+        --run-dir "$ROOT/montezuma") || exit 1
+fi
 for name in $RUNS; do
     case $name in
         mz-s0) seed=0 extra="" ;;
@@ -26,17 +47,20 @@ for name in $RUNS; do
         mz-bytes-s0) seed=0 extra="--ram bits+bytes" ;;
         mza-s0) seed=0 extra="--sticky-unit action" ;;
         mz-e5-s0) seed=0 extra="--entropy 1e-5" ;;
-        mz-sw-s0) seed=0 extra="--sil-sample window" ;;
-        mz-swe5-s0) seed=0 extra="--sil-sample window --entropy 1e-5" ;;
         mz-e5-s1) seed=1 extra="--entropy 1e-5" ;;
         mz-e5-s2) seed=2 extra="--entropy 1e-5" ;;
         mz-g999e5-s0) seed=0 extra="--entropy 1e-5 --gamma 0.999" ;;
-        *) echo "unknown run $name (mz-s0, mz-s1, mz-s2, mz-g999-s0, mz-bytes-s0, mza-s0," \
-                "mz-e5-s0, mz-e5-s1, mz-e5-s2, mz-sw-s0, mz-swe5-s0, mz-g999e5-s0)" >&2
-           exit 2 ;;
+        mz-sw-s0) seed=0 extra="--sil-sample window" ;;
+        mz-swe5-s0) seed=0 extra="--sil-sample window --entropy 1e-5" ;;
+        *) echo "unknown run $name (see the list at the top of $0)" >&2; exit 2 ;;
     esac
     D=$ROOT/$name
-    [ -d "$D" ] || cp -r "$ROOT/montezuma" "$D"
+    if [ ! -d "$D" ]; then
+        cp -r "$ROOT/montezuma" "$D"
+        if [ -f "$STATE/$name/checkpoint-backward.pt" ]; then
+            mkdir -p "$D/robustify" && cp "$STATE/$name/checkpoint-backward.pt" "$D/robustify/"
+        fi
+    fi
     cd "$TREE" && PYTHONPATH="$TREE" nohup $PRIO $PY -m stepstone.cli robustify "$D" \
         --frames 20M --seed "$seed" --threads 1 --baselines none --eval-episodes 20 \
         --sticky 0.25 $GE --checkpoint-every 60 $extra >> "$ROOT/$name.log" 2>&1 &
