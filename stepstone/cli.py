@@ -26,7 +26,7 @@ from .config import ExploreConfig, RunOptions, check_backend, parse_count
 from .errors import ConfigError, StepstoneError
 from .executors import check_workers
 from .goals import GOAL_REACHED
-from .learn.robustify import RobustifyConfig
+from .learn.robustify import STICKY_UNITS, RobustifyConfig
 from .llm.settings import Settings
 from .options import add_options, build, option, values
 
@@ -227,7 +227,7 @@ class Evaluate:
     sticky_unit: str | None = option(
         None, shown="the training's",
         help="what a sticky repeat holds on Atari: frame (ALE's protocol) or action",
-        names=lambda: ("frame", "action"), choices=True,
+        names=lambda: STICKY_UNITS, choices=True,
     )  # fmt: skip
     seed: int = option(0, help="seeds the episodes")
     gif: Path | None = option(
@@ -584,7 +584,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         + (", to the reset state" if result["reached_reset"] else "")
     )
     used = result["config"]  # the options a continued training was begun with
-    print(f"under noise (sticky {used['sticky']} per {used['sticky_unit']} on Atari), "
+    per = f" per {result['sticky_unit']}" if result["sticky_unit"] else ""
+    print(f"under noise (sticky actions {used['sticky']:g}{per}), "
           f"{used['eval_episodes']} episodes from reset, "
           f"success = {result['success_criterion']}:")  # fmt: skip
     for name in ("backward", "bc", "ppo_from_reset"):

@@ -29,6 +29,7 @@ def test_backward_algorithm_reaches_reset_and_succeeds_with_sticky_actions(
     result = robustify(RunStore.open(run), cfg, baselines=())
     assert result["demo_length"] == 39 and result["demo_return"] == 1.0
     assert result["success_criterion"] == "goal"
+    assert result["sticky_unit"] is None  # frames and actions are one thing off Atari
     starts = [m["start"] for m in result["start_moves"]]
     assert starts == sorted(starts, reverse=True) and starts[-1] == 0  # moved back to reset
     assert result["reached_reset"] and result["success_backward"] >= 0.9

@@ -73,7 +73,7 @@ def test_robustify_and_evaluate_say_and_keep_the_unit(tmp_path, capsys):
     assert main([*explore, *quiet]) == 0
     args = ["--frames", "512", "--baselines", "none", "--eval-episodes", "1", "--no-progress"]
     assert main(["robustify", str(run), *args]) == 0
-    assert "sticky 0.25 per frame on Atari" in capsys.readouterr().out
+    assert "(sticky actions 0.25 per frame)" in capsys.readouterr().out
     _, info = load_policy(run / "robustify" / "policy.pt")
     assert info["sticky_unit"] == "frame"
     assert json.loads((run / "robustify" / "policy.json").read_text())["sticky_unit"] == "frame"

@@ -836,6 +836,7 @@ def robustify(
         "demo_return": demo.returns[-1],
         "demos": [{"length": len(d.actions), "return": d.returns[-1]} for d in demos],
         "success_criterion": criterion(demo.reaches_goal, demo.returns[-1]),
+        "sticky_unit": cfg.sticky_unit if runner.atari else None,  # a unit only Atari has
         "start_moves": trained.history,
         "reached_reset": trained.start == 0,
         "frames_backward": trained.frames,
