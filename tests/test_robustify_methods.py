@@ -159,15 +159,18 @@ def test_max_steps_bounds_every_training_episode(tmp_path, user_env_module, monk
 def test_lag_bounds_a_training_episode_by_the_demonstration_left(
     tmp_path, user_env_module, monkeypatch
 ):
-    """--lag ends an episode once it has taken that many actions more than the demonstration
-    does from its start point: tighter near the goal, where a fixed --max-steps is loose."""
+    """--lag ends an episode once its score lags the demonstration's: where the only reward is
+    at the goal, once it has taken about that many actions more than the demonstration from
+    its start point; tighter near the goal, where a fixed --max-steps is loose."""
     from stepstone.learn import robustify as rb
 
     run = corridor(tmp_path, user_env_module)
     seen: list[dict] = []
     monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
-    # Until the start point first moves, every episode starts at 34 of 39 actions: 5 left, so
-    # --lag 2 allows 7 actions, none 2 * 5 + 20 = 30.
+    # Until the start point first moves, every episode starts at 34 of 39 actions: 5 left.
+    # The reference (atari_reset/wrappers.py, ReplayResetEnv.step) ends an episode at
+    # action_nr a > 2 once its score is below min(returns[a - 2 : a + 2]), its returns array
+    # of 39 holding 1 only at index 38: first at a = 40, 6 actions from 34. None: 2 * 5 + 20.
     longest = {}
     for lag in (0, 2):
         seen.clear()
@@ -176,7 +179,27 @@ def test_lag_bounds_a_training_episode_by_the_demonstration_left(
         first = result["start_moves"][0]["frames"] if result["start_moves"] else cfg.frames
         done = np.concatenate([np.asarray(b["done"]) for b in seen])[: first // 2]
         longest[lag] = longest_episode(done)
-    assert longest[2] == 7 < longest[0]
+    assert longest[2] == 6 < longest[0]
+
+
+def test_lag_is_the_reference_score_rule():
+    """Cases worked by hand through Go-Explore's rule (atari_reset/wrappers.py,
+    ReplayResetEnv.step: after action_nr a > lag, done when the score is below
+    min(returns[a - lag : a + lag]), a clipped to the last index; its returns[i] is the return
+    after i + 1 actions). Rewards 0, 100, 0, 0, 300: its returns are 0, 100, 100, 100, 400."""
+    from stepstone.learn.robustify import lags
+
+    ours = [0.0, 0.0, 100.0, 100.0, 100.0, 400.0]  # after 0..5 actions
+    assert not lags(ours, 1, 0.0, 1)  # a = 1 is not past the lag: not checked
+    assert lags(ours, 2, 0.0, 1)  # min(100, 100): the key is late
+    assert not lags(ours, 2, 100.0, 1)
+    assert not lags(ours, 4, 100.0, 1)  # min(returns[3:5]) = min(100, 400)
+    assert lags(ours, 5, 100.0, 1)  # returns[4:6] = [400]
+    assert lags(ours, 9, 100.0, 1) and not lags(ours, 9, 400.0, 1)  # index clipped to 4
+    assert not lags(ours, 50, 0.0, 50) and lags(ours, 51, 0.0, 50)  # min(returns[1:101]) = 100
+    # A cost each step (MountainCar): cut once past the demonstration's length, not before.
+    costs = [0.0, -1.0, -2.0, -3.0]
+    assert not lags(costs, 3, -3.0, 1) and lags(costs, 4, -4.0, 1)
 
 
 def test_several_demonstrations_train_together(tmp_path):

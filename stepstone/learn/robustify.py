@@ -163,10 +163,11 @@ class RobustifyConfig:
         "MiniGrid-MultiRoom-N6-v0's registered limit, when the run explored a longer-limit copy",
     )  # fmt: skip
     lag: int = option(
-        0, help="end a training episode once it has taken this many actions more than the "
-        "demonstration from its start point (0: off; the papers' code ends one once its score "
-        "lags the demonstration's by 50 actions). Tightens the limit where --max-steps is "
-        "loose, as far from the goal a fixed cap must be",
+        0, help="end a training episode once its score lags the demonstration's by this many "
+        "actions: below every return the demonstration had from LAG actions before to LAG "
+        "after the same point of its path (0: off; Go-Explore's Phase 2 used 50). Where the "
+        "only reward is at the goal, LAG actions more than the demonstration took. Tightens "
+        "the limit where --max-steps is loose, as far from the goal a fixed cap must be",
     )  # fmt: skip
     ram: str = option(
         "bits", help="what an Atari policy sees of the console's 128 RAM bytes: bits (1,024 "
@@ -580,20 +581,18 @@ def ppo(
                 # The task's own step limit (--max-steps) bounds every training episode, not
                 # only those from reset: a win that wanders past it would teach nothing the
                 # evaluation can use. The papers' code bounds episodes by the demonstration's
-                # pace instead (atari_reset/wrappers.py, ReplayResetEnv.step: done once the
-                # score lags the demonstration's by 50 actions); a demonstration from Phase 1
-                # wanders itself, so its pace is no bound on MultiRoom's 120 steps.
-                # --lag: the same bound by the demonstration's pace, in actions (the score
-                # gives no pace in MiniGrid, where the only reward is at the goal).
+                # pace instead (--lag); a demonstration from Phase 1 wanders itself, so its
+                # pace is no bound on MultiRoom's 120 steps.
                 limit = episode_limit(T - point)
                 if cfg.max_steps:
                     limit = min(limit, cfg.max_steps)
-                if cfg.lag:
-                    limit = min(limit, T - point + cfg.lag)
+                behind = cfg.lag > 0 and lags(
+                    demo.returns, point + ep_len, demo.returns[point] + ep_return, cfg.lag
+                )
                 # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training
                 # episode, and rewards are clipped to their sign; Montezuma's 100s and 300s
                 # would otherwise swamp the shared body with the value loss.
-                overs[e] = done or env.life_lost or matched or ep_len >= limit
+                overs[e] = done or env.life_lost or matched or ep_len >= limit or behind
                 signals[e] = float(np.sign(r)) if env.atari else r
                 episodes[e] = [d, point, ep_return, ep_len]
                 if overs[e]:
@@ -754,6 +753,21 @@ def evaluate(
         if on_episode is not None:
             on_episode(taken, total)
     return wins / episodes, float(np.mean(returns))
+
+
+def lags(returns: list[float], at: int, score: float, lag: int) -> bool:
+    """Whether an episode whose score is ``score`` after ``at`` actions counted from reset
+    (the start point's and its own) lags the demonstration, ``returns[t]`` its return after
+    t actions, by ``lag`` actions: the score is below every return the demonstration had
+    from ``lag`` actions before that point to ``lag`` after. Go-Explore's Phase 2 (its fork
+    of atari-reset, atari_reset/wrappers.py, ReplayResetEnv.step, done reason 'badscore',
+    ``--allowed_lag`` 50) does this with its own returns indexed one action earlier, from
+    ``action_nr - lag`` (clipped to the last) up to ``action_nr + lag``, exclusive, once
+    ``action_nr`` passes ``lag``; here the same span of the demonstration's path."""
+    if at <= lag:
+        return False
+    end = len(returns) - 1
+    return score < min(returns[min(at - lag + 1, end) : min(at + lag, end) + 1])
 
 
 def episode_limit(demo_length: int) -> int:
