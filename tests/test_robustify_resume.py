@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -211,3 +212,30 @@ def test_robustify_d_alone_continues_with_the_options_and_budget_it_was_begun_wi
         "step": 5, "start_window": 6, "sil": 0.1, "envs": 2}  # fmt: skip
     assert main(["robustify", str(corridor_run), "--step-back", "3", "--baselines", "none"]) == 2
     assert "was trained with --step-back 5 (now 3)" in capsys.readouterr().err
+
+
+def test_a_branched_checkpoint_continues_with_the_changed_setting_only(corridor_run, tmp_path):
+    """bench/branch.py: a copy of a training's checkpoint with one setting changed, which
+    robustify continues with that setting and refuses to with another; the original stays."""
+    from stepstone.learn.robustify import RobustifyConfig, robustify
+
+    store = RunStore.open(corridor_run)
+    robustify(store, RobustifyConfig(frames=1_024, step=5, eval_episodes=1), baselines=())
+    ckpt = corridor_run / "robustify" / "checkpoint-backward.pt"
+    before = ckpt.read_bytes()
+    branch = tmp_path / "branch"
+    shutil.copytree(corridor_run, branch)
+    script = Path(__file__).resolve().parent.parent / "bench" / "branch.py"
+    out = subprocess.run([sys.executable, script, ckpt, branch / "robustify" / ckpt.name,
+                          "lag=3"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "branched at 1,024 steps with lag=3" in out
+    assert ckpt.read_bytes() == before
+    argv = ["robustify", str(branch), "--frames", "2k", "--baselines", "none"]
+    assert main([*argv, "--lag", "5"]) == 2  # another value: refused
+    notes: list[str] = []
+    cfg = RobustifyConfig(frames=2_048, eval_episodes=1)  # the defaults: the branch's are taken
+    result = robustify(RunStore.open(branch), cfg, baselines=(), log=notes.append)
+    assert "--lag 3" in notes[0] and "continued from its checkpoint at 1,024 steps" in notes[1]
+    assert result["frames_backward"] == 2_048 and result["config"]["lag"] == 3
+    bad = subprocess.run([sys.executable, script, ckpt, ckpt, "lag=3"], capture_output=True)
+    assert bad.returncode == 2 and ckpt.read_bytes() == before
