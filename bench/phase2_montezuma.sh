@@ -3,6 +3,7 @@
 # continuing from its checkpoint; the same command continues them after a stop.
 #   sh bench/phase2_montezuma.sh [ROOT] [RUNS...]        (ROOT default /work/runs/phase2)
 #   sh bench/phase2_montezuma.sh --save [ROOT] [RUNS...]  (keep the checkpoints in the tree)
+#   sh bench/phase2_montezuma.sh --report [ROOT] [RUNS...]  (the window's progress, a table)
 # The protocol's seeds are mz-e5-s0, mz-e5-s1 and mz-e5-s2 (the default RUNS): Go-Explore's
 # Phase 2 settings with its entropy bonus, 1e-5 (phase2_atari.sh's --ent_coef). The others are
 # the side-by-side runs of bench/README.md: mz-s0..2 (--entropy 0.05), mz-g999-s0 and
@@ -16,7 +17,9 @@
 # when ROOT/NAME does not exist yet: the protocol's 20M steps span more than one session.
 # PRIO is the command's prefix ("nice -n 10" by default; "chrt -i 0" to use idle CPU only).
 SAVE=0
+REPORT=0
 [ "$1" = "--save" ] && SAVE=1 && shift
+[ "$1" = "--report" ] && REPORT=1 && shift
 ROOT=${1:-/work/runs/phase2}
 [ $# -gt 0 ] && shift
 RUNS=${*:-mz-e5-s0 mz-e5-s1 mz-e5-s2}
@@ -30,6 +33,11 @@ if [ $SAVE = 1 ]; then
         cp "$ROOT/$name/robustify/checkpoint-backward.pt" "$STATE/$name/" && echo "kept $name"
     done
     exit 0
+fi
+if [ $REPORT = 1 ]; then
+    logs=""
+    for name in $RUNS; do logs="$logs $ROOT/$name.log"; done
+    exec $PY "$TREE/bench/phase2_log.py" $logs
 fi
 GE="--advance-rate 0.1 --entropy 0.05 --start-window 40 --sil 0.1 --entropy-boost 100"
 if [ ! -d "$ROOT/montezuma" ]; then
