@@ -324,3 +324,20 @@ def test_self_imitation_looks_where_go_explores_phase_2_looks():
                           np.random.default_rng(0))  # fmt: skip
     assert flat.weight == 0.1
     assert abs(np.mean(flat.pick(40_000) < 200) - 200 / 300) < 0.02
+
+
+def test_hidden_sets_the_policy_layers_and_evaluate_rebuilds_them(tmp_path, user_env_module):
+    """--hidden 16,8: the saved policy has those layers, `stepstone evaluate` rebuilds them
+    from policy.pt, and a width list that is not one is refused by name."""
+    import torch
+
+    run = corridor(tmp_path, user_env_module)
+    argv = ["robustify", str(run), "--frames", "1k", "--baselines", "none", "--no-progress"]
+    assert main([*argv, "--hidden", "16,8", "--eval-episodes", "1"]) == 0
+    state = torch.load(run / "robustify" / "policy.pt", weights_only=True)["state_dict"]
+    assert state["body.0.weight"].shape[0] == 16 and state["body.2.weight"].shape == (8, 16)
+    assert state["pi.weight"].shape[1] == state["v.weight"].shape[1] == 8
+    assert main(["evaluate", str(run), "--episodes", "1"]) == 0
+    assert main([*argv, "--hidden", "32,32"]) == 2  # a training of other layers: refused
+    for bad in ("wide", "0,8", ""):
+        assert main([*argv, "--fresh", "--hidden", bad]) == 2

@@ -175,6 +175,12 @@ class RobustifyConfig:
         "then varies smoothly too, as timing a jump over a moving enemy asks)",
         names=lambda: RAM_FEATURES, choices=True,
     )  # fmt: skip
+    hidden: str = option(
+        "64,64", type=str, convert=lambda text: widths(text),
+        help="the policy's hidden layers, their widths comma-separated (Go-Explore's Phase 2 "
+        "network is far larger: a CNN on the screen, a 1,024-wide layer and an 800-unit GRU, "
+        "atari_reset/policies.py)",
+    )  # fmt: skip
     envs: int = option(
         8, help="environments stepped together, one batched forward pass for all, each "
         "episode from its own start point (the papers' many workers; 1: as before)",
@@ -185,6 +191,17 @@ class RobustifyConfig:
     checkpoint_every: float = option(
         120.0, help="seconds between checkpoints in D/robustify/ (a kill loses at most this)"
     )
+
+
+def widths(text: str) -> str:
+    """--hidden's value, checked and written the one way a checkpoint compares it."""
+    try:
+        layers = [int(w) for w in str(text).split(",")]
+    except ValueError:
+        layers = []
+    if not layers or min(layers) < 1:
+        raise ConfigError(f"--hidden takes layer widths such as 64,64 or 256,256, not {text!r}")
+    return ",".join(map(str, layers))
 
 
 def demonstration(archive: Any, demo_score: float | None) -> int:
@@ -395,7 +412,8 @@ class Runner:
 
 
 def architecture(runner: Runner, demos: list[Demo]) -> Architecture:
-    return Architecture(len(demos[0].observations[0]), runner.n_actions, features=runner.features)
+    hidden = tuple(int(w) for w in widths(runner.cfg.hidden).split(","))
+    return Architecture(len(demos[0].observations[0]), runner.n_actions, hidden, runner.features)
 
 
 def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitation:
@@ -440,7 +458,8 @@ def self_imitation(
 # Options that may change when a run continues from its checkpoint: the rest must match.
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 # Settings added since checkpoints were first written, and the value an older one had.
-BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action", "sil_sample": "all"}
+BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action", "sil_sample": "all",
+          "hidden": "64,64"}  # fmt: skip
 
 
 def settings(cfg: RobustifyConfig) -> dict:
