@@ -1,8 +1,8 @@
 """Where a Montezuma training's episodes end: its saved policy (D/robustify/policy.pt, written
 with every checkpoint) run from points of the demonstration as training runs it (sticky
 actions per frame, the entropy boost for the first 100 actions), each episode to a win, a lost
-life or the step limit (2 x the actions left + 20; not --lag); then each loss placed on the demonstration's path by Panama Joe's
-position (RAM bytes 42 and 43, x and y).
+life or the step limit (2 x the actions left + 20; not --lag); then each loss placed on the
+demonstration's path by Panama Joe's position (RAM bytes 42 and 43, x and y).
 
     python bench/phase2_probe.py D --points 210,250,270 --episodes 6
 
