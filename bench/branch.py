@@ -38,7 +38,10 @@ def main() -> int:
         name, sep, text = item.partition("=")
         if not sep or name not in known:
             ap.error(f"{item!r}: give name=value with a RobustifyConfig field as the name")
-        settings[name] = json.loads(text)
+        try:
+            settings[name] = json.loads(text)
+        except ValueError:
+            ap.error(f"{item!r}: the value is JSON (50, 0.1, \"frame\"), not {text!r}")
     saved["settings"] = json.dumps(settings)
     args.dst.parent.mkdir(parents=True, exist_ok=True)
     save(args.dst, saved)
