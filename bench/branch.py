@@ -41,7 +41,7 @@ def main() -> int:
         try:
             settings[name] = json.loads(text)
         except ValueError:
-            ap.error(f"{item!r}: the value is JSON (50, 0.1, \"frame\"), not {text!r}")
+            ap.error(f'{item!r}: the value is JSON (50, 0.1, "frame"), not {text!r}')
     saved["settings"] = json.dumps(settings)
     args.dst.parent.mkdir(parents=True, exist_ok=True)
     save(args.dst, saved)
