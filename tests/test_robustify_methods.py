@@ -202,6 +202,26 @@ def test_lag_is_the_reference_score_rule():
     assert not lags(costs, 3, -3.0, 1) and lags(costs, 4, -4.0, 1)
 
 
+def test_scaled_rewards_are_the_reference_autoscale():
+    """Worked by hand through atari-reset's train_atari.py (get_mean_reward with
+    --autoscale_fn=mean --autoscale_value, then scale_rewards = 1 / (mean / --autoscale)):
+    rewards 0, 100, 0, 300 at gamma 0.5 give discounted returns 87.5, 175, 150, 300, whose
+    mean is 178.125; each reward is multiplied by 10 / 178.125."""
+    from stepstone.learn.robustify import Demo, RobustifyConfig, rewards, scale
+
+    demo = Demo([], [0.0, 0.0, 100.0, 100.0, 400.0], [], np.zeros(4, dtype=np.int64), [])
+    cfg = RobustifyConfig(rewards="scaled", gamma=0.5)
+    assert scale([demo], 0.5) == pytest.approx(10 / 178.125)
+    assert rewards([demo], True, cfg)(300.0) == pytest.approx(300 * 10 / 178.125)
+    # Two demonstrations: the mean over all their steps (the reference globs a directory).
+    other = Demo([], [0.0, 10.0], [], np.zeros(1, dtype=np.int64), [])
+    assert scale([demo, other], 0.5) == pytest.approx(10 / ((87.5 + 175 + 150 + 300 + 10) / 5))
+    assert scale([Demo([], [0.0, 0.0], [], np.zeros(1, dtype=np.int64), [])], 0.5) == 1.0
+    auto = replace(cfg, rewards="auto")
+    assert rewards([demo], True, auto)(300.0) == 1.0  # the sign on Atari
+    assert rewards([demo], False, auto)(-0.5) == -0.5  # raw elsewhere
+
+
 def test_several_demonstrations_train_together(tmp_path):
     pytest.importorskip("minigrid")
     from stepstone.learn.robustify import RobustifyConfig, robustify

@@ -73,6 +73,11 @@ CHECKPOINT = "checkpoint-{}.pt"  # each method's training state, in D/robustify/
 RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes")  # --ram; a policy's features: "ram-" + it
 STICKY_UNITS: tuple[str, ...] = ("frame", "action")  # --sticky-unit
 SIL_SAMPLES: tuple[str, ...] = ("all", "window")  # --sil-sample
+REWARDS: tuple[str, ...] = ("auto", "sign", "raw", "scaled")  # --rewards
+# --rewards scaled: Go-Explore's Phase 2 scales rewards so that the demonstrations' discounted
+# return from a step averages this (phase2_atari.sh: --autoscale=10 --autoscale_fn=mean
+# --autoscale_value; atari-reset's train_atari.py, get_mean_reward and train).
+AUTOSCALE = 10.0
 # Go-Explore's Phase 2 imitates by replaying the demonstration in 2 environments beside its 32
 # (phase2_atari.sh: --n_sil_envs=2 --nenvs=32; atari-reset's train_atari.py adds them), each
 # from up to 10 actions before its start point (extra_sil_before_demo_max) to 32 past it (the
@@ -180,6 +185,13 @@ class RobustifyConfig:
         help="the policy's hidden layers, their widths comma-separated (Go-Explore's Phase 2 "
         "network is far larger: a CNN on the screen, a 1,024-wide layer and an 800-unit GRU, "
         "atari_reset/policies.py)",
+    )  # fmt: skip
+    rewards: str = option(
+        "auto", help="what training sees of a reward: sign (DQN's clipping to -1, 0 or 1), raw, "
+        "or scaled (Go-Explore's Phase 2 on Atari: times one factor that makes the "
+        "demonstrations' discounted return from a step average 10, so Montezuma's door, 300, "
+        "stays three times the key, 100); auto: sign on Atari, raw elsewhere",
+        names=lambda: REWARDS, choices=True,
     )  # fmt: skip
     envs: int = option(
         8, help="environments stepped together, one batched forward pass for all, each "
@@ -416,13 +428,35 @@ def architecture(runner: Runner, demos: list[Demo]) -> Architecture:
     return Architecture(len(demos[0].observations[0]), runner.n_actions, hidden, runner.features)
 
 
+def rewards(demos: list[Demo], atari: bool, cfg: RobustifyConfig) -> Callable[[Any], Any]:
+    """A reward as training sees it (``cfg.rewards``). ``scaled`` is atari-reset's autoscale
+    (train_atari.py, get_mean_reward: the mean of |G_t| over every step of the demonstrations,
+    G_t their discounted return from t with the training's discount), which keeps the rewards'
+    proportions where the sign makes Montezuma's door (300) worth its key (100)."""
+    rule = cfg.rewards if cfg.rewards != "auto" else ("sign" if atari else "raw")
+    if rule == "sign":
+        return np.sign
+    if rule == "raw":
+        return lambda r: r
+    factor = scale(demos, cfg.gamma)
+    return lambda r: r * factor
+
+
+def scale(demos: list[Demo], gamma: float) -> float:
+    """``--rewards scaled``'s factor (1 where the demonstrations collect nothing)."""
+    g = np.concatenate([discounted(np.diff(np.asarray(d.returns, dtype=np.float32)), gamma)
+                        for d in demos])  # fmt: skip
+    mean = float(np.mean(np.abs(g)))
+    return AUTOSCALE / mean if mean > 0 else 1.0
+
+
 def imitation(demos: list[Demo], runner: Runner, cfg: RobustifyConfig) -> Imitation:
-    """Every demonstrated step, with the discounted return from there (rewards clipped to their
-    sign on Atari, as training sees them)."""
+    """Every demonstrated step, with the discounted return from there (rewards as training
+    sees them, ``rewards``)."""
     obs, actions, returns = [], [], []
+    shape = rewards(demos, runner.atari, cfg)
     for demo in demos:
-        r = np.diff(np.asarray(demo.returns, dtype=np.float32))
-        r = np.sign(r) if runner.atari else r
+        r = shape(np.diff(np.asarray(demo.returns, dtype=np.float32)))
         obs += demo.observations[:-1]
         actions.append(demo.actions.astype(np.int64))
         returns.append(discounted(r, cfg.gamma))
@@ -459,7 +493,7 @@ def self_imitation(
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 # Settings added since checkpoints were first written, and the value an older one had.
 BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action", "sil_sample": "all",
-          "hidden": "64,64"}  # fmt: skip
+          "hidden": "64,64", "rewards": "auto"}  # fmt: skip
 
 
 def settings(cfg: RobustifyConfig) -> dict:
@@ -514,6 +548,7 @@ def ppo(
     ] if backward else []  # fmt: skip
     rng = np.random.default_rng([cfg.seed, 1])  # start points, demonstrations, SIL samples
     sil = self_imitation(demos, runner, cfg, starts, rng) if backward and cfg.sil > 0 else None
+    shape = rewards(demos, runner.atari, cfg)
     n = max(1, cfg.envs)
     envs = [runner] + [runner.sibling(i) for i in range(1, n)]
     per_env = max(1, cfg.rollout // n)  # steps of each environment between updates
@@ -609,10 +644,10 @@ def ppo(
                     demo.returns, point + ep_len, demo.returns[point] + ep_return, cfg.lag
                 )
                 # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training
-                # episode, and rewards are clipped to their sign; Montezuma's 100s and 300s
-                # would otherwise swamp the shared body with the value loss.
+                # episode, and by default rewards are clipped to their sign; Montezuma's 100s
+                # and 300s would otherwise swamp the shared body with the value loss.
                 overs[e] = done or env.life_lost or matched or ep_len >= limit or behind
-                signals[e] = float(np.sign(r)) if env.atari else r
+                signals[e] = float(shape(r))
                 episodes[e] = [d, point, ep_return, ep_len]
                 if overs[e]:
                     recent.append(matched)
@@ -841,6 +876,8 @@ def robustify(
     demo = demos[0]
     if log is not None and len(demos) < cfg.demos:
         log(f"the archive holds {len(demos)} distinct demonstrations, not {cfg.demos}")
+    if log is not None and cfg.rewards == "scaled":
+        log(f"rewards scaled by {scale(demos, cfg.gamma):.4g} (--rewards scaled)")
     out.mkdir(exist_ok=True)
     if fresh:
         for name in ("backward", "ppo_from_reset"):
