@@ -64,11 +64,12 @@ def main() -> int:
         ends = []
         for _ in range(args.episodes):
             runner.start(demo, point, noops=True)
-            ret, n, end = 0.0, 0, ""
+            ret, n, end, first = 0.0, 0, "", None
             while not end:
                 a, _, _ = act(model, runner.obs(), boost=n < 100)
                 r, done = runner.step(a)
                 ret, n = ret + r, n + 1
+                first = n if first is None and r else first
                 if runner.reached(demo.returns[point] + ret):
                     end = "win"
                 elif runner.life_lost or done:
@@ -78,7 +79,9 @@ def main() -> int:
             pos = runner.env.ram()[[X, Y]].astype(int)
             d = np.abs(where - pos).sum(axis=1)
             near = np.flatnonzero(d == d.min())[:3].tolist()
-            ends.append((end, n, f"x {pos[0]} y {pos[1]}, demonstration {near} (off by {d.min()})"))
+            gained = f", scored {ret:g} (first at action {first})" if ret else ", scored 0"
+            ends.append((end, n, f"x {pos[0]} y {pos[1]}, demonstration {near} (off by "
+                                 f"{d.min()}){gained}"))  # fmt: skip
             steps[end] = steps.get(end, 0) + n
         for kind in ("win", "life", "limit"):
             mine = [e for e in ends if e[0] == kind]
