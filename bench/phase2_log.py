@@ -3,6 +3,10 @@ training steps at which the window's top first reached each threshold, its lowes
 the evaluations from reset beside it (NAME.eval.txt, `stepstone evaluate` outputs).
 
     python bench/phase2_log.py ROOT/NAME.log ... [--marks 350,300,250,200,150,100,50,0]
+    python bench/phase2_log.py ROOT/A.log ROOT/B.log --bands 5.56,6,6.5,7  (millions of steps)
+
+``--bands`` prints instead the window top's mean and lowest point in each band of training
+steps: the side-by-side view of a branch (bench/branch.py) and the training it came from.
 
 bench/phase2_montezuma.sh writes the logs; `sh bench/phase2_montezuma.sh --report` runs this.
 """
@@ -10,6 +14,7 @@ bench/phase2_montezuma.sh writes the logs; `sh bench/phase2_montezuma.sh --repor
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 from pathlib import Path
 
@@ -37,11 +42,28 @@ def row(name: str, rows: list[tuple[float, int]], marks: list[int], evals: list)
     return "| " + " | ".join(cells) + " |"
 
 
+def bands(name: str, rows: list[tuple[float, int]], edges: list[float]) -> str:
+    cells = [name]
+    for lo, hi in itertools.pairwise(edges):
+        tops = [top for steps, top in rows if lo <= steps < hi]
+        cells.append(f"{sum(tops) / len(tops):.0f} ({min(tops)})" if tops else "-")
+    return "| " + " | ".join(cells) + " |"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("logs", type=Path, nargs="+")
     ap.add_argument("--marks", default="350,300,250,200,150,100,50,0")
+    ap.add_argument("--bands", help="band edges in millions of steps, comma-separated")
     args = ap.parse_args()
+    if args.bands:
+        edges = [float(e) * 1e6 for e in args.bands.split(",")]
+        spans = [f"{a / 1e6:g}-{b / 1e6:g}M" for a, b in itertools.pairwise(edges)]
+        print("| run | " + " | ".join(spans) + " |")
+        print("|---" * len(edges) + "|")
+        for log in args.logs:
+            print(bands(log.stem, progress(log.read_text()), edges))
+        return 0
     marks = [int(m) for m in args.marks.split(",")]
     print("| run | steps | " + " | ".join(f"<= {m}" for m in marks)
           + " | lowest (at) | last | from reset |")  # fmt: skip
