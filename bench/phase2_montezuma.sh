@@ -10,7 +10,10 @@
 # mz-g999e5-s0 (--gamma 0.999), mz-e5lag-s0 (--lag 50, branched from mz-e5-s0 with
 # bench/branch.py), mz-h256-s0..2 (--hidden 256,256), mz-h256sc-s0..2 (the same with the
 # reference's discount and reward scale: --gamma 0.999 --rewards scaled), mz-h256scb-s0..2
-# (mz-h256-sN branched to those with bench/branch.py), mz-bytes-s0 (--ram bits+bytes), mza-s0
+# (mz-h256-sN branched to those with bench/branch.py), mz-h256so-s0..2 (mz-h256-sN branched to
+# --ram bits+score: bench/branch.py SRC DST --new-inputs 1 'ram="bits+score"'), mz-h256scl-s0..2
+# (mz-h256scb-sN branched to --life-loss continue, the reference's --no_game_over_on_life_loss),
+# mz-bytes-s0 (--ram bits+bytes), mza-s0
 # (sticky repeats of whole steps), mz-sw-s0 and mz-swe5-s0 (--sil-sample window).
 # ROOT/montezuma is the demonstration run, explored here first if missing (Phase 1 is
 # deterministic: the same 471 actions every time). Each training runs in a copy of it,
@@ -71,6 +74,12 @@ for name in $RUNS; do
         mz-h256scb-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
         mz-h256scb-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
         mz-h256scb-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
+        mz-h256so-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score" ;;
+        mz-h256so-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score" ;;
+        mz-h256so-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score" ;;
+        mz-h256scl-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
+        mz-h256scl-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
+        mz-h256scl-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
         mz-sw-s0) seed=0 extra="--sil-sample window" ;;
         mz-swe5-s0) seed=0 extra="--sil-sample window --entropy 1e-5" ;;
         *) echo "unknown run $name (see the list at the top of $0)" >&2; exit 2 ;;

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stepstone.learn.evaluate import load_policy  # noqa: E402
+from stepstone.learn.evaluate import load_policy, ram_of  # noqa: E402
 from stepstone.learn.ppo import act  # noqa: E402
 from stepstone.learn.robustify import (  # noqa: E402
     RobustifyConfig,
@@ -46,11 +46,11 @@ def main() -> int:
 
     torch.set_num_threads(1)
     store = RunStore.open(args.run_dir)
-    runner = Runner(store, RobustifyConfig(sticky=0.25, seed=args.seed))
+    model, info = load_policy(args.run_dir / "robustify" / "policy.pt", args.seed)
+    runner = Runner(store, RobustifyConfig(sticky=0.25, seed=args.seed, ram=ram_of(info)))
     archive = store.load_archive()
     best = demonstration(archive, None)
     demo = demonstrations(runner, archive, TrajectoryTree(store.nodes), best, runner.cfg)[0]
-    model, info = load_policy(args.run_dir / "robustify" / "policy.pt", args.seed)
     T = len(demo.actions)
     runner.env.reset(runner.seed)  # the demonstration's path, to place the losses on
     path = [runner.env.ram()[[X, Y]].astype(int)]

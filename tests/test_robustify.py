@@ -78,9 +78,35 @@ def test_atari_policies_see_the_ram(tmp_path):
     assert np.array_equal(np.packbits(obs.astype(np.uint8)), runner.env.ram())
 
 
-def test_ram_bits_and_bytes_reach_the_policy_and_everything_that_runs_it(tmp_path, capsys):
-    """--ram bits+bytes: the bits, then each byte scaled to [0, 1]; the saved policy says so,
-    and `evaluate` and `explore --from-policy` feed it the same 1,152 inputs."""
+def test_ram_bits_and_score_show_the_episodes_return_from_reset(tmp_path):
+    """--ram bits+score: the bits, then log10(1 + score), the score being the return from
+    reset, also where an episode begins at a demonstration's point (its return there) and
+    after no-ops; 0 again from reset."""
+    from stepstone.config import ExploreConfig
+    from stepstone.learn.robustify import RobustifyConfig, Runner
+
+    store = RunStore.create(tmp_path / "bo", ExploreConfig("ALE/Breakout-v5"))
+    runner = Runner(store, RobustifyConfig(ram="bits+score", sticky=0.0))
+    demo = runner.demo(np.random.default_rng(1).integers(4, size=1000))  # seed 1: 2 bricks
+    assert demo.returns[-1] == 2
+    ends = [np.log10(1 + r) for r in demo.returns]
+    assert np.allclose([o[-1] for o in demo.observations], ends)
+    assert all(np.packbits(o[:-1].astype(np.uint8)).size == 128 for o in demo.observations)
+    t = int(np.argmax(np.asarray(demo.returns) >= 1))  # the step of the first brick
+    runner.start(demo, t, noops=False)
+    assert np.array_equal(runner.obs(), demo.observations[t])
+    before = runner.score
+    for a in demo.actions[t:]:
+        runner.step(int(a))
+    assert runner.score == before + demo.returns[-1] - demo.returns[t]
+    assert runner.obs()[-1] == pytest.approx(np.log10(1 + runner.score))
+    runner.from_reset()
+    assert runner.obs()[-1] == 0.0 and runner.obs().shape == (1025,)
+    runner.worker.close()
+
+
+def test_ram_bits_and_bytes_are_the_bits_then_each_byte_scaled(tmp_path):
+    """--ram bits+bytes: the bits, then each byte scaled to [0, 1]."""
     from stepstone.config import ExploreConfig
     from stepstone.learn.robustify import RobustifyConfig, Runner
 
@@ -92,14 +118,19 @@ def test_ram_bits_and_bytes_reach_the_policy_and_everything_that_runs_it(tmp_pat
     assert np.allclose(obs[1024:] * 255, ram)
     runner.worker.close()
 
+
+@pytest.mark.parametrize("ram, inputs", [("bits+bytes", 1152), ("bits+score", 1025)])
+def test_ram_features_reach_the_policy_and_everything_that_runs_it(tmp_path, capsys, ram, inputs):
+    """The saved policy says what it reads, and `evaluate` and `explore --from-policy` feed
+    it the same inputs."""
     run = tmp_path / "run"
     quiet = ["--workers", "1", "--no-progress"]
     explore = ["explore", "ALE/Breakout-v5", "--frames", "3k", "--run-dir", str(run)]
     assert main([*explore, *quiet]) == 0
     args = ["--frames", "512", "--baselines", "none", "--eval-episodes", "1", "--no-progress"]
-    assert main(["robustify", str(run), "--ram", "bits+bytes", *args]) == 0
+    assert main(["robustify", str(run), "--ram", ram, *args]) == 0
     info = json.loads((run / "robustify" / "policy.json").read_text())
-    assert (info["inputs"], info["features"]) == (1152, "ram-bits+bytes")
+    assert (info["inputs"], info["features"]) == (inputs, f"ram-{ram}")
     capsys.readouterr()
     assert main(["evaluate", str(run), "--episodes", "1"]) == 0
     assert "1 episodes from reset" in capsys.readouterr().out

@@ -361,3 +361,37 @@ def test_hidden_sets_the_policy_layers_and_evaluate_rebuilds_them(tmp_path, user
     assert main([*argv, "--hidden", "32,32"]) == 2  # a training of other layers: refused
     for bad in ("wide", "0,8", ""):
         assert main([*argv, "--fresh", "--hidden", bad]) == 2
+
+
+def test_life_loss_continue_keeps_a_training_episode_past_a_lost_life(tmp_path, monkeypatch):
+    """Atari: a lost life ends the training episode by default (DQN's rule); with
+    --life-loss continue, Go-Explore's Phase 2 rule (phase2_atari.sh
+    --no_game_over_on_life_loss), the episode goes on."""
+    from stepstone.learn import robustify as rb
+
+    run = tmp_path / "run"
+    explore = ["explore", "ALE/Breakout-v5", "--frames", "3k", "--run-dir", str(run)]
+    assert main([*explore, "--workers", "1", "--no-progress"]) == 0
+    seen: list[dict] = []
+    lost: list[bool] = []
+    monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
+    step = rb.Runner.step
+
+    def step_and_note(self, action):
+        out = step(self, action)
+        lost.append(self.life_lost)
+        return out
+
+    monkeypatch.setattr(rb.Runner, "step", step_and_note)
+    for rule in ("end", "continue"):
+        seen.clear()
+        lost.clear()
+        cfg = rb.RobustifyConfig(frames=2_048, eval_episodes=1, envs=2, life_loss=rule)
+        rb.robustify(RunStore.open(run), cfg, baselines=(), fresh=True)
+        done = np.concatenate([np.asarray(b["done"]) for b in seen]).ravel()
+        died = np.asarray(lost[: done.size])  # the evaluation's steps come after training's
+        assert died.sum() >= 2, "a barely trained Breakout policy loses lives"
+        if rule == "end":
+            assert done[died].all()
+        else:  # (the last life's loss is the game's end, which ends any episode)
+            assert (~done[died]).sum() >= 2

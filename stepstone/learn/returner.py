@@ -86,7 +86,7 @@ class PolicyReturn:
         while cell_fn(env) != target:
             if len(actions) >= self.limit:
                 return Return(actions, total, False)
-            a, _, _ = act(self.model, policy_input(env, self.space, self.features))
+            a, _, _ = act(self.model, policy_input(env, self.space, self.features, total))
             if noise.random() < self.sticky:
                 a = prev
             reward, terminated, truncated = env.step(a)

@@ -70,8 +70,10 @@ from .starts import Starts
 POLICY = "policy.pt"  # the backward algorithm's policy, its architecture and what success is
 POLICY_INFO = "policy.json"  # the same information in words, for people and older readers
 CHECKPOINT = "checkpoint-{}.pt"  # each method's training state, in D/robustify/
-RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes")  # --ram; a policy's features: "ram-" + it
+# --ram; a policy's features are "ram-" + it
+RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes", "bits+score")
 STICKY_UNITS: tuple[str, ...] = ("frame", "action")  # --sticky-unit
+LIFE_LOSS: tuple[str, ...] = ("end", "continue")  # --life-loss
 SIL_SAMPLES: tuple[str, ...] = ("all", "window")  # --sil-sample
 REWARDS: tuple[str, ...] = ("auto", "sign", "raw", "scaled")  # --rewards
 # --rewards scaled: Go-Explore's Phase 2 scales rewards so that the demonstrations' discounted
@@ -176,8 +178,11 @@ class RobustifyConfig:
     )  # fmt: skip
     ram: str = option(
         "bits", help="what an Atari policy sees of the console's 128 RAM bytes: bits (1,024 "
-        "inputs), or bits+bytes (each byte also scaled to [0, 1], 1,152 inputs: a position "
-        "then varies smoothly too, as timing a jump over a moving enemy asks)",
+        "inputs), bits+bytes (each byte also scaled to [0, 1], 1,152 inputs: a position "
+        "then varies smoothly too, as timing a jump over a moving enemy asks), or bits+score "
+        "(1,025 inputs: the episode's score so far, log10(1 + score), as the screen Go-Explore's "
+        "policy sees shows it: a place passed before and after a reward differs in one input "
+        "more than in the few RAM bits the reward flips)",
         names=lambda: RAM_FEATURES, choices=True,
     )  # fmt: skip
     hidden: str = option(
@@ -192,6 +197,13 @@ class RobustifyConfig:
         "demonstrations' discounted return from a step average 10, so Montezuma's door, 300, "
         "stays three times the key, 100); auto: sign on Atari, raw elsewhere",
         names=lambda: REWARDS, choices=True,
+    )  # fmt: skip
+    life_loss: str = option(
+        "end", help="what a lost life does to an Atari training episode: end it (DQN's rule, "
+        "stepstone's default) or continue, as Go-Explore's Phase 2 does "
+        "(phase2_atari.sh --no_game_over_on_life_loss): the episode goes on from where the "
+        "game puts the player back, and what comes after the death is still worth something",
+        names=lambda: LIFE_LOSS, choices=True,
     )  # fmt: skip
     envs: int = option(
         8, help="environments stepped together, one batched forward pass for all, each "
@@ -321,7 +333,9 @@ def features(obs: Any, space: Any = None) -> np.ndarray:
     return np.asarray(obs, dtype=np.float32).ravel()
 
 
-def policy_input(env: Any, space: Any = None, kind: str = "ram-bits") -> np.ndarray:
+def policy_input(
+    env: Any, space: Any = None, kind: str = "ram-bits", score: float = 0.0
+) -> np.ndarray:
     """What the policy sees of ``env`` now (``space``: the observation space of its inner
     Gymnasium environment, for one-hot features; ``kind``: the policy's features).
 
@@ -329,12 +343,16 @@ def policy_input(env: Any, space: Any = None, kind: str = "ram-bits") -> np.ndar
     train). Bits, not only bytes scaled to [0, 1]: a pixel of x is then a flipped input rather
     than a change of 1/255, and on Montezuma the start point stalled without it. With
     ``ram-bits+bytes`` the scaled bytes follow the bits: a distance between two positions is
-    then a difference of two inputs, which a bit pattern is not."""
+    then a difference of two inputs, which a bit pattern is not. With ``ram-bits+score`` one
+    input follows them, sign(score) * log10(1 + |score|), ``score`` being the episode's return
+    from reset: Montezuma's key (100) makes it 2, its door (400) 2.6."""
     if isinstance(env, AtariEnv):
         ram = env.ram()
         bits = np.unpackbits(ram).astype(np.float32)
         if kind == "ram-bits+bytes":
             return np.concatenate([bits, ram.astype(np.float32) / 255.0])
+        if kind == "ram-bits+score":
+            return np.append(bits, np.float32(np.sign(score) * np.log10(1 + abs(score))))
         return bits
     return features(env.observe(), space)
 
@@ -361,29 +379,33 @@ class Runner:
         self.terminated = False
         self.noops_taken = 0
         self.prev = 0
+        self.score = 0.0  # the episode's return from reset (a start point's is the demo's)
 
     def sibling(self, index: int) -> Runner:
         """Another copy of the environment, with noise of its own, for batched training."""
         return Runner(self.store, self.cfg, index)
 
     def obs(self) -> np.ndarray:
-        return policy_input(self.env, self.space, self.features)
+        return policy_input(self.env, self.space, self.features, self.score)
 
     def demo(self, actions: np.ndarray) -> Demo:
         env = self.env
         env.reset(self.seed)
+        self.score = 0.0
         snaps, rets, obs = [env.snapshot()], [0.0], [self.obs()]
         goals = [self.goal.reached(env, 0.0, False)]
         for a in actions:
             r, term, _ = env.step(a)
             snaps.append(env.snapshot())
             rets.append(rets[-1] + r)
+            self.score = rets[-1]
             obs.append(self.obs())
             goals.append(self.goal.reached(env, rets[-1], term))
         return Demo(snaps, rets, obs, np.asarray(actions), goals)
 
     def start(self, demo: Demo, t: int, noops: bool) -> None:
         self.env.restore(demo.snapshots[t])
+        self.score = float(demo.returns[t])
         self.prev = int(demo.actions[t - 1]) if t > 0 else 0
         self.terminated = False
         if noops and self.atari and t == 0:
@@ -393,6 +415,7 @@ class Runner:
         """An evaluation episode: the reset state, then (Atari) up to 30 random no-ops."""
         self.env.reset(self.seed)
         self.prev = 0
+        self.score = 0.0
         self.terminated = False
         self.noops_taken = 0
         if self.atari:
@@ -401,7 +424,7 @@ class Runner:
     def noops(self) -> None:
         self.noops_taken = int(self.rng.integers(self.cfg.max_noops + 1))
         for _ in range(self.noops_taken):
-            self.env.step(0)
+            self.score += self.env.step(0)[0]
 
     def reached(self, score: float) -> bool | None:
         """Whether the state now reaches the run's goal, ``score`` being the return from
@@ -420,6 +443,7 @@ class Runner:
             r, term, trunc = self.env.step(action)
         self.terminated = term
         self.life_lost = self.atari and self.env.lives() < lives
+        self.score += r
         return r, term or trunc
 
 
@@ -493,7 +517,7 @@ def self_imitation(
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 # Settings added since checkpoints were first written, and the value an older one had.
 BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action", "sil_sample": "all",
-          "hidden": "64,64", "rewards": "auto"}  # fmt: skip
+          "hidden": "64,64", "rewards": "auto", "life_loss": "end"}  # fmt: skip
 
 
 def settings(cfg: RobustifyConfig) -> dict:
@@ -580,9 +604,11 @@ def ppo(
         snaps = saved["snapshots"] if "snapshots" in saved else [saved["snapshot"]]
         prevs = state.get("prevs", [state.get("prev")])
         noise = state.get("runner_rngs", [state.get("runner_rng")])
-        for env, snap, prev, r in zip(envs, snaps, prevs, noise, strict=True):
+        # Checkpoints from before the score was kept: the episode's start and its return.
+        scores = state.get("scores") or [demos[e[0]].returns[e[1]] + e[2] for e in episodes]
+        for env, snap, prev, r, score in zip(envs, snaps, prevs, noise, scores, strict=True):
             env.env.restore(to_bytes(snap))
-            env.prev, env.terminated = int(prev), False
+            env.prev, env.terminated, env.score = int(prev), False, float(score)
             env.rng.bit_generator.state = r
         resumed_at = frames
     else:
@@ -594,7 +620,7 @@ def ppo(
         state = {"frames": frames, "target": cfg.frames, "history": history,
                  "recent": list(recent), "starts": [s.state() for s in starts],
                  "episodes": episodes, "prevs": [e.prev for e in envs],
-                 "rng": rng.bit_generator.state,
+                 "scores": [e.score for e in envs], "rng": rng.bit_generator.state,
                  "runner_rngs": [e.rng.bit_generator.state for e in envs]}  # fmt: skip
         save_checkpoint(checkpoint, {
             "format": FORMAT, "method": name, "settings": json.dumps(settings(cfg)),
@@ -644,9 +670,11 @@ def ppo(
                     demo.returns, point + ep_len, demo.returns[point] + ep_return, cfg.lag
                 )
                 # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training
-                # episode, and by default rewards are clipped to their sign; Montezuma's 100s
-                # and 300s would otherwise swamp the shared body with the value loss.
-                overs[e] = done or env.life_lost or matched or ep_len >= limit or behind
+                # episode unless --life-loss continue, and by default rewards are clipped to
+                # their sign; Montezuma's 100s and 300s would otherwise swamp the shared body
+                # with the value loss.
+                died = env.life_lost and cfg.life_loss == "end"
+                overs[e] = done or died or matched or ep_len >= limit or behind
                 signals[e] = float(shape(r))
                 episodes[e] = [d, point, ep_return, ep_len]
                 if overs[e]:
