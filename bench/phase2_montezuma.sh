@@ -4,8 +4,10 @@
 #   sh bench/phase2_montezuma.sh [ROOT] [RUNS...]        (ROOT default /work/runs/phase2)
 #   sh bench/phase2_montezuma.sh --save [ROOT] [RUNS...]  (keep the checkpoints in the tree)
 #   sh bench/phase2_montezuma.sh --report [ROOT] [RUNS...]  (the window's progress, a table)
-# The protocol's seeds are mz-e5-s0, mz-e5-s1 and mz-e5-s2 (the default RUNS): Go-Explore's
-# Phase 2 settings with its entropy bonus, 1e-5 (phase2_atari.sh's --ent_coef). The others are
+# The protocol's seeds are mz-h256scl-s0, -s1 and -s2 (the default RUNS): Go-Explore's Phase 2
+# settings with its entropy bonus (1e-5), discount, reward scale and lives rule, on a 256-256
+# network; kept ones continue from the branches they were made as (bench/README.md). Before
+# them the protocol's seeds were mz-e5-s0..2 (the entropy bonus only). The others are
 # the side-by-side runs of bench/README.md: mz-s0..2 (--entropy 0.05), mz-g999-s0 and
 # mz-g999e5-s0 (--gamma 0.999), mz-e5lag-s0 (--lag 50, branched from mz-e5-s0 with
 # bench/branch.py), mz-h256-s0..2 (--hidden 256,256), mz-h256sc-s0..2 (the same with the
@@ -15,6 +17,8 @@
 # (mz-h256scb-sN branched to --life-loss continue, the reference's --no_game_over_on_life_loss),
 # mz-bytes-s0 (--ram bits+bytes), mza-s0
 # (sticky repeats of whole steps), mz-sw-s0 and mz-swe5-s0 (--sil-sample window).
+# Every run but mz-h256scl-s0..2 was begun when a lost life ended a training episode (the
+# default then); their lines say --life-loss end so that they run as they did.
 # ROOT/montezuma is the demonstration run, explored here first if missing (Phase 1 is
 # deterministic: the same 471 actions every time). Each training runs in a copy of it,
 # ROOT/NAME, appends its progress lines to ROOT/NAME.log and its PID to ROOT/NAME.pid. A
@@ -27,7 +31,7 @@ REPORT=0
 [ "$1" = "--report" ] && REPORT=1 && shift
 ROOT=${1:-/work/runs/phase2}
 [ $# -gt 0 ] && shift
-RUNS=${*:-mz-e5-s0 mz-e5-s1 mz-e5-s2}
+RUNS=${*:-mz-h256scl-s0 mz-h256scl-s1 mz-h256scl-s2}
 PRIO=${PRIO:-nice -n 10}
 TREE=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$TREE/.venv/bin/python}
@@ -54,34 +58,34 @@ if [ ! -d "$ROOT/montezuma" ]; then
 fi
 for name in $RUNS; do
     case $name in
-        mz-s0) seed=0 extra="" ;;
-        mz-s1) seed=1 extra="" ;;
-        mz-s2) seed=2 extra="" ;;
-        mz-g999-s0) seed=0 extra="--gamma 0.999" ;;
-        mz-bytes-s0) seed=0 extra="--ram bits+bytes" ;;
-        mza-s0) seed=0 extra="--sticky-unit action" ;;
-        mz-e5-s0) seed=0 extra="--entropy 1e-5" ;;
-        mz-e5-s1) seed=1 extra="--entropy 1e-5" ;;
-        mz-e5-s2) seed=2 extra="--entropy 1e-5" ;;
-        mz-g999e5-s0) seed=0 extra="--entropy 1e-5 --gamma 0.999" ;;
-        mz-e5lag-s0) seed=0 extra="--entropy 1e-5 --lag 50" ;;
-        mz-h256-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256" ;;
-        mz-h256-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256" ;;
-        mz-h256-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256" ;;
-        mz-h256sc-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
-        mz-h256sc-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
-        mz-h256sc-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
-        mz-h256scb-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
-        mz-h256scb-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
-        mz-h256scb-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled" ;;
-        mz-h256so-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score" ;;
-        mz-h256so-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score" ;;
-        mz-h256so-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score" ;;
+        mz-s0) seed=0 extra="--life-loss end" ;;
+        mz-s1) seed=1 extra="--life-loss end" ;;
+        mz-s2) seed=2 extra="--life-loss end" ;;
+        mz-g999-s0) seed=0 extra="--gamma 0.999 --life-loss end" ;;
+        mz-bytes-s0) seed=0 extra="--ram bits+bytes --life-loss end" ;;
+        mza-s0) seed=0 extra="--sticky-unit action --life-loss end" ;;
+        mz-e5-s0) seed=0 extra="--entropy 1e-5 --life-loss end" ;;
+        mz-e5-s1) seed=1 extra="--entropy 1e-5 --life-loss end" ;;
+        mz-e5-s2) seed=2 extra="--entropy 1e-5 --life-loss end" ;;
+        mz-g999e5-s0) seed=0 extra="--entropy 1e-5 --gamma 0.999 --life-loss end" ;;
+        mz-e5lag-s0) seed=0 extra="--entropy 1e-5 --lag 50 --life-loss end" ;;
+        mz-h256-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --life-loss end" ;;
+        mz-h256-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --life-loss end" ;;
+        mz-h256-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --life-loss end" ;;
+        mz-h256sc-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss end" ;;
+        mz-h256sc-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss end" ;;
+        mz-h256sc-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss end" ;;
+        mz-h256scb-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss end" ;;
+        mz-h256scb-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss end" ;;
+        mz-h256scb-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss end" ;;
+        mz-h256so-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score --life-loss end" ;;
+        mz-h256so-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score --life-loss end" ;;
+        mz-h256so-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --ram bits+score --life-loss end" ;;
         mz-h256scl-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
         mz-h256scl-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
         mz-h256scl-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
-        mz-sw-s0) seed=0 extra="--sil-sample window" ;;
-        mz-swe5-s0) seed=0 extra="--sil-sample window --entropy 1e-5" ;;
+        mz-sw-s0) seed=0 extra="--sil-sample window --life-loss end" ;;
+        mz-swe5-s0) seed=0 extra="--sil-sample window --entropy 1e-5 --life-loss end" ;;
         *) echo "unknown run $name (see the list at the top of $0)" >&2; exit 2 ;;
     esac
     D=$ROOT/$name

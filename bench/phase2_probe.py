@@ -4,7 +4,10 @@ actions per frame, the entropy boost for the first 100 actions), each episode to
 life or the step limit (2 x the actions left + 20; not --lag); then each loss placed on the
 demonstration's path by Panama Joe's position (RAM bytes 42 and 43, x and y).
 
-    python bench/phase2_probe.py D --points 210,250,270 --episodes 6
+    python bench/phase2_probe.py D --points 210,250,270 --episodes 6 [--life-loss continue]
+
+With --life-loss continue (a training under that rule) an episode goes on past a lost life,
+to the game's end or the step limit, and each loss lists the places its lives were lost.
 
 A probe, not a measurement of the policy: few episodes, and the policy is the one of the last
 checkpoint.
@@ -41,6 +44,7 @@ def main() -> int:
     ap.add_argument("--points", default="210,250,270", help="start points, comma-separated")
     ap.add_argument("--episodes", type=int, default=6, help="episodes from each point")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--life-loss", choices=("end", "continue"), default="end")
     args = ap.parse_args()
     import torch
 
@@ -64,15 +68,17 @@ def main() -> int:
         ends = []
         for _ in range(args.episodes):
             runner.start(demo, point, noops=True)
-            ret, n, end, first = 0.0, 0, "", None
+            ret, n, end, first, deaths = 0.0, 0, "", None, []
             while not end:
                 a, _, _ = act(model, runner.obs(), boost=n < 100)
                 r, done = runner.step(a)
                 ret, n = ret + r, n + 1
                 first = n if first is None and r else first
+                if runner.life_lost:
+                    deaths.append(runner.env.ram()[[X, Y]].astype(int).tolist())
                 if runner.reached(demo.returns[point] + ret):
                     end = "win"
-                elif runner.life_lost or done:
+                elif done or (runner.life_lost and args.life_loss == "end"):
                     end = "life"
                 elif n >= episode_limit(T - point):
                     end = "limit"
@@ -80,8 +86,9 @@ def main() -> int:
             d = np.abs(where - pos).sum(axis=1)
             near = np.flatnonzero(d == d.min())[:3].tolist()
             gained = f", scored {ret:g} (first at action {first})" if ret else ", scored 0"
+            lives = f"; lives lost at (x, y) {deaths}" if args.life_loss == "continue" else ""
             ends.append((end, n, f"x {pos[0]} y {pos[1]}, demonstration {near} (off by "
-                                 f"{d.min()}){gained}"))  # fmt: skip
+                                 f"{d.min()}){gained}{lives}"))  # fmt: skip
             steps[end] = steps.get(end, 0) + n
         for kind in ("win", "life", "limit"):
             mine = [e for e in ends if e[0] == kind]

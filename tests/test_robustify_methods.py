@@ -364,9 +364,9 @@ def test_hidden_sets_the_policy_layers_and_evaluate_rebuilds_them(tmp_path, user
 
 
 def test_life_loss_continue_keeps_a_training_episode_past_a_lost_life(tmp_path, monkeypatch):
-    """Atari: a lost life ends the training episode by default (DQN's rule); with
-    --life-loss continue, Go-Explore's Phase 2 rule (phase2_atari.sh
-    --no_game_over_on_life_loss), the episode goes on."""
+    """Atari: by default, Go-Explore's Phase 2 rule (phase2_atari.sh
+    --no_game_over_on_life_loss), a training episode goes on past a lost life; with
+    --life-loss end (DQN's rule, stepstone's before) the lost life ends it."""
     from stepstone.learn import robustify as rb
 
     run = tmp_path / "run"
@@ -383,6 +383,7 @@ def test_life_loss_continue_keeps_a_training_episode_past_a_lost_life(tmp_path, 
         return out
 
     monkeypatch.setattr(rb.Runner, "step", step_and_note)
+    assert rb.RobustifyConfig().life_loss == "continue"
     for rule in ("end", "continue"):
         seen.clear()
         lost.clear()

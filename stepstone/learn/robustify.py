@@ -199,10 +199,10 @@ class RobustifyConfig:
         names=lambda: REWARDS, choices=True,
     )  # fmt: skip
     life_loss: str = option(
-        "end", help="what a lost life does to an Atari training episode: end it (DQN's rule, "
-        "stepstone's default) or continue, as Go-Explore's Phase 2 does "
-        "(phase2_atari.sh --no_game_over_on_life_loss): the episode goes on from where the "
-        "game puts the player back, and what comes after the death is still worth something",
+        "continue", help="what a lost life does to an Atari training episode: continue, as "
+        "Go-Explore's Phase 2 does (phase2_atari.sh --no_game_over_on_life_loss) and as an "
+        "evaluation plays, from where the game puts the player back; or end it (DQN's rule, "
+        "stepstone's before), which on Montezuma made the door after a risky jump worth nothing",
         names=lambda: LIFE_LOSS, choices=True,
     )  # fmt: skip
     envs: int = option(
@@ -669,10 +669,10 @@ def ppo(
                 behind = cfg.lag > 0 and lags(
                     demo.returns, point + ep_len, demo.returns[point] + ep_return, cfg.lag
                 )
-                # On Atari, as in DQN (Mnih et al. 2015): a lost life ends the training
-                # episode unless --life-loss continue, and by default rewards are clipped to
-                # their sign; Montezuma's 100s and 300s would otherwise swamp the shared body
-                # with the value loss.
+                # On Atari a lost life ends the training episode only with --life-loss end
+                # (DQN's rule, Mnih et al. 2015), and by default rewards are clipped to their
+                # sign; Montezuma's 100s and 300s would otherwise swamp the shared body with
+                # the value loss.
                 died = env.life_lost and cfg.life_loss == "end"
                 overs[e] = done or died or matched or ep_len >= limit or behind
                 signals[e] = float(shape(r))
