@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stepstone.learn.checkpoint import load, save  # noqa: E402
 from stepstone.learn.robustify import RobustifyConfig  # noqa: E402
 
+INPUTS = {"bits": 1024, "bits+bytes": 1152, "bits+score": 1025}  # an Atari policy's, by --ram
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -47,6 +49,12 @@ def main() -> int:
             settings[name] = json.loads(text)
         except ValueError:
             ap.error(f'{item!r}: the value is JSON (50, 0.1, "frame"), not {text!r}')
+    was = json.loads(saved["settings"]).get("ram", "bits")
+    need = INPUTS.get(settings.get("ram", "bits"), 0) - INPUTS.get(was, 0)
+    if args.new_inputs != max(need, 0) or need < 0:
+        ap.error(f"ram {was} -> {settings.get('ram', 'bits')} adds {need} inputs to the "
+                 f"policy: give --new-inputs {need}" if need >= 0 else "a branch can add "
+                 "inputs to the policy, not take them away")  # fmt: skip
     saved["settings"] = json.dumps(settings)
     if args.new_inputs:
         widen(saved, args.new_inputs)

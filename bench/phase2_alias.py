@@ -21,16 +21,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stepstone.learn.evaluate import load_policy, ram_of  # noqa: E402
-from stepstone.learn.robustify import (  # noqa: E402
-    RobustifyConfig,
-    Runner,
-    demonstration,
-    demonstrations,
-)
-from stepstone.store.sqlite import RunStore  # noqa: E402
-from stepstone.trajectories import TrajectoryTree  # noqa: E402
+from phase2_probe import policy_and_demo  # noqa: E402
 
 ROOM, X, Y = 3, 42, 43  # Montezuma's RAM
 NAMES = ["NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN", "UR", "UL", "DR", "DL", "UF", "RF",
@@ -47,12 +40,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    store = RunStore.open(args.run_dir)
-    model, info = load_policy(args.run_dir / "robustify" / "policy.pt", 0)
-    runner = Runner(store, RobustifyConfig(sticky=0.0, ram=ram_of(info)))
-    archive = store.load_archive()
-    best = demonstration(archive, None)
-    demo = demonstrations(runner, archive, TrajectoryTree(store.nodes), best, runner.cfg)[0]
+    model, info, runner, demo = policy_and_demo(args.run_dir, 0.0, 0)
     places = []
     for snap in demo.snapshots:
         runner.env.restore(snap)

@@ -38,6 +38,18 @@ from stepstone.trajectories import TrajectoryTree  # noqa: E402
 X, Y = 42, 43  # Montezuma's RAM: Panama Joe's position
 
 
+def policy_and_demo(run_dir: Path, sticky: float, seed: int) -> tuple:
+    """D's saved policy, what policy.pt says of it, a Runner feeding it what it was trained to
+    read, and the demonstration it trained on."""
+    store = RunStore.open(run_dir)
+    model, info = load_policy(run_dir / "robustify" / "policy.pt", seed)
+    runner = Runner(store, RobustifyConfig(sticky=sticky, seed=seed, ram=ram_of(info)))
+    archive = store.load_archive()
+    best = demonstration(archive, None)
+    demo = demonstrations(runner, archive, TrajectoryTree(store.nodes), best, runner.cfg)[0]
+    return model, info, runner, demo
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
@@ -49,12 +61,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    store = RunStore.open(args.run_dir)
-    model, info = load_policy(args.run_dir / "robustify" / "policy.pt", args.seed)
-    runner = Runner(store, RobustifyConfig(sticky=0.25, seed=args.seed, ram=ram_of(info)))
-    archive = store.load_archive()
-    best = demonstration(archive, None)
-    demo = demonstrations(runner, archive, TrajectoryTree(store.nodes), best, runner.cfg)[0]
+    model, info, runner, demo = policy_and_demo(args.run_dir, 0.25, args.seed)
     T = len(demo.actions)
     runner.env.reset(runner.seed)  # the demonstration's path, to place the losses on
     path = [runner.env.ram()[[X, Y]].astype(int)]
