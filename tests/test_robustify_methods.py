@@ -182,6 +182,51 @@ def test_lag_bounds_a_training_episode_by_the_demonstration_left(
     assert longest[2] == 6 < longest[0]
 
 
+def test_from_reset_spends_its_share_of_steps_from_reset_outside_the_window_and_the_lag(
+    tmp_path, user_env_module, monkeypatch
+):
+    """--from-reset 0.5, Go-Explore's --test_from_start: about half the training steps in
+    episodes from reset, drawn against the others by their mean length; those episodes play
+    on past --lag, boost their own first actions, and never move the start point."""
+    from stepstone.learn import robustify as rb
+
+    run = corridor(tmp_path, user_env_module)
+    seen: list[dict] = []
+    monkeypatch.setattr(rb, "update", lambda model, opt, buf, *a: seen.append(buf))
+    points: list[int] = []
+    start = rb.Runner.start
+    monkeypatch.setattr(rb.Runner, "start", lambda self, demo, t, noops: (
+        points.append(t), start(self, demo, t, noops))[1])  # fmt: skip
+    judged: list[int] = []
+    record = Starts.record
+    monkeypatch.setattr(Starts, "record", lambda self, point, matched: (
+        judged.append(point), record(self, point, matched))[1])  # fmt: skip
+    shares = {}
+    for share in (0.0, 0.5):
+        seen.clear(), points.clear(), judged.clear()
+        # One environment, a start point that never moves from 34 of 39 (--window 10**6),
+        # so that an episode from reset is one that begins at 0; --lag 2 ends the others
+        # within 6 actions (the test above).
+        cfg = rb.RobustifyConfig(frames=8_192, step=5, window=10**6, lag=2, entropy_boost=3,
+                                 from_reset=share, eval_episodes=1, envs=1)  # fmt: skip
+        result = rb.robustify(RunStore.open(run), cfg, baselines=(), fresh=True)
+        assert result["start_moves"] == []
+        done = np.concatenate([np.asarray(b["done"]) for b in seen])[:, 0]
+        boost = np.concatenate([np.asarray(b["boost"]) for b in seen])[:, 0]
+        ends = np.flatnonzero(done)
+        firsts = np.concatenate([[0], ends[:-1] + 1])
+        fresh = np.array(points[: len(ends)]) == 0  # the episodes that ended, in order
+        lengths = ends - firsts + 1
+        shares[share] = lengths[fresh].sum() / lengths.sum()
+        assert len(judged) == (~fresh).sum() and 0 not in judged
+        assert lengths[~fresh].max() <= 6
+        for f, n in zip(firsts[fresh], lengths[fresh], strict=True):
+            assert list(boost[f : f + n]) == [j < 3 for j in range(n)]
+        if share:  # --lag 2 would end one from reset 40 actions in (the goal is 39 away)
+            assert lengths[fresh].max() > 40
+    assert shares[0.0] == 0 and 0.35 < shares[0.5] < 0.65
+
+
 def test_lag_is_the_reference_score_rule():
     """Cases worked by hand through Go-Explore's rule (atari_reset/wrappers.py,
     ReplayResetEnv.step: after action_nr a > lag, done when the score is below

@@ -33,11 +33,15 @@ def weights(run: Path) -> dict:
     return torch.load(run / "robustify" / "policy.pt", weights_only=True)["state_dict"]
 
 
-def test_an_interrupted_training_continues_to_the_policy_of_an_uninterrupted_one(corridor_run):
+@pytest.mark.parametrize("from_reset", [0.0, 0.5])
+def test_an_interrupted_training_continues_to_the_policy_of_an_uninterrupted_one(
+    corridor_run, from_reset
+):
     from stepstone.learn.robustify import RobustifyConfig, robustify
 
     store = RunStore.open(corridor_run)
-    cfg = RobustifyConfig(frames=4_000, step=5, window=10, eval_episodes=5, checkpoint_every=0)
+    cfg = RobustifyConfig(frames=4_000, step=5, window=10, eval_episodes=5, checkpoint_every=0,
+                          from_reset=from_reset)  # fmt: skip
     whole = robustify(store, cfg, baselines=("ppo",), fresh=True)
     expected = weights(corridor_run)
 

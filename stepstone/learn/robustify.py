@@ -205,6 +205,14 @@ class RobustifyConfig:
         "stepstone's before), which on Montezuma made the door after a risky jump worth nothing",
         names=lambda: LIFE_LOSS, choices=True,
     )  # fmt: skip
+    from_reset: float = option(
+        0.0, help="share of the training steps spent in episodes from reset (with no-ops), "
+        "beside those from the demonstrations' start points: Go-Explore's Phase 2 "
+        "(phase2_atari.sh --test_from_start) adds such a 'demonstration from the start' and "
+        "draws it so that it gets as many steps as the demonstrations, 0.5. They play as an "
+        "evaluation does, past lost lives to the step limit, neither ended by --lag nor moving "
+        "a start point; the progress line shows their success",
+    )  # fmt: skip
     envs: int = option(
         8, help="environments stepped together, one batched forward pass for all, each "
         "episode from its own start point (the papers' many workers; 1: as before)",
@@ -517,7 +525,7 @@ def self_imitation(
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 # Settings added since checkpoints were first written, and the value an older one had.
 BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action", "sil_sample": "all",
-          "hidden": "64,64", "rewards": "auto", "life_loss": "end"}  # fmt: skip
+          "hidden": "64,64", "rewards": "auto", "life_loss": "end", "from_reset": 0.0}  # fmt: skip
 
 
 def settings(cfg: RobustifyConfig) -> dict:
@@ -577,14 +585,30 @@ def ppo(
     envs = [runner] + [runner.sibling(i) for i in range(1, n)]
     per_env = max(1, cfg.rollout // n)  # steps of each environment between updates
     history: list[dict] = []
-    recent: deque[bool] = deque(maxlen=100)
+    recent: deque[bool] = deque(maxlen=100)  # episodes from start points: matched or not
+    resets: deque[bool] = deque(maxlen=100)  # --from-reset episodes: reached the goal or not
+    # [steps, episodes] ended from reset and from start points, for --from-reset's draw.
+    spent = {"reset": [0, 0], "demo": [0, 0]}
     frames = 0
 
+    def from_reset() -> bool:
+        """Whether the next episode plays from reset (--from-reset). Go-Explore's Phase 2
+        draws its virtual demonstration from the start against the real ones with weights
+        1 / (its mean episode length so far) (atari_reset/wrappers.py, ReplayResetEnv.reset,
+        demo_selection normalize_by_target), which gives both as many steps; here a share
+        ``cfg.from_reset`` of them, 0.5 being theirs."""
+        if not backward or cfg.from_reset <= 0:
+            return False  # draws nothing: runs without the option keep their random stream
+        mean = {k: s / n if n else 1.0 for k, (s, n) in spent.items()}
+        w = cfg.from_reset / mean["reset"]
+        return bool(rng.random() < w / (w + (1 - cfg.from_reset) / mean["demo"]))
+
     def begin(e: int) -> list:
-        d = int(rng.integers(len(demos))) if backward and len(demos) > 1 else 0
-        point = starts[d].sample(rng) if backward else 0
+        fresh = from_reset()
+        d = int(rng.integers(len(demos))) if backward and len(demos) > 1 and not fresh else 0
+        point = starts[d].sample(rng) if backward and not fresh else 0
         envs[e].start(demos[d], point, noops=True)
-        return [d, point, 0.0, 0]
+        return [d, point, 0.0, 0, fresh]
 
     name = "backward" if backward else "ppo_from_reset"
     resumed_at = 0
@@ -601,6 +625,9 @@ def ppo(
         recent.extend(bool(x) for x in state["recent"])
         # A checkpoint from before batching holds its one environment under singular keys.
         episodes = [list(e) for e in state.get("episodes", [state.get("episode")])]
+        episodes = [[*e, False][:5] for e in episodes]  # before --from-reset: 4 columns
+        resets.extend(bool(x) for x in state.get("resets", []))
+        spent.update(state.get("spent", {}))
         snaps = saved["snapshots"] if "snapshots" in saved else [saved["snapshot"]]
         prevs = state.get("prevs", [state.get("prev")])
         noise = state.get("runner_rngs", [state.get("runner_rng")])
@@ -619,6 +646,7 @@ def ppo(
             return
         state = {"frames": frames, "target": cfg.frames, "history": history,
                  "recent": list(recent), "starts": [s.state() for s in starts],
+                 "resets": list(resets), "spent": spent,
                  "episodes": episodes, "prevs": [e.prev for e in envs],
                  "scores": [e.score for e in envs], "rng": rng.bit_generator.state,
                  "runner_rngs": [e.rng.bit_generator.state for e in envs]}  # fmt: skip
@@ -639,14 +667,17 @@ def ppo(
         for _ in range(per_env):
             # More entropy for the first actions after the start point (atari_reset/wrappers.py,
             # ReplayResetEnv.step: 'increase_entropy' while action_nr < starting_point + 100).
-            boost = np.array([backward and p + n_ < starts[d].start + cfg.entropy_boost
-                              for d, p, _, n_ in episodes], dtype=bool)  # fmt: skip
+            # From reset (--from-reset), the first 100: the reference's virtual demonstration
+            # starts at 0.
+            boost = np.array([backward and (n_ if fresh else p + n_ - starts[d].start)
+                              < cfg.entropy_boost for d, p, _, n_, fresh in episodes],
+                             dtype=bool)  # fmt: skip
             actions, logp, v = act_batch(model, obs, boost)
             signals = np.zeros(n, dtype=np.float32)
             overs = np.zeros(n, dtype=bool)
             after = np.empty_like(obs)
             for e, env in enumerate(envs):
-                d, point, ep_return, ep_len = episodes[e]
+                d, point, ep_return, ep_len, fresh = episodes[e]
                 demo, T = demos[d], len(demos[d].actions)
                 r, done = env.step(int(actions[e]))
                 frames += 1
@@ -666,9 +697,10 @@ def ppo(
                 limit = episode_limit(T - point)
                 if cfg.max_steps:
                     limit = min(limit, cfg.max_steps)
-                behind = cfg.lag > 0 and lags(
-                    demo.returns, point + ep_len, demo.returns[point] + ep_return, cfg.lag
-                )
+                # From reset no lag: the reference's from-start episodes end only by its
+                # 'slowstart' rule, which Go-Explore's factor of 2e7 leaves unused.
+                at, score = point + ep_len, demo.returns[point] + ep_return
+                behind = cfg.lag > 0 and not fresh and lags(demo.returns, at, score, cfg.lag)
                 # On Atari a lost life ends the training episode only with --life-loss end
                 # (DQN's rule, Mnih et al. 2015), and by default rewards are clipped to their
                 # sign; Montezuma's 100s and 300s would otherwise swamp the shared body with
@@ -676,10 +708,12 @@ def ppo(
                 died = env.life_lost and cfg.life_loss == "end"
                 overs[e] = done or died or matched or ep_len >= limit or behind
                 signals[e] = float(shape(r))
-                episodes[e] = [d, point, ep_return, ep_len]
+                episodes[e] = [d, point, ep_return, ep_len, fresh]
                 if overs[e]:
-                    recent.append(matched)
-                    if backward and starts[d].record(point, matched):
+                    kind = spent["reset" if fresh else "demo"]
+                    kind[0], kind[1] = kind[0] + ep_len, kind[1] + 1
+                    (resets if fresh else recent).append(matched)
+                    if backward and not fresh and starts[d].record(point, matched):
                         history.append(_move(frames, starts, d))
                     episodes[e] = begin(e)
                 after[e] = env.obs()
@@ -692,7 +726,7 @@ def ppo(
                 history.append(_move(frames, starts, d))
         if status is not None:
             rate = (frames - resumed_at) / max(time.monotonic() - t0, 1e-9)
-            status(_status(name, frames, cfg.frames, rate, starts, demos, recent))
+            status(_status(name, frames, cfg.frames, rate, starts, demos, recent, resets))
         if time.monotonic() - last_save >= cfg.checkpoint_every or frames >= cfg.frames:
             save()
             last_save = time.monotonic()
@@ -710,13 +744,15 @@ def _move(frames: int, starts: list[Starts], d: int) -> dict:
     return row if len(starts) == 1 else {**row, "demo": d}
 
 
-def _status(name, frames, total, rate, starts, demos, recent) -> str:
+def _status(name, frames, total, rate, starts, demos, recent, resets) -> str:
     line = f"{name}: {human(frames)}/{human(total)} steps, {human(rate)} steps/s"
     if starts:
         points = zip(starts, demos, strict=True)
         line += ", start " + " ".join(f"{s.start}/{len(d.actions)}" for s, d in points)
     if recent:
         line += f", matched {np.mean(recent):.0%} of the last {len(recent)}"
+    if resets:
+        line += f", from reset {np.mean(resets):.0%} of the last {len(resets)}"
     if rate > 0:
         line += f", ETA {duration(max(total - frames, 0) / rate)}"
     return line
