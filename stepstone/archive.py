@@ -38,6 +38,7 @@ _INT_COLUMNS = (
 _COUNTERS = ("times_chosen", "times_chosen_since_new", "times_seen", "discoveries")
 
 _COLUMNS = ("score", "terminal", *_INT_COLUMNS)
+_DTYPES = {"score": np.float64, "terminal": bool, **{n: np.int64 for n in _INT_COLUMNS}}
 
 MISSING = -1  # a metric's value in an entry whose state did not report it (metrics are >= 0)
 # Metric names become column names in the run directory: identifiers, none of the fixed ones.
@@ -106,6 +107,39 @@ def better(
     return score > old_score or (score == old_score and length < old_length)
 
 
+class Retired:
+    """Entries a re-keying put aside, column by column as in the archive (no cells: they get
+    one at the next re-key). See :meth:`Archive.rekey`."""
+
+    def __init__(
+        self,
+        columns: Mapping[str, np.ndarray] | None = None,
+        metrics: Mapping[str, np.ndarray] | None = None,
+    ):
+        self.columns = {
+            name: np.asarray(columns[name] if columns else [], dtype=_DTYPES[name])
+            for name in _COLUMNS
+        }
+        self.metrics = {check_metric_name(n): np.asarray(c, dtype=np.int64)
+                        for n, c in (metrics or {}).items()}  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.columns["snap"])
+
+    def row(self, i: int) -> dict:
+        """One entry aside as plain values (metrics MISSING left out), for the run directory."""
+        row = {name: col[i].item() for name, col in self.columns.items()}
+        row.update((n, int(c[i])) for n, c in self.metrics.items() if c[i] != MISSING)
+        return row
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping]) -> Retired:
+        names = {n for r in rows for n in r} - set(_COLUMNS)
+        columns = {n: np.array([r[n] for r in rows], dtype=_DTYPES[n]) for n in _COLUMNS}
+        metrics = {n: np.array([r.get(n, MISSING) for r in rows]) for n in names}
+        return cls(columns, metrics)
+
+
 class Archive:
     """cell -> best entry, with counters; snapshots in a pluggable mapping."""
 
@@ -138,6 +172,7 @@ class Archive:
         # Rows changed since the store last wrote them; a re-keying rewrites everything.
         self.dirty: set[int] = set()
         self.rekeyed = False
+        self.retired = Retired()  # entries a re-key put aside (rekey)
         cap = 1024
         self.score = np.zeros(cap, dtype=np.float64)
         self.terminal = np.zeros(cap, dtype=bool)
@@ -329,36 +364,67 @@ class Archive:
         row.update((name, int(col[i])) for name, col in self.metrics.items())
         return row
 
-    def rekey(self, new_key, sum_counters: bool = True) -> None:
-        """Re-key every entry with ``new_key(i) -> cell``, keeping the best entry per new cell.
+    def rekey(self, key_of_source, sum_counters: bool = True) -> None:
+        """Re-key every entry from its source with ``key_of_source(source) -> cell``, keeping
+        the best entry per new cell.
 
         Dynamic downscaling changes what a cell is; entries that now share a cell merge by the
         usual rule and their counters add up (First return, then explore, Ecoffet et al. 2021).
         With ``sum_counters`` false the merged cell keeps its best entry's counters, as the
         reference code's grid recomputation does under ``--reset_cell_on_update``
         (robustified/goexplore_py/goexplore.py, ``maybe_split_dynamic_state``).
+
+        No entry is lost: one that loses its cell to a better one is kept aside (``retired``,
+        with its snapshot, source and trajectory) and takes part in every later re-key, where a
+        finer shape gives it a cell again. The reference does the same by keeping every former
+        archive and re-keying them all (``FormerGrids``). Aside, an entry's counters are zero:
+        they were added to its winner's. An entry without a source cannot be re-keyed and is
+        dropped, as before.
         """
-        n = len(self.cells)
-        keys = [new_key(i) for i in range(n)]
+        n, r = len(self.cells), self.retired
+        cols = {
+            name: np.concatenate([getattr(self, name)[:n], r.columns[name]]) for name in _COLUMNS
+        }
+        names = sorted({*self.metrics, *r.metrics})
+        metrics = {
+            name: np.concatenate([
+                self.metrics[name][:n] if name in self.metrics else np.full(n, MISSING),
+                r.metrics.get(name, np.full(len(r), MISSING)),
+            ]).astype(np.int64)
+            for name in names
+        }  # fmt: skip
+        keys: list[Hashable | None] = []
+        for snap in cols["snap"].tolist():
+            source = self.sources.get(snap) if snap else None
+            if source is None:
+                self._forget(snap)
+            keys.append(None if source is None else key_of_source(source))
         winner: dict[Hashable, int] = {}
+        lost: list[int] = []
+        s, g, ln = cols["score"], cols["goal"], cols["length"]
         for i, k in enumerate(keys):
-            w = winner.get(k)
-            if w is None:
-                winner[k] = i
+            if k is None:
                 continue
-            s, g = self.score, self.goal
-            if better(s[i], self.length[i], s[w], self.length[w], bool(g[i]), bool(g[w])):
-                loser, winner[k] = w, i
+            w = winner.setdefault(k, i)
+            if w == i:
+                continue
+            if better(s[i], ln[i], s[w], ln[w], bool(g[i]), bool(g[w])):
+                lost.append(w)
+                winner[k] = i
             else:
-                loser = i
-            self._forget(int(self.snap[loser]))
-        group_of = {k: g for g, k in enumerate(winner)}
-        groups = np.array([group_of[k] for k in keys], dtype=np.int64)
+                lost.append(i)
+        group_of = {k: j for j, k in enumerate(winner)}
+        groups = np.array([-1 if k is None else group_of[k] for k in keys], dtype=np.int64)
         keep = np.fromiter(winner.values(), dtype=np.int64, count=len(winner))
-        columns = {name: getattr(self, name)[keep] for name in _COLUMNS}
+        aside = np.array(sorted(lost), dtype=np.int64)
+        columns = {name: col[keep] for name, col in cols.items()}
+        counted = groups >= 0
         for name in _COUNTERS if sum_counters else ():
-            sums = np.bincount(groups, weights=getattr(self, name)[:n], minlength=len(winner))
+            sums = np.bincount(groups[counted], weights=cols[name][counted], minlength=len(keep))
             columns[name] = sums.astype(np.int64)
-        metrics = {name: col[keep] for name, col in self.metrics.items()}
-        self.load_columns(list(winner), columns, metrics)
+        self.retired = Retired(
+            {n: np.zeros_like(c[aside]) if n in _COUNTERS else c[aside] for n, c in cols.items()},
+            {n: col[aside] for n, col in metrics.items()},
+        )
+        self.load_columns(list(winner), columns, {name: col[keep] for name, col in metrics.items()})
         self.rekeyed = True

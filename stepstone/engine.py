@@ -392,9 +392,9 @@ class Engine:
 
     def rekey(self, cell_shape: tuple, key_of_source) -> None:
         """Adopt new cell parameters and re-key the archive from each entry's source; merged
-        cells add their counters up, or keep the best entry's under ``reset_on_update``."""
-        a = self.archive
-        a.rekey(lambda i: key_of_source(a.sources[int(a.snap[i])]), not self.reset_on_update)
+        cells add their counters up, or keep the best entry's under ``reset_on_update``; the
+        entries that lose their cell are kept aside for the next re-key (Archive.rekey)."""
+        self.archive.rekey(key_of_source, not self.reset_on_update)
         self.cell_shape = tuple(cell_shape)
 
     def abandon(self, task_id: int) -> Task | None:

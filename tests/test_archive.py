@@ -59,10 +59,11 @@ def test_metric_names_must_be_column_names():
 def test_metrics_survive_growth_and_rekeying():
     a = Archive()
     for i in range(1500):  # past the first 1024 rows
-        a.offer(("c", i), float(i % 7), 10, 1, b"", metrics={"room": i % 5} if i % 2 else None)
+        room = {"room": i % 5} if i % 2 else None
+        a.offer(("c", i), float(i % 7), 10, 1, b"", source=str(i).encode(), metrics=room)
     assert a.distinct(("room",)) == 5 and a.get(("c", 1200)).metrics == {}
     assert a.get(("c", 1201)).metrics == {"room": 1201 % 5}
-    a.rekey(lambda i: a.cells[i][1] % 10)  # ten cells, each the best of its group
+    a.rekey(lambda source: int(source) % 10)  # ten cells, each the best of its group
     for e in a:
         rooms = {i % 5 for i in range(1500) if i % 10 == e.cell and i % 2}
         assert e.metrics.get("room", -1) in rooms | {-1}
@@ -71,18 +72,21 @@ def test_metrics_survive_growth_and_rekeying():
 
 def test_rekey_merges_by_rule_and_sums_counters():
     a = Archive()
-    a.offer("a1", 10.0, 30, 1, b"A1")
-    a.offer("a2", 10.0, 20, 2, b"A2")
-    a.offer("b", 5.0, 5, 3, b"B")
+    a.offer("a1", 10.0, 30, 1, b"A1", source=b"a1")
+    a.offer("a2", 10.0, 20, 2, b"A2", source=b"a2")
+    a.offer("b", 5.0, 5, 3, b"B", source=b"b")
     a.times_seen[:3] = [1, 2, 4]
     a.times_chosen[:3] = [3, 0, 1]
-    a.rekey(lambda i: a.cells[i][0])  # "a1", "a2" -> "a"
+    a.rekey(lambda source: source.decode()[0])  # "a1", "a2" -> "a"
     assert sorted(a.cells) == ["a", "b"]
     e = a.get("a")
     assert (e.length, e.node) == (20, 2)  # the shorter of the two
     assert (e.times_seen, e.times_chosen) == (3, 3)
-    assert sorted(a.snapshots.values()) == [b"A2", b"B"]  # the loser's snapshot was dropped
     assert a.rekeyed
+    # The loser is kept aside with its snapshot and trajectory, its counters in the winner's.
+    assert len(a.retired) == 1 and a.retired.row(0)["node"] == 1
+    assert a.retired.row(0)["times_seen"] == 0
+    assert sorted(a.snapshots.values()) == [b"A1", b"A2", b"B"]
 
 
 def test_rekey_under_reset_on_update_keeps_the_best_entrys_counters():
@@ -91,14 +95,45 @@ def test_rekey_under_reset_on_update_keeps_the_best_entrys_counters():
     and adds nothing from the others; without the flag they add up."""
     for summed in (True, False):
         a = Archive()
-        a.offer("a1", 3.0, 30, 1, b"A1")  # the best: the higher score
-        a.offer("a2", 1.0, 5, 2, b"A2")
+        a.offer("a1", 3.0, 30, 1, b"A1", source=b"a1")  # the best: the higher score
+        a.offer("a2", 1.0, 5, 2, b"A2", source=b"a2")
         a.times_seen[:2], a.times_chosen[:2], a.discoveries[:2] = [7, 5], [4, 2], [1, 3]
-        a.rekey(lambda i: "a", sum_counters=summed)  # both merge into "a"
+        a.rekey(lambda source: "a", sum_counters=summed)  # both merge into "a"
         e = a.get("a")
         assert (e.score, e.length) == (3.0, 30)
         assert (e.times_seen, e.times_chosen) == ((12, 6) if summed else (7, 4))
         assert a.discoveries[0] == (4 if summed else 1)
+
+
+def test_entries_put_aside_by_a_coarse_shape_come_back_under_a_finer_one():
+    """Issue 20: re-choosing cells loses no entry's best trajectory. The reference keeps every
+    former archive and re-keys them all at each new shape (go-explore, robustified/goexplore_py/
+    goexplore.py, FormerGrids and maybe_split_dynamic_state)."""
+    a = Archive()
+    for i, (score, length) in enumerate([(5.0, 9), (7.0, 20), (7.0, 15), (1.0, 3)]):
+        a.offer(f"c{i}", score, length, 10 + i, f"S{i}".encode(), source=str(i).encode())
+    a.times_chosen[:4] = [1, 2, 3, 4]
+    a.rekey(lambda source: "all")  # the coarsest shape: one cell
+    assert a.cells == ["all"] and (a.get("all").node, a.get("all").times_chosen) == (12, 10)
+    assert len(a.retired) == 3
+    a.offer("new", 2.0, 4, 20, b"S4", source=b"4")  # found under the coarse shape
+    a.rekey(lambda source: int(source))  # a shape as fine as the first: every entry back
+    assert sorted(a.cells) == [0, 1, 2, 3, 4] and len(a.retired) == 0
+    assert [a.get(c).node for c in range(5)] == [10, 11, 12, 13, 20]
+    assert [a.snapshot(a.index[c]) for c in range(5)] == [b"S0", b"S1", b"S2", b"S3", b"S4"]
+    # Counters were added up once, into the winner: the entries back start at zero.
+    assert a.get(2).times_chosen == 10 and a.times_chosen[:5].sum() == 10
+    a.rekey(lambda source: int(source) % 2)  # halves: 0, 2, 4 and 1, 3
+    assert (a.get(0).node, a.get(1).node) == (12, 11)  # (7.0, 15) and (7.0, 20) win
+    assert len(a.retired) == 3
+
+
+def test_an_entry_without_a_source_is_dropped_by_a_rekey():
+    a = Archive()
+    a.offer("x", 1.0, 2, 1, b"X", source=b"x")
+    a.offer("y", 2.0, 2, 2, None)  # no snapshot, so no source either
+    a.rekey(lambda source: source)
+    assert a.cells == [b"x"] and len(a.retired) == 0
 
 
 offers = st.lists(

@@ -145,15 +145,18 @@ def test_rechoices_rekey_keep_best_trajectories_and_are_reported(tmp_path, capsy
 
 def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monkeypatch):
     """Killed at a commit after a choice, with the next sample begun, the run resumes with the
-    schedule the live run had then: its choices, the frame of the last, and the sample the
-    next choice will be made from; it then goes on choosing, and every trajectory replays."""
-    live = {}
+    schedule the live run had then: its choices, the frame of the last, the sample the
+    next choice will be made from and the entries the choices put aside; it then goes on
+    choosing, and every trajectory replays."""
+    live, retired = {}, []
     commit = runner.Iterations.commit
 
     def commit_then_die(self):
         row = commit(self)
         if self.adaptive.choices and len(self.adaptive.recent):
             live.update(self.adaptive.extra())
+            aside = self.engine.archive.retired
+            retired.extend(aside.row(i) for i in range(len(aside)))
             raise KeyboardInterrupt
         return row
 
@@ -163,8 +166,10 @@ def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monke
     assert live["cell_choices"] and live["cell_sample"]
     store = RunStore.open(tmp_path / "run")
     saved = {k: store.extra(k) for k in live}
+    aside = store.load_archive().retired
     store.close()
     assert saved == live
+    assert retired and [aside.row(i) for i in range(len(aside))] == retired  # and put aside
     store = explore(tmp_path, "run", 25_000, resume=True)
     choices = store.extra("cell_choices")
     assert choices[: len(live["cell_choices"])] == live["cell_choices"] and len(choices) >= 2

@@ -19,7 +19,7 @@ from stepstone.cells.dynamic import (
 from stepstone.cells.observation import freeze
 from stepstone.cells.schedule import RecentSample
 from stepstone.config import ExploreConfig
-from stepstone.replay import check
+from stepstone.replay import check, replay
 from stepstone.runner import RunOptions, open_run, run
 from stepstone.trajectories import TrajectoryTree
 from stepstone.worker import Worker
@@ -128,17 +128,28 @@ def test_dynamic_run_rekeys_and_every_trajectory_still_replays(tmp_path):
     worker = Worker.from_config(config)
     worker.cell_fn.set_shape(shape)
     archive = store.load_archive()
-    results = list(check(worker, config.seed, TrajectoryTree(store.nodes), archive))
+    tree = TrajectoryTree(store.nodes)
+    results = list(check(worker, config.seed, tree, archive))
     assert results and all(r.ok for r in results)
     assert len(set(archive.cells)) == len(archive)
+    # The entries the re-keys put aside are in the run directory and still reach their state.
+    retired = [archive.retired.row(i) for i in range(len(archive.retired))]
+    assert retired
+    for row in retired:
+        cell, score = replay(worker, config.seed, tree.actions(row["node"], row["length"]))
+        assert score == row["score"]
+        assert cell == worker.cell_fn.key_from_source(archive.sources[row["snap"]])
 
 
 def test_a_resumed_schedule_samples_a_whole_interval_before_choosing():
     """The sample is not stored: after a resume at 1M frames (last choice at 640k), the next
     choice waits one interval of fresh samples (to 2M) instead of choosing from the first."""
 
+    class Archive(list):
+        retired: list = []
+
     class Engine:
-        frames, cell_shape, archive = 1_000_000, (11, 8, 8), [None] * 100
+        frames, cell_shape, archive = 1_000_000, (11, 8, 8), Archive([None] * 100)
         rekeyed: list = []
 
         def rekey(self, shape, key_of_source):

@@ -34,9 +34,11 @@ Departures, the first two for a machine of a few cores, where 40M frames is a wh
 * 300 search iterations instead of 3,000, and the search starts from the current shape, not a
   random one (a random shape such as 159 x 209 costs ~100x a small one to evaluate); each
   candidate is scored on the keys the archive will use (``Downscale.key_of``), ~20 us a frame.
-* Only the current archive is re-keyed (``Engine.rekey``): entries merged under a coarser shape
-  are gone, where the reference keeps every former archive and re-keys them all, so that a
-  finer shape splits them again. Short intervals early keep what a coarse shape merges small.
+* The reference keeps every former archive and re-keys them all, so that a finer shape splits
+  what a coarser one merged; here the entries that lose their cell at a re-key are kept aside
+  (``Archive.rekey``), with their trajectories, and re-keyed with the archive at every later
+  choice, without a copy of the archive per choice (an entry improved within its cell is
+  replaced, as within one of the reference's archives).
 
 Before the first choice the reference puts every state in one cell and drops what it found;
 here the initial shape (11 x 8 x 8, fixed downscaling's) is used and the archive is re-keyed.

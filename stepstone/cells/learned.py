@@ -139,7 +139,7 @@ class LearnedRule:
             return
         keys = [_decode_key(archive.sources[int(archive.snap[i])]) for i in range(len(archive))]
         self.train(keys + self._recent)
-        archive.rekey(lambda i: self.cell_of([keys[i]])[0])
+        archive.rekey(lambda source: self.cell_of([_decode_key(source)])[0])
 
     def train(self, keys: list[Hashable]) -> None:
         import torch

@@ -5,8 +5,8 @@ the schedule keeps the most recent distinct ones, and when the cells say it is `
 archive has grown ``growth`` times since the last choice) and the sample is big enough, it
 asks the cells to ``choose`` a shape from the sample and re-keys the archive
 (Engine.rekey: the best entry per new cell is kept, counters add up, or stay the best
-entry's under reset-on-update). As in the reference code
-(uber-research/go-explore, robustified/goexplore_py/goexplore.py: ``RotatingSet``,
+entry's under reset-on-update; the others are kept aside for the next choice). As in the
+reference code (uber-research/go-explore, robustified/goexplore_py/goexplore.py: ``RotatingSet``,
 ``maybe_split_dynamic_state``), the sample is a rotating set of recent states and is emptied
 after each choice, so every choice is judged on states found under the previous one.
 
@@ -101,7 +101,7 @@ class Schedule:
         e.rekey(shape, self.cells.key_from_source)
         self.choices.append({
             "frames": e.frames, "shape": list(shape), "samples": len(self.recent),
-            "cells_before": before, "cells": len(e.archive),
+            "cells_before": before, "cells": len(e.archive), "aside": len(e.archive.retired),
         })  # fmt: skip
         self.last_update = e.frames
         self.recent.clear()
@@ -109,9 +109,10 @@ class Schedule:
 
     def describe(self) -> str:
         c = self.choices[-1]
+        aside = f", {c['aside']:,} entries kept aside" if c.get("aside") else ""
         return (f"shape {tuple(c['shape'])} from {c['samples']:,} sampled states at "
                 f"{c['frames']:,} frames; archive {c['cells_before']:,} -> {c['cells']:,} "
-                "cells")  # fmt: skip
+                f"cells{aside}")  # fmt: skip
 
     def extra(self) -> dict:
         """What the run directory keeps of the schedule, with each commit."""

@@ -22,10 +22,10 @@ from typing import Any, overload
 import numpy as np
 
 from .. import codec
-from ..archive import _INT_COLUMNS, MISSING, Archive
+from ..archive import _INT_COLUMNS, MISSING, Archive, Retired
 from ..config import ExploreConfig
 from ..engine import Engine
-from ..errors import CommitFailed, RunDirError
+from ..errors import CommitFailed, ConfigError, RunDirError
 from ..selectors.base import Selector
 from ..trajectories import Node, TrajectoryTree
 from . import trust
@@ -37,6 +37,8 @@ VERSION = 2
 DB_NAME = "run.sqlite"
 QUICK_CHECK_MAX_BYTES = 256 * 2**20
 
+# Entries a re-keying put aside (Archive.rekey), one JSON object of plain values a row.
+_RETIRED = "CREATE TABLE IF NOT EXISTS retired (id INTEGER PRIMARY KEY, data TEXT NOT NULL);"
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE entries (cell BLOB PRIMARY KEY, idx INTEGER NOT NULL,
@@ -47,6 +49,7 @@ CREATE TABLE sources (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE nodes (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,
     parent_len INTEGER NOT NULL, dtype TEXT NOT NULL, actions BLOB NOT NULL);
 CREATE TABLE metrics (iteration INTEGER PRIMARY KEY, data TEXT NOT NULL);
+{_RETIRED}
 """
 # The entries' fixed columns; every other column is an environment metric (Archive.metrics),
 # added when a run first reports it. Directories written before metrics were generic have two,
@@ -423,6 +426,7 @@ class RunStore:
         archive = Archive(self.snapshots, state.get("next_snap", 1), self.sources)
         if not self.parts:
             archive.load_columns(*self._entries())
+            archive.retired = self._retired()
             return archive
         parts = [p._entries() for p in self.parts]
         cells = [c for part in parts for c in part[0]]
@@ -461,6 +465,20 @@ class RunStore:
             columns[missing] = np.zeros(len(cells), dtype=np.int64)
         metrics = {n: np.asarray(columns.pop(n), dtype=np.int64) for n in metric_names}
         return cells, columns, metrics
+
+    def _retired(self) -> Retired:
+        """The entries a re-keying put aside (none in a run directory older than them)."""
+        has = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'retired'").fetchone()
+        if not has:
+            return Retired()
+        try:
+            rows = [json.loads(r[0]) for r in self.db.execute("SELECT data FROM retired")]
+            return Retired.from_rows(rows)
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, ConfigError) as e:
+            raise RunDirError(
+                f"{self.path / DB_NAME} holds entries put aside that are not stepstone data "
+                f"({e}); restore it from a backup"
+            ) from None
 
     def load_engine(self, selector: Selector, **options: Any) -> Engine:
         """The engine as of the last commit (a fresh one for a new run); ``options`` are the
@@ -538,6 +556,12 @@ class RunStore:
             if a.rekeyed:
                 self.db.execute("DELETE FROM entries")
                 rows_to_write = range(len(a))
+                self.db.execute(_RETIRED)  # (a run directory older than it)
+                self.db.execute("DELETE FROM retired")
+                self.db.executemany(
+                    "INSERT INTO retired (data) VALUES (?)",
+                    [(json.dumps(a.retired.row(i)),) for i in range(len(a.retired))],
+                )
             else:
                 rows_to_write = sorted(a.dirty)
             rows = []
