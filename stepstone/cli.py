@@ -230,6 +230,10 @@ class Evaluate:
         names=lambda: STICKY_UNITS, choices=True,
     )  # fmt: skip
     seed: int = option(0, help="seeds the episodes")
+    best: bool = option(
+        False, help="the policy that did best in robustify's --eval-every evaluations "
+        "(D/robustify/policy-best.pt) instead of the last one",
+    )  # fmt: skip
     gif: Path | None = option(
         None, type=Path, shown="no GIF", help="write a GIF of the first episode"
     )
@@ -567,6 +571,8 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         raise ConfigError(f"--gamma is a discount in (0, 1], not {cfg.gamma}")
     if min(cfg.demos, cfg.threads, cfg.envs) < 1:
         raise ConfigError("--demos, --threads and --envs must be >= 1")
+    if cfg.eval_every and cfg.eval_episodes < 1:
+        raise ConfigError("--eval-every needs --eval-episodes >= 1")
     baselines = set() if args.baselines == "none" else set(args.baselines.split(","))
     if baselines - {"bc", "ppo"}:
         raise ConfigError(f"--baselines takes bc, ppo, bc,ppo or none, not {args.baselines!r}")
@@ -595,6 +601,12 @@ def cmd_robustify(args: argparse.Namespace) -> int:
                 f"mean score {result[f'score_{name}']:g}"
             )
     print(f"policy: {store.path / 'robustify' / 'policy.pt'}")
+    if "best" in result:
+        b = result["best"]
+        print(f"best of {len(result['evaluations'])} evaluations during training (--eval-every): "
+              f"success {b['success']:.2f}, mean score {b['score']:g} at {b['frames']:,} steps, "
+              f"{store.path / 'robustify' / 'policy-best.pt'}; 'stepstone evaluate "
+              f"{store.path} --best --seed 1' measures it on other episodes")  # fmt: skip
     return 0
 
 
@@ -610,7 +622,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.max_steps < 0:
         raise ConfigError(f"--max-steps must be >= 0, got {args.max_steps}")
     r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif, args.max_steps,
-                   args.sticky_unit)  # fmt: skip
+                   args.sticky_unit, args.best)  # fmt: skip
     per = f" per {r['sticky_unit']}" if r["sticky_unit"] else ""
     print(
         f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}{per}: success "

@@ -33,15 +33,15 @@ def weights(run: Path) -> dict:
     return torch.load(run / "robustify" / "policy.pt", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize("from_reset", [0.0, 0.5])
+@pytest.mark.parametrize("from_reset, eval_every", [(0.0, 0), (0.5, 0), (0.0, 1_000)])
 def test_an_interrupted_training_continues_to_the_policy_of_an_uninterrupted_one(
-    corridor_run, from_reset
+    corridor_run, from_reset, eval_every
 ):
     from stepstone.learn.robustify import RobustifyConfig, robustify
 
     store = RunStore.open(corridor_run)
     cfg = RobustifyConfig(frames=4_000, step=5, window=10, eval_episodes=5, checkpoint_every=0,
-                          from_reset=from_reset)  # fmt: skip
+                          from_reset=from_reset, eval_every=eval_every)  # fmt: skip
     whole = robustify(store, cfg, baselines=("ppo",), fresh=True)
     expected = weights(corridor_run)
 
@@ -57,14 +57,78 @@ def test_an_interrupted_training_continues_to_the_policy_of_an_uninterrupted_one
     assert re.match(r"backward: 1.54k/4k steps, [\d.k]+ steps/s, start \d+/39", calls[-1])
     notes: list[str] = []
     again = robustify(store, cfg, baselines=("ppo",), log=notes.append)
+    notes = [n for n in notes if not n.startswith("evaluated at")]  # (--eval-every's)
     assert notes == ["backward: continued from its checkpoint at 1,024 steps"]
     got = weights(corridor_run)
     assert got.keys() == expected.keys()
     assert all(torch.equal(got[k], expected[k]) for k in got)
     for key in ("start_moves", "success_backward", "score_backward", "success_ppo_from_reset"):
         assert again[key] == whole[key]
+    assert again.get("evaluations") == whole.get("evaluations")  # --eval-every's record too
+    assert ("evaluations" in whole) == bool(eval_every)
     # Done: a third call trains nothing more and gives the same result.
     assert robustify(store, cfg, baselines=("ppo",))["start_moves"] == whole["start_moves"]
+
+
+def test_eval_every_keeps_the_best_policy_and_changes_nothing_in_the_training(corridor_run, capsys):
+    """--eval-every evaluates the policy from reset as training goes, keeps the best one, and
+    leaves the training as it was: the same final weights, start moves and evaluation."""
+    from dataclasses import replace
+
+    from stepstone.learn.evaluate import load_policy
+    from stepstone.learn.robustify import (
+        EVAL_RUNNER,
+        RobustifyConfig,
+        Runner,
+        episode_limit,
+        evaluate,
+        robustify,
+        success_test,
+    )
+
+    store = RunStore.open(corridor_run)
+    cfg = RobustifyConfig(frames=4_000, step=5, window=10, eval_episodes=5)
+    plain = robustify(store, cfg, baselines=(), fresh=True)
+    expected = weights(corridor_run)
+    assert "evaluations" not in plain
+    assert not (corridor_run / "robustify" / "policy-best.pt").exists()
+    notes: list[str] = []
+    cfg = replace(cfg, eval_every=1_000)
+    result = robustify(store, cfg, baselines=(), fresh=True, log=notes.append)
+    got = weights(corridor_run)
+    assert all(torch.equal(got[k], expected[k]) for k in got)
+    assert (result["start_moves"], result["success_backward"], result["score_backward"]) == (
+        plain["start_moves"], plain["success_backward"], plain["score_backward"])  # fmt: skip
+    # Rollouts of 512 steps: the first past each multiple of 1,000.
+    rows = json.loads((corridor_run / "robustify" / "evaluations.json").read_text())
+    assert [r["frames"] for r in rows] == [1_024, 2_048, 3_072, 4_096]
+    assert result["evaluations"] == rows
+    best = max(rows, key=lambda r: (r["success"], r["score"]))  # the first of the best
+    assert result["best"] == best
+    assert len(notes) == 4 and notes[0].startswith("evaluated at 1,024 steps: success ")
+    assert sum("(the best so far: kept)" in n for n in notes) >= 1
+    info = json.loads((corridor_run / "robustify" / "policy-best.json").read_text())
+    assert info["frames"] == best["frames"]
+    # The kept policy is the one evaluated: with the same noise it scores the same again.
+    model, _ = load_policy(corridor_run / "robustify" / "policy-best.pt")
+    runner = Runner(store, cfg, EVAL_RUNNER)
+    success = success_test(runner, info["goal"], info["demo_return"])
+    torch.manual_seed(cfg.seed)
+    rate, score = evaluate(runner, model, 5, episode_limit(info["demo_length"]), success)
+    runner.worker.close()
+    assert (rate, score) == (best["success"], best["score"])
+    store.close()
+    capsys.readouterr()
+    assert main(["evaluate", str(corridor_run), "--best", "--episodes", "3"]) == 0
+    assert f"after {best['frames']:,} training steps" in capsys.readouterr().out
+    # --fresh forgets the evaluations and the kept policy of the training it replaces.
+    store = RunStore.open(corridor_run)
+    robustify(store, replace(cfg, eval_every=0, frames=600), baselines=(), fresh=True)
+    assert not (corridor_run / "robustify" / "policy-best.pt").exists()
+    store.close()
+    capsys.readouterr()
+    assert main(["evaluate", str(corridor_run), "--best"]) == 2
+    assert "has no best policy: run 'stepstone robustify" in capsys.readouterr().err
 
 
 def test_kill_9_loses_at_most_the_last_checkpoint_and_the_run_continues(corridor_run, capsys):

@@ -20,6 +20,7 @@ from ..store.sqlite import RunStore
 from .checkpoint import load
 from .ppo import HIDDEN, policy_network
 from .robustify import (
+    BEST,
     POLICY,
     POLICY_INFO,
     RobustifyConfig,
@@ -92,13 +93,18 @@ def run_policy(
     gif: Path | None = None,
     max_steps: int = 0,
     sticky_unit: str | None = None,
+    best: bool = False,
 ) -> dict:
     """``episodes`` episodes from reset under sticky actions (the training's probability and
     unit by default; policies saved before the unit was recorded drew them per action): the
-    success rate, the mean score, and with ``gif`` the first episode drawn."""
-    path = store.path / "robustify" / POLICY
+    success rate, the mean score, and with ``gif`` the first episode drawn. ``best``: the
+    policy robustify's --eval-every kept as the best, not the last."""
+    path = store.path / "robustify" / (BEST if best else POLICY)
     if not path.is_file():
-        raise ConfigError(f"{store.path} has no policy: run 'stepstone robustify {store.path}'")
+        what, how = ("best policy", " --eval-every N") if best else ("policy", "")
+        raise ConfigError(
+            f"{store.path} has no {what}: run 'stepstone robustify {store.path}{how}'"
+        )
     model, info = load_policy(path, seed)
     cfg = RobustifyConfig(sticky=info["sticky"] if sticky is None else sticky, seed=seed,
                           ram=ram_of(info),

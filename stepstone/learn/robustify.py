@@ -69,6 +69,8 @@ from .starts import Starts
 
 POLICY = "policy.pt"  # the backward algorithm's policy, its architecture and what success is
 POLICY_INFO = "policy.json"  # the same information in words, for people and older readers
+BEST = "policy-best.pt"  # --eval-every: the policy that did best in those evaluations
+EVALUATIONS = "evaluations.json"  # --eval-every: each evaluation's steps, success and score
 CHECKPOINT = "checkpoint-{}.pt"  # each method's training state, in D/robustify/
 # --ram; a policy's features are "ram-" + it
 RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes", "bits+score")
@@ -130,6 +132,13 @@ class RobustifyConfig:
     clip: float = 0.2
     entropy: float = option(0.01, help="PPO's entropy bonus (keeps it trying actions)")
     eval_episodes: int = option(20, help="evaluation episodes from reset, for each method")
+    eval_every: int = option(
+        0, type=str, convert=lambda text: parse_count(text, "--eval-every"),
+        help="training steps between evaluations from reset during the backward training "
+        "(--eval-episodes each, the same noise each time; training goes on unchanged): the "
+        "best policy so far is kept as D/robustify/policy-best.pt, run it with 'stepstone "
+        "evaluate D --best'. 0: none",
+    )  # fmt: skip
     seed: int = option(0, help="seeds training and evaluation")
     demo_score: float | None = option(
         None, type=float,
@@ -523,6 +532,9 @@ def self_imitation(
 
 # Options that may change when a run continues from its checkpoint: the rest must match.
 CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
+# Options kept with a checkpoint (a continued training takes them) that may change all the same:
+# they change nothing in the training.
+FREE = ("eval_every",)
 # Settings added since checkpoints were first written, and the value an older one had.
 BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action", "sil_sample": "all",
           "hidden": "64,64", "rewards": "auto", "life_loss": "end", "from_reset": 0.0}  # fmt: skip
@@ -555,6 +567,7 @@ def ppo(
     checkpoint: Path | None = None,
     status: Callable[[str], None] | None = None,
     on_save: Callable[[Any, int], None] | None = None,
+    on_eval: Callable[[Any, int], None] | None = None,
 ) -> Trained:
     """Train; with ``backward`` start from the demonstrations, moving back (else from reset).
     ``cfg.envs`` copies of the environment step together, one batched forward pass choosing
@@ -567,7 +580,9 @@ def ppo(
     under way as a snapshot) is written there every ``cfg.checkpoint_every`` seconds and at
     the end, and a run finds it and continues: the result is the one an uninterrupted run
     gets. ``status`` gets a progress line after each rollout, ``on_save`` the model and its
-    training steps after each checkpoint."""
+    training steps after each checkpoint, ``on_eval`` the same each time the steps pass a
+    multiple of ``cfg.eval_every`` (torch's random state put back after it: the training does
+    not change)."""
     import torch
 
     arch = architecture(runner, demos)
@@ -663,6 +678,7 @@ def ppo(
     t0 = last_save = time.monotonic()
     cpu0 = time.process_time()
     while frames < cfg.frames:
+        before = frames
         buf: dict[str, list] = {k: [] for k in BUFFER}
         for _ in range(per_env):
             # More entropy for the first actions after the start point (atari_reset/wrappers.py,
@@ -727,6 +743,10 @@ def ppo(
         if status is not None:
             rate = (frames - resumed_at) / max(time.monotonic() - t0, 1e-9)
             status(_status(name, frames, cfg.frames, rate, starts, demos, recent, resets))
+        every = cfg.eval_every
+        if on_eval is not None and every and frames // every > before // every:
+            with torch.random.fork_rng():
+                on_eval(model, frames)
         if time.monotonic() - last_save >= cfg.checkpoint_every or frames >= cfg.frames:
             save()
             last_save = time.monotonic()
@@ -766,7 +786,7 @@ def load_checkpoint(path: Path, cfg: RobustifyConfig, demos: list[Demo], name: s
         raise ConfigError(f"{path} is not a checkpoint of {name}; add --fresh to start over")
     was = json.loads(saved["settings"])
     now = settings(cfg)
-    changed = [k for k in now if was.get(k, BEFORE.get(k)) != now[k]]
+    changed = [k for k in now if k not in FREE and was.get(k, BEFORE.get(k)) != now[k]]
     if changed:
         diff = ", ".join(f"{flag(k)} {was.get(k, BEFORE.get(k))} (now {now[k]})" for k in changed)
         raise ConfigError(
@@ -888,6 +908,25 @@ def lags(returns: list[float], at: int, score: float, lag: int) -> bool:
     return score < min(returns[min(at - lag + 1, end) : min(at + lag, end) + 1])
 
 
+EVAL_RUNNER = 10**6  # the index of --eval-every's copy of the environment (its noise)
+
+
+def _rank(evaluation: dict) -> tuple[float, float]:
+    return evaluation["success"], evaluation["score"]
+
+
+def _evaluations(path: Path) -> list[dict]:
+    """--eval-every's record so far (none when missing; refused, naming --fresh, if damaged)."""
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+        return [{"frames": int(r["frames"]), "success": float(r["success"]),
+                 "score": float(r["score"])} for r in rows]  # fmt: skip
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{path} is damaged ({e}); delete it, or add --fresh") from None
+
+
 def episode_limit(demo_length: int) -> int:
     """Actions an episode may take: twice the demonstration's, and 20 more."""
     return 2 * demo_length + 20
@@ -946,21 +985,51 @@ def robustify(
     if fresh:
         for name in ("backward", "ppo_from_reset"):
             (out / CHECKPOINT.format(name)).unlink(missing_ok=True)
+        for name in (EVALUATIONS, BEST, Path(BEST).with_suffix(".json").name):
+            (out / name).unlink(missing_ok=True)
     arch = architecture(runner, demos)
     info = {"inputs": arch.inputs, "actions": arch.actions, "demo_length": len(demo.actions),
             "demo_return": demo.returns[-1], "goal": demo.reaches_goal, "sticky": cfg.sticky,
             "sticky_unit": cfg.sticky_unit, "max_steps": cfg.max_steps}  # fmt: skip
 
-    def write_policy(model: Any, frames: int) -> None:
+    def write_policy(model: Any, frames: int, name: str = POLICY) -> None:
         # With every checkpoint, so that `stepstone evaluate` can run a training under way
         # (``frames`` says how far it was).
         now = {**info, "frames": frames}
-        save_checkpoint(out / POLICY, {"format": FORMAT, "architecture": arch.as_dict(), **now,
-                                       "state_dict": model.state_dict()})  # fmt: skip
-        (out / POLICY_INFO).write_text(json.dumps({**now, **arch.as_dict()}, indent=1) + "\n")
+        save_checkpoint(out / name, {"format": FORMAT, "architecture": arch.as_dict(), **now,
+                                     "state_dict": model.state_dict()})  # fmt: skip
+        info_path = (out / name).with_suffix(".json")
+        info_path.write_text(json.dumps({**now, **arch.as_dict()}, indent=1) + "\n")
+
+    limit = cfg.max_steps or episode_limit(len(demo.actions))
+    evaluations = [] if fresh else _evaluations(out / EVALUATIONS)
+
+    def evaluate_now(model: Any, frames: int) -> None:
+        """--eval-every: the policy from reset, in a copy of the environment whose noise is
+        the same at every evaluation; the best so far (success, then score) kept as BEST."""
+        # A continued training evaluates again what came after its checkpoint.
+        evaluations[:] = [e for e in evaluations if e["frames"] < frames]
+        copy = runner.sibling(EVAL_RUNNER)
+        try:
+            torch.manual_seed(cfg.seed)
+            rate, score = evaluate(copy, model, cfg.eval_episodes, limit, demo.success(copy))
+        finally:
+            copy.worker.close()
+        best = max(evaluations, key=_rank, default=None)
+        row = {"frames": frames, "success": rate, "score": score}
+        evaluations.append(row)
+        better = best is None or _rank(row) > _rank(best)
+        if better:
+            write_policy(model, frames, BEST)
+        tmp = out / (EVALUATIONS + ".tmp")  # a kill while writing leaves the last record
+        tmp.write_text(json.dumps(evaluations, indent=1) + "\n")
+        tmp.replace(out / EVALUATIONS)
+        if log is not None:
+            kept = " (the best so far: kept)" if better else ""
+            log(f"evaluated at {frames:,} steps: success {rate:.2f}, mean score {score:g}{kept}")
 
     path = out / CHECKPOINT.format("backward")
-    trained = ppo(runner, demos, cfg, True, path, status, write_policy)
+    trained = ppo(runner, demos, cfg, True, path, status, write_policy, evaluate_now)
     if log is not None and trained.resumed_at:
         log(f"backward: continued from its checkpoint at {trained.resumed_at:,} steps")
     write_policy(trained.model, trained.frames)
@@ -983,8 +1052,10 @@ def robustify(
     if "ppo" in baselines:
         path = out / CHECKPOINT.format("ppo_from_reset")
         models["ppo_from_reset"] = lambda: ppo(runner, demos, cfg, False, path, status).model
+    if evaluations:
+        result["evaluations"] = evaluations
+        result["best"] = max(evaluations, key=_rank)
     success = demo.success(runner)
-    limit = cfg.max_steps or episode_limit(len(demo.actions))
     for name, train in models.items():
         rate, score = evaluate(runner, train(), cfg.eval_episodes, limit, success)
         result[f"success_{name}"], result[f"score_{name}"] = rate, score
