@@ -78,15 +78,15 @@ def test_a_filtered_run_equals_an_unfiltered_one_with_fresh_stale_or_empty_table
 def test_deltas_carry_only_changed_entries_and_a_rekeying_resends_everything():
     a = Archive()
     for c in "abc":
-        a.offer(c, 1.0, 5, 0, b"s")
+        a.offer(c, 1.0, 5, 0, b"s", source=c.encode())
     feed = TableFeed(a, every=1)
     full = feed.delta(None)
     assert full is not None and full.unpack()[0] == ["a", "b", "c"] and full.since == 0
     held = (full.epoch, full.version)
     assert feed.delta(held) is None  # nothing changed
-    a.offer("b", 2.0, 9, 0, b"s")  # improved
-    a.offer("c", 0.0, 1, 0, b"s")  # rejected: no change
-    a.offer("d", 0.0, 1, 0, b"s")  # new
+    a.offer("b", 2.0, 9, 0, b"s", source=b"b")  # improved
+    a.offer("c", 0.0, 1, 0, b"s", source=b"c")  # rejected: no change
+    a.offer("d", 0.0, 1, 0, b"s", source=b"d")  # new
     d = feed.delta(held)
     assert d is not None and d.unpack()[0] == ["b", "d"] and d.unpack()[1].tolist() == [2.0, 0.0]
     assert feed.delta(held) is d  # built once for every worker as far behind
@@ -96,7 +96,7 @@ def test_deltas_carry_only_changed_entries_and_a_rekeying_resends_everything():
     assert table.entries == {
         "a": (1.0, 5, False), "b": (2.0, 9, False), "c": (1.0, 5, False), "d": (0.0, 1, False)
     }  # fmt: skip
-    a.rekey(lambda i: "x")  # every entry merges into one cell: a new key space
+    a.rekey(lambda source: "x")  # every entry merges into one cell: a new key space
     d = feed.delta((d.epoch, d.version))
     assert d is not None and d.since == 0 and d.unpack()[0] == ["x"] and d.epoch == full.epoch + 1
     table.apply(d)
