@@ -15,6 +15,9 @@
 # (mz-h256-sN branched to those with bench/branch.py), mz-h256so-s0..2 (mz-h256-sN branched to
 # --ram bits+score: bench/branch.py SRC DST --new-inputs 1 'ram="bits+score"'), mz-h256scl-s0..2
 # (mz-h256scb-sN branched to --life-loss continue, the reference's --no_game_over_on_life_loss),
+# mz-ref-s0..2 (from scratch with those settings and the reference's --lag 50), mz-reffs-s0..2
+# (the same with --from-reset 0.5, the reference's --test_from_start), mz-reffsb-s0 (mz-ref-s0
+# branched to --from-reset 0.5 at 8.1M steps),
 # mz-bytes-s0 (--ram bits+bytes), mza-s0
 # (sticky repeats of whole steps), mz-sw-s0 and mz-swe5-s0 (--sil-sample window).
 # Every run but mz-h256scl-s0..2 was begun when a lost life ended a training episode (the
@@ -24,7 +27,9 @@
 # ROOT/NAME, appends its progress lines to ROOT/NAME.log and its PID to ROOT/NAME.pid. A
 # training kept with --save (bench/state/phase2/NAME/, its checkpoint) is continued from there
 # when ROOT/NAME does not exist yet: the protocol's 20M steps span more than one session.
-# PRIO is the command's prefix ("nice -n 10" by default; "chrt -i 0" to use idle CPU only).
+# Every training evaluates its policy from reset each 1M steps and keeps the best
+# (--eval-every: ROOT/NAME/robustify/evaluations.json, policy-best.pt; the training is the same
+# without it). PRIO is the command's prefix ("nice -n 10" by default; "chrt -i 0" to use idle CPU only).
 SAVE=0
 REPORT=0
 [ "$1" = "--save" ] && SAVE=1 && shift
@@ -84,6 +89,13 @@ for name in $RUNS; do
         mz-h256scl-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
         mz-h256scl-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
         mz-h256scl-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue" ;;
+        mz-ref-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50" ;;
+        mz-ref-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50" ;;
+        mz-ref-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50" ;;
+        mz-reffs-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --from-reset 0.5" ;;
+        mz-reffs-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --from-reset 0.5" ;;
+        mz-reffs-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --from-reset 0.5" ;;
+        mz-reffsb-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --from-reset 0.5" ;;
         mz-sw-s0) seed=0 extra="--sil-sample window --life-loss end" ;;
         mz-swe5-s0) seed=0 extra="--sil-sample window --entropy 1e-5 --life-loss end" ;;
         *) echo "unknown run $name (see the list at the top of $0)" >&2; exit 2 ;;
@@ -97,6 +109,6 @@ for name in $RUNS; do
     fi
     cd "$TREE" && PYTHONPATH="$TREE" nohup $PRIO $PY -m stepstone.cli robustify "$D" \
         --frames 20M --seed "$seed" --threads 1 --baselines none --eval-episodes 20 \
-        --sticky 0.25 $GE --checkpoint-every 60 $extra >> "$ROOT/$name.log" 2>&1 &
+        --sticky 0.25 $GE --checkpoint-every 60 --eval-every 1M $extra >> "$ROOT/$name.log" 2>&1 &
     echo $! > "$ROOT/$name.pid"
 done
