@@ -29,7 +29,7 @@
 # when ROOT/NAME does not exist yet: the protocol's 20M steps span more than one session.
 # Every training evaluates its policy from reset each 1M steps and keeps the best
 # (--eval-every: ROOT/NAME/robustify/evaluations.json, policy-best.pt; the training is the same
-# without it). PRIO is the command's prefix ("nice -n 10" by default; "chrt -i 0" to use idle CPU only).
+# without it). `kill $(cat ROOT/NAME.pid)` stops one with its checkpoint written. PRIO is the command's prefix ("nice -n 10" by default; "chrt -i 0" to use idle CPU only).
 SAVE=0
 REPORT=0
 [ "$1" = "--save" ] && SAVE=1 && shift

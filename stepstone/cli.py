@@ -17,7 +17,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -552,8 +552,33 @@ def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
     minari.delete_dataset(dataset_id)
 
 
+@contextlib.contextmanager
+def stop_requests() -> Iterator[Callable[[], bool]]:
+    """A function that turns true once SIGTERM or Ctrl-C arrives, for a training that
+    checkpoints before it stops (a kill by a scheduler loses nothing). A second Ctrl-C
+    interrupts at once. Outside the main thread signals cannot be caught: never true."""
+    import signal
+    import threading
+
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def ask(signum, frame):
+        asked.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C
+
+    before = {k: signal.signal(k, ask) for k in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield lambda: bool(asked)
+    finally:
+        for k, handler in before.items():
+            signal.signal(k, handler)
+
+
 def cmd_robustify(args: argparse.Namespace) -> int:
-    from .learn.robustify import robustify
+    from .learn.robustify import Stopped, robustify
     from .progress import StatusLine
     from .store.sqlite import RunStore
 
@@ -578,8 +603,14 @@ def cmd_robustify(args: argparse.Namespace) -> int:
         raise ConfigError(f"--baselines takes bc, ppo, bc,ppo or none, not {args.baselines!r}")
     status = StatusLine()
     try:
-        result = robustify(store, cfg, baselines, status=status if args.progress else None,
-                           fresh=args.fresh, log=status.note)  # fmt: skip
+        with stop_requests() as stop:
+            result = robustify(store, cfg, baselines, status=status if args.progress else None,
+                               fresh=args.fresh, log=status.note, stop=stop)  # fmt: skip
+    except Stopped as e:
+        status.close()
+        print(f"stepstone: robustify: {e}, its checkpoint written to {store.path / 'robustify'}; "
+              f"'stepstone robustify {store.path}' continues it", file=sys.stderr)  # fmt: skip
+        return 130
     finally:
         status.close()
     (store.path / "robustify" / "result.json").write_text(json.dumps(result, indent=1))

@@ -131,6 +131,68 @@ def test_eval_every_keeps_the_best_policy_and_changes_nothing_in_the_training(co
     assert "has no best policy: run 'stepstone robustify" in capsys.readouterr().err
 
 
+def test_a_stop_request_checkpoints_the_rollout_under_way_and_loses_nothing(corridor_run):
+    """SIGTERM or Ctrl-C (``stop``) between checkpoints: the rollout under way is learned from
+    and checkpointed, so continuing reaches the weights of a run never stopped."""
+    from stepstone.learn.robustify import RobustifyConfig, Stopped, robustify
+
+    store = RunStore.open(corridor_run)
+    # No timed checkpoint in 4k steps: only the stop request can write one before the end.
+    cfg = RobustifyConfig(frames=4_000, step=5, window=10, eval_episodes=5,
+                          checkpoint_every=3_600)  # fmt: skip
+    whole = robustify(store, cfg, baselines=("ppo",), fresh=True)
+    expected = weights(corridor_run)
+    lines: list[str] = []
+    with pytest.raises(Stopped) as stopped:
+        robustify(store, cfg, baselines=("ppo",), status=lines.append, fresh=True,
+                  stop=lambda: len(lines) >= 3)  # fmt: skip
+    assert (stopped.value.name, stopped.value.frames, stopped.value.total) == (
+        "backward", 1_536, 4_000)  # fmt: skip
+    ckpt = corridor_run / "robustify" / "checkpoint-backward.pt"
+    assert json.loads(torch.load(ckpt, weights_only=True)["state"])["frames"] == 1_536
+    assert torch.load(ckpt.with_name("policy.pt"), weights_only=True)["frames"] == 1_536
+    notes: list[str] = []
+    again = robustify(store, cfg, baselines=("ppo",), log=notes.append)
+    assert notes == ["backward: continued from its checkpoint at 1,536 steps"]
+    got = weights(corridor_run)
+    assert all(torch.equal(got[k], expected[k]) for k in got)
+    for key in ("start_moves", "success_backward", "success_ppo_from_reset"):
+        assert again[key] == whole[key]
+    # The baseline's training stops the same way, at its own checkpoint.
+    lines.clear()
+    with pytest.raises(Stopped) as stopped:
+        robustify(store, cfg, baselines=("ppo",), status=lines.append, fresh=True,
+                  stop=lambda: len(lines) >= 9)  # fmt: skip
+    assert (stopped.value.name, stopped.value.frames) == ("ppo_from_reset", 512)
+    store.close()
+
+
+def test_sigterm_stops_robustify_with_its_checkpoint_and_says_how_to_continue(corridor_run):
+    """A scheduler's SIGTERM between timed checkpoints: exit 130, the rollout under way
+    checkpointed, the command that continues it named."""
+    out = corridor_run / "robustify"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-m", "stepstone.cli", "robustify", str(corridor_run),
+            "--frames", "1M", "--checkpoint-every", "3600", "--baselines", "none",
+            "--step-back", "5", "--eval-every", "512", "--eval-episodes", "1"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 600  # a loaded machine starts torch slowly
+        while not (out / "evaluations.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the first rollout is done: the training is under way
+        assert not (out / "checkpoint-backward.pt").exists()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err.decode()
+    saved = json.loads(torch.load(out / "checkpoint-backward.pt", weights_only=True)["state"])
+    assert saved["frames"] >= 512 and saved["frames"] % 512 == 0
+    assert (f"robustify: backward stopped at {saved['frames']:,} of 1,000,000 steps, its "
+            f"checkpoint written to {out}; 'stepstone robustify {corridor_run}' continues it"
+            ) in err.decode()  # fmt: skip
+
+
 def test_kill_9_loses_at_most_the_last_checkpoint_and_the_run_continues(corridor_run, capsys):
     """A real SIGKILL mid-training; then `stepstone robustify D` continues from the file."""
     ckpt = corridor_run / "robustify" / "checkpoint-backward.pt"

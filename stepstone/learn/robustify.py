@@ -559,6 +559,15 @@ class Trained:
     cpu_seconds: float = 0.0  # this process's CPU time over the steps trained in it
 
 
+class Stopped(Exception):
+    """A training asked to stop (``stop``: SIGTERM, Ctrl-C) that wrote its checkpoint at the
+    end of the rollout it was in: the same command continues it, losing nothing."""
+
+    def __init__(self, name: str, frames: int, total: int):
+        super().__init__(f"{name} stopped at {frames:,} of {total:,} steps")
+        self.name, self.frames, self.total = name, frames, total
+
+
 def ppo(
     runner: Runner,
     demos: list[Demo],
@@ -568,6 +577,7 @@ def ppo(
     status: Callable[[str], None] | None = None,
     on_save: Callable[[Any, int], None] | None = None,
     on_eval: Callable[[Any, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Trained:
     """Train; with ``backward`` start from the demonstrations, moving back (else from reset).
     ``cfg.envs`` copies of the environment step together, one batched forward pass choosing
@@ -582,7 +592,8 @@ def ppo(
     gets. ``status`` gets a progress line after each rollout, ``on_save`` the model and its
     training steps after each checkpoint, ``on_eval`` the same each time the steps pass a
     multiple of ``cfg.eval_every`` (torch's random state put back after it: the training does
-    not change)."""
+    not change). When ``stop()`` turns true the rollout under way is finished and learned
+    from, the checkpoint written, and Stopped raised."""
     import torch
 
     arch = architecture(runner, demos)
@@ -747,9 +758,14 @@ def ppo(
         if on_eval is not None and every and frames // every > before // every:
             with torch.random.fork_rng():
                 on_eval(model, frames)
-        if time.monotonic() - last_save >= cfg.checkpoint_every or frames >= cfg.frames:
+        stopping = stop is not None and stop() and frames < cfg.frames
+        if stopping or time.monotonic() - last_save >= cfg.checkpoint_every or frames >= cfg.frames:
             save()
             last_save = time.monotonic()
+        if stopping:
+            for env in envs[1:]:
+                env.worker.close()
+            raise Stopped(name, frames, cfg.frames)
     for env in envs[1:]:
         env.worker.close()
     start = min((s.start for s in starts), default=0)
@@ -939,11 +955,13 @@ def robustify(
     status: Callable[[str], None] | None = None,
     fresh: bool = False,
     log: Callable[[str], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Train from the run's best trajectories (or those ``demo_score`` picks); return success
     rates and scores under noise, and the start points' history. Each training continues
     from its checkpoint in D/robustify/ (``fresh``: deletes them first). ``status`` gets a
-    progress line after every rollout, ``log`` a message now and then."""
+    progress line after every rollout, ``log`` a message now and then; ``stop`` turning true
+    checkpoints the training under way and raises Stopped."""
     try:
         import torch
     except ImportError:
@@ -1029,7 +1047,7 @@ def robustify(
             log(f"evaluated at {frames:,} steps: success {rate:.2f}, mean score {score:g}{kept}")
 
     path = out / CHECKPOINT.format("backward")
-    trained = ppo(runner, demos, cfg, True, path, status, write_policy, evaluate_now)
+    trained = ppo(runner, demos, cfg, True, path, status, write_policy, evaluate_now, stop)
     if log is not None and trained.resumed_at:
         log(f"backward: continued from its checkpoint at {trained.resumed_at:,} steps")
     write_policy(trained.model, trained.frames)
@@ -1051,7 +1069,9 @@ def robustify(
         models["bc"] = lambda: behaviour_cloning(runner, demos, cfg)
     if "ppo" in baselines:
         path = out / CHECKPOINT.format("ppo_from_reset")
-        models["ppo_from_reset"] = lambda: ppo(runner, demos, cfg, False, path, status).model
+        models["ppo_from_reset"] = lambda: (
+            ppo(runner, demos, cfg, False, path, status, stop=stop).model
+        )
     if evaluations:
         result["evaluations"] = evaluations
         result["best"] = max(evaluations, key=_rank)
