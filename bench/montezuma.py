@@ -165,7 +165,9 @@ def main() -> None:
                 store = open_run(config, run_dir)
                 stored = int(store.meta("budget", "0"))
                 store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
-                run(store, RunOptions(frames, args.workers, progress=True))
+                if run(store, RunOptions(frames, args.workers, progress=True)).get("interrupted"):
+                    store.close()  # SIGTERM or Ctrl-C stops the benchmark, not only this run
+                    raise SystemExit(f"stopped; the same command continues from {run_dir}")
             history = store.metrics()
             solved = next((m["frames"] for m in history if (m["level"] or 0) >= 1), None)
             for cp in checkpoints:
