@@ -441,3 +441,33 @@ def test_life_loss_continue_keeps_a_training_episode_past_a_lost_life(tmp_path, 
             assert done[died].all()
         else:  # (the last life's loss is the game's end, which ends any episode)
             assert (~done[died]).sum() >= 2
+
+
+def test_anneal_linear_shrinks_step_size_and_clipping_as_ppos_atari_setting(
+    tmp_path, user_env_module, monkeypatch
+):
+    """--anneal linear: Adam's step size and the clipping range times alpha, which falls
+    linearly from 1 to 0 over --frames (Schulman et al. 2017, table 5: "2.5e-4 x alpha",
+    "0.1 x alpha"; baselines ppo2 takes alpha = 1 - (update - 1) / updates, here the steps done
+    before each rollout over --frames). Without it both stay as given."""
+    from stepstone.learn import robustify as rb
+
+    run = corridor(tmp_path, user_env_module)
+    seen: dict[str, list] = {}
+
+    def record(model, opt, buf, last_obs, cfg, sil=None):
+        seen[cfg.anneal].append((opt.param_groups[0]["lr"], cfg.clip))
+
+    monkeypatch.setattr(rb, "update", record)
+    for anneal in ("none", "linear"):
+        seen[anneal] = []
+        cfg = rb.RobustifyConfig(frames=2_048, step=5, eval_episodes=1, anneal=anneal)
+        rb.robustify(RunStore.open(run), cfg, baselines=(), fresh=True)
+    # Four rollouts of 512 steps, begun at 0, 512, 1,024 and 1,536 steps of 2,048.
+    assert seen["none"] == [(2.5e-4, 0.2)] * 4
+    lrs, clips = zip(*seen["linear"], strict=True)
+    assert lrs == pytest.approx([2.5e-4, 1.875e-4, 1.25e-4, 0.625e-4])
+    assert clips == pytest.approx([0.2, 0.15, 0.1, 0.05])
+    with pytest.raises(SystemExit) as refused:  # argparse names the choices
+        main(["robustify", str(run), "--anneal", "cosine"])
+    assert refused.value.code == 2

@@ -33,15 +33,19 @@ def weights(run: Path) -> dict:
     return torch.load(run / "robustify" / "policy.pt", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize("from_reset, eval_every", [(0.0, 0), (0.5, 0), (0.0, 1_000)])
+@pytest.mark.parametrize(
+    "from_reset, eval_every, anneal",
+    [(0.0, 0, "none"), (0.5, 0, "none"), (0.0, 1_000, "none"), (0.0, 0, "linear")],
+)
 def test_an_interrupted_training_continues_to_the_policy_of_an_uninterrupted_one(
-    corridor_run, from_reset, eval_every
+    corridor_run, from_reset, eval_every, anneal
 ):
     from stepstone.learn.robustify import RobustifyConfig, robustify
 
     store = RunStore.open(corridor_run)
     cfg = RobustifyConfig(frames=4_000, step=5, window=10, eval_episodes=5, checkpoint_every=0,
-                          from_reset=from_reset, eval_every=eval_every)  # fmt: skip
+                          from_reset=from_reset, eval_every=eval_every,
+                          anneal=anneal)  # fmt: skip
     whole = robustify(store, cfg, baselines=("ppo",), fresh=True)
     expected = weights(corridor_run)
 

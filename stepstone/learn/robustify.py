@@ -77,6 +77,7 @@ RAM_FEATURES: tuple[str, ...] = ("bits", "bits+bytes", "bits+score")
 STICKY_UNITS: tuple[str, ...] = ("frame", "action")  # --sticky-unit
 LIFE_LOSS: tuple[str, ...] = ("end", "continue")  # --life-loss
 SIL_SAMPLES: tuple[str, ...] = ("all", "window")  # --sil-sample
+ANNEAL: tuple[str, ...] = ("none", "linear")  # --anneal
 REWARDS: tuple[str, ...] = ("auto", "sign", "raw", "scaled")  # --rewards
 # --rewards scaled: Go-Explore's Phase 2 scales rewards so that the demonstrations' discounted
 # return from a step averages this (phase2_atari.sh: --autoscale=10 --autoscale_fn=mean
@@ -130,6 +131,14 @@ class RobustifyConfig:
     )  # fmt: skip
     lam: float = 0.95
     clip: float = 0.2
+    anneal: str = option(
+        "none", help="linear: PPO's step size and clipping range shrink with the training "
+        "steps left, times 1 - steps/--frames, as PPO's own Atari setting (Schulman et al. "
+        "2017, table 5) and OpenAI baselines' ppo2 do, so that the last policy is a settled "
+        "one, not the jitter of one update (a larger --frames on continuing widens them again); "
+        "none: constant, as Go-Explore's Phase 2",
+        names=lambda: ANNEAL, choices=True,
+    )  # fmt: skip
     entropy: float = option(0.01, help="PPO's entropy bonus (keeps it trying actions)")
     eval_episodes: int = option(20, help="evaluation episodes from reset, for each method")
     eval_every: int = option(
@@ -537,7 +546,8 @@ CONTINUABLE = ("frames", "threads", "eval_episodes", "checkpoint_every")
 FREE = ("eval_every",)
 # Settings added since checkpoints were first written, and the value an older one had.
 BEFORE = {"envs": 1, "lag": 0, "ram": "bits", "sticky_unit": "action", "sil_sample": "all",
-          "hidden": "64,64", "rewards": "auto", "life_loss": "end", "from_reset": 0.0}  # fmt: skip
+          "hidden": "64,64", "rewards": "auto", "life_loss": "end", "from_reset": 0.0,
+          "anneal": "none"}  # fmt: skip
 
 
 def settings(cfg: RobustifyConfig) -> dict:
@@ -747,7 +757,13 @@ def ppo(
             for k, x in zip(buf, (obs, actions, logp, v, signals, overs, boost), strict=True):
                 buf[k].append(x)
             obs = after
-        update(model, opt, buf, obs, cfg, sil)
+        step_cfg = cfg
+        if cfg.anneal == "linear":  # by the steps done when the rollout began, as ppo2
+            alpha = max(0.0, 1.0 - before / cfg.frames)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * alpha
+            step_cfg = replace(cfg, clip=cfg.clip * alpha)
+        update(model, opt, buf, obs, step_cfg, sil)
         for d, s in enumerate(starts):
             if s.update():
                 history.append(_move(frames, starts, d))
