@@ -471,3 +471,31 @@ def test_anneal_linear_shrinks_step_size_and_clipping_as_ppos_atari_setting(
     with pytest.raises(SystemExit) as refused:  # argparse names the choices
         main(["robustify", str(run), "--anneal", "cosine"])
     assert refused.value.code == 2
+
+
+def test_life_loss_end_is_refused_where_there_are_no_lives(tmp_path, user_env_module):
+    """--life-loss end would change nothing outside Atari: refused, naming the fix. A training
+    from before the option (its checkpoint reads as 'end') still continues."""
+    import json
+
+    from stepstone.errors import ConfigError
+    from stepstone.learn import robustify as rb
+    from stepstone.learn.checkpoint import load, save
+
+    run = corridor(tmp_path, user_env_module)
+    store = RunStore.open(run)
+    with pytest.raises(ConfigError, match="--life-loss acts on Atari's lives and "
+                       "UserCorridor-v0 has none: leave it out"):  # fmt: skip
+        rb.robustify(store, rb.RobustifyConfig(frames=512, life_loss="end"), baselines=())
+    cfg = rb.RobustifyConfig(frames=512, step=5, eval_episodes=1)
+    rb.robustify(store, cfg, baselines=(), fresh=True)
+    ckpt = run / "robustify" / "checkpoint-backward.pt"
+    saved = load(ckpt)
+    settings = json.loads(saved["settings"])
+    del settings["life_loss"]  # as written before the option existed
+    save(ckpt, {**saved, "settings": json.dumps(settings)})
+    notes: list[str] = []
+    again = rb.robustify(store, rb.RobustifyConfig(frames=1_024), baselines=(), log=notes.append)
+    assert again["config"]["life_loss"] == "end" and again["frames_backward"] == 1_024
+    assert any("continued from its checkpoint at 512 steps" in n for n in notes)
+    store.close()

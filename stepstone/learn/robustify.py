@@ -1000,6 +1000,12 @@ def robustify(
 
     if not isinstance(runner.env.action_space, gym.spaces.Discrete):
         raise ConfigError("robustify here trains a policy over discrete actions only")
+    # A training begun here (a continued one may carry 'end' from before the option existed).
+    begun = fresh or not (out / CHECKPOINT.format("backward")).exists()
+    if cfg.life_loss == "end" and not runner.atari and begun:
+        raise ConfigError(
+            f"--life-loss acts on Atari's lives and {store.config.env} has none: leave it out"
+        )
     runner.env.reset(runner.seed)
     try:
         runner.obs()
