@@ -46,6 +46,9 @@ if [ $SAVE = 1 ]; then
     for name in $RUNS; do
         mkdir -p "$STATE/$name"
         cp "$ROOT/$name/robustify/checkpoint-backward.pt" "$STATE/$name/" && echo "kept $name"
+        for f in evaluations.json policy-best.pt policy-best.json; do  # --eval-every's record
+            [ -f "$ROOT/$name/robustify/$f" ] && cp "$ROOT/$name/robustify/$f" "$STATE/$name/"
+        done
     done
     exit 0
 fi
@@ -108,7 +111,7 @@ for name in $RUNS; do
     if [ ! -d "$D" ]; then
         cp -r "$ROOT/montezuma" "$D"
         if [ -f "$STATE/$name/checkpoint-backward.pt" ]; then
-            mkdir -p "$D/robustify" && cp "$STATE/$name/checkpoint-backward.pt" "$D/robustify/"
+            mkdir -p "$D/robustify" && cp "$STATE/$name"/* "$D/robustify/"
         fi
     fi
     cd "$TREE" && PYTHONPATH="$TREE" nohup $PRIO $PY -m stepstone.cli robustify "$D" \
