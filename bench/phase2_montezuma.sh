@@ -19,6 +19,7 @@
 # (the same with --from-reset 0.5, the reference's --test_from_start), mz-reffsb-s0 (mz-ref-s0
 # branched to --from-reset 0.5 at 8.1M steps), mz-refan-s0..2 (mz-ref-sN's settings with
 # --anneal linear from scratch: PPO's step size and clipping shrink to 0 at 20M steps),
+# mz-refanfsb-s0 (mz-refan-s0 branched to --from-reset 0.5 at 8.1M steps),
 # mz-bytes-s0 (--ram bits+bytes), mza-s0
 # (sticky repeats of whole steps), mz-sw-s0 and mz-swe5-s0 (--sil-sample window).
 # Every run but mz-h256scl-s0..2 was begun when a lost life ended a training episode (the
@@ -102,6 +103,7 @@ for name in $RUNS; do
         mz-refan-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --anneal linear" ;;
         mz-refan-s1) seed=1 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --anneal linear" ;;
         mz-refan-s2) seed=2 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --anneal linear" ;;
+        mz-refanfsb-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --anneal linear --from-reset 0.5" ;;
         mz-reffsb-s0) seed=0 extra="--entropy 1e-5 --hidden 256,256 --gamma 0.999 --rewards scaled --life-loss continue --lag 50 --from-reset 0.5" ;;
         mz-sw-s0) seed=0 extra="--sil-sample window --life-loss end" ;;
         mz-swe5-s0) seed=0 extra="--sil-sample window --entropy 1e-5 --life-loss end" ;;

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import statistics
 import sys
 import time
 import warnings
@@ -240,6 +241,10 @@ class Evaluate:
     max_steps: int = option(
         0, help="actions an episode may take (default: the training's --max-steps, else twice "
         "the demonstration's and 20 more); e.g. 120 for MiniGrid-MultiRoom-N6-v0's limit",
+    )  # fmt: skip
+    greedy: bool = option(
+        False, help="take the policy's most probable action at each step instead of sampling "
+        "one (sticky actions still apply)",
     )  # fmt: skip
 
 
@@ -653,12 +658,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.max_steps < 0:
         raise ConfigError(f"--max-steps must be >= 0, got {args.max_steps}")
     r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif, args.max_steps,
-                   args.sticky_unit, args.best)  # fmt: skip
+                   args.sticky_unit, args.best, args.greedy)  # fmt: skip
     per = f" per {r['sticky_unit']}" if r["sticky_unit"] else ""
+    how = ", the most probable actions" if r["greedy"] else ""
     print(
-        f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}{per}: success "
-        f"{r['success']:.2f} ({r['success_criterion']}), mean score {r['score']:g}"
+        f"{r['episodes']} episodes from reset, sticky actions {r['sticky']:g}{per}{how}: "
+        f"success {r['success']:.2f} ({r['success_criterion']}), mean score {r['score']:g}"
     )
+    f = r["failures"]
+    if f["episodes"]:
+        line = (f"failed {f['episodes']}: {f['at_step_limit']} at the {f['step_limit']:,}-action "
+                f"limit, {f['ended']} ended by the environment")  # fmt: skip
+        if losses := f.get("first_life_lost"):
+            line += (f"; {len(losses)} lost a life, the first at action {losses[0]:,} to "
+                     f"{losses[-1]:,} (median {statistics.median_low(losses):,})")  # fmt: skip
+        print(line)
     if r["frames"] is not None:  # None: a policy saved before policies recorded it
         print(f"the policy after {r['frames']:,} training steps")
     if "gif" in r:

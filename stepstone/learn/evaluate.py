@@ -67,6 +67,19 @@ def load_policy(path: Path, seed: int = 0) -> tuple[Any, dict]:
     return model, info
 
 
+def failed(failures: list[dict], limit: int, atari: bool) -> dict:
+    """How the failed episodes ended: at the step limit or by the environment, and on Atari
+    how many lost a life and at which of the policy's actions the first loss came."""
+    losses = sorted(f["first_life_lost"] for f in failures if f["first_life_lost"] is not None)
+    out = {"episodes": len(failures), "step_limit": limit,
+           "at_step_limit": sum(not f["ended"] for f in failures),
+           "ended": sum(f["ended"] for f in failures)}  # fmt: skip
+    if atari:
+        out["lost_a_life"] = len(losses)
+        out["first_life_lost"] = losses
+    return out
+
+
 def ram_of(info: dict) -> str:
     """``--ram`` of the policy's training (policies saved before it saw bits)."""
     features = info.get("features") or "ram-bits"
@@ -94,11 +107,13 @@ def run_policy(
     max_steps: int = 0,
     sticky_unit: str | None = None,
     best: bool = False,
+    greedy: bool = False,
 ) -> dict:
     """``episodes`` episodes from reset under sticky actions (the training's probability and
     unit by default; policies saved before the unit was recorded drew them per action): the
-    success rate, the mean score, and with ``gif`` the first episode drawn. ``best``: the
-    policy robustify's --eval-every kept as the best, not the last."""
+    success rate, the mean score, how the failures ended, and with ``gif`` the first episode
+    drawn. ``best``: the policy robustify's --eval-every kept as the best, not the last;
+    ``greedy``: the policy's most probable action at each step, not one sampled."""
     path = store.path / "robustify" / (BEST if best else POLICY)
     if not path.is_file():
         what, how = ("best policy", " --eval-every N") if best else ("policy", "")
@@ -120,6 +135,7 @@ def run_policy(
             )
         success = success_test(runner, info["goal"], info["demo_return"])
         first: list = []
+        failures: list[dict] = []
         # Repeats drawn per frame are not in the actions: such an episode is drawn as it plays.
         screens: list | None = [] if gif is not None and runner.per_frame else None
 
@@ -127,10 +143,11 @@ def run_policy(
             if not first:
                 first.append((actions, score))
 
+        limit = max_steps or info["max_steps"] or episode_limit(info["demo_length"])
         rate, score = evaluate(
-            runner, model, episodes, max_steps or info["max_steps"]
-            or episode_limit(info["demo_length"]), success,
+            runner, model, episodes, limit, success,
             on_episode=keep_first if gif is not None else None, screens=screens,
+            greedy=greedy, failures=failures,
         )  # fmt: skip
     finally:
         runner.worker.close()
@@ -138,7 +155,8 @@ def run_policy(
     rule = criterion(info["goal"], info["demo_return"])
     result = {"episodes": episodes, "sticky": cfg.sticky,
               "sticky_unit": cfg.sticky_unit if atari else None, "success_criterion": rule,
-              "success": rate, "score": score, "frames": info["frames"]}  # fmt: skip
+              "success": rate, "score": score, "frames": info["frames"], "greedy": greedy,
+              "failures": failed(failures, limit, atari)}  # fmt: skip
     if gif is not None:
         from .. import replay
 

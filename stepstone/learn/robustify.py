@@ -896,30 +896,40 @@ def evaluate(
     success: Callable[[float], bool],
     on_episode: Callable[[list[int], float], None] | None = None,
     screens: list[np.ndarray] | None = None,
+    greedy: bool = False,
+    failures: list[dict] | None = None,
 ) -> tuple[float, float]:
     """Episodes from reset under sticky actions (and no-ops), each until it succeeds, ends, or
     takes ``limit`` actions: the share that succeed, and the mean return (the game score up to
-    success: an episode stops there). ``on_episode`` gets each episode's actions as taken
-    (sticky repeats and no-ops included: they replay it unless repeats are drawn per frame)
-    and its return; ``screens`` gets the first episode's screens as it plays (Atari)."""
+    success: an episode stops there). Actions are sampled from the policy (``greedy``: its
+    most probable one). ``on_episode`` gets each episode's actions as taken (sticky repeats
+    and no-ops included: they replay it unless repeats are drawn per frame) and its return;
+    ``screens`` gets the first episode's screens as it plays (Atari); ``failures`` gets, for
+    each episode that fails, how it ended: by the environment or at the step limit, and the
+    policy's action at which it first lost a life (Atari), a policy that never recovers from
+    an early death being the usual cause on Montezuma."""
     wins, returns = 0, []
     for episode in range(episodes):
         runner.from_reset()
         taken = [0] * runner.noops_taken
         shots = screens if screens is not None and episode == 0 else None
-        total, done, won = 0.0, False, False
-        while not done and not won and len(taken) - runner.noops_taken < limit:
+        total, done, won, first_loss = 0.0, False, False, None
+        while not done and not won and (n := len(taken) - runner.noops_taken) < limit:
             if shots is not None:
                 shots.append(runner.env.observe().copy())
-            a, _, _ = act(model, runner.obs())  # sampled: a policy, not its argmax
+            a, _, _ = act(model, runner.obs(), greedy)
             r, done = runner.step(a)
             taken.append(runner.prev)
             total += r
             won = success(total)
+            if runner.life_lost and first_loss is None:
+                first_loss = n + 1
         if shots is not None:
             shots.append(runner.env.observe().copy())
         wins += won
         returns.append(total)
+        if failures is not None and not won:
+            failures.append({"ended": done, "first_life_lost": first_loss})
         if on_episode is not None:
             on_episode(taken, total)
     return wins / episodes, float(np.mean(returns))
