@@ -69,13 +69,12 @@ def load_policy(path: Path, seed: int = 0) -> tuple[Any, dict]:
 
 def failed(failures: list[dict], limit: int, atari: bool) -> dict:
     """How the failed episodes ended: at the step limit or by the environment, and on Atari
-    how many lost a life and at which of the policy's actions the first loss came."""
+    at which of the policy's actions each one that lost a life lost its first."""
     losses = sorted(f["first_life_lost"] for f in failures if f["first_life_lost"] is not None)
     out = {"episodes": len(failures), "step_limit": limit,
            "at_step_limit": sum(not f["ended"] for f in failures),
            "ended": sum(f["ended"] for f in failures)}  # fmt: skip
     if atari:
-        out["lost_a_life"] = len(losses)
         out["first_life_lost"] = losses
     return out
 
