@@ -27,7 +27,7 @@ from .config import ExploreConfig, RunOptions, check_backend, parse_count
 from .errors import ConfigError, StepstoneError
 from .executors import check_workers
 from .goals import GOAL_REACHED
-from .learn.robustify import STICKY_UNITS, RobustifyConfig
+from .learn.robustify import PRESETS, STICKY_UNITS, RobustifyConfig, with_preset
 from .llm.settings import Settings
 from .options import add_options, build, option, values
 
@@ -215,6 +215,12 @@ class Robustify:
         "continue each training from its last checkpoint)",
     )  # fmt: skip
     progress: bool = option(True, flag="--no-progress", help="no status line")
+    preset: str = option(
+        "none", help="a bundle of the options below (one also given keeps its value): "
+        "go-explore is Go-Explore's Phase 2 on Atari with a 256-256 network and --anneal linear, "
+        "which with --frames 20M held Montezuma's first room from reset (README.md lists the "
+        "options it sets)", names=lambda: PRESETS, choices=True,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -590,7 +596,7 @@ def cmd_robustify(args: argparse.Namespace) -> int:
     store = RunStore.open(args.run_dir)
     if not 0 <= args.sticky < 1:
         raise ConfigError(f"--sticky is a probability in [0, 1), not {args.sticky}")
-    cfg = build(RobustifyConfig, args)
+    cfg = with_preset(build(RobustifyConfig, args), args.preset)
     counts = (cfg.step, cfg.start_window, cfg.entropy_boost, cfg.max_steps, cfg.lag)
     if min(cfg.entropy, cfg.sil, *counts) < 0:
         raise ConfigError("--step-back, --entropy, --sil, --start-window, --entropy-boost, "

@@ -3,12 +3,15 @@ entropy after the start point, several demonstrations."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from stepstone.cli import main
+from stepstone.learn.robustify import RobustifyConfig
 from stepstone.learn.starts import FORWARD, SPREAD, Starts
 from stepstone.store.sqlite import RunStore
 
@@ -79,7 +82,6 @@ def test_a_window_moves_to_where_the_summed_success_reaches_the_rate():
 
 def test_self_imitation_learns_demonstrated_actions_only_where_their_return_beats_the_value():
     from stepstone.learn.ppo import Imitation, policy_network, sil_loss
-    from stepstone.learn.robustify import RobustifyConfig
 
     cfg = RobustifyConfig()
     obs = np.eye(4, dtype=np.float32)
@@ -499,3 +501,26 @@ def test_life_loss_end_is_refused_where_there_are_no_lives(tmp_path, user_env_mo
     assert again["config"]["life_loss"] == "end" and again["frames_backward"] == 1_024
     assert any("continued from its checkpoint at 512 steps" in n for n in notes)
     store.close()
+
+
+def test_preset_go_explore_is_the_measured_montezuma_setting_and_given_options_stay():
+    """--preset go-explore sets what bench/phase2_montezuma.sh ran for the mz-refan seeds (the
+    runs that held Montezuma's first room), read from the script itself."""
+    from stepstone.cli import build_parser
+    from stepstone.learn.robustify import with_preset
+    from stepstone.options import build
+
+    script = (Path(__file__).parents[1] / "bench" / "phase2_montezuma.sh").read_text()
+    ge = re.search(r'^GE="([^"]+)"', script, re.M).group(1)
+    extra = re.search(r'mz-refan-s0\) seed=0 extra="([^"]+)"', script).group(1)
+
+    def config(argv: str) -> RobustifyConfig:
+        args = build_parser().parse_args(["robustify", "D", *argv.split()])
+        return with_preset(build(RobustifyConfig, args), args.preset)
+
+    assert config("--preset go-explore") == config(f"{ge} {extra}")
+    assert config("--preset go-explore") != config("")
+    given = config("--preset go-explore --entropy 0.05 --hidden 64,32")
+    assert (given.entropy, given.hidden, given.lag) == (0.05, "64,32", 50)
+    with pytest.raises(SystemExit):
+        config("--preset go-explorer")

@@ -348,6 +348,25 @@ def test_robustify_d_alone_continues_with_the_options_and_budget_it_was_begun_wi
     assert "was trained with --step-back 5 (now 3)" in capsys.readouterr().err
 
 
+def test_a_preset_training_continues_with_or_without_the_preset(corridor_run, capsys):
+    """--preset expands into the options it sets, so the checkpoint holds them: the training
+    continues with the preset named again or with nothing named, and refuses another value."""
+    base = ["robustify", str(corridor_run), "--baselines", "none", "--no-progress",
+            "--eval-episodes", "1"]  # fmt: skip
+    assert main([*base, "--preset", "go-explore", "--frames", "1024"]) == 0
+    result = json.loads((corridor_run / "robustify" / "result.json").read_text())
+    assert {k: result["config"][k] for k in ("entropy", "lag", "hidden", "anneal")} == {
+        "entropy": 1e-5, "lag": 50, "hidden": "256,256", "anneal": "linear"}  # fmt: skip
+    capsys.readouterr()
+    assert main([*base, "--preset", "go-explore", "--frames", "1536"]) == 0
+    assert "continued from its checkpoint at 1,024 steps" in capsys.readouterr().err
+    assert main([*base, "--frames", "2048"]) == 0
+    err = capsys.readouterr().err
+    assert "continued from its checkpoint at 1,536 steps" in err and "--lag 50" in err
+    assert main([*base, "--preset", "go-explore", "--lag", "10"]) == 2
+    assert "was trained with --lag 50 (now 10)" in capsys.readouterr().err
+
+
 def test_a_branched_checkpoint_continues_with_the_changed_setting_only(corridor_run, tmp_path):
     """bench/branch.py: a copy of a training's checkpoint with one setting changed, which
     robustify continues with that setting and refuses to with another; the original stays."""
