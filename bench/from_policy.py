@@ -5,7 +5,8 @@ For each repeat, two `stepstone explore` runs of the environment a policy was ro
 returns to cells by restoring them (Phase 1), one by running the policy from reset
 (learn/returner.py). Prints per run: cells, doors opened (MiniGrid cells count open doors:
 MultiRoom's rooms are doors + 1; Montezuma's RAM cells have no such field), whether and when
-the goal was reached, the share of returns that reached their cell, CPU time.
+the goal was reached, rooms, best score, explorations, the share of returns that reached
+their cell, CPU time.
 
 The run's seed is the policy's (it fixes the layout the policy was trained on), so repeats
 differ only by the order two worker processes deliver results in.
@@ -61,6 +62,8 @@ def explore(source, out: Path, frames: str, sticky: float, policy: bool, workers
         "cells": summary["cells"],
         "doors": doors,
         "rooms": summary["rooms"],
+        "best_score": summary["best_score"],
+        "explorations": summary["explorations"],
         "goal": summary["success"],
         "goal_frame": summary["frames_to_success"],
         "return_success": summary.get("return_success", 1.0),
@@ -94,10 +97,12 @@ def main() -> None:
                           args.workers)  # fmt: skip
             rows.append({"run": name, **row})
             print(json.dumps(rows[-1]), flush=True)
-    print(f"{'run':<12}{'cells':>7}{'doors':>7}{'goal at':>10}{'returns ok':>12}{'cpu s':>8}")
+    print(f"{'run':<12}{'cells':>7}{'rooms':>7}{'doors':>7}{'score':>9}{'goal at':>10}"
+          f"{'explorations':>14}{'returns ok':>12}{'cpu s':>8}")  # fmt: skip
     for row in rows:
         goal = f"{row['goal_frame']:,}" if row["goal"] else "-"
-        print(f"{row['run']:<12}{row['cells']:>7}{row['doors']!s:>7}{goal:>10}"
+        print(f"{row['run']:<12}{row['cells']:>7}{row['rooms']!s:>7}{row['doors']!s:>7}"
+              f"{row['best_score']:>9.4g}{goal:>10}{row['explorations']:>14,}"
               f"{row['return_success']:>12.0%}{row['cpu_s']:>8}")  # fmt: skip
 
 

@@ -77,11 +77,10 @@ class Result:
     # replay the same, worker.py): nothing was explored, since what it found would be credited
     # with the task's score and length, which are not this state's.
     missed: bool = False
-    # A return by the policy (--from-policy, learn/returner.py): its actions from reset and
-    # their reward. The exploration then continues that episode, not the task's entry: what it
-    # found is stored from the reset, with these actions before its own.
-    returned: np.ndarray | None = None
-    returned_score: float = 0.0
+    # A return by the policy (--from-policy, learn/returner.py): how many of ``actions`` it
+    # took. The exploration continues that episode, not the task's entry, so ``actions`` and
+    # what was found (the return's cells too) count from the reset.
+    returned: int | None = None
 
 
 @dataclass(slots=True)
@@ -322,9 +321,8 @@ class Engine:
             ]
         for f in found:
             self._note_goal(f)
-        score, length = task.score, task.length
-        if result.returned is not None:
-            score, length = result.returned_score, len(result.returned)
+        from_reset = result.returned is not None
+        score, length = (0.0, 0) if from_reset else (task.score, task.length)
         accepted = [
             f
             for f in found
@@ -336,11 +334,8 @@ class Engine:
         updated: list[Hashable] = []  # entries this result added or improved
         if accepted:
             upto = max(f.steps for f in accepted)
-            if result.returned is None:
-                node = self.trajectories.add(task.node, task.length, result.actions[:upto])
-            else:  # the whole episode, from reset
-                steps = np.concatenate([result.returned, result.actions[:upto]])
-                node = self.trajectories.add(ROOT, 0, steps.astype(result.actions.dtype))
+            start, at = (ROOT, 0) if from_reset else (task.node, task.length)
+            node = self.trajectories.add(start, at, result.actions[:upto])
             for f in accepted:
                 status = a.offer(
                     f.cell,
@@ -363,7 +358,8 @@ class Engine:
         i = a.index.get(task.cell)
         if i is not None:  # None only if a re-keying merged the cell away meanwhile
             counts.chosen.append(i)
-            counts.discovered.append(bool(accepted))
+            # What a return by the policy passed on its way is not this cell's discovery.
+            counts.discovered.append(any(f.steps > (result.returned or 0) for f in accepted))
         seen: Iterable[Hashable] = result.seen if current else []
         if self.rule is not None:
             seen = set(self.rule.nearest(list(seen), a))

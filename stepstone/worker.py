@@ -107,14 +107,45 @@ class Worker:
             self.table.apply(task.table)
         # Sticky actions (--sticky) draw from a stream of their own: the explorer's is as before.
         noise = np.random.default_rng([task.explore_seed, 1]) if self.sticky or returner else None
-        base_score, base_length, prefix, prev = task.score, task.length, None, None
+        # Entries are (reward, steps) counted from ``base``: the task's entry after a restore,
+        # the reset after a return by the policy, whose steps come first (``off``).
+        base_score, base_length = (0.0, 0) if returner else (task.score, task.length)
+        death_window = self.config.death_window if self.config.end_on_life_loss else None
+        best: dict[Any, float] = {}  # cells visited, with the most reward each was reached with
+        found: dict[Any, Found] = {}
+
+        def visit(cell: Any, total: float, steps: int, ended: bool) -> None:
+            """Keep the state if its cell is new to this episode or reached better; called
+            where something changes (a new cell, a reward, the end), which is where every goal
+            goals.py knows is reached."""
+            success = goal.reached(env, base_score + total, ended)
+            old = found.get(cell)
+            if old is None:  # the start cell, or a cell new in this episode
+                take = cell not in best or better(total, steps, best[cell], 0, bool(success))
+            else:
+                take = better(total, steps, old.reward, old.steps, bool(success),
+                              bool(old.success))  # fmt: skip
+            if take:
+                best[cell] = max(total, best.get(cell, total))
+                found[cell] = Found(
+                    cell, total, steps, env.snapshot(), ended, success,
+                    adaptive.source(env) if adaptive is not None else None, env.metrics(),
+                )  # fmt: skip
+
+        off_score, off_steps, prev, back = 0.0, 0, None, None
         if returner is not None:  # --from-policy: reset and walk there (learn/returner.py)
-            back = returner.go(env, self.config.seed, task.cell, cell_fn, noise)
-            frames = len(back.actions)
+            back = returner.go(env, self.config.seed, task.cell, cell_fn, noise, visit)
+            off_score, off_steps = back.reward, len(back.actions)
             if not back.reached:
-                return self._missed(task, frames)
-            base_score, base_length = back.reward, len(back.actions)
-            prefix = np.asarray(back.actions, dtype=self.dtype)
+                return self._result(task, back.actions, off_steps, found, best, [], True,
+                                    base_score, base_length, off_steps)  # fmt: skip
+            frames, last = off_steps, task.cell
+            if death_window is not None and env.life_lost():
+                # The policy plays on after a lost life (learn/returner.py); the exploration
+                # ends at the next one, as after restoring a state with fewer lives: restoring
+                # this very state makes the environment count lives from here.
+                env.restore(env.snapshot())
+                frames += env.last_restore_steps
             prev = back.actions[-1] if back.actions else 0
         else:
             try:
@@ -129,7 +160,10 @@ class Worker:
                 ) from None
             frames = env.last_restore_steps
             if self.check_return and cell_fn(env) != task.cell:
-                return self._missed(task, frames)
+                return self._result(task, [], frames, {}, {}, [], True, base_score, base_length)
+            # Cells decided in the driver: start from the key of the restored state itself.
+            last = cell_fn(env) if self.decided else task.cell
+            best[last] = 0.0
         rng = np.random.default_rng(task.explore_seed)
         steps_budget = self.config.explore_steps
         sample_at = (
@@ -138,21 +172,9 @@ class Worker:
             else ()
         )
         samples = []
-        end_on_death = self.config.end_on_life_loss
         sticky = self.sticky
-        # Cells decided in the driver: start from the key of the restored state itself.
-        start = cell_fn(env) if self.decided else task.cell
-        best: dict[Any, float] = {start: 0.0}
-        found: dict[Any, Found] = {}
-        if prefix is not None and better(base_score, base_length, task.score, task.length):
-            # The policy came by a better way than the archive's: the cell may take it.
-            found[start] = Found(
-                start, 0.0, 0, env.snapshot(), False, goal.reached(env, base_score, False),
-                adaptive.source(env) if adaptive is not None else None, env.metrics(),
-            )  # fmt: skip
         actions = []
         total = 0.0
-        last = start
         steps = 0
         for action in self.explorer.actions(env, rng, steps_budget):
             if sticky and prev is not None and noise is not None and noise.random() < sticky:
@@ -162,58 +184,45 @@ class Worker:
             actions.append(action)
             steps += 1
             total += reward
-            if end_on_death and env.life_lost():
+            if death_window is not None and env.life_lost():
                 # Cells of the last death_window steps were reached while already dying. (An
                 # exploration whose steps run out mid-fall never sees the life go.)
-                doomed = steps - self.config.death_window
-                found = {c: f for c, f in found.items() if f.steps < doomed}
+                doomed = off_steps + steps - death_window
+                for cell in [c for c, f in found.items() if f.steps >= doomed]:
+                    del found[cell]
                 break
             cell = cell_fn(env)
             if cell != last or reward != 0 or terminated or truncated:
                 last = cell
-                # The goal is tested where something changes (a new cell, a reward, the end of
-                # the episode), which is where every goal goals.py knows is reached.
-                success = goal.reached(env, base_score + total, terminated)
-                old = found.get(cell)
-                if old is None:  # the start cell, or a cell new in this exploration
-                    take = cell not in best or better(total, steps, best[cell], 0, bool(success))
-                else:
-                    take = better(total, steps, old.reward, old.steps, bool(success),
-                                  bool(old.success))  # fmt: skip
-                if take:
-                    best[cell] = max(total, best.get(cell, total))
-                    found[cell] = Found(
-                        cell,
-                        total,
-                        steps,
-                        env.snapshot(),
-                        terminated or truncated,
-                        success,
-                        adaptive.source(env) if adaptive is not None else None,
-                        env.metrics(),
-                    )
+                visit(cell, off_score + total, off_steps + steps, terminated or truncated)
             if adaptive is not None and steps in sample_at:
                 samples.append(adaptive.source(env))
             if terminated or truncated:
                 break
-        frames += steps
+        returned = None
+        if back is not None:
+            actions, returned = [*back.actions, *actions], off_steps
+        return self._result(task, actions, frames + steps, found, best, samples, False,
+                            base_score, base_length, returned)  # fmt: skip
+
+    def _result(self, task: Task, actions: list, frames: int, found: dict, best: dict,
+                samples: list, missed: bool, base_score: float, base_length: int,
+                returned: int | None = None) -> Result | Parts:  # fmt: skip
+        """What the worker sends back: the entries the driver's table (as last sent) may still
+        take, split by shard when the archive is sharded. A missed return explored nothing:
+        what it found would be credited with the task's score and length, which are not this
+        state's (a return by the policy, whose entries are from reset, keeps what it passed)."""
         result = Result(
             task_id=task.task_id,
             actions=np.asarray(actions, dtype=self.dtype),
-            frames=frames * env.frames_per_step,
+            frames=frames * self.env.frames_per_step,
             found=self.table.filter(found.values(), base_score, base_length),
             seen=list(best),
             samples=samples,
+            missed=missed,
+            returned=returned,
         )
-        if prefix is not None:
-            result.returned, result.returned_score = prefix, base_score
         return result if self.shards == 1 else split(result, self.shards)
-
-    def _missed(self, task: Task, frames: int) -> Result | Parts:
-        """A return that did not reach the task's cell: its frames, and nothing explored."""
-        missed = Result(task.task_id, np.empty(0, self.dtype), frames * self.env.frames_per_step,
-                        [], missed=True)  # fmt: skip
-        return missed if self.shards == 1 else split(missed, self.shards)
 
     def close(self) -> None:
         self.env.close()

@@ -51,13 +51,31 @@ USER_ENV_MODULE = textwrap.dedent(
 
 
     gym.register("UserUnreturnable-v0", entry_point=Unreturnable, max_episode_steps=60)
+
+
+    class LivesCorridor(Corridor):
+        # Three lives; one is lost the first time the walker reaches 10, and 24, and it plays on.
+
+        def reset(self, seed=None, options=None):
+            self.lives = 3
+            return super().reset(seed=seed)[0], {"lives": 3}
+
+        def step(self, action):
+            obs, reward, terminated, truncated, _ = super().step(action)
+            if (self.pos, self.lives) in ((10, 3), (24, 2)):
+                self.lives -= 1
+            return obs, reward, terminated, truncated, {"lives": self.lives}
+
+
+    gym.register("UserLivesCorridor-v0", entry_point=LivesCorridor, max_episode_steps=60)
     """
 )
 
 
 @pytest.fixture
 def user_env_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A module `user_envs` registering UserCorridor-v0 and UserUnreturnable-v0, importable
+    """A module `user_envs` registering UserCorridor-v0, UserUnreturnable-v0 and
+    UserLivesCorridor-v0, importable
     here and in subprocesses."""
     (tmp_path / "user_envs.py").write_text(USER_ENV_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))

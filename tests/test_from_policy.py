@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import USER_ENV_MODULE
 
 from stepstone import replay
+from stepstone.archive import Archive
 from stepstone.cli import main
 from stepstone.config import ExploreConfig
-from stepstone.engine import Task
+from stepstone.engine import Engine, Task
+from stepstone.selectors import CountBased
 from stepstone.store.sqlite import RunStore
 from stepstone.trajectories import TrajectoryTree
 from stepstone.worker import Worker
@@ -79,31 +82,104 @@ def test_returns_by_the_policy_explore_replay_and_resume(policy_run, tmp_path, c
     store.close()
 
 
-def test_a_return_the_policy_cannot_make_explores_nothing_and_costs_its_steps(policy_run):
+def _replays(worker, actions, found):
+    """Each entry's actions from reset reach its cell with its reward (the corridor is
+    deterministic: the sticky repeats are in the actions as taken)."""
+    env = worker.env
+    for f in found:
+        env.reset(0)
+        reward = sum(env.step(int(a))[0] for a in actions[: f.steps])
+        assert (worker.cell_fn(env), reward) == (f.cell, f.reward), f
+
+
+def test_a_return_keeps_the_cells_it_passes_and_a_missed_one_explores_nothing(policy_run):
+    """As the reference archives every step of its rollouts, the return's too
+    (policy_based/goexplore_py/archives.py, update_archive), a return keeps the cells it
+    passes; one that misses explores nothing from where it ended, and is no discovery."""
     demo, module = policy_run
     config = ExploreConfig(env="UserCorridor-v0", imports=(module,), goal="terminated",
                            from_policy=str(demo), sticky=0.25)  # fmt: skip
     worker = Worker.from_config(config)
     limit = worker.policy_return().limit
-    root = worker.root()
-    # A cell nowhere on the corridor: the policy walks to the end (the episode ends) or to
-    # its step limit, and the result says the return missed.
-    task = Task(1, 999, root.snapshot, 0.0, 0, 0, explore_seed=7)
-    result = worker.run(task)
-    assert result.missed and len(result.actions) == 0 and result.found == []
+    engine = Engine(Archive(), TrajectoryTree(), CountBased(), seed=0)
+    engine.add_root(worker.root())
+    # A cell nowhere on the corridor: the policy walks to the end, where the episode ends.
+    (task,) = engine.ask(1)
+    result = worker.run(replace(task, cell=999))
+    assert result.missed and result.returned == len(result.actions) == result.frames
     assert 39 <= result.frames <= limit
-    # A cell on its way: reached, and the result carries the return's actions from reset.
-    worker.env.reset(0)
+    # Every one of the corridor's 40 cells was passed; the last ends it with reward 1.
+    assert len(result.found) == 40  # the reset's cell too: this worker has no table yet
+    end = max(result.found, key=lambda f: f.steps)
+    assert (end.reward, end.steps, end.terminal, end.success) == (1.0, result.returned, True, True)
+    _replays(worker, result.actions, result.found)
+    engine.tell(result)
+    archive = engine.archive
+    assert len(archive) == 40 and engine.missed_returns == 1 and engine.success_frame
+    root = archive.index[task.cell]
+    assert (archive.times_chosen[root], archive.discoveries[root]) == (1, 0)
+    # Their trajectories start at the reset and replay to each cell and score.
+    checked = list(replay.check(worker, 0, engine.trajectories, archive))
+    assert len(checked) == 40 and all(r.ok for r in checked)
+
+    # A cell on the way, 20 steps right of the start: reached, and explored from; the
+    # result's actions are the return's and then the exploration's, all from reset.
+    (task,) = engine.ask(1)
+    env = worker.env
+    env.reset(0)
     for _ in range(20):
-        worker.env.step(1)
-    twenty = worker.cell_fn(worker.env)  # the cell 20 steps right of the start
-    task = Task(2, twenty, root.snapshot, 0.0, 0, 0, explore_seed=8)
+        env.step(1)
+    task = engine.pending[task.task_id] = replace(task, cell=worker.cell_fn(env))
     result = worker.run(task)
-    assert not result.missed and result.returned is not None
-    assert len(result.returned) >= 20 and result.frames == len(result.returned) + len(
-        result.actions
-    )
+    n = result.returned
+    assert not result.missed and 20 <= n < len(result.actions) == result.frames
+    env.reset(0)
+    for a in result.actions[:n]:
+        env.step(int(a))
+    assert worker.cell_fn(env) == task.cell
+    _replays(worker, result.actions, result.found)
     worker.close()
+
+
+def test_a_return_plays_on_after_a_lost_life_and_the_exploration_ends_at_the_next(
+    policy_run, tmp_path
+):
+    """The policy plays on after a life lost, as robustify trained it and evaluate scores it;
+    under --end-on-life-loss the exploration after the return ends at the next life lost,
+    not at once (a life the return lost is not the exploration's)."""
+    demo, module = policy_run
+    loose = tmp_path / "policy.pt"  # a corridor policy, on the corridor that takes lives
+    shutil.copy(demo / "robustify" / "policy.pt", loose)
+    config = ExploreConfig(env="UserLivesCorridor-v0", imports=(module,), goal="terminated",
+                           from_policy=str(loose), sticky=0.25, end_on_life_loss=True)  # fmt: skip
+    worker = Worker.from_config(config)
+    root = worker.root()
+    env = worker.env
+    env.reset(0)
+    for _ in range(20):
+        env.step(1)
+    twenty = worker.cell_fn(env)  # past the life lost at 10
+    for seed in range(5):
+        result = worker.run(Task(seed, twenty, root.snapshot, 0.0, 0, 0, explore_seed=seed))
+        n = result.returned
+        assert not result.missed and n >= 20 and result.frames == len(result.actions)
+        # Where the walker stood after each step (the corridor moves it by one).
+        explored = _positions(result.actions)[n:]
+        assert len(explored) >= 1
+        # It stopped at the second life (position 24), or the episode's 60 steps ran out.
+        assert explored[-1] == 24 or len(result.actions) == 60, explored
+        assert 24 not in explored[:-1]
+        _replays(worker, result.actions, result.found)
+    worker.close()
+
+
+def _positions(actions):
+    """The corridor's position after each action (a wall at 0)."""
+    pos, out = 0, []
+    for a in actions:
+        pos = max(0, pos + (1 if a == 1 else -1))
+        out.append(pos)
+    return np.array(out)
 
 
 def test_bad_policies_and_refused_combinations_write_nothing(policy_run, tmp_path, capsys):

@@ -7,18 +7,28 @@ returns with a goal-conditioned policy trained alongside the exploration, and DT
 al. 2019, "Efficient Exploration with Self-Imitation Learning via Trajectory-Conditioned
 Policy") with one conditioned on a past trajectory: both self-improving demonstrations.
 
-The policy here is conditioned on nothing: it follows the demonstration it was trained on. So
-a return is what that policy can honestly do: reset, run it under the run's sticky actions,
-and stop the first time the state's cell is the chosen one. A chosen cell the policy does not
-pass within the steps it was trained to take (``max_steps`` of policy.pt, else twice the
-demonstration and 20) is a failed return, and nothing is explored: the reference ends the
-episode likewise when a return lags its trajectory (``policy_based/goexplore_py/
-ge_wrappers.py``, ``GoalConGoExploreEnv.step``: ``done`` once ``actions_to_sub_goal`` passes
-``max_actions_to_goal``), and what an exploration from elsewhere finds would be credited to a
-cell it did not start from. The failure is counted against the cell (chosen, not
-discovering), so count-based and knapsack weights move the choice towards cells the policy
-does reach, as the reference weighs cells by ``nb_chosen``/``nb_reached``
-(``archives.py``, ``update_goal_info``).
+The policy here is conditioned on nothing: it follows the demonstration it was trained on. So a
+return is what that policy can honestly do: reset, run it under the run's sticky actions, and
+stop the first time the state's cell is the chosen one. A chosen cell the policy does not pass
+within the steps it was trained to take (``max_steps`` of policy.pt, else twice the
+demonstration and 20) is a failed return, and nothing is explored from it: the reference ends
+the episode likewise when a return lags its trajectory
+(``policy_based/goexplore_py/ge_wrappers.py``, ``GoalConGoExploreEnv.step``: ``done`` once
+``actions_to_sub_goal`` passes ``max_actions_to_goal``), and what an exploration from elsewhere
+finds would be credited to a cell it did not start from. The failure is counted against the
+cell (chosen, not discovering: what the return found on its way is not the chosen cell's
+discovery), so count-based and knapsack weights move the choice towards cells the policy does
+reach, as the reference weighs cells by ``nb_chosen``/``nb_reached`` (``archives.py``,
+``update_goal_info``).
+
+The cells a return passes are archived as an exploration's are, a failed return's included: the
+reference adds every step of its rollouts to the archive, the return's too (``archives.py``,
+``update_archive``). A lost life does not end a return: the policy plays on as robustify
+trained it (``--life-loss continue``) and as ``stepstone evaluate`` scores it. Montezuma's
+policy in bench/README.md loses a life right after the key and opens the door from where the
+game puts the player back, 13 steps away. (The reference ends its episodes on death,
+``run_policy_based_ge_montezuma.sh --end_on_death``, and trains its policy under that rule.)
+Under ``--end-on-life-loss`` the exploration after the return ends at the next life lost.
 
 The actions are recorded as taken (a sticky repeat as the action repeated), from reset: what a
 return and its exploration find is an entry whose (seed, actions) replays wherever the
@@ -73,17 +83,22 @@ class PolicyReturn:
         self.limit = int(info["max_steps"] or episode_limit(int(info["demo_length"])))
         self.sticky = sticky
 
-    def go(self, env: Any, seed: int, target: Any, cell_fn: Any, noise: Any) -> Return:
+    def go(self, env: Any, seed: int, target: Any, cell_fn: Any, noise: Any,
+           visit: Any) -> Return:  # fmt: skip
         """Reset with ``seed`` and run the policy until ``cell_fn(env) == target`` (the reset
         state counts), the episode ends, or ``limit`` actions. ``noise`` (a numpy Generator)
-        draws the sticky repeats and seeds the policy's own sampling."""
+        draws the sticky repeats and seeds the policy's own sampling. ``visit(cell, reward,
+        steps, ended)`` is told the reset state and each step that changes something (a cell,
+        a reward, the end), as an exploration's steps are."""
         import torch
 
         torch.manual_seed(int(noise.integers(2**62)))
         env.reset(seed)
         actions: list[int] = []
         total, prev = 0.0, 0  # robustify's Runner starts an episode with action 0 as "previous"
-        while cell_fn(env) != target:
+        cell = cell_fn(env)
+        visit(cell, 0.0, 0, False)
+        while cell != target:
             if len(actions) >= self.limit:
                 return Return(actions, total, False)
             a, _, _ = act(self.model, policy_input(env, self.space, self.features, total))
@@ -93,7 +108,10 @@ class PolicyReturn:
             actions.append(a)
             prev = a
             total += reward
-            if (terminated or truncated) and cell_fn(env) != target:
+            last, cell = cell, cell_fn(env)
+            if cell != last or reward != 0 or terminated or truncated:
+                visit(cell, total, len(actions), terminated or truncated)
+            if (terminated or truncated) and cell != target:
                 return Return(actions, total, False)
         return Return(actions, total, True)
 
