@@ -26,7 +26,7 @@ reference adds every step of its rollouts to the archive, the return's too (``ar
 ``update_archive``). A lost life does not end a return: the policy plays on as robustify
 trained it (``--life-loss continue``) and as ``stepstone evaluate`` scores it. Montezuma's
 policy in bench/README.md loses a life right after the key and opens the door from where the
-game puts the player back, 13 steps away. (The reference ends its episodes on death,
+game puts the player back, about 13 steps away. (The reference ends its episodes on death,
 ``run_policy_based_ge_montezuma.sh --end_on_death``, and trains its policy under that rule.)
 Under ``--end-on-life-loss`` the exploration after the return ends at the next life lost.
 
