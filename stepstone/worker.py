@@ -14,6 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import cells as cells_mod
 from . import envs, explorers
@@ -65,7 +66,13 @@ class Worker:
     @classmethod
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
         """The worker of a run; ``llm`` (llm.settings.Settings) tells the llm explorer where
-        its model is (it connects on first use, in the process that explores)."""
+        its model is (it connects on first use, in the process that explores).
+
+        A worker is one process on one core, so numpy's BLAS gets one thread: downscaled
+        cells are two small matrix products a step, and above OpenBLAS's size threshold
+        (a 4 x 30 dynamic shape) its threads, in every worker at once, made a 2-worker run
+        8x slower on 2 cores (bench/README.md, "One BLAS thread per worker")."""
+        threadpool_limits(1, user_api="blas")
         # The user's modules first, in every process: they may register what the config names.
         envs.import_modules(config.imports)
         spec = envs.EnvSpec(
