@@ -174,18 +174,23 @@ def main() -> None:
                 m = at(history, cp)
                 if m is None:
                     continue
-                row = {"kind": cells + suffix, "seed": seed, "checkpoint": cp, "level1_at": solved}
+                # Rooms can leave the archive: an entry is replaced by a better one in its cell,
+                # and a re-keying (dynamic cells) may give rooms that look alike one cell.
+                peak = max(h["rooms"] or 0 for h in history if h["frames"] <= m["frames"])
+                row = {"kind": cells + suffix, "seed": seed, "checkpoint": cp, "level1_at": solved,
+                       "rooms_peak": peak}  # fmt: skip
                 results.append({**m, **row})
             store.close()
 
     print(
-        f"\n{'cells':<24} {'seed':>4} {'frames':>12} {'rooms':>6} {'level':>6} "
+        f"\n{'cells':<24} {'seed':>4} {'frames':>12} {'rooms':>6} {'most':>5} {'level':>6} "
         f"{'best score':>11} {'cells':>8} {'hours':>6} {'level 1 solved at':>18}"
     )
     for r in results:
         solved = f"{r['level1_at']:,}" if r["level1_at"] else "-"
         print(
             f"{r['kind']:<24} {r['seed']:>4} {r['frames']:>12,} {r['rooms'] or 0:>6} "
+            f"{r['rooms_peak']:>5} "
             f"{r['level'] or 0:>6} {r['best_score']:>11g} {r['cells']:>8} "
             f"{r['seconds'] / 3600:>6.2f} {solved:>18}"
         )
