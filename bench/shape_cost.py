@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import stepstone
 from stepstone import runner, selectors
 from stepstone.config import parse_count
 from stepstone.store.sqlite import DB_NAME
@@ -50,10 +51,13 @@ def rekeyed_copy(src: Path, dst: Path, shape: tuple[int, ...]) -> int:
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, float]:
-    """Wall and CPU seconds (the child and its worker processes) of one command."""
+    """Wall and CPU seconds (the child and its worker processes) of one command, run where
+    ``python -m stepstone.cli`` finds the stepstone this script imported (``-m`` puts the
+    working directory first on the path)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    root = Path(stepstone.__file__).resolve().parents[1]
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, cwd=root)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
@@ -69,6 +73,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("/tmp/shape_cost"))
     args = ap.parse_args()
+    args.run_dir, args.out = args.run_dir.resolve(), args.out.resolve()
     shape = tuple(int(v) for v in args.shape.split(","))
     base = dict(os.environ)
     arms = {
