@@ -71,7 +71,7 @@ class Worker:
         A worker is one process on one core, so numpy's BLAS gets one thread: downscaled
         cells are two small matrix products a step, and above OpenBLAS's size threshold
         (a 4 x 30 dynamic shape) its threads, in every worker at once, made a 2-worker run
-        8x slower on 2 cores (bench/README.md, "One BLAS thread per worker")."""
+        7x slower on 2 cores (bench/README.md, "One BLAS thread per worker")."""
         threadpool_limits(1, user_api="blas")
         # The user's modules first, in every process: they may register what the config names.
         envs.import_modules(config.imports)

@@ -125,7 +125,7 @@ def test_a_return_by_replay_that_lands_elsewhere_is_not_explored_from():
 
 def test_worker_process_uses_one_blas_thread():
     """A worker is one process on one core: numpy's BLAS threads, in every worker at once,
-    oversubscribe the cores (a dynamic 4 x 30 shape ran 8x slower with 2 workers on 2 cores)."""
+    oversubscribe the cores (a dynamic 4 x 30 shape ran 7x slower with 2 workers on 2 cores)."""
     import os
     import subprocess
     import sys
