@@ -74,7 +74,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/shape_cost"))
     args = ap.parse_args()
     args.run_dir, args.out = args.run_dir.resolve(), args.out.resolve()
-    shape = tuple(int(v) for v in args.shape.split(","))
+    if not (args.run_dir / DB_NAME).exists():
+        ap.error(f"{args.run_dir} holds no run ({DB_NAME}); give a run directory")
+    try:
+        shape = tuple(int(v) for v in args.shape.split(","))
+    except ValueError:
+        ap.error(f"--shape {args.shape!r}: give width,height,levels as integers, e.g. 4,30,9")
     base = dict(os.environ)
     arms = {
         "BLAS threads as they come": {
