@@ -68,6 +68,7 @@ def config_for(
     reset_on_update: bool = False,
     cell_params: dict | None = None,
     game: str = "montezuma",
+    end_on_life_loss: bool = True,
 ) -> ExploreConfig:
     if cells == "random":
         return ExploreConfig(
@@ -89,6 +90,7 @@ def config_for(
         selector=selector or "count",
         death_window=death_window,
         reset_on_update=reset_on_update,
+        end_on_life_loss=end_on_life_loss,
     )
 
 
@@ -111,6 +113,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--death-window", type=int, default=0, help="see ExploreConfig")
     ap.add_argument("--reset-on-update", action="store_true", help="see ExploreConfig")
+    ap.add_argument(
+        "--no-end-on-life-loss",
+        dest="end_on_life_loss",
+        action="store_false",
+        help="explorations play on after a lost life, as the reference's no-domain-knowledge "
+        "runs do (robustified/goexplore_py/generic_atari_env.py, MyAtari: end_on_death=False)",
+    )
     ap.add_argument(
         "--cell-param",
         action="append",
@@ -151,9 +160,11 @@ def main() -> None:
             go = cells != "random"
             window = args.death_window if go else 0
             reset = args.reset_on_update and go
+            play_on = not args.end_on_life_loss and go
             cell_params = params if go else {}
             suffix = "".join(f"-{k}{v}" for k, v in cell_params.items())
             suffix += (f"-dw{window}" if window else "") + ("-rou" if reset else "")
+            suffix += "-play-on" if play_on else ""
             game = "" if args.game == "montezuma" else f"{args.game}-"  # older names kept
             run_dir = args.out / f"{game}{cells.replace(':', '-')}{suffix}-s{seed}"
             if args.report:
@@ -161,7 +172,7 @@ def main() -> None:
                     continue
                 store = RunStore.open(run_dir)
             else:
-                config = config_for(cells, seed, window, reset, cell_params, args.game)
+                config = config_for(cells, seed, window, reset, cell_params, args.game, not play_on)
                 store = open_run(config, run_dir)
                 stored = int(store.meta("budget", "0"))
                 store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run

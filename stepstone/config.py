@@ -61,9 +61,13 @@ class ExploreConfig:
         None, type=float, shown="0.95; 0 in browser worlds",
         help="probability that a random exploration repeats its previous action",
     )  # fmt: skip
+    # Go-Explore's reference ends on a death in its domain-knowledge runs (montezuma_env.py)
+    # but not in its no-domain-knowledge ones (generic_atari_env.py, end_on_death=False);
+    # playing on did no better on Montezuma's Revenge at 10M frames (bench/README.md).
     end_on_life_loss: bool = option(
-        True, help="end an exploration when a life is lost (as Go-Explore Phase 1 does)"
-    )
+        True, help="end an exploration when a life is lost (as Go-Explore's domain-knowledge "
+        "Phase 1 does)",
+    )  # fmt: skip
     # Cells reached in the last N steps before a life was lost are not kept. Atari games take a
     # life only after the death animation, and cells recorded during it are doomed: on a
     # Montezuma archive, 30% of cells died whatever the agent did, 75% of those within 10
