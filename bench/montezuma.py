@@ -172,7 +172,9 @@ def main() -> None:
                     continue
                 store = RunStore.open(run_dir)
             else:
-                config = config_for(cells, seed, window, reset, cell_params, args.game, not play_on)
+                config = config_for(
+                    cells, seed, window, reset, cell_params, args.game, end_on_life_loss=not play_on
+                )
                 store = open_run(config, run_dir)
                 stored = int(store.meta("budget", "0"))
                 store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run
