@@ -33,9 +33,12 @@ _INT_COLUMNS = (
     "times_chosen_since_new",
     "times_seen",
     "discoveries",  # explorations from this cell that added or improved an entry
+    "new_finds",  # explorations from this cell that added a cell (discoveries less improvements)
     "goal",  # 1 when this entry's state reaches the run's goal (goals.py), else 0
 )
-_COUNTERS = ("times_chosen", "times_chosen_since_new", "times_seen", "discoveries")
+_COUNTERS = (
+    "times_chosen", "times_chosen_since_new", "times_seen", "discoveries", "new_finds"
+)  # fmt: skip
 
 _COLUMNS = ("score", "terminal", *_INT_COLUMNS)
 _DTYPES = {"score": np.float64, "terminal": bool, **{n: np.int64 for n in _INT_COLUMNS}}
@@ -82,6 +85,7 @@ class Entry:
     times_chosen_since_new: int
     times_seen: int
     discoveries: int
+    new_finds: int
     goal: int
     terminal: bool
     metrics: Mapping[str, int]  # the metrics this entry's state reported (see Archive.metrics)
@@ -135,7 +139,11 @@ class Retired:
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping]) -> Retired:
         names = {n for r in rows for n in r} - set(_COLUMNS)
-        columns = {n: np.array([r[n] for r in rows], dtype=_DTYPES[n]) for n in _COLUMNS}
+        # A counter newer than the row (written by an older version) starts at 0.
+        columns = {
+            n: np.array([r.get(n, 0) if n in _COUNTERS else r[n] for r in rows], dtype=_DTYPES[n])
+            for n in _COLUMNS
+        }
         metrics = {n: np.array([r.get(n, MISSING) for r in rows]) for n in names}
         return cls(columns, metrics)
 
@@ -154,6 +162,7 @@ class Archive:
     times_chosen_since_new: np.ndarray
     times_seen: np.ndarray
     discoveries: np.ndarray
+    new_finds: np.ndarray
     goal: np.ndarray
     # name -> int64 column of what the environment reported (MISSING where a state did not)
     metrics: dict[str, np.ndarray]

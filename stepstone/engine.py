@@ -332,6 +332,7 @@ class Engine:
             counts.apply(a)  # the judge sees the counters as they are at this result
             accepted = list(self.admit(accepted, task, a))
         updated: list[Hashable] = []  # entries this result added or improved
+        added_at: list[int] = []  # steps into the exploration at which it added a cell
         if accepted:
             upto = max(f.steps for f in accepted)
             start, at = (ROOT, 0) if from_reset else (task.node, task.length)
@@ -352,6 +353,7 @@ class Engine:
                 if status is AddStatus.NEW:
                     stats.new_cells += 1
                     updated.append(f.cell)
+                    added_at.append(f.steps)
                 elif status is AddStatus.IMPROVED:
                     stats.improved += 1
                     updated.append(f.cell)
@@ -359,7 +361,9 @@ class Engine:
         if i is not None:  # None only if a re-keying merged the cell away meanwhile
             counts.chosen.append(i)
             # What a return by the policy passed on its way is not this cell's discovery.
-            counts.discovered.append(any(f.steps > (result.returned or 0) for f in accepted))
+            returned = result.returned or 0
+            counts.discovered.append(any(f.steps > returned for f in accepted))
+            counts.added.append(any(steps > returned for steps in added_at))
         seen: Iterable[Hashable] = result.seen if current else []
         if self.rule is not None:
             seen = set(self.rule.nearest(list(seen), a))
@@ -375,7 +379,7 @@ class Engine:
             for cell in updated:
                 j = a.index[cell]
                 a.times_chosen[j] = a.times_chosen_since_new[j] = a.times_seen[j] = 0
-                a.discoveries[j] = 0
+                a.discoveries[j] = a.new_finds[j] = 0
         return stats
 
     def _note_goal(self, found: Found) -> None:
@@ -407,7 +411,8 @@ class _Counts:
 
     Per result: ``times_chosen`` +1 for the cell explored from, ``discoveries`` +1 and
     ``times_chosen_since_new`` back to 0 when the exploration added or improved an entry (else
-    +1), and ``times_seen`` +1 for each archive cell it visited.
+    +1), ``new_finds`` +1 when it added one, and ``times_seen`` +1 for each archive cell it
+    visited.
     """
 
     SMALL = 32  # updates below which numpy's per-call overhead costs more than a loop
@@ -415,6 +420,7 @@ class _Counts:
     def __init__(self) -> None:
         self.chosen: list[int] = []  # rows explored from, in merge order
         self.discovered: list[bool] = []  # whether that exploration found something
+        self.added: list[bool] = []  # whether it found a new cell
         self.seen: list[int] = []  # rows visited
 
     def apply(self, a: Archive) -> None:
@@ -422,11 +428,12 @@ class _Counts:
             self._apply_each(a)
         else:
             self._apply_vectorised(a)
-        self.chosen, self.discovered, self.seen = [], [], []
+        self.chosen, self.discovered, self.added, self.seen = [], [], [], []
 
     def _apply_each(self, a: Archive) -> None:
-        for i, hit in zip(self.chosen, self.discovered, strict=True):
+        for i, hit, added in zip(self.chosen, self.discovered, self.added, strict=True):
             a.times_chosen[i] += 1
+            a.new_finds[i] += added
             if hit:
                 a.times_chosen_since_new[i] = 0
                 a.discoveries[i] += 1
@@ -445,6 +452,7 @@ class _Counts:
             n = len(cells)
             a.times_chosen[cells] += np.bincount(inv, minlength=n)
             a.discoveries[cells] += np.bincount(inv[hit], minlength=n)
+            a.new_finds[cells] += np.bincount(inv[np.array(self.added, dtype=bool)], minlength=n)
             # since_new ends as the misses after a cell's last hit, or grows by all its misses.
             order = np.arange(len(rows))
             last = np.full(n, -1)

@@ -209,7 +209,7 @@ class Shard:
             paths.move_to_end(key)
         return p
 
-    def tell(self, items: list[tuple], credits: list[Hashable]) -> tuple[list[tuple], dict]:
+    def tell(self, items: list[tuple], credits: list[tuple]) -> tuple[list[tuple], dict]:
         """Merge this shard's parts of a batch of results; the entries each one added and
         improved, and this shard's totals."""
         e = self.engine
@@ -238,14 +238,17 @@ class Shard:
         ]
         return changed, self.totals()
 
-    def credit(self, cells: Iterable[Hashable]) -> None:
-        """Explorations from these cells found something in another shard."""
+    def credit(self, credits: Iterable[tuple[Hashable, bool, bool]]) -> None:
+        """Explorations from these cells found something in other shards that this one did not
+        count: (cell, whether they found anything, whether they added a cell)."""
         a = self.engine.archive
-        for cell in cells:
+        for cell, found, added in credits:
             i = a.index.get(cell)
             if i is not None:
-                a.discoveries[i] += 1
-                a.times_chosen_since_new[i] = 0
+                a.new_finds[i] += added
+                if found:
+                    a.discoveries[i] += 1
+                    a.times_chosen_since_new[i] = 0
                 a.dirty.add(i)
 
     def totals(self) -> dict:
@@ -272,7 +275,7 @@ class Shard:
             out["delta"] = d
         return out
 
-    def commit(self, frames: int, credits: list[Hashable]) -> dict:
+    def commit(self, frames: int, credits: list[tuple]) -> dict:
         """Write this shard's changes; its totals with the (level, room) pairs it reached."""
         self.credit(credits)
         self.engine.frames = frames
@@ -392,7 +395,7 @@ class ShardedEngine:
             self.rng.bit_generator.state = state["rng"]
         self.pending: dict[int, Task] = {}
         self.origin: dict[int, tuple[int, np.ndarray]] = {}  # task -> its shard, trajectory
-        self.credits: list[list[Hashable]] = [[] for _ in range(k)]
+        self.credits: list[list[tuple]] = [[] for _ in range(k)]  # Shard.credit's, by shard
         self.selector = _Observer()
         self.rule = None
         self.archive = Archive()  # the coordinator holds no entries (RunStore.commit)
@@ -537,6 +540,7 @@ class ShardedEngine:
         calls = [(items[i], self.credits[i]) if items[i] else None for i in range(k)]
         replies = self._call_all("tell", calls)
         found_by: dict[int, set[int]] = {}  # result -> shards where it changed something
+        added_by: dict[int, set[int]] = {}  # result -> shards where it added a cell
         for i, reply in enumerate(replies):
             if reply is None:
                 continue
@@ -548,10 +552,16 @@ class ShardedEngine:
                 stats[j].new_cells += new
                 stats[j].improved += improved
                 found_by.setdefault(j, set()).add(i)
+                if new:
+                    added_by.setdefault(j, set()).add(i)
         for j, shards in found_by.items():
             mine = owner[j]
-            if mine is not None and mine[0] not in shards:
-                self.credits[mine[0]].append(mine[1])
+            if mine is None:
+                continue
+            found = mine[0] not in shards  # else the own shard counted it in its tell
+            added = j in added_by and mine[0] not in added_by[j]
+            if found or added:
+                self.credits[mine[0]].append((mine[1], found, added))
         return stats
 
     def abandon(self, task_id: int) -> Task | None:

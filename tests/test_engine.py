@@ -256,6 +256,21 @@ def test_reset_on_update_follows_the_reference_run_cycle():
         assert np.isclose(w["c"], 1.0 if reset else 1 / np.sqrt(3))
 
 
+def test_new_finds_count_only_explorations_that_add_a_cell():
+    """``discoveries`` counts an exploration that only shortens a known cell's path (Go-Explore's
+    merge rule takes it); ``new_finds`` does not, and knapsack-new's rate follows it."""
+    e = engine()
+    e.selector.weights = lambda a: np.eye(len(a))[0]  # always explore from "root"
+    for found in (Found("a", 0.0, 2, b"A"), Found("a", 0.0, 1, b"A2"), Found("a", 0.0, 3, b"A3")):
+        (t,) = e.ask(1)  # added, then improved (shorter), then nothing
+        e.tell(Result(t.task_id, np.zeros(3, np.uint8), 12, [found], ["root", "a"]))
+    root = e.archive.get("root")
+    assert (root.times_chosen, root.discoveries, root.new_finds) == (3, 2, 1)
+    # Beta(1, 1) posterior means: (2 + 1) / (3 + 2) and (1 + 1) / (3 + 2)
+    assert np.allclose(make("knapsack").rates(e.archive)[:1], [0.6])
+    assert np.allclose(make("knapsack-new").rates(e.archive)[:1], [0.4])
+
+
 def test_a_rekeying_sums_counters_unless_reset_on_update():
     for reset in (False, True):
         e = Engine(Archive(), TrajectoryTree(), Uniform(), cell_shape=(2,), reset_on_update=reset)

@@ -147,17 +147,23 @@ def test_a_result_is_merged_once_and_a_killed_shard_resumes_from_its_store(
     user_env_module, tmp_path
 ):
     run = tmp_path / "run"
-    assert explore(user_env_module, run, "1k") == 0
+    assert explore(user_env_module, run, "200", "--explore-steps", "5") == 0  # cells left
     store = RunStore.open(run, write=True)
     config = store.config
     worker = Worker.from_config(config)
     engine = ShardedEngine(run, config, store.state())
     try:
+        discoveries, new_finds = 0, 0
+        for i in range(2):
+            with sqlite3.connect(run / SHARDS_DIR / str(i) / "run.sqlite") as db:
+                d, f = db.execute("SELECT sum(discoveries), sum(new_finds) FROM entries").fetchone()
+            discoveries, new_finds = discoveries + (d or 0), new_finds + (f or 0)
         tasks = engine.ask(6)
         results = [worker.run(t) for t in tasks]
         assert all(isinstance(r, Parts) for r in results)  # split by the worker
         explorations, frames = engine.explorations, engine.frames
-        assert not any(s.duplicate for s in engine.tell_many(results))
+        stats = engine.tell_many(results)
+        assert not any(s.duplicate for s in stats)
         cells = engine.cells
         again = engine.tell_many(results)  # a re-issued task's second answer
         assert all(s.duplicate for s in again)
@@ -165,6 +171,17 @@ def test_a_result_is_merged_once_and_a_killed_shard_resumes_from_its_store(
         assert engine.frames == frames + sum(r.frames for r in results)
         engine.commit_shards()
         committed = shard_cells(run, 2)
+        # Each exploration counted once against the cell it started from, whichever shards
+        # took what it found (the others learn it by credits, delivered at the commit).
+        counted = [0, 0]
+        for i in range(2):
+            with sqlite3.connect(run / SHARDS_DIR / str(i) / "run.sqlite") as db:
+                rows = db.execute("SELECT discoveries, new_finds FROM entries").fetchall()
+            counted = [counted[0] + sum(r[0] for r in rows), counted[1] + sum(r[1] for r in rows)]
+        before = [discoveries, new_finds]
+        found = sum(bool(s.new_cells or s.improved) for s in stats)
+        added = sum(bool(s.new_cells) for s in stats)
+        assert counted == [before[0] + found, before[1] + added] and added > 0
         engine.procs[1].kill()
         engine.procs[1].join()
         with pytest.raises(StepstoneError, match="shard 1 stopped.*stepstone resume"):

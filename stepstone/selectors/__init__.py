@@ -30,6 +30,7 @@ REGISTRY: Registry[type[Selector]] = Registry("selector", Selector, {
     "domain-released": ".domain:DomainReleased",
     "uniform": ".uniform:Uniform",
     "knapsack": ".knapsack:Knapsack",
+    "knapsack-new": ".knapsack:KnapsackNew",
     "novelty": ".novelty:Novelty",
     "rnd": ".intrinsic:RND",
     "rdd": ".intrinsic:RDD",

@@ -58,3 +58,17 @@ class Knapsack(Selector):
             gain = q[i] * (1 - q[i]) ** (k + 1) / cost[i]
             heapq.heappush(heap, (-gain, i, k + 1))
         return np.array(picks, dtype=np.int64)
+
+
+class KnapsackNew(Knapsack):
+    """Knapsack whose rate counts only the explorations that added a cell.
+
+    Go-Explore's merge rule also replaces an entry reached by a shorter path, so on an image
+    archive most of a well-visited cell's "discoveries" can be the same cells again, a few
+    actions sooner; counting them keeps the rate of cells whose surroundings are known high.
+    """
+
+    def rates(self, archive: Archive) -> np.ndarray:
+        n = len(archive)
+        return (archive.new_finds[:n] + self.a) / (archive.times_chosen[:n] + self.a + self.b)
+
