@@ -63,9 +63,9 @@ class Knapsack(Selector):
 class KnapsackNew(Knapsack):
     """Knapsack whose rate counts only the explorations that added a cell.
 
-    Go-Explore's merge rule also replaces an entry reached by a shorter path, so on an image
-    archive most of a well-visited cell's "discoveries" can be the same cells again, a few
-    actions sooner; counting them keeps the rate of cells whose surroundings are known high.
+    Go-Explore's merge rule also replaces an entry reached by a shorter path: on Montezuma with
+    downscaled cells 73-79% of the explorations that discover something only do that
+    (bench/README.md), which keeps the rate of cells whose surroundings are mapped high.
     """
 
     def rates(self, archive: Archive) -> np.ndarray:
