@@ -71,4 +71,3 @@ class KnapsackNew(Knapsack):
     def rates(self, archive: Archive) -> np.ndarray:
         n = len(archive)
         return (archive.new_finds[:n] + self.a) / (archive.times_chosen[:n] + self.a + self.b)
-
