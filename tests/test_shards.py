@@ -47,6 +47,16 @@ def shard_cells(run_dir, k: int) -> list[dict]:
     return out
 
 
+def shard_counters(run_dir, k: int) -> tuple[int, int]:
+    """The committed ``discoveries`` and ``new_finds`` summed over every shard's cells."""
+    sums = [0, 0]
+    for i in range(k):
+        with sqlite3.connect(run_dir / SHARDS_DIR / str(i) / "run.sqlite") as db:
+            row = db.execute("SELECT sum(discoveries), sum(new_finds) FROM entries").fetchone()
+        sums = [sums[0] + (row[0] or 0), sums[1] + (row[1] or 0)]
+    return sums[0], sums[1]
+
+
 def summary(capsys, run_dir) -> dict:
     capsys.readouterr()
     assert main(["report", str(run_dir), "--json"]) == 0
@@ -153,11 +163,7 @@ def test_a_result_is_merged_once_and_a_killed_shard_resumes_from_its_store(
     worker = Worker.from_config(config)
     engine = ShardedEngine(run, config, store.state())
     try:
-        discoveries, new_finds = 0, 0
-        for i in range(2):
-            with sqlite3.connect(run / SHARDS_DIR / str(i) / "run.sqlite") as db:
-                d, f = db.execute("SELECT sum(discoveries), sum(new_finds) FROM entries").fetchone()
-            discoveries, new_finds = discoveries + (d or 0), new_finds + (f or 0)
+        before = shard_counters(run, 2)
         tasks = engine.ask(6)
         results = [worker.run(t) for t in tasks]
         assert all(isinstance(r, Parts) for r in results)  # split by the worker
@@ -173,15 +179,9 @@ def test_a_result_is_merged_once_and_a_killed_shard_resumes_from_its_store(
         committed = shard_cells(run, 2)
         # Each exploration counted once against the cell it started from, whichever shards
         # took what it found (the others learn it by credits, delivered at the commit).
-        counted = [0, 0]
-        for i in range(2):
-            with sqlite3.connect(run / SHARDS_DIR / str(i) / "run.sqlite") as db:
-                rows = db.execute("SELECT discoveries, new_finds FROM entries").fetchall()
-            counted = [counted[0] + sum(r[0] for r in rows), counted[1] + sum(r[1] for r in rows)]
-        before = [discoveries, new_finds]
         found = sum(bool(s.new_cells or s.improved) for s in stats)
         added = sum(bool(s.new_cells) for s in stats)
-        assert counted == [before[0] + found, before[1] + added] and added > 0
+        assert shard_counters(run, 2) == (before[0] + found, before[1] + added) and added > 0
         engine.procs[1].kill()
         engine.procs[1].join()
         with pytest.raises(StepstoneError, match="shard 1 stopped.*stepstone resume"):
