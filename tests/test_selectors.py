@@ -243,3 +243,43 @@ def test_a_diverged_predictor_is_rebuilt_not_a_crash(name):
     w = sel.weights(a)
     assert np.isfinite(w).all() and (w > 0).all() and sel._nets[1] is not diverged
     assert len(set(sel.select(a, 50, np.random.default_rng(0)).tolist())) > 1
+
+
+def frames_archive(frames: list[bytes], terminal=()) -> Archive:
+    a = Archive()
+    for i, f in enumerate(frames):
+        a.offer(f, 0.0, 0, 0, b"", terminal=i in terminal)
+    return a
+
+
+def test_clustered_gives_each_cluster_of_look_alike_cells_the_same_share():
+    """Nine frames of one place (the agent moved: 1 of 40 pixels differs) and two of
+    another (all pixels differ): under count weights the first place gets 9 of 11 choices,
+    clustered gives each place half. A terminal frame's share goes to its cluster's others."""
+    room_a, room_b = bytes(40), bytes([7] * 40)
+    moved = [room_a[:i] + b"\x03" + room_a[i + 1 :] for i in range(8)]
+    frames = [room_a, *moved, room_b, room_b[:-1] + b"\x01"]
+    a = frames_archive(frames, terminal={10})
+    sel = make("clustered")
+    assert sel.clusters(a).tolist() == [0] * 9 + [1, 1]
+    picks = sel.select(a, 4000, np.random.default_rng(0))
+    assert abs((picks >= 9).mean() - 0.5) < 0.03
+    assert 10 not in picks.tolist()
+    count_picks = CountBased().select(a, 4000, np.random.default_rng(0))
+    assert (count_picks >= 9).mean() < 0.15  # the one live cell of room B: 1 of 10
+
+
+def test_clustered_follows_new_cells_and_a_rekeyed_archive():
+    a = frames_archive([bytes(40)])
+    sel = make("clustered", threshold=0.1)
+    assert sel.clusters(a).tolist() == [0]
+    a.offer(bytes([1] * 3 + [0] * 37), 0.0, 0, 0, b"")  # 3 of 40 differ: within 0.1
+    a.offer(bytes([1] * 5 + [0] * 35), 0.0, 0, 0, b"")  # 5 of 40: a new cluster
+    assert sel.clusters(a).tolist() == [0, 0, 1]
+    # Archive.rekey gives the archive a new key list, as another archive has: start again
+    assert sel.clusters(frames_archive([bytes([2] * 10), bytes(10)])).tolist() == [0, 1]
+
+
+def test_clustered_refuses_a_threshold_outside_zero_one():
+    with pytest.raises(ConfigError, match="threshold"):
+        make("clustered", threshold=1.5)

@@ -31,6 +31,7 @@ REGISTRY: Registry[type[Selector]] = Registry("selector", Selector, {
     "uniform": ".uniform:Uniform",
     "knapsack": ".knapsack:Knapsack",
     "knapsack-new": ".knapsack:KnapsackNew",
+    "clustered": ".clustered:Clustered",
     "novelty": ".novelty:Novelty",
     "rnd": ".intrinsic:RND",
     "rdd": ".intrinsic:RDD",
