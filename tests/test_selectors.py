@@ -283,3 +283,14 @@ def test_clustered_follows_new_cells_and_a_rekeyed_archive():
 def test_clustered_refuses_a_threshold_outside_zero_one():
     with pytest.raises(ConfigError, match="threshold"):
         make("clustered", threshold=1.5)
+
+
+def test_clustered_joins_the_nearest_cluster_and_the_newest_of_equals():
+    base = bytes(20)
+    a = frames_archive([
+        base,
+        bytes([5] * 3 + [0] * 17),  # 3 of 20 differ from the first: a second cluster
+        bytes([5] * 1 + [0] * 19),  # 1 from the first, 2 from the second: the first
+        bytes([0] * 1 + [5] * 2 + [0] * 17),  # 2 from either leader: the newer, the second
+    ])  # fmt: skip
+    assert make("clustered", threshold=0.1).clusters(a).tolist() == [0, 1, 0, 1]

@@ -43,14 +43,17 @@ class Clustered(CountBased):
         super().__init__()
         self.threshold = float(threshold)
         self._cells: list | None = None  # the archive's key list the clusters were made from
-        self._leaders: list[np.ndarray] = []
+        # Leaders by key length: (one row per leader, their cluster indices).
+        self._leaders: dict[int, tuple[np.ndarray, list[int]]] = {}
+        self._count = 0
         self.cluster = np.zeros(0, dtype=np.int64)  # one cluster index per entry
 
     def clusters(self, archive: Archive) -> np.ndarray:
         """The cluster of each entry; entries added since the last call join or lead one."""
         n = len(archive)
         if archive.cells is not self._cells:  # a new or re-keyed archive: start again
-            self._cells, self._leaders, self.cluster = archive.cells, [], np.zeros(0, np.int64)
+            self._cells, self._leaders, self._count = archive.cells, {}, 0
+            self.cluster = np.zeros(0, np.int64)
         done = len(self.cluster)
         if done < n:
             new = np.empty(n - done, dtype=np.int64)
@@ -60,19 +63,18 @@ class Clustered(CountBased):
         return self.cluster[:n]
 
     def _assign(self, v: np.ndarray) -> int:
-        best, best_d = -1, self.threshold
-        for k, leader in enumerate(self._leaders):
-            if len(leader) != len(v):  # keys of another length never share a cluster
-                continue
-            d = float(np.mean(leader != v))
-            if d <= best_d:
-                best, best_d = k, d
-                if d == 0:
-                    break
-        if best < 0:
-            self._leaders.append(v)
-            best = len(self._leaders) - 1
-        return best
+        """The nearest cluster within the threshold (of equally near ones the newest, nearer
+        the frontier), or a new one led by ``v``; keys of another length (observations of
+        another shape) never share a cluster."""
+        leaders, ids = self._leaders.get(len(v), (np.zeros((0, len(v))), []))
+        if ids:
+            d = np.mean(leaders != v, axis=1)
+            j = len(d) - 1 - int(d[::-1].argmin())
+            if d[j] <= self.threshold:
+                return ids[j]
+        self._leaders[len(v)] = (np.vstack([leaders, v]), [*ids, self._count])
+        self._count += 1
+        return self._count - 1
 
     def weights(self, archive: Archive) -> np.ndarray:
         cluster = self.clusters(archive)
