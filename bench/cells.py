@@ -11,8 +11,10 @@ shown as "old = new auto". Runs go two at a time, each in its own process with o
 worker; each row is printed as its run ends.
 
     nice -n 10 python bench/cells.py [--seeds 3] [--scale 1.0] [--jobs 2]
+        [--selectors count,clustered] [--variants "new auto"]
 
-``--scale`` multiplies every budget (0.1 for a quick look).
+``--scale`` multiplies every budget (0.1 for a quick look); ``--selectors`` runs each variant
+under each selector (default: count, the default selector); ``--variants`` keeps some.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ def one(job: tuple) -> dict:
     from stepstone.config import ExploreConfig, RunOptions
     from stepstone.runner import open_run, run
 
-    task, env, frames, stop, env_args, variant, cells, auto, seed = job
-    config = ExploreConfig(env=env, seed=seed, cells=cells, cells_auto=auto,
+    task, env, frames, stop, env_args, variant, cells, auto, selector, seed = job
+    config = ExploreConfig(env=env, seed=seed, cells=cells, cells_auto=auto, selector=selector,
                            stop_on_success=stop, env_args=env_args)  # fmt: skip
+    if selector != "count":
+        variant = f"{variant}, {selector}"
     with tempfile.TemporaryDirectory() as d:
         store = open_run(config, Path(d) / "run")
         t0 = time.process_time()
@@ -99,6 +103,8 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--only", default=None, help="comma-separated task names")
+    p.add_argument("--selectors", default="count", help="comma-separated selector names")
+    p.add_argument("--variants", default=None, help="comma-separated variant names")
     args = p.parse_args()
     jobs = []
     for task, env, frames, stop, env_args in TASKS:
@@ -109,10 +115,16 @@ def main() -> None:
             variants = {"old = new auto": VARIANTS["new auto"]}
         if task == "Hopper":
             variants["novelty"] = ("novelty", 2)
+        if args.variants:
+            keep = args.variants.split(",")
+            variants = {v: c for v, c in variants.items() if v in keep or "new auto" in v
+                        and "new auto" in keep}  # fmt: skip
         for variant, (cells, auto) in variants.items():
-            for seed in range(args.seeds):
-                budget = int(frames * args.scale)
-                jobs.append((task, env, budget, stop, env_args, variant, cells, auto, seed))
+            for selector in args.selectors.split(","):
+                for seed in range(args.seeds):
+                    budget = int(frames * args.scale)
+                    jobs.append((task, env, budget, stop, env_args, variant, cells, auto,
+                                 selector, seed))  # fmt: skip
     print("| task | cells | seed | frames | cells in archive | best score | goal at frame | "
           "distance | re-choices | final shape | CPU s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
