@@ -254,8 +254,9 @@ def frames_archive(frames: list[bytes], terminal=()) -> Archive:
 
 def test_clustered_gives_each_cluster_of_look_alike_cells_the_same_share():
     """Nine frames of one place (the agent moved: 1 of 40 pixels differs) and two of
-    another (all pixels differ): under count weights the first place gets 9 of 11 choices,
-    clustered gives each place half. A terminal frame's share goes to its cluster's others."""
+    another (all pixels differ), one of them terminal: under count weights the first place
+    gets 9 of 10 choices, clustered gives each place half, the terminal frame's share going to
+    the other frame of its place."""
     room_a, room_b = bytes(40), bytes([7] * 40)
     moved = [room_a[:i] + b"\x03" + room_a[i + 1 :] for i in range(8)]
     frames = [room_a, *moved, room_b, room_b[:-1] + b"\x01"]
@@ -289,8 +290,8 @@ def test_clustered_joins_the_nearest_cluster_and_the_newest_of_equals():
     base = bytes(20)
     a = frames_archive([
         base,
-        bytes([5] * 3 + [0] * 17),  # 3 of 20 differ from the first: a second cluster
-        bytes([5] * 1 + [0] * 19),  # 1 from the first, 2 from the second: the first
-        bytes([0] * 1 + [5] * 2 + [0] * 17),  # 2 from either leader: the newer, the second
+        bytes([5] * 4 + [0] * 16),  # 4 of 20 differ from the first: a second cluster
+        bytes([5] * 1 + [0] * 19),  # 1 from the first, 3 from the second: the first
+        bytes([5] * 2 + [0] * 18),  # 2 from either leader: the newer, the second
     ])  # fmt: skip
     assert make("clustered", threshold=0.1).clusters(a).tolist() == [0, 1, 0, 1]

@@ -83,5 +83,4 @@ class Clustered(CountBased):
         # cluster's share goes to the cells that can be explored from.
         live = np.where(archive.terminal[: len(archive)], 0.0, w)
         total = np.bincount(cluster, weights=live)
-        share = np.divide(w, total[cluster], out=np.zeros_like(w), where=total[cluster] > 0)
-        return share
+        return np.divide(w, total[cluster], out=np.zeros_like(w), where=total[cluster] > 0)
