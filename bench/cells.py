@@ -117,8 +117,8 @@ def main() -> None:
             variants["novelty"] = ("novelty", 2)
         if args.variants:
             keep = args.variants.split(",")
-            variants = {v: c for v, c in variants.items() if v in keep or "new auto" in v
-                        and "new auto" in keep}  # fmt: skip
+            # a name kept keeps "old = new auto" too when it is part of it
+            variants = {v: c for v, c in variants.items() if any(k in v for k in keep)}
         for variant, (cells, auto) in variants.items():
             for selector in args.selectors.split(","):
                 for seed in range(args.seeds):
