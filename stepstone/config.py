@@ -51,7 +51,11 @@ class ExploreConfig:
         convert=params("--cell-param", "width=16"),
         help="a parameter of the cell kind, e.g. width=16 or every=20; repeatable",
     )  # fmt: skip
-    selector: str = option("count", names=selector_names, help="one of {names}")
+    selector: str = option(  # auto: resolved at once (selectors.default) and stored by name
+        "auto", names=selector_names,
+        help="one of {names}; auto: clustered where the cells are downscaled frames (Atari's "
+        "unless --cells says otherwise) in one archive, count elsewhere",
+    )  # fmt: skip
     # None: the environment's (envs.explore_defaults), resolved at once and stored as a number
     explore_steps: int = option(
         None, type=int, shown="100; 10 in browser worlds",
@@ -159,6 +163,11 @@ class ExploreConfig:
             object.__setattr__(self, "explore_steps", steps)
         if self.repeat_prob is None:
             object.__setattr__(self, "repeat_prob", repeat)
+        if self.selector == selectors.AUTO:
+            frames = self.cells == "downscale" or (
+                self.cells == cells.AUTO and envs.is_atari(envs.ALIASES.get(self.env, self.env))
+            )
+            object.__setattr__(self, "selector", selectors.default(frames, self.shards))
         if self.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {self.seed}")
         self._check_names()

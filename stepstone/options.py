@@ -33,7 +33,7 @@ def cell_kinds() -> Sequence[str]:
 def selector_names() -> Sequence[str]:
     from . import selectors
 
-    return selectors.REGISTRY.names()
+    return selectors.choices()
 
 
 def explorer_names() -> Sequence[str]:

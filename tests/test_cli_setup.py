@@ -30,7 +30,7 @@ def test_version(capsys):
 def test_explore_help_shows_defaults_and_explains_every_option():
     explore = build_parser()._subparsers._group_actions[0].choices["explore"]
     text = " ".join(explore.format_help().split())
-    for shown in ("(default: 1M)", "(default: 100; 10 in browser worlds)", "(default: count)"):
+    for shown in ("(default: 1M)", "(default: 100; 10 in browser worlds)", "(default: auto)"):
         assert shown in text, shown
     assert "(default: None)" not in text and "(default: False)" not in text
     assert all(a.help for a in explore._actions), [a.dest for a in explore._actions if not a.help]

@@ -42,7 +42,7 @@ def test_every_explore_option_is_in_the_help_with_its_default():
             checked += 1
     assert checked == len(explore._actions) - 2  # all but -h and the positional env
     for shown in ("(default: 100; 10 in browser worlds)", "(default: 0.95; 0 in browser worlds)",
-                  "(default: count)", "(default: 60.0)"):  # fmt: skip
+                  "(default: auto)", "(default: 60.0)"):  # fmt: skip
         assert shown in text
 
 

@@ -295,3 +295,30 @@ def test_clustered_joins_the_nearest_cluster_and_the_newest_of_equals():
         bytes([5] * 2 + [0] * 18),  # 2 from either leader: the newer, the second
     ])  # fmt: skip
     assert make("clustered", threshold=0.1).clusters(a).tolist() == [0, 1, 0, 1]
+
+
+def test_auto_is_clustered_on_downscaled_frames_in_one_archive_and_count_elsewhere(
+    tmp_path, capsys
+):
+    """--selector auto (the default) is resolved when the configuration is made and stored by
+    name: a run keeps the selector it ran with, whatever auto means later."""
+    from stepstone.cli import main
+    from stepstone.config import ExploreConfig
+    from stepstone.store.sqlite import RunStore
+
+    assert ExploreConfig("ALE/Pitfall-v5").selector == "clustered"  # Atari: downscaled frames
+    assert ExploreConfig("ALE/Pitfall-v5", cells="downscale", selector="auto").selector == (
+        "clustered"
+    )
+    for other in ({"cells": "ram"}, {"cells": "dynamic"}, {"shards": 2}):
+        assert ExploreConfig("montezuma", **other).selector == "count"
+    assert ExploreConfig("CartPole-v1").selector == "count"
+    assert ExploreConfig("montezuma", selector="seen").selector == "seen"
+    run_dir = tmp_path / "run"
+    args = ["explore", "montezuma", "--frames", "3k", "--workers", "1", "--backend", "inline"]
+    assert main([*args, "--run-dir", str(run_dir), "--no-progress"]) == 0
+    store = RunStore.open(run_dir)
+    assert store.config.selector == "clustered" and store.metrics()[-1]["frames"] >= 3000
+    store.close()
+    assert "| selector | clustered |" in (run_dir / "report.md").read_text()
+    capsys.readouterr()
