@@ -1,0 +1,114 @@
+"""Why Montezuma runs without domain knowledge stop short of rooms 15 and 16: a diagnosis.
+
+Reads each run directory's archive, restores its entries and reads the RAM (room byte 3, x
+byte 42, inventory byte 65 with keys in bits 1-3; envs/ale_ram.py). Nothing here is part of a
+run: it says what the archive holds, not how it was found.
+
+    python bench/montezuma_keys.py /work/runs/p20/downscale-clustered-s{0,1,2} --walks 300
+
+For each run: the keys held by its room-17 entries and where the entries holding two or more
+keys are; from its first room-17 entry, walking left (action 4) with 0, 1 and 2 keys put in
+the inventory (where the player stops, which rooms it reaches); the brightest 11 x 8 block
+below the score line in that dark room; and ``--walks`` random explorations (100 actions,
+95% repeats, ending at a lost life, as the runs explore) from each room-17 entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from pathlib import Path
+
+import numpy as np
+
+from stepstone.cells.base import grayscale
+from stepstone.cells.downscale import Downscale
+from stepstone.selectors import CountBased
+from stepstone.store.sqlite import RunStore
+from stepstone.worker import Worker
+
+ROOM, X, INVENTORY, KEYS, LEFT = 3, 42, 65, 0b1110, 4
+
+
+def keys_held(ram: np.ndarray) -> int:
+    return bin(int(ram[INVENTORY]) & KEYS).count("1")
+
+
+def diagnose(run_dir: Path, room: int, walks: int) -> None:
+    store = RunStore.open(run_dir)
+    archive = store.load_engine(CountBased()).archive
+    n = len(archive)
+    if archive.metric("room") is None or "montezuma" not in store.config.env.lower():
+        store.close()
+        raise SystemExit(f"{run_dir} is not a Montezuma's Revenge run: give one of those")
+    rooms = np.asarray(archive.metric("room"))[:n]
+    env = Worker.from_config(store.config).env
+    ale = env.ale
+
+    def restore(i: int) -> None:
+        env.restore(archive.snapshots[int(archive.snap[i])])
+
+    in_room, two = collections.Counter(), collections.Counter()
+    for i in range(n):
+        restore(i)
+        env.step(0)  # a restored state has no screen or fresh RAM view until a step
+        k = keys_held(env.ram())
+        in_room[k] += int(rooms[i] == room)
+        two[int(rooms[i])] += int(k >= 2)
+    held = {k: c for k, c in sorted(in_room.items()) if c}
+    where = {r: c for r, c in sorted(two.items()) if c}
+    print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
+    print(f"  room-{room} entries by keys held: {held}")
+    print(f"  entries holding 2+ keys, by room: {where} ({sum(where.values())})")
+    entries = np.flatnonzero(rooms == room)
+    if not len(entries):
+        store.close()
+        return
+    shrink = Downscale().shrink
+    for inventory, name in ((0, "no key"), (2, "one key"), (6, "two keys")):
+        restore(int(entries[0]))
+        ale.setRAM(INVENTORY, inventory)
+        seen, xs, dark = set(), [], 0.0
+        for t in range(200):
+            env.step(LEFT)
+            ram = env.ram()
+            seen.add(int(ram[ROOM]))
+            xs.append(int(ram[X]))
+            if t == 5:
+                dark = float(shrink(grayscale(env))[1:].max())
+        print(f"  walking left with {name}: rooms {sorted(seen)}, x from {xs[0]} to "
+              f"{min(xs)}; brightest block below the score line at step 5: {dark:.1f} "
+              "of 256 (the first of 8 levels starts at 32)")  # fmt: skip
+    rng = np.random.default_rng(0)
+    reached, lost = collections.Counter(), 0
+    for i in entries:
+        for _ in range(walks):
+            restore(int(i))
+            lives, action, seen = env.lives(), 0, set()
+            for t in range(100):
+                if t == 0 or rng.random() > 0.95:
+                    action = int(rng.integers(18))
+                env.step(action)
+                seen.add(int(env.ram()[ROOM]))
+                if env.lives() < lives:
+                    lost += 1
+                    break
+            reached.update(seen)
+    walks = walks * len(entries)
+    print(f"  {walks} random explorations from its {len(entries)} room-{room} entries: "
+          f"rooms reached {dict(sorted(reached.items()))}, a life lost in {lost}")  # fmt: skip
+    store.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", type=Path, nargs="+")
+    ap.add_argument("--room", type=int, default=17)
+    ap.add_argument("--walks", type=int, default=300)
+    args = ap.parse_args()
+    for run_dir in args.runs:
+        diagnose(run_dir, args.room, args.walks)
+
+
+if __name__ == "__main__":
+    main()
