@@ -163,7 +163,8 @@ class ExploreConfig:
             object.__setattr__(self, "explore_steps", steps)
         if self.repeat_prob is None:
             object.__setattr__(self, "repeat_prob", repeat)
-        if self.selector == selectors.AUTO:
+        if self.selector == selectors.AUTO:  # before the environment exists, so: Atari's
+            # default cells are downscaled frames (envs/ale.py, default_cells), by its id
             frames = self.cells == "downscale" or (
                 self.cells == cells.AUTO and envs.is_atari(envs.ALIASES.get(self.env, self.env))
             )
