@@ -42,8 +42,9 @@ PROTOCOL = (
     "python bench/montezuma.py --game pitfall --frames 50M --checkpoints 10M,50M "
     "--seeds 0,1,2 --cells downscale,dynamic,downscale:clustered --random-frames 0 --workers 2",
     # Selection (issue 20 point 3) at 50M on the default (downscaled) and dynamic cells:
-    # today's count weights, the released no-domain-knowledge script's times-seen-only
-    # weights without and with --reset-on-update (its --seen_weight=1 --reset_cell_on_update),
+    # count weights (the default before --selector auto), the released no-domain-knowledge
+    # script's times-seen-only weights without and with --reset-on-update (its
+    # --seen_weight=1 --reset_cell_on_update),
     # knapsack and rdd.
     *(
         f"python bench/montezuma.py --frames 50M --checkpoints 10M,20M,30M,50M --seeds 0,1,2 "
