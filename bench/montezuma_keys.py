@@ -9,7 +9,8 @@ run: it says what the archive holds, not how it was found.
 For each run: the keys held by its room-17 entries and where the entries holding two or more
 keys are; from its first room-17 entry, walking left (action 4) with 0, 1 and 2 keys put in
 the inventory (where the player stops, which rooms it reaches); the brightest 11 x 8 block
-below the score line in that dark room; and ``--walks`` random explorations (100 actions,
+of the inventory row (the second) and below it in that dark room (before 2026-12-05 one
+number, from the second row down); and ``--walks`` random explorations (100 actions,
 95% repeats, ending at a lost life, as the runs explore) from each room-17 entry.
 """
 
@@ -75,10 +76,12 @@ def diagnose(run_dir: Path, room: int, walks: int) -> None:
             seen.add(int(ram[ROOM]))
             xs.append(int(ram[X]))
             if t == 5:
-                dark = float(shrink(grayscale(env))[1:].max())
+                blocks = shrink(grayscale(env))
+                dark, held = float(blocks[2:].max()), float(blocks[1].max())
         print(f"  walking left with {name}: rooms {sorted(seen)}, x from {xs[0]} to "
-              f"{min(xs)}; brightest block below the score line at step 5: {dark:.1f} "
-              "of 256 (the first of 8 levels starts at 32)")  # fmt: skip
+              f"{min(xs)}; at step 5 the brightest block below the inventory row is "
+              f"{dark:.1f} of 256, of the inventory row {held:.1f} (the first of 8 "
+              "levels starts at 32)")  # fmt: skip
     rng = np.random.default_rng(0)
     reached, lost = collections.Counter(), 0
     for i in entries:

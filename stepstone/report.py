@@ -42,6 +42,7 @@ def summary(store: RunStore) -> dict:
     return {
         "env": config.env,
         "cells_kind": config.cells,
+        "cell_params": dict(config.cell_params),  # what the user pinned (--cell-param)
         # Adaptive cells: their current parameters and every re-choice (frames, shape, sampled
         # states, archive size before and after), cells/schedule.py; None for other kinds.
         "cell_shape": state.get("cell_shape"),
@@ -157,10 +158,17 @@ def llm_summary(config, store: RunStore, last: dict) -> dict:
     return out
 
 
+def cells_row(s: dict) -> str:
+    """The cell kind and its pinned parameters: ``auto; gamma=0.5``."""
+    params = s.get("cell_params") or {}
+    pinned = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{s['cells_kind']}; {pinned}" if pinned else s["cells_kind"]
+
+
 def markdown(s: dict) -> str:
     rows = [
         ("environment", s["env"]),
-        ("cells", f"{s['cells']} ({s['cells_kind']})"),
+        ("cells", f"{s['cells']} ({cells_row(s)})"),
         *([("cell shape", shape_row(s))] if s.get("cell_shape") is not None else []),
         ("selector", s["selector"]),
         ("frames", f"{s['frames']:,} of {s['frames_budget']:,}"),

@@ -41,6 +41,43 @@ def test_downscale_is_block_mean_then_quantised():
     assert d.key_of(frame) == bytes([0, 7, 2, 4])
 
 
+def test_gamma_below_one_sees_a_dim_sprite_that_even_levels_merge():
+    """Montezuma's dark rooms: the player averages to ~20 of 256 in its 11 x 8 block."""
+
+    def sprite_at(row: int, col: int) -> np.ndarray:
+        frame = np.zeros((8, 8), dtype=np.uint8)
+        frame[row : row + 2, col : col + 2] = 80  # a 4 x 4 block's mean: 80 * 4 / 16 = 20
+        return frame
+
+    even, fine = Downscale(2, 2, 8), Downscale(2, 2, 8, gamma=0.5)
+    # even levels: floor(8 * 20 / 256) = 0, so every position is the empty frame's cell
+    assert even.key_of(sprite_at(0, 0)) == even.key_of(sprite_at(4, 4)) == bytes(4)
+    # gamma 0.5: floor(8 * sqrt(20 / 256)) = floor(2.24) = 2, in the sprite's block only
+    assert fine.key_of(sprite_at(0, 0)) == bytes([2, 0, 0, 0])
+    assert fine.key_of(sprite_at(4, 4)) == bytes([0, 0, 0, 2])
+    # the top level is still levels - 1: floor(8 * sqrt(255 / 256)) = 7
+    assert fine.key_of(np.full((8, 8), 255, np.uint8)) == bytes([7] * 4)
+    with pytest.raises(ValueError, match="gamma"):
+        Downscale(gamma=2)
+
+
+def test_gamma_is_a_cell_param_the_run_uses_and_the_report_names(tmp_path, capsys):
+    from stepstone.cli import main
+    from stepstone.store.sqlite import RunStore
+
+    run_dir = tmp_path / "run"
+    args = ["explore", "montezuma", "--frames", "2k", "--workers", "1", "--backend", "inline"]
+    assert main([*args, "--cell-param", "gamma=0.5", "--run-dir", str(run_dir)]) == 0
+    store = RunStore.open(run_dir)
+    worker = Worker.from_config(store.config)
+    store.close()
+    assert isinstance(worker.cell_fn, Downscale) and worker.cell_fn.gamma == 0.5
+    worker.close()
+    assert "| cells |" in (report := (run_dir / "report.md").read_text())
+    assert "(auto; gamma=0.5) |" in report
+    capsys.readouterr()
+
+
 def test_dynamic_objective_hand_computed():
     assert score(np.array([5.0]), 2) == 0.0  # one cell: no information
     assert score(np.array([1.0, 1.0]), 2) == pytest.approx(1.0)
