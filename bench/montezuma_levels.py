@@ -34,8 +34,11 @@ def main() -> None:
     ap.add_argument("--levels", default="8:1,8:0.5,5:0.5", help="LEVELS:GAMMA pairs")
     ap.add_argument("--room", type=int, default=17)
     args = ap.parse_args()
-    variants = [tuple(v.split(":")) for v in args.levels.split(",")]
-    variants = [Downscale(levels=int(lv), gamma=float(g)) for lv, g in variants]
+    try:
+        pairs = [v.split(":") for v in args.levels.split(",")]
+        variants = [Downscale(levels=int(lv), gamma=float(g)) for lv, g in pairs]
+    except ValueError as e:
+        raise SystemExit(f"--levels takes LEVELS:GAMMA pairs such as 8:1,5:0.5 ({e})") from e
     store = RunStore.open(args.run)
     archive = store.load_engine(CountBased()).archive
     n = len(archive)
