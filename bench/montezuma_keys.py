@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,15 +36,24 @@ def keys_held(ram: np.ndarray) -> int:
     return bin(int(ram[INVENTORY]) & KEYS).count("1")
 
 
-def diagnose(run_dir: Path, room: int, walks: int) -> None:
+def open_archive(run_dir: Path) -> tuple[RunStore, Any, np.ndarray, Any]:
+    """The run's store, its archive, each entry's room and an environment to restore them in
+    (bench/montezuma_levels.py uses it too)."""
     store = RunStore.open(run_dir)
     archive = store.load_engine(CountBased()).archive
+    rooms = archive.metric("room")
+    if rooms is None:
+        store.close()
+        raise SystemExit(f"{run_dir} has no room metric: give a Montezuma or Pitfall run")
+    return store, archive, np.asarray(rooms)[: len(archive)], Worker.from_config(store.config).env
+
+
+def diagnose(run_dir: Path, room: int, walks: int) -> None:
+    store, archive, rooms, env = open_archive(run_dir)
     n = len(archive)
-    if archive.metric("room") is None or "montezuma" not in store.config.env.lower():
+    if "montezuma" not in store.config.env.lower():
         store.close()
         raise SystemExit(f"{run_dir} is not a Montezuma's Revenge run: give one of those")
-    rooms = np.asarray(archive.metric("room"))[:n]
-    env = Worker.from_config(store.config).env
     ale = env.ale
 
     def restore(i: int) -> None:

@@ -20,12 +20,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from montezuma_keys import open_archive
 
 from stepstone.cells.base import grayscale
 from stepstone.cells.downscale import Downscale
-from stepstone.selectors import CountBased
-from stepstone.store.sqlite import RunStore
-from stepstone.worker import Worker
 
 
 def main() -> None:
@@ -39,15 +37,8 @@ def main() -> None:
         variants = [Downscale(levels=int(lv), gamma=float(g)) for lv, g in pairs]
     except ValueError as e:
         raise SystemExit(f"--levels takes LEVELS:GAMMA pairs such as 8:1,5:0.5 ({e})") from e
-    store = RunStore.open(args.run)
-    archive = store.load_engine(CountBased()).archive
+    store, archive, rooms, env = open_archive(args.run)
     n = len(archive)
-    rooms = archive.metric("room")
-    if rooms is None:
-        store.close()
-        raise SystemExit(f"{args.run} has no room metric: give a Montezuma or Pitfall run")
-    rooms = np.asarray(rooms)[:n]
-    env = Worker.from_config(store.config).env
     frames = []
     for i in range(n):
         env.restore(archive.snapshots[int(archive.snap[i])])
