@@ -315,7 +315,13 @@ def page_data(store: RunStore, max_frames: int) -> dict:
          *place(archive, i)]
         for i in range(len(archive))
     ]  # fmt: skip
-    data: dict[str, Any] = {"summary": report.summary(store), "cells": table}
+    summary = report.summary(store)
+    # the page names the cells as report.md does: the kind and what --cell-param pinned
+    data: dict[str, Any] = {
+        "summary": summary,
+        "cells_row": report.cells_row(summary),
+        "cells": table,
+    }
     worker = drawing_worker(config)
     try:
         kind = cells_mod.resolve(config.cells, config.cell_params, worker.env)[0]

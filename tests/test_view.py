@@ -74,7 +74,10 @@ def rooms_page(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="module")
 def points_page(tmp_path_factory) -> tuple[Path, dict]:
-    return view(explore(tmp_path_factory.mktemp("points"), "CartPole-v1", "2k"))
+    run_dir = explore(
+        tmp_path_factory.mktemp("points"), "CartPole-v1", "2k", "--cell-param", "decimals=2"
+    )
+    return view(run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +184,8 @@ def test_rooms_and_points_in_a_browser(rooms_page, points_page, browser):
     page, data = points_page
     browser.get(page.as_uri())
     assert len(browser.find_elements("css selector", "#cells tbody tr")) == len(data["cells"])
+    # the pinned cell parameter is named, as in report.md
+    assert "Cells: auto; decimals=2, selector: count." in browser.find_element("id", "facts").text
     points = browser.find_elements("css selector", "#map circle")
     assert len(points) == len(data["cells"])
     browser.execute_script("arguments[0].dispatchEvent(new Event('click'))", points[5])
