@@ -1,0 +1,149 @@
+"""Where a Montezuma run's two-key entries stop, and what share of its choices reaches them.
+
+Rooms 15 and 16 need two keys carried into room 17 (bench/montezuma_keys.py). This reads a
+run's archive with the RAM (a diagnosis with domain knowledge that no run uses) and prints:
+
+- for each room, its entries and the share of the next choice that the run's own selector
+  gives them, split by keys held, and for a clustered run the rooms (up to four, with their
+  entries) in the cluster holding most of the room's entries: look-alike rooms that the
+  selector counts as one place;
+- for each room of ``--route``, the (room, keys held) steps of its shortest entry's
+  trajectory: the way the run found into it;
+- from up to ``--entries`` of the entries holding two keys in each room of ``--from``,
+  ``--walks`` random explorations each (100 actions, 95% repeats, ending at a lost life, as
+  the runs explore): the (room, keys held) pairs they reach and how many lose a life; and
+  where (RAM x) the room's entries holding 0, 1 and 2 keys lie.
+
+    python bench/montezuma_frontier.py /work/runs/p20/downscale-clustered-s{0,1,2} --walks 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from pathlib import Path
+
+import numpy as np
+from montezuma_keys import ROOM, X, keys_held, open_archive
+
+from stepstone import selectors
+from stepstone.trajectories import TrajectoryTree
+
+STEPS, REPEAT = 100, 0.95  # the runs' exploration (config.py: explore_steps, repeat_action)
+
+
+def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str) -> None:
+    n = len(archive)
+    selector = selectors.make(selector_name)
+    w = np.where(archive.terminal[:n], 0.0, selector.weights(archive))
+    p = w / w.sum()
+    cluster = getattr(selector, "cluster", None)
+    print(f"  share of the next choice under its selector ({selector_name}), by room:")
+    for r in np.unique(rooms):
+        at = rooms == r
+        held = ", ".join(
+            f"{k} keys {100 * p[at & (keys == k)].sum():.2f}%"
+            for k in np.unique(keys[at])
+        )  # fmt: skip
+        line = f"    room {r:2d}: {at.sum():5d} entries, {100 * p[at].sum():5.2f}% ({held})"
+        if cluster is not None:  # the cluster holding most of the room's entries
+            main = np.bincount(cluster[:n][at]).argmax()
+            mates = collections.Counter(rooms[cluster[:n] == main].tolist()).most_common(4)
+            line += f"; its main cluster holds {dict(mates)}"
+        print(line)
+
+
+def route(store, archive, env, rooms: np.ndarray, room: int) -> None:
+    at = np.flatnonzero(rooms == room)
+    if not len(at):
+        print(f"  room {room}: not in the archive")
+        return
+    i = int(at[np.argmin(archive.length[at])])
+    actions = TrajectoryTree(store.nodes).actions(int(archive.node[i]), int(archive.length[i]))
+    env.reset(store.config.seed)
+    steps: list[tuple[int, int]] = []
+    for a in actions:
+        env.step(int(a))
+        ram = env.ram()
+        now = (int(ram[ROOM]), keys_held(ram))
+        if not steps or steps[-1] != now:
+            steps.append(now)
+    way = " ".join(f"{r}/{k}" for r, k in steps)
+    print(f"  room {room}, shortest entry ({len(actions)} steps), as room/keys: {way}")
+
+
+def walks_from(archive, env, entries: np.ndarray, walks: int, rng) -> tuple[dict, int]:
+    reached, lost = collections.Counter(), 0
+    for i in entries:
+        for _ in range(walks):
+            env.restore(archive.snapshots[int(archive.snap[i])])
+            lives, action, seen = env.lives(), 0, set()
+            for t in range(STEPS):
+                if t == 0 or rng.random() > REPEAT:
+                    action = int(rng.integers(18))
+                env.step(action)
+                ram = env.ram()
+                seen.add((int(ram[ROOM]), keys_held(ram)))
+                if env.lives() < lives:
+                    lost += 1
+                    break
+            reached.update(seen)
+    return dict(sorted(reached.items())), lost
+
+
+def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most: int) -> None:
+    store, archive, rooms, env = open_archive(run_dir)
+    try:
+        if "montezuma" not in store.config.env.lower():
+            raise SystemExit(f"{run_dir} is not a Montezuma's Revenge run: give one of those")
+        n = len(archive)
+        keys, xs = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        for i in range(n):
+            env.restore(archive.snapshots[int(archive.snap[i])])
+            env.step(0)  # a restored state has no fresh RAM view until a step
+            keys[i], xs[i] = keys_held(env.ram()), env.ram()[X]
+        print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
+        shares(archive, rooms, keys, store.config.selector)
+        for r in ways:
+            route(store, archive, env, rooms, r)
+        rng = np.random.default_rng(0)
+        for r in start:
+            two = np.flatnonzero((rooms == r) & (keys == 2))
+            if not len(two):
+                print(f"  room {r}: no entry holds two keys")
+                continue
+            span = {k: (int(xs[m].min()), int(xs[m].max()))
+                    for k in range(3) if (m := (rooms == r) & (keys == k)).any()}  # fmt: skip
+            print(f"  room {r}: x from, to of its entries by keys held {span}")
+            if len(two) > most:
+                two = np.sort(rng.choice(two, most, replace=False))
+            reached, lost = walks_from(archive, env, two, walks, rng)
+            print(
+                f"  {walks * len(two)} random explorations from {len(two)} two-key entries "
+                f"of room {r}: (room, keys) reached in {reached}; a life lost in {lost}"
+            )
+    finally:
+        store.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", type=Path, nargs="+")
+    ap.add_argument("--route", default="17,12", help="rooms whose way in to show (comma-separated)")
+    ap.add_argument(
+        "--from", dest="start", default="12,13,14,21,22,23",
+        help="rooms whose two-key entries to explore from (comma-separated)",
+    )  # fmt: skip
+    ap.add_argument("--walks", type=int, default=100, help="explorations from each entry")
+    ap.add_argument("--entries", type=int, default=20, help="entries at most per room")
+    args = ap.parse_args()
+    try:
+        ways, start = ([int(r) for r in v.split(",") if r] for v in (args.route, args.start))
+    except ValueError:
+        raise SystemExit("--route and --from take room numbers such as 12,21") from None
+    for run_dir in args.runs:
+        diagnose(run_dir, ways, start, args.walks, args.entries)
+
+
+if __name__ == "__main__":
+    main()
