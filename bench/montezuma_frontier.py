@@ -25,12 +25,10 @@ import collections
 from pathlib import Path
 
 import numpy as np
-from montezuma_keys import ROOM, X, keys_held, open_archive
+from montezuma_keys import ROOM, X, keys_held, open_archive, walks_from
 
 from stepstone import cells, selectors
 from stepstone.trajectories import TrajectoryTree
-
-STEPS, REPEAT = 100, 0.95  # the runs' exploration (config.py: explore_steps, repeat_action)
 
 
 def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str) -> None:
@@ -73,39 +71,6 @@ def route(store, archive, env, rooms: np.ndarray, room: int) -> None:
     print(f"  room {room}, shortest entry ({len(actions)} steps), as room/keys: {way}")
 
 
-def walks_from(archive, env, cell_fn, rooms, entries, walks: int, rng) -> tuple[dict, ...]:
-    """Random explorations from ``entries``: the (room, keys) pairs they reach, how many lose
-    a life, and where the cells they pass stand in the archive: new to it, held by an entry of
-    the room the walk is in, or by one of another room (a look-alike), and how often the
-    walk's score was higher, so that it would take the cell (else the holder keeps it)."""
-    index = {c: j for j, c in enumerate(archive.cells[: len(archive)])}
-    reached, landed, lost = collections.Counter(), collections.Counter(), 0
-    for i in entries:
-        for _ in range(walks):
-            env.restore(archive.snapshots[int(archive.snap[i])])
-            lives, action, seen = env.lives(), 0, set()
-            score, last = float(archive.score[i]), archive.cells[i]
-            for t in range(STEPS):
-                if t == 0 or rng.random() > REPEAT:
-                    action = int(rng.integers(18))
-                score += env.step(action)[0]
-                ram = env.ram()
-                seen.add((int(ram[ROOM]), keys_held(ram)))
-                if env.lives() < lives:
-                    lost += 1
-                    break
-                if (cell := cell_fn(env)) != last:
-                    last, j = cell, index.get(cell)
-                    if j is None:
-                        landed["new to the archive"] += 1
-                    else:
-                        here = int(ram[ROOM])
-                        owner = "its room" if rooms[j] == here else f"in {here} held by {rooms[j]}"
-                        landed[f"{owner}{', walk higher' if score > archive.score[j] else ''}"] += 1
-            reached.update(seen)
-    return dict(sorted(reached.items())), lost, dict(landed.most_common())
-
-
 def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most: int) -> None:
     store, archive, rooms, env = open_archive(run_dir)
     try:
@@ -116,7 +81,8 @@ def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most:
         for i in range(n):
             env.restore(archive.snapshots[int(archive.snap[i])])
             env.step(0)  # a restored state has no fresh RAM view until a step
-            keys[i], xs[i] = keys_held(env.ram()), env.ram()[X]
+            ram = env.ram()
+            keys[i], xs[i] = keys_held(ram), ram[X]
         print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
         c = store.config
         kind, params = cells.resolve(c.cells, c.cell_params, env, c.cells_auto)
@@ -135,7 +101,10 @@ def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most:
             print(f"  room {r}: x from, to of its entries by keys held {span}")
             if len(two) > most:
                 two = np.sort(rng.choice(two, most, replace=False))
-            reached, lost, landed = walks_from(archive, env, cell_fn, rooms, two, walks, rng)
+            reached, lost, landed = walks_from(
+                archive, env, two, walks, rng, lambda ram: (int(ram[ROOM]), keys_held(ram)),
+                cell_fn, rooms,
+            )  # fmt: skip
             print(
                 f"  {walks * len(two)} random explorations from {len(two)} two-key entries "
                 f"of room {r}: (room, keys) reached in {reached}; a life lost in {lost}; "

@@ -30,6 +30,7 @@ from stepstone.store.sqlite import RunStore
 from stepstone.worker import Worker
 
 ROOM, X, INVENTORY, KEYS, LEFT = 3, 42, 65, 0b1110, 4
+STEPS, REPEAT = 100, 0.95  # the runs' explorations (config.py: explore_steps, repeat_prob)
 
 
 def keys_held(ram: np.ndarray) -> int:
@@ -46,6 +47,41 @@ def open_archive(run_dir: Path) -> tuple[RunStore, Any, np.ndarray, Any]:
         store.close()
         raise SystemExit(f"{run_dir} has no room metric: give a Montezuma or Pitfall run")
     return store, archive, np.asarray(rooms)[: len(archive)], Worker.from_config(store.config).env
+
+
+def walks_from(archive, env, entries, walks: int, rng, what, cell_fn=None, rooms=None):
+    """``walks`` random explorations from each of ``entries`` as the runs explore (a lost
+    life ends one): how many reach each value of ``what(ram)``, how many lose a life, and
+    with ``cell_fn`` and ``rooms`` where the cells they pass stand in the archive: new to
+    it, held by an entry of the room the walk is in or by a look-alike of another room, and
+    whether the walk's score was higher, so that it would take the cell (bench/
+    montezuma_frontier.py)."""
+    index = {c: j for j, c in enumerate(archive.cells[: len(archive)])}
+    reached, landed, lost = collections.Counter(), collections.Counter(), 0
+    for i in entries:
+        for _ in range(walks):
+            env.restore(archive.snapshots[int(archive.snap[i])])
+            lives, action, seen = env.lives(), 0, set()
+            score, last = float(archive.score[i]), archive.cells[i]
+            for t in range(STEPS):
+                if t == 0 or rng.random() > REPEAT:
+                    action = int(rng.integers(18))
+                score += env.step(action)[0]
+                ram = env.ram()
+                seen.add(what(ram))
+                if env.lives() < lives:
+                    lost += 1
+                    break
+                if cell_fn is not None and (cell := cell_fn(env)) != last:
+                    last, j = cell, index.get(cell)
+                    if j is None:
+                        landed["new to the archive"] += 1
+                        continue
+                    here = int(ram[ROOM])
+                    owner = "its room" if rooms[j] == here else f"in {here} held by {rooms[j]}"
+                    landed[f"{owner}{', walk higher' if score > archive.score[j] else ''}"] += 1
+            reached.update(seen)
+    return dict(sorted(reached.items())), lost, dict(landed.most_common())
 
 
 def diagnose(run_dir: Path, room: int, walks: int) -> None:
@@ -93,23 +129,9 @@ def diagnose(run_dir: Path, room: int, walks: int) -> None:
               f"{dark:.1f} of 256, of the inventory row {held:.1f} (the first of 8 "
               "levels starts at 32)")  # fmt: skip
     rng = np.random.default_rng(0)
-    reached, lost = collections.Counter(), 0
-    for i in entries:
-        for _ in range(walks):
-            restore(int(i))
-            lives, action, seen = env.lives(), 0, set()
-            for t in range(100):
-                if t == 0 or rng.random() > 0.95:
-                    action = int(rng.integers(18))
-                env.step(action)
-                seen.add(int(env.ram()[ROOM]))
-                if env.lives() < lives:
-                    lost += 1
-                    break
-            reached.update(seen)
-    walks = walks * len(entries)
-    print(f"  {walks} random explorations from its {len(entries)} room-{room} entries: "
-          f"rooms reached {dict(sorted(reached.items()))}, a life lost in {lost}")  # fmt: skip
+    reached, lost, _ = walks_from(archive, env, entries, walks, rng, lambda ram: int(ram[ROOM]))
+    print(f"  {walks * len(entries)} random explorations from its {len(entries)} room-{room} "
+          f"entries: rooms reached {reached}, a life lost in {lost}")  # fmt: skip
     store.close()
 
 
