@@ -25,7 +25,7 @@ import collections
 from pathlib import Path
 
 import numpy as np
-from montezuma_keys import ROOM, X, keys_held, open_archive, walks_from
+from montezuma_keys import ROOM, X, entry_ram, keys_held, open_archive, walks_from
 
 from stepstone import cells, selectors
 from stepstone.trajectories import TrajectoryTree
@@ -77,12 +77,7 @@ def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most:
         if "montezuma" not in store.config.env.lower():
             raise SystemExit(f"{run_dir} is not a Montezuma's Revenge run: give one of those")
         n = len(archive)
-        keys, xs = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        for i in range(n):
-            env.restore(archive.snapshots[int(archive.snap[i])])
-            env.step(0)  # a restored state has no fresh RAM view until a step
-            ram = env.ram()
-            keys[i], xs[i] = keys_held(ram), ram[X]
+        keys, xs = entry_ram(archive, env, X).T
         print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
         c = store.config
         kind, params = cells.resolve(c.cells, c.cell_params, env, c.cells_auto)

@@ -49,6 +49,17 @@ def open_archive(run_dir: Path) -> tuple[RunStore, Any, np.ndarray, Any]:
     return store, archive, np.asarray(rooms)[: len(archive)], Worker.from_config(store.config).env
 
 
+def entry_ram(archive, env, *addresses: int) -> np.ndarray:
+    """Each entry's keys held and RAM bytes at ``addresses``: one row per entry."""
+    out = np.zeros((len(archive), 1 + len(addresses)), dtype=np.int64)
+    for i in range(len(archive)):
+        env.restore(archive.snapshots[int(archive.snap[i])])
+        env.step(0)  # a restored state has no screen or fresh RAM view until a step
+        ram = env.ram()
+        out[i] = [keys_held(ram), *(ram[a] for a in addresses)]
+    return out
+
+
 def walks_from(archive, env, entries, walks: int, rng, what, cell_fn=None, rooms=None):
     """``walks`` random explorations from each of ``entries`` as the runs explore (a lost
     life ends one): how many reach each value of ``what(ram)``, how many lose a life, and
@@ -95,15 +106,9 @@ def diagnose(run_dir: Path, room: int, walks: int) -> None:
     def restore(i: int) -> None:
         env.restore(archive.snapshots[int(archive.snap[i])])
 
-    in_room, two = collections.Counter(), collections.Counter()
-    for i in range(n):
-        restore(i)
-        env.step(0)  # a restored state has no screen or fresh RAM view until a step
-        k = keys_held(env.ram())
-        in_room[k] += int(rooms[i] == room)
-        two[int(rooms[i])] += int(k >= 2)
-    held = {k: c for k, c in sorted(in_room.items()) if c}
-    where = {r: c for r, c in sorted(two.items()) if c}
+    keys = entry_ram(archive, env)[:, 0]
+    held = dict(collections.Counter(sorted(keys[rooms == room].tolist())))
+    where = dict(collections.Counter(sorted(rooms[keys >= 2].tolist())))
     print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
     print(f"  room-{room} entries by keys held: {held}")
     print(f"  entries holding 2+ keys, by room: {where} ({sum(where.values())})")
