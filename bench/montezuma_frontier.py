@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from montezuma_keys import ROOM, X, entry_ram, keys_held, open_archive, walks_from
 
-from stepstone import cells, selectors
+from stepstone import selectors
 from stepstone.trajectories import TrajectoryTree
 
 
@@ -72,16 +72,14 @@ def route(store, archive, env, rooms: np.ndarray, room: int) -> None:
 
 
 def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most: int) -> None:
-    store, archive, rooms, env = open_archive(run_dir)
+    store, archive, rooms, worker = open_archive(run_dir)
+    env, cell_fn = worker.env, worker.cell_fn
     try:
         if "montezuma" not in store.config.env.lower():
             raise SystemExit(f"{run_dir} is not a Montezuma's Revenge run: give one of those")
         n = len(archive)
         keys, xs = entry_ram(archive, env, X).T
         print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
-        c = store.config
-        kind, params = cells.resolve(c.cells, c.cell_params, env, c.cells_auto)
-        cell_fn = cells.make(kind, env, params)
         shares(archive, rooms, keys, store.config.selector)
         for r in ways:
             route(store, archive, env, rooms, r)

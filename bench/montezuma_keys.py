@@ -37,16 +37,17 @@ def keys_held(ram: np.ndarray) -> int:
     return bin(int(ram[INVENTORY]) & KEYS).count("1")
 
 
-def open_archive(run_dir: Path) -> tuple[RunStore, Any, np.ndarray, Any]:
-    """The run's store, its archive, each entry's room and an environment to restore them in
-    (bench/montezuma_levels.py uses it too)."""
+def open_archive(run_dir: Path) -> tuple[RunStore, Any, np.ndarray, Worker]:
+    """The run's store, its archive, each entry's room and the run's worker, whose
+    environment restores them and whose cell function keys them (bench/montezuma_levels.py
+    and bench/montezuma_frontier.py use it too)."""
     store = RunStore.open(run_dir)
     archive = store.load_engine(CountBased()).archive
     rooms = archive.metric("room")
     if rooms is None:
         store.close()
         raise SystemExit(f"{run_dir} has no room metric: give a Montezuma or Pitfall run")
-    return store, archive, np.asarray(rooms)[: len(archive)], Worker.from_config(store.config).env
+    return store, archive, np.asarray(rooms)[: len(archive)], Worker.from_config(store.config)
 
 
 def entry_ram(archive, env, *addresses: int) -> np.ndarray:
@@ -96,7 +97,8 @@ def walks_from(archive, env, entries, walks: int, rng, what, cell_fn=None, rooms
 
 
 def diagnose(run_dir: Path, room: int, walks: int) -> None:
-    store, archive, rooms, env = open_archive(run_dir)
+    store, archive, rooms, worker = open_archive(run_dir)
+    env = worker.env
     n = len(archive)
     if "montezuma" not in store.config.env.lower():
         store.close()

@@ -37,7 +37,8 @@ def main() -> None:
         variants = [Downscale(levels=int(lv), gamma=float(g)) for lv, g in pairs]
     except ValueError as e:
         raise SystemExit(f"--levels takes LEVELS:GAMMA pairs such as 8:1,5:0.5 ({e})") from e
-    store, archive, rooms, env = open_archive(args.run)
+    store, archive, rooms, worker = open_archive(args.run)
+    env = worker.env
     n = len(archive)
     frames = []
     for i in range(n):
