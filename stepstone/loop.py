@@ -8,6 +8,7 @@ the bench scripts share the loop and differ only in those. Not here: files, sign
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from .engine import Engine, Result, Task, TellStats
@@ -28,6 +29,7 @@ def drive(
     on_failed: OnFailed | None = None,
     drain: bool = True,
     chunk: Callable[[], int] | None = None,
+    guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> bool:
     """Keep up to ``capacity`` tasks in flight while ``more()`` says so, merging results.
 
@@ -44,6 +46,8 @@ def drive(
         on_failed: called with each task the executor gave up, and why.
         chunk: how many results to merge before the next is handed to ``on_result`` (e.g.
             what is left of an iteration, so a commit holds exactly one); None: a whole poll.
+        guard: the context each batch is merged in (the runner's keeps a Ctrl-C or SIGTERM
+            from landing mid-merge).
         drain: once ``more()`` is False, wait for the tasks in flight (False: leave them
             to a later call, as a bench measuring for a fixed time does).
 
@@ -70,7 +74,9 @@ def drive(
             n = len(results) if chunk is None else max(1, chunk())
             batch, results = results[:n], results[n:]
             asked = [engine.pending.get(r.task_id) for r in batch]
-            for result, was, stats in zip(batch, asked, engine.tell_many(batch), strict=True):
+            with guard():
+                told = engine.tell_many(batch)
+            for result, was, stats in zip(batch, asked, told, strict=True):
                 if was is not None:
                     engine.selector.observe(was, result)  # ige notes the actions tried
                 if on_result is not None:

@@ -9,6 +9,7 @@ Ctrl-C commits what has been merged and stops cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import threading
@@ -141,15 +142,15 @@ def run(store: RunStore, options: RunOptions) -> dict:
     def goal() -> bool:
         return reached_goal(config, engine)
 
-    restore_sigterm = _stop_on_sigterm()
+    stop = _Stop()
     failure: Exception | None = None  # raised once what was merged is committed
     try:
         if drive(engine, executor, None, more, done=goal,
                  on_result=book.on_result, on_failed=book.on_failed,
-                 chunk=book.room):  # fmt: skip
+                 chunk=book.room, guard=stop.merging):  # fmt: skip
             book.stopped = GOAL_REACHED
             progress.note(f"goal reached at {engine.success_frame:,} frames; stopping")
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (_stop_on_sigterm)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (_Stop)
         book.interrupted = True
         engine.abandon_all()
     except CommitFailed as e:
@@ -173,7 +174,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
                 model.halt(False)  # the switch is for this run's processes, now ended
             local.close()
             progress.close(book.last)
-            restore_sigterm()
+            stop.restore()
     if failure is not None:
         raise failure
     return {**book.last, "interrupted": True} if book.interrupted else book.last
@@ -257,17 +258,41 @@ def reached_goal(config: ExploreConfig, engine: Engine) -> bool:
     return config.stop_on_success and engine.success_frame is not None
 
 
-def _stop_on_sigterm():
-    """Make SIGTERM (``kill``, a batch scheduler's stop) end the run as Ctrl-C does, with what
-    was merged committed; return what puts the previous handler back."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+class _Stop:
+    """Ctrl-C and SIGTERM (``kill``, a batch scheduler's stop) end the run with what was merged
+    committed, but never inside a merge: Python raises KeyboardInterrupt between any two
+    bytecodes, and one that landed inside Engine.tell_many left half a result's counters
+    appended and the run ended on a ValueError, uncommitted (a 53M-frame Montezuma run, bench/
+    README.md, issue 20, 2026-12-05). A signal during ``merging()`` stops the run as the merge
+    ends."""
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
+    def __init__(self) -> None:
+        self.inside = False
+        self.asked = False
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
 
-    previous = signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    def _handle(self, signum, frame) -> None:
+        if not self.inside:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    @contextlib.contextmanager
+    def merging(self):
+        self.inside = True
+        try:
+            yield
+        finally:
+            self.inside = False
+        if self.asked:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        """Put the previous handlers back."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def model_roles(config: ExploreConfig, store: RunStore, options: RunOptions, local: Worker):
@@ -326,7 +351,7 @@ def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
         local.close()
         raise
     executor = None
-    restore_sigterm = lambda: None  # noqa: E731
+    stop: _Stop | None = None
     book: ShardedIterations | None = None
     try:
         if engine.cells == 0:
@@ -347,12 +372,12 @@ def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
         progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
         progress.update(last)
         book = ShardedIterations(store, engine, executor, progress, last)  # type: ignore[arg-type]
-        restore_sigterm = _stop_on_sigterm()
+        stop = _Stop()
         try:
             if drive(engine, executor, None, lambda: engine.frames < options.frames,  # type: ignore[arg-type]
                      done=lambda: config.stop_on_success and engine.success_frame is not None,
                      on_result=book.on_result, on_failed=book.on_failed,
-                     chunk=book.room):  # fmt: skip
+                     chunk=book.room, guard=stop.merging):  # fmt: skip
                 book.stopped = GOAL_REACHED
         except KeyboardInterrupt:
             book.interrupted = True
@@ -362,7 +387,8 @@ def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
     finally:
         if book is not None:
             book.progress.close(book.last)
-        restore_sigterm()
+        if stop is not None:
+            stop.restore()
         if executor is not None:
             executor.close()
         engine.close()

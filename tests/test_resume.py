@@ -79,3 +79,35 @@ def test_sigterm_commits_what_was_merged_and_says_how_to_resume(tmp_path):
     last = store.metrics()[-1]
     assert last["frames"] == store.state()["frames"]  # the final partial iteration is committed
     assert not store.state().get("pending")
+
+
+def test_a_stop_during_a_merge_waits_for_the_merge(tmp_path, monkeypatch):
+    """SIGTERM that arrives while a result is being merged stops the run once that merge is
+    whole: before, a KeyboardInterrupt raised mid-merge left half of a result's counters
+    appended and the run died on a ValueError with nothing more committed."""
+    from stepstone.config import ExploreConfig
+    from stepstone.engine import Engine
+    from stepstone.runner import RunOptions, open_run, run
+
+    merge, started, finished = Engine._merge, [], []
+
+    def merge_and_get_stopped(self, result, counts):
+        started.append(1)
+        if len(started) == 30:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled at the next bytecode: mid-merge
+        stats = merge(self, result, counts)
+        finished.append(1)
+        return stats
+
+    monkeypatch.setattr(Engine, "_merge", merge_and_get_stopped)
+    store = open_run(ExploreConfig(env="CartPole-v1", explore_steps=20), tmp_path / "run")
+    last = run(store, RunOptions(frames=10**7, workers=1, backend="inline", progress=False))
+    store.close()
+    assert last.get("interrupted")
+    assert len(started) == len(finished) == 30  # the merge under way finished, no other began
+    store = RunStore.open(tmp_path / "run")
+    assert store.metrics()[-1]["frames"] == store.state()["frames"]  # committed to the end
+    archive = store.load_archive()
+    assert int(archive.times_chosen[: len(archive)].sum()) == 30  # every merged choice counted
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
