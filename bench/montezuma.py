@@ -73,6 +73,7 @@ def config_for(
     cell_params: dict | None = None,
     game: str = "montezuma",
     end_on_life_loss: bool = True,
+    selector_params: dict | None = None,
 ) -> ExploreConfig:
     if cells == "random":
         return ExploreConfig(
@@ -94,6 +95,7 @@ def config_for(
         cell_params=cell_params or {},
         seed=seed,
         selector=selector or "count",
+        selector_params=selector_params or {},
         death_window=death_window,
         reset_on_update=reset_on_update,
         end_on_life_loss=end_on_life_loss,
@@ -133,6 +135,13 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a parameter of the (non-random) cells, as in stepstone explore; repeatable",
     )
+    ap.add_argument(
+        "--selector-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the (non-random) runs' selector, as in stepstone explore; repeatable",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/out/montezuma"))
     ap.add_argument("--protocol", action="store_true", help="print issue 20's commands, run none")
     ap.add_argument(
@@ -152,11 +161,15 @@ def main() -> None:
     if parse_count(args.random_frames) > 0:
         plan.append(("random", parse_count(args.random_frames)))
 
-    try:  # a bad --cell-param is refused before any run directory is written
+    try:  # a bad --cell-param or --selector-param is refused before any run directory is written
         params = param_parser("--cell-param", "width=16")(args.cell_param)
+        chosen = param_parser("--selector-param", "threshold=0.05")(args.selector_param)
         for cells, _ in plan:
             if cells != "random":
-                Worker.from_config(config_for(cells, 0, cell_params=params, game=args.game)).close()
+                config = config_for(
+                    cells, 0, cell_params=params, game=args.game, selector_params=chosen
+                )
+                Worker.from_config(config).close()
     except ConfigError as e:
         ap.error(str(e))
     results = []
@@ -168,7 +181,8 @@ def main() -> None:
             reset = args.reset_on_update and go
             play_on = not args.end_on_life_loss and go
             cell_params = params if go else {}
-            suffix = "".join(f"-{k}{v}" for k, v in cell_params.items())
+            selector_params = chosen if go else {}
+            suffix = "".join(f"-{k}{v}" for k, v in {**cell_params, **selector_params}.items())
             suffix += (f"-dw{window}" if window else "") + ("-rou" if reset else "")
             suffix += "-play-on" if play_on else ""
             game = "" if args.game == "montezuma" else f"{args.game}-"  # older names kept
@@ -179,7 +193,7 @@ def main() -> None:
                 store = RunStore.open(run_dir)
             else:
                 config = config_for(
-                    cells, seed, window, reset, cell_params, args.game, end_on_life_loss=not play_on
+                    cells, seed, window, reset, cell_params, args.game, not play_on, selector_params
                 )
                 store = open_run(config, run_dir)
                 stored = int(store.meta("budget", "0"))

@@ -56,6 +56,12 @@ class ExploreConfig:
         help="one of {names}; auto: clustered where the cells are downscaled frames (Atari's "
         "unless --cells says otherwise) in one archive, count elsewhere",
     )  # fmt: skip
+    selector_params: dict[str, Any] = option(
+        {}, flag="--selector-param", repeat=True, metavar="NAME=VALUE",
+        convert=params("--selector-param", "threshold=0.05"),
+        help="a parameter of the selector, e.g. threshold=0.05 or top=0.5 (clustered); "
+        "repeatable",
+    )  # fmt: skip
     # None: the environment's (envs.explore_defaults), resolved at once and stored as a number
     explore_steps: int = option(
         None, type=int, shown="100; 10 in browser worlds",
@@ -252,6 +258,7 @@ class ExploreConfig:
         try:
             if self.selector not in selectors.REGISTRY:
                 raise selectors.REGISTRY.unknown(self.selector)
+            selectors.check_params(self.selector, self.selector_params)
             cells.check(self.cells)
             if self.explorer not in explorers.REGISTRY:
                 raise explorers.REGISTRY.unknown(self.explorer)
@@ -287,6 +294,8 @@ class ExploreConfig:
             del data["from_policy"]
         if self.sticky == 0.0:
             del data["sticky"]
+        if not self.selector_params:
+            del data["selector_params"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod

@@ -48,6 +48,7 @@ def summary(store: RunStore) -> dict:
         "cell_shape": state.get("cell_shape"),
         "cell_choices": store.extra("cell_choices"),
         "selector": config.selector,
+        "selector_params": dict(config.selector_params),  # --selector-param
         "seed": config.seed,
         "frames": frames,
         "frames_budget": int(store.meta("budget", "0")),
@@ -160,9 +161,12 @@ def llm_summary(config, store: RunStore, last: dict) -> dict:
 
 def cells_row(s: dict) -> str:
     """The cell kind and its pinned parameters: ``auto; gamma=0.5``."""
-    params = s.get("cell_params") or {}
-    pinned = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
-    return f"{s['cells_kind']}; {pinned}" if pinned else s["cells_kind"]
+    return _with_params(s["cells_kind"], s.get("cell_params"))
+
+
+def _with_params(name: str, params: dict | None) -> str:
+    pinned = ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
+    return f"{name}; {pinned}" if pinned else name
 
 
 def markdown(s: dict) -> str:
@@ -170,7 +174,7 @@ def markdown(s: dict) -> str:
         ("environment", s["env"]),
         ("cells", f"{s['cells']} ({cells_row(s)})"),
         *([("cell shape", shape_row(s))] if s.get("cell_shape") is not None else []),
-        ("selector", s["selector"]),
+        ("selector", _with_params(s["selector"], s.get("selector_params"))),
         ("frames", f"{s['frames']:,} of {s['frames_budget']:,}"),
         ("frames/s", s["frames_per_second"]),
         ("best score", f"{s['best_score']:g} (trajectory of {s['best_length']} steps)"),

@@ -100,7 +100,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     if isinstance(cells, DriverDecidedCells):  # their rule's state is the run's, kept with commits
         rule = cells.rule(store.extra("cell_rule"))
     engine = store.load_engine(
-        selectors.make(config.selector, **roles.get("selector", {})),
+        selectors.make(config.selector, **config.selector_params, **roles.get("selector", {})),
         admit=roles.get("judge"),
         rule=rule,
         reset_on_update=config.reset_on_update,

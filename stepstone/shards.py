@@ -172,7 +172,7 @@ class Shard:
         self.store = store
         self.index, self.k = index, k
         engine = store.load_engine(
-            selectors.make(config.selector), seed=config.seed * k + index,
+            selectors.make(config.selector, **config.selector_params), seed=config.seed * k + index,
             reset_on_update=config.reset_on_update,
         )  # fmt: skip
         if engine.trajectories.next_id < index << ID_BITS:  # a new shard: its own id range

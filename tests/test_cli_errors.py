@@ -147,6 +147,24 @@ def test_a_cell_parameter_out_of_range(capsys, tmp_path, cells):
     assert code == 2 and "width" in one_line(err)
 
 
+@pytest.mark.parametrize(
+    "param, says",
+    [
+        ("top=2", "highest-scoring cells, in [0, 1], not 2"),
+        ("tresh=0.1", "unexpected keyword argument 'tresh'"),
+        ("top", "takes NAME=VALUE"),
+        ("top=[1]", "takes a number, true/false or text"),
+    ],
+)
+def test_a_selector_parameter_it_does_not_take(capsys, tmp_path, param, says):
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--selector-param", param,
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 2 and says in one_line(err)
+    assert not (tmp_path / "r").exists()
+
+
 USER_CELLS = """
 def raises(obs):
     raise RuntimeError("my bug")

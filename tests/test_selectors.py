@@ -245,10 +245,10 @@ def test_a_diverged_predictor_is_rebuilt_not_a_crash(name):
     assert len(set(sel.select(a, 50, np.random.default_rng(0)).tolist())) > 1
 
 
-def frames_archive(frames: list[bytes], terminal=()) -> Archive:
+def frames_archive(frames: list[bytes], terminal=(), scores=None) -> Archive:
     a = Archive()
     for i, f in enumerate(frames):
-        a.offer(f, 0.0, 0, 0, b"", terminal=i in terminal)
+        a.offer(f, scores[i] if scores else 0.0, 0, 0, b"", terminal=i in terminal)
     return a
 
 
@@ -284,6 +284,28 @@ def test_clustered_follows_new_cells_and_a_rekeyed_archive():
 def test_clustered_refuses_a_threshold_outside_zero_one():
     with pytest.raises(ConfigError, match="threshold"):
         make("clustered", threshold=1.5)
+    with pytest.raises(ConfigError, match="highest-scoring"):
+        make("clustered", top=-0.1)
+
+
+def test_clustered_top_gives_a_share_of_each_cluster_to_its_highest_scores():
+    """Place A: eight frames at score 0, one at 100 and one at 100 that is terminal; place
+    B: two frames at 5 and 7. With top=0.5 half of A's share goes to its live frame at 100
+    (1/4 of all choices, against 1/40 with top=0) and half of B's to its frame at 7."""
+    room_a, room_b = bytes(40), bytes([7] * 40)
+    frames = [room_a[:i] + b"\x03" + room_a[i + 1 :] for i in range(10)]
+    frames += [room_b, room_b[:-1] + b"\x01"]
+    scores = [0.0] * 8 + [100.0, 100.0, 5.0, 7.0]
+    a = frames_archive(frames, terminal={9}, scores=scores)
+    even = make("clustered").weights(a)
+    assert even[:9] == pytest.approx([1 / 9] * 9) and even[10:] == pytest.approx([0.5, 0.5])
+    w = make("clustered", top=0.5).weights(a)
+    assert w[8] == pytest.approx(0.5 / 9 + 0.5) and w[:8] == pytest.approx([0.5 / 9] * 8)
+    assert w[9] == 0  # terminal: neither in its cluster's share nor in its top
+    assert w[10:] == pytest.approx([0.25, 0.75])
+    assert w.sum() == pytest.approx(2.0)
+    picks = make("clustered", top=0.5).select(a, 8000, np.random.default_rng(0))
+    assert abs((picks == 8).mean() - (0.5 / 9 + 0.5) / 2) < 0.02
 
 
 def test_clustered_joins_the_nearest_cluster_and_the_newest_of_equals():
@@ -321,4 +343,25 @@ def test_auto_is_clustered_on_downscaled_frames_in_one_archive_and_count_elsewhe
     assert store.config.selector == "clustered" and store.metrics()[-1]["frames"] >= 3000
     store.close()
     assert "| selector | clustered |" in (run_dir / "report.md").read_text()
+    capsys.readouterr()
+
+
+def test_selector_params_are_kept_with_the_run_reported_and_resumed(tmp_path, capsys):
+    """--selector-param defines the run as --cell-param does: stored, named in the report,
+    kept by resume; a run without it stores its configuration as before."""
+    from stepstone.cli import main
+    from stepstone.config import ExploreConfig
+    from stepstone.store.sqlite import RunStore
+
+    assert "selector_params" not in ExploreConfig("montezuma").to_json()
+    run_dir = tmp_path / "run"
+    args = ["--workers", "1", "--backend", "inline", "--no-progress"]
+    assert main(["explore", "montezuma", "--frames", "3k", "--selector-param", "top=0.5",
+                 "--run-dir", str(run_dir), *args]) == 0  # fmt: skip
+    assert "| selector | clustered; top=0.5 |" in (run_dir / "report.md").read_text()
+    assert main(["resume", str(run_dir), "--frames", "6k", *args]) == 0
+    store = RunStore.open(run_dir)
+    assert store.config.selector_params == {"top": 0.5}
+    assert store.metrics()[-1]["frames"] >= 6000
+    store.close()
     capsys.readouterr()

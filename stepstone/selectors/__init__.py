@@ -7,8 +7,10 @@ with ``--import``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from ..errors import ConfigError
 from ..registry import Registry
 from .base import Selector
 
@@ -66,9 +68,38 @@ def make(name: str, **kwargs: Any) -> Selector:
     """The selector registered as ``name``, built with ``kwargs``.
 
     Raises:
-        ConfigError: no selector has that name.
+        ConfigError: no selector has that name, or it takes no such parameters.
     """
-    return REGISTRY[name](**kwargs)
+    cls = REGISTRY[name]
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"invalid parameters {kwargs} for the {name} selector: {e}") from e
+
+
+def check_params(name: str, params: dict[str, Any]) -> None:
+    """Refuse ``--selector-param`` values the selector ``name`` does not take, before a run
+    directory is written: by building it, or, for one that asks a model (built only with
+    the model), by its parameters' names.
+
+    Raises:
+        ConfigError: a parameter the selector does not take, or a value it refuses.
+    """
+    if not params:
+        return
+    for key, value in params.items():
+        if isinstance(value, (dict, list)):
+            raise ConfigError(
+                f"--selector-param {key} takes a number, true/false or text, not {value!r}"
+            )
+    cls = REGISTRY[name]
+    if cls.uses_model:
+        try:
+            inspect.signature(cls).bind_partial(**params)
+        except TypeError as e:
+            raise ConfigError(f"invalid parameters {params} for the {name} selector: {e}") from e
+    else:
+        make(name, **params)
 
 
 def uses_model(name: str) -> bool:
@@ -78,6 +109,6 @@ def uses_model(name: str) -> bool:
 
 __all__ = [
     "IGE", "LFG", "RDD", "REGISTRY", "RND", "CountBased", "DomainKnowledge", "DomainReleased",
-    "Knapsack", "Novelty", "Selector", "TimesSeen", "Uniform", "choices", "default", "make",
-    "register", "uses_model",
+    "Knapsack", "Novelty", "Selector", "TimesSeen", "Uniform", "check_params", "choices",
+    "default", "make", "register", "uses_model",
 ]  # fmt: skip

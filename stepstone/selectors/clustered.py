@@ -18,6 +18,15 @@ The threshold 0.08 (7 of 11 x 8 pixels) was read off Montezuma archives, where i
 at 0.05 a room's moving skull or rope splits it into up to 11 clusters and the first rooms
 keep ~65% of the choices; at 0.08 clusters number about as many as rooms (17 for 18, 11 for
 12, 16 for 16) and the first rooms get ~40%.
+
+``top`` keeps a share of each cluster's choices for its live cells with the cluster's highest
+score: where a place was reached with more collected, the frontier of progress is there. Some
+places look alike at 11 x 8 pixels (Montezuma's rooms 12, 13 and 6 differ in 2 of 88), so
+one cluster holds them all, and the few cells that carry new items through one of them get
+a few thousandths of its share. The reference code's nearest published term weighs cells by
+their score's rank in the whole archive (uber-research/go-explore, robustified/goexplore_py/
+randselectors.py, ``WeightedSelector.get_pos_weight``, "the highest score will get a weight
+of 1"); ``top`` ranks within a cluster. Off by default (0) until measured.
 """
 
 from __future__ import annotations
@@ -34,14 +43,20 @@ class Clustered(CountBased):
     # A cell's weight depends on its cluster's total: shards would each see part of one.
     shardable = False
 
-    def __init__(self, threshold: float = 0.08):
+    def __init__(self, threshold: float = 0.08, top: float = 0.0):
         if not 0 <= threshold < 1:
             raise ConfigError(
                 f"the clustered selector's threshold is a share of differing entries in "
                 f"[0, 1), not {threshold}"
             )
+        if not 0 <= top <= 1:
+            raise ConfigError(
+                f"the clustered selector's top is the share of a cluster's choices that go to "
+                f"its highest-scoring cells, in [0, 1], not {top}"
+            )
         super().__init__()
         self.threshold = float(threshold)
+        self.top = float(top)
         self._cells: list | None = None  # the archive's key list the clusters were made from
         # Leaders by key length: (one row per leader, their cluster indices).
         self._leaders: dict[int, tuple[np.ndarray, list[int]]] = {}
@@ -78,9 +93,21 @@ class Clustered(CountBased):
 
     def weights(self, archive: Archive) -> np.ndarray:
         cluster = self.clusters(archive)
-        w = super().weights(archive)
-        # Terminal entries are never chosen: leave them out of their cluster's total, so a
-        # cluster's share goes to the cells that can be explored from.
-        live = np.where(archive.terminal[: len(archive)], 0.0, w)
-        total = np.bincount(cluster, weights=live)
-        return np.divide(w, total[cluster], out=np.zeros_like(w), where=total[cluster] > 0)
+        # Terminal entries are never chosen: leave them out, so a cluster's share goes to the
+        # cells that can be explored from.
+        n = len(archive)
+        live = np.where(archive.terminal[:n], 0.0, super().weights(archive))
+        share = _within(cluster, live)
+        if self.top > 0:
+            score = archive.score[:n]
+            best = np.full(cluster.max() + 1, -np.inf)
+            np.maximum.at(best, cluster[live > 0], score[live > 0])
+            top = np.where(score == best[cluster], live, 0.0)
+            share = (1 - self.top) * share + self.top * _within(cluster, top)
+        return share
+
+
+def _within(cluster: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Each entry's share of its cluster's total weight (0 in a cluster with none)."""
+    total = np.bincount(cluster, weights=w)[cluster]
+    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
