@@ -165,6 +165,15 @@ def test_a_selector_parameter_it_does_not_take(capsys, tmp_path, param, says):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_selector_parameter_the_run_gives(capsys, tmp_path):
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--selector", "ige", "--llm-model", "m", "--llm-url",
+        "http://localhost:9", "--selector-param", "model=other", "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 2 and "model is given by the run" in one_line(err)
+    assert not (tmp_path / "r").exists()
+
+
 USER_CELLS = """
 def raises(obs):
     raise RuntimeError("my bug")

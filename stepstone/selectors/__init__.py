@@ -77,6 +77,10 @@ def make(name: str, **kwargs: Any) -> Selector:
         raise ConfigError(f"invalid parameters {kwargs} for the {name} selector: {e}") from e
 
 
+# What the runner gives a selector that asks a model (runner.model_roles), never a user.
+RUN_GIVEN = frozenset({"model", "goal", "prompts", "describe", "memory"})
+
+
 def check_params(name: str, params: dict[str, Any]) -> None:
     """Refuse ``--selector-param`` values the selector ``name`` does not take, before a run
     directory is written: by building it, or, for one that asks a model (built only with
@@ -94,6 +98,12 @@ def check_params(name: str, params: dict[str, Any]) -> None:
             )
     cls = REGISTRY[name]
     if cls.uses_model:
+        given = sorted(set(params) & RUN_GIVEN)
+        if given:
+            raise ConfigError(
+                f"--selector-param {given[0]} is given by the run (--llm-model, --goal, "
+                "--llm-prompts), not as a parameter of the selector"
+            )
         try:
             inspect.signature(cls).bind_partial(**params)
         except TypeError as e:
