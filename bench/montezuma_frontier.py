@@ -28,16 +28,18 @@ import numpy as np
 from montezuma_keys import ROOM, X, entry_ram, keys_held, open_archive, walks_from
 
 from stepstone import selectors
+from stepstone.selectors.vectors import vector
 from stepstone.trajectories import TrajectoryTree
 
 
-def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str) -> None:
+def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str, params) -> None:
     n = len(archive)
-    selector = selectors.make(selector_name)
+    selector = selectors.make(selector_name, **params)
     w = np.where(archive.terminal[:n], 0.0, selector.weights(archive))
     p = w / w.sum()
     cluster = getattr(selector, "cluster", None)
-    print(f"  share of the next choice under its selector ({selector_name}), by room:")
+    named = "".join(f" {k}={v}" for k, v in params.items())
+    print(f"  share of the next choice under its selector ({selector_name}{named}), by room:")
     for r in np.unique(rooms):
         at = rooms == r
         held = ", ".join(
@@ -49,7 +51,20 @@ def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str) -> 
             main = np.bincount(cluster[:n][at]).argmax()
             mates = collections.Counter(rooms[cluster[:n] == main].tolist()).most_common(4)
             line += f"; its main cluster holds {dict(mates)}"
+            # How far apart look-alike rooms are in the cells: their modal frames compared
+            alike = [m for m, _ in mates if m != r]
+            if alike:
+                mine = modal(archive, rooms == r)
+                differ = {m: int((modal(archive, rooms == m) != mine).sum()) for m in alike}
+                line += f", modal frames differing in {differ} of {mine.size} pixels"
         print(line)
+
+
+def modal(archive, at: np.ndarray) -> np.ndarray:
+    """The most common value of each pixel over the cells ``at``: a room's frame with the
+    player and moving objects mostly averaged away."""
+    frames = np.array([vector(archive.cells[i]) for i in np.flatnonzero(at)], dtype=np.int64)
+    return np.array([np.bincount(column).argmax() for column in frames.T])
 
 
 def route(store, archive, env, rooms: np.ndarray, room: int) -> None:
@@ -80,7 +95,7 @@ def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most:
         n = len(archive)
         keys, xs = entry_ram(archive, env, X).T
         print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
-        shares(archive, rooms, keys, store.config.selector)
+        shares(archive, rooms, keys, store.config.selector, store.config.selector_params)
         for r in ways:
             route(store, archive, env, rooms, r)
         rng = np.random.default_rng(0)
