@@ -289,13 +289,13 @@ def test_clustered_refuses_a_threshold_outside_zero_one():
 
 
 def test_clustered_top_gives_a_share_of_each_cluster_to_its_highest_scores():
-    """Place A: eight frames at score 0, one at 100 and one at 100 that is terminal; place
-    B: two frames at 5 and 7. With top=0.5 half of A's share goes to its live frame at 100
-    (1/4 of all choices, against 1/40 with top=0) and half of B's to its frame at 7."""
+    """Place A: eight frames at score 0, one at 100 and a terminal one at 200; place B: two
+    frames at 5 and 7. With top=0.5 half of A's share goes to its best live frame, the one at
+    100 (28% of all choices, against 6% with top=0), and half of B's to its frame at 7."""
     room_a, room_b = bytes(40), bytes([7] * 40)
     frames = [room_a[:i] + b"\x03" + room_a[i + 1 :] for i in range(10)]
     frames += [room_b, room_b[:-1] + b"\x01"]
-    scores = [0.0] * 8 + [100.0, 100.0, 5.0, 7.0]
+    scores = [0.0] * 8 + [100.0, 200.0, 5.0, 7.0]
     a = frames_archive(frames, terminal={9}, scores=scores)
     even = make("clustered").weights(a)
     assert even[:9] == pytest.approx([1 / 9] * 9) and even[10:] == pytest.approx([0.5, 0.5])
