@@ -182,7 +182,9 @@ def main() -> None:
             play_on = not args.end_on_life_loss and go
             cell_params = params if go else {}
             selector_params = chosen if go else {}
-            suffix = "".join(f"-{k}{v}" for k, v in {**cell_params, **selector_params}.items())
+            # both kinds of parameter named, so that a name they share still tells runs apart
+            given = [*cell_params.items(), *selector_params.items()]
+            suffix = "".join(f"-{k}{v}" for k, v in given)
             suffix += (f"-dw{window}" if window else "") + ("-rou" if reset else "")
             suffix += "-play-on" if play_on else ""
             game = "" if args.game == "montezuma" else f"{args.game}-"  # older names kept
