@@ -26,9 +26,9 @@ one cluster holds them all, and the few cells that carry new items through one o
 a few thousandths of its share. The reference code's nearest published term weighs cells by
 their score's rank in the whole archive (uber-research/go-explore, robustified/goexplore_py/
 randselectors.py, ``WeightedSelector.get_pos_weight``, "the highest score will get a weight
-of 1"); ``top`` ranks within a cluster. Off by default: at 0.5 it doubled room 12's share
-but found no more rooms by 50M frames on two seeds (bench/README.md, "A share for each
-cluster's highest scores").
+of 1"); ``top`` ranks within a cluster. Off by default: at 0.5 it doubled room 12's share,
+was level or behind at 50M frames and one room ahead at 100M on two seeds, with rooms 15 and
+16 still missing (bench/README.md, "A share for each cluster's highest scores").
 """
 
 from __future__ import annotations
