@@ -74,6 +74,7 @@ def config_for(
     game: str = "montezuma",
     end_on_life_loss: bool = True,
     selector_params: dict | None = None,
+    score_cells: bool = False,
 ) -> ExploreConfig:
     if cells == "random":
         return ExploreConfig(
@@ -99,6 +100,7 @@ def config_for(
         death_window=death_window,
         reset_on_update=reset_on_update,
         end_on_life_loss=end_on_life_loss,
+        score_cells=score_cells,
     )
 
 
@@ -121,6 +123,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--death-window", type=int, default=0, help="see ExploreConfig")
     ap.add_argument("--reset-on-update", action="store_true", help="see ExploreConfig")
+    ap.add_argument("--score-cells", action="store_true", help="see ExploreConfig")
     ap.add_argument(
         "--no-end-on-life-loss",
         dest="end_on_life_loss",
@@ -167,8 +170,9 @@ def main() -> None:
         for cells, _ in plan:
             if cells != "random":
                 config = config_for(
-                    cells, 0, cell_params=params, game=args.game, selector_params=chosen
-                )
+                    cells, 0, cell_params=params, game=args.game, selector_params=chosen,
+                    score_cells=args.score_cells,
+                )  # fmt: skip
                 Worker.from_config(config).close()
     except ConfigError as e:
         ap.error(str(e))
@@ -180,13 +184,14 @@ def main() -> None:
             window = args.death_window if go else 0
             reset = args.reset_on_update and go
             play_on = not args.end_on_life_loss and go
+            scored = args.score_cells and go
             cell_params = params if go else {}
             selector_params = chosen if go else {}
             # both kinds of parameter named, so that a name they share still tells runs apart
             given = [*cell_params.items(), *selector_params.items()]
             suffix = "".join(f"-{k}{v}" for k, v in given)
             suffix += (f"-dw{window}" if window else "") + ("-rou" if reset else "")
-            suffix += "-play-on" if play_on else ""
+            suffix += ("-play-on" if play_on else "") + ("-score" if scored else "")
             game = "" if args.game == "montezuma" else f"{args.game}-"  # older names kept
             run_dir = args.out / f"{game}{cells.replace(':', '-')}{suffix}-s{seed}"
             if args.report:
@@ -195,8 +200,9 @@ def main() -> None:
                 store = RunStore.open(run_dir)
             else:
                 config = config_for(
-                    cells, seed, window, reset, cell_params, args.game, not play_on, selector_params
-                )
+                    cells, seed, window, reset, cell_params, args.game, not play_on,
+                    selector_params, scored,
+                )  # fmt: skip
                 store = open_run(config, run_dir)
                 stored = int(store.meta("budget", "0"))
                 store.set_meta("budget", str(max(frames, stored)))  # never shrink a longer run

@@ -89,6 +89,14 @@ class ExploreConfig:
         False, help="zero a cell's visit counts when a better trajectory replaces it (as "
         "Go-Explore's reference Montezuma runs did)",
     )  # fmt: skip
+    # A place reached with more collected is another place: Go-Explore's reference keeps the
+    # score as a dimension of its domain-knowledge cells (uber-research/go-explore,
+    # policy_based/goexplore_py/cell_representations.py, ``LevelKeysRoomXYScore``). Here it
+    # joins any cell kind whose key the worker computes (worker.py, ``Worker.key``).
+    score_cells: bool = option(
+        False, help="tell cells apart by the score they were reached with too (the reward "
+        "summed from reset): for sparse rewards, where a score says what was collected",
+    )  # fmt: skip
     return_method: str = option(  # envs/generic.py
         "auto", flag="--return", help="non-Atari environments: auto, deepcopy or replay"
     )
@@ -296,6 +304,8 @@ class ExploreConfig:
             del data["sticky"]
         if not self.selector_params:
             del data["selector_params"]
+        if not self.score_cells:
+            del data["score_cells"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod

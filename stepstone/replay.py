@@ -47,7 +47,7 @@ def replay(worker: Worker, seed: int, actions: np.ndarray) -> tuple[Any, float]:
     for a in actions:
         reward, _, _ = env.step(a)
         score += reward
-    return worker.cell_fn(env), score
+    return worker.key(worker.cell_fn(env), score), score
 
 
 def check(

@@ -43,6 +43,7 @@ def summary(store: RunStore) -> dict:
         "env": config.env,
         "cells_kind": config.cells,
         "cell_params": dict(config.cell_params),  # what the user pinned (--cell-param)
+        "score_cells": config.score_cells,  # the score is part of each key (--score-cells)
         # Adaptive cells: their current parameters and every re-choice (frames, shape, sampled
         # states, archive size before and after), cells/schedule.py; None for other kinds.
         "cell_shape": state.get("cell_shape"),
@@ -160,8 +161,10 @@ def llm_summary(config, store: RunStore, last: dict) -> dict:
 
 
 def cells_row(s: dict) -> str:
-    """The cell kind and its pinned parameters: ``auto; gamma=0.5``."""
-    return _with_params(s["cells_kind"], s.get("cell_params"))
+    """The cell kind and its pinned parameters: ``auto; gamma=0.5``, and ``+ score`` when
+    the score is part of the key."""
+    row = _with_params(s["cells_kind"], s.get("cell_params"))
+    return f"{row} + score" if s.get("score_cells") else row
 
 
 def _with_params(name: str, params: dict | None) -> str:

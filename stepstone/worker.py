@@ -23,7 +23,7 @@ from .cells import AdaptiveCells, CellFn, DriverDecidedCells
 from .config import ExploreConfig
 from .engine import Found, Result, Task
 from .envs.generic import GymEnv
-from .errors import RunDirError
+from .errors import ConfigError, RunDirError
 from .goals import Goal
 from .shards import Parts, ShardTables, split
 from .table import CellTable
@@ -62,6 +62,26 @@ class Worker:
         self.table = CellTable() if self.shards == 1 else ShardTables(self.shards)
         self.sticky = config.sticky
         self.returner: Any = None  # with --from-policy, built on first use: policy_return()
+        self.score_cells = config.score_cells
+        if self.score_cells and (self.adaptive or self.decided or config.from_policy):
+            kind = config.cells if config.cells != "auto" else f"auto ({type(cell_fn).__name__})"
+            why = (
+                "--from-policy returns by a policy, which keeps no score"
+                if config.from_policy
+                else f"--cells {kind} are "
+                + ("decided in the driver" if self.decided else "re-keyed from stored states")
+            )
+            raise ConfigError(
+                f"--score-cells puts the score into keys the worker computes itself, and {why}; "
+                "use --cells downscale, ram, observation, minigrid, text or dom, or drop "
+                "--score-cells"
+            )
+
+    def key(self, cell: Any, score: float) -> Any:
+        """The archive's key of a state in ``cell`` reached with ``score``. With
+        ``--score-cells`` the score is part of it, rounded so that a replay, which sums the
+        same rewards in another order, lands on the same key."""
+        return (cell, round(score, 6)) if self.score_cells else cell
 
     @classmethod
     def from_config(cls, config: ExploreConfig, llm: Any = None) -> Worker:
@@ -90,8 +110,8 @@ class Worker:
         env.reset(self.config.seed)
         source = self.adaptive.source(env) if self.adaptive is not None else None
         success = self.goal.reached(env, 0.0, False)
-        return Found(self.cell_fn(env), 0.0, 0, env.snapshot(), False, success, source,
-                     env.metrics())  # fmt: skip
+        return Found(self.key(self.cell_fn(env), 0.0), 0.0, 0, env.snapshot(), False, success,
+                     source, env.metrics())  # fmt: skip
 
     def policy_return(self) -> Any:
         """The run's ``--from-policy`` return (learn/returner.py), loaded and checked against
@@ -166,7 +186,7 @@ class Worker:
                     "backup)"
                 ) from None
             frames = env.last_restore_steps
-            if self.check_return and cell_fn(env) != task.cell:
+            if self.check_return and self.key(cell_fn(env), task.score) != task.cell:
                 return self._result(task, [], frames, {}, {}, [], True, base_score, base_length)
             # Cells decided in the driver: start from the key of the restored state itself.
             last = cell_fn(env) if self.decided else task.cell
@@ -179,7 +199,7 @@ class Worker:
             else ()
         )
         samples = []
-        sticky = self.sticky
+        sticky, score_cells = self.sticky, self.score_cells
         actions = []
         total = 0.0
         steps = 0
@@ -199,6 +219,8 @@ class Worker:
                     del found[cell]
                 break
             cell = cell_fn(env)
+            if score_cells:
+                cell = (cell, round(base_score + total, 6))
             if cell != last or reward != 0 or terminated or truncated:
                 last = cell
                 visit(cell, off_score + total, off_steps + steps, terminated or truncated)

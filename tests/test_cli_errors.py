@@ -174,6 +174,21 @@ def test_a_selector_parameter_the_run_gives(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    "how", [("--cells", "novelty"), ("--cells", "bins"), ("--from-policy", "nowhere.pt")]
+)
+def test_score_cells_with_keys_the_worker_does_not_compute(capsys, tmp_path, how):
+    """Novelty cells are decided in the driver, bins re-keyed from stored states, and a
+    policy's return knows no score: none can add the score to its key, so it is refused
+    before a run directory exists."""
+    code, err = run_cli(
+        capsys, "explore", "MountainCar-v0", "--score-cells", *how,
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 2 and not (tmp_path / "r").exists()
+    assert "--score-cells puts the score into keys the worker computes" in one_line(err)
+
+
 USER_CELLS = """
 def raises(obs):
     raise RuntimeError("my bug")

@@ -147,3 +147,78 @@ def test_worker_process_uses_one_blas_thread():
     if before == 1:
         pytest.skip("numpy's BLAS has one thread here already (one core)")
     assert after == 1
+
+
+class Coin(gym.Env):
+    """Ten squares and a coin at square 3, taken with action 2 (reward 1, once). The
+    observation is the square only: with or without the coin, square 7 looks the same."""
+
+    def __init__(self):
+        self.observation_space = spaces.Discrete(10)
+        self.action_space = spaces.Discrete(3)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.coin = 0, False
+        return self.pos, {}
+
+    def step(self, action):
+        reward = 0.0
+        if action == 2 and self.pos == 3 and not self.coin:
+            self.coin, reward = True, 1.0
+        elif action < 2:
+            self.pos = max(0, min(9, self.pos + (1 if action == 1 else -1)))
+        return self.pos, reward, False, False, {}
+
+
+gym.register("TestCoin-v0", entry_point=Coin, max_episode_steps=200)
+
+
+def coin_archive(score_cells: bool) -> tuple[Worker, Engine]:
+    config = ExploreConfig("TestCoin-v0", score_cells=score_cells, explore_steps=30)
+    worker = Worker.from_config(config)
+    engine = Engine(Archive(), TrajectoryTree(), Uniform())
+    engine.add_root(worker.root())
+    while engine.frames < 20_000:
+        for task in engine.ask(4):
+            engine.tell(worker.run(task))
+    return worker, engine
+
+
+def test_score_cells_keep_each_square_with_and_without_the_coin():
+    """Without the score a square holds its best entry only, the one with the coin; with it
+    each square is two cells, and every entry replays from reset to its cell and score."""
+    from stepstone.replay import check
+
+    worker, plain = coin_archive(False)
+    assert len(plain.archive) == 10
+    assert set(plain.archive.score[:10].tolist()) == {1.0}  # the coin's entries took them all
+    worker, scored = coin_archive(True)
+    squares = {(int.from_bytes(c[2], "little"), s) for c, s in scored.archive.cells}
+    assert squares == {(p, s) for p in range(10) for s in (0.0, 1.0)}
+    scores = scored.archive.score[: len(scored.archive)]
+    assert all(c[1] == s for c, s in zip(scored.archive.cells, scores, strict=True))
+    replayed = list(check(worker, 0, scored.trajectories, scored.archive))
+    assert len(replayed) == 20 and all(r.ok for r in replayed)
+
+
+def test_score_cells_are_kept_with_the_run_reported_resumed_and_replayed(tmp_path, capsys):
+    """On Montezuma (downscaled frames, the clustered selector measuring them): --score-cells
+    is stored, named in the report, kept by resume, and every entry replays to its cell;
+    a run without it stores its configuration as before."""
+    from stepstone.cli import main
+    from stepstone.store.sqlite import RunStore
+
+    assert "score_cells" not in ExploreConfig("montezuma").to_json()
+    run_dir = tmp_path / "run"
+    args = ["--workers", "1", "--backend", "inline", "--no-progress"]
+    assert main(["explore", "montezuma", "--frames", "3k", "--score-cells",
+                 "--run-dir", str(run_dir), *args]) == 0  # fmt: skip
+    assert "(auto + score) |" in (run_dir / "report.md").read_text()
+    assert main(["resume", str(run_dir), "--frames", "6k", *args]) == 0
+    store = RunStore.open(run_dir)
+    assert store.config.score_cells and store.config.selector == "clustered"
+    assert all(isinstance(c[0], bytes) and c[1] == 0.0 for c in store.load_archive().cells)
+    store.close()
+    assert main(["replay", str(run_dir), "--cell", "all"]) == 0
+    assert "replayed to their cells and scores" in capsys.readouterr().out

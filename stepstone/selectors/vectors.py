@@ -59,6 +59,8 @@ def _numbers(fields: tuple) -> Iterator[float]:
             yield (zlib.crc32(v.encode()) % 1000) / 1000
         elif isinstance(v, (int, float, np.number)):
             yield float(v)
+        elif isinstance(v, bytes):  # a downscaled frame with a score (--score-cells)
+            yield from np.frombuffer(v, dtype=np.uint8).astype(np.float64)
         else:
             raise TypeError(type(v).__name__)
 
