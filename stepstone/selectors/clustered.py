@@ -27,8 +27,9 @@ a few thousandths of its share. The reference code's nearest published term weig
 their score's rank in the whole archive (uber-research/go-explore, robustified/goexplore_py/
 randselectors.py, ``WeightedSelector.get_pos_weight``, "the highest score will get a weight
 of 1"); ``top`` ranks within a cluster. Off by default: at 0.5 it doubled room 12's share,
-was level or behind at 50M frames and one room ahead at 100M on two seeds, with rooms 15 and
-16 still missing (bench/README.md, "A share for each cluster's highest scores").
+was level or behind at 50M frames and held 22 rooms at 100M on each of three seeds (the
+default 21, 21, 22), with rooms 15 and 16 still missing (bench/README.md, "A share for each
+cluster's highest scores" and "The score in the cell").
 """
 
 from __future__ import annotations
