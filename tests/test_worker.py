@@ -41,14 +41,20 @@ class Ledge(gym.Env):
 gym.register("TestLedge-v0", entry_point=Ledge)
 
 
-def explore(death_window: int) -> set:
-    config = ExploreConfig("TestLedge-v0", death_window=death_window, explore_steps=1000)
+def explored(config: ExploreConfig) -> tuple[Worker, Engine]:
+    """A worker and the engine it explored with for 20,000 frames, in this process."""
     worker = Worker.from_config(config)
     engine = Engine(Archive(), TrajectoryTree(), Uniform())
     engine.add_root(worker.root())
     while engine.frames < 20_000:
         for task in engine.ask(4):
             engine.tell(worker.run(task))
+    return worker, engine
+
+
+def explore(death_window: int) -> set:
+    config = ExploreConfig("TestLedge-v0", death_window=death_window, explore_steps=1000)
+    _, engine = explored(config)
     return {int.from_bytes(c[2], "little") for c in engine.archive.cells}
 
 
@@ -175,14 +181,7 @@ gym.register("TestCoin-v0", entry_point=Coin, max_episode_steps=200)
 
 
 def coin_archive(score_cells: bool) -> tuple[Worker, Engine]:
-    config = ExploreConfig("TestCoin-v0", score_cells=score_cells, explore_steps=30)
-    worker = Worker.from_config(config)
-    engine = Engine(Archive(), TrajectoryTree(), Uniform())
-    engine.add_root(worker.root())
-    while engine.frames < 20_000:
-        for task in engine.ask(4):
-            engine.tell(worker.run(task))
-    return worker, engine
+    return explored(ExploreConfig("TestCoin-v0", score_cells=score_cells, explore_steps=30))
 
 
 def test_score_cells_keep_each_square_with_and_without_the_coin():
