@@ -63,7 +63,11 @@ def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str, par
 def modal(archive, at: np.ndarray) -> np.ndarray:
     """The most common value of each pixel over the cells ``at``: a room's frame with the
     player and moving objects mostly averaged away."""
-    frames = np.array([vector(archive.cells[i]) for i in np.flatnonzero(at)], dtype=np.int64)
+    cells = [archive.cells[i] for i in np.flatnonzero(at)]
+    if cells and isinstance(cells[0], tuple) and isinstance(cells[0][0], bytes):
+        # (frame, score) keys of --score-cells: compare the frames
+        cells = [frame for frame, _ in cells]
+    frames = np.array([vector(c) for c in cells], dtype=np.int64)
     return np.array([np.bincount(column).argmax() for column in frames.T])
 
 
@@ -88,7 +92,7 @@ def route(store, archive, env, rooms: np.ndarray, room: int) -> None:
 
 def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most: int) -> None:
     store, archive, rooms, worker = open_archive(run_dir)
-    env, cell_fn = worker.env, worker.cell_fn
+    env = worker.env
     try:
         if "montezuma" not in store.config.env.lower():
             raise SystemExit(f"{run_dir} is not a Montezuma's Revenge run: give one of those")
@@ -111,7 +115,7 @@ def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most:
                 two = np.sort(rng.choice(two, most, replace=False))
             reached, lost, landed = walks_from(
                 archive, env, two, walks, rng, lambda ram: (int(ram[ROOM]), keys_held(ram)),
-                cell_fn, rooms,
+                lambda env, score: worker.key(worker.cell_fn(env), score), rooms,
             )  # fmt: skip
             print(
                 f"  {walks * len(two)} random explorations from {len(two)} two-key entries "

@@ -61,10 +61,11 @@ def entry_ram(archive, env, *addresses: int) -> np.ndarray:
     return out
 
 
-def walks_from(archive, env, entries, walks: int, rng, what, cell_fn=None, rooms=None):
+def walks_from(archive, env, entries, walks: int, rng, what, key=None, rooms=None):
     """``walks`` random explorations from each of ``entries`` as the runs explore (a lost
     life ends one): how many reach each value of ``what(ram)``, how many lose a life, and
-    with ``cell_fn`` and ``rooms`` where the cells they pass stand in the archive: new to
+    with ``key`` (the cell key of the environment's state and the walk's score, as
+    ``Worker.key`` makes it) and ``rooms`` where the cells they pass stand in the archive: new to
     it, held by an entry of the room the walk is in or by a look-alike of another room, and
     whether the walk's score was higher, so that it would take the cell (bench/
     montezuma_frontier.py)."""
@@ -84,7 +85,7 @@ def walks_from(archive, env, entries, walks: int, rng, what, cell_fn=None, rooms
                 if env.lives() < lives:
                     lost += 1
                     break
-                if cell_fn is not None and (cell := cell_fn(env)) != last:
+                if key is not None and (cell := key(env, score)) != last:
                     last, j = cell, index.get(cell)
                     if j is None:
                         landed["new to the archive"] += 1
