@@ -365,3 +365,35 @@ def test_selector_params_are_kept_with_the_run_reported_and_resumed(tmp_path, ca
     assert store.metrics()[-1]["frames"] >= 6000
     store.close()
     capsys.readouterr()
+
+
+def test_clustered_by_score_gives_each_score_of_a_place_its_own_share():
+    """Place A: eight frames at score 300 (a door opened, a key spent) and two at 200 (both
+    keys kept); place B: two frames at 5. Clustered alone gives A's ten frames half of the
+    choices, the two at 200 a tenth of that; split by score each (place, score) pair gets a
+    third: the two-key frames get 1/6 each, not 1/20."""
+    room_a, room_b = bytes(40), bytes([7] * 40)
+    frames = [room_a[:i] + b"\x03" + room_a[i + 1 :] for i in range(10)]
+    frames += [room_b, room_b[:-1] + b"\x01"]
+    a = frames_archive(frames, scores=[300.0] * 8 + [200.0] * 2 + [5.0, 5.0])
+    assert make("clustered").weights(a)[8:10] == pytest.approx([0.1, 0.1])
+    sel = make("clustered", by_score=True)
+    w = sel.weights(a)
+    assert w[:8] == pytest.approx([1 / 8] * 8) and w[8:] == pytest.approx([0.5] * 4)
+    assert sel.clusters(a).tolist() == [0] * 10 + [1, 1]  # the look-alike clusters stay
+    picks = sel.select(a, 6000, np.random.default_rng(0))
+    assert abs(np.isin(picks, [8, 9]).mean() - 1 / 3) < 0.02
+
+
+def test_clustered_by_score_is_true_or_false_and_not_with_top(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="by_score is true or false"):
+        make("clustered", by_score="no")
+    with pytest.raises(ConfigError, match="one of them"):
+        make("clustered", by_score=True, top=0.5)
+    from stepstone.cli import main
+
+    run_dir = tmp_path / "run"
+    args = ["explore", "montezuma", "--frames", "2k", "--selector-param", "by_score=yes"]
+    assert main([*args, "--run-dir", str(run_dir), "--no-progress"]) == 2
+    assert "by_score is true or false, not 'yes'" in capsys.readouterr().err
+    assert not run_dir.exists()

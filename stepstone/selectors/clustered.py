@@ -30,6 +30,14 @@ of 1"); ``top`` ranks within a cluster. Off by default: at 0.5 it doubled room 1
 was level or behind at 50M frames and held 22 rooms at 100M on each of three seeds (the
 default 21, 21, 22), with rooms 15 and 16 still missing (bench/README.md, "A share for each
 cluster's highest scores" and "The score in the cell").
+
+``by_score`` splits each cluster by the score its entries were reached with, so that every
+(look-alike frames, score) pair gets an equal share. Collecting more is not always progress:
+on Montezuma's Revenge opening a door scores 300 and spends a key, so a cluster's highest
+scores hold one key where the way to rooms 15 and 16 needs two, and at 68.8M frames the
+two-key entries of room 22 got 0.06% of the choices under top=0.5 and would get 1.5% split by
+score (bench/README.md, "Each score its own share"). With ``--score-cells`` a cell holds one
+score, so the split follows the run's own notion of a place. Our variant, as ``top``.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ class Clustered(CountBased):
     # A cell's weight depends on its cluster's total: shards would each see part of one.
     shardable = False
 
-    def __init__(self, threshold: float = 0.08, top: float = 0.0):
+    def __init__(self, threshold: float = 0.08, top: float = 0.0, by_score: bool = False):
         if not 0 <= threshold < 1:
             raise ConfigError(
                 f"the clustered selector's threshold is a share of differing entries in "
@@ -57,9 +65,19 @@ class Clustered(CountBased):
                 f"the clustered selector's top is the share of a cluster's choices that go to "
                 f"its highest-scoring cells, in [0, 1], not {top}"
             )
+        if by_score not in (True, False):  # 1 and 0 are equal to them, "no" is not
+            raise ConfigError(
+                f"the clustered selector's by_score is true or false, not {by_score!r}"
+            )
+        if by_score and top:
+            raise ConfigError(
+                "the clustered selector's top ranks scores within a cluster, and by_score "
+                "leaves one score in each: give one of them"
+            )
         super().__init__()
         self.threshold = float(threshold)
         self.top = float(top)
+        self.by_score = bool(by_score)
         self._cells: list | None = None  # the archive's key list the clusters were made from
         # Leaders by key length: (one row per leader, their cluster indices).
         self._leaders: dict[int, tuple[np.ndarray, list[int]]] = {}
@@ -100,6 +118,9 @@ class Clustered(CountBased):
         # cells that can be explored from.
         n = len(archive)
         live = np.where(archive.terminal[:n], 0.0, super().weights(archive))
+        if self.by_score:
+            pairs = np.stack([cluster.astype(np.float64), archive.score[:n]])
+            cluster = np.unique(pairs, axis=1, return_inverse=True)[1].ravel()
         share = _within(cluster, live)
         if self.top > 0:
             score = archive.score[:n]
