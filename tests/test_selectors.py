@@ -383,6 +383,12 @@ def test_clustered_by_score_gives_each_score_of_a_place_its_own_share():
     assert sel.clusters(a).tolist() == [0] * 10 + [1, 1]  # the look-alike clusters stay
     picks = sel.select(a, 6000, np.random.default_rng(0))
     assert abs(np.isin(picks, [8, 9]).mean() - 1 / 3) < 0.02
+    # A better trajectory moves a frame to another score; a new frame comes at a third one
+    assert a.offer(frames[0], 400.0, 0, 0, b"") and not a.offer(room_b, 1.0, 0, 0, b"")
+    a.offer(room_b[:-2] + b"\x01\x01", 9.0, 0, 0, b"")
+    w = sel.weights(a)
+    assert w[0] == pytest.approx(1.0) and w[1:8] == pytest.approx([1 / 7] * 7)
+    assert w[10:] == pytest.approx([0.5, 0.5, 1.0])
 
 
 def test_clustered_by_score_is_true_or_false_and_not_with_top(tmp_path, capsys):
