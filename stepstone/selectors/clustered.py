@@ -84,7 +84,8 @@ class Clustered(CountBased):
         self._count = 0
         self.cluster = np.zeros(0, dtype=np.int64)  # one cluster index per entry
         # by_score: each entry's (cluster, score) group, the scores it was made from, the groups
-        self._group, self._group_score, self._groups = self.cluster, self.cluster, {}
+        self._group, self._group_score = self.cluster, self.cluster
+        self._groups: dict[tuple[int, float], int] = {}
 
     def clusters(self, archive: Archive) -> np.ndarray:
         """The cluster of each entry; entries added since the last call join or lead one."""
