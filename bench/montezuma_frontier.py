@@ -28,6 +28,7 @@ import numpy as np
 from montezuma_keys import ROOM, X, entry_ram, keys_held, open_archive, walks_from
 
 from stepstone import selectors
+from stepstone.options import params as param_parser
 from stepstone.selectors.vectors import vector
 from stepstone.trajectories import TrajectoryTree
 
@@ -90,7 +91,9 @@ def route(store, archive, env, rooms: np.ndarray, room: int) -> None:
     print(f"  room {room}, shortest entry ({len(actions)} steps), as room/keys: {way}")
 
 
-def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most: int) -> None:
+def diagnose(
+    run_dir: Path, ways: list[int], start: list[int], walks: int, most: int, params: dict
+) -> None:
     store, archive, rooms, worker = open_archive(run_dir)
     env = worker.env
     try:
@@ -99,7 +102,8 @@ def diagnose(run_dir: Path, ways: list[int], start: list[int], walks: int, most:
         n = len(archive)
         keys, xs = entry_ram(archive, env, X).T
         print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
-        shares(archive, rooms, keys, store.config.selector, store.config.selector_params)
+        given = {**store.config.selector_params, **params}  # --selector-param: what if
+        shares(archive, rooms, keys, store.config.selector, given)
         for r in ways:
             route(store, archive, env, rooms, r)
         rng = np.random.default_rng(0)
@@ -136,13 +140,19 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--walks", type=int, default=100, help="explorations from each entry")
     ap.add_argument("--entries", type=int, default=20, help="entries at most per room")
+    ap.add_argument(
+        "--selector-param", action="append", default=[], metavar="NAME=VALUE",
+        help="the shares under this parameter of the run's selector instead (e.g. "
+        "by_score=true top=0); repeatable",
+    )  # fmt: skip
     args = ap.parse_args()
+    params = param_parser("--selector-param", "top=0.5")(args.selector_param)
     try:
         ways, start = ([int(r) for r in v.split(",") if r] for v in (args.route, args.start))
     except ValueError:
         raise SystemExit("--route and --from take room numbers such as 12,21") from None
     for run_dir in args.runs:
-        diagnose(run_dir, ways, start, args.walks, args.entries)
+        diagnose(run_dir, ways, start, args.walks, args.entries, params)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,11 @@ cluster's highest scores" and "The score in the cell").
 ``by_score`` splits each cluster by the score its entries were reached with, so that every
 (look-alike frames, score) pair gets an equal share. Collecting more is not always progress:
 on Montezuma's Revenge opening a door scores 300 and spends a key, so a cluster's highest
-scores hold one key where the way to rooms 15 and 16 needs two, and at 68.8M frames the
-two-key entries of room 22 got 0.06% of the choices under top=0.5 and would get 1.5% split by
-score (bench/README.md, "Each score its own share"). With ``--score-cells`` a cell holds one
-score, so the split follows the run's own notion of a place. Our variant, as ``top``.
+scores may hold one key where the way to rooms 15 and 16 needs two. With ``--score-cells`` a
+cell holds one score, so the split follows the run's own notion of a place. Our variant, as
+``top``, and off by default: two-key entries got 3-40 times the choices, but on two seeds it
+was ahead of the default on one and behind on the other, and neither found rooms 15 or 16
+(bench/README.md, "Each score its own share").
 """
 
 from __future__ import annotations
