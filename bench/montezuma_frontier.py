@@ -28,6 +28,7 @@ import numpy as np
 from montezuma_keys import ROOM, X, entry_ram, keys_held, open_archive, walks_from
 
 from stepstone import selectors
+from stepstone.errors import ConfigError
 from stepstone.options import params as param_parser
 from stepstone.selectors.vectors import vector
 from stepstone.trajectories import TrajectoryTree
@@ -142,17 +143,20 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=20, help="entries at most per room")
     ap.add_argument(
         "--selector-param", action="append", default=[], metavar="NAME=VALUE",
-        help="the shares under this parameter of the run's selector instead (e.g. "
-        "by_score=true top=0); repeatable",
+        help="print the shares with this parameter of the run's selector instead, e.g. "
+        "by_score=true (with top=0 on a top=0.5 run); repeatable",
     )  # fmt: skip
     args = ap.parse_args()
-    params = param_parser("--selector-param", "top=0.5")(args.selector_param)
     try:
         ways, start = ([int(r) for r in v.split(",") if r] for v in (args.route, args.start))
     except ValueError:
         raise SystemExit("--route and --from take room numbers such as 12,21") from None
-    for run_dir in args.runs:
-        diagnose(run_dir, ways, start, args.walks, args.entries, params)
+    try:
+        params = param_parser("--selector-param", "top=0.5")(args.selector_param)
+        for run_dir in args.runs:
+            diagnose(run_dir, ways, start, args.walks, args.entries, params)
+    except ConfigError as e:  # a parameter the run's selector does not take
+        raise SystemExit(str(e)) from None
 
 
 if __name__ == "__main__":
