@@ -36,9 +36,9 @@ cluster's highest scores" and "The score in the cell").
 on Montezuma's Revenge opening a door scores 300 and spends a key, so a cluster's highest
 scores may hold one key where the way to rooms 15 and 16 needs two. With ``--score-cells`` a
 cell holds one score, so the split follows the run's own notion of a place. Our variant, as
-``top``, and off by default: two-key entries got 3-40 times the choices, but on two seeds it
-was ahead of the default on one and behind on the other, and neither found rooms 15 or 16
-(bench/README.md, "Each score its own share").
+``top``, and off by default: two-key entries got 3-40 times their share under top=0.5, but
+of two seeds it was ahead of the default on one and behind on the other, and neither found
+rooms 15 or 16 (bench/README.md, "Each score its own share").
 """
 
 from __future__ import annotations
