@@ -175,6 +175,43 @@ def test_intrinsic_value_is_high_where_visits_are_few(name):
     assert np.isin(picks, rare).mean() > 0.7
 
 
+def test_cell_vectors_are_made_once_and_equal_vectors_as_the_archive_grows():
+    from stepstone.selectors.vectors import CellVectors, vectors
+
+    cells: list = [(1.0,), (2.0, 3.0)]
+    made = CellVectors()
+    assert made(cells).tolist() == [[1.0, 0.0], [2.0, 3.0]]
+    for c in [(4.0,), (5.0, 6.0, 7.0), *[(float(i),) for i in range(9)]]:  # wider, then more rows
+        cells.append(c)
+        assert np.array_equal(made(cells), vectors(cells))
+    assert made(cells[:3]).tolist() == [[1.0, 0.0], [2.0, 3.0], [4.0, 0.0]]  # a new list: anew
+
+
+def test_intrinsic_inputs_follow_the_archive_with_statistics_taken_again_at_each_hundredth():
+    """Between refreshes a new cell is normalised by the kept mean and spread; once the archive
+    has grown by more than a hundredth every cell is normalised by the statistics of all."""
+    rng = np.random.default_rng(1)
+    a = Archive()
+    for _ in range(200):
+        a.offer(tuple(rng.normal(size=3).round(4).tolist()), 0.0, 0, 0, b"")
+    sel = make("rdd")
+    sel.weights(a)
+    x0 = np.array(a.cells[:200])
+    mean, spread = x0.mean(axis=0), x0.std(axis=0) + 1e-8
+    a.offer((2.0, 2.0, 2.0), 0.0, 0, 0, b"")
+    sel.weights(a)
+    x, f = sel._inputs(a, sel._nets[0])
+    assert np.allclose(x[200], (2.0 - mean) / spread)
+    assert np.allclose(f, sel._nets[0](x))
+    for _ in range(2):
+        a.offer(tuple(rng.normal(size=3).tolist()), 0.0, 0, 0, b"")
+    sel.weights(a)  # 203 > 1.01 * 200
+    x, f = sel._inputs(a, sel._nets[0])
+    everything = np.array(a.cells)
+    fresh = (everything - everything.mean(axis=0)) / (everything.std(axis=0) + 1e-8)
+    assert np.allclose(x, np.clip(fresh, -5, 5)) and np.allclose(f, sel._nets[0](x))
+
+
 def test_tuples_with_names_and_none_are_finite_vectors():
     from stepstone.selectors.vectors import vector
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..archive import Archive
 from .base import Selector
-from .vectors import vectors
+from .vectors import CellVectors
 
 
 class _MLP:
@@ -59,10 +59,31 @@ class RND(Selector):
         self._rng = np.random.default_rng(seed)
         self._nets: tuple[_MLP, _MLP] | None = None
         self._trained_visits = 0
+        self._vectors = CellVectors()
+        self._kept: tuple | None = None  # (target, n at the statistics, mean, spread, x, f(x))
 
-    def _normalised(self, archive: Archive) -> np.ndarray:
-        x = vectors(archive.cells)
-        return np.clip((x - x.mean(axis=0)) / (x.std(axis=0) + 1e-8), -5, 5)
+    def _inputs(self, archive: Archive, target: _MLP) -> tuple[np.ndarray, np.ndarray]:
+        """The cells normalised per dimension, and the target's features of them. The mean and
+        spread are taken again once the archive has grown by a hundredth (RND normalises by
+        running statistics too); in between only new cells are normalised and passed through
+        the fixed target. Redone at every choice, this was 13 of 21 ms a call at 6,335 cells."""
+        x = self._vectors(archive.cells)
+        n = len(x)
+        kept = self._kept
+        if (
+            kept is None
+            or kept[0] is not target
+            or n > 1.01 * kept[1]
+            or x.shape[1] != kept[2].shape[0]
+        ):
+            mean, spread = x.mean(axis=0), x.std(axis=0) + 1e-8
+            xn = np.clip((x - mean) / spread, -5, 5)
+            kept = self._kept = (target, n, mean, spread, xn, target(xn))
+        elif n > len(kept[4]):
+            new = np.clip((x[len(kept[4]) :] - kept[2]) / kept[3], -5, 5)
+            xn, f = np.vstack([kept[4], new]), np.vstack([kept[5], target(new)])
+            kept = self._kept = (*kept[:4], xn, f)
+        return kept[4], kept[5]
 
     def weights(self, archive: Archive) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -77,14 +98,14 @@ class RND(Selector):
     def _error(self, archive: Archive) -> np.ndarray:
         """Each cell's prediction error, after training on the visits since the last call."""
         n = len(archive)
-        x = self._normalised(archive)
-        if self._nets is None or self._nets[0].w1.shape[0] != x.shape[1]:
+        width = self._vectors(archive.cells).shape[1]
+        if self._nets is None or self._nets[0].w1.shape[0] != width:
             # Built on first use (and again if the cell space changes, e.g. dynamic cells).
-            dims = (x.shape[1], self.hidden, self.features)
+            dims = (width, self.hidden, self.features)
             self._nets = _MLP(*dims, self._rng), _MLP(*dims, self._rng)
             self._trained_visits = 0
         target, predictor = self._nets
-        f = target(x)
+        x, f = self._inputs(archive, target)
         visits = archive.times_seen[:n] + archive.times_chosen[:n] + 1
         # Train on as many samples as there were visits since the last call (at least one
         # batch, at most `steps` batches), drawn in proportion to each cell's visits.

@@ -15,7 +15,7 @@ import numpy as np
 from ..archive import Archive
 from ..errors import ConfigError
 from .base import Selector
-from .vectors import vectors
+from .vectors import CellVectors
 
 
 class Novelty(Selector):
@@ -28,12 +28,13 @@ class Novelty(Selector):
             ) from None
         self._tree_cls = cKDTree
         self.k = k
+        self._vectors = CellVectors()
 
     def weights(self, archive: Archive) -> np.ndarray:
         n = len(archive)
         if n < 2:
             return np.ones(n)
-        points = vectors(archive.cells)
+        points = self._vectors(archive.cells)
         k = min(self.k, n - 1)
         dist, _ = self._tree_cls(points).query(points, k=k + 1)  # the first is the cell itself
         return dist.reshape(n, -1)[:, 1:].mean(axis=1) + 1e-6

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,3 +74,30 @@ def vectors(cells: Sequence[Hashable]) -> np.ndarray:
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
+
+
+class CellVectors:
+    """``vectors`` of an archive's cells, each made once: a selector that reads every cell at
+    every choice (rnd, rdd, novelty; ~30 choices a second on one Montezuma worker) spent half
+    its time remaking them (23 of 45 ms a call for rdd at 6,335 cells). Rows are appended as
+    the archive grows; a re-keyed archive (a new cell list) starts again."""
+
+    def __init__(self) -> None:
+        self._cells: Any = None
+        self._rows = np.zeros((0, 0))
+        self._n = 0
+
+    def __call__(self, cells: Sequence[Hashable]) -> np.ndarray:
+        if cells is not self._cells:
+            self._cells, self._rows, self._n = cells, np.zeros((0, 0)), 0
+        n = len(cells)
+        if n > self._n:
+            new = vectors(cells[self._n : n])
+            width = max(new.shape[1], self._rows.shape[1])
+            if n > len(self._rows) or width > self._rows.shape[1]:
+                grown = np.zeros((max(n, 2 * len(self._rows)), width))
+                grown[: self._n, : self._rows.shape[1]] = self._rows[: self._n]
+                self._rows = grown
+            self._rows[self._n : n, : new.shape[1]] = new
+            self._n = n
+        return self._rows[:n]
