@@ -13,7 +13,10 @@ run's archive with the RAM (a diagnosis with domain knowledge that no run uses) 
   ``--walks`` random explorations each (100 actions, 95% repeats, ending at a lost life, as
   the runs explore): the (room, keys held) pairs they reach, how many lose a life, and whose
   cells (under the run's cell function) the walks pass; and where (RAM x) the room's entries
-  holding 0, 1 and 2 keys lie.
+  holding 0, 1 and 2 keys lie;
+- with ``--doomed N``, of N live entries drawn at random, the share that lose a life within
+  40 steps whatever they do (bench/montezuma_keys.py, ``doomed``) and their share of the
+  choices, and the x of each two-key entry of the rooms of ``--from``, doomed ones marked.
 
     python bench/montezuma_frontier.py /work/runs/p20/downscale-clustered-s{0,1,2} --walks 100
 """
@@ -25,7 +28,7 @@ import collections
 from pathlib import Path
 
 import numpy as np
-from montezuma_keys import ROOM, X, entry_ram, keys_held, open_archive, walks_from
+from montezuma_keys import ROOM, X, doomed, entry_ram, keys_held, open_archive, walks_from
 
 from stepstone import selectors
 from stepstone.errors import ConfigError
@@ -34,7 +37,7 @@ from stepstone.selectors.vectors import vector
 from stepstone.trajectories import TrajectoryTree
 
 
-def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str, params) -> None:
+def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str, params) -> np.ndarray:
     n = len(archive)
     selector = selectors.make(selector_name, **params)
     w = np.where(archive.terminal[:n], 0.0, selector.weights(archive))
@@ -60,6 +63,7 @@ def shares(archive, rooms: np.ndarray, keys: np.ndarray, selector_name: str, par
                 differ = {m: int((modal(archive, rooms == m) != mine).sum()) for m in alike}
                 line += f", modal frames differing in {differ} of {mine.size} pixels"
         print(line)
+    return p
 
 
 def modal(archive, at: np.ndarray) -> np.ndarray:
@@ -93,7 +97,13 @@ def route(store, archive, env, rooms: np.ndarray, room: int) -> None:
 
 
 def diagnose(
-    run_dir: Path, ways: list[int], start: list[int], walks: int, most: int, params: dict
+    run_dir: Path,
+    ways: list[int],
+    start: list[int],
+    walks: int,
+    most: int,
+    params: dict,
+    sample: int = 0,
 ) -> None:
     store, archive, rooms, worker = open_archive(run_dir)
     env = worker.env
@@ -104,7 +114,16 @@ def diagnose(
         keys, xs = entry_ram(archive, env, X).T
         print(f"{run_dir}: {n} entries at {store.metrics()[-1]['frames']:,} frames")
         given = {**store.config.selector_params, **params}  # --selector-param: what if
-        shares(archive, rooms, keys, store.config.selector, given)
+        p = shares(archive, rooms, keys, store.config.selector, given)
+        if sample:
+            live = np.flatnonzero(~archive.terminal[:n])
+            drawn = np.random.default_rng(0).choice(live, min(sample, len(live)), replace=False)
+            dead = np.array([doomed(archive, env, i) for i in drawn])
+            print(
+                f"  of {len(drawn)} live entries drawn, {100 * dead.mean():.1f}% lose a life "
+                f"within 40 steps whatever they do; they hold "
+                f"{100 * p[drawn[dead]].sum() / p[drawn].sum():.1f}% of the drawn entries' share"
+            )
         for r in ways:
             route(store, archive, env, rooms, r)
         rng = np.random.default_rng(0)
@@ -116,6 +135,10 @@ def diagnose(
             span = {k: (int(xs[m].min()), int(xs[m].max()))
                     for k in range(3) if (m := (rooms == r) & (keys == k)).any()}  # fmt: skip
             print(f"  room {r}: x from, to of its entries by keys held {span}")
+            if sample:
+                marks = sorted((int(xs[i]), "*" if doomed(archive, env, i) else "") for i in two)
+                shown = " ".join(f"{x}{d}" for x, d in marks)
+                print(f"  room {r}: two-key entries' x (* a death under way): {shown}")
             if len(two) > most:
                 two = np.sort(rng.choice(two, most, replace=False))
             reached, lost, landed = walks_from(
@@ -146,6 +169,11 @@ def main() -> None:
         help="print the shares with this parameter of the run's selector instead, e.g. "
         "by_score=true (with top=0 on a top=0.5 run); repeatable",
     )  # fmt: skip
+    ap.add_argument(
+        "--doomed", type=int, default=0, metavar="N",
+        help="of N live entries, the share whose death is under way (and their share of the "
+        "choices); marks the doomed two-key entries of --from",
+    )  # fmt: skip
     args = ap.parse_args()
     try:
         ways, start = ([int(r) for r in v.split(",") if r] for v in (args.route, args.start))
@@ -154,7 +182,7 @@ def main() -> None:
     try:
         params = param_parser("--selector-param", "top=0.5")(args.selector_param)
         for run_dir in args.runs:
-            diagnose(run_dir, ways, start, args.walks, args.entries, params)
+            diagnose(run_dir, ways, start, args.walks, args.entries, params, args.doomed)
     except ConfigError as e:  # a parameter the run's selector does not take
         raise SystemExit(str(e)) from None
 

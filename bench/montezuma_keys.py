@@ -61,6 +61,21 @@ def entry_ram(archive, env, *addresses: int) -> np.ndarray:
     return out
 
 
+def doomed(archive, env, i: int, steps: int = 40) -> bool:
+    """Whether entry ``i`` loses a life within ``steps`` whatever it does (idle, up, right or
+    left held): a frame of a death under way, which the game has not yet counted."""
+    for action in (0, 2, 3, 4):
+        env.restore(archive.snapshots[int(archive.snap[i])])
+        lives = env.lives()
+        for _ in range(steps):
+            env.step(action)
+            if env.lives() < lives:
+                break
+        else:
+            return False  # alive after `steps` of this action
+    return True
+
+
 def walks_from(archive, env, entries, walks: int, rng, what, key=None, rooms=None):
     """``walks`` random explorations from each of ``entries`` as the runs explore (a lost
     life ends one): how many reach each value of ``what(ram)``, how many lose a life, and
