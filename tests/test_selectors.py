@@ -158,6 +158,19 @@ def test_novelty_weight_is_mean_distance_to_k_nearest():
     assert np.allclose(w2, [(1 + 3) / 2, (1 + 2) / 2, (2 + 3) / 2, (4 + 6) / 2], atol=1e-5)
 
 
+def test_novelty_kept_between_calls_equals_the_tree_built_anew():
+    """Cells added a few at a time (one call after each batch) give the same weights as a
+    selector that meets the whole archive at once, down to fewer cells than k."""
+    rng = np.random.default_rng(3)
+    a, kept = Archive(), make("novelty")
+    for batch in [2, 1, 3, 9, 1, 40, 7]:
+        for _ in range(batch):
+            a.offer(tuple(rng.normal(size=3).round(3).tolist()), 0.0, 0, 0, b"")
+        assert np.allclose(kept.weights(a), make("novelty").weights(a))
+    a.offer((1.0, 2.0, 3.0, 4.0), 0.0, 0, 0, b"")  # a wider cell: every distance changes
+    assert np.allclose(kept.weights(a), make("novelty").weights(a))
+
+
 @pytest.mark.parametrize("name", ["rnd", "rdd"])
 def test_intrinsic_value_is_high_where_visits_are_few(name):
     """Trained on the cells in proportion to visits, the predictor learns the familiar ones."""
