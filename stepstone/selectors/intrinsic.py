@@ -21,6 +21,8 @@ framework needed); they are rebuilt and retrained from the archive's counters on
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..archive import Archive
@@ -50,6 +52,17 @@ class _MLP:
         self.b1 -= lr * grad_h.sum(axis=0)
 
 
+class _Inputs(NamedTuple):
+    """What ``RND._inputs`` keeps between calls: the statistics were taken at ``n`` cells."""
+
+    target: _MLP
+    n: int
+    mean: np.ndarray
+    spread: np.ndarray
+    x: np.ndarray
+    f: np.ndarray
+
+
 class RND(Selector):
     noise = 0.0  # RDD's sigma; 0 is plain RND
 
@@ -60,30 +73,24 @@ class RND(Selector):
         self._nets: tuple[_MLP, _MLP] | None = None
         self._trained_visits = 0
         self._vectors = CellVectors()
-        self._kept: tuple | None = None  # (target, n at the statistics, mean, spread, x, f(x))
+        self._kept: _Inputs | None = None
 
     def _inputs(self, archive: Archive, target: _MLP) -> tuple[np.ndarray, np.ndarray]:
         """The cells normalised per dimension, and the target's features of them. The mean and
-        spread are taken again once the archive has grown by a hundredth (RND normalises by
-        running statistics too); in between only new cells are normalised and passed through
-        the fixed target. Redone at every choice, this was 13 of 21 ms a call at 6,335 cells."""
+        spread are taken again once the archive has grown by a hundredth (RND whitens by
+        running statistics, clipped to [-5, 5]: Burda et al. 2019, section 2.4); in between
+        only new cells are normalised and passed through the fixed target. Redone at every
+        choice, this was 13 of 21 ms a call at 6,335 cells."""
         x = self._vectors(archive.cells)
-        n = len(x)
-        kept = self._kept
-        if (
-            kept is None
-            or kept[0] is not target
-            or n > 1.01 * kept[1]
-            or x.shape[1] != kept[2].shape[0]
-        ):
+        n, k = len(x), self._kept
+        if k is None or k.target is not target or n > 1.01 * k.n or x.shape[1] != len(k.mean):
             mean, spread = x.mean(axis=0), x.std(axis=0) + 1e-8
             xn = np.clip((x - mean) / spread, -5, 5)
-            kept = self._kept = (target, n, mean, spread, xn, target(xn))
-        elif n > len(kept[4]):
-            new = np.clip((x[len(kept[4]) :] - kept[2]) / kept[3], -5, 5)
-            xn, f = np.vstack([kept[4], new]), np.vstack([kept[5], target(new)])
-            kept = self._kept = (*kept[:4], xn, f)
-        return kept[4], kept[5]
+            k = self._kept = _Inputs(target, n, mean, spread, xn, target(xn))
+        elif n > len(k.x):
+            new = np.clip((x[len(k.x) :] - k.mean) / k.spread, -5, 5)
+            k = self._kept = k._replace(x=np.vstack([k.x, new]), f=np.vstack([k.f, target(new)]))
+        return k.x, k.f
 
     def weights(self, archive: Archive) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
