@@ -175,6 +175,8 @@ def main() -> None:
         "choices); marks the doomed two-key entries of --from",
     )  # fmt: skip
     args = ap.parse_args()
+    if args.doomed < 0:
+        raise SystemExit(f"--doomed takes a number of entries, 0 or more, not {args.doomed}")
     try:
         ways, start = ([int(r) for r in v.split(",") if r] for v in (args.route, args.start))
     except ValueError:
