@@ -43,7 +43,7 @@ class ExploreConfig:
         0, help="seeds the environment's reset and the run's choices; every trajectory replays "
         "from it",
     )  # fmt: skip
-    cells: str = option(  # auto: downscale for Atari, observation otherwise
+    cells: str = option(  # auto: the environment's own, else cells.resolve's
         "auto", names=cell_kinds, help="cell kind: {names}, or module:function of your own"
     )
     cell_params: dict[str, Any] = option(

@@ -68,15 +68,42 @@ USER_ENV_MODULE = textwrap.dedent(
 
 
     gym.register("UserLivesCorridor-v0", entry_point=LivesCorridor, max_episode_steps=60)
+
+
+    class PixelCorridor(Corridor):
+        # The corridor seen only as a picture: a 16 x 80 RGB frame, the walker a bright
+        # 2-pixel column, the floor speckled anew each step (from the seeded np_random, so a
+        # replay draws the same speckles): no two frames alike.
+
+        def __init__(self):
+            import numpy as np
+
+            super().__init__()
+            self.observation_space = spaces.Box(0, 255, (16, 80, 3), np.uint8)
+
+        def _frame(self):
+            frame = self.np_random.integers(0, 4, (16, 80, 3), dtype="uint8")
+            frame[:, 2 * self.pos : 2 * self.pos + 2] = 250
+            return frame
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            return self._frame(), {}
+
+        def step(self, action):
+            _, reward, terminated, truncated, info = super().step(action)
+            return self._frame(), reward, terminated, truncated, info
+
+
+    gym.register("UserPixelCorridor-v0", entry_point=PixelCorridor, max_episode_steps=60)
     """
 )
 
 
 @pytest.fixture
 def user_env_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A module `user_envs` registering UserCorridor-v0, UserUnreturnable-v0 and
-    UserLivesCorridor-v0, importable
-    here and in subprocesses."""
+    """A module `user_envs` registering UserCorridor-v0, UserUnreturnable-v0,
+    UserLivesCorridor-v0 and UserPixelCorridor-v0, importable here and in subprocesses."""
     (tmp_path / "user_envs.py").write_text(USER_ENV_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")

@@ -86,6 +86,16 @@ def test_pinned_bits_and_decimals_are_fixed_cells():
     assert cells.resolve("auto", {}, env, version=1) == ("observation", {})
     assert cells.resolve("auto", {}, Env(7)) == ("observation", {})  # Discrete: itself
     assert cells.resolve("auto", {}, Env("a room")) == ("observation", {})  # text
+    # Pictures (uint8 rows x columns, with 1, 3 or 4 channels or none): dynamic downscaling
+    # since version 3; a run made at version 2 keeps the frame itself as its cell.
+    for picture in ((16, 80, 3), (16, 80), (16, 80, 1), (16, 80, 4)):
+        assert cells.resolve("auto", {}, Env(np.zeros(picture, np.uint8))) == ("dynamic", {})
+    rgb = Env(np.zeros((16, 80, 3), np.uint8))
+    assert cells.resolve("auto", {"levels": 4}, rgb) == ("dynamic", {"levels": 4})
+    assert cells.resolve("auto", {}, rgb, version=2) == ("observation", {})
+    assert cells.resolve("auto", {"decimals": 0}, rgb) == ("observation", {"decimals": 0})
+    assert cells.resolve("auto", {}, Env(np.zeros((16, 80, 2), np.uint8))) == ("observation", {})
+    assert cells.resolve("auto", {}, Env(np.zeros(5, np.uint8))) == ("observation", {})
     stored_before = json.dumps({"env": "CartPole-v1", "cells": "auto"})
     assert ExploreConfig.from_json(stored_before).cells_auto == 1
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..registry import Registry
 from .base import AdaptiveCells, CellFn, CellRule, DriverDecidedCells
@@ -41,8 +43,9 @@ register = REGISTRY.register
 AUTO = "auto"
 # What "auto" means for environments without a default of their own, by version (a run keeps
 # the version it was made with, ExploreConfig.cells_auto): 1 the observation rounded to one
-# decimal (stepstone 0.1), 2 adaptive per-dimension bins where it has float dimensions.
-AUTO_VERSION = 2
+# decimal (stepstone 0.1), 2 adaptive per-dimension bins where it has float dimensions, 3 as
+# 2 and dynamic downscaling where the observation is an image.
+AUTO_VERSION = 3
 
 
 def choices() -> list[str]:
@@ -66,22 +69,34 @@ def resolve(
     """The cell kind and parameters to use.
 
     'auto' means the environment's own default (``env.default_cells``: downscaled frames on
-    Atari, MiniGrid's agent and objects), else (``version`` 2) adaptive per-dimension bins
-    when the observation has float dimensions (a Box, or dict/tuple parts that are) and the
-    observation itself otherwise (a Discrete state, a string). ``decimals=N`` keeps the
-    observation rounded to N decimals; ``bits=...`` pins the bins (cells/bins.py).
+    Atari, MiniGrid's agent and objects), else (``version`` 3) dynamic downscaling when the
+    observation is an image (Go-Explore's cells for frames, their shape chosen for the
+    frames the run meets: an exact frame a cell would make one cell a step), (``version`` 2)
+    adaptive per-dimension bins when it has float dimensions (a Box, or dict/tuple parts that
+    are) and the observation itself otherwise (a Discrete state, a string). ``decimals=N``
+    keeps the observation rounded to N decimals; ``bits=...`` pins the bins (cells/bins.py).
     """
     if kind != AUTO:
         return kind, params
     default = env.default_cells
     if default is not None:
         return default[0], {**default[1], **params}
+    if version >= 3 and not {"decimals", "bits"} & set(params) and is_image(env.observe()):
+        return "dynamic", params
     if version >= 2 and "decimals" not in params:
         from .bins import dimensions
 
         if dimensions(env.observe()) > 0:
             return "bins", params
     return "observation", params
+
+
+def is_image(obs: Any) -> bool:
+    """A uint8 array of rows x columns, with 1, 3 or 4 channels or none: a picture, as
+    ``grayscale`` reads it (Gymnasium's pixel observations and AddRenderObservation's)."""
+    if not isinstance(obs, np.ndarray) or obs.dtype != np.uint8:
+        return False
+    return obs.ndim == 2 or (obs.ndim == 3 and obs.shape[-1] in (1, 3, 4))
 
 
 def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
@@ -107,6 +122,6 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
 
 __all__ = [
     "AUTO_VERSION", "REGISTRY", "AdaptiveCells", "CellFn", "CellRule", "CustomCells", "Downscale",
-    "DriverDecidedCells", "ObservationCells", "TextCells", "check", "choices", "make",
+    "DriverDecidedCells", "ObservationCells", "TextCells", "check", "choices", "is_image", "make",
     "register", "resolve",
 ]  # fmt: skip

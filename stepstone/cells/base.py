@@ -158,4 +158,6 @@ def grayscale(env: Any) -> np.ndarray:
         return (obs[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.uint8)
     if obs.ndim == 2:
         return obs.astype(np.uint8, copy=False)
+    if obs.ndim == 3 and obs.shape[-1] == 1:
+        return obs[..., 0].astype(np.uint8, copy=False)
     raise ValueError(f"an observation of shape {obs.shape} is not an image")
