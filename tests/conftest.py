@@ -96,6 +96,27 @@ USER_ENV_MODULE = textwrap.dedent(
 
 
     gym.register("UserPixelCorridor-v0", entry_point=PixelCorridor, max_episode_steps=60)
+
+
+    class PartsPixelCorridor(PixelCorridor):
+        # The picture as one part of a dict, beside a part that never changes.
+
+        def __init__(self):
+            super().__init__()
+            self.observation_space = spaces.Dict(
+                {"frame": self.observation_space, "level": spaces.Discrete(3)})
+
+        def reset(self, seed=None, options=None):
+            frame, info = super().reset(seed=seed)
+            return {"frame": frame, "level": 0}, info
+
+        def step(self, action):
+            frame, *rest = super().step(action)
+            return {"frame": frame, "level": 0}, *rest
+
+
+    gym.register("UserPartsPixelCorridor-v0", entry_point=PartsPixelCorridor,
+                 max_episode_steps=60)
     """
 )
 
@@ -103,7 +124,8 @@ USER_ENV_MODULE = textwrap.dedent(
 @pytest.fixture
 def user_env_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A module `user_envs` registering UserCorridor-v0, UserUnreturnable-v0,
-    UserLivesCorridor-v0 and UserPixelCorridor-v0, importable here and in subprocesses."""
+    UserLivesCorridor-v0, UserPixelCorridor-v0 and UserPartsPixelCorridor-v0, importable here
+    and in subprocesses."""
     (tmp_path / "user_envs.py").write_text(USER_ENV_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")

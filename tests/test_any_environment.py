@@ -85,6 +85,24 @@ def test_a_picture_gets_dynamic_downscaling_by_default(user_env_module, tmp_path
     assert main(["replay", str(run_dir), "--cell", "all"]) == 0
 
 
+def test_a_picture_among_parts_is_downscaled_by_default(user_env_module, tmp_path, capsys):
+    """Issue 20: the speckled corridor as one part of a dict. Auto before version 4 kept the
+    picture exact, a cell a frame (1,612 cells in 20k frames, as --cells observation makes);
+    now it is downscaled, its shape chosen among the parts'."""
+    run_dir = tmp_path / "run"
+    args = ["explore", "UserPartsPixelCorridor-v0", "--import", user_env_module, "--frames",
+            "20k", "--workers", "1", "--run-dir", str(run_dir), "--no-progress",
+            "--goal", "terminated"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["report", str(run_dir), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert len(summary["cell_shape"]) == 3 and summary["cell_choices"]  # one picture, chosen
+    assert 10 <= summary["cells"] <= 2 * 40
+    assert summary["success"] is True
+    assert main(["replay", str(run_dir), "--cell", "all"]) == 0
+
+
 def test_process_pool_imports_user_module_in_workers(user_env_module, tmp_path, capsys):
     run_dir = tmp_path / "run"
     args = [

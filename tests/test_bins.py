@@ -4,12 +4,15 @@ re-keying that keeps every trajectory, the report of choices, and resume after a
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from stepstone import cells, runner
 from stepstone.cells.bins import OFF, START_BITS, AdaptiveBins, Bins, split
+from stepstone.cells.downscale import Downscale
+from stepstone.cells.observation import freeze
 from stepstone.cells.schedule import RecentSample
 from stepstone.cli import main
 from stepstone.config import ExploreConfig, RunOptions
@@ -34,7 +37,9 @@ def choose(rows, split_factor=0.125, shape=None):
     c = AdaptiveBins(len(rows[0]), split_factor=split_factor)
     if shape is not None:
         c.set_shape(shape)
-    return c.choose([(np.array(r, dtype=np.float64), ()) for r in rows], np.random.default_rng())
+    return c.choose(
+        [(np.array(r, dtype=np.float64), (), ()) for r in rows], np.random.default_rng()
+    )
 
 
 def test_one_dimension_takes_the_bins_that_split_the_sample_into_the_target():
@@ -56,7 +61,7 @@ def test_dimensions_are_measured_in_their_own_spread_then_refined():
     rows = [[i / 8, 125.0 * j] for i in range(8) for j in range(8)]
     assert choose(rows) == (2, -9)
     grid = Bins([2, -9])
-    assert len({grid.key_of(np.array(r), ()) for r in rows}) == 8
+    assert len({grid.key_of(np.array(r), (), ()) for r in rows}) == 8
 
 
 def test_too_small_a_sample_keeps_the_shape():
@@ -96,15 +101,22 @@ def test_pinned_bits_and_decimals_are_fixed_cells():
     assert cells.resolve("auto", {"decimals": 0}, rgb) == ("observation", {"decimals": 0})
     assert cells.resolve("auto", {}, Env(np.zeros((16, 80, 2), np.uint8))) == ("observation", {})
     assert cells.resolve("auto", {}, Env(np.zeros(5, np.uint8))) == ("observation", {})
+    # A picture among parts is downscaled since version 4; before, it was kept exact.
+    with_state = Env({"pixels": np.zeros((16, 80, 3), np.uint8), "state": np.zeros(4)})
+    assert cells.resolve("auto", {}, with_state) == ("bins", {})
+    assert cells.resolve("auto", {}, with_state, version=3) == ("bins", {"pictures": "exact"})
+    with_level = Env({"pixels": np.zeros((16, 80), np.uint8), "level": 2})
+    assert cells.resolve("auto", {}, with_level) == ("bins", {})
+    assert cells.resolve("auto", {}, with_level, version=3) == ("observation", {})
     stored_before = json.dumps({"env": "CartPole-v1", "cells": "auto"})
     assert ExploreConfig.from_json(stored_before).cells_auto == 1
 
 
 def test_dicts_and_tuples_are_cells_by_their_parts():
     obs = {"pos": np.array([0.3, -1.2]), "room": 3, "inner": (np.float32(0.5), "door")}
-    floats, fixed = split(obs)
+    floats, pictures, fixed = split(obs)
     assert floats.tolist() == [0.5, 0.3, -1.2]  # keys sorted: inner, pos, room
-    assert len(fixed) == 2
+    assert len(fixed) == 2 and pictures == ()
     c = cells.make("bins", Env(obs), {})
     assert isinstance(c, AdaptiveBins) and c.shape == (START_BITS,) * 3
     c.set_shape((1, 2, 3))
@@ -114,9 +126,56 @@ def test_dicts_and_tuples_are_cells_by_their_parts():
     assert c(moved) != c(env)  # the discrete part is part of the cell
     # The discrete parts split the sample too: 8 rooms already make the target of 64 states
     # (T = 8), so the float (0 or 0.1 in each room) is not cut: 16 cells would score less.
-    rows = [(np.array([0.1 * (i // 8 % 2)]), (i % 8,)) for i in range(64)]
+    rows = [(np.array([0.1 * (i // 8 % 2)]), (), (i % 8,)) for i in range(64)]
     shape = AdaptiveBins(1).choose(rows, np.random.default_rng())
     assert len({Bins(list(shape)).key_of(*r) for r in rows}) == 8
+
+
+def bar(x: int) -> np.ndarray:
+    """A 16 x 64 picture, black but for column x."""
+    frame = np.zeros((16, 64), np.uint8)
+    frame[:, x] = 255
+    return frame
+
+
+def test_picture_parts_are_downscaled_with_shapes_chosen_beside_the_bins():
+    obs = {"pixels": np.stack([bar(5)] * 3, axis=-1), "state": np.array([0.25]), "level": 2}
+    floats, pictures, fixed = split(obs)
+    assert floats.tolist() == [0.25] and fixed == ((np.dtype(int).str, (), np.int64(2).tobytes()),)
+    assert len(pictures) == 1 and np.array_equal(pictures[0], bar(5))  # gray, 2-D
+    c = cells.make("bins", Env(obs), {})
+    assert c.shape == (START_BITS, 11, 8, 8)  # fixed downscaling's shape until a choice
+    assert c(Env(obs)) == (2, Downscale(11, 8, 8).key_of(bar(5)), fixed[0])
+    assert c.key_from_source(c.source(Env(obs))) == c(Env(obs))
+    c.set_shape((1, 4, 2, 3))
+    assert c(Env(obs))[1] == Downscale(4, 2, 3).key_of(bar(5))
+    assert c.key_from_source(c.source(Env(obs))) == c(Env(obs))
+    pinned = cells.make("bins", Env(obs), {"bits": 2})  # pictures at 11 x 8 x 8 with it
+    assert pinned(Env(obs)) == (1, Downscale(11, 8, 8).key_of(bar(5)), fixed[0])
+    exact = cells.make("bins", Env(obs), {"pictures": "exact"})
+    assert exact.shape == (START_BITS,) and exact(Env(obs))[1:] == (
+        fixed[0],
+        freeze(obs["pixels"], 0),
+    )
+    # The objective (the reference's): 64 states, a bar at each column, T = 8 cells. Width 8
+    # cuts them into 8 cells of 8, the best score there is (1.0), from 11 x 8 x 8's 11+.
+    rows = [(np.array([0.5]), (bar(x),), ()) for x in range(64)]
+    shape = AdaptiveBins(1, 1).choose(rows, np.random.default_rng())
+    grid = Bins(shape[:1], [shape[1:]])
+    assert shape[1] == 8 and sorted(Counter(grid.key_of(*r) for r in rows).values()) == [8] * 8
+    # Noise beside a telling float: every frame its own cell at 11 x 8 x 8 (64, not the 8
+    # aimed at), so the picture is coarsened (here to 1 x 1 pixel at 2 levels, the noise's
+    # mean either side of 128) and the float cut: 8 cells, not 64.
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (16, 64), np.uint8) for _ in range(64)]
+    assert len({Downscale(11, 8, 8).key_of(f) for f in noise}) == 64
+    rows = [(np.array([x / 64]), (noise[x],), ()) for x in range(64)]
+    shape = AdaptiveBins(1, 1).choose(rows, rng)
+    grid = Bins(shape[:1], [shape[1:]])
+    assert len({grid.key_of(np.array([0.0]), r[1], ()) for r in rows}) <= 2
+    assert len({grid.key_of(*r) for r in rows}) == 8
+    with pytest.raises(ConfigError, match="--cells observation"):
+        cells.make("bins", Env({"pixels": bar(1), "level": 2}), {"pictures": "exact"})
 
 
 def test_recent_sample_keeps_the_last_distinct_states():

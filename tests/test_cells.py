@@ -144,6 +144,20 @@ def test_sources_round_trip_and_recent_frames_bounded():
     src = cells.source(Env())
     assert np.array_equal(decode_frame(src), frame)
     assert cells.key_from_source(src) == cells(Env())
+    assert cells.decode(src) is not None and cells.decode(src).shape == (210, 160)  # as is
+    # A rendered 400 x 600 frame is judged at about an Atari frame's area (10,000 of them would
+    # take 2.4 GB at a choice); the archive's keys are still computed on the whole frame.
+    big = np.zeros((400, 600), np.uint8)
+    big[:, 300:] = 200
+
+    class Big:
+        def gray(self):
+            return big
+
+    judged = cells.decode(cells.source(Big()))
+    assert judged.shape == (int(400 * 0.3741), int(600 * 0.3741))  # sqrt(33,600 / 240,000)
+    assert judged.size <= 210 * 160 and abs(float(judged.mean()) - 100) < 1
+    assert cells.key_from_source(cells.source(Big())) == cells(Big())
     recent = RecentSample(3)  # the reference's RotatingSet: distinct, the oldest leaves
     recent.extend([b"a", b"b", b"a", b"c", b"d", b"c", b"e"])
     assert list(recent.items) == [b"c", b"d", b"e"]

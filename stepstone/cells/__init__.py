@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..errors import ConfigError
 from ..registry import Registry
-from .base import AdaptiveCells, CellFn, CellRule, DriverDecidedCells
+from .base import AdaptiveCells, CellFn, CellRule, DriverDecidedCells, is_image
 
 # The classes importable from here before the registry existed; a new kind need not be.
 from .custom import CustomCells
@@ -44,8 +42,9 @@ AUTO = "auto"
 # What "auto" means for environments without a default of their own, by version (a run keeps
 # the version it was made with, ExploreConfig.cells_auto): 1 the observation rounded to one
 # decimal (stepstone 0.1), 2 adaptive per-dimension bins where it has float dimensions, 3 as
-# 2 and dynamic downscaling where the observation is an image.
-AUTO_VERSION = 3
+# 2 and dynamic downscaling where the observation is an image, 4 as 3 and a dict's or tuple's
+# pictures downscaled among its parts (cells/bins.py), not kept exact.
+AUTO_VERSION = 4
 
 
 def choices() -> list[str]:
@@ -73,7 +72,8 @@ def resolve(
     observation is an image (Go-Explore's cells for frames, their shape chosen for the
     frames the run meets: an exact frame a cell would make one cell a step), (``version`` 2)
     adaptive per-dimension bins when it has float dimensions (a Box, or dict/tuple parts that
-    are) and the observation itself otherwise (a Discrete state, a string). ``decimals=N``
+    are), (``version`` 4) with picture parts downscaled, shapes chosen with the bins, and the
+    observation itself otherwise (a Discrete state, a string). ``decimals=N``
     keeps the observation rounded to N decimals; ``bits=...`` pins the bins (cells/bins.py).
     """
     if kind != AUTO:
@@ -86,17 +86,13 @@ def resolve(
     if version >= 2 and "decimals" not in params:
         from .bins import dimensions
 
-        if dimensions(env.observe()) > 0:
+        obs = env.observe()
+        floats, pictures = dimensions(obs, pictures=version >= 4)
+        if floats or pictures:
+            if version < 4 and dimensions(obs)[1]:  # its pictures were kept exact: they stay
+                params = {"pictures": "exact", **params}
             return "bins", params
     return "observation", params
-
-
-def is_image(obs: Any) -> bool:
-    """A uint8 array of rows x columns, with 1, 3 or 4 channels or none: a picture, as
-    ``grayscale`` reads it (Gymnasium's pixel observations and AddRenderObservation's)."""
-    if not isinstance(obs, np.ndarray) or obs.dtype != np.uint8:
-        return False
-    return obs.ndim == 2 or (obs.ndim == 3 and obs.shape[-1] in (1, 3, 4))
 
 
 def make(kind: str, env: Any, params: dict | None = None) -> CellFn:

@@ -152,7 +152,19 @@ def grayscale(env: Any) -> np.ndarray:
     gray = getattr(env, "gray", None)
     if gray is not None:
         return gray()
-    obs = np.asarray(env.observe())
+    return to_gray(np.asarray(env.observe()))
+
+
+def is_image(obs: Any) -> bool:
+    """A uint8 array of rows x columns, with 1, 3 or 4 channels or none: a picture, as
+    ``to_gray`` reads it (Gymnasium's pixel observations and AddRenderObservation's)."""
+    if not isinstance(obs, np.ndarray) or obs.dtype != np.uint8:
+        return False
+    return obs.ndim == 2 or (obs.ndim == 3 and obs.shape[-1] in (1, 3, 4))
+
+
+def to_gray(obs: np.ndarray) -> np.ndarray:
+    """A picture (rows x columns, with 1, 3 or 4 channels or none) as a 2-D uint8 array."""
     if obs.ndim == 3 and obs.shape[-1] in (3, 4):
         # ITU-R 601 luma, the weights OpenCV and PIL use for RGB -> gray.
         return (obs[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.uint8)

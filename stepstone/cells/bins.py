@@ -17,9 +17,11 @@ dimension moves a bit finer or coarser while that scores better: few candidates,
 involved, so a resumed run chooses what the uninterrupted one chose from the same sample.
 
 Observations with parts (dicts, tuples) are cells by their parts: every float dimension of
-every part gets its own bits, concatenated in the parts' order into one shape and chosen
-jointly, since the objective counts joint cells; non-float parts (a Discrete position, a
-string, an integer grid) are kept as themselves, as ``observation`` cells keep them.
+every part gets its own bits, and every picture part (``base.is_image``: a rendered frame beside
+a state vector) a downscaled frame's width, height and levels, all in one shape chosen jointly,
+since the objective counts joint cells; other parts (a Discrete position, a string, an integer
+grid) are kept as themselves, as ``observation`` cells keep them. (Before ``auto``'s version 4
+a picture part was kept as itself too, a cell a frame: ``pictures="exact"`` keeps that.)
 
 Schedule (``due``, cells/schedule.py): the reference first re-chooses after 10k frames and
 then every 10M (phase1_downscaled.sh), with 1% of frames sampled, a few hundred frames at the
@@ -39,14 +41,17 @@ from typing import Any
 import numpy as np
 
 from .. import codec
-from .base import AdaptiveCells, CellFn
-from .dynamic import score
+from .base import AdaptiveCells, CellFn, is_image, to_gray
+from .downscale import Downscale, fit
+from .dynamic import decode_frame, encode_frame, score
 from .observation import freeze
 
 # bits of a dimension that is ignored (every value in one bin).
 OFF = -128
 # Bins of 1/8 until the first choice: about the old default's rounding to one decimal.
 START_BITS = 3
+# A picture part until the first choice: fixed downscaling's 11 x 8 x 8 (cells/downscale.py).
+START_FRAME = (11, 8, 8)
 # Odd 64-bit multipliers that fold a row of bin indices into one integer when counting the
 # cells of a candidate (a collision only blurs a count, it never reaches a key).
 _MIX = np.random.default_rng(20261201).integers(1, 2**63, size=4096, dtype=np.int64) | 1
@@ -65,23 +70,27 @@ def _leaves(obs: Any) -> list:
     return [obs]
 
 
-def split(obs: Any) -> tuple[np.ndarray, tuple]:
-    """The observation's float dimensions (float64) and its other parts, frozen."""
+def split(obs: Any, pictures: bool = True) -> tuple[np.ndarray, tuple, tuple]:
+    """The observation's float dimensions (float64), its pictures (2-D uint8; with
+    ``pictures=False`` they are other parts) and its other parts, frozen."""
     if not isinstance(obs, (dict, tuple, list)) and _is_float(obs):  # a Box: the hot path
-        return np.asarray(obs, dtype=np.float64).ravel(), ()
-    floats, fixed = [], []
+        return np.asarray(obs, dtype=np.float64).ravel(), (), ()
+    floats, frames, fixed = [], [], []
     for leaf in _leaves(obs):
         if _is_float(leaf):
             floats.append(np.asarray(leaf, dtype=np.float64).ravel())
+        elif pictures and is_image(leaf):
+            frames.append(to_gray(leaf))
         else:
             fixed.append(freeze(leaf, 0))
     vector = np.concatenate(floats) if floats else np.zeros(0, dtype=np.float64)
-    return vector, tuple(fixed)
+    return vector, tuple(frames), tuple(fixed)
 
 
-def dimensions(obs: Any) -> int:
-    """How many float dimensions an observation has (0: nothing to bin)."""
-    return len(split(obs)[0])
+def dimensions(obs: Any, pictures: bool = True) -> tuple[int, int]:
+    """How many float dimensions and pictures an observation has ((0, 0): nothing to cut)."""
+    floats, frames, _ = split(obs, pictures)
+    return len(floats), len(frames)
 
 
 def scales(bits: Sequence[int]) -> np.ndarray:
@@ -89,31 +98,53 @@ def scales(bits: Sequence[int]) -> np.ndarray:
     return np.array([0.0 if b == OFF else math.ldexp(1.0, b) for b in bits], dtype=np.float64)
 
 
+def _mode(pictures: str) -> bool:
+    """``pictures``: "downscale" (a shape each, the default) or "exact" (a cell a frame)."""
+    if pictures not in ("downscale", "exact"):
+        raise ValueError(f'pictures is "downscale" or "exact", not {pictures!r}')
+    return pictures == "downscale"
+
+
 class Bins(CellFn):
-    """Cell = the float dimensions' bin indices (``floor(x * 2**bits)``) and the other parts,
-    as one tuple.
+    """Cell = the float dimensions' bin indices (``floor(x * 2**bits)``), the pictures
+    downscaled and the other parts, as one tuple.
 
     Args:
         bits: binary digits per float dimension (``OFF`` or None: the dimension is ignored).
+        frames: (width, height, levels) per picture part (``Downscale``).
+        pictures: "downscale", or "exact": picture parts are other parts.
     """
 
-    def __init__(self, bits: Sequence[int | None]):
+    def __init__(
+        self,
+        bits: Sequence[int | None],
+        frames: Sequence[Sequence[int]] = (),
+        pictures: str = "downscale",
+    ):
         self.bits = [_bit(b) for b in bits]
         self._scale = scales(self.bits)
+        self.frames = [tuple(int(v) for v in f) for f in frames]
+        self._down = [Downscale(*f) for f in self.frames]
+        self.downscaled = _mode(pictures)
 
     @classmethod
     def from_env(cls, env: Any, **params: Any) -> Bins:
-        return cls(_pinned(params.pop("bits"), dimensions(env.observe())), **params)
+        """``bits`` pinned; picture parts at fixed downscaling's 11 x 8 x 8."""
+        pictures = params.pop("pictures", "downscale")
+        n, k = dimensions(env.observe(), _mode(pictures))
+        return cls(_pinned(params.pop("bits"), n), [START_FRAME] * k, pictures, **params)
 
-    def key_of(self, floats: np.ndarray, fixed: tuple) -> Hashable:
-        if len(floats) != len(self._scale):
-            raise ValueError(f"an observation with {len(floats)} float dimensions, not "
-                             f"{len(self._scale)}")  # fmt: skip
+    def key_of(self, floats: np.ndarray, frames: tuple, fixed: tuple) -> Hashable:
+        if len(floats) != len(self._scale) or len(frames) != len(self._down):
+            raise ValueError(f"an observation with {len(floats)} float dimensions and "
+                             f"{len(frames)} pictures, not {len(self._scale)} and "
+                             f"{len(self._down)}")  # fmt: skip
         # A tuple of ints: readable in reports and the archive map, numbers to selectors.
-        return (*np.floor(floats * self._scale).astype(np.int64).tolist(), *fixed)
+        bins = np.floor(floats * self._scale).astype(np.int64).tolist()
+        return (*bins, *(d.key_of(f) for d, f in zip(self._down, frames, strict=True)), *fixed)
 
     def __call__(self, env: Any) -> Hashable:
-        return self.key_of(*split(env.observe()))
+        return self.key_of(*split(env.observe(), self.downscaled))
 
 
 def _bit(b: int | None) -> int:
@@ -135,17 +166,21 @@ def _pinned(bits: Any, n: int) -> list[int]:
 
 
 class AdaptiveBins(AdaptiveCells):
-    """Per-dimension bins re-chosen during the run from a sample of recent states.
+    """Per-dimension bins (and picture parts' downscaling) re-chosen during the run from a
+    sample of recent states.
 
     ``--cell-param bits=N`` (or a list) pins the bins instead (``Bins``). The shape is the
-    bits per float dimension; before the first choice, ``START_BITS`` for every dimension.
-    (The reference code starts with a single cell; outside Atari that cell's best entry is
-    often where an episode ended, and every exploration from it is one step long.)
+    bits per float dimension, then (width, height, levels) per picture part; before the first
+    choice, ``START_BITS`` for every dimension and ``START_FRAME`` for every picture. (The
+    reference code starts with a single cell; outside Atari that cell's best entry is often
+    where an episode ended, and every exploration from it is one step long.)
     """
 
     def __init__(
         self,
         dims: int,
+        frames: int = 0,
+        pictures: str = "downscale",
         split_factor: float = 0.125,
         sample_prob: float = 0.25,
         max_samples: int = 4_000,
@@ -154,10 +189,14 @@ class AdaptiveBins(AdaptiveCells):
         growth: float = 2.0,
         sweeps: int = 8,
     ):
-        if dims < 1:
-            raise ValueError("the observation has no float dimensions to bin")
+        if dims < 1 and frames < 1:
+            raise ValueError(
+                "the observation has no float dimensions to bin and no pictures to "
+                "downscale; --cells observation keeps it as it is"
+            )
         if not (0 < split_factor <= 1 and 0 < sample_prob <= 1 and growth > 1):
             raise ValueError("need 0 < split_factor <= 1, 0 < sample_prob <= 1, growth > 1")
+        self.dims, self.pictures = dims, frames
         self.split_factor = split_factor
         self.sample_prob = sample_prob
         self.max_samples = max_samples
@@ -165,41 +204,65 @@ class AdaptiveBins(AdaptiveCells):
         self.first_update = first_update
         self.growth = growth
         self.sweeps = sweeps
-        self._bins = Bins([START_BITS] * dims)
+        self._bins = Bins([START_BITS] * dims, [START_FRAME] * frames, pictures)
 
     @classmethod
     def from_env(cls, env: Any, **params: Any) -> CellFn:
         if "bits" in params:
             return Bins.from_env(env, **params)
-        return cls(dimensions(env.observe()), **params)
+        n, k = dimensions(env.observe(), _mode(params.get("pictures", "downscale")))
+        return cls(n, k, **params)
 
     # -- the cell function (runs in workers) --------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self._bins.bits)
+        return (*self._bins.bits, *(v for f in self._bins.frames for v in f))
 
     def set_shape(self, shape: tuple[int, ...]) -> None:
-        if tuple(shape) != self.shape:
-            self._bins = Bins([int(b) for b in shape])
+        if tuple(shape) == self.shape:
+            return
+        if len(shape) != self.dims + 3 * self.pictures:
+            raise ValueError(f"a shape of {len(shape)} values for {self.dims} float dimensions "
+                             f"and {self.pictures} pictures")  # fmt: skip
+        rest = [int(v) for v in shape[self.dims :]]
+        frames = [rest[i : i + 3] for i in range(0, len(rest), 3)]
+        self._bins = Bins([int(b) for b in shape[: self.dims]], frames,
+                          "downscale" if self._bins.downscaled else "exact")  # fmt: skip
 
     def __call__(self, env: Any) -> Hashable:
-        return self._bins.key_of(*split(env.observe()))
+        return self._bins.key_of(*split(env.observe(), self._bins.downscaled))
 
     def source(self, env: Any) -> bytes:
-        """The state's float dimensions (their count, then float64 bytes) and other parts
-        (codec.py, data only): taken at every new cell, so kept cheap."""
-        floats, fixed = split(env.observe())
-        head = len(floats).to_bytes(4, "little") + floats.tobytes()
-        return head + codec.pack(fixed) if fixed else head
+        """The state's float dimensions (their count, then float64 bytes), its pictures (each
+        a length, then compressed) and other parts (codec.py, data only): taken at every new
+        cell, so kept cheap."""
+        floats, frames, fixed = split(env.observe(), self._bins.downscaled)
+        parts = [len(floats).to_bytes(4, "little"), floats.tobytes()]
+        for f in frames:
+            blob = encode_frame(f)
+            parts += [len(blob).to_bytes(4, "little"), blob]
+        if fixed:
+            parts.append(codec.pack(fixed))
+        return b"".join(parts)
 
-    def decode(self, source: bytes) -> tuple[np.ndarray, tuple]:
+    def _unpack(self, source: bytes) -> tuple[np.ndarray, tuple, tuple]:
         n = int.from_bytes(source[:4], "little")
         floats = np.frombuffer(source, dtype=np.float64, count=n, offset=4)
-        rest = source[4 + 8 * n :]
-        return floats, tuple(codec.unpack(rest)) if rest else ()
+        at, frames = 4 + 8 * n, []
+        for _ in range(self.pictures):
+            size = int.from_bytes(source[at : at + 4], "little")
+            frames.append(decode_frame(source[at + 4 : at + 4 + size]))
+            at += 4 + size
+        rest = source[at:]
+        return floats, tuple(frames), tuple(codec.unpack(rest)) if rest else ()
+
+    def decode(self, source: bytes) -> tuple[np.ndarray, tuple, tuple]:
+        """A sampled state for ``choose``: its pictures no larger than an Atari frame."""
+        floats, frames, fixed = self._unpack(source)
+        return floats, tuple(fit(f) for f in frames), fixed
 
     def key_from_source(self, source: bytes) -> Hashable:
-        return self._bins.key_of(*self.decode(source))
+        return self._bins.key_of(*self._unpack(source))
 
     # -- choosing the bins (runs in the driver) -----------------------------------------------
     def due(self, frames: int, last_update: int | None, cells: int) -> bool:
@@ -210,44 +273,76 @@ class AdaptiveBins(AdaptiveCells):
         return frames >= max(2 * last_update, self.first_update)
 
     def choose(self, sources: list, rng: np.random.Generator) -> tuple[int, ...]:
-        """The bits that score best on the sampled states (``sources``: ``decode``'s pairs).
+        """The shape that scores best on the sampled states (``sources``: ``decode``'s).
 
-        Each dimension is measured in its own spread over the sample (bits ``r - e_d`` where
-        ``2**e_d`` is the largest power of two up to its standard deviation), so one resolution
-        ``r`` is searched first for all dimensions (as downscaling scales a frame's width and
-        height together); then each dimension moves a step finer or coarser while that scores
-        better. A dimension constant in the sample is ``OFF``: nothing says how to cut it.
+        Each float dimension is measured in its own spread over the sample (bits ``r - e_d``
+        where ``2**e_d`` is the largest power of two up to its standard deviation), so one
+        resolution ``r`` is searched for all of them (as downscaling scales a frame's width and
+        height together); then each picture's width and height, scaled together, and its
+        levels; the two in turn while that helps (a noisy picture beside a telling float is
+        coarsened first, then the float cut). Then each value of the shape (a dimension's bits,
+        a picture's width, height or levels) moves a step finer or coarser (for a picture also
+        half or twice) while that scores better. A dimension constant in the sample is
+        ``OFF``: nothing says how to cut it.
         """
         if len(sources) < 2:
             return self.shape
-        x = np.stack([s[0] for s in sources])
-        if x.shape[1] != len(self.shape):
-            raise ValueError(f"sampled states have {x.shape[1]} float dimensions, not "
-                             f"{len(self.shape)}")  # fmt: skip
+        n, k = self.dims, self.pictures
+        x = np.stack([s[0] for s in sources]).reshape(len(sources), -1)
+        if x.shape[1] != n or any(len(s[1]) != k for s in sources):
+            raise ValueError(f"sampled states have {x.shape[1]} float dimensions and "
+                             f"{len(sources[0][1])} pictures, not {n} and {k}")  # fmt: skip
         ids: dict[tuple, int] = {}
-        fixed = np.array([ids.setdefault(s[1], len(ids)) for s in sources], dtype=np.int64)
+        fixed = np.array([ids.setdefault(s[2], len(ids)) for s in sources], dtype=np.int64)
         target = max(1.0, self.split_factor * len(sources))
-        evaluate = _objective(x, fixed, target)
-        exponents = [_exponent(x[:, d]) for d in range(x.shape[1])]
-        if all(e is None for e in exponents):
+        pictures = [[s[1][j] for s in sources] for j in range(k)]
+        evaluate = _objective(x, pictures, fixed, target)
+        exponents = [_exponent(x[:, d]) for d in range(n)]
+        if k == 0 and all(e is None for e in exponents):
             return self.shape
+        bounds = [(1, pictures[j][0].shape[1 - a]) if a < 2 else (2, 255)  # width, height
+                  for j in range(k) for a in range(3)]  # fmt: skip
 
-        def at(r: int) -> list[int]:
-            return [OFF if e is None else max(-60, min(60, r - e)) for e in exponents]
+        def clip(i: int, v: float) -> int:
+            lo, hi = bounds[i - n]
+            return max(lo, min(hi, round(v)))
 
-        best, best_score = at(-3), evaluate(at(-3))
-        for r in range(-2, math.ceil(math.log2(len(sources))) + 4):  # coarse to fine
-            cand = at(r)
-            if (s := evaluate(cand)) > best_score + 1e-12:
-                best, best_score = cand, s
+        def at(r: int, frames: list[int]) -> list[int]:
+            return [OFF if e is None else max(-60, min(60, r - e)) for e in exponents] + frames
+
+        best = at(-3, list(self.shape[n:]))
+        best_score = evaluate(best)
+        for _ in range(3):  # the floats' resolution, then each picture's, while that helps
+            before = best_score
+            cands = []
+            if any(e is not None for e in exponents):
+                cands += [
+                    at(r, best[n:]) for r in range(-2, math.ceil(math.log2(len(sources))) + 4)
+                ]
+            for j in range(n, n + 3 * k, 3):
+                w, h = best[j], best[j + 1]
+                for f in range(-4, 3):  # width and height scaled together, as the floats
+                    for levels in (2, 4, 8, 16, 32):
+                        cand = best.copy()
+                        cand[j : j + 3] = clip(j, w * 2.0**f), clip(j + 1, h * 2.0**f), levels
+                        cands.append(cand)
+            for cand in cands:
+                if (s := evaluate(cand)) > best_score + 1e-12:
+                    best, best_score = cand, s
+            if best_score <= before + 1e-12:
+                break
         for _ in range(self.sweeps):
             changed = False
-            for d, b in enumerate(list(best)):
-                for step in (-1, 1):
-                    if b == OFF or not -60 <= b + step <= 60:
-                        continue
+            for i, v in enumerate(list(best)):
+                if i < n:
+                    steps = [] if v == OFF else [b for b in (v - 1, v + 1) if -60 <= b <= 60]
+                else:
+                    lo, hi = bounds[i - n]
+                    steps = [b for b in dict.fromkeys((v - 1, v + 1, v // 2, 2 * v))
+                             if lo <= b <= hi and b != v]  # fmt: skip
+                for b in steps:
                     cand = best.copy()
-                    cand[d] = b + step
+                    cand[i] = b
                     if (s := evaluate(cand)) > best_score + 1e-12:
                         best, best_score, changed = cand, s, True
                         break
@@ -263,10 +358,12 @@ def _exponent(v: np.ndarray) -> int | None:
     return math.floor(math.log2(sd)) if sd > 0 else None
 
 
-def _objective(x: np.ndarray, fixed: np.ndarray, target: float):
-    """The score (``dynamic.score``) of the cells the sample ``x`` falls into under bits."""
+def _objective(x: np.ndarray, pictures: list[list[np.ndarray]], fixed: np.ndarray, target: float):
+    """The score (``dynamic.score``) of the cells the sample falls into under a shape: bits
+    for ``x``'s columns, then (width, height, levels) for each of ``pictures``."""
+    n = x.shape[1]
     base = fixed * _MIX[-1]
-    cache: dict[tuple[int, int], np.ndarray] = {}
+    cache: dict[tuple, np.ndarray] = {}
 
     def column(d: int, b: int) -> np.ndarray:
         if (d, b) not in cache:
@@ -274,11 +371,25 @@ def _objective(x: np.ndarray, fixed: np.ndarray, target: float):
                 cache[d, b] = np.floor(x[:, d] * scales([b])[0]).astype(np.int64)
         return cache[d, b]
 
-    def evaluate(bits: list[int]) -> float:
+    def picture(j: int, shape: tuple[int, ...]) -> np.ndarray:
+        if (n + j, shape) not in cache:
+            down = Downscale(*shape)
+            codes: dict[bytes, int] = {}
+            cache[n + j, shape] = np.array(
+                [codes.setdefault(down.key_of(f), len(codes)) for f in pictures[j]], np.int64
+            )
+        return cache[n + j, shape]
+
+    def evaluate(shape: list[int]) -> float:
         h = base.copy()
-        for d, b in enumerate(bits):
+        for d, b in enumerate(shape[:n]):
             if b != OFF:
                 h += column(d, b) * _MIX[d % (len(_MIX) - 1)]
+        for j in range(len(pictures)):
+            h += (
+                picture(j, tuple(shape[n + 3 * j : n + 3 * j + 3]))
+                * _MIX[(n + j) % (len(_MIX) - 1)]
+            )
         _, counts = np.unique(h, return_counts=True)
         return score(counts.astype(np.float64), target)
 

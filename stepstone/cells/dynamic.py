@@ -39,6 +39,9 @@ Departures, the first two for a machine of a few cores, where 40M frames is a wh
   (``Archive.rekey``), with their trajectories, and re-keyed with the archive at every later
   choice, without a copy of the archive per choice (an entry improved within its cell is
   replaced, as within one of the reference's archives).
+* Frames larger than Atari's 210 x 160 (a rendered 400 x 600 CartPole) are judged at about that
+  area (``downscale.fit``): the reference only meets Atari frames, and a full sample of such
+  frames would take gigabytes at each choice.
 
 Before the first choice the reference puts every state in one cell and drops what it found;
 here the initial shape (11 x 8 x 8, fixed downscaling's) is used and the archive is re-keyed.
@@ -56,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from .base import AdaptiveCells, grayscale
-from .downscale import Downscale
+from .downscale import Downscale, fit
 from .schedule import Schedule
 
 
@@ -117,14 +120,13 @@ class DynamicDownscale(AdaptiveCells):
 
     def source(self, env: Any) -> bytes:
         """The frame this cell was computed from, compressed, for re-keying later."""
-        frame = grayscale(env)
-        return zlib.compress(np.ascontiguousarray(frame).tobytes(), 1) + _shape_tag(frame)
+        return encode_frame(grayscale(env))
 
     def key_from_source(self, source: bytes) -> bytes:
         return self._down.key_of(decode_frame(source))
 
     def decode(self, source: bytes) -> np.ndarray:
-        return decode_frame(source)
+        return fit(decode_frame(source))
 
     # -- choosing parameters (runs in the driver) ---------------------------------------------
     def due(self, frames: int, last_update: int | None, cells: int) -> bool:
@@ -189,9 +191,11 @@ def _geometric_levels(rng: np.random.Generator, current: int) -> int:
             return v
 
 
-def _shape_tag(frame: np.ndarray) -> bytes:
+def encode_frame(frame: np.ndarray) -> bytes:
+    """A 2-D uint8 frame, compressed, with its shape (``decode_frame`` reads it back)."""
     h, w = frame.shape
-    return h.to_bytes(2, "little") + w.to_bytes(2, "little")
+    tag = h.to_bytes(2, "little") + w.to_bytes(2, "little")
+    return zlib.compress(np.ascontiguousarray(frame).tobytes(), 1) + tag
 
 
 def decode_frame(source: bytes) -> np.ndarray:
