@@ -178,6 +178,20 @@ def test_picture_parts_are_downscaled_with_shapes_chosen_beside_the_bins():
         cells.make("bins", Env({"pixels": bar(1), "level": 2}), {"pictures": "exact"})
 
 
+def test_a_wide_float_observation_keeps_its_sample_small_and_one_resolution():
+    """A 64 x 64 x 3 float picture is 12,288 float dimensions: 4,000 sampled states would be
+    390 MB written with every commit, and refining each dimension would take hours a choice."""
+    c = AdaptiveBins(64 * 64 * 3)
+    assert c.max_samples == c.min_samples == 16 * 2**20 // (8 * 12_288) == 170
+    assert AdaptiveBins(4).max_samples == 4_000 and AdaptiveBins(4).min_samples == 500
+    rng = np.random.default_rng(0)
+    base = rng.random(12_288)
+    rows = [(base + 0.01 * (i % 8), (), ()) for i in range(170)]  # 8 states, each 21 times
+    shape = c.choose(rows, rng)  # the one resolution's scan only: seconds, not hours
+    grid = Bins(list(shape))
+    assert len({grid.key_of(*r) for r in rows}) == 8  # the 8 states told apart (T is 21)
+
+
 def test_recent_sample_keeps_the_last_distinct_states():
     s = RecentSample(3, [b"a", b"b", b"a", b"c", b"d"])
     assert list(s.items) == [b"b", b"c", b"d"]
