@@ -100,6 +100,11 @@ def test_pinned_bits_and_decimals_are_fixed_cells():
     assert cells.resolve("auto", {}, rgb, version=2) == ("observation", {})
     assert cells.resolve("auto", {"decimals": 0}, rgb) == ("observation", {"decimals": 0})
     assert cells.resolve("auto", {}, Env(np.zeros((16, 80, 2), np.uint8))) == ("observation", {})
+    # Planes first: 2 to 8 of at least 16 x 16 (FrameStackObservation of gray frames).
+    stacked = Env(np.zeros((4, 84, 84), np.uint8))
+    assert cells.resolve("auto", {}, stacked) == ("dynamic", {})
+    for grid in ((20, 84, 84), (4, 8, 8)):  # a symbolic grid's many planes; a tiny one
+        assert cells.resolve("auto", {}, Env(np.zeros(grid, np.uint8))) == ("observation", {})
     assert cells.resolve("auto", {}, Env(np.zeros(5, np.uint8))) == ("observation", {})
     # A picture among parts is downscaled since version 4; before, it was kept exact.
     with_state = Env({"pixels": np.zeros((16, 80, 3), np.uint8), "state": np.zeros(4)})

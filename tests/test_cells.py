@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stepstone import selectors
+from stepstone.cells.base import grayscale
 from stepstone.cells.downscale import Downscale, area_matrix
 from stepstone.cells.dynamic import (
     DynamicDownscale,
@@ -161,6 +162,16 @@ def test_sources_round_trip_and_recent_frames_bounded():
     recent = RecentSample(3)  # the reference's RotatingSet: distinct, the oldest leaves
     recent.extend([b"a", b"b", b"a", b"c", b"d", b"c", b"e"])
     assert list(recent.items) == [b"c", b"d", b"e"]
+
+
+def test_stacked_frames_are_one_frame_their_mean():
+    frames = np.stack([np.full((16, 20), v, np.uint8) for v in (0, 10, 20, 31)])
+
+    class Env:
+        def observe(self):
+            return frames
+
+    assert np.array_equal(grayscale(Env()), np.full((16, 20), 15, np.uint8))  # 61 / 4
 
 
 def test_observation_cells_round_floats_and_fold_negative_zero():

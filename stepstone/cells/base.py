@@ -156,15 +156,19 @@ def grayscale(env: Any) -> np.ndarray:
 
 
 def is_image(obs: Any) -> bool:
-    """A uint8 array of rows x columns, with 1, 3 or 4 channels or none: a picture, as
-    ``to_gray`` reads it (Gymnasium's pixel observations and AddRenderObservation's)."""
+    """A uint8 array of rows x columns, with 1, 3 or 4 channels last or none, or with 2 to 8
+    planes first (Gymnasium's FrameStackObservation of gray frames, channels-first RGB) on at
+    least 16 x 16: a picture, as ``to_gray`` reads it (Gymnasium's pixel observations and
+    AddRenderObservation's)."""
     if not isinstance(obs, np.ndarray) or obs.dtype != np.uint8:
         return False
-    return obs.ndim == 2 or (obs.ndim == 3 and obs.shape[-1] in (1, 3, 4))
+    if obs.ndim == 2 or (obs.ndim == 3 and obs.shape[-1] in (1, 3, 4)):
+        return True
+    return obs.ndim == 3 and 2 <= obs.shape[0] <= 8 and min(obs.shape[1:]) >= 16
 
 
 def to_gray(obs: np.ndarray) -> np.ndarray:
-    """A picture (rows x columns, with 1, 3 or 4 channels or none) as a 2-D uint8 array."""
+    """A picture (``is_image``) as a 2-D uint8 array: luma of colour, the mean of planes."""
     if obs.ndim == 3 and obs.shape[-1] in (3, 4):
         # ITU-R 601 luma, the weights OpenCV and PIL use for RGB -> gray.
         return (obs[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.uint8)
@@ -172,4 +176,6 @@ def to_gray(obs: np.ndarray) -> np.ndarray:
         return obs.astype(np.uint8, copy=False)
     if obs.ndim == 3 and obs.shape[-1] == 1:
         return obs[..., 0].astype(np.uint8, copy=False)
+    if obs.ndim == 3 and 2 <= obs.shape[0] <= 8:  # stacked frames: their blend, as one frame
+        return obs.mean(axis=0, dtype=np.float32).astype(np.uint8)
     raise ValueError(f"an observation of shape {obs.shape} is not an image")
