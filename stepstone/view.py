@@ -35,6 +35,7 @@ import numpy as np
 
 from . import report
 from .archive import MISSING, Archive, better
+from .cells.base import is_image, to_gray
 from .charts import curves
 from .store.sqlite import RunStore
 from .trajectories import TrajectoryTree
@@ -105,12 +106,28 @@ def png(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def frame_of(obs: Any) -> np.ndarray | None:
+    """The observation's picture as RGB (a dict's or tuple's first picture part), or None.
+    Small arrays are symbols, not pictures (MiniGrid's 7 x 7 view)."""
+    if isinstance(obs, dict):
+        obs = tuple(obs[k] for k in sorted(obs))
+    if isinstance(obs, tuple):
+        return next((f for f in map(frame_of, obs) if f is not None), None)
+    if not is_image(obs):
+        return None
+    last = obs.ndim == 2 or obs.shape[-1] in (1, 3, 4)  # rows x columns first, else planes
+    if min(obs.shape[:2] if last else obs.shape[1:]) <= 16:
+        return None
+    if obs.ndim == 3 and obs.shape[-1] in (3, 4):
+        return obs[..., :3]
+    return np.repeat(to_gray(obs)[..., None], 3, axis=-1)  # gray, or stacked planes' mean
+
+
 def picture(env: Any) -> dict | None:
     """What the environment looks like now: {"img": uri} or {"text": ...}, or None."""
     obs = env.observe()
-    # an RGB frame (Atari); small 3-channel arrays are symbols (MiniGrid's 7x7 view)
-    if isinstance(obs, np.ndarray) and obs.ndim == 3 and obs.shape[-1] == 3 and obs.shape[0] > 16:
-        return {"img": png(obs)}
+    if (frame := frame_of(obs)) is not None:
+        return {"img": png(frame)}
     inner = getattr(getattr(env, "env", None), "unwrapped", None)
     # MiniGrid draws its full grid without a render mode
     if inner is not None and hasattr(inner, "get_frame"):

@@ -12,7 +12,7 @@ import pytest
 
 from stepstone.cli import main
 from stepstone.store.sqlite import RunStore
-from stepstone.view import descriptor, label, projection, run_length
+from stepstone.view import descriptor, frame_of, label, projection, run_length
 
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_FLAGS = (
@@ -53,6 +53,20 @@ def test_projection_keeps_the_direction_that_varies():
     assert np.allclose(np.abs(xy[:, 0]), np.abs(t) * np.sqrt(5))
     assert np.allclose(xy[:, 1], 0)
     assert np.all(np.diff(xy[:, 0]) > 0) or np.all(np.diff(xy[:, 0]) < 0)
+
+
+def test_pictures_of_every_kind_are_drawn_and_symbols_are_not():
+    gray = np.arange(84 * 84, dtype=np.uint8).reshape(84, 84)
+    rgb = np.stack([gray, gray // 2, gray // 3], axis=-1)
+    assert np.array_equal(frame_of(rgb), rgb)
+    assert np.array_equal(frame_of(gray)[..., 1], gray)  # gray as three equal channels
+    stack = np.stack([gray, gray])  # FrameStackObservation: their mean
+    assert np.array_equal(frame_of(stack)[..., 0], gray)
+    parts = {"state": np.zeros(4), "pixels": np.dstack([rgb, gray])}  # RGBA among parts
+    assert np.array_equal(frame_of(parts), rgb)
+    assert np.array_equal(frame_of((np.zeros(2), gray))[..., 2], gray)
+    for symbols in (np.zeros((7, 7, 3), np.uint8), np.zeros(4), "a room", {"pos": 3}):
+        assert frame_of(symbols) is None
 
 
 def test_actions_are_run_length_encoded():
