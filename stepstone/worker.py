@@ -141,11 +141,14 @@ class Worker:
         best: dict[Any, float] = {}  # cells visited, with the most reward each was reached with
         found: dict[Any, Found] = {}
 
-        def visit(cell: Any, total: float, steps: int, ended: bool) -> None:
+        def visit(cell: Any, total: float, steps: int, terminated: bool, truncated: bool) -> None:
             """Keep the state if its cell is new to this episode or reached better; called
             where something changes (a new cell, a reward, the end), which is where every goal
-            goals.py knows is reached."""
-            success = goal.reached(env, base_score + total, ended)
+            goals.py knows is reached. The state is terminal when the episode ended either
+            way; ``--goal terminated`` is reached only by Gymnasium's ``terminated``, not by a
+            time limit's ``truncated``."""
+            ended = terminated or truncated
+            success = goal.reached(env, base_score + total, terminated)
             old = found.get(cell)
             if old is None:  # the start cell, or a cell new in this episode
                 take = cell not in best or better(total, steps, best[cell], 0, bool(success))
@@ -223,7 +226,7 @@ class Worker:
                 cell = (cell, round(base_score + total, 6))
             if cell != last or reward != 0 or terminated or truncated:
                 last = cell
-                visit(cell, off_score + total, off_steps + steps, terminated or truncated)
+                visit(cell, off_score + total, off_steps + steps, terminated, truncated)
             if adaptive is not None and steps in sample_at:
                 samples.append(adaptive.source(env))
             if terminated or truncated:

@@ -63,6 +63,38 @@ def test_cells_reached_while_dying_are_not_kept():
     assert explore(death_window=3) == set(range(6))
 
 
+class Far(gym.Env):
+    """A corridor whose end (terminated) is 40 steps away, under a 10-step time limit."""
+
+    def __init__(self):
+        self.observation_space = spaces.Discrete(41)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = 0
+        return self.pos, {}
+
+    def step(self, action):
+        self.pos = max(0, self.pos + (1 if action == 1 else -1))
+        return self.pos, float(self.pos == 40), self.pos == 40, False, {}
+
+
+gym.register("TestFar-v0", entry_point=Far, max_episode_steps=10)
+
+
+def test_a_time_limit_is_not_the_goal_terminated():
+    """Gymnasium's ``truncated`` (a time limit) is not ``terminated``: --goal terminated was
+    reached by every truncation (a corridor "solved" at 60 frames, its end first reached at
+    106), its states then winning every cell as goal states, all terminal."""
+    _, engine = explored(ExploreConfig("TestFar-v0", goal="terminated", explore_steps=50))
+    a = engine.archive
+    assert engine.success_frame is None and not a.goal[: len(a)].any()
+    ended = a.terminal[: len(a)]
+    assert ended.any() and not ended.all()  # the time limit's states end episodes, no more
+    assert sorted(int.from_bytes(c[2], "little") for c in a.cells) == list(range(11))
+
+
 def test_negative_death_window_is_refused():
     with pytest.raises(ConfigError, match="--death-window"):
         ExploreConfig("TestLedge-v0", death_window=-1)

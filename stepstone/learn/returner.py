@@ -88,8 +88,8 @@ class PolicyReturn:
         """Reset with ``seed`` and run the policy until ``cell_fn(env) == target`` (the reset
         state counts), the episode ends, or ``limit`` actions. ``noise`` (a numpy Generator)
         draws the sticky repeats and seeds the policy's own sampling. ``visit(cell, reward,
-        steps, ended)`` is told the reset state and each step that changes something (a cell,
-        a reward, the end), as an exploration's steps are."""
+        steps, terminated, truncated)`` is told the reset state and each step that changes
+        something (a cell, a reward, the end), as an exploration's steps are."""
         import torch
 
         torch.manual_seed(int(noise.integers(2**62)))
@@ -97,7 +97,7 @@ class PolicyReturn:
         actions: list[int] = []
         total, prev = 0.0, 0  # robustify's Runner starts an episode with action 0 as "previous"
         cell = cell_fn(env)
-        visit(cell, 0.0, 0, False)
+        visit(cell, 0.0, 0, False, False)
         while cell != target:
             if len(actions) >= self.limit:
                 return Return(actions, total, False)
@@ -110,7 +110,7 @@ class PolicyReturn:
             total += reward
             last, cell = cell, cell_fn(env)
             if cell != last or reward != 0 or terminated or truncated:
-                visit(cell, total, len(actions), terminated or truncated)
+                visit(cell, total, len(actions), terminated, truncated)
             if (terminated or truncated) and cell != target:
                 return Return(actions, total, False)
         return Return(actions, total, True)
