@@ -169,16 +169,23 @@ def test_picture_parts_are_downscaled_with_shapes_chosen_beside_the_bins():
     grid = Bins(shape[:1], [shape[1:]])
     assert shape[1] == 8 and sorted(Counter(grid.key_of(*r) for r in rows).values()) == [8] * 8
     # Noise beside a telling float: every frame its own cell at 11 x 8 x 8 (64, not the 8
-    # aimed at), so the picture is coarsened (here to 1 x 1 pixel at 2 levels, the noise's
-    # mean either side of 128) and the float cut: 8 cells, not 64.
+    # aimed at), so the picture is coarsened (to a few pixels at 2 levels, the noise's mean
+    # either side of 128) and the joint cells brought to the 8: not 64.
     rng = np.random.default_rng(0)
     noise = [rng.integers(0, 256, (16, 64), np.uint8) for _ in range(64)]
     assert len({Downscale(11, 8, 8).key_of(f) for f in noise}) == 64
     rows = [(np.array([x / 64]), (noise[x],), ()) for x in range(64)]
     shape = AdaptiveBins(1, 1).choose(rows, rng)
     grid = Bins(shape[:1], [shape[1:]])
-    assert len({grid.key_of(np.array([0.0]), r[1], ()) for r in rows}) <= 2
+    assert len({grid.key_of(np.array([0.0]), r[1], ()) for r in rows}) <= 8
     assert len({grid.key_of(*r) for r in rows}) == 8
+    # Two pictures showing the same (a bar and its mirror, with text beside): one picture's
+    # width alone cannot reach 8 cells while the other splits the states at 11 columns; both
+    # are scaled at once.
+    two = [(np.zeros(0), (bar(x), bar(63 - x)), (freeze("text", 0),)) for x in range(64)]
+    shape = AdaptiveBins(0, 2).choose(two, np.random.default_rng())
+    grid = Bins([], [shape[:3], shape[3:]])
+    assert sorted(Counter(grid.key_of(*r) for r in two).values()) == [8] * 8
     with pytest.raises(ConfigError, match="--cells observation"):
         cells.make("bins", Env({"pixels": bar(1), "level": 2}), {"pictures": "exact"})
 

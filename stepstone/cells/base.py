@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import CellRule  # the engine's side of driver-decided cells
+from ..errors import ConfigError
 
 
 class CellFn(ABC):
@@ -153,6 +154,20 @@ def grayscale(env: Any) -> np.ndarray:
     if gray is not None:
         return gray()
     return to_gray(np.asarray(env.observe()))
+
+
+def need_picture(env: Any, kind: str) -> None:
+    """Refuse frame cells (``downscale``, ``dynamic``) on an environment with no picture."""
+    if getattr(env, "gray", None) is not None or is_image(env.observe()):
+        return
+    obs = env.observe()
+    seen = (f"an array of shape {obs.shape} ({obs.dtype})" if isinstance(obs, np.ndarray)
+            else f"a {type(obs).__name__}")  # fmt: skip
+    raise ConfigError(
+        f"{kind} cells downscale a picture (uint8 rows x columns: colour, gray or stacked "
+        f"frames), and this observation is {seen}; --cells auto chooses cells for it (a "
+        "dict's or tuple's picture parts are downscaled by --cells bins)"
+    )
 
 
 def is_image(obs: Any) -> bool:

@@ -287,7 +287,8 @@ class AdaptiveBins(AdaptiveCells):
         where ``2**e_d`` is the largest power of two up to its standard deviation), so one
         resolution ``r`` is searched for all of them (as downscaling scales a frame's width and
         height together); then each picture's width and height, scaled together, and its
-        levels; the two in turn while that helps (a noisy picture beside a telling float is
+        levels (and every picture's at once, when there are several, as they may show the
+        same); the two in turn while that helps (a noisy picture beside a telling float is
         coarsened first, then the float cut). Then each value of the shape (a dimension's bits,
         a picture's width, height or levels) moves a step finer or coarser (for a picture also
         half or twice) while that scores better (a float dimension only when there are at most
@@ -328,12 +329,17 @@ class AdaptiveBins(AdaptiveCells):
                 cands += [
                     at(r, best[n:]) for r in range(-2, math.ceil(math.log2(len(sources))) + 4)
                 ]
-            for j in range(n, n + 3 * k, 3):
-                w, h = best[j], best[j + 1]
-                for f in range(-4, 3):  # width and height scaled together, as the floats
+            starts = list(range(n, n + 3 * k, 3))
+            for group in [[j] for j in starts] + ([starts] if k > 1 else []):  # each, and all
+                for f in range(-8, 5):  # width and height scaled together by sqrt(2) steps
                     for levels in (2, 4, 8, 16, 32):
                         cand = best.copy()
-                        cand[j : j + 3] = clip(j, w * 2.0**f), clip(j + 1, h * 2.0**f), levels
+                        for j in group:
+                            w, h = (
+                                clip(j, best[j] * 2 ** (f / 2)),
+                                clip(j + 1, best[j + 1] * 2 ** (f / 2)),
+                            )
+                            cand[j : j + 3] = w, h, levels
                         cands.append(cand)
             for cand in cands:
                 if (s := evaluate(cand)) > best_score + 1e-12:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import CellFn, grayscale
+from .base import CellFn, grayscale, need_picture
 
 
 def area_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -58,6 +58,11 @@ class Downscale(CellFn):
             raise ValueError(f"downscale's gamma is in (0, 1], not {gamma}")
         self.width, self.height, self.levels, self.gamma = width, height, levels, float(gamma)
         self._shape: tuple[int, int] | None = None
+
+    @classmethod
+    def from_env(cls, env: Any, **params: Any) -> Downscale:
+        need_picture(env, "downscale")
+        return cls(**params)
 
     def shrink(self, frame: np.ndarray) -> np.ndarray:
         """The area-averaged frame as float32 in [0, 256)."""

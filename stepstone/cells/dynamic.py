@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import AdaptiveCells, grayscale
+from .base import AdaptiveCells, grayscale, need_picture
 from .downscale import Downscale, fit
 from .schedule import Schedule
 
@@ -104,6 +104,11 @@ class DynamicDownscale(AdaptiveCells):
         self.first_update = first_update
         self.update_every = update_every
         self.max_cells = max_cells
+
+    @classmethod
+    def from_env(cls, env: Any, **params: Any) -> DynamicDownscale:
+        need_picture(env, "dynamic")
+        return cls(**params)
 
     # -- the cell function (runs in workers) --------------------------------------------------
     @property
