@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import gymnasium as gym
 import pytest
 from gymnasium import spaces
@@ -63,31 +65,16 @@ def test_cells_reached_while_dying_are_not_kept():
     assert explore(death_window=3) == set(range(6))
 
 
-class Far(gym.Env):
-    """A corridor whose end (terminated) is 40 steps away, under a 10-step time limit."""
-
-    def __init__(self):
-        self.observation_space = spaces.Discrete(41)
-        self.action_space = spaces.Discrete(2)
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.pos = 0
-        return self.pos, {}
-
-    def step(self, action):
-        self.pos = max(0, self.pos + (1 if action == 1 else -1))
-        return self.pos, float(self.pos == 40), self.pos == 40, False, {}
-
-
-gym.register("TestFar-v0", entry_point=Far, max_episode_steps=10)
-
-
-def test_a_time_limit_is_not_the_goal_terminated():
+def test_a_time_limit_is_not_the_goal_terminated(user_env_module):
     """Gymnasium's ``truncated`` (a time limit) is not ``terminated``: --goal terminated was
     reached by every truncation (a corridor "solved" at 60 frames, its end first reached at
-    106), its states then winning every cell as goal states, all terminal."""
-    _, engine = explored(ExploreConfig("TestFar-v0", goal="terminated", explore_steps=50))
+    106), its states then winning every cell as goal states, all terminal. Here the
+    corridor's end (terminated) is 39 steps away and its time limit 10."""
+    importlib.import_module(user_env_module)
+    corridor = gym.spec("UserCorridor-v0").entry_point
+    gym.register("UserShortCorridor-v0", entry_point=corridor, max_episode_steps=10)
+    config = ExploreConfig("UserShortCorridor-v0", goal="terminated", explore_steps=50)
+    _, engine = explored(config)
     a = engine.archive
     assert engine.success_frame is None and not a.goal[: len(a)].any()
     ended = a.terminal[: len(a)]
