@@ -185,7 +185,7 @@ class AdaptiveBins(AdaptiveCells):
     def __init__(
         self,
         dims: int,
-        frames: int = 0,
+        picture_parts: int = 0,
         pictures: str = "downscale",
         split_factor: float = 0.125,
         sample_prob: float = 0.25,
@@ -195,14 +195,14 @@ class AdaptiveBins(AdaptiveCells):
         growth: float = 2.0,
         sweeps: int = 8,
     ):
-        if dims < 1 and frames < 1:
+        if dims < 1 and picture_parts < 1:
             raise ValueError(
                 "the observation has no float dimensions to bin and no pictures to "
                 "downscale; --cells observation keeps it as it is"
             )
         if not (0 < split_factor <= 1 and 0 < sample_prob <= 1 and growth > 1):
             raise ValueError("need 0 < split_factor <= 1, 0 < sample_prob <= 1, growth > 1")
-        self.dims, self.pictures = dims, frames
+        self.dims, self.picture_parts = dims, picture_parts
         self.split_factor = split_factor
         self.sample_prob = sample_prob
         # A state is 8 bytes a float dimension: a 64 x 64 x 3 float picture's 4,000 would be
@@ -212,7 +212,7 @@ class AdaptiveBins(AdaptiveCells):
         self.first_update = first_update
         self.growth = growth
         self.sweeps = sweeps
-        self._bins = Bins([START_BITS] * dims, [START_FRAME] * frames, pictures)
+        self._bins = Bins([START_BITS] * dims, [START_FRAME] * picture_parts, pictures)
 
     @classmethod
     def from_env(cls, env: Any, **params: Any) -> CellFn:
@@ -229,9 +229,9 @@ class AdaptiveBins(AdaptiveCells):
     def set_shape(self, shape: tuple[int, ...]) -> None:
         if tuple(shape) == self.shape:
             return
-        if len(shape) != self.dims + 3 * self.pictures:
+        if len(shape) != self.dims + 3 * self.picture_parts:
             raise ValueError(f"a shape of {len(shape)} values for {self.dims} float dimensions "
-                             f"and {self.pictures} pictures")  # fmt: skip
+                             f"and {self.picture_parts} pictures")  # fmt: skip
         rest = [int(v) for v in shape[self.dims :]]
         frames = [rest[i : i + 3] for i in range(0, len(rest), 3)]
         self._bins = Bins([int(b) for b in shape[: self.dims]], frames,
@@ -257,7 +257,7 @@ class AdaptiveBins(AdaptiveCells):
         n = int.from_bytes(source[:4], "little")
         floats = np.frombuffer(source, dtype=np.float64, count=n, offset=4)
         at, frames = 4 + 8 * n, []
-        for _ in range(self.pictures):
+        for _ in range(self.picture_parts):
             size = int.from_bytes(source[at : at + 4], "little")
             frames.append(decode_frame(source[at + 4 : at + 4 + size]))
             at += 4 + size
@@ -297,7 +297,7 @@ class AdaptiveBins(AdaptiveCells):
         """
         if len(sources) < 2:
             return self.shape
-        n, k = self.dims, self.pictures
+        n, k = self.dims, self.picture_parts
         x = np.stack([s[0] for s in sources]).reshape(len(sources), -1)
         if x.shape[1] != n or any(len(s[1]) != k for s in sources):
             raise ValueError(f"sampled states have {x.shape[1]} float dimensions and "
