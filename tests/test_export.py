@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -176,6 +177,28 @@ def test_inverse_dynamics_is_measured_on_transitions_it_never_saw(tmp_path, monk
     assert report.unseen < len(held) and report.label_accuracy > report.unseen_accuracy
     assert main(["label", source, "--labelled", "1.5"]) == 2
     assert "between 0 and 1" in capsys.readouterr().err
+
+
+def _cartpole(**kwargs):
+    return gym.make("CartPole-v1")
+
+
+def test_an_environment_registered_by_a_function_is_refused_and_no_dataset_is_left(
+    tmp_path, monkeypatch, capsys
+):
+    """Minari stores the spec to rebuild the environment; Gymnasium cannot store a function
+    as its entry point, and the export raised mid-write, leaving a half dataset under the id
+    (the next export was refused: "a Minari dataset ... exists")."""
+    pytest.importorskip("minari")
+    from minari.storage.local import get_dataset_path
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    gym.register("UserByFunction-v0", entry_point=_cartpole)
+    run = explore(tmp_path, "UserByFunction-v0", "1k", capsys)
+    assert main(["export", run, "--format", "minari", "--dataset-id", "me/fn-v0"]) == 2
+    err = capsys.readouterr().err
+    assert "registered with a function" in err and "entry_point=" in err
+    assert not get_dataset_path("me/fn-v0").exists()
 
 
 def test_label_on_one_episode_says_to_export_all_cells(tmp_path, monkeypatch, capsys):

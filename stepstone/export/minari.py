@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+import shutil
 from typing import Any
 
 import gymnasium as gym
@@ -139,18 +140,41 @@ def export(
     if not episodes or not all(len(e.actions) for e in episodes):
         raise ConfigError("nothing to export: the selected entries include the empty start state")
     env = gym_env(config)
+    check_spec(env)
     buffers = [replay(env, config.seed, e, i) for i, e in enumerate(episodes)]
-    return minari.create_dataset_from_buffers(
-        dataset_id,
-        buffers,
-        env=env,
-        eval_env=env.spec,  # evaluate where the data was collected (Minari's default, said)
-        algorithm_name="stepstone (Go-Explore phase 1)",
-        author=author or "stepstone",
-        author_email=author_email,
-        code_permalink=code_permalink or f"stepstone=={__version__}",
-        description=f"Trajectories found by exploring {config.env} with {config.cells} cells",
-        requirements=requirements(env),
-        data_format="arrow",
-        jpeg_encoding=False,
-    )
+    try:
+        return minari.create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            env=env,
+            eval_env=env.spec,  # evaluate where the data was collected (Minari's default, said)
+            algorithm_name="stepstone (Go-Explore phase 1)",
+            author=author or "stepstone",
+            author_email=author_email,
+            code_permalink=code_permalink or f"stepstone=={__version__}",
+            description=f"Trajectories found by exploring {config.env} with {config.cells} cells",
+            requirements=requirements(env),
+            data_format="arrow",
+            jpeg_encoding=False,
+        )
+    except BaseException:  # no half-written dataset left under the id (the CLI cleared it)
+        from minari.storage.local import get_dataset_path
+
+        shutil.rmtree(get_dataset_path(dataset_id), ignore_errors=True)
+        raise
+
+
+def check_spec(env: gym.Env) -> None:
+    """Refuse an environment whose Gymnasium spec cannot be stored: Minari keeps the spec to
+    rebuild the environment (``recover_environment``), and Gymnasium cannot store a function
+    given as ``entry_point`` (it raised mid-write, leaving a half-written dataset)."""
+    spec = env.spec
+    entry = spec.entry_point if spec is not None else None
+    if spec is not None and callable(entry):
+        name = getattr(entry, "__qualname__", repr(entry))
+        module = getattr(entry, "__module__", "yourmodule")
+        raise ConfigError(
+            f"{spec.id} is registered with a function as its entry point ({name}), which "
+            "Gymnasium cannot store in a dataset's spec; register it by name instead: "
+            f'gym.register({spec.id!r}, entry_point="{module}:{name}")'
+        )
