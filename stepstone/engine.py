@@ -192,6 +192,7 @@ class Engine:
         self.missed_returns = 0
         self.success_frame: int | None = None
         self.goal_known = False  # whether any state reported so far had a goal to test
+        self.start: Found | None = None  # the reset state (``set_start``), see ``ask``
 
     # -- what a run directory keeps ----------------------------------------------------------
     def state(self) -> dict:
@@ -252,11 +253,18 @@ class Engine:
         return engine
 
     # -- ask / tell --------------------------------------------------------------------------
-    def add_root(self, root: Found) -> None:
-        """Enter the reset state as the first cell (score 0, empty trajectory)."""
+    def set_start(self, root: Found) -> Found:
+        """Keep the reset state to explore from when every entry ends an episode (``ask``);
+        a resumed run gives it again, its cell computed as the archive's are now."""
         if self.rule is not None:
             root = replace(root, cell=self.rule.key_for(root.cell, self.archive),
                            source=self.rule.source(root.cell))  # fmt: skip
+        self.start = root
+        return root
+
+    def add_root(self, root: Found) -> None:
+        """Enter the reset state as the first cell (score 0, empty trajectory)."""
+        root = self.set_start(root)
         self.archive.offer(
             root.cell, 0.0, 0, ROOT, root.snapshot, 0,
             source=root.source, goal=bool(root.success), metrics=root.metrics,
@@ -264,18 +272,29 @@ class Engine:
         self._note_goal(root)
 
     def ask(self, n: int) -> list[Task]:
-        """Choose ``n`` cells to return to (with replacement) and make one task for each."""
+        """Choose ``n`` cells to return to (with replacement) and make one task for each.
+
+        When every entry ends an episode (each cell's best state is terminal: a reward paid
+        at the end, coarse cells), the tasks start from the reset state instead: exploring on
+        from a terminal state steps past the episode's end, which Gymnasium leaves undefined
+        (a corridor's end paid again and again, scores no episode can reach)."""
         a = self.archive
-        picks = self.selector.select(a, n, self.rng)
+        start = self.start
+        if start is not None and len(a) and a.terminal[: len(a)].all():
+            starts = [(start.cell, start.snapshot, 0.0, 0, ROOT)] * n
+        else:
+            picks = self.selector.select(a, n, self.rng)
+            starts = [(a.cells[i], a.snapshots[int(a.snap[i])], float(a.score[i]),
+                       int(a.length[i]), int(a.node[i])) for i in picks]  # fmt: skip
         tasks = []
-        for i in picks:
+        for cell, snapshot, score, length, node in starts:
             task = Task(
                 task_id=self.next_task,
-                cell=a.cells[i],
-                snapshot=a.snapshots[int(a.snap[i])],
-                score=float(a.score[i]),
-                length=int(a.length[i]),
-                node=int(a.node[i]),
+                cell=cell,
+                snapshot=snapshot,
+                score=score,
+                length=length,
+                node=node,
                 explore_seed=int(self.rng.integers(2**63)),
                 cell_shape=self.cell_shape,
             )
@@ -396,6 +415,8 @@ class Engine:
         entries that lose their cell are kept aside for the next re-key (Archive.rekey)."""
         self.archive.rekey(key_of_source, not self.reset_on_update)
         self.cell_shape = tuple(cell_shape)
+        if self.start is not None and self.start.source is not None:
+            self.start = replace(self.start, cell=key_of_source(self.start.source))
 
     def abandon(self, task_id: int) -> Task | None:
         """Forget a task whose worker is gone; the caller may re-issue it."""

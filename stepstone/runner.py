@@ -114,6 +114,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         store.commit(engine)
+    else:
+        engine.set_start(local.root())
     engine.archive.snapshots[int(engine.archive.snap[0])]  # a foreign or damaged one: said now
     history = store.metrics()
     last = history[-1] if history else metrics_row(engine, 0, 0.0, 0)

@@ -82,6 +82,47 @@ def test_a_time_limit_is_not_the_goal_terminated(user_env_module):
     assert sorted(int.from_bytes(c[2], "little") for c in a.cells) == list(range(11))
 
 
+class OneShot(gym.Env):
+    """One step an episode, paying 1 for action 1; the screen never changes. Its one cell's
+    best state is soon the terminal one, so every entry ends an episode."""
+
+    def __init__(self):
+        self.observation_space = spaces.Discrete(1)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return 0, {}
+
+    def step(self, action):
+        return 0, float(action), True, False, {}  # stepped again, it would pay again
+
+
+gym.register("TestOneShot-v0", entry_point=OneShot)
+
+
+def test_when_every_entry_ends_an_episode_explorations_start_from_reset():
+    """Exploring on from a terminal state steps past the episode's end: drawn among terminal
+    entries, the one cell's score climbed 1, 2, 3... with trajectories no episode can take."""
+    worker, engine = explored(ExploreConfig("TestOneShot-v0", explore_steps=5))
+    a = engine.archive
+    assert len(a) == 1 and a.terminal[0]
+    assert (a.score[0], a.length[0]) == (1.0, 1)  # one step, paid once: all an episode holds
+    assert engine.explorations > 1_000  # explored on, from reset
+
+
+def test_a_resumed_run_starts_from_reset_too(tmp_path):
+    from stepstone.cli import main
+    from stepstone.store.sqlite import RunStore
+
+    run = str(tmp_path / "run")
+    common = ["--workers", "1", "--backend", "inline", "--no-progress"]
+    assert main(["explore", "TestOneShot-v0", "--frames", "500", "--run-dir", run, *common]) == 0
+    assert main(["resume", run, "--frames", "2k", *common]) == 0
+    a = RunStore.open(run).load_archive()
+    assert len(a) == 1 and (a.score[0], a.length[0]) == (1.0, 1)
+
+
 def test_negative_death_window_is_refused():
     with pytest.raises(ConfigError, match="--death-window"):
         ExploreConfig("TestLedge-v0", death_window=-1)
