@@ -132,6 +132,8 @@ def shape_row(s: dict) -> str:
         f"({c['cells_before']:,} -> {c['cells']:,} cells)"
         for c in choices[-3:]
     )
+    if len(choices) == 1:
+        return f"{text}; chosen once: {seen}"
     return f"{text}; {len(choices)} choices, the last {min(3, len(choices))}: {seen}"
 
 

@@ -238,6 +238,16 @@ def test_rechoices_rekey_keep_best_trajectories_and_are_reported(tmp_path, capsy
     assert f"{len(choices)} choices" in (tmp_path / "run" / "report.md").read_text()
 
 
+def test_the_report_says_a_shape_chosen_once_in_words():
+    from stepstone.report import shape_row
+
+    one = {"frames": 13_486, "shape": [0, -3], "samples": 529, "cells_before": 1_269, "cells": 86}
+    row = shape_row({"cell_shape": [0, -3], "cell_choices": [one]})
+    assert (
+        row == "(0, -3); chosen once: (0, -3) at 13,486 frames from 529 states (1,269 -> 86 cells)"
+    )
+
+
 def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monkeypatch):
     """Killed at a commit after a choice, with the next sample begun, the run resumes with the
     schedule the live run had then: its choices, the frame of the last, the sample the
