@@ -360,6 +360,8 @@ def run_sharded(store: RunStore, options: RunOptions, local: Worker) -> dict:
             engine.add_root(local.root())
             engine.commit_shards()
             store.commit(engine)  # type: ignore[arg-type]
+        else:
+            engine.set_start(local.root())
         history = store.metrics()
         last = history[-1] if history else sharded_row(engine, 0, 0.0, 0)
         last.pop("stopped", None)

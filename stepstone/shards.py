@@ -186,6 +186,9 @@ class Shard:
         self.engine.add_root(root)
         return self.commit(frames, [])
 
+    def set_start(self, root: Found) -> None:
+        self.engine.set_start(root)
+
     def ask(self, n: int, first_id: int) -> tuple[list[Task], list[np.ndarray]]:
         """``n`` tasks numbered from ``first_id``, with each one's whole trajectory (another
         shard merging what it finds keeps a copy)."""
@@ -395,6 +398,7 @@ class ShardedEngine:
             self.rng.bit_generator.state = state["rng"]
         self.pending: dict[int, Task] = {}
         self.origin: dict[int, tuple[int, np.ndarray]] = {}  # task -> its shard, trajectory
+        self.start_shard = 0  # the reset state's: set by add_root, or set_start on resume
         self.credits: list[list[tuple]] = [[] for _ in range(k)]  # Shard.credit's, by shard
         self.selector = _Observer()
         self.rule = None
@@ -478,14 +482,21 @@ class ShardedEngine:
         return max(best) if best else 0.0
 
     def add_root(self, root: Found) -> None:
-        i = shard_of(root.cell, self.k)
+        i = self.start_shard = shard_of(root.cell, self.k)
         self._send(i, "add_root", root, self.frames)
         self._take(i, self._recv(i))
 
+    def set_start(self, root: Found) -> None:
+        """A resumed run's reset state, kept by the shard owning its cell (``ask``)."""
+        i = self.start_shard = shard_of(root.cell, self.k)
+        self._send(i, "set_start", root)
+        self._recv(i)
+
     def ask(self, n: int) -> list[Task]:
         w = np.array([t["weight"] for t in self.totals])
-        if w.sum() <= 0:  # every entry terminal: as Selector.select, any shard with cells
-            w = np.array([float(t["cells"] > 0) for t in self.totals])
+        if w.sum() <= 0:  # every entry terminal: the reset state's shard explores from it
+            w = np.zeros(self.k)
+            w[self.start_shard] = 1.0
         counts = self.rng.multinomial(n, w / w.sum())
         calls: list[tuple | None] = []
         for c in counts.tolist():
