@@ -121,6 +121,14 @@ def _success_row(s: dict) -> str:
     return text
 
 
+def best_trajectory(s: dict) -> str:
+    """The best entry's length, or why it is the reset state: where every step costs (Pendulum,
+    CliffWalking), nothing scores above the start, which a bare "0 steps" hides."""
+    if s["best_length"] or s["cells"] <= 1:
+        return f"trajectory of {s['best_length']} steps"
+    return "the reset state: no trajectory found scores above it"
+
+
 def shape_row(s: dict) -> str:
     """The adaptive cells' shape and when it was chosen."""
     text = str(tuple(s["cell_shape"]))
@@ -182,7 +190,7 @@ def markdown(s: dict) -> str:
         ("selector", _with_params(s["selector"], s.get("selector_params"))),
         ("frames", f"{s['frames']:,} of {s['frames_budget']:,}"),
         ("frames/s", s["frames_per_second"]),
-        ("best score", f"{s['best_score']:g} (trajectory of {s['best_length']} steps)"),
+        ("best score", f"{s['best_score']:g} ({best_trajectory(s)})"),
         ("rooms", s["rooms"] if s["rooms"] is not None else "n/a"),
         ("level", s["level"] if s["level"] is not None else "n/a"),
         ("success", _success_row(s)),
@@ -230,7 +238,7 @@ def brief(s: dict) -> str:
         f"--gif {d}/best.gif", "best")  # fmt: skip
     return "\n".join([
         f"{s['env']}: {s['frames']:,} frames{speed}, {s['cells']} cells{where}{level}, "
-        f"best score {s['best_score']:g} ({s['best_length']} steps)",
+        f"best score {s['best_score']:g} ({best_trajectory(s)})",
         f"goal: {_success_row(s)}",
         f"run directory: {d} (report.md, summary.json, progress.svg)",
         "next:",

@@ -160,6 +160,7 @@ def test_mountain_car_flag_is_found_and_shown_with_its_negative_return(tmp_path,
     row = f"best goal trajectory: score {cell['score']:g}, {cell['length']} steps"
     out = capsys.readouterr().out
     assert row in out
+    assert "best score 0 (the reset state: no trajectory found scores above it)" in out
     # What to look at next is the flag's trajectory, not the best score's (the start).
     assert f"stepstone replay {run} --cell goal --gif {run}/goal.gif" in out
     # The goal cell's trajectory, replayed in a plain Gymnasium MountainCar, reaches the flag.
