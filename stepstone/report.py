@@ -130,19 +130,26 @@ def best_trajectory(s: dict) -> str:
 
 
 def shape_row(s: dict) -> str:
-    """The adaptive cells' shape and when it was chosen."""
-    text = str(tuple(s["cell_shape"]))
+    """The adaptive cells' shape and when it was chosen, in words where the run stored them
+    (``text``: a float's bits and a picture's width are otherwise one bare tuple)."""
+    shape = tuple(s["cell_shape"])
     choices = s.get("cell_choices") or []
     if not choices:
-        return text + " (not re-chosen yet)" if s.get("cell_choices") is not None else text
-    seen = ", ".join(
-        f"{tuple(c['shape'])} at {c['frames']:,} frames from {c['samples']:,} states "
-        f"({c['cells_before']:,} -> {c['cells']:,} cells)"
-        for c in choices[-3:]
-    )
+        return f"{shape} (not re-chosen yet)" if s.get("cell_choices") is not None else str(shape)
+
+    def said(c: dict) -> str:
+        return c.get("text") or str(tuple(c["shape"]))
+
+    def when(c: dict) -> str:
+        return (f"at {c['frames']:,} frames from {c['samples']:,} states "
+                f"({c['cells_before']:,} -> {c['cells']:,} cells)")  # fmt: skip
+
+    last = choices[-1]
+    now = said(last) if tuple(last["shape"]) == shape else str(shape)
     if len(choices) == 1:
-        return f"{text}; chosen once: {seen}"
-    return f"{text}; {len(choices)} choices, the last {min(3, len(choices))}: {seen}"
+        return f"{now}; chosen once, {when(last)}"
+    seen = ", ".join(f"{said(c)} {when(c)}" for c in choices[-3:])
+    return f"{now}; {len(choices)} choices, the last {min(3, len(choices))}: {seen}"
 
 
 def llm_summary(config, store: RunStore, last: dict) -> dict:

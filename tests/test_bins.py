@@ -235,6 +235,7 @@ def test_rechoices_rekey_keep_best_trajectories_and_are_reported(tmp_path, capsy
     assert main(["report", run_dir, "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["cell_choices"] == choices and s["cell_shape"] == choices[-1]["shape"]
+    assert all(c["text"].startswith("bits (") for c in choices)  # the floats' bits, in words
     assert f"{len(choices)} choices" in (tmp_path / "run" / "report.md").read_text()
 
 
@@ -242,10 +243,23 @@ def test_the_report_says_a_shape_chosen_once_in_words():
     from stepstone.report import shape_row
 
     one = {"frames": 13_486, "shape": [0, -3], "samples": 529, "cells_before": 1_269, "cells": 86}
-    row = shape_row({"cell_shape": [0, -3], "cell_choices": [one]})
-    assert (
-        row == "(0, -3); chosen once: (0, -3) at 13,486 frames from 529 states (1,269 -> 86 cells)"
-    )
+    row = shape_row({"cell_shape": [0, -3], "cell_choices": [one]})  # stored before "text"
+    assert row == "(0, -3); chosen once, at 13,486 frames from 529 states (1,269 -> 86 cells)"
+
+
+def test_the_report_says_which_values_are_bits_and_which_a_pictures():
+    from stepstone.cells.dynamic import DynamicDownscale
+    from stepstone.report import shape_row
+
+    text = AdaptiveBins(2, 1).shape_text((5, OFF, 11, 8, 8))
+    assert text == "bits (5, off); picture 11 x 8 pixels, 8 levels"
+    two = AdaptiveBins(0, 2).shape_text((4, 2, 3, 11, 8, 8))
+    assert two == "picture 4 x 2 pixels, 3 levels; picture 11 x 8 pixels, 8 levels"
+    assert DynamicDownscale().shape_text((11, 8, 8)) == "11 x 8 pixels, 8 levels"
+    one = {"frames": 9, "shape": [5, OFF, 11, 8, 8], "text": text, "samples": 3,
+           "cells_before": 4, "cells": 2}  # fmt: skip
+    row = shape_row({"cell_shape": one["shape"], "cell_choices": [one]})
+    assert row == f"{text}; chosen once, at 9 frames from 3 states (4 -> 2 cells)"
 
 
 def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monkeypatch):

@@ -109,6 +109,11 @@ class AdaptiveCells(CellFn):
             cells: cells in the archive.
         """
 
+    def shape_text(self, shape: tuple[int, ...]) -> str:
+        """``shape`` for people (the report): what each value is, where a bare tuple mixes
+        kinds (a float's bits beside a picture's width)."""
+        return str(tuple(shape))
+
     @abstractmethod
     def choose(self, sources: list[Any], rng: np.random.Generator) -> tuple[int, ...]:
         """The best shape for the sampled states.

@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import codec
 from .base import AdaptiveCells, CellFn, is_image, to_gray
-from .downscale import Downscale, fit
+from .downscale import Downscale, fit, picture_text
 from .dynamic import decode_frame, encode_frame, score
 from .observation import freeze
 
@@ -236,6 +236,14 @@ class AdaptiveBins(AdaptiveCells):
         frames = [rest[i : i + 3] for i in range(0, len(rest), 3)]
         self._bins = Bins([int(b) for b in shape[: self.dims]], frames,
                           "downscale" if self._bins.downscaled else "exact")  # fmt: skip
+
+    def shape_text(self, shape: tuple[int, ...]) -> str:
+        """``bits (5, 2, off); picture 11 x 8, 8 levels``: a float's bin is 2**-bits wide."""
+        bits = ", ".join("off" if b == OFF else str(b) for b in shape[: self.dims])
+        parts = [f"bits ({bits})"] if self.dims else []
+        rest = shape[self.dims :]
+        parts += [f"picture {picture_text(rest[i : i + 3])}" for i in range(0, len(rest), 3)]
+        return "; ".join(parts)
 
     def __call__(self, env: Any) -> Hashable:
         return self._bins.key_of(*split(env.observe(), self._bins.downscaled))

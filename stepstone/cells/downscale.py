@@ -42,6 +42,12 @@ def fit(frame: np.ndarray, pixels: int = SAMPLE_PIXELS) -> np.ndarray:
     return ((rows @ frame.astype(np.float32)) @ cols.T + 0.5).astype(np.uint8)
 
 
+def picture_text(shape: Any) -> str:
+    """A downscaling's (width, height, levels) for people: ``11 x 8 pixels, 8 levels``."""
+    width, height, levels = (int(v) for v in shape)
+    return f"{width} x {height} pixels, {levels} levels"
+
+
 class Downscale(CellFn):
     """Cell = the frame shrunk to ``width`` x ``height`` with ``levels`` intensity levels.
 

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from .base import AdaptiveCells, grayscale, need_picture
-from .downscale import Downscale, fit
+from .downscale import Downscale, fit, picture_text
 from .schedule import Schedule
 
 
@@ -119,6 +119,9 @@ class DynamicDownscale(AdaptiveCells):
     def set_shape(self, shape: tuple[int, ...]) -> None:
         if tuple(shape) != self.shape:
             self._down = Downscale(*shape)
+
+    def shape_text(self, shape: tuple[int, ...]) -> str:
+        return picture_text(shape)
 
     def __call__(self, env: Any) -> bytes:
         return self._down.key_of(grayscale(env))

@@ -100,7 +100,8 @@ class Schedule:
         self.cells.set_shape(shape)
         e.rekey(shape, self.cells.key_from_source)
         self.choices.append({
-            "frames": e.frames, "shape": list(shape), "samples": len(self.recent),
+            "frames": e.frames, "shape": list(shape), "text": self.cells.shape_text(shape),
+            "samples": len(self.recent),
             "cells_before": before, "cells": len(e.archive), "aside": len(e.archive.retired),
         })  # fmt: skip
         self.last_update = e.frames
@@ -110,7 +111,7 @@ class Schedule:
     def describe(self) -> str:
         c = self.choices[-1]
         aside = f", {c['aside']:,} entries kept aside" if c.get("aside") else ""
-        return (f"shape {tuple(c['shape'])} from {c['samples']:,} sampled states at "
+        return (f"{c.get('text') or tuple(c['shape'])} from {c['samples']:,} sampled states at "
                 f"{c['frames']:,} frames; archive {c['cells_before']:,} -> {c['cells']:,} "
                 f"cells{aside}")  # fmt: skip
 
