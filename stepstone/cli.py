@@ -171,9 +171,9 @@ class Export:
         help="the dataset's format (required)",
     )  # fmt: skip
     select: str = option(
-        "best", names=lambda: ("best", "goal", "all-cells", "top-k"), choices=True,
-        help="best: the best entry; goal: the best that reaches the run's goal; all-cells: "
-        "every cell's; top-k: the --k best",
+        "auto", names=lambda: ("auto", "best", "goal", "all-cells", "top-k"), choices=True,
+        help="auto: goal when the run reached its goal, else best; best: the best entry; "
+        "goal: the best that reaches the run's goal; all-cells: every cell's; top-k: the --k best",
     )  # fmt: skip
     k: int = option(10, help="how many entries with --select top-k")
     dataset_id: str | None = option(None, help="Minari id (default stepstone/ENV-SELECT-v0)")
@@ -487,12 +487,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--pairs, --step-pairs and --hindsight make chat data: use --format jsonl or parquet"
         )
-    chosen = export.episodes(store, args.select, args.k)
+    archive = store.load_archive()
+    how = export.resolve(archive, args.select)
+    chosen = export.episodes(store, how, args.k, archive)
     if args.format == "minari":
         from .export import minari
 
         name = re.sub(r"[^A-Za-z0-9_]+", "_", config.env).strip("_")
-        dataset_id = args.dataset_id or f"stepstone/{name}-{args.select}-v0"
+        dataset_id = args.dataset_id or f"stepstone/{name}-{how}-v0"
         _clear_dataset(dataset_id, args.overwrite)
         with _dataset_warnings():
             dataset = minari.export(
@@ -508,7 +510,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         cache = store.path / "llm_cache.sqlite"
         labeller = Settings(args.llm_url, args.llm_model, cache=cache).connect()
-    out = args.out or store.path / f"{args.select}.{args.format}"
+    out = args.out or store.path / f"{how}.{args.format}"
     _check_out(out, args.overwrite)
     written = jsonl.export(
         config,

@@ -332,3 +332,24 @@ def test_a_text_run_points_to_chat_data_not_to_minari_or_robustify(tmp_path, cap
     assert main(["robustify", str(run), "--frames", "1k"]) == 2
     err = capsys.readouterr().err
     assert "numeric observations" in err and "--format jsonl" in err and len(err.splitlines()) == 1
+
+
+def test_by_default_a_run_that_reached_its_goal_exports_the_way_there(
+    tmp_path, monkeypatch, capsys
+):
+    """Every step costs on CliffWalking: the best entry is near the start and not the goal,
+    which a bare export wrote as the dataset; the goal's trajectory is what replay and
+    robustify take."""
+    minari = pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = explore(tmp_path, "CliffWalking-v1", "5k", capsys)
+    archive = RunStore.open(run).load_archive()
+    goal = archive.entry(archive.goal_entry())
+    assert main(["export", run, "--format", "minari"]) == 0
+    assert "1 episodes" in capsys.readouterr().out
+    (episode,) = minari.load_dataset("stepstone/CliffWalking_v1-goal-v0").iterate_episodes()
+    assert len(episode.actions) == goal.length and episode.terminations[-1]
+    assert episode.rewards.sum() == goal.score < -1
+    assert main(["export", run, "--format", "minari", "--select", "best"]) == 0
+    (best,) = minari.load_dataset("stepstone/CliffWalking_v1-best-v0").iterate_episodes()
+    assert best.rewards.sum() > goal.score and not best.terminations[-1]  # asked for: as before

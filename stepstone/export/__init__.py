@@ -3,7 +3,7 @@
 Each exported episode is an archive entry's trajectory replayed from the run's seed, so what
 is written is what the environment really does, observations included (the archive stores
 only actions). ``select`` picks the entries: the best one, the best that reaches the goal,
-every cell's, or the k best.
+every cell's, or the k best; ``auto`` the goal's when the run reached it, else the best.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..store.sqlite import RunStore
 from ..trajectories import TrajectoryTree
 
-SELECTIONS = ("best", "goal", "all-cells", "top-k")
+SELECTIONS = ("auto", "best", "goal", "all-cells", "top-k")
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,21 @@ def select(archive: Archive, how: str, k: int = 10) -> list[int]:
     raise ConfigError(f"unknown selection {how!r}; choose one of {', '.join(SELECTIONS)}")
 
 
-def episodes(store: RunStore, how: str, k: int = 10) -> list[Episode]:
-    """The selected entries' trajectories."""
-    archive = store.load_archive()
+def resolve(archive: Archive, how: str) -> str:
+    """``auto``: "goal" when an entry reaches the run's goal, else "best". With a cost per
+    step (Taxi, MountainCar) the best entry is a first step; what a dataset wants is the
+    way to the goal, as replay and robustify take it."""
+    if how != "auto":
+        return how
+    return "best" if archive.goal_entry() is None else "goal"
+
+
+def episodes(
+    store: RunStore, how: str, k: int = 10, archive: Archive | None = None
+) -> list[Episode]:
+    """The selected entries' trajectories (``how``: a selection, ``resolve``d; ``archive``:
+    the store's, when the caller has loaded it)."""
+    archive = store.load_archive() if archive is None else archive
     tree = TrajectoryTree(store.nodes)
     return [
         Episode(
