@@ -237,9 +237,15 @@ def archive_map(archive: Archive, cells_kind: str, env: Any | None) -> dict:
     sizes = {d.size for d in descriptors if d is not None}
     if n < 2 or any(d is None for d in descriptors) or len(sizes) != 1:
         return {"kind": "none", "why": "these cells have no numeric descriptors to project"}
-    xy = projection(np.stack(descriptors))  # type: ignore[arg-type]
+    if sizes == {1}:  # one number a cell (a Discrete state): its value across, score up
+        xy = np.column_stack([np.concatenate(descriptors), archive.score[:n]])  # type: ignore[arg-type]
+        note = "each cell's value (across) and score (up)"
+    else:
+        xy = projection(np.stack(descriptors))  # type: ignore[arg-type]
+        note = "each cell's descriptor projected on its two principal components"
     return {
         "kind": "projection",
+        "note": note,
         "points": [[i, round(float(x), 4), round(float(y), 4)] for i, (x, y) in enumerate(xy)],
     }
 
@@ -337,6 +343,7 @@ def page_data(store: RunStore, max_frames: int) -> dict:
     data: dict[str, Any] = {
         "summary": summary,
         "cells_row": report.cells_row(summary),
+        "best_row": report.best_trajectory(summary),
         "cells": table,
     }
     worker = drawing_worker(config)

@@ -122,6 +122,19 @@ def test_vector_observations_are_projected(points_page):
     assert len(data["map"]["points"]) == len(data["cells"]) == data["summary"]["cells"]
 
 
+def test_one_number_a_cell_is_drawn_against_the_score(tmp_path):
+    """A Discrete state projected on two components was a row of dots along the bottom; each
+    cell's state number goes across and its score up, the start named as the best entry."""
+    run_dir = explore(tmp_path, "CliffWalking-v1", "3k")
+    _, data = view(run_dir, "--max-frames", "2")
+    m = data["map"]
+    assert m["kind"] == "projection" and m["note"].startswith("each cell's value (across)")
+    archive = RunStore.open(run_dir).load_archive()
+    states = [int(np.frombuffer(c[2], "<i8")[0]) for c in archive.cells]
+    assert [(x, y) for _, x, y in m["points"]] == list(zip(states, archive.score.tolist()))
+    assert data["best_row"] == "the reset state: no trajectory found scores above it"
+
+
 def test_bad_max_frames_is_one_line(points_page, capsys):
     page, _ = points_page
     assert main(["view", str(page.parent), "--max-frames", "-1"]) == 2
