@@ -118,6 +118,11 @@ def _success_row(s: dict) -> str:
                  f"found at {cell['found_frame']:,} frames")  # fmt: skip
     if s["stopped_on_success"]:
         text += "; the run stopped there (--stop-on-success)"
+    if cell is not None and cell["length"] == 0:  # score>=-20 where every step costs
+        text += (
+            "; the reset state meets this goal, so every run reaches it at once (for "
+            "an episode's end, --goal terminated)"
+        )
     return text
 
 

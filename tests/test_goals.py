@@ -145,6 +145,22 @@ def test_user_goal_on_an_environment_without_one(tmp_path, capsys):
     assert 0 < s["frames_to_success"] <= s["frames"] and s["goal_cell"]["score"] >= 30
 
 
+def test_a_goal_the_reset_state_meets_is_said_to_be_one(tmp_path, capsys):
+    """Where every step costs, score>=-20 holds before the first step: the run "reaches" it at
+    0 frames with an empty trajectory, which the closing lines now explain."""
+    run = tmp_path / "run"
+    explore(run, "CliffWalking-v1", "--goal", "score>=-20", frames="1k")
+    s = report(run, capsys)
+    assert s["frames_to_success"] == 0 and s["goal_cell"]["length"] == 0
+    assert main(["report", str(run)]) == 0
+    assert "the reset state meets this goal" in capsys.readouterr().out
+    other = tmp_path / "other"
+    explore(other, "CliffWalking-v1", "--goal", "terminated", frames="5k")
+    assert report(other, capsys)["goal_cell"]["length"] > 0  # reached, by steps
+    assert main(["report", str(other)]) == 0
+    assert "the reset state meets" not in capsys.readouterr().out
+
+
 # -- the environment's own goal --------------------------------------------------------------
 def test_mountain_car_flag_is_found_and_shown_with_its_negative_return(tmp_path, capsys):
     """Every step costs 1: the best return is the start's 0, the flag's is below it."""
