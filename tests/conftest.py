@@ -117,6 +117,24 @@ USER_ENV_MODULE = textwrap.dedent(
 
     gym.register("UserPartsPixelCorridor-v0", entry_point=PartsPixelCorridor,
                  max_episode_steps=60)
+
+
+    class Squares(gym.Env):
+        # One step an episode to one of 6 squares, paying 1: soon every entry ends an episode.
+
+        def __init__(self):
+            self.observation_space = spaces.Discrete(6)
+            self.action_space = spaces.Discrete(6)
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            return 0, {}
+
+        def step(self, action):
+            return int(action), 1.0, True, False, {}
+
+
+    gym.register("UserSquares-v0", entry_point=Squares)
     """
 )
 
@@ -124,8 +142,8 @@ USER_ENV_MODULE = textwrap.dedent(
 @pytest.fixture
 def user_env_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A module `user_envs` registering UserCorridor-v0, UserUnreturnable-v0,
-    UserLivesCorridor-v0, UserPixelCorridor-v0 and UserPartsPixelCorridor-v0, importable here
-    and in subprocesses."""
+    UserLivesCorridor-v0, UserPixelCorridor-v0, UserPartsPixelCorridor-v0 and UserSquares-v0,
+    importable here and in subprocesses."""
     (tmp_path / "user_envs.py").write_text(USER_ENV_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")

@@ -266,38 +266,14 @@ def test_adaptive_cells_with_shards_are_refused_before_the_run_directory_is_writ
     assert main(argv[:-2]) == 0
 
 
-ONE_SHOT = """
-import gymnasium as gym
-from gymnasium import spaces
-
-
-class OneShot(gym.Env):
-    # One step an episode to one of 6 squares, paying 1: soon every entry ends an episode.
-    def __init__(self):
-        self.observation_space = spaces.Discrete(6)
-        self.action_space = spaces.Discrete(6)
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        return 0, {}
-
-    def step(self, action):
-        return int(action), 1.0, True, False, {}
-
-
-gym.register("ShardOneShot-v0", entry_point=OneShot)
-"""
-
-
-def test_a_sharded_run_whose_entries_all_end_episodes_explores_from_reset(tmp_path, monkeypatch):
+def test_a_sharded_run_whose_entries_all_end_episodes_explores_from_reset(
+    user_env_module, tmp_path
+):
     """As unsharded runs do (engine.py, Engine.ask), fresh and resumed: drawn among terminal
     entries, explorations step finished episodes and scores climb past 1."""
-    (tmp_path / "one_shot.py").write_text(ONE_SHOT)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")
     run = tmp_path / "run"
     common = ["--workers", "1", "--no-progress"]
-    assert main(["explore", "ShardOneShot-v0", "--import", "one_shot", "--frames", "500",
+    assert main(["explore", "UserSquares-v0", "--import", user_env_module, "--frames", "500",
                  "--shards", "2", "--run-dir", str(run), *common]) == 0  # fmt: skip
     for resumed in (False, True):
         if resumed:
