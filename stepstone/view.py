@@ -9,9 +9,8 @@ reached over ssh.
 The map depends on what the cells are: Atari games with a RAM layout put each cell in a room
 of a level; grid worlds (MiniGrid cells) colour the grid by cells and visits; other cells are
 points of a 2-D projection (principal components) of their numeric descriptors, or of one
-number against the score. Frames are
-obtained by replaying each shown cell's trajectory from the seed, never from stored snapshots,
-so nothing from the run directory is unpickled.
+number against the score. Frames are obtained by replaying each shown cell's trajectory from
+the seed, never from stored snapshots, so nothing from the run directory is unpickled.
 
 Not for numbers: ``report`` (summary.json) is what scripts read.
 """

@@ -238,7 +238,8 @@ class AdaptiveBins(AdaptiveCells):
                           "downscale" if self._bins.downscaled else "exact")  # fmt: skip
 
     def shape_text(self, shape: tuple[int, ...]) -> str:
-        """``bits (5, 2, off); picture 11 x 8, 8 levels``: a float's bin is 2**-bits wide."""
+        """``bits (5, 2, off); picture 11 x 8 pixels, 8 levels``: a float's bin is 2**-bits
+        wide."""
         bits = ", ".join("off" if b == OFF else str(b) for b in shape[: self.dims])
         parts = [f"bits ({bits})"] if self.dims else []
         rest = shape[self.dims :]
