@@ -176,7 +176,9 @@ class Export:
         "goal: the best that reaches the run's goal; all-cells: every cell's; top-k: the --k best",
     )  # fmt: skip
     k: int = option(10, help="how many entries with --select top-k")
-    dataset_id: str | None = option(None, help="Minari id (default stepstone/ENV-SELECT-v0)")
+    dataset_id: str | None = option(
+        None, help="Minari id (default stepstone/ENV-SELECT-v0, auto naming goal or best)"
+    )
     out: Path | None = option(None, type=Path, help="JSONL/Parquet file (default in D)")
     overwrite: bool = option(
         False, help="replace an existing --out file or Minari dataset of the same id"
