@@ -134,23 +134,32 @@ def best_trajectory(s: dict) -> str:
     return "the reset state: no trajectory found scores above it"
 
 
+def _values(shape: tuple | list) -> str:
+    """A shape as a tuple, its first values only when long (a float picture's thousands)."""
+    shape = tuple(shape)
+    if len(shape) <= 16:
+        return str(shape)
+    return f"({', '.join(map(str, shape[:8]))}, ... {len(shape):,} values)"
+
+
 def shape_row(s: dict) -> str:
     """The adaptive cells' shape and when it was chosen, in words where the run stored them
     (``text``: a float's bits and a picture's width are otherwise one bare tuple)."""
     shape = tuple(s["cell_shape"])
     choices = s.get("cell_choices") or []
+    bare = _values(shape)
     if not choices:
-        return f"{shape} (not re-chosen yet)" if s.get("cell_choices") is not None else str(shape)
+        return f"{bare} (not re-chosen yet)" if s.get("cell_choices") is not None else bare
 
     def said(c: dict) -> str:
-        return c.get("text") or str(tuple(c["shape"]))
+        return c.get("text") or _values(c["shape"])
 
     def when(c: dict) -> str:
         return (f"at {c['frames']:,} frames from {c['samples']:,} states "
                 f"({c['cells_before']:,} -> {c['cells']:,} cells)")  # fmt: skip
 
     last = choices[-1]
-    now = said(last) if tuple(last["shape"]) == shape else str(shape)
+    now = said(last) if tuple(last["shape"]) == shape else bare
     if len(choices) == 1:
         return f"{now}; chosen once, {when(last)}"
     seen = ", ".join(f"{said(c)} {when(c)}" for c in choices[-3:])

@@ -256,6 +256,11 @@ def test_the_report_says_which_values_are_bits_and_which_a_pictures():
     two = AdaptiveBins(0, 2).shape_text((4, 2, 3, 11, 8, 8))
     assert two == "picture 4 x 2 pixels, 3 levels; picture 11 x 8 pixels, 8 levels"
     assert DynamicDownscale().shape_text((11, 8, 8)) == "11 x 8 pixels, 8 levels"
+    # A float picture's thousands of dimensions are counted, not listed (the row was 3,840
+    # values three times); an old run's bare shape shows its first values.
+    many = AdaptiveBins(40).shape_text((1,) * 30 + (2,) * 10)
+    assert many == "bits of 40 float dimensions: 1 for 30, 2 for 10"
+    assert shape_row({"cell_shape": [1] * 40}) == "(1, 1, 1, 1, 1, 1, 1, 1, ... 40 values)"
     one = {"frames": 9, "shape": [5, OFF, 11, 8, 8], "text": text, "samples": 3,
            "cells_before": 4, "cells": 2}  # fmt: skip
     row = shape_row({"cell_shape": one["shape"], "cell_choices": [one]})

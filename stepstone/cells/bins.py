@@ -35,6 +35,7 @@ stand longer.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -56,6 +57,8 @@ START_FRAME = (11, 8, 8)
 # sweep tries every dimension: at 1,024 (uniform noise) one choice took 6 s on 500 states,
 # and a 64 x 64 x 3 float picture's 12,288 would take hours.
 SWEEP_DIMS = 256
+# A shape's text lists each dimension's bits up to this many, then counts them (``shape_text``).
+LISTED = 16
 # The sample's float dimensions are kept under this many bytes (``max_samples`` shrinks).
 SAMPLE_BYTES = 16 * 2**20
 # Odd 64-bit multipliers that fold a row of bin indices into one integer when counting the
@@ -239,9 +242,14 @@ class AdaptiveBins(AdaptiveCells):
 
     def shape_text(self, shape: tuple[int, ...]) -> str:
         """``bits (5, 2, off); picture 11 x 8 pixels, 8 levels``: a float's bin is 2**-bits
-        wide."""
-        bits = ", ".join("off" if b == OFF else str(b) for b in shape[: self.dims])
-        parts = [f"bits ({bits})"] if self.dims else []
+        wide. Past ``LISTED`` dimensions (a float picture's thousands), how many take each."""
+        name = [("off" if b == OFF else str(b)) for b in shape[: self.dims]]
+        if self.dims > LISTED:
+            counts = sorted(Counter(name).items(), key=lambda kv: -kv[1])
+            bits = ", ".join(f"{b} for {n:,}" for b, n in counts)
+            parts = [f"bits of {self.dims:,} float dimensions: {bits}"]
+        else:
+            parts = [f"bits ({', '.join(name)})"] if self.dims else []
         rest = shape[self.dims :]
         parts += [f"picture {picture_text(rest[i : i + 3])}" for i in range(0, len(rest), 3)]
         return "; ".join(parts)
