@@ -53,8 +53,8 @@ class ExploreConfig:
     )  # fmt: skip
     selector: str = option(  # auto: resolved at once (selectors.default) and stored by name
         "auto", names=selector_names,
-        help="one of {names}; auto: clustered where the cells are downscaled frames (Atari's "
-        "unless --cells says otherwise) in one archive, count elsewhere",
+        help="one of {names}; auto: clustered where the cells are fixed downscaled frames "
+        "(--cells downscale) in one archive, count elsewhere",
     )  # fmt: skip
     selector_params: dict[str, Any] = option(
         {}, flag="--selector-param", repeat=True, metavar="NAME=VALUE",
@@ -178,9 +178,11 @@ class ExploreConfig:
         if self.repeat_prob is None:
             object.__setattr__(self, "repeat_prob", repeat)
         if self.selector == selectors.AUTO:  # before the environment exists, so: Atari's
-            # default cells are downscaled frames (envs/ale.py, default_cells), by its id
+            # auto cells were fixed downscaled frames before version 5 (cells.resolve), by its id
             frames = self.cells == "downscale" or (
-                self.cells == cells.AUTO and envs.is_atari(envs.ALIASES.get(self.env, self.env))
+                self.cells == cells.AUTO
+                and self.cells_auto < 5
+                and envs.is_atari(envs.ALIASES.get(self.env, self.env))
             )
             object.__setattr__(self, "selector", selectors.default(frames, self.shards))
         if self.seed < 0:

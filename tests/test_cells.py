@@ -67,7 +67,8 @@ def test_gamma_is_a_cell_param_the_run_uses_and_the_report_names(tmp_path, capsy
     from stepstone.store.sqlite import RunStore
 
     run_dir = tmp_path / "run"
-    args = ["explore", "montezuma", "--frames", "2k", "--workers", "1", "--backend", "inline"]
+    args = ["explore", "montezuma", "--cells", "downscale", "--frames", "2k", "--workers", "1",
+            "--backend", "inline"]  # fmt: skip
     assert main([*args, "--cell-param", "gamma=0.5", "--run-dir", str(run_dir)]) == 0
     store = RunStore.open(run_dir)
     worker = Worker.from_config(store.config)
@@ -75,7 +76,7 @@ def test_gamma_is_a_cell_param_the_run_uses_and_the_report_names(tmp_path, capsy
     assert isinstance(worker.cell_fn, Downscale) and worker.cell_fn.gamma == 0.5
     worker.close()
     assert "| cells |" in (report := (run_dir / "report.md").read_text())
-    assert "(auto; gamma=0.5) |" in report
+    assert "(downscale; gamma=0.5) |" in report
     capsys.readouterr()
 
 
@@ -287,3 +288,24 @@ def test_ram_cells_keys_only_and_paper_bins():
         RamCells(lay, objects="swords")
     with pytest.raises(ConfigError, match="bins must be >= 1"):
         RamCells(lay, bin_y=0)
+
+
+def test_atari_auto_cells_are_dynamic_downscaling_and_older_runs_keep_fixed_frames():
+    """Since cells_auto 5 Atari's `--cells auto` is dynamic downscaling (bench/README.md,
+    "Atari's default cells on fourteen games"); a run stored before keeps fixed 11 x 8 x 8
+    frames and the clustered selector it ran with, on resume as in a new process."""
+    import json
+
+    new = ExploreConfig("montezuma")
+    assert new.cells_auto == 5 and new.selector == "count"
+    worker = Worker.from_config(new)
+    assert type(worker.cell_fn) is DynamicDownscale and worker.cell_fn.shape == (11, 8, 8)
+    worker.close()
+    stored = json.loads(new.to_json())
+    stored.update(cells_auto=4, selector="clustered")
+    before = ExploreConfig.from_json(json.dumps(stored))
+    assert before.cells_auto == 4 and before.selector == "clustered"
+    worker = Worker.from_config(before)
+    assert type(worker.cell_fn) is Downscale and (worker.cell_fn.width, worker.cell_fn.height,
+                                                 worker.cell_fn.levels) == (11, 8, 8)  # fmt: skip
+    worker.close()

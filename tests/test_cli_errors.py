@@ -158,7 +158,7 @@ def test_a_cell_parameter_out_of_range(capsys, tmp_path, cells):
 )
 def test_a_selector_parameter_it_does_not_take(capsys, tmp_path, param, says):
     code, err = run_cli(
-        capsys, "explore", "montezuma", "--selector-param", param,
+        capsys, "explore", "montezuma", "--selector", "clustered", "--selector-param", param,
         "--run-dir", str(tmp_path / "r"),
     )  # fmt: skip
     assert code == 2 and says in one_line(err)

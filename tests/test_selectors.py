@@ -378,16 +378,19 @@ def test_auto_is_clustered_on_downscaled_frames_in_one_archive_and_count_elsewhe
     from stepstone.config import ExploreConfig
     from stepstone.store.sqlite import RunStore
 
-    assert ExploreConfig("ALE/Pitfall-v5").selector == "clustered"  # Atari: downscaled frames
     assert ExploreConfig("ALE/Pitfall-v5", cells="downscale", selector="auto").selector == (
         "clustered"
     )
+    # Atari's auto cells: dynamic downscaling since cells_auto 5, fixed downscaling before
+    assert ExploreConfig("ALE/Pitfall-v5").selector == "count"
+    assert ExploreConfig("ALE/Pitfall-v5", cells_auto=4).selector == "clustered"
     for other in ({"cells": "ram"}, {"cells": "dynamic"}, {"shards": 2}):
         assert ExploreConfig("montezuma", **other).selector == "count"
     assert ExploreConfig("CartPole-v1").selector == "count"
     assert ExploreConfig("montezuma", selector="seen").selector == "seen"
     run_dir = tmp_path / "run"
-    args = ["explore", "montezuma", "--frames", "3k", "--workers", "1", "--backend", "inline"]
+    args = ["explore", "montezuma", "--cells", "downscale", "--frames", "3k", "--workers", "1",
+            "--backend", "inline"]  # fmt: skip
     assert main([*args, "--run-dir", str(run_dir), "--no-progress"]) == 0
     store = RunStore.open(run_dir)
     assert store.config.selector == "clustered" and store.metrics()[-1]["frames"] >= 3000
@@ -406,8 +409,8 @@ def test_selector_params_are_kept_with_the_run_reported_and_resumed(tmp_path, ca
     assert "selector_params" not in ExploreConfig("montezuma").to_json()
     run_dir = tmp_path / "run"
     args = ["--workers", "1", "--backend", "inline", "--no-progress"]
-    assert main(["explore", "montezuma", "--frames", "3k", "--selector-param", "top=0.5",
-                 "--run-dir", str(run_dir), *args]) == 0  # fmt: skip
+    assert main(["explore", "montezuma", "--cells", "downscale", "--frames", "3k",
+                 "--selector-param", "top=0.5", "--run-dir", str(run_dir), *args]) == 0  # fmt: skip
     assert "| selector | clustered; top=0.5 |" in (run_dir / "report.md").read_text()
     assert main(["resume", str(run_dir), "--frames", "6k", *args]) == 0
     store = RunStore.open(run_dir)
@@ -449,7 +452,8 @@ def test_clustered_by_score_is_true_or_false_and_not_with_top(tmp_path, capsys):
     from stepstone.cli import main
 
     run_dir = tmp_path / "run"
-    args = ["explore", "montezuma", "--frames", "2k", "--selector-param", "by_score=yes"]
+    args = ["explore", "montezuma", "--selector", "clustered", "--frames", "2k",
+            "--selector-param", "by_score=yes"]  # fmt: skip
     assert main([*args, "--run-dir", str(run_dir), "--no-progress"]) == 2
     assert "by_score is true or false, not 'yes'" in capsys.readouterr().err
     assert not run_dir.exists()

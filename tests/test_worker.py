@@ -271,9 +271,9 @@ def test_score_cells_are_kept_with_the_run_reported_resumed_and_replayed(tmp_pat
     assert "score_cells" not in ExploreConfig("montezuma").to_json()
     run_dir = tmp_path / "run"
     args = ["--workers", "1", "--backend", "inline", "--no-progress"]
-    assert main(["explore", "montezuma", "--frames", "3k", "--score-cells",
-                 "--run-dir", str(run_dir), *args]) == 0  # fmt: skip
-    assert "(auto + score) |" in (run_dir / "report.md").read_text()
+    assert main(["explore", "montezuma", "--cells", "downscale", "--frames", "3k",
+                 "--score-cells", "--run-dir", str(run_dir), *args]) == 0  # fmt: skip
+    assert "(downscale + score) |" in (run_dir / "report.md").read_text()
     assert main(["resume", str(run_dir), "--frames", "6k", *args]) == 0
     store = RunStore.open(run_dir)
     assert store.config.score_cells and store.config.selector == "clustered"

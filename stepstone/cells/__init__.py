@@ -43,8 +43,9 @@ AUTO = "auto"
 # the version it was made with, ExploreConfig.cells_auto): 1 the observation rounded to one
 # decimal (stepstone 0.1), 2 adaptive per-dimension bins where it has float dimensions, 3 as
 # 2 and dynamic downscaling where the observation is an image, 4 as 3 and a dict's or tuple's
-# pictures downscaled among its parts (cells/bins.py), not kept exact.
-AUTO_VERSION = 4
+# pictures downscaled among its parts (cells/bins.py), not kept exact, 5 as 4 and dynamic
+# downscaling on Atari too, where it had been fixed 11 x 8 x 8 (envs/ale.py).
+AUTO_VERSION = 5
 
 
 def choices() -> list[str]:
@@ -67,18 +68,21 @@ def resolve(
 ) -> tuple[str, dict]:
     """The cell kind and parameters to use.
 
-    'auto' means the environment's own default (``env.default_cells``: downscaled frames on
-    Atari, MiniGrid's agent and objects), else (``version`` 3) dynamic downscaling when the
-    observation is an image (Go-Explore's cells for frames, their shape chosen for the
-    frames the run meets: an exact frame a cell would make one cell a step), (``version`` 2)
-    adaptive per-dimension bins when it has float dimensions (a Box, or dict/tuple parts that
-    are), (``version`` 4) with picture parts downscaled, shapes chosen with the bins, and the
-    observation itself otherwise (a Discrete state, a string). ``decimals=N``
+    'auto' means the environment's own default (``env.default_cells``: MiniGrid's agent and
+    objects; Atari's fixed downscaled frames before ``version`` 5), else (``version`` 3)
+    dynamic downscaling when the observation is an image (Go-Explore's cells for frames,
+    their shape chosen for the frames the run meets: an exact frame a cell would make one
+    cell a step), (``version`` 2) adaptive per-dimension bins when it has float dimensions (a
+    Box, or dict/tuple parts that are), (``version`` 4) with picture parts downscaled, shapes
+    chosen with the bins, and the observation itself otherwise (a Discrete state, a string).
+    ``decimals=N``
     keeps the observation rounded to N decimals; ``bits=...`` pins the bins (cells/bins.py).
     """
     if kind != AUTO:
         return kind, params
     default = env.default_cells
+    if default is None and version < 5:  # Atari's fixed downscaling, before version 5
+        default = getattr(env, "former_default_cells", None)
     if default is not None:
         return default[0], {**default[1], **params}
     if version >= 3 and not {"decimals", "bits"} & set(params) and is_image(env.observe()):

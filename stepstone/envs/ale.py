@@ -29,9 +29,13 @@ if TYPE_CHECKING:
 class AtariEnv(Adapter):
     """An Explorable over ale_py.ALEInterface."""
 
-    # Go-Explore's downscaled frames; dynamic downscaling was behind them on Montezuma at 4M
-    # frames (bench/README.md, "Dynamic downscaling after issue 20"), so not the default yet.
-    default_cells = ("downscale", {})
+    # `--cells auto` is dynamic downscaling, as for any picture (cells.resolve): ahead of fixed
+    # 11 x 8 x 8 frames on 8 of 14 games at 1M frames (behind on 4), with archives 4-200x
+    # smaller where fixed frames passed 1,000 cells, and on Pitfall; a room behind on
+    # Montezuma at 100M (bench/README.md, "Atari's default cells on fourteen games"). Runs
+    # made before keep fixed downscaling (AUTO_VERSION 5).
+    default_cells = None
+    former_default_cells: tuple[str, dict] = ("downscale", {})
 
     def __init__(
         self,
