@@ -31,9 +31,10 @@ class AtariEnv(Adapter):
 
     # `--cells auto` is dynamic downscaling, as for any picture (cells.resolve): ahead of fixed
     # 11 x 8 x 8 frames on 8 of 14 games at 1M frames (behind on 4), with archives 4-200x
-    # smaller where fixed frames passed 1,000 cells, and on Pitfall; a room behind on
-    # Montezuma at 100M (bench/README.md, "Atari's default cells on fourteen games"). Runs
-    # made before keep fixed downscaling (AUTO_VERSION 5).
+    # smaller where fixed frames passed 1,000 cells, and on Pitfall; behind fixed frames with
+    # clustered selection on Montezuma (16, 21, 19 rooms at 50M against 22, 21, 21;
+    # bench/README.md, "Atari's default cells on fourteen games"). Runs made before keep
+    # fixed downscaling (AUTO_VERSION 5).
     default_cells = None
     former_default_cells: tuple[str, dict] = ("downscale", {})
 
