@@ -348,7 +348,9 @@ def page_data(store: RunStore, max_frames: int) -> dict:
     }
     worker = drawing_worker(config)
     try:
-        kind = cells_mod.resolve(config.cells, config.cell_params, worker.env, config.cells_auto)[0]
+        kind = cells_mod.resolve(
+            config.cells, config.cell_params, worker.env, config.cells_auto, config.shards
+        )[0]
         data["map"] = archive_map(archive, kind, worker.env)
         if data["map"]["kind"] == "grid":
             worker.env.reset(config.seed)

@@ -100,7 +100,9 @@ class Worker:
             config.web_actions,
         )  # fmt: skip
         env = envs.make(spec)
-        kind, params = cells_mod.resolve(config.cells, config.cell_params, env, config.cells_auto)
+        kind, params = cells_mod.resolve(
+            config.cells, config.cell_params, env, config.cells_auto, config.shards
+        )
         cell_fn = cells_mod.make(kind, env, params)
         return cls(env, cell_fn, explorers.make(config, llm), config)
 

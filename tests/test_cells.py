@@ -309,3 +309,10 @@ def test_atari_auto_cells_are_dynamic_downscaling_and_older_runs_keep_fixed_fram
     assert type(worker.cell_fn) is Downscale and (worker.cell_fn.width, worker.cell_fn.height,
                                                  worker.cell_fn.levels) == (11, 8, 8)  # fmt: skip
     worker.close()
+    # Shards cannot re-choose a shape against the whole archive: a sharded run's pictures
+    # are fixed frames, as Atari's sharded runs were before
+    sharded = ExploreConfig("montezuma", shards=2)
+    assert sharded.selector == "count"
+    worker = Worker.from_config(sharded)
+    assert type(worker.cell_fn) is Downscale and worker.adaptive is None
+    worker.close()

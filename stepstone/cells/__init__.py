@@ -64,7 +64,7 @@ def check(kind: str) -> None:
 
 
 def resolve(
-    kind: str, params: dict, env: Explorable, version: int = AUTO_VERSION
+    kind: str, params: dict, env: Explorable, version: int = AUTO_VERSION, shards: int = 1
 ) -> tuple[str, dict]:
     """The cell kind and parameters to use.
 
@@ -75,8 +75,9 @@ def resolve(
     cell a step), (``version`` 2) adaptive per-dimension bins when it has float dimensions (a
     Box, or dict/tuple parts that are), (``version`` 4) with picture parts downscaled, shapes
     chosen with the bins, and the observation itself otherwise (a Discrete state, a string).
-    ``decimals=N``
-    keeps the observation rounded to N decimals; ``bits=...`` pins the bins (cells/bins.py).
+    ``decimals=N`` keeps the observation rounded to N decimals; ``bits=...`` pins the bins
+    (cells/bins.py). A picture in a sharded run (``shards`` > 1) is fixed downscaling: no
+    shard sees the whole archive to re-choose a shape against (shards.py).
     """
     if kind != AUTO:
         return kind, params
@@ -86,7 +87,7 @@ def resolve(
     if default is not None:
         return default[0], {**default[1], **params}
     if version >= 3 and not {"decimals", "bits"} & set(params) and is_image(env.observe()):
-        return "dynamic", params
+        return ("dynamic" if shards == 1 else "downscale"), params
     if version >= 2 and "decimals" not in params:
         from .bins import dimensions
 
