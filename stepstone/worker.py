@@ -103,7 +103,15 @@ class Worker:
         kind, params = cells_mod.resolve(
             config.cells, config.cell_params, env, config.cells_auto, config.shards
         )
-        cell_fn = cells_mod.make(kind, env, params)
+        try:
+            cell_fn = cells_mod.make(kind, env, params)
+        except ConfigError as e:
+            if config.cells == kind:
+                raise
+            raise ConfigError(  # parameters meant for a kind auto meant once (gamma=...)
+                f"{e}; --cells {config.cells} is {kind} here: name the kind these parameters "
+                "are for, e.g. --cells downscale"
+            ) from e
         return cls(env, cell_fn, explorers.make(config, llm), config)
 
     def root(self) -> Found:

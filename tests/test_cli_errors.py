@@ -138,6 +138,17 @@ def test_workers_beyond_a_few_per_core_are_refused(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_cell_parameter_auto_does_not_take_names_what_auto_is(capsys, tmp_path):
+    # gamma belongs to fixed downscaling, Atari's auto before it became dynamic downscaling
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--cell-param", "gamma=0.5",
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and "'gamma'" in line and "--cells auto is dynamic here" in line
+    assert "--cells downscale" in line and not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("cells", ["downscale", "dynamic"])
 def test_a_cell_parameter_out_of_range(capsys, tmp_path, cells):
     code, err = run_cli(
