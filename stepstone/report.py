@@ -42,6 +42,7 @@ def summary(store: RunStore) -> dict:
     return {
         "env": config.env,
         "cells_kind": config.cells,
+        "cells_resolved": store.meta("cells_resolved"),  # what auto meant; None if not auto
         "cell_params": dict(config.cell_params),  # what the user pinned (--cell-param)
         "score_cells": config.score_cells,  # the score is part of each key (--score-cells)
         # Adaptive cells: their current parameters and every re-choice (frames, shape, sampled
@@ -192,9 +193,12 @@ def llm_summary(config, store: RunStore, last: dict) -> dict:
 
 
 def cells_row(s: dict) -> str:
-    """The cell kind and its pinned parameters: ``auto; gamma=0.5``, and ``+ score`` when
-    the score is part of the key."""
-    row = _with_params(s["cells_kind"], s.get("cell_params"))
+    """The cell kind and its pinned parameters: ``auto: dynamic; levels=16``, and ``+ score``
+    when the score is part of the key (what auto meant is not stored for older runs)."""
+    kind = s["cells_kind"]
+    if s.get("cells_resolved"):
+        kind = f"{kind}: {s['cells_resolved']}"
+    row = _with_params(kind, s.get("cell_params"))
     return f"{row} + score" if s.get("score_cells") else row
 
 

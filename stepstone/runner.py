@@ -92,6 +92,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     local.policy_return()  # and a --from-policy policy (resume: it may have moved since)
     if local.env.snapshot_format == "pickle":
         store.use_pickled_snapshots(options.trust_run_dir)
+    if local.cells_kind != config.cells and store.meta("cells_resolved") is None:
+        store.set_meta("cells_resolved", local.cells_kind)  # the report names it
     if config.shards > 1:
         return run_sharded(store, options, local)
     model, settings, roles = model_roles(config, store, options, local)

@@ -46,6 +46,7 @@ class Worker:
         self.cell_fn = cell_fn
         self.explorer = explorer
         self.config = config
+        self.cells_kind = config.cells
         self.dtype = action_dtype(env.action_space)
         self.goal = Goal.parse(config.goal)
         # Adaptive cells (dynamic downscaling) keep each cell's frame and sample recent frames.
@@ -112,7 +113,9 @@ class Worker:
                 f"{e}; --cells {config.cells} is {kind} here: name the kind these parameters "
                 "are for, e.g. --cells downscale"
             ) from e
-        return cls(env, cell_fn, explorers.make(config, llm), config)
+        worker = cls(env, cell_fn, explorers.make(config, llm), config)
+        worker.cells_kind = kind  # what --cells auto resolved to, for the report
+        return worker
 
     def root(self) -> Found:
         """The reset state, as the archive's first cell."""

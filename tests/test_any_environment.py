@@ -78,6 +78,9 @@ def test_a_picture_gets_dynamic_downscaling_by_default(user_env_module, tmp_path
     assert main(["report", str(run_dir), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["cell_shape"] == [11, 8, 8]  # dynamic downscaling's first shape
+    assert summary["cells_resolved"] == "dynamic"  # what auto meant, named in the report
+    assert "| cells | " in (report := (run_dir / "report.md").read_text())
+    assert " (auto: dynamic) |" in report
     # At most two a position: where the walker straddles two blocks the speckles can tip a
     # block's average across a level (the frames as their own cells made 1,612 in 20k).
     assert 10 <= summary["cells"] <= 2 * 40

@@ -214,7 +214,10 @@ def test_rooms_and_points_in_a_browser(rooms_page, points_page, browser):
     browser.get(page.as_uri())
     assert len(browser.find_elements("css selector", "#cells tbody tr")) == len(data["cells"])
     # the pinned cell parameter is named, as in report.md
-    assert "Cells: auto; decimals=2, selector: count." in browser.find_element("id", "facts").text
+    assert (
+        "Cells: auto: observation; decimals=2, selector: count."
+        in browser.find_element("id", "facts").text
+    )
     points = browser.find_elements("css selector", "#map circle")
     assert len(points) == len(data["cells"])
     browser.execute_script("arguments[0].dispatchEvent(new Event('click'))", points[5])
