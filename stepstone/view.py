@@ -327,8 +327,6 @@ def drawing_worker(config: Any) -> Any:
 
 def page_data(store: RunStore, max_frames: int) -> dict:
     """Everything the page shows, as JSON-ready data (pictures as data: URIs)."""
-    from . import cells as cells_mod
-
     config = store.config
     archive = store.load_archive()
     tree = TrajectoryTree(store.nodes)
@@ -348,10 +346,7 @@ def page_data(store: RunStore, max_frames: int) -> dict:
     }
     worker = drawing_worker(config)
     try:
-        kind = cells_mod.resolve(
-            config.cells, config.cell_params, worker.env, config.cells_auto, config.shards
-        )[0]
-        data["map"] = archive_map(archive, kind, worker.env)
+        data["map"] = archive_map(archive, worker.cells_kind, worker.env)
         if data["map"]["kind"] == "grid":
             worker.env.reset(config.seed)
             data["map"]["background"] = (picture(worker.env) or {}).get("img")
