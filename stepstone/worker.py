@@ -109,9 +109,11 @@ class Worker:
         except ConfigError as e:
             if config.cells == kind:
                 raise
-            raise ConfigError(  # parameters meant for a kind auto meant once (gamma=...)
+            # parameters meant for a kind auto meant once (gamma=...), or meant elsewhere
+            other = ", e.g. --cells downscale" if kind == "dynamic" else ""
+            raise ConfigError(
                 f"{e}; --cells {config.cells} is {kind} here: name the kind these parameters "
-                "are for, e.g. --cells downscale"
+                f"are for{other}"
             ) from e
         worker = cls(env, cell_fn, explorers.make(config, llm), config)
         worker.cells_kind = kind  # what --cells auto resolved to, for the report

@@ -147,6 +147,14 @@ def test_a_cell_parameter_auto_does_not_take_names_what_auto_is(capsys, tmp_path
     line = one_line(err)
     assert code == 2 and "'gamma'" in line and "--cells auto is dynamic here" in line
     assert "--cells downscale" in line and not (tmp_path / "r").exists()
+    # a sharded run's auto is fixed downscaling: dynamic's parameters name no example
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--shards", "2", "--cell-param", "split_factor=0.2",
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and "'split_factor'" in line and "--cells auto is downscale here" in line
+    assert "e.g. --cells downscale" not in line and not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("cells", ["downscale", "dynamic"])
