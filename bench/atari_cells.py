@@ -2,9 +2,9 @@
 
 Atari's `--cells auto` was fixed 11 x 8 x 8 downscaling chosen on Montezuma's Revenge and Pitfall
 alone. This runs both kinds, each with what `--selector auto` gives it (clustered for fixed
-cells, count for dynamic), on the eleven hard-exploration games of "First return, then
-explore" (Ecoffet et al. 2021: Berzerk, Bowling, Centipede, Freeway, Gravitar, Private Eye,
-Skiing, Solaris, Venture; Montezuma and Pitfall have their own sections) and five others a new
+cells, count for dynamic), on nine games known as hard to explore or long unsolved by
+reinforcement learning (Berzerk, Bowling, Centipede, Freeway, Gravitar, Private Eye, Skiing,
+Solaris, Venture; Montezuma and Pitfall have their own sections) and five others a new
 user tries first, with the command a user types, one worker, and prints each run's archive, best
 score, run-directory size and speed.
 
