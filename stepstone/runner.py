@@ -115,7 +115,14 @@ def run(store: RunStore, options: RunOptions) -> dict:
         adaptive = kind.load(adaptive_cells, engine, store)
     if len(engine.archive) == 0:
         engine.add_root(local.root())
-        store.commit(engine)
+        row, extra = None, None
+        # (the driver's worker has no model: an LLM explorer's run keeps its starting shape)
+        if adaptive is not None and adaptive.cells.first_sample and config.explorer == "random":
+            started = time.perf_counter()
+            first_choice(engine, adaptive, local, options.frames)
+            row = metrics_row(engine, 1, time.perf_counter() - started, len(engine.archive) - 1)
+            extra = adaptive.extra()
+        store.commit(engine, row, extra)
     else:
         engine.set_start(local.root())
     engine.archive.snapshots[int(engine.archive.snap[0])]  # a foreign or damaged one: said now
@@ -182,6 +189,38 @@ def run(store: RunStore, options: RunOptions) -> dict:
     if failure is not None:
         raise failure
     return {**book.last, "interrupted": True} if book.interrupted else book.last
+
+
+def first_choice(engine: Engine, schedule: Schedule, worker: Worker, frames: int) -> None:
+    """Choose a new run's first shape from explorations from its start, every step sampled.
+
+    A shape fixed in advance can put every state in one cell: Centipede's near-black frames
+    under 11 x 8 x 8 did, and that cell then kept its best-scoring state, two steps before a
+    lost life, so that every later exploration (and sample) was two steps long and the run
+    stayed at one cell (bench/README.md, "Atari's default cells on fourteen games"). Random
+    play from the start is a fair sample of what the run meets first. The explorations are
+    ordinary ones, run here before any worker starts and merged as theirs are; the start
+    is offered again under the shape chosen, as its cell may have gone to a better state.
+    They stop early at the run's budget of ``frames``."""
+    cells = schedule.cells
+    tasks = engine.ask(-(-cells.first_sample // worker.config.explore_steps))  # all from it
+    prob, cells.sample_prob = cells.sample_prob, 1.0
+    try:
+        for task in tasks:
+            if engine.frames >= frames:
+                engine.abandon(task.task_id)
+                continue
+            result = worker.run(task)
+            assert isinstance(result, Result)  # one archive: adaptive cells are never sharded
+            engine.tell(result)
+            engine.selector.observe(task, result)
+            schedule.recent.extend(result.samples)
+    finally:
+        cells.sample_prob = prob
+    schedule.update()
+    assert engine.start is not None
+    engine.add_root(engine.start)  # its cell, re-keyed, may be its own again (or not: taken)
+    schedule.choices[-1]["cells"] = len(engine.archive)
 
 
 class Iterations:

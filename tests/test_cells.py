@@ -290,6 +290,27 @@ def test_ram_cells_keys_only_and_paper_bins():
         RamCells(lay, bin_y=0)
 
 
+def test_the_first_shape_comes_from_play_from_the_start_not_a_one_cell_guess(tmp_path):
+    """Centipede's near-black frames are one cell under 11 x 8 x 8; that cell keeps its
+    best-scoring state, steps before a lost life, and the run never leaves it. Chosen from ten
+    explorations from the start (every step sampled), the first shape separates them."""
+    runs = {}
+    for name, params in (("guess", {"first_sample": 0}), ("chosen", {})):
+        config = ExploreConfig(env="ALE/Centipede-v5", cell_params=params, seed=0)
+        store = open_run(config, tmp_path / name)
+        runs[name] = (run(store, RunOptions(frames=20_000, workers=1, progress=False)), store)
+    (guess, guessed), (chosen, store) = runs["guess"], runs["chosen"]
+    assert guess["cells"] == 1 and not guessed.extra("cell_choices")  # the trap, as before
+    first = store.extra("cell_choices")[0]
+    # 1,000 steps of 4 frames, before any worker ran; about 900 distinct frames
+    assert first["frames"] == 4_000 and first["samples"] > 500
+    assert tuple(first["shape"]) != (11, 8, 8) and first["cells"] == 2  # the start is back
+    assert chosen["cells"] > 100
+    # A starting shape given is used until the first due choice, as before
+    given = DynamicDownscale(width=11, height=8, levels=8)
+    assert given.first_sample == 0 and DynamicDownscale().first_sample == 1_000
+
+
 def test_atari_auto_cells_are_dynamic_downscaling_and_older_runs_keep_fixed_frames():
     """Since cells_auto 5 Atari's `--cells auto` is dynamic downscaling (bench/README.md,
     "Atari's default cells on fourteen games"); a run stored before keeps fixed 11 x 8 x 8

@@ -55,7 +55,9 @@ def test_atari_export_round_trips_bit_exactly(tmp_path, monkeypatch, capsys):
     minari = pytest.importorskip("minari")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
     run = str(tmp_path / "run")
-    argv = ["explore", "ALE/Pong-v5", "--frames", "400", "--explore-steps", "20"]
+    # fixed cells: many in 400 frames (dynamic ones are chosen from the first 1,000 steps)
+    argv = ["explore", "ALE/Pong-v5", "--frames", "400", "--explore-steps", "20", "--cells",
+            "downscale"]  # fmt: skip
     assert main([*argv, "--workers", "1", "--run-dir", run, "--no-progress"]) == 0
     argv = ["export", run, "--format", "minari", "--select", "all-cells"]
     assert main([*argv, "--author-email", "me@example.org"]) == 0

@@ -43,8 +43,13 @@ Departures, the first two for a machine of a few cores, where 40M frames is a wh
   area (``downscale.fit``): the reference only meets Atari frames, and a full sample of such
   frames would take gigabytes at each choice.
 
-Before the first choice the reference puts every state in one cell and drops what it found;
-here the initial shape (11 x 8 x 8, fixed downscaling's) is used and the archive is re-keyed.
+Before the first choice the reference puts every state in one cell and drops what it found.
+Here a new run's first shape is chosen before it explores on, from ``first_sample`` 1,000 steps
+of ordinary explorations from the start with every step sampled (runner.first_choice), the
+schedule above following from there. A shape fixed in advance (11 x 8 x 8, used until 2026-12-06
+and still the start when ``first_sample=0`` or a width, height or levels is given) put all of
+Centipede's near-black frames in one cell, whose best-scoring state was two steps before a lost
+life: every later exploration was two steps long and the run stayed at one cell.
 Levels are ``Downscale``'s (L bins of width 256 / L), the reference's ``max_pix_value`` d gives
 d bins of 255 / d plus one for pure white; the two agree but for that top bin.
 """
@@ -79,9 +84,10 @@ class DynamicDownscale(AdaptiveCells):
 
     def __init__(
         self,
-        width: int = 11,
-        height: int = 8,
-        levels: int = 8,
+        width: int | None = None,
+        height: int | None = None,
+        levels: int | None = None,
+        first_sample: int | None = None,
         split_factor: float = 0.125,
         iterations: int = 300,
         sample_prob: float = 0.01,
@@ -96,7 +102,16 @@ class DynamicDownscale(AdaptiveCells):
             raise ValueError(
                 "iterations, max_samples, first_update, update_every, max_cells must be >= 1"
             )
-        self._down = Downscale(width, height, levels)
+        given = (width, height, levels) != (None, None, None)
+        if first_sample is None:  # a starting shape given is used, not chosen over at once
+            first_sample = 0 if given else 1_000
+        if first_sample < 0:
+            raise ValueError("first_sample must be >= 0")
+        self._down = Downscale(  # by default fixed downscaling's 11 x 8 x 8
+            11 if width is None else width, 8 if height is None else height,
+            8 if levels is None else levels,
+        )  # fmt: skip
+        self.first_sample = first_sample
         self.split_factor = split_factor
         self.iterations = iterations
         self.sample_prob = sample_prob

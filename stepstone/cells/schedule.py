@@ -92,6 +92,11 @@ class Schedule:
         """Re-choose now if due; True when a choice was made (the shape may be the same)."""
         if not self.due():
             return False
+        self.update()
+        return True
+
+    def update(self) -> None:
+        """Choose a shape from the sample now, re-key the archive and empty the sample."""
         e = self.engine
         rng = np.random.default_rng([e.frames, len(e.archive)])
         before = len(e.archive)
@@ -106,7 +111,6 @@ class Schedule:
         })  # fmt: skip
         self.last_update = e.frames
         self.recent.clear()
-        return True
 
     def describe(self) -> str:
         c = self.choices[-1]
