@@ -9,6 +9,7 @@ user tries first, with the command a user types, one worker, and prints each run
 score, run-directory size and speed.
 
     nice -n 5 python bench/atari_cells.py [--frames 1M] [--seeds 0] [--jobs 2] [--games A,B]
+                                          [--cells downscale,dynamic]
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ def main() -> None:
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--games", default=",".join(GAMES))
+    p.add_argument("--cells", default=",".join(CELLS), help="the kinds to run, comma-separated")
     args = p.parse_args()
     jobs = [(g, c, args.frames, int(s)) for s in args.seeds.split(",")
-            for g in args.games.split(",") for c in CELLS]  # fmt: skip
+            for g in args.games.split(",") for c in args.cells.split(",")]  # fmt: skip
     print("| game | cells (selector) | seed | frames | cells archived | best score | run dir MB "
           "| frames/s | last shape |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
