@@ -113,6 +113,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     if adaptive_cells is not None:  # re-chosen in this process
         kind = DynamicSchedule if isinstance(adaptive_cells, DynamicDownscale) else Schedule
         adaptive = kind.load(adaptive_cells, engine, store)
+    chose_first = False
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         row, extra = None, None
@@ -121,7 +122,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
             started = time.perf_counter()
             first_choice(engine, adaptive, local, options.frames)
             row = metrics_row(engine, 1, time.perf_counter() - started, len(engine.archive) - 1)
-            extra = adaptive.extra()
+            extra, chose_first = adaptive.extra(), True
         store.commit(engine, row, extra)
     else:
         engine.set_start(local.root())
@@ -140,6 +141,8 @@ def run(store: RunStore, options: RunOptions) -> dict:
     executor = make_executor(options.backend, factory, options.workers, options.address,
                              options.deterministic, feed, options.tasks_per_call)  # fmt: skip
     progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
+    if chose_first and adaptive is not None:
+        progress.note(f"cells chosen: {adaptive.describe()}")
     progress.update(last)
     book = Iterations(store, engine, executor, adaptive, model, progress, last)
 
