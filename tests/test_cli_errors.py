@@ -155,6 +155,13 @@ def test_a_cell_parameter_auto_does_not_take_names_what_auto_is(capsys, tmp_path
     line = one_line(err)
     assert code == 2 and "'split_factor'" in line and "--cells auto is downscale here" in line
     assert "e.g. --cells downscale" not in line and not (tmp_path / "r").exists()
+    # a parameter auto's kind takes, with a value out of range: said as such, no other kind
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--cell-param", "first_sample=-1",
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and "first_sample must be >= 0" in line and "--cells auto is" not in line
 
 
 @pytest.mark.parametrize("cells", ["downscale", "dynamic"])
