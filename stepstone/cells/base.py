@@ -73,9 +73,10 @@ class AdaptiveCells(CellFn):
     Attributes:
         sample_prob: the chance a step's source is sampled for the next choice.
         max_samples: how many sampled sources the driver keeps.
-        first_sample: steps of exploration from the start, every step sampled, from which a
-            new run's first shape is chosen before it explores on (runner.first_choice); 0:
-            the shape given is kept until the first ``due``.
+        first_sample: steps of exploration from the start at most (``first_sample`` /
+            ``explore_steps`` explorations), every step sampled, from which a new run's first
+            shape is chosen before it explores on (runner.first_choice); 0: the shape given is
+            kept until the first ``due``.
     """
 
     sample_prob: float

@@ -44,9 +44,10 @@ Departures, the first two for a machine of a few cores, where 40M frames is a wh
   frames would take gigabytes at each choice.
 
 Before the first choice the reference puts every state in one cell and drops what it found.
-Here a new run's first shape is chosen before it explores on, from ``first_sample`` 1,000 steps
-of ordinary explorations from the start with every step sampled (runner.first_choice), the
-schedule above following from there. A shape fixed in advance (11 x 8 x 8, used until 2026-12-06
+Here a new run's first shape is chosen before it explores on, with every step sampled, from
+``first_sample`` / ``explore_steps`` ordinary explorations from the start (ten: 1,000 steps at
+most, fewer where a lost life ends them; runner.first_choice), the schedule above following
+from there. A shape fixed in advance (11 x 8 x 8, used until 2026-12-06
 and still the start when ``first_sample=0`` or a width, height or levels is given) put all of
 Centipede's near-black frames in one cell, whose best-scoring state was two steps before a lost
 life: every later exploration was two steps long and the run stayed at one cell.
