@@ -206,7 +206,8 @@ def first_choice(engine: Engine, schedule: Schedule, worker: Worker, frames: int
     is offered again under the shape chosen, as its cell may have gone to a better state.
     They stop early at the run's budget of ``frames``."""
     cells = schedule.cells
-    tasks = engine.ask(-(-cells.first_sample // worker.config.explore_steps))  # all from it
+    # asked together, before any is told: every one starts from the start, the one cell
+    tasks = engine.ask(-(-cells.first_sample // worker.config.explore_steps))
     prob, cells.sample_prob = cells.sample_prob, 1.0
     try:
         for task in tasks:
@@ -223,7 +224,7 @@ def first_choice(engine: Engine, schedule: Schedule, worker: Worker, frames: int
     schedule.update()
     assert engine.start is not None
     engine.add_root(engine.start)  # its cell, re-keyed, may be its own again (or not: taken)
-    schedule.choices[-1]["cells"] = len(engine.archive)
+    schedule.choices[-1]["cells"] = len(engine.archive)  # the record counts it
 
 
 class Iterations:

@@ -47,10 +47,10 @@ Before the first choice the reference puts every state in one cell and drops wha
 Here a new run's first shape is chosen before it explores on, with every step sampled, from
 ``first_sample`` / ``explore_steps`` ordinary explorations from the start (ten: 1,000 steps at
 most, fewer where a lost life ends them; runner.first_choice), the schedule above following
-from there. A shape fixed in advance (11 x 8 x 8, used until 2026-12-06
-and still the start when ``first_sample=0`` or a width, height or levels is given) put all of
-Centipede's near-black frames in one cell, whose best-scoring state was two steps before a lost
-life: every later exploration was two steps long and the run stayed at one cell.
+from there. A shape fixed in advance (11 x 8 x 8, used until 2026-12-06 and still the start
+when ``first_sample=0`` or a width, height or levels is given) put all of Centipede's
+near-black frames in one cell, whose best-scoring state was two steps before a lost life:
+every later exploration was two steps long and the run stayed at one cell.
 Levels are ``Downscale``'s (L bins of width 256 / L), the reference's ``max_pix_value`` d gives
 d bins of 255 / d plus one for pure white; the two agree but for that top bin.
 """
