@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import envs
 from .archive import Archive
+from .cells.downscale import picture_text
 from .charts import curves
 from .config import ExploreConfig
 from .errors import RunDirError
@@ -149,6 +150,8 @@ def shape_row(s: dict) -> str:
     shape = tuple(s["cell_shape"])
     choices = s.get("cell_choices") or []
     bare = _values(shape)
+    if (s.get("cells_resolved") or s.get("cells_kind")) == "dynamic":  # (width, height, levels)
+        bare = picture_text(shape)
     if not choices:
         return f"{bare} (not re-chosen yet)" if s.get("cell_choices") is not None else bare
 

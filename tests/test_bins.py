@@ -265,6 +265,10 @@ def test_the_report_says_which_values_are_bits_and_which_a_pictures():
            "cells_before": 4, "cells": 2}  # fmt: skip
     row = shape_row({"cell_shape": one["shape"], "cell_choices": [one]})
     assert row == f"{text}; chosen once, at 9 frames from 3 states (4 -> 2 cells)"
+    # dynamic cells before their first choice (first_sample=0): in words, not a bare tuple
+    before = {"cell_shape": [11, 8, 8], "cell_choices": [], "cells_kind": "auto",
+              "cells_resolved": "dynamic"}  # fmt: skip
+    assert shape_row(before) == "11 x 8 pixels, 8 levels (not re-chosen yet)"
 
 
 def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monkeypatch):
