@@ -107,8 +107,9 @@ class Worker:
         try:
             cell_fn = cells_mod.make(kind, env, params)
         except ConfigError as e:
-            if config.cells == kind or not isinstance(e.__cause__, TypeError):
-                raise  # named, or a value out of range (first_sample=-1): the kind's own words
+            unknown = "unexpected keyword argument" in str(e.__cause__)  # a name it lacks
+            if config.cells == kind or not unknown:
+                raise  # named, or a bad value (first_sample=-1, width=abc): the kind's own words
             # parameters meant for a kind auto meant once (gamma=...), or meant elsewhere
             other = ", e.g. --cells downscale" if kind == "dynamic" else ""
             raise ConfigError(

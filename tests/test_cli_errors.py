@@ -162,6 +162,12 @@ def test_a_cell_parameter_auto_does_not_take_names_what_auto_is(capsys, tmp_path
     )  # fmt: skip
     line = one_line(err)
     assert code == 2 and "first_sample must be >= 0" in line and "--cells auto is" not in line
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--cell-param", "width=abc",
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and "'width': 'abc'" in line and "--cells auto is" not in line
 
 
 @pytest.mark.parametrize("cells", ["downscale", "dynamic"])
