@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -162,6 +163,44 @@ def params(option: str, example: str) -> Callable[[list[str]], dict]:
         return out
 
     return parse
+
+
+# What a NAME=VALUE's value must be, for a parameter annotated with a plain type.
+_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: v in (True, False), "true or false"),  # 1 and 0 too
+    "str": (lambda v: isinstance(v, str), "text"),
+    "None": (lambda v: v is None, "null"),
+}
+
+
+def check_types(target: Callable, given: dict[str, Any], option: str) -> None:
+    """Refuse a ``--cell-param``/``--selector-param`` value whose type is not the one
+    ``target``'s signature declares for its name (``width=abc``, ``width=true``), in the
+    option's words: otherwise it fails far from the flag, as a comparison or an array shape
+    that names neither (or, true taken for 1, not at all). Names with other annotations
+    (sequences, Any) are left to ``target``.
+
+    Raises:
+        ConfigError: a value of the wrong type.
+    """
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return
+    for name, value in given.items():
+        param = signature.parameters.get(name)
+        if param is None:
+            continue
+        note = param.annotation  # text under `from __future__ import annotations`
+        text = note if isinstance(note, str) else getattr(note, "__name__", str(note))
+        parts = [t.strip() for t in text.split("|")]
+        if not all(t in _TYPES for t in parts):
+            continue  # not a plain type (or not annotated)
+        if not any(_TYPES[t][0](value) for t in parts):
+            words = " or ".join(_TYPES[t][1] for t in parts if t != "None")
+            raise ConfigError(f"{option} {name} takes {words}, not {json.dumps(value)}")
 
 
 def prompts_file(path: Path) -> dict[str, str]:

@@ -167,7 +167,26 @@ def test_a_cell_parameter_auto_does_not_take_names_what_auto_is(capsys, tmp_path
         "--run-dir", str(tmp_path / "r"),
     )  # fmt: skip
     line = one_line(err)
-    assert code == 2 and "'width': 'abc'" in line and "--cells auto is" not in line
+    assert code == 2 and 'width takes an integer, not "abc"' in line
+    assert "--cells auto is" not in line
+
+
+@pytest.mark.parametrize(
+    "cells, param, says",
+    [
+        ("downscale", "width=abc", 'width takes an integer, not "abc"'),
+        ("downscale", "width=true", "width takes an integer, not true"),  # was a traceback
+        ("dynamic", "levels=2.5", "levels takes an integer, not 2.5"),
+        ("downscale", "gamma=high", 'gamma takes a number, not "high"'),
+    ],
+)
+def test_a_cell_parameter_of_the_wrong_type(capsys, tmp_path, cells, param, says):
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--cells", cells, "--cell-param", param,
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 2 and "--cell-param " + says in one_line(err)
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("cells", ["downscale", "dynamic"])
@@ -186,6 +205,8 @@ def test_a_cell_parameter_out_of_range(capsys, tmp_path, cells):
         ("tresh=0.1", "unexpected keyword argument 'tresh'"),
         ("top", "takes NAME=VALUE"),
         ("top=[1]", "takes a number, true/false or text"),
+        ("top=abc", 'top takes a number, not "abc"'),
+        ("top=true", "top takes a number, not true"),  # was taken for 1
     ],
 )
 def test_a_selector_parameter_it_does_not_take(capsys, tmp_path, param, says):

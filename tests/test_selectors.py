@@ -445,7 +445,7 @@ def test_clustered_by_score_gives_each_score_of_a_place_its_own_share():
 
 
 def test_clustered_by_score_is_true_or_false_and_not_with_top(tmp_path, capsys):
-    with pytest.raises(ConfigError, match="by_score is true or false"):
+    with pytest.raises(ConfigError, match="by_score takes true or false"):
         make("clustered", by_score="no")
     with pytest.raises(ConfigError, match="one of them"):
         make("clustered", by_score=True, top=0.5)
@@ -455,5 +455,5 @@ def test_clustered_by_score_is_true_or_false_and_not_with_top(tmp_path, capsys):
     args = ["explore", "montezuma", "--selector", "clustered", "--frames", "2k",
             "--selector-param", "by_score=yes"]  # fmt: skip
     assert main([*args, "--run-dir", str(run_dir), "--no-progress"]) == 2
-    assert "by_score is true or false, not 'yes'" in capsys.readouterr().err
+    assert 'by_score takes true or false, not "yes"' in capsys.readouterr().err
     assert not run_dir.exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..options import check_types
 from ..registry import Registry
 from .base import AdaptiveCells, CellFn, CellRule, DriverDecidedCells, is_image
 
@@ -115,6 +116,7 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
     if ":" in kind and kind not in REGISTRY:
         return CustomCells(kind)
     cls = REGISTRY[kind]
+    check_types(cls, params, "--cell-param")
     try:
         return cls.from_env(env, **params)
     except (TypeError, ValueError) as e:

@@ -11,6 +11,7 @@ import inspect
 from typing import Any
 
 from ..errors import ConfigError
+from ..options import check_types
 from ..registry import Registry
 from .base import Selector
 
@@ -71,6 +72,7 @@ def make(name: str, **kwargs: Any) -> Selector:
         ConfigError: no selector has that name, or it takes no such parameters.
     """
     cls = REGISTRY[name]
+    check_types(cls, kwargs, "--selector-param")
     try:
         return cls(**kwargs)
     except TypeError as e:
@@ -98,6 +100,7 @@ def check_params(name: str, params: dict[str, Any]) -> None:
             )
     cls = REGISTRY[name]
     if cls.uses_model:
+        check_types(cls, params, "--selector-param")
         given = sorted(set(params) & RUN_GIVEN)
         if given:
             raise ConfigError(

@@ -66,10 +66,6 @@ class Clustered(CountBased):
                 f"the clustered selector's top is the share of a cluster's choices that go to "
                 f"its highest-scoring cells, in [0, 1], not {top}"
             )
-        if by_score not in (True, False):  # 1 and 0 are equal to them, "no" is not
-            raise ConfigError(
-                f"the clustered selector's by_score is true or false, not {by_score!r}"
-            )
         if by_score and top:
             raise ConfigError(
                 "the clustered selector's top ranks scores within a cluster, and by_score "
