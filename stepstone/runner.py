@@ -114,11 +114,18 @@ def run(store: RunStore, options: RunOptions) -> dict:
         kind = DynamicSchedule if isinstance(adaptive_cells, DynamicDownscale) else Schedule
         adaptive = kind.load(adaptive_cells, engine, store)
     chose_first = False
+    # made before the executor (its worker count is set once that exists): the first choice
+    # takes seconds, said as it starts
+    progress = Progress(config.env, options.frames, options.workers or 1, enabled=options.progress)
     if len(engine.archive) == 0:
         engine.add_root(local.root())
         row, extra = None, None
         # (the driver's worker has no model: an LLM explorer's run keeps its starting shape)
         if adaptive is not None and adaptive.cells.first_sample and config.explorer == "random":
+            progress.note(
+                f"choosing the first cells from up to {adaptive.cells.first_sample:,} steps "
+                "of play from the start"
+            )
             started = time.perf_counter()
             first_choice(engine, adaptive, local, options.frames)
             row = metrics_row(engine, 1, time.perf_counter() - started, len(engine.archive) - 1)
@@ -140,7 +147,7 @@ def run(store: RunStore, options: RunOptions) -> dict:
     feed = TableFeed(engine.archive) if options.filter and engine.rule is None else None
     executor = make_executor(options.backend, factory, options.workers, options.address,
                              options.deterministic, feed, options.tasks_per_call)  # fmt: skip
-    progress = Progress(config.env, options.frames, executor.workers, enabled=options.progress)
+    progress.workers = executor.workers
     if chose_first and adaptive is not None:
         progress.note(f"cells chosen: {adaptive.describe()}")
     progress.update(last)

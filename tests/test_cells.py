@@ -311,6 +311,23 @@ def test_the_first_shape_comes_from_play_from_the_start_not_a_one_cell_guess(tmp
     assert given.first_sample == 0 and DynamicDownscale().first_sample == 1_000
 
 
+def test_the_first_choice_is_said_as_it_starts_and_when_it_is_made(tmp_path, capsys):
+    """It takes seconds before the first status line (6.6 s on Centipede): a user sees why."""
+    from stepstone.cli import main
+
+    args = ["explore", "montezuma", "--frames", "3k", "--workers", "1"]
+    assert main([*args, "--run-dir", str(tmp_path / "r")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    starts = [i for i, t in enumerate(lines) if t.startswith("choosing the first cells")]
+    chosen = [i for i, t in enumerate(lines) if t.startswith("cells chosen: ")]
+    assert starts == [0] and len(chosen) == 1 and "from up to 1,000 steps" in lines[0]
+    assert "sampled states at" in lines[chosen[0]]
+    # resumed, the shape is the stored one: nothing is chosen again, nor said
+    assert main(["resume", str(tmp_path / "r"), "--frames", "4k"]) == 0
+    said = capsys.readouterr().err
+    assert "choosing the first cells" not in said and "cells chosen" not in said
+
+
 def test_atari_auto_cells_are_dynamic_downscaling_and_older_runs_keep_fixed_frames():
     """Since cells_auto 5 Atari's `--cells auto` is dynamic downscaling (bench/README.md,
     "Atari's default cells on fourteen games"); a run stored before keeps fixed 11 x 8 x 8
