@@ -4,7 +4,8 @@ A field made with ``option(...)`` carries its flag, help, parser type and choice
 the field's own, so a dataclass, its command line and ``--help`` cannot disagree. This is the
 idea of CleanRL's ``Args`` dataclass (cleanrl/ppo.py, parsed there by tyro), written over
 ``dataclasses.fields`` without a dependency. Not here: what a command does with its options
-(cli.py), or the checks of their values (the dataclasses' ``__post_init__``).
+(cli.py), or the checks of their values (the dataclasses' ``__post_init__``), but for the
+types of NAME=VALUE parameters, checked against what takes them (``check_types``).
 """
 
 from __future__ import annotations
