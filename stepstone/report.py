@@ -7,6 +7,7 @@ not block the writer), or one that crashed.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from . import envs
@@ -108,9 +109,18 @@ def goal_cell(archive) -> dict | None:
     return {"score": e.score, "length": e.length, "found_frame": e.found_frame}
 
 
+def past(best: float) -> str:
+    """The round number just above ``best`` (5,900 -> 6000, 21 -> 30, 0 -> 1, -183 -> -100):
+    the example goal a run without one is shown, one step past what it found."""
+    step = 10.0 ** math.floor(math.log10(abs(best))) if best else 1.0
+    value = (math.floor(best / step) + 1) * step
+    return str(int(value)) if value.is_integer() else f"{value:.3g}"
+
+
 def _success_row(s: dict) -> str:
     if s["success"] is None:
-        return "no goal (give one with --goal, e.g. --goal 'score>=200')"
+        example = past(s.get("best_score") or 0)
+        return f"no goal (give one with --goal, e.g. --goal 'score>={example}')"
     if not s["success"]:
         return f"not reached (goal: {s['goal']})"
     text = f"yes, at {s['frames_to_success']:,} frames (goal: {s['goal']})"

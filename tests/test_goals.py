@@ -121,7 +121,20 @@ def test_falling_over_is_not_success(tmp_path, capsys):
     assert s["best_score"] > 0
     assert main(["report", str(run)]) == 0
     assert "goal: no goal (give one with --goal" in capsys.readouterr().out  # the summary
-    assert "| success | no goal (give one with --goal" in (run / "report.md").read_text()
+    row = next(t for t in (run / "report.md").read_text().splitlines() if "| success |" in t)
+    assert "no goal (give one with --goal" in row
+    # its example is a goal one step past the best score found, and it parses
+    example = row.split("--goal '")[1].split("'")[0]
+    assert Goal.parse(example).threshold > s["best_score"]
+    assert Goal.parse(example).threshold <= 2 * s["best_score"]
+
+
+def test_the_example_goal_is_a_round_number_past_the_best_score():
+    from stepstone.report import past
+
+    cases = {5_900: "6000", 21: "30", 0: "1", 0.514: "0.6", -183: "-100", 1_000: "2000",
+             -0.5: "-0.4", 18_230: "20000", 200: "300"}  # fmt: skip
+    assert {best: past(best) for best in cases} == cases
 
 
 def test_stop_on_success_without_a_goal_says_so(tmp_path, capsys):
