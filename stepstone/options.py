@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import inspect
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -202,6 +204,19 @@ def check_types(target: Callable, given: dict[str, Any], option: str) -> None:
         if not any(_TYPES[t][0](value) for t in parts):
             words = " or ".join(_TYPES[t][1] for t in parts if t != "None")
             raise ConfigError(f"{option} {name} takes {words}, not {json.dumps(value)}")
+
+
+def close_name(target: Callable, error: Exception) -> str:
+    """ "; did you mean width?" for a TypeError naming a keyword ``target`` does not take
+    (``wdth``), when one of its keyword parameters is close; else ""."""
+    m = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    try:
+        names = [p.name for p in inspect.signature(target).parameters.values()
+                 if p.default is not inspect.Parameter.empty]  # fmt: skip
+    except (TypeError, ValueError):
+        return ""
+    close = difflib.get_close_matches(m.group(1), names, n=1) if m else []
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def prompts_file(path: Path) -> dict[str, str]:

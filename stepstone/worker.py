@@ -108,8 +108,8 @@ class Worker:
             cell_fn = cells_mod.make(kind, env, params)
         except ConfigError as e:
             unknown = "unexpected keyword argument" in str(e.__cause__)  # a name it lacks
-            if config.cells == kind or not unknown:
-                raise  # named, or a bad value (first_sample=-1, width=abc): the kind's own words
+            if config.cells == kind or not unknown or "did you mean" in str(e):
+                raise  # named, a bad value (first_sample=-1, width=abc) or a name mistyped
             # parameters meant for a kind auto meant once (gamma=...), or meant elsewhere
             other = ", e.g. --cells downscale" if kind == "dynamic" else ""
             raise ConfigError(

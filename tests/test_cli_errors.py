@@ -169,6 +169,13 @@ def test_a_cell_parameter_auto_does_not_take_names_what_auto_is(capsys, tmp_path
     line = one_line(err)
     assert code == 2 and 'width takes an integer, not "abc"' in line
     assert "--cells auto is" not in line
+    # a name mistyped: the kind's own name suggested, not another kind
+    code, err = run_cli(
+        capsys, "explore", "montezuma", "--cell-param", "wdth=16",
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and "'wdth'; did you mean width?" in line and "--cells auto is" not in line
 
 
 @pytest.mark.parametrize(
@@ -202,7 +209,7 @@ def test_a_cell_parameter_out_of_range(capsys, tmp_path, cells):
     "param, says",
     [
         ("top=2", "highest-scoring cells, in [0, 1], not 2"),
-        ("tresh=0.1", "unexpected keyword argument 'tresh'"),
+        ("tresh=0.1", "unexpected keyword argument 'tresh'; did you mean threshold?"),
         ("top", "takes NAME=VALUE"),
         ("top=[1]", "takes a number, true/false or text"),
         ("top=abc", 'top takes a number, not "abc"'),

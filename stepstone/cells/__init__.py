@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..options import check_types
+from ..options import check_types, close_name
 from ..registry import Registry
 from .base import AdaptiveCells, CellFn, CellRule, DriverDecidedCells, is_image
 
@@ -120,7 +120,8 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
     try:
         return cls.from_env(env, **params)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"invalid parameters {params} for {kind} cells: {e}") from e
+        hint = close_name(cls, e)
+        raise ConfigError(f"invalid parameters {params} for {kind} cells: {e}{hint}") from e
 
 
 __all__ = [

@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from ..errors import ConfigError
-from ..options import check_types
+from ..options import check_types, close_name
 from ..registry import Registry
 from .base import Selector
 
@@ -76,7 +76,8 @@ def make(name: str, **kwargs: Any) -> Selector:
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise ConfigError(f"invalid parameters {kwargs} for the {name} selector: {e}") from e
+        hint = close_name(cls, e)
+        raise ConfigError(f"invalid parameters {kwargs} for the {name} selector: {e}{hint}") from e
 
 
 # What the runner gives a selector that asks a model (runner.model_roles), never a user.
@@ -110,7 +111,10 @@ def check_params(name: str, params: dict[str, Any]) -> None:
         try:
             inspect.signature(cls).bind_partial(**params)
         except TypeError as e:
-            raise ConfigError(f"invalid parameters {params} for the {name} selector: {e}") from e
+            hint = close_name(cls, e)
+            raise ConfigError(
+                f"invalid parameters {params} for the {name} selector: {e}{hint}"
+            ) from e
     else:
         make(name, **params)
 
