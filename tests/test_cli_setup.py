@@ -96,4 +96,19 @@ def test_bad_env_args_are_one_line(tmp_path, capsys, env_arg, message):
 def test_atari_env_args_are_its_settings(tmp_path, capsys):
     args = ["explore", "montezuma", "--env-arg", "sticky=0.25", "--run-dir", str(tmp_path / "r")]
     assert main(args) == 2
-    assert "--env-arg sticky is not an Atari setting; known: frameskip" in error_line(capsys)
+    line = error_line(capsys)
+    assert "--env-arg sticky is not an Atari setting; known: frameskip" in line
+    assert line.endswith("sticky actions are an option of their own: --sticky P")
+    args[3] = "repeat_action_probability=0.25"  # ALE's name for them
+    assert main(args) == 2 and error_line(capsys).endswith("their own: --sticky P")
+    # a setting of the wrong type is said as such (mode=1.5 was a traceback from ALE)
+    for arg, says in (
+        ("mode=1.5", "mode takes an integer, not 1.5"),
+        ("full_action_space=3", "full_action_space takes true or false, not 3"),
+        ("mode=99", "mode=99: montezuma_revenge has modes 0"),  # was ALE's RuntimeError
+        ("difficulty=9", "difficulty=9: montezuma_revenge has difficulties 0"),
+        ("frameskip=0", "frameskip is at least 1, not 0"),  # ran 0 frames, said interrupted
+    ):
+        args[3] = arg
+        assert main(args) == 2 and error_line(capsys).endswith(f"--env-arg {says}")
+    assert not (tmp_path / "r").exists()

@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..errors import EnvironmentNotFound
+from ..options import check_types
 from .ale_ram import RAM_LAYOUTS
 from .base import Adapter
 
@@ -56,6 +57,8 @@ class AtariEnv(Adapter):
             raise EnvironmentNotFound(f"ale-py has no ROM for game {game!r} ({e})") from e
         if rom is None:  # ale-py warns and returns None for a game it does not list
             raise EnvironmentNotFound(f"ale-py has no ROM for game {game!r}")
+        if frameskip < 1:
+            raise EnvironmentNotFound(f"--env-arg frameskip is at least 1, not {frameskip}")
         self.game = game
         self.frames_per_step = frameskip
         self._loop = 1  # frames looped here per step (frame_by_frame), the rest in C++
@@ -82,10 +85,20 @@ class AtariEnv(Adapter):
     def _load(self, seed: int) -> None:
         self.ale.setInt("random_seed", int(seed) % (2**31))
         self.ale.loadROM(self._rom)
-        if self._mode is not None:
-            self.ale.setMode(self._mode)
-        if self._difficulty is not None:
-            self.ale.setDifficulty(self._difficulty)
+        for name, names, value, available, choose in (
+            ("mode", "modes", self._mode, self.ale.getAvailableModes, self.ale.setMode),
+            ("difficulty", "difficulties", self._difficulty, self.ale.getAvailableDifficulties,
+             self.ale.setDifficulty),
+        ):  # fmt: skip
+            if value is None:
+                continue
+            known = [int(v) for v in available()]
+            if value not in known:  # ALE's own error names neither the game nor the choices
+                raise EnvironmentNotFound(
+                    f"--env-arg {name}={value}: {self.game} has {names} "
+                    f"{', '.join(map(str, known))}"
+                )
+            choose(value)
         self._seed = seed
 
     def reset(self, seed: int) -> None:
@@ -194,10 +207,13 @@ def from_gym_id(env_id: str, seed: int = 0, overrides: dict | None = None) -> At
     ``overrides`` given with --env-arg."""
     unknown = set(overrides or {}) - set(ID_KWARGS)
     if unknown:
+        sticky = unknown & {"repeat_action_probability", "sticky"}
         raise EnvironmentNotFound(
             f"--env-arg {', '.join(sorted(unknown))} is not an Atari setting; "
             f"known: {', '.join(ID_KWARGS)}"
+            + ("; sticky actions are an option of their own: --sticky P" if sticky else "")
         )
+    check_types(AtariEnv, overrides or {}, "--env-arg")  # mode=1.5 reached ALE's setMode
     spec = gym.spec(env_id)
     kw = {**spec.kwargs, **(overrides or {})}
     frameskip = kw.get("frameskip", 4)
