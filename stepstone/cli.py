@@ -492,6 +492,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     archive = store.load_archive()
     how = export.resolve(archive, args.select)
     chosen = export.episodes(store, how, args.k, archive)
+    start = export.start_score(archive)
+    if how == "best" and chosen and chosen[0].score <= start:  # what robustify refuses
+        print(
+            f"warning: the best trajectory scores {chosen[0].score:g}, no more than the start "
+            f"state's {start:g} ({len(chosen[0].actions)} step(s)): explore longer or give a "
+            "--goal, or export every cell's trajectory with --select all-cells",
+            file=sys.stderr,
+        )
     if args.format == "minari":
         from .export import minari
 

@@ -348,10 +348,17 @@ def test_by_default_a_run_that_reached_its_goal_exports_the_way_there(
     archive = RunStore.open(run).load_archive()
     goal = archive.entry(archive.goal_entry())
     assert main(["export", run, "--format", "minari"]) == 0
-    assert "1 episodes" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "1 episodes" in said.out and "no more than the start" not in said.err
     (episode,) = minari.load_dataset("stepstone/CliffWalking_v1-goal-v0").iterate_episodes()
     assert len(episode.actions) == goal.length and episode.terminations[-1]
     assert episode.rewards.sum() == goal.score < -1
     assert main(["export", run, "--format", "minari", "--select", "best"]) == 0
     (best,) = minari.load_dataset("stepstone/CliffWalking_v1-best-v0").iterate_episodes()
     assert best.rewards.sum() > goal.score and not best.terminations[-1]  # asked for: as before
+    # written as asked, with a word that it scores no more than standing still
+    warning = capsys.readouterr().err
+    assert (
+        f"warning: the best trajectory scores {best.rewards.sum():g}, no more than the " in warning
+    )
+    assert "start state's 0" in warning and "--select all-cells" in warning

@@ -52,6 +52,13 @@ def select(archive: Archive, how: str, k: int = 10) -> list[int]:
     raise ConfigError(f"unknown selection {how!r}; choose one of {', '.join(SELECTIONS)}")
 
 
+def start_score(archive: Archive) -> float:
+    """The start state's score (the entries with no trajectory), 0 in an empty archive."""
+    n = len(archive)
+    at_start = archive.score[:n][archive.length[:n] == 0]
+    return float(at_start.max()) if len(at_start) else 0.0
+
+
 def resolve(archive: Archive, how: str) -> str:
     """``auto``: "goal" when an entry reaches the run's goal, else "best". With a cost per
     step (Taxi, MountainCar) the best entry is a first step; what a dataset wants is the
