@@ -47,6 +47,13 @@ def test_ram_cells_on_a_game_without_layout(capsys, tmp_path):
     )
     assert code == 2
     assert "RAM layout" in one_line(err) and "downscale" in err
+    # not an Atari game at all: no "use --cells downscale", which does not fit it either
+    code, err = run_cli(
+        capsys, "explore", "CartPole-v1", "--cells", "ram", "--run-dir", str(tmp_path / "r")
+    )
+    line = one_line(err)
+    assert code == 2 and "is not an Atari game; --cells auto chooses" in line
+    assert "downscale" not in line and not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("frames", ["-5", "-2M", "lots", "inf", "nan", "1e99"])

@@ -52,6 +52,11 @@ class RamCells(CellFn):
 
     @classmethod
     def from_env(cls, env: Any, **params: Any) -> CellFn:
+        if not hasattr(env, "layout"):  # not an Atari game: "use downscale" would not fit it
+            raise ConfigError(
+                f"ram cells read an Atari game's RAM (layouts: {', '.join(sorted(RAM_LAYOUTS))}) "
+                "and this environment is not an Atari game; --cells auto chooses cells for it"
+            )
         return cls(getattr(env, "layout", None), **params)
 
     def __init__(self, layout, bin_x: int = 8, bin_y: int = 16, objects: str = "keys"):
