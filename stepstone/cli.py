@@ -472,6 +472,8 @@ def cmd_view(args: argparse.Namespace) -> int:
 
     if args.max_frames < 0:
         raise ConfigError(f"--max-frames must be >= 0, got {args.max_frames}")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port is a TCP port, 0 to 65535 (0: any free one), not {args.port}")
     page = view.write(RunStore.open(args.run_dir), args.out, args.max_frames)
     print(f"written: {page}")
     if args.serve:

@@ -37,6 +37,7 @@ from . import report
 from .archive import MISSING, Archive, better
 from .cells.base import is_image, to_gray
 from .charts import curves
+from .errors import ConfigError
 from .store.sqlite import RunStore
 from .trajectories import TrajectoryTree
 
@@ -400,7 +401,13 @@ def server(path: Path, port: int) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             pass
 
-    return ThreadingHTTPServer(("127.0.0.1", port), Page)
+    try:
+        return ThreadingHTTPServer(("127.0.0.1", port), Page)
+    except OSError as e:  # the port taken, or not ours to bind
+        raise ConfigError(
+            f"cannot serve on 127.0.0.1:{port} ({e.strerror or e}); give another --port, or "
+            "--port 0 for any free one"
+        ) from None
 
 
 def serve(path: Path, port: int) -> None:

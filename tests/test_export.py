@@ -215,6 +215,11 @@ def test_label_on_one_episode_says_to_export_all_cells(tmp_path, monkeypatch, ca
     assert main(["label", "me/one-v0"]) == 2
     err = capsys.readouterr().err
     assert "1 episode" in err and "--select all-cells" in err and err.count("\n") == 1
+    # the run directory given for its dataset: said, without Minari's "download=True"
+    assert main(["label", run]) == 2
+    err = capsys.readouterr().err
+    assert f"is a run directory: export it first ('stepstone export {run}')" in err
+    assert "download=True" not in err and err.count("\n") == 1
 
 
 def chat_tokenizer():

@@ -143,6 +143,23 @@ def test_bad_max_frames_is_one_line(points_page, capsys):
     assert capsys.readouterr().err.strip() == "stepstone: error: --max-frames must be >= 0, got -1"
 
 
+def test_a_port_out_of_range_or_taken_is_one_line(points_page, capsys):
+    """--port 99999 and a port in use were tracebacks (OverflowError, OSError)."""
+    import socket
+
+    page, _ = points_page
+    assert main(["view", str(page.parent), "--serve", "--port", "99999"]) == 2
+    assert "--port is a TCP port, 0 to 65535" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["view", str(page.parent), "--serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot serve on 127.0.0.1:{port}" in err[0]
+    assert err[0].endswith("give another --port, or --port 0 for any free one")
+
+
 def test_grid_world_map_colours_the_grid(grid_page):
     _, data = grid_page
     grid = data["map"]

@@ -19,6 +19,7 @@ with Minari's API, marks each step whose action was inferred (info ``action_infe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,15 @@ def label(
     try:
         dataset = minari.load_dataset(dataset_id)
     except Exception as e:  # Minari raises several types for a missing or broken dataset
-        raise ConfigError(f"cannot load Minari dataset {dataset_id!r}: {e}") from e
+        # Minari's "Use download=True" names its API, not an option of this command
+        said = str(e).replace(" Use download=True to download the dataset.", "").rstrip(". ")
+        hint = ""
+        if (Path(dataset_id) / "run.sqlite").exists():  # a run directory given for a dataset
+            hint = (
+                f"; {dataset_id} is a run directory: export it first ('stepstone export "
+                f"{dataset_id}') and label the dataset id that prints"
+            )
+        raise ConfigError(f"cannot load Minari dataset {dataset_id!r}: {said}{hint}") from e
     import gymnasium as gym
 
     space = dataset.action_space
