@@ -400,6 +400,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .trajectories import TrajectoryTree
     from .worker import Worker
 
+    _check_file(args.gif, "--gif")
     store = RunStore.open(args.run_dir)
     config = store.config
     archive = store.load_archive()
@@ -472,6 +473,7 @@ def cmd_view(args: argparse.Namespace) -> int:
 
     if args.max_frames < 0:
         raise ConfigError(f"--max-frames must be >= 0, got {args.max_frames}")
+    _check_file(args.out, "--out")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port is a TCP port, 0 to 65535 (0: any free one), not {args.port}")
     page = view.write(RunStore.open(args.run_dir), args.out, args.max_frames)
@@ -537,6 +539,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     for path, rows in written.items():
         print(f"{rows} records -> {path}")
     return 0
+
+
+def _check_file(path: str | Path | None, option: str) -> None:
+    """A file a command will write (--gif, --out), checked before the work: a path that cannot
+    be written is said at once, not as a traceback once the frames are drawn."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a directory; give a file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {option} {path}: {path.parent} is not a directory")
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -677,6 +691,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     store = RunStore.open(args.run_dir)
     if args.max_steps < 0:
         raise ConfigError(f"--max-steps must be >= 0, got {args.max_steps}")
+    _check_file(args.gif, "--gif")
     r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif, args.max_steps,
                    args.sticky_unit, args.best, args.greedy)  # fmt: skip
     per = f" per {r['sticky_unit']}" if r["sticky_unit"] else ""

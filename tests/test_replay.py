@@ -70,3 +70,18 @@ def test_a_text_game_cannot_draw(tmp_path, capsys):
     run = explore(tmp_path, "game24:4,7,8,8", "500", capsys)
     assert main(["replay", run, "--gif", str(tmp_path / "g.gif")]) == 2
     assert "game24:4,7,8,8 cannot draw frames" in capsys.readouterr().err
+
+
+def test_a_gif_or_page_path_that_cannot_be_written_is_said_before_the_work(tmp_path, capsys):
+    """A --gif or --out in a missing directory was a FileNotFoundError traceback once the
+    frames were drawn or the page rendered."""
+    run = explore(tmp_path, "CartPole-v1", "500", capsys)
+    missing = tmp_path / "no" / "such"
+    for args in (["replay", run, "--gif", str(missing / "b.gif")],
+                 ["evaluate", run, "--gif", str(missing / "e.gif")],
+                 ["view", run, "--out", str(missing / "v.html")]):  # fmt: skip
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{missing} is not a directory" in err
+    assert main(["replay", run, "--gif", str(tmp_path)]) == 2
+    assert f"--gif {tmp_path} is a directory" in capsys.readouterr().err
