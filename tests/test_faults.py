@@ -381,6 +381,9 @@ def test_format_1_is_refused_with_the_command_that_converts_it(tmp_path):
     assert after.cells == before.cells and list(after) == list(before)
     done = subprocess.run(cli(f"replay {run} --cell all"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    # converted, nothing is unpickled again: no trust asked to say there is nothing to do
+    done = subprocess.run(cli(f"migrate {run}"), capture_output=True, text=True)
+    assert done.returncode == 0 and "already in run format 2: nothing to do" in done.stdout
 
 
 # -- determinism ---------------------------------------------------------------------------------

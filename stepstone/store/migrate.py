@@ -26,11 +26,6 @@ from .sqlite import DB_NAME, FORMAT, VERSION, seal
 
 def migrate(path: Path, trusted: bool) -> str:
     """Convert ``path`` to the current run format; return what was done, in words."""
-    if not trusted:
-        raise RunDirError(
-            f"converting {path} unpickles it, which runs any code it holds; add --trust-run-dir "
-            "if you trust where it came from"
-        )
     if not (path / DB_NAME).is_file():
         raise RunDirError(f"{path} is not a stepstone run directory (no {DB_NAME})")
     lock = RunLock(path).acquire()
@@ -45,6 +40,11 @@ def migrate(path: Path, trusted: bool) -> str:
         if version != 1:
             raise RunDirError(
                 f"{path} is in run format {version}, which this stepstone cannot read"
+            )
+        if not trusted:  # asked only where a conversion unpickles (the meta above is text)
+            raise RunDirError(
+                f"converting {path} unpickles it, which runs any code it holds; add "
+                "--trust-run-dir if you trust where it came from"
             )
         config = ExploreConfig.from_json(meta["config"])
         with db:
