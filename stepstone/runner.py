@@ -59,12 +59,13 @@ def metrics_row(engine: Engine, iteration: int, seconds: float, new_cells: int) 
     }
 
 
-def open_run(config: ExploreConfig | None, run_dir: Path) -> RunStore:
+def open_run(config: ExploreConfig | None, run_dir: str | Path) -> RunStore:
     """A new run in ``run_dir`` (``config`` given) or the stored one (``config`` None).
 
     Giving a configuration for a directory that holds a run is allowed only when it is the
     same configuration; otherwise it is refused, never merged.
     """
+    run_dir = Path(run_dir)
     db = run_dir / "run.sqlite"
     if config is None or db.exists():
         store = RunStore.open(run_dir, write=True)

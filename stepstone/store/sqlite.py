@@ -593,6 +593,12 @@ class RunStore:
         if self.lock is not None:
             self.lock.release()
 
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # the lock with it: the same process may open the run again
+
 
 def _write_error(path: Path, error: sqlite3.Error, queued: int) -> CommitFailed:
     """A failed write as one line that says what to do; the run's last commit is intact."""
