@@ -336,19 +336,30 @@ def cmd_resume(args: argparse.Namespace) -> int:
     options = build(RunOptions, args)
     if options.frames is None:
         options.frames = int(store.meta("budget", "0"))
+    done = int(store.state().get("frames", 0))
+    spent = args.frames is not None and options.frames <= done
+    if spent:  # not an error: the run stands, and so does its budget
+        print(
+            f"nothing to run: {store.path} is at {done:,} frames, past --frames "
+            f"{options.frames:,}; give a larger --frames to explore on",
+            file=sys.stderr,
+        )
     check_workers(options.workers, options.backend)
     config = store.config
     check_backend(config, options)
     if config.uses_model:
         stored = store.meta("llm_url"), store.meta("llm_budget")
         options.llm = build(ModelOptions, args).settings(config.llm_model, *stored)
-    return _run(store, options, report)
+    return _run(store, options, report, budget=not spent)
 
 
-def _run(store, options: RunOptions, report) -> int:
+def _run(store, options: RunOptions, report, budget: bool = True) -> int:
+    """Run (or go on with) a run to ``options.frames``, kept as its budget unless ``budget``
+    is false (a resume asked for fewer frames than it has)."""
     from .runner import run
 
-    store.set_meta("budget", str(options.frames))
+    if budget:
+        store.set_meta("budget", str(options.frames))
     llm = options.llm
     if llm is not None:
         if llm.url:

@@ -111,3 +111,20 @@ def test_a_stop_during_a_merge_waits_for_the_merge(tmp_path, monkeypatch):
     archive = store.load_archive()
     assert int(archive.times_chosen[: len(archive)].sum()) == 30  # every merged choice counted
     assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)] == handlers  # put back
+
+
+def test_a_resume_asking_fewer_frames_than_done_says_so_and_keeps_the_budget(tmp_path, capsys):
+    """It printed the summary as if it had run, and stored the smaller budget, so that a
+    later bare `stepstone resume` did nothing."""
+    run = tmp_path / "run"
+    args = ["explore", "CartPole-v1", "--frames", "3k", "--workers", "1", "--no-progress"]
+    assert main([*args, "--run-dir", str(run)]) == 0
+    store = RunStore.open(run)
+    done, budget = store.state()["frames"], store.meta("budget")
+    store.close()
+    capsys.readouterr()
+    assert main(["resume", str(run), "--frames", "1k", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"nothing to run: {run} is at {done:,} frames, past --frames 1,000" in err
+    store = RunStore.open(run)
+    assert store.state()["frames"] == done and store.meta("budget") == budget == "3000"
