@@ -378,8 +378,13 @@ class RunOptions:
 
 def check_backend(config: ExploreConfig, options: RunOptions) -> None:
     """Refuse, before anything is written, a backend whose workers may not find the policy
-    file ``--from-policy`` names (Ray's run on other machines)."""
+    file ``--from-policy`` names (Ray's run on other machines), or a cluster address that
+    nothing answers at."""
     from .executors import REGISTRY
+    from .executors.ray import check_reachable
+
+    if options.backend == "ray" and options.address is not None:
+        check_reachable(options.address)
 
     if config.from_policy is not None and not REGISTRY[options.backend].local:
         raise ConfigError(

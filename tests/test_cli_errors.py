@@ -351,3 +351,16 @@ def test_ctrl_c_during_a_reading_command(capsys, monkeypatch, text_run, command)
     monkeypatch.setattr("stepstone.replay.check", interrupted)
     code, err = run_cli(capsys, command, str(text_run))
     assert code == 130 and "interrupted" in one_line(err)
+
+
+def test_a_ray_address_nothing_answers_at_is_said_at_once(capsys, tmp_path):
+    """ray.init waited minutes on 127.0.0.1:1, printing its retries, after the run directory
+    was written."""
+    pytest.importorskip("ray")
+    code, err = run_cli(
+        capsys, "explore", "CartPole-v1", "--backend", "ray", "--address", "127.0.0.1:1",
+        "--run-dir", str(tmp_path / "r"),
+    )  # fmt: skip
+    line = one_line(err)
+    assert code == 2 and "cannot reach the Ray cluster at '127.0.0.1:1'" in line
+    assert "ray start --head" in line and not (tmp_path / "r").exists()

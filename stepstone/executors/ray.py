@@ -30,6 +30,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import time
 from collections import deque
 from typing import Any
@@ -73,6 +74,22 @@ class ExploreActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def check_reachable(address: str) -> None:
+    """A cluster's ``host:port`` that nothing answers at is said at once: ``ray.init`` waits
+    minutes on one, printing its own retries (127.0.0.1:1 took over two). Other forms
+    (``auto``, ``ray://``) are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in address:
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address!r} ({e.strerror or e}); start one with "
+            "'ray start --head' or omit --address for a local instance"
+        ) from None
 
 
 class RayExecutor(Executor):
