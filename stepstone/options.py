@@ -203,7 +203,10 @@ def check_types(target: Callable, given: dict[str, Any], option: str) -> None:
             continue  # not a plain type (or not annotated)
         if not any(_TYPES[t][0](value) for t in parts):
             words = " or ".join(_TYPES[t][1] for t in parts if t != "None")
-            raise ConfigError(f"{option} {name} takes {words}, not {json.dumps(value)}")
+            quote = ""
+            if "str" in parts and isinstance(value, (int, float)):  # read as JSON: 8 is a number
+                quote = f" (as text, quoted: {option} '{name}=\"{value}\"')"
+            raise ConfigError(f"{option} {name} takes {words}, not {json.dumps(value)}{quote}")
 
 
 def close_name(target: Callable, error: Exception) -> str:

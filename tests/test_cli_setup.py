@@ -83,6 +83,12 @@ def test_env_args_reach_gymnasium_and_stay_with_the_run(tmp_path, capsys):
     [
         ("map_name", "--env-arg takes NAME=VALUE, e.g. map_name=8x8, not 'map_name'"),
         ("no_such_argument=1", "gymnasium could not make 'FrozenLake-v1'"),
+        # types the environment declares (FrozenLakeEnv's signature); maybe was taken as true
+        ("is_slippery=maybe", '--env-arg is_slippery takes true or false, not "maybe"'),
+        (
+            "map_name=8",
+            """map_name takes text, not 8 (as text, quoted: --env-arg 'map_name="8"')""",
+        ),
     ],
 )
 def test_bad_env_args_are_one_line(tmp_path, capsys, env_arg, message):

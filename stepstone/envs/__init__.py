@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 from ..errors import EnvironmentNotFound
+from ..options import check_types
 from .base import Adapter, Explorable
 from .generic import METHODS, GymEnv
 
@@ -206,12 +208,28 @@ def make(spec: EnvSpec) -> Explorable:
             "(give a registered Gymnasium id, an alias like 'montezuma', "
             "or register your own with --import MODULE)"
         )
+    check_env_args(env_id, spec.env_args)
     try:
         env = gym.make(env_id, **spec.env_args)
     except Exception as e:
         raise EnvironmentNotFound(f"gymnasium could not make {env_id!r}: {e}") from e
     family = next(f for f in FAMILIES if f.takes(env, spec))
     return family.build(spec, env_id, env)
+
+
+def check_env_args(env_id: str, env_args: dict) -> None:
+    """``--env-arg`` values against the types the environment's constructor declares:
+    FrozenLake's ``is_slippery=maybe`` was taken as true. Names it does not declare (gym.make's
+    own, such as max_episode_steps) are left to Gymnasium."""
+    if not env_args:
+        return
+    entry = gym.spec(env_id).entry_point
+    try:
+        creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    except Exception:  # gym.make says why, in its words
+        return
+    if callable(creator):
+        check_types(creator, env_args, "--env-arg")
 
 
 def gymnasium_env(spec: EnvSpec, **kwargs) -> gym.Env | None:
