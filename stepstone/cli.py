@@ -552,26 +552,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_file(path: str | Path | None, option: str) -> None:
+def _check_file(path: str | Path | None, option: str, example: str = "") -> None:
     """A file a command will write (--gif, --out), checked before the work: a path that cannot
     be written is said at once, not as a traceback once the frames are drawn."""
     if path is None:
         return
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{option} {path} is a directory; give a file")
+        e_g = f", e.g. {path / example}" if example else ""
+        raise ConfigError(f"{option} {path} is a directory; give a file{e_g}")
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {option} {path}: {path.parent} is not a directory")
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
-    """An export's file: refused if it is a directory, or exists and --overwrite is not given."""
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a directory; give a file, e.g. {out / 'best.jsonl'}")
+    """An export's file: as _check_file, and refused if it exists without --overwrite."""
+    _check_file(out, "--out", "best.jsonl")
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; add --overwrite to replace it, or give another --out")
-    if not out.parent.is_dir():
-        raise ConfigError(f"cannot write {out}: {out.parent} is not a directory")
 
 
 def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
