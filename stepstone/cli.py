@@ -337,10 +337,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if options.frames is None:
         options.frames = int(store.meta("budget", "0"))
     done = int(store.state().get("frames", 0))
-    spent = args.frames is not None and options.frames <= done
+    spent = options.frames <= done
     if spent:  # not an error: the run stands, and so does its budget
+        asked = "--frames" if args.frames is not None else "its budget of"
         print(
-            f"nothing to run: {store.path} is at {done:,} frames, past --frames "
+            f"nothing to run: {store.path} is at {done:,} frames, past {asked} "
             f"{options.frames:,}; give a larger --frames to explore on",
             file=sys.stderr,
         )

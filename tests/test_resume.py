@@ -128,3 +128,7 @@ def test_a_resume_asking_fewer_frames_than_done_says_so_and_keeps_the_budget(tmp
     assert f"nothing to run: {run} is at {done:,} frames, past --frames 1,000" in err
     store = RunStore.open(run)
     assert store.state()["frames"] == done and store.meta("budget") == budget == "3000"
+    store.close()
+    # a bare resume of a finished run says the same of its budget
+    assert main(["resume", str(run), "--no-progress"]) == 0
+    assert "past its budget of 3,000; give a larger --frames" in capsys.readouterr().err
