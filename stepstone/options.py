@@ -179,11 +179,11 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def check_types(target: Callable, given: dict[str, Any], option: str) -> None:
-    """Refuse a ``--cell-param``/``--selector-param`` value whose type is not the one
-    ``target``'s signature declares for its name (``width=abc``, ``width=true``), in the
-    option's words: otherwise it fails far from the flag, as a comparison or an array shape
-    that names neither (or, true taken for 1, not at all). Names with other annotations
-    (sequences, Any) are left to ``target``.
+    """Refuse a NAME=VALUE (``--cell-param``, ``--selector-param``, ``--env-arg``) whose
+    type is not the one ``target``'s signature declares for its name (``width=abc``,
+    ``width=true``), in the option's words: otherwise it fails far from the flag, as a
+    comparison or an array shape that names neither (or, true taken for 1, not at all).
+    Names with other annotations (sequences, Any) or none are left to ``target``.
 
     Raises:
         ConfigError: a value of the wrong type.
