@@ -364,3 +364,14 @@ def test_a_ray_address_nothing_answers_at_is_said_at_once(capsys, tmp_path):
     line = one_line(err)
     assert code == 2 and "cannot reach the Ray cluster at '127.0.0.1:1'" in line
     assert "ray start --head" in line and not (tmp_path / "r").exists()
+    # an address that answers passes, a bracketed IPv6 one too
+    import socket
+
+    from stepstone.executors.ray import check_reachable
+
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family) as listening:
+            listening.bind((host, 0))
+            listening.listen()
+            port = listening.getsockname()[1]
+            check_reachable(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

@@ -84,7 +84,7 @@ def check_reachable(address: str) -> None:
     if not sep or not port.isdigit() or "/" in address:
         return
     try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=5).close()
     except OSError as e:
         raise ConfigError(
             f"cannot reach the Ray cluster at {address!r} ({e.strerror or e}); start one with "
