@@ -412,7 +412,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .trajectories import TrajectoryTree
     from .worker import Worker
 
-    _check_file(args.gif, "--gif")
+    _check_file(args.gif, "--gif", suffix=".gif")
     store = RunStore.open(args.run_dir)
     config = store.config
     archive = store.load_archive()
@@ -553,9 +553,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_file(path: str | Path | None, option: str, example: str = "") -> None:
+def _check_file(path: str | Path | None, option: str, example: str = "", suffix: str = "") -> None:
     """A file a command will write (--gif, --out), checked before the work: a path that cannot
-    be written is said at once, not as a traceback once the frames are drawn."""
+    be written is said at once, not as a traceback once the frames are drawn. A `suffix` the
+    file's format needs is asked for: a GIF named x.png misleads what opens it by name."""
     if path is None:
         return
     path = Path(path)
@@ -564,6 +565,11 @@ def _check_file(path: str | Path | None, option: str, example: str = "") -> None
         raise ConfigError(f"{option} {path} is a directory; give a file{e_g}")
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {option} {path}: {path.parent} is not a directory")
+    if suffix and path.suffix.lower() != suffix:
+        raise ConfigError(
+            f"{option} {path}: the file is a {suffix[1:].upper()}; "
+            f"name it {path.with_suffix(suffix)}"
+        )
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -701,7 +707,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     store = RunStore.open(args.run_dir)
     if args.max_steps < 0:
         raise ConfigError(f"--max-steps must be >= 0, got {args.max_steps}")
-    _check_file(args.gif, "--gif")
+    _check_file(args.gif, "--gif", suffix=".gif")
     r = run_policy(store, args.episodes, args.sticky, args.seed, args.gif, args.max_steps,
                    args.sticky_unit, args.best, args.greedy)  # fmt: skip
     per = f" per {r['sticky_unit']}" if r["sticky_unit"] else ""

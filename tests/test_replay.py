@@ -85,3 +85,6 @@ def test_a_gif_or_page_path_that_cannot_be_written_is_said_before_the_work(tmp_p
         assert err.count("\n") == 1 and f"{missing} is not a directory" in err
     assert main(["replay", run, "--gif", str(tmp_path)]) == 2
     assert f"--gif {tmp_path} is a directory" in capsys.readouterr().err
+    for command in ("replay", "evaluate"):  # a GIF under another name opened as nothing
+        assert main([command, run, "--gif", str(tmp_path / "x.png")]) == 2
+        assert f"name it {tmp_path / 'x.gif'}" in capsys.readouterr().err
