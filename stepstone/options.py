@@ -183,7 +183,9 @@ def check_types(target: Callable, given: dict[str, Any], option: str) -> None:
     type is not the one ``target``'s signature declares for its name (``width=abc``,
     ``width=true``), in the option's words: otherwise it fails far from the flag, as a
     comparison or an array shape that names neither (or, true taken for 1, not at all).
-    Names with other annotations (sequences, Any) or none are left to ``target``.
+    An unannotated name whose default is a number or a bool refuses text (MiniGrid's
+    ``size=abc`` was a pow() TypeError); names with other annotations (sequences, Any) or
+    none are left to ``target``.
 
     Raises:
         ConfigError: a value of the wrong type.
@@ -199,6 +201,9 @@ def check_types(target: Callable, given: dict[str, Any], option: str) -> None:
         note = param.annotation  # text under `from __future__ import annotations`
         text = note if isinstance(note, str) else getattr(note, "__name__", str(note))
         parts = [t.strip() for t in text.split("|")]
+        default = param.default
+        if note is param.empty and isinstance(value, str) and isinstance(default, (int, float)):
+            parts = ["bool" if isinstance(default, bool) else "float"]  # MiniGrid's size=8
         if not all(t in _TYPES for t in parts):
             continue  # not a plain type (or not annotated)
         if not any(_TYPES[t][0](value) for t in parts):

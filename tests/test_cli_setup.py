@@ -89,6 +89,11 @@ def test_env_args_reach_gymnasium_and_stay_with_the_run(tmp_path, capsys):
             "map_name=8",
             """map_name takes text, not 8 (as text, quoted: --env-arg 'map_name="8"')""",
         ),
+        # Gymnasium's own error names its type and the values (it said only '8')
+        (
+            'map_name="8"',
+            "could not make 'FrozenLake-v1' with --env-arg map_name='8': KeyError: '8'",
+        ),
     ],
 )
 def test_bad_env_args_are_one_line(tmp_path, capsys, env_arg, message):
@@ -96,6 +101,16 @@ def test_bad_env_args_are_one_line(tmp_path, capsys, env_arg, message):
     args = ["explore", "FrozenLake-v1", "--env-arg", env_arg, "--run-dir", str(run_dir)]
     assert main(args) == 2
     assert message in error_line(capsys)
+    assert not run_dir.exists()
+
+
+def test_env_args_default_type_is_checked_where_none_is_declared(tmp_path, capsys):
+    """MiniGrid's EmptyEnv declares no types; size=abc was a pow() TypeError from its grid."""
+    pytest.importorskip("minigrid")
+    run_dir = tmp_path / "run"
+    args = ["explore", "MiniGrid-Empty-5x5-v0", "--env-arg", "size=abc", "--run-dir", str(run_dir)]
+    assert main(args) == 2
+    assert error_line(capsys).endswith('--env-arg size takes a number, not "abc"')
     assert not run_dir.exists()
 
 

@@ -211,8 +211,12 @@ def make(spec: EnvSpec) -> Explorable:
     check_env_args(env_id, spec.env_args)
     try:
         env = gym.make(env_id, **spec.env_args)
-    except Exception as e:
-        raise EnvironmentNotFound(f"gymnasium could not make {env_id!r}: {e}") from e
+    except Exception as e:  # a bare KeyError said only '8'
+        given = ", ".join(f"{k}={v!r}" for k, v in spec.env_args.items())
+        with_args = f" with --env-arg {given}" if given and "kwargs" not in str(e) else ""
+        raise EnvironmentNotFound(
+            f"gymnasium could not make {env_id!r}{with_args}: {type(e).__name__}: {e}"
+        ) from e
     family = next(f for f in FAMILIES if f.takes(env, spec))
     return family.build(spec, env_id, env)
 
