@@ -18,6 +18,7 @@ from .config import ExploreConfig
 from .errors import RunDirError
 from .goals import GOAL_REACHED, Goal
 from .progress import human, room_count
+from .store.lock import writer
 from .store.sqlite import RunStore
 
 
@@ -56,6 +57,7 @@ def summary(store: RunStore) -> dict:
         "seed": config.seed,
         "frames": frames,
         "frames_budget": int(store.meta("budget", "0")),
+        "writer": writer(store.path),  # another process running it now (its last commit here)
         "seconds": seconds,
         "frames_per_second": round(frames / seconds, 1) if seconds > 0 else None,
         "explorations": state.get("explorations", 0),
@@ -226,7 +228,11 @@ def markdown(s: dict) -> str:
         ("cells", f"{s['cells']} ({cells_row(s)})"),
         *([("cell shape", shape_row(s))] if s.get("cell_shape") is not None else []),
         ("selector", _with_params(s["selector"], s.get("selector_params"))),
-        ("frames", f"{s['frames']:,} of {s['frames_budget']:,}"),
+        (
+            "frames",
+            f"{s['frames']:,} of {s['frames_budget']:,}"
+            + (f" (in progress: {s['writer']})" if s.get("writer") else ""),
+        ),
         ("frames/s", s["frames_per_second"]),
         ("best score", f"{s['best_score']:g} ({best_trajectory(s)})"),
         ("rooms", s["rooms"] if s["rooms"] is not None else "n/a"),
@@ -279,16 +285,28 @@ def brief(s: dict) -> str:
         f"best score {s['best_score']:g} ({best_trajectory(s)})",
         f"goal: {_success_row(s)}",
         f"run directory: {d} (report.md, summary.json, progress.svg)",
+        *([f"in progress: another process is running it ({s['writer']}); this is its last commit"]
+          if s.get("writer") else []),
         "next:",
         f"  stepstone view {d} --serve    # curves, the archive map, every cell",
         f"  stepstone replay {d} {show[0]}",
-        *([] if s["stopped_on_success"] else  # its answer stands: resume would not move
-          [f"  stepstone resume {d} --frames {human(2 * s['frames_budget'])}"]),
+        *_resume(s),
         *([f"  stepstone export {d} --format jsonl    # chat records for an agent"]
           if envs.shows_text(s["env"]) else
           [f"  stepstone export {d} --format minari",
            f"  stepstone robustify {d}    # a policy from the {show[1]} trajectory"]),
     ])  # fmt: skip
+
+
+def _resume(s: dict) -> list[str]:
+    """The resume line of ``brief``: none for a run under way or stopped at its goal (that
+    answer stands), on to its budget for a run stopped short of it, else twice the budget."""
+    d, budget = s["run_dir"], s["frames_budget"]
+    if s.get("writer") or s["stopped_on_success"]:
+        return []
+    if s["frames"] < budget:
+        return [f"  stepstone resume {d}    # on to its budget of {human(budget)} frames"]
+    return [f"  stepstone resume {d} --frames {human(2 * budget)}"]
 
 
 def plot(store: RunStore, path: Path) -> Path | None:

@@ -278,9 +278,16 @@ def test_a_second_writer_is_refused_and_a_killed_holder_does_not_block(tmp_path)
         assert second.returncode == 2
         assert f"pid {first.pid}" in second.stderr and "in use" in second.stderr
         assert second.stderr.count("\n") == 1
+        # a report read meanwhile says the run is under way, and suggests no resume of it
+        during = subprocess.run(cli(f"report {run}"), capture_output=True, text=True)
+        assert f"in progress: another process is running it (pid {first.pid} " in during.stdout
+        assert "stepstone resume" not in during.stdout
     finally:
         first.kill()  # SIGKILL: the lock file stays, the lock does not
         first.wait()
+    after = subprocess.run(cli(f"report {run}"), capture_output=True, text=True).stdout
+    assert "in progress" not in after  # stopped short of its budget: resume goes on to it
+    assert f"stepstone resume {run}    # on to its budget of 50M frames" in after
     frames = RunStore.open(run).state()["frames"]
     resumed = subprocess.run(cli(f"resume {run} --frames {frames + 20000} --no-progress"),
                              capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -60,6 +60,24 @@ class RunLock:
             self.fd = None
 
 
+def writer(run_dir: Path) -> str | None:
+    """Who is writing ``run_dir`` now, if another process is (its lock held), else None: a
+    report read from a run under way says so, and does not suggest resuming it."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _describe(path)
+        return None if holder.startswith(f"pid {os.getpid()} ") else holder  # this process
+    finally:
+        os.close(fd)  # and the shared lock with it
+    return None
+
+
 def _describe(path: Path) -> str:
     try:
         who = json.loads(path.read_text() or "{}")
