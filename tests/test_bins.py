@@ -252,10 +252,12 @@ def test_the_report_says_which_values_are_bits_and_which_a_pictures():
     from stepstone.report import shape_row
 
     text = AdaptiveBins(2, 1).shape_text((5, OFF, 11, 8, 8))
-    assert text == "bits (5, off); picture 11 x 8 pixels, 8 levels"
+    assert text == "bits (5, off); picture shrunk to 11 x 8 pixels, 8 levels"
     two = AdaptiveBins(0, 2).shape_text((4, 2, 3, 11, 8, 8))
-    assert two == "picture 4 x 2 pixels, 3 levels; picture 11 x 8 pixels, 8 levels"
-    assert DynamicDownscale().shape_text((11, 8, 8)) == "11 x 8 pixels, 8 levels"
+    assert (
+        two == "picture shrunk to 4 x 2 pixels, 3 levels; picture shrunk to 11 x 8 pixels, 8 levels"
+    )
+    assert DynamicDownscale().shape_text((11, 8, 8)) == "shrunk to 11 x 8 pixels, 8 levels"
     # A float picture's thousands of dimensions are counted, not listed (the row was 3,840
     # values three times); an old run's bare shape shows its first values.
     many = AdaptiveBins(40).shape_text((1,) * 30 + (2,) * 10)
@@ -268,7 +270,7 @@ def test_the_report_says_which_values_are_bits_and_which_a_pictures():
     # dynamic cells before their first choice (first_sample=0): in words, not a bare tuple
     before = {"cell_shape": [11, 8, 8], "cell_choices": [], "cells_kind": "auto",
               "cells_resolved": "dynamic"}  # fmt: skip
-    assert shape_row(before) == "11 x 8 pixels, 8 levels (not re-chosen yet)"
+    assert shape_row(before) == "shrunk to 11 x 8 pixels, 8 levels (not re-chosen yet)"
 
 
 def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monkeypatch):

@@ -241,8 +241,9 @@ class AdaptiveBins(AdaptiveCells):
                           "downscale" if self._bins.downscaled else "exact")  # fmt: skip
 
     def shape_text(self, shape: tuple[int, ...]) -> str:
-        """``bits (5, 2, off); picture 11 x 8 pixels, 8 levels``: a float's bin is 2**-bits
-        wide. Past ``LISTED`` dimensions (a float picture's thousands), how many take each."""
+        """``bits (5, 2, off); picture shrunk to 11 x 8 pixels, 8 levels``: a float's bin is
+        2**-bits wide. Past ``LISTED`` dimensions (a float picture's thousands), how many take
+        each."""
         name = [("off" if b == OFF else str(b)) for b in shape[: self.dims]]
         if self.dims > LISTED:
             counts = sorted(Counter(name).items(), key=lambda kv: -kv[1])

@@ -43,9 +43,10 @@ def fit(frame: np.ndarray, pixels: int = SAMPLE_PIXELS) -> np.ndarray:
 
 
 def picture_text(shape: Any) -> str:
-    """A downscaling's (width, height, levels) for people: ``11 x 8 pixels, 8 levels``."""
+    """A downscaling's (width, height, levels) for people: ``shrunk to 11 x 8 pixels, 8
+    levels`` (the frame's size after shrinking: "5 x 2 pixels" alone read as a block's)."""
     width, height, levels = (int(v) for v in shape)
-    return f"{width} x {height} pixels, {levels} levels"
+    return f"shrunk to {width} x {height} pixels, {levels} levels"
 
 
 class Downscale(CellFn):
