@@ -104,13 +104,22 @@ def test_bad_env_args_are_one_line(tmp_path, capsys, env_arg, message):
     assert not run_dir.exists()
 
 
-def test_env_args_default_type_is_checked_where_none_is_declared(tmp_path, capsys):
-    """MiniGrid's EmptyEnv declares no types; size=abc was a pow() TypeError from its grid."""
+def test_env_args_minigrid_cannot_use_are_one_line(tmp_path, capsys):
+    """MiniGrid's EmptyEnv declares no types: size=abc was a pow() TypeError from its grid
+    (now checked against the default's type), agent_start_pos=5 a traceback from its reset."""
     pytest.importorskip("minigrid")
     run_dir = tmp_path / "run"
     args = ["explore", "MiniGrid-Empty-5x5-v0", "--env-arg", "size=abc", "--run-dir", str(run_dir)]
     assert main(args) == 2
     assert error_line(capsys).endswith('--env-arg size takes a number, not "abc"')
+    assert not run_dir.exists()
+    # a value gym.make takes and the first reset cannot use was a traceback from MiniGrid
+    args[3] = "agent_start_pos=5"
+    assert main(args) == 2
+    assert error_line(capsys).endswith(
+        "with --env-arg agent_start_pos=5 failed as it started: "
+        "TypeError: 'bool' object is not iterable"
+    )
     assert not run_dir.exists()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
-from ..errors import EnvironmentNotFound
+from ..errors import EnvironmentNotFound, StepstoneError
 from ..options import check_types
 from .base import Adapter, Explorable
 from .generic import METHODS, GymEnv
@@ -209,16 +209,27 @@ def make(spec: EnvSpec) -> Explorable:
             "or register your own with --import MODULE)"
         )
     check_env_args(env_id, spec.env_args)
+    given = ", ".join(f"{k}={v!r}" for k, v in spec.env_args.items())
     try:
         env = gym.make(env_id, **spec.env_args)
     except Exception as e:  # a bare KeyError said only '8'
-        given = ", ".join(f"{k}={v!r}" for k, v in spec.env_args.items())
-        with_args = f" with --env-arg {given}" if given and "kwargs" not in str(e) else ""
+        # the values given, unless Gymnasium's wrapper of a creator's error names them itself
+        with_args = f" with --env-arg {given}" if given and "with kwargs" not in str(e) else ""
         raise EnvironmentNotFound(
             f"gymnasium could not make {env_id!r}{with_args}: {type(e).__name__}: {e}"
         ) from e
     family = next(f for f in FAMILIES if f.takes(env, spec))
-    return family.build(spec, env_id, env)
+    try:
+        return family.build(spec, env_id, env)
+    except StepstoneError:
+        raise
+    except Exception as e:
+        if not given:  # no value of the user's to blame: the traceback is ours to see
+            raise
+        # MiniGrid's agent_start_pos=5 passes gym.make and fails at the first reset
+        raise EnvironmentNotFound(
+            f"{env_id!r} with --env-arg {given} failed as it started: {type(e).__name__}: {e}"
+        ) from e
 
 
 def check_env_args(env_id: str, env_args: dict) -> None:
