@@ -252,3 +252,15 @@ def test_an_environments_own_metrics_are_stored_in_a_column_of_their_own(tmp_pat
     with sqlite3.connect(tmp_path / "run" / "run.sqlite") as db:
         names = [r[1] for r in db.execute("PRAGMA table_info(entries)")]
     assert "floor" in names and "level" not in names and "room" not in names
+
+
+def test_a_runs_own_lock_is_not_another_writer(tmp_path):
+    """A run's own report at its end (lock held by this process) is not "in progress"."""
+    from stepstone.store.lock import RunLock, writer
+
+    assert writer(tmp_path) is None  # no lock file
+    lock = RunLock(tmp_path).acquire()
+    try:
+        assert writer(tmp_path) is None
+    finally:
+        lock.release()

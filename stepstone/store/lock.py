@@ -40,7 +40,7 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _describe(self.path)
+            holder = _describe(_holder(self.path))
             os.close(fd)
             raise RunDirError(
                 f"{self.path.parent} is in use by another stepstone run ({holder}); wait for it "
@@ -71,18 +71,25 @@ def writer(run_dir: Path) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = _describe(path)
-        return None if holder.startswith(f"pid {os.getpid()} ") else holder  # this process
+        who = _holder(path)
+        if (who.get("pid"), who.get("host")) == (os.getpid(), socket.gethostname()):
+            return None  # this process (a run's own report at its end)
+        return _describe(who)
     finally:
         os.close(fd)  # and the shared lock with it
     return None
 
 
-def _describe(path: Path) -> str:
+def _holder(path: Path) -> dict:
+    """What the lock file says of its holder (pid, host, since); {} if unreadable."""
     try:
         who = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
-        who = {}
+        return {}
+    return who if isinstance(who, dict) else {}
+
+
+def _describe(who: dict) -> str:
     if "pid" not in who:
         return "holder unknown"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(who.get("since", 0)))
