@@ -65,6 +65,7 @@ def summary(store: RunStore) -> dict:
         "cells": len(archive),
         "best_score": float(archive.score[best]) if best is not None else 0.0,
         "best_length": int(archive.length[best]) if best is not None else 0,
+        "lowest_score": float(archive.score[: len(archive)].min()) if len(archive) else 0.0,
         **places(archive),
         "goal": Goal.parse(config.goal).describe(known),
         "success": (success_frame is not None) if known else None,
@@ -121,6 +122,9 @@ def past(best: float) -> str:
 
 def _success_row(s: dict) -> str:
     if s["success"] is None:
+        if s.get("lowest_score", 0) < 0 and s["best_length"] == 0:  # Pendulum, CliffWalking
+            return ("no goal (nothing found scores above the reset state's 0, so a score goal "
+                    "is met at once or never; --goal terminated asks for an episode's end)")  # fmt: skip
         example = past(s.get("best_score") or 0)
         return f"no goal (give one with --goal, e.g. --goal 'score>={example}')"
     if not s["success"]:

@@ -129,6 +129,19 @@ def test_falling_over_is_not_success(tmp_path, capsys):
     assert Goal.parse(example).threshold <= 2 * s["best_score"]
 
 
+def test_where_every_step_costs_no_score_goal_is_offered(tmp_path, capsys):
+    """Pendulum's rewards are all below 0: its report offered --goal 'score>=1', which no run
+    can meet (the reset state's 0 is the best score there is)."""
+    run = tmp_path / "run"
+    explore(run, "Pendulum-v1", frames="1k")
+    s = report(run, capsys)
+    assert s["success"] is None and s["best_score"] == 0 and s["lowest_score"] < 0
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "goal: no goal (nothing found scores above the reset state's 0" in out
+    assert "score>=" not in out
+
+
 def test_the_example_goal_is_a_round_number_past_the_best_score():
     from stepstone.report import past
 
