@@ -123,8 +123,10 @@ def past(best: float) -> str:
 def _success_row(s: dict) -> str:
     if s["success"] is None:
         if s.get("lowest_score", 0) < 0 and s["best_length"] == 0:  # Pendulum, CliffWalking
-            return ("no goal (nothing found scores above the reset state's 0, so a score goal "
-                    "is met at once or never; --goal terminated asks for an episode's end)")  # fmt: skip
+            return (
+                "no goal (nothing found scores above the reset state's 0, so a score goal "
+                "is met at once or never; --goal terminated asks for an episode's end)"
+            )
         example = past(s.get("best_score") or 0)
         return f"no goal (give one with --goal, e.g. --goal 'score>={example}')"
     if not s["success"]:
