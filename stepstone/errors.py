@@ -13,6 +13,15 @@ class ConfigError(StepstoneError):
     """An option or configuration value is invalid."""
 
 
+class UnknownParameter(ConfigError):
+    """A NAME=VALUE whose name the target does not take; ``close`` is the name it takes that
+    is nearest (a typo), or None (a name meant for something else)."""
+
+    def __init__(self, message: str, close: str | None = None):
+        super().__init__(message)
+        self.close = close
+
+
 class EnvironmentNotFound(StepstoneError):
     """An environment id is unknown or cannot be made explorable."""
 

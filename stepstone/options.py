@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownParameter
 
 KEY = "stepstone.option"  # the metadata entry a field's option lives under
 
@@ -214,17 +214,21 @@ def check_types(target: Callable, given: dict[str, Any], option: str) -> None:
             raise ConfigError(f"{option} {name} takes {words}, not {json.dumps(value)}{quote}")
 
 
-def close_name(target: Callable, error: Exception) -> str:
-    """ "; did you mean width?" for a TypeError naming a keyword ``target`` does not take
-    (``wdth``), when one of its keyword parameters is close; else ""."""
+def parameter_error(target: Callable, error: Exception, message: str) -> ConfigError:
+    """``message`` as the error to raise for ``target``'s refusal ``error``: an
+    UnknownParameter, with "; did you mean width?" when one of its keyword parameters is close,
+    for Python's TypeError naming a keyword it does not take (``wdth``); else a ConfigError."""
     m = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    if not m:
+        return ConfigError(message)
     try:
         names = [p.name for p in inspect.signature(target).parameters.values()
                  if p.default is not inspect.Parameter.empty]  # fmt: skip
     except (TypeError, ValueError):
-        return ""
-    close = difflib.get_close_matches(m.group(1), names, n=1) if m else []
-    return f"; did you mean {close[0]}?" if close else ""
+        names = []
+    close = difflib.get_close_matches(m.group(1), names, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return UnknownParameter(message + hint, close[0] if close else None)
 
 
 def prompts_file(path: Path) -> dict[str, str]:

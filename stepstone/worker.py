@@ -23,7 +23,7 @@ from .cells import AdaptiveCells, CellFn, DriverDecidedCells
 from .config import ExploreConfig
 from .engine import Found, Result, Task
 from .envs.generic import GymEnv
-from .errors import ConfigError, RunDirError
+from .errors import ConfigError, RunDirError, UnknownParameter
 from .goals import Goal
 from .shards import Parts, ShardTables, split
 from .table import CellTable
@@ -106,10 +106,9 @@ class Worker:
         )
         try:
             cell_fn = cells_mod.make(kind, env, params)
-        except ConfigError as e:
-            unknown = "unexpected keyword argument" in str(e.__cause__)  # a name it lacks
-            if config.cells == kind or not unknown or "did you mean" in str(e):
-                raise  # named, a bad value (first_sample=-1, width=abc) or a name mistyped
+        except UnknownParameter as e:  # bad values (first_sample=-1, width=abc) pass as they are
+            if config.cells == kind or e.close:
+                raise  # the kind named, or a name mistyped (wdth: "did you mean width?")
             # parameters meant for a kind auto meant once (gamma=...), or meant elsewhere
             other = ", e.g. --cells downscale" if kind == "dynamic" else ""
             raise ConfigError(

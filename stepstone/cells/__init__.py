@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
-from ..options import check_types, close_name
+from ..options import check_types, parameter_error
 from ..registry import Registry
 from .base import AdaptiveCells, CellFn, CellRule, DriverDecidedCells, is_image
 
@@ -120,8 +119,7 @@ def make(kind: str, env: Any, params: dict | None = None) -> CellFn:
     try:
         return cls.from_env(env, **params)
     except (TypeError, ValueError) as e:
-        hint = close_name(cls, e)
-        raise ConfigError(f"invalid parameters {params} for {kind} cells: {e}{hint}") from e
+        raise parameter_error(cls, e, f"invalid parameters {params} for {kind} cells: {e}") from e
 
 
 __all__ = [

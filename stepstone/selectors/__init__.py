@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from ..errors import ConfigError
-from ..options import check_types, close_name
+from ..options import check_types, parameter_error
 from ..registry import Registry
 from .base import Selector
 
@@ -76,8 +76,8 @@ def make(name: str, **kwargs: Any) -> Selector:
     try:
         return cls(**kwargs)
     except TypeError as e:
-        hint = close_name(cls, e)
-        raise ConfigError(f"invalid parameters {kwargs} for the {name} selector: {e}{hint}") from e
+        message = f"invalid parameters {kwargs} for the {name} selector: {e}"
+        raise parameter_error(cls, e, message) from e
 
 
 # What the runner gives a selector that asks a model (runner.model_roles), never a user.
@@ -111,10 +111,8 @@ def check_params(name: str, params: dict[str, Any]) -> None:
         try:
             inspect.signature(cls).bind_partial(**params)
         except TypeError as e:
-            hint = close_name(cls, e)
-            raise ConfigError(
-                f"invalid parameters {params} for the {name} selector: {e}{hint}"
-            ) from e
+            message = f"invalid parameters {params} for the {name} selector: {e}"
+            raise parameter_error(cls, e, message) from e
     else:
         make(name, **params)
 
