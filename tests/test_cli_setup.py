@@ -131,6 +131,12 @@ def test_atari_env_args_are_its_settings(tmp_path, capsys):
     assert line.endswith("sticky actions are an option of their own: --sticky P")
     args[3] = "repeat_action_probability=0.25"  # ALE's name for them
     assert main(args) == 2 and error_line(capsys).endswith("their own: --sticky P")
+    args[3] = "obs_type=ram"  # Gymnasium's RAM observation: here the cells' choice
+    assert main(args) == 2
+    assert error_line(capsys).endswith(
+        "the cells choose what is read: the screen, or with --cells ram the RAM of a game "
+        "whose layout is known (montezuma_revenge, pitfall)"
+    )
     # a setting of the wrong type is said as such (mode=1.5 was a traceback from ALE)
     for arg, says in (
         ("mode=1.5", "mode takes an integer, not 1.5"),

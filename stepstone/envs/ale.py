@@ -207,11 +207,16 @@ def from_gym_id(env_id: str, seed: int = 0, overrides: dict | None = None) -> At
     ``overrides`` given with --env-arg."""
     unknown = set(overrides or {}) - set(ID_KWARGS)
     if unknown:
-        sticky = unknown & {"repeat_action_probability", "sticky"}
+        hints = []
+        if unknown & {"repeat_action_probability", "sticky"}:
+            hints.append("sticky actions are an option of their own: --sticky P")
+        if "obs_type" in unknown:  # the adapter keeps screen and RAM; the cells choose
+            games = ", ".join(sorted(RAM_LAYOUTS))
+            hints.append(f"the cells choose what is read: the screen, or with --cells ram the "
+                         f"RAM of a game whose layout is known ({games})")  # fmt: skip
         raise EnvironmentNotFound(
             f"--env-arg {', '.join(sorted(unknown))} is not an Atari setting; "
-            f"known: {', '.join(ID_KWARGS)}"
-            + ("; sticky actions are an option of their own: --sticky P" if sticky else "")
+            f"known: {', '.join(ID_KWARGS)}" + "".join(f"; {h}" for h in hints)
         )
     check_types(AtariEnv, overrides or {}, "--env-arg")  # mode=1.5 reached ALE's setMode
     spec = gym.spec(env_id)
