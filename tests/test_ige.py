@@ -305,6 +305,14 @@ def test_bad_endpoints_and_options_are_one_line_errors(endpoint, tmp_path, capsy
     argv = ["explore", "game24:4,7,8,8", "--selector", "lfg", "--run-dir", str(tmp_path / "m")]
     assert main(argv) == 2
     assert "--llm-model" in capsys.readouterr().err
+    # the endpoint's address given as the model: said so, not "no model endpoint"
+    monkeypatch.delenv("STEPSTONE_LLM_URL", raising=False)
+    argv = ["explore", "game24:4,7,8,8", "--explorer", "llm", "--llm-model", url,
+            "--run-dir", str(tmp_path / "a")]  # fmt: skip
+    assert main(argv) == 2
+    assert f"--llm-model {url} looks like an address: give it as --llm-url" in (
+        capsys.readouterr().err
+    )
 
 
 class _nothing:

@@ -91,6 +91,11 @@ class Settings:
                          max_tokens=s.max_tokens)  # fmt: skip
 
     def _remote(self, **options: Any) -> ChatClient:
+        if not self.url and "://" in (self.model or ""):
+            raise LLMError(
+                f"--llm-model {self.model} looks like an address: give it as --llm-url, and "
+                "the model's name (as the endpoint serves it) as --llm-model"
+            )
         if not self.url or not self.model:
             raise LLMError(
                 "no model endpoint: give --llm-url (e.g. http://localhost:8000/v1) and "
