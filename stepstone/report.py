@@ -68,6 +68,7 @@ def summary(store: RunStore) -> dict:
         "lowest_score": float(archive.score[: len(archive)].min()) if len(archive) else 0.0,
         **places(archive),
         "goal": Goal.parse(config.goal).describe(known),
+        "goal_words": store.meta("goal_words") if config.goal is None else None,
         "success": (success_frame is not None) if known else None,
         "frames_to_success": success_frame,
         "goal_cell": goal_cell(archive),
@@ -129,9 +130,10 @@ def _success_row(s: dict) -> str:
             )
         example = past(s.get("best_score") or 0)
         return f"no goal (give one with --goal, e.g. --goal 'score>={example}')"
+    goal = f"{s['goal']}: {s['goal_words']}" if s.get("goal_words") else s["goal"]
     if not s["success"]:
-        return f"not reached (goal: {s['goal']})"
-    text = f"yes, at {s['frames_to_success']:,} frames (goal: {s['goal']})"
+        return f"not reached (goal: {goal})"
+    text = f"yes, at {s['frames_to_success']:,} frames (goal: {goal})"
     cell = s["goal_cell"]
     if cell is not None:
         text += (f"; best goal trajectory: score {cell['score']:g}, {cell['length']} steps, "

@@ -95,6 +95,9 @@ def run(store: RunStore, options: RunOptions) -> dict:
         store.use_pickled_snapshots(options.trust_run_dir)
     if local.cells_kind != config.cells and store.meta("cells_resolved") is None:
         store.set_meta("cells_resolved", local.cells_kind)  # the report names it
+    words = getattr(local.env, "goal_words", None)  # what "the environment's own" goal is
+    if config.goal is None and words and store.meta("goal_words") is None:
+        store.set_meta("goal_words", words)
     if config.shards > 1:
         return run_sharded(store, options, local)
     model, settings, roles = model_roles(config, store, options, local)

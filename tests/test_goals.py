@@ -194,6 +194,7 @@ def test_mountain_car_flag_is_found_and_shown_with_its_negative_return(tmp_path,
     explore(run, "MountainCar-v0", frames="30k")
     s = report(run, capsys)
     assert s["success"] is True and s["goal"] == "the environment's own"
+    assert s["goal_words"] == "the flag"  # said in the summary's goal line (below)
     assert s["best_score"] == 0.0
     cell = s["goal_cell"]
     assert -200 < cell["score"] < 0 and cell["length"] == -cell["score"]
@@ -201,7 +202,7 @@ def test_mountain_car_flag_is_found_and_shown_with_its_negative_return(tmp_path,
     assert main(["report", str(run)]) == 0
     row = f"best goal trajectory: score {cell['score']:g}, {cell['length']} steps"
     out = capsys.readouterr().out
-    assert row in out
+    assert row in out and "(goal: the environment's own: the flag);" in out
     assert "best score 0 (the reset state: no trajectory found scores above it)" in out
     # What to look at next is the flag's trajectory, not the best score's (the start).
     assert f"stepstone replay {run} --cell goal --gif {run}/goal.gif" in out
@@ -277,6 +278,22 @@ def test_frozen_lake_run_reaches_its_goal(tmp_path, capsys):
     explore(run, "FrozenLake-v1", frames="10k")
     s = report(run, capsys)
     assert s["success"] is True and s["goal_cell"]["score"] == 1.0
+    assert s["goal_words"] == "standing on the G tile"
+
+
+def test_the_environments_own_goal_is_named_where_it_is_known():
+    """The report said "goal: the environment's own" and left a new user to guess what it is
+    (on Montezuma: level 1, which the RAM layout reads)."""
+    from stepstone import envs
+
+    named = {"montezuma": "level 1 completed", "ALE/Pong-v5": None, "game24": "24 made",
+             "Acrobot-v1": "the free end above the bar", "CartPole-v1": None}  # fmt: skip
+    for env_id, words in named.items():
+        adapter = envs.make(envs.EnvSpec(env_id, 0))
+        try:
+            assert adapter.goal_words == words, env_id
+        finally:
+            adapter.close()
 
 
 # -- Gymnasium's info["is_success"] --------------------------------------------------------

@@ -63,6 +63,8 @@ class AtariEnv(Adapter):
         self.frames_per_step = frameskip
         self._loop = 1  # frames looped here per step (frame_by_frame), the rest in C++
         self.layout = RAM_LAYOUTS.get(game)
+        if self.layout is not None and self.layout.level is not None:
+            self.goal_words = "level 1 completed"  # goal()
         self._state_type = ale_py.ALEState
         ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # before the banner prints
         self.ale = ale_py.ALEInterface()

@@ -171,6 +171,10 @@ class Adapter:
     frames_per_step: int = 1
     default_cells: tuple[str, dict] | None = None
     last_restore_steps: int = 0
+    # The environment's own goal in words ("level 1 completed"), which the report adds to
+    # "the environment's own"; None where it has none or does not say. Optional: not part of
+    # Explorable, so that an adapter written before it is still one.
+    goal_words: str | None = None
 
     @property
     def snapshot_format(self) -> str:

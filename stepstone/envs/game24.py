@@ -122,6 +122,7 @@ class Game24Env(gym.Env):
 
     metadata = {"render_modes": []}
     default_cells = ("text", {"pattern": r"left: ([^|]*)"})  # the numbers left
+    goal_words = "24 made"
 
     def __init__(self, numbers: tuple[int, ...] | None = None, integer: bool = False):
         self.fixed = tuple(numbers) if numbers is not None else None

@@ -69,7 +69,10 @@ class GymEnv(Adapter):
         self.default_cells = getattr(env.unwrapped, "default_cells", None)
         self.method = method
         self.last_restore_steps = 0
-        self._goal_test = goal_test(env)
+        family = goal_test(env)
+        self._goal_test = family[0] if family else None
+        own_words = getattr(env.unwrapped, "goal_words", None)  # Game of 24, TextWorld
+        self.goal_words = own_words if isinstance(own_words, str) else (family and family[1])
         self.reset(seed)
         if method == "auto":
             self.method = self._choose_method(seed)

@@ -33,8 +33,9 @@ def _terminated(adapter: Any) -> bool:
     return adapter.terminated
 
 
-def goal_test(env: gym.Env) -> Callable[[Any], bool] | None:
-    """The goal test of ``env``'s family (called with the adapter), or None if unknown."""
+def goal_test(env: gym.Env) -> tuple[Callable[[Any], bool], str] | None:
+    """The goal test of ``env``'s family (called with the adapter) and the goal in words (the
+    report says what "the environment's own" goal is), or None if unknown."""
     from gymnasium.envs.classic_control import (
         AcrobotEnv,
         Continuous_MountainCarEnv,
@@ -44,8 +45,13 @@ def goal_test(env: gym.Env) -> Callable[[Any], bool] | None:
 
     u = env.unwrapped
     if isinstance(u, FrozenLakeEnv):
-        return _frozen_lake
-    ends_at_goal = (MountainCarEnv, Continuous_MountainCarEnv, AcrobotEnv, CliffWalkingEnv, TaxiEnv)
-    if isinstance(u, ends_at_goal):
-        return _terminated
+        return _frozen_lake, "standing on the G tile"
+    words = {
+        MountainCarEnv: "the flag", Continuous_MountainCarEnv: "the flag",
+        AcrobotEnv: "the free end above the bar", CliffWalkingEnv: "the goal square",
+        TaxiEnv: "the passenger dropped at the destination",
+    }  # fmt: skip
+    for family, text in words.items():
+        if isinstance(u, family):
+            return _terminated, text
     return None

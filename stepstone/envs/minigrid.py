@@ -41,6 +41,7 @@ class MiniGridAdapter(GymEnv):
     def __init__(self, env: gym.Env, method: str = "auto", seed: int = 0):
         super().__init__(env, method=method, seed=seed)
         self.default_cells = ("minigrid", {})
+        self.goal_words = "the mission done, rewarded at the episode's end"
 
     def goal(self) -> bool:
         return self.terminated and self.last_reward > 0

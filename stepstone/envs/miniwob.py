@@ -145,6 +145,7 @@ class MiniWoBTask(gym.Env):
     """One MiniWoB++ task: text observation, admissible liu18 actions, raw reward."""
 
     metadata = {"render_modes": []}
+    goal_words = "the task done, rewarded at the episode's end"
     default_cells: tuple[str, dict] = ("dom", {})
 
     def __init__(self, task_id: str, actions: int = ACTIONS_VERSION):

@@ -36,6 +36,7 @@ class TextWorldEnv(gym.Env):
     metadata = {"render_modes": []}
     # The room and the inventory.
     default_cells = ("text", {"pattern": r"^(room: [^|]*\| inventory: [^|]*) \|"})
+    goal_words = "the game won"
 
     def __init__(self, path: str):
         try:
