@@ -34,6 +34,9 @@ Departures, the first two for a machine of a few cores, where 40M frames is a wh
 * 300 search iterations instead of 3,000, and the search starts from the current shape, not a
   random one (a random shape such as 159 x 209 costs ~100x a small one to evaluate); each
   candidate is scored on the keys the archive will use (``Downscale.key_of``), ~20 us a frame.
+  Measured on 2,000 frames of three 100M-frame Montezuma runs (bench/shape_search.py): the
+  reference's search scores 0.02-0.05 higher at 5-16 times the time, and its shapes keep no
+  more rooms when the archive is re-keyed to them (bench/README.md).
 * The reference keeps every former archive and re-keys them all, so that a finer shape splits
   what a coarser one merged; here the entries that lose their cell at a re-key are kept aside
   (``Archive.rekey``), with their trajectories, and re-keyed with the archive at every later
