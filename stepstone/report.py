@@ -233,7 +233,7 @@ def _with_params(name: str, params: dict | None) -> str:
 def markdown(s: dict) -> str:
     rows = [
         ("environment", s["env"]),
-        ("cells", f"{s['cells']} ({cells_row(s)})"),
+        ("cells", f"{s['cells']:,} ({cells_row(s)})"),
         *([("cell shape", shape_row(s))] if s.get("cell_shape") is not None else []),
         ("selector", _with_params(s["selector"], s.get("selector_params"))),
         (
@@ -241,7 +241,7 @@ def markdown(s: dict) -> str:
             f"{s['frames']:,} of {s['frames_budget']:,}"
             + (f" (in progress: {s['writer']})" if s.get("writer") else ""),
         ),
-        ("frames/s", s["frames_per_second"]),
+        ("frames/s", f"{fps:,.0f}" if (fps := s["frames_per_second"]) else "n/a"),
         ("best score", f"{s['best_score']:g} ({best_trajectory(s)})"),
         ("rooms", s["rooms"] if s["rooms"] is not None else "n/a"),
         ("level", s["level"] if s["level"] is not None else "n/a"),

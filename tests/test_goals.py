@@ -140,6 +140,11 @@ def test_where_every_step_costs_no_score_goal_is_offered(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "goal: no goal (nothing found scores above the reset state's 0" in out
     assert "score>=" not in out
+    # report.md's numbers read as the summary line's: 12,345 cells, 12,554 frames/s
+    from stepstone.report import markdown
+
+    md = markdown({**s, "cells": 12_345, "frames_per_second": 12_554.5})
+    assert "| cells | 12,345 (" in md and "| frames/s | 12,554 |" in md
 
 
 def test_the_example_goal_is_a_round_number_past_the_best_score():
