@@ -139,7 +139,7 @@ class ExploreConfig:
     goal: str | None = option(
         None, help="what success is: score>=NUMBER, score>NUMBER, terminated, or on a web page "
         "text:TEXT or css:SELECTOR (default: the "
-        "environment's own goal, or info['is_success'] where it sets it)",
+        "environment's own goal, or info['is_success'] or info['success'] where it sets it)",
     )  # fmt: skip
     stop_on_success: bool = option(
         False, help="end the run when the goal is first reached, before the frame budget"

@@ -4,9 +4,10 @@ In order: the user's ``--goal`` (``score>=200``, ``score>0``, ``terminated``; on
 ``text:Order placed``, text the page shows, or ``css:#receipt``, an element it has); else the
 environment's own goal, as its adapter answers it (``goal()``: MiniGrid's goal square, Game of
 24's 24, Montezuma's first level...); else Gymnasium's convention of ``info["is_success"]``
-(set by e.g. the Gymnasium-Robotics tasks). Where none applies the run has no goal, and its
-success is unknown (``None``), never "no": an episode that ends, or ends with a reward, is not
-a success by itself (CartPole and Hopper end by falling over).
+(set by e.g. the Gymnasium-Robotics Fetch tasks), or ``info["success"]`` (its mazes). Where
+none applies the run has no goal, and its success is unknown (``None``), never "no": an
+episode that ends, or ends with a reward, is not a success by itself (CartPole and Hopper end
+by falling over).
 """
 
 from __future__ import annotations

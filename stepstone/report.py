@@ -289,7 +289,7 @@ def brief(s: dict) -> str:
     show = (f"--cell goal --gif {d}/goal.gif", "goal") if s["success"] else (
         f"--gif {d}/best.gif", "best")  # fmt: skip
     return "\n".join([
-        f"{s['env']}: {s['frames']:,} frames{speed}, {s['cells']} cells{where}{level}, "
+        f"{s['env']}: {s['frames']:,} frames{speed}, {s['cells']:,} cells{where}{level}, "
         f"best score {s['best_score']:g} ({best_trajectory(s)})",
         f"goal: {_success_row(s)}",
         f"run directory: {d} (report.md, summary.json, progress.svg)",

@@ -30,23 +30,26 @@ SUCCESS_ENV_MODULE = textwrap.dedent(
 
 
     class Walk(gym.Env):
-        def __init__(self, target=10):
-            self.target = target
+        def __init__(self, target=10, key="is_success"):
+            self.target, self.key = target, key
             self.observation_space = spaces.Discrete(61)
             self.action_space = spaces.Discrete(2)
 
         def reset(self, seed=None, options=None):
             super().reset(seed=seed)
             self.pos = 0
-            return self.pos, {"is_success": False}
+            return self.pos, {self.key: False}
 
         def step(self, action):
             self.pos = max(0, self.pos + (1 if action == 1 else -1))
-            return self.pos, 0.0, False, False, {"is_success": self.pos >= self.target}
+            return self.pos, 0.0, False, False, {self.key: self.pos >= self.target}
 
 
     gym.register("UserWalk-v0", entry_point=Walk, max_episode_steps=60)
     gym.register("UserWalkFar-v0", entry_point=Walk, kwargs={"target": 1000},
+                 max_episode_steps=60)
+    # Gymnasium-Robotics' mazes (PointMaze, AntMaze) say info["success"]
+    gym.register("UserWalkMaze-v0", entry_point=Walk, kwargs={"key": "success"},
                  max_episode_steps=60)
     """
 )
@@ -140,11 +143,12 @@ def test_where_every_step_costs_no_score_goal_is_offered(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "goal: no goal (nothing found scores above the reset state's 0" in out
     assert "score>=" not in out
-    # report.md's numbers read as the summary line's: 12,345 cells, 12,554 frames/s
-    from stepstone.report import markdown
+    # numbers with thousands separators: 12,345 cells, 12,554 frames/s
+    from stepstone.report import brief, markdown
 
-    md = markdown({**s, "cells": 12_345, "frames_per_second": 12_554.5})
-    assert "| cells | 12,345 (" in md and "| frames/s | 12,554 |" in md
+    big = {**s, "cells": 12_345, "frames_per_second": 12_554.5}
+    assert "| cells | 12,345 (" in markdown(big) and "| frames/s | 12,554 |" in markdown(big)
+    assert "(12,554 frames/s), 12,345 cells, best score" in brief(big)
 
 
 def test_the_example_goal_is_a_round_number_past_the_best_score():
@@ -317,6 +321,10 @@ def test_info_is_success_is_the_goal(tmp_path, capsys, walk_module):
     assert (
         "| success | not reached (goal: the environment's own) |" in (far / "report.md").read_text()
     )
+    maze = tmp_path / "maze"
+    explore(maze, "UserWalkMaze-v0", "--import", walk_module, frames="5k")
+    s = report(maze, capsys)
+    assert s["success"] is True and s["goal_cell"]["length"] == 10
 
 
 # -- --stop-on-success -----------------------------------------------------------------------

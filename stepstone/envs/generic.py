@@ -238,14 +238,18 @@ class GymEnv(Adapter):
     def goal(self) -> bool | None:
         """Whether the environment's own goal is reached: its ``goal()`` where it has one
         (stepstone's Game of 24 and TextWorld), its family's test (envs/goals.py), else
-        Gymnasium's convention of ``info["is_success"]`` where the last step set it."""
+        Gymnasium's convention of ``info["is_success"]`` where the last step set it, or
+        ``info["success"]``, as Gymnasium-Robotics' mazes (PointMaze, AntMaze) say it."""
         own = self._own("goal")
         if own is not None:
             answer = own()
             return None if answer is None else bool(answer)
         if self._goal_test is not None:
             return self._goal_test(self)
-        return bool(self.info["is_success"]) if "is_success" in self.info else None
+        for key in ("is_success", "success"):
+            if key in self.info:
+                return bool(self.info[key])
+        return None
 
     def close(self) -> None:
         self.env.close()
