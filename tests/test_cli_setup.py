@@ -123,6 +123,34 @@ def test_env_args_minigrid_cannot_use_are_one_line(tmp_path, capsys):
     assert not run_dir.exists()
 
 
+def test_an_error_without_words_says_where_it_was_raised(tmp_path, monkeypatch, capsys):
+    """Gymnasium-Robotics' FetchReach-v4 fails a bare assert under another MuJoCo: the line
+    was "gymnasium could not make 'FetchReach-v4': AssertionError: ", nothing to go on."""
+    (tmp_path / "asserting_env.py").write_text(
+        "import gymnasium as gym\n\n"
+        "class Broken(gym.Env):\n"
+        "    def __init__(self):\n"
+        "        assert 1 + 1 == 3\n\n"
+        'gym.register("Asserting-v0", entry_point=Broken)\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = [
+        "explore",
+        "Asserting-v0",
+        "--import",
+        "asserting_env",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
+    assert main(args) == 2
+    line = error_line(capsys)
+    assert line.endswith(
+        "gymnasium could not make 'Asserting-v0': AssertionError at "
+        f"{tmp_path}/asserting_env.py:5 (assert 1 + 1 == 3)"
+    )
+    sys.modules.pop("asserting_env", None)
+
+
 def test_atari_env_args_are_its_settings(tmp_path, capsys):
     args = ["explore", "montezuma", "--env-arg", "sticky=0.25", "--run-dir", str(tmp_path / "r")]
     assert main(args) == 2

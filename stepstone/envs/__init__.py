@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,7 +217,7 @@ def make(spec: EnvSpec) -> Explorable:
         # the values given, unless Gymnasium's wrapper of a creator's error names them itself
         with_args = f" with --env-arg {given}" if given and "with kwargs" not in str(e) else ""
         raise EnvironmentNotFound(
-            f"gymnasium could not make {env_id!r}{with_args}: {type(e).__name__}: {e}"
+            f"gymnasium could not make {env_id!r}{with_args}: {said(e)}"
         ) from e
     family = next(f for f in FAMILIES if f.takes(env, spec))
     try:
@@ -228,8 +229,18 @@ def make(spec: EnvSpec) -> Explorable:
             raise
         # MiniGrid's agent_start_pos=5 passes gym.make and fails at the first reset
         raise EnvironmentNotFound(
-            f"{env_id!r} with --env-arg {given} failed as it started: {type(e).__name__}: {e}"
+            f"{env_id!r} with --env-arg {given} failed as it started: {said(e)}"
         ) from e
+
+
+def said(e: BaseException) -> str:
+    """``Type: message``; for an error without words (a bare ``assert`` in the environment's
+    package) the line that raised it, so that the one-line error still says where."""
+    if str(e) or e.__traceback__ is None:
+        return f"{type(e).__name__}: {e}"
+    last = traceback.extract_tb(e.__traceback__)[-1]
+    path = last.filename.split("site-packages/")[-1]
+    return f"{type(e).__name__} at {path}:{last.lineno}" + (f" ({last.line})" if last.line else "")
 
 
 def check_env_args(env_id: str, env_args: dict) -> None:
