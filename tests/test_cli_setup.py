@@ -151,6 +151,38 @@ def test_an_error_without_words_says_where_it_was_raised(tmp_path, monkeypatch, 
     sys.modules.pop("asserting_env", None)
 
 
+def test_ids_of_the_old_gym_package_are_said_and_run_through_shimmy(tmp_path, monkeypatch, capsys):
+    """gym_super_mario_bros registers with the old gym package: the line said "unknown
+    environment id" and to --import the module the user had imported. Gymnasium runs such
+    environments as GymV26Environment-v0 once shimmy is imported, which stepstone now does."""
+    import types
+
+    import gymnasium as gym
+
+    old = types.SimpleNamespace(envs=types.SimpleNamespace(registry={"OldOnly-v0": None}))
+    monkeypatch.setitem(sys.modules, "gym", old)
+    assert main(["explore", "OldOnly-v0", "--run-dir", str(tmp_path / "r")]) == 2
+    assert error_line(capsys).endswith(
+        "'OldOnly-v0' is registered with the old gym package, not Gymnasium; Gymnasium runs it "
+        "through shimmy: pip install 'shimmy[gym-v26]', then explore GymV26Environment-v0 "
+        "--env-arg env_id=OldOnly-v0 with the same --import"
+    )
+    # a stand-in for shimmy, which re-registers the id on import, as the real one does
+    (tmp_path / "shimmy.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.registry.pop('GymV26Environment-v0', None)\n"
+        "gym.register('GymV26Environment-v0', entry_point=lambda env_id: gym.make(env_id))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")
+    monkeypatch.setitem(gym.registry, "GymV26Environment-v0", gym.spec("GymV26Environment-v0"))
+    args = ["explore", "GymV26Environment-v0", "--env-arg", "env_id=CartPole-v1",
+            "--frames", "300", "--backend", "inline", "--no-progress",
+            "--run-dir", str(tmp_path / "s")]  # fmt: skip
+    assert main(args) == 0
+    sys.modules.pop("shimmy", None)
+
+
 def test_atari_env_args_are_its_settings(tmp_path, capsys):
     args = ["explore", "montezuma", "--env-arg", "sticky=0.25", "--run-dir", str(tmp_path / "r")]
     assert main(args) == 2

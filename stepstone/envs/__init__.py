@@ -68,8 +68,15 @@ def import_modules(modules: tuple[str, ...]) -> None:
             ) from e
 
 
-def _register_known() -> None:
+# Gymnasium's ids for environments of the old gym package; shimmy registers their real entry
+# points on import (Gymnasium's own entries only say to install it).
+SHIMMY_IDS = ("GymV21Environment-v0", "GymV26Environment-v0")
+
+
+def _register_known(env_id: str = "") -> None:
     """Register the environment families stepstone knows, where their packages are installed."""
+    if env_id in SHIMMY_IDS and importlib.util.find_spec("shimmy") is not None:
+        importlib.import_module("shimmy")
     try:
         import ale_py
 
@@ -185,8 +192,8 @@ def make(spec: EnvSpec) -> Explorable:
     for Gymnasium ids, the environment gymnasium.make builds); unknown ids raise
     EnvironmentNotFound with suggestions."""
     import_modules(spec.imports)
-    _register_known()
     env_id = spec.resolved_id
+    _register_known(env_id)
     if (install := missing_extra(env_id)) is not None:
         raise EnvironmentNotFound(f"{spec.env_id!r} needs an extra: {install}")
     if spec.return_method not in METHODS:
@@ -201,6 +208,12 @@ def make(spec: EnvSpec) -> Explorable:
                 )
             return family.build(spec, env_id, None)
     if env_id not in gym.registry:
+        if legacy_gym_id(env_id):
+            raise EnvironmentNotFound(
+                f"{spec.env_id!r} is registered with the old gym package, not Gymnasium; "
+                "Gymnasium runs it through shimmy: pip install 'shimmy[gym-v26]', then explore "
+                f"GymV26Environment-v0 --env-arg env_id={spec.env_id} with the same --import"
+            )
         examples = [e for f in FAMILIES for e in f.examples]
         close = difflib.get_close_matches(env_id, [*gym.registry, *examples], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -243,6 +256,16 @@ def said(e: BaseException) -> str:
     return f"{type(e).__name__} at {path}:{last.lineno}" + (f" ({last.line})" if last.line else "")
 
 
+def legacy_gym_id(env_id: str) -> bool:
+    """Whether a module the user imported registered ``env_id`` with the old ``gym`` package
+    (gym_super_mario_bros, gym_sokoban); gym itself is not imported here."""
+    registry = getattr(getattr(sys.modules.get("gym"), "envs", None), "registry", None)
+    try:
+        return registry is not None and env_id in registry
+    except TypeError:  # an older gym's EnvRegistry
+        return False
+
+
 def check_env_args(env_id: str, env_args: dict) -> None:
     """``--env-arg`` values against the types the environment's constructor declares:
     FrozenLake's ``is_slippery=maybe`` was taken as true. Names it does not declare (gym.make's
@@ -264,8 +287,8 @@ def gymnasium_env(spec: EnvSpec, **kwargs) -> gym.Env | None:
     actions off for Atari, as while exploring. None for games Gymnasium does not register
     (TextWorld, Game of 24)."""
     import_modules(spec.imports)
-    _register_known()
     env_id = spec.resolved_id
+    _register_known(env_id)
     if env_id not in gym.registry:
         return None
     if is_atari(env_id):
