@@ -30,13 +30,26 @@ from .table import CellTable
 
 
 def action_dtype(space: gym.Space) -> np.dtype:
-    """The smallest dtype that holds every action, so trajectories stay compact."""
+    """The smallest dtype that holds every action, so trajectories stay compact: an action of
+    a Box, MultiDiscrete or MultiBinary space is a row of its dtype; others (Tuple, Dict, Text)
+    are objects."""
     if isinstance(space, gym.spaces.Discrete):
         hi = int(space.start) + int(space.n)
         return np.dtype(np.uint8 if int(space.start) >= 0 and hi <= 256 else np.int64)
-    if isinstance(space, gym.spaces.Box):
+    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
         return np.dtype(space.dtype)
     return np.dtype(object)
+
+
+def action_array(actions: list, dtype: np.dtype) -> np.ndarray:
+    """``actions`` as one array: rows of ``dtype``, or one object an action (``np.asarray``
+    made a (steps, 2) array of Tuple(Discrete, Discrete) actions, which no codec stores)."""
+    if dtype.kind != "O":
+        return np.asarray(actions, dtype=dtype)
+    out = np.empty(len(actions), dtype=object)
+    for i, a in enumerate(actions):
+        out[i] = a
+    return out
 
 
 class Worker:
@@ -261,7 +274,7 @@ class Worker:
         state's (a return by the policy, whose entries are from reset, keeps what it passed)."""
         result = Result(
             task_id=task.task_id,
-            actions=np.asarray(actions, dtype=self.dtype),
+            actions=action_array(actions, self.dtype),
             frames=frames * self.env.frames_per_step,
             found=self.table.filter(found.values(), base_score, base_length),
             seen=list(best),

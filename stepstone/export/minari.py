@@ -56,8 +56,12 @@ def gym_env(config: ExploreConfig) -> gym.Env:
 
 
 def _stack(items: list) -> Any:
+    """Steps' values as Minari stores a space: a dict or a tuple of arrays for a Dict or Tuple
+    space (Blackjack's observation, a Tuple action), else one array."""
     if isinstance(items[0], dict):
         return {k: _stack([x[k] for x in items]) for k in items[0]}
+    if isinstance(items[0], tuple):
+        return tuple(_stack([x[i] for x in items]) for i in range(len(items[0])))
     return np.stack([np.asarray(x) for x in items])
 
 
@@ -105,7 +109,7 @@ def replay(env: gym.Env, seed: int, episode: Episode, episode_id: int) -> Any:
         id=episode_id,
         seed=seed,
         observations=_stack(observations),
-        actions=np.asarray(episode.actions),
+        actions=_stack(list(episode.actions)),
         rewards=rewards,
         terminations=terms,
         truncations=truncs,

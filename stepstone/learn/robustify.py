@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from ..config import parse_count
@@ -374,8 +375,6 @@ def criterion(goal: bool, demo_return: float) -> str:
 def features(obs: Any, space: Any = None) -> np.ndarray:
     """An observation as a float vector: one-hot for a discrete one, dict fields side by side,
     text left out."""
-    import gymnasium as gym
-
     if isinstance(space, gym.spaces.Discrete):
         v = np.zeros(int(space.n), dtype=np.float32)
         v[int(obs) - int(space.start)] = 1.0
@@ -427,7 +426,13 @@ class Runner:
         self.features = f"ram-{cfg.ram}" if self.atari else "vector"
         inner = getattr(self.env, "env", None)
         self.space = getattr(inner, "observation_space", None)
-        self.n_actions = int(self.env.action_space.n)
+        space = self.env.action_space
+        if not isinstance(space, gym.spaces.Discrete):  # a Box, MultiDiscrete or Tuple action
+            self.worker.close()
+            raise ConfigError(
+                f"robustify trains a policy over discrete actions; {store.config.env}'s are {space}"
+            )
+        self.n_actions = int(space.n)
         self.life_lost = False
         self.goal = Goal.parse(store.config.goal)
         self.terminated = False
@@ -1034,10 +1039,6 @@ def robustify(
             "goal: there is no return to reproduce; explore longer first (or give a --goal)"
         )
     runner = Runner(store, cfg)
-    import gymnasium as gym
-
-    if not isinstance(runner.env.action_space, gym.spaces.Discrete):
-        raise ConfigError("robustify here trains a policy over discrete actions only")
     # A training begun here (a continued one may carry 'end' from before the option existed).
     begun = fresh or not (out / CHECKPOINT.format("backward")).exists()
     if cfg.life_loss == "end" and not runner.atari and begun:
