@@ -327,7 +327,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         worker.close()
     if config.uses_model:
         llm.check()  # nothing listening, or no such model: said now, before a run is written
-    return _run(runner.open_run(config, run_dir), options, report)
+    store = runner.open_run(config, run_dir)  # a run already there with this config goes on
+    return _run(store, options, report, budget=not _spent(store, options.frames, "--frames"))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -337,15 +338,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     options = build(RunOptions, args)
     if options.frames is None:
         options.frames = int(store.meta("budget", "0"))
-    done = int(store.state().get("frames", 0))
-    spent = options.frames <= done
-    if spent:  # not an error: the run stands, and so does its budget
-        asked = "--frames" if args.frames is not None else "its budget of"
-        print(
-            f"nothing to run: {store.path} is at {done:,} frames, past {asked} "
-            f"{options.frames:,}; give a larger --frames to explore on",
-            file=sys.stderr,
-        )
+    asked = "--frames" if args.frames is not None else "its budget of"
+    spent = _spent(store, options.frames, asked)
     check_workers(options.workers, options.backend)
     config = store.config
     check_backend(config, options)
@@ -353,6 +347,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
         stored = store.meta("llm_url"), store.meta("llm_budget")
         options.llm = build(ModelOptions, args).settings(config.llm_model, *stored)
     return _run(store, options, report, budget=not spent)
+
+
+def _spent(store, frames: int, asked: str) -> bool:
+    """Whether the run is already at ``frames``, said so; not an error: the run stands, and so
+    does its budget (``explore`` again into its directory with a smaller --frames lowered it)."""
+    done = int(store.state().get("frames", 0))
+    if frames > done:
+        return False
+    print(
+        f"nothing to run: {store.path} is at {done:,} frames, past {asked} {frames:,}; give a "
+        "larger --frames to explore on",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _run(store, options: RunOptions, report, budget: bool = True) -> int:

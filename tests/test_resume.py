@@ -132,3 +132,9 @@ def test_a_resume_asking_fewer_frames_than_done_says_so_and_keeps_the_budget(tmp
     # a bare resume of a finished run says the same of its budget
     assert main(["resume", str(run), "--no-progress"]) == 0
     assert "past its budget of 3,000; give a larger --frames" in capsys.readouterr().err
+    # so does `explore` again into its directory with fewer frames (it lowered the budget)
+    assert main([*args[:3], "1k", *args[4:], "--run-dir", str(run)]) == 0
+    assert "past --frames 1,000; give a larger --frames" in capsys.readouterr().err
+    store = RunStore.open(run)
+    assert store.state()["frames"] == done and store.meta("budget") == "3000"
+    store.close()
