@@ -72,7 +72,7 @@ class GymEnv(Adapter):
         family = goal_test(env)
         self._goal_test = family[0] if family else None
         own_words = getattr(env.unwrapped, "goal_words", None)  # Game of 24, TextWorld
-        self.goal_words = own_words if isinstance(own_words, str) else (family and family[1])
+        self.goal_words = own_words if isinstance(own_words, str) else family[1] if family else None
         self.reset(seed)
         if method == "auto":
             self.method = self._choose_method(seed)
