@@ -262,6 +262,17 @@ def test_the_report_says_which_values_are_bits_and_which_a_pictures():
     # values three times); an old run's bare shape shows its first values.
     many = AdaptiveBins(40).shape_text((1,) * 30 + (2,) * 10)
     assert many == "bits of 40 float dimensions: 1 for 30, 2 for 10"
+    # a dict's (or tuple's) float parts by name: PointMaze's read "bits (0, 1, 56, off, ...)"
+    from stepstone.cells.bins import float_parts
+
+    maze = {"observation": np.zeros(4), "achieved_goal": np.zeros(2), "desired_goal": np.ones(2)}
+    named = AdaptiveBins(8)
+    named.parts = float_parts(maze)
+    assert named.parts == [("achieved_goal", 2), ("desired_goal", 2), ("observation", 4)]
+    assert named.shape_text((0, 1, 56, OFF, 0, 1, -1, -1)) == (
+        "bits achieved_goal (0, 1), desired_goal (56, off), observation (0, 1, -1, -1)"
+    )
+    assert float_parts(({"a": 1.5, "n": 3}, np.zeros(2))) == [("[0].a", 1), ("[1]", 2)]
     assert shape_row({"cell_shape": [1] * 40}) == "(1, 1, 1, 1, 1, 1, 1, 1, ... 40 values)"
     one = {"frames": 9, "shape": [5, OFF, 11, 8, 8], "text": text, "samples": 3,
            "cells_before": 4, "cells": 2}  # fmt: skip

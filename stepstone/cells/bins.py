@@ -79,6 +79,16 @@ def _leaves(obs: Any) -> list:
     return [obs]
 
 
+def float_parts(obs: Any, name: str = "") -> list[tuple[str, int]]:
+    """Each float part of a dict or tuple observation, named by its key (or index) path, with
+    its number of dimensions, in ``split``'s order; a plain array is one unnamed part."""
+    if isinstance(obs, dict):
+        return [p for k in sorted(obs) for p in float_parts(obs[k], f"{name}.{k}" if name else k)]
+    if isinstance(obs, (tuple, list)):
+        return [p for i, o in enumerate(obs) for p in float_parts(o, f"{name}[{i}]")]
+    return [(name, int(np.size(obs)))] if _is_float(obs) else []
+
+
 def split(obs: Any, pictures: bool = True) -> tuple[np.ndarray, tuple, tuple]:
     """The observation's float dimensions (float64), its pictures (2-D uint8; with
     ``pictures=False`` they are other parts) and its other parts, frozen."""
@@ -216,13 +226,17 @@ class AdaptiveBins(AdaptiveCells):
         self.growth = growth
         self.sweeps = sweeps
         self._bins = Bins([START_BITS] * dims, [START_FRAME] * picture_parts, pictures)
+        self.parts: list[tuple[str, int]] = []  # named float parts, for the shape's text
 
     @classmethod
     def from_env(cls, env: Any, **params: Any) -> CellFn:
         if "bits" in params:
             return Bins.from_env(env, **params)
-        n, k = dimensions(env.observe(), _mode(params.get("pictures", "downscale")))
-        return cls(n, k, **params)
+        obs = env.observe()
+        n, k = dimensions(obs, _mode(params.get("pictures", "downscale")))
+        cells = cls(n, k, **params)
+        cells.parts = [p for p in float_parts(obs) if p[0]]  # PointMaze's achieved_goal...
+        return cells
 
     # -- the cell function (runs in workers) --------------------------------------------------
     @property
@@ -242,13 +256,19 @@ class AdaptiveBins(AdaptiveCells):
 
     def shape_text(self, shape: tuple[int, ...]) -> str:
         """``bits (5, 2, off); picture shrunk to 11 x 8 pixels, 8 levels``: a float's bin is
-        2**-bits wide. Past ``LISTED`` dimensions (a float picture's thousands), how many take
+        2**-bits wide; a dict's parts by name (``bits achieved_goal (0, 1), observation (3, 3,
+        off, off)``). Past ``LISTED`` dimensions (a float picture's thousands), how many take
         each."""
         name = [("off" if b == OFF else str(b)) for b in shape[: self.dims]]
         if self.dims > LISTED:
             counts = sorted(Counter(name).items(), key=lambda kv: -kv[1])
             bits = ", ".join(f"{b} for {n:,}" for b, n in counts)
             parts = [f"bits of {self.dims:,} float dimensions: {bits}"]
+        elif self.parts and sum(n for _, n in self.parts) == self.dims:  # parts by name
+            at = np.cumsum([0, *(n for _, n in self.parts)])
+            named = [f"{p} ({', '.join(name[a:b])})" for (p, _), a, b in
+                     zip(self.parts, at[:-1], at[1:], strict=True)]  # fmt: skip
+            parts = [f"bits {', '.join(named)}"]
         else:
             parts = [f"bits ({', '.join(name)})"] if self.dims else []
         rest = shape[self.dims :]
