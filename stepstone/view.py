@@ -85,8 +85,11 @@ def label(cell: Hashable) -> str:
 
 
 def projection(points: np.ndarray) -> np.ndarray:
-    """Rows projected on their two principal components (one varying column: itself and 0)."""
-    centred = points - points.mean(axis=0)
+    """Rows projected on their two principal components (one varying column: itself and 0).
+    Centred on the first row before the mean: a bin index near 2**53 (PointMaze's goal at 56
+    bits) is the same in every row, but its rounded mean was not, and put every point at one x."""
+    shifted = points - points[0]
+    centred = shifted - shifted.mean(axis=0)
     if points.shape[1] == 1:
         return np.column_stack([centred[:, 0], np.zeros(len(points))])
     _, _, vt = np.linalg.svd(centred, full_matrices=False)

@@ -53,6 +53,12 @@ def test_projection_keeps_the_direction_that_varies():
     assert np.allclose(np.abs(xy[:, 0]), np.abs(t) * np.sqrt(5))
     assert np.allclose(xy[:, 1], 0)
     assert np.all(np.diff(xy[:, 0]) > 0) or np.all(np.diff(xy[:, 0]) < 0)
+    # a huge column the same in every row (a float's bin index at 56 bits) changes nothing
+    rng = np.random.default_rng(0)
+    many = rng.integers(-3, 4, size=(427, 6)).astype(np.float64)
+    many[:, 2] = -8294307760870168.0  # its mean, rounded, is not this: every x was -68
+    xy = projection(many)
+    assert np.ptp(xy[:, 0]) > 1 and np.ptp(xy[:, 1]) > 1
 
 
 def test_pictures_of_every_kind_are_drawn_and_symbols_are_not():
