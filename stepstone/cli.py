@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -594,6 +595,11 @@ def _clear_dataset(dataset_id: str, overwrite: bool) -> None:
         import minari
     except ImportError:
         raise ConfigError("--format minari needs Minari: pip install 'stepstone[minari]'") from None
+    if importlib.util.find_spec("pyarrow") is None:  # Minari installed without its arrow extra
+        raise ConfigError(
+            "--format minari needs Minari's pyarrow, not installed: pip install 'stepstone[minari]'"
+            " (or 'minari[arrow]')"
+        )
     from minari.dataset.minari_dataset import parse_dataset_id
     from minari.storage.local import get_dataset_path
 

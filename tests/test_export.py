@@ -276,6 +276,25 @@ def test_an_environment_registered_by_a_function_is_refused_and_no_dataset_is_le
     assert not get_dataset_path("me/fn-v0").exists()
 
 
+def test_minari_without_its_arrow_extra_is_one_line(tmp_path, monkeypatch, capsys):
+    """Minari installed on its own (no pyarrow) raised its ImportError as a traceback."""
+    import importlib.util
+
+    pytest.importorskip("minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run = explore(tmp_path, "CartPole-v1", "1k", capsys)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "pyarrow" else find_spec(name, *a),
+    )
+    assert main(["export", run, "--format", "minari"]) == 2
+    assert "needs Minari's pyarrow, not installed: pip install 'stepstone[minari]'" in (
+        capsys.readouterr().err
+    )
+
+
 def test_label_on_one_episode_says_to_export_all_cells(tmp_path, monkeypatch, capsys):
     pytest.importorskip("minari")
     pytest.importorskip("torch")
