@@ -8,6 +8,7 @@ environment: the id, the seed, how to return to states, and the user modules to 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
@@ -76,7 +77,8 @@ SHIMMY_IDS = ("GymV21Environment-v0", "GymV26Environment-v0")
 def _register_known(env_id: str = "") -> None:
     """Register the environment families stepstone knows, where their packages are installed."""
     if env_id in SHIMMY_IDS and importlib.util.find_spec("shimmy") is not None:
-        importlib.import_module("shimmy")
+        with contextlib.suppress(ImportError):  # then Gymnasium's entry says what to install
+            importlib.import_module("shimmy")
     try:
         import ale_py
 
