@@ -4,6 +4,8 @@ Each message names the problem and the fix; the CLI prints it as one line on std
 with code 2. Anything else escaping is a bug in stepstone, not a user error.
 """
 
+import traceback
+
 
 class StepstoneError(Exception):
     """Base class: a problem the user can fix, described in the message."""
@@ -37,3 +39,14 @@ class CommitFailed(RunDirError):
     """
 
     exit_code = 1
+
+
+def said(e: BaseException) -> str:
+    """An error of the user's code or of a package, in one line: ``Type: message``; for one
+    without words (a bare ``assert``) the line that raised it, so that the line still says
+    where (FetchReach-v4's "AssertionError: " said nothing)."""
+    if str(e) or e.__traceback__ is None:
+        return f"{type(e).__name__}: {e}"
+    last = traceback.extract_tb(e.__traceback__)[-1]
+    path = last.filename.split("site-packages/")[-1]
+    return f"{type(e).__name__} at {path}:{last.lineno}" + (f" ({last.line})" if last.line else "")

@@ -290,6 +290,16 @@ def test_an_import_that_raises(capsys, tmp_path, monkeypatch):
         str(tmp_path / "r"),
     )  # fmt: skip
     assert code == 2 and "half written" in one_line(err) and "broken_envs" in err
+    # a bare assert says where it is (the line was "raised AssertionError: ; fix ...")
+    (tmp_path / "asserting_envs.py").write_text("x = 1\nassert x == 2\n")
+    code, err = run_cli(
+        capsys, "explore", "CartPole-v1", "--import", "asserting_envs", "--run-dir",
+        str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 2
+    assert f"raised AssertionError at {tmp_path}/asserting_envs.py:2 (assert x == 2)" in one_line(
+        err
+    )
 
 
 def test_a_run_dir_under_a_file(capsys, tmp_path):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from .. import codec
-from ..errors import ConfigError, StepstoneError
+from ..errors import ConfigError, StepstoneError, said
 from .base import CellFn
 
 
@@ -38,7 +38,7 @@ class CustomCells(CellFn):
             raise ConfigError(f"cell function {self.target}: {e}") from None
         except Exception as e:
             raise ConfigError(
-                f"cell function {self.target} failed: {type(e).__name__}: {e}; it must return "
+                f"cell function {self.target} failed: {said(e)}; it must return "
                 "something hashable made of numbers, strings, bytes and tuples"
             ) from None
         return cell

@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
-from ..errors import EnvironmentNotFound, StepstoneError
+from ..errors import EnvironmentNotFound, StepstoneError, said
 from ..options import check_types
 from .base import Adapter, Explorable
 from .generic import METHODS, GymEnv
@@ -64,7 +63,7 @@ def import_modules(modules: tuple[str, ...]) -> None:
             ) from e
         except Exception as e:  # the module itself failed: say where, not a traceback
             raise EnvironmentNotFound(
-                f"module {name!r} given with --import raised {type(e).__name__}: {e}; "
+                f"module {name!r} given with --import raised {said(e)}; "
                 "fix the module (run 'python -c \"import " + name + "\"' to see where)"
             ) from e
 
@@ -246,16 +245,6 @@ def make(spec: EnvSpec) -> Explorable:
         raise EnvironmentNotFound(
             f"{env_id!r} with --env-arg {given} failed as it started: {said(e)}"
         ) from e
-
-
-def said(e: BaseException) -> str:
-    """``Type: message``; for an error without words (a bare ``assert`` in the environment's
-    package) the line that raised it, so that the one-line error still says where."""
-    if str(e) or e.__traceback__ is None:
-        return f"{type(e).__name__}: {e}"
-    last = traceback.extract_tb(e.__traceback__)[-1]
-    path = last.filename.split("site-packages/")[-1]
-    return f"{type(e).__name__} at {path}:{last.lineno}" + (f" ({last.line})" if last.line else "")
 
 
 def legacy_gym_id(env_id: str) -> bool:

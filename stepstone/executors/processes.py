@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ..errors import StepstoneError
+from ..errors import StepstoneError, said
 from .base import Executor, Feed, WorkerFactory, dumps, loads
 from .inline import InlineExecutor, refuse_remote
 
@@ -51,7 +51,7 @@ def _serve(conn: Connection, factory_bytes: bytes, parent: int) -> None:
     try:
         worker = loads(factory_bytes)()
     except BaseException as e:  # said to the driver, which stops: a replacement would fail too
-        conn.send_bytes(b"i" + f"{type(e).__name__}: {e}".encode())
+        conn.send_bytes(b"i" + said(e).encode())
         return
     conn.send_bytes(b"s")  # started: a death from now on is a task's doing
     # Close the environment before the interpreter finalizes: ale-py reports an emulator still
@@ -69,7 +69,7 @@ def _serve(conn: Connection, factory_bytes: bytes, parent: int) -> None:
         except StepstoneError as e:
             reply = b"u" + str(e).encode()
         except Exception as e:
-            reply = b"e" + f"{type(e).__name__}: {e}".encode()
+            reply = b"e" + said(e).encode()
         conn.send_bytes(reply)
 
 
