@@ -121,7 +121,9 @@ def past(best: float) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.3g}"
 
 
-def _success_row(s: dict) -> str:
+def success_row(s: dict) -> str:
+    """Whether and when the goal was met, in words: report.md, the summary line and the
+    view page all say it this way."""
     if s["success"] is None:
         if s.get("lowest_score", 0) < 0 and s["best_length"] == 0:  # Pendulum, CliffWalking
             return (
@@ -245,7 +247,7 @@ def markdown(s: dict) -> str:
         ("best score", f"{s['best_score']:g} ({best_trajectory(s)})"),
         ("rooms", s["rooms"] if s["rooms"] is not None else "n/a"),
         ("level", s["level"] if s["level"] is not None else "n/a"),
-        ("success", _success_row(s)),
+        ("success", success_row(s)),
     ]
     if s["workers_replaced"] or s["tasks_failed"]:
         faults = (f"{s['workers_replaced']} workers replaced, {s['tasks_reissued']} tasks re-run, "
@@ -291,7 +293,7 @@ def brief(s: dict) -> str:
     return "\n".join([
         f"{s['env']}: {s['frames']:,} frames{speed}, {s['cells']:,} cells{where}{level}, "
         f"best score {s['best_score']:g} ({best_trajectory(s)})",
-        f"goal: {_success_row(s)}",
+        f"goal: {success_row(s)}",
         f"run directory: {d} (report.md, summary.json, progress.svg)",
         *([f"in progress: another process is running it ({s['writer']}); this is its last commit"]
           if s.get("writer") else []),

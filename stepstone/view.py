@@ -341,11 +341,12 @@ def page_data(store: RunStore, max_frames: int) -> dict:
         for i in range(len(archive))
     ]  # fmt: skip
     summary = report.summary(store)
-    # the page names the cells as report.md does: the kind and what --cell-param pinned
+    # the page names the cells, the best trajectory and the goal as report.md does
     data: dict[str, Any] = {
         "summary": summary,
         "cells_row": report.cells_row(summary),
         "best_row": report.best_trajectory(summary),
+        "success_row": report.success_row(summary),
         "cells": table,
     }
     worker = drawing_worker(config)

@@ -200,6 +200,11 @@ def test_page_in_a_browser(grid_page, browser, tmp_path):
     assert len(rows) == data["summary"]["cells"] == len(data["cells"])
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+    # the goal is the environment's own, named as report.md names it
+    s = data["summary"]
+    facts = browser.find_element("id", "facts").text
+    assert f"Goal: {'yes, at' if s['success'] else 'not reached'}" in facts
+    assert f"(goal: {s['goal']}: the mission done, rewarded at the episode's end)" in facts
     # sorted by score, best first; the best cell is shown with its frame and actions
     assert rows[0].get_attribute("data-id") == str(data["animations"][0]["id"])
     assert (
@@ -236,11 +241,11 @@ def test_rooms_and_points_in_a_browser(rooms_page, points_page, browser):
     page, data = points_page
     browser.get(page.as_uri())
     assert len(browser.find_elements("css selector", "#cells tbody tr")) == len(data["cells"])
-    # the pinned cell parameter is named, as in report.md
-    assert (
-        "Cells: auto: observation; decimals=2, selector: count."
-        in browser.find_element("id", "facts").text
-    )
+    # the pinned cell parameter and the goal are named as in report.md: CartPole has none
+    facts = browser.find_element("id", "facts").text
+    assert "Cells: auto: observation; decimals=2, selector: count." in facts
+    assert "Goal: no goal (give one with --goal, e.g. --goal 'score>=" in facts
+    assert "not reached" not in facts and f"{data['summary']['cells']:,} cells" in facts
     points = browser.find_elements("css selector", "#map circle")
     assert len(points) == len(data["cells"])
     browser.execute_script("arguments[0].dispatchEvent(new Event('click'))", points[5])
