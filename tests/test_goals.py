@@ -317,14 +317,18 @@ def test_info_is_success_is_the_goal(tmp_path, capsys, walk_module):
     s = report(far, capsys)
     assert s["success"] is False and s["frames_to_success"] is None and s["goal_cell"] is None
     assert main(["report", str(far)]) == 0
-    assert "goal: not reached (goal: the environment's own)" in capsys.readouterr().out
-    assert (
-        "| success | not reached (goal: the environment's own) |" in (far / "report.md").read_text()
-    )
+    said = 'not reached (goal: the environment\'s own: info["is_success"] true)'
+    assert f"goal: {said}" in capsys.readouterr().out
+    assert f"| success | {said} |" in (far / "report.md").read_text()
     maze = tmp_path / "maze"
     explore(maze, "UserWalkMaze-v0", "--import", walk_module, frames="5k")
     s = report(maze, capsys)
     assert s["success"] is True and s["goal_cell"]["length"] == 10
+    # reset sets the key, so the report can name it
+    assert s["goal_words"] == 'info["success"] true'
+    assert (
+        '(goal: the environment\'s own: info["success"] true)' in (maze / "report.md").read_text()
+    )
 
 
 # -- --stop-on-success -----------------------------------------------------------------------

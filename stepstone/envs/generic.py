@@ -39,6 +39,8 @@ METHODS = ("auto", "deepcopy", "replay")
 _PROBE_STEPS = 50
 # Adapters of simulators that copy their own state (envs/mujoco.py) use a method of their own.
 NATIVE = "physics"
+# info keys that say an environment's own success (Gymnasium's convention, Gymnasium-Robotics')
+INFO_GOALS = ("is_success", "success")
 
 HOW_TO_MAKE_EXPLORABLE = (
     "make it explorable in one of three ways: (1) give it snapshot()/restore() methods "
@@ -74,6 +76,9 @@ class GymEnv(Adapter):
         own_words = getattr(env.unwrapped, "goal_words", None)  # Game of 24, TextWorld
         self.goal_words = own_words if isinstance(own_words, str) else family[1] if family else None
         self.reset(seed)
+        if self.goal_words is None:  # a key that reset sets already (PointMaze) names the goal
+            key = next((k for k in INFO_GOALS if k in self.info), None)
+            self.goal_words = f'info["{key}"] true' if key else None
         if method == "auto":
             self.method = self._choose_method(seed)
 
@@ -247,7 +252,7 @@ class GymEnv(Adapter):
             return None if answer is None else bool(answer)
         if self._goal_test is not None:
             return self._goal_test(self)
-        for key in ("is_success", "success"):
+        for key in INFO_GOALS:
             if key in self.info:
                 return bool(self.info[key])
         return None
