@@ -60,7 +60,8 @@ def default(frames: bool, shards: int) -> str:
     21 rooms at 50M frames on 3 seeds, count 17, 21, 19) and worse than count on Hopper's
     bins (bench/README.md, "Clustered selection"); it weighs clusters across the whole
     archive, which shards cannot do. Dynamic downscaling keeps count: clustered on it is
-    not measured.
+    measured at 10M frames only (19, 14, 12 rooms against count's 10, 9, 17; "Clustered
+    selection on dynamic cells"), too early to change a default.
     """
     return "clustered" if frames and shards == 1 else "count"
 
