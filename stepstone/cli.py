@@ -321,8 +321,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
         check_shardable(config, worker)  # adaptive cells: refused before the run directory
         worker.policy_return()  # --from-policy: a missing or unfitting policy, said now
         if config.stop_on_success and worker.root().success is None:
-            note = (f"{config.env} has no goal stepstone knows; unless it sets "
-                    "info['is_success'] or info['success']")  # fmt: skip
+            from .envs.generic import INFO_GOALS
+
+            keys = " or ".join(f"info[{k!r}]" for k in INFO_GOALS)
+            note = f"{config.env} has no goal stepstone knows; unless it sets {keys}"
             print(f"stepstone: note: {note}, --stop-on-success needs --goal", file=sys.stderr)
     finally:
         worker.close()

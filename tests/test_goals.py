@@ -161,7 +161,9 @@ def test_the_example_goal_is_a_round_number_past_the_best_score():
 
 def test_stop_on_success_without_a_goal_says_so(tmp_path, capsys):
     explore(tmp_path / "run", "CartPole-v1", "--stop-on-success", frames="300")
-    assert "has no goal stepstone knows" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no goal stepstone knows" in err
+    assert "unless it sets info['is_success'] or info['success']" in err
 
 
 def test_hopper_falling_is_not_success(tmp_path, capsys):
