@@ -140,7 +140,7 @@ def small_disk(tmp_path):
 def test_a_full_disk_stops_the_run_with_one_line_and_resume_continues(small_disk):
     disk, grow_disk = small_disk
     run = disk / "run"
-    explore = cli(f"explore montezuma --cells ram --frames 400k --workers 2 --run-dir {run} "
+    explore = cli(f"explore montezuma --cells ram --frames 100k --workers 2 --run-dir {run} "
                   "--no-progress")  # fmt: skip
     done = subprocess.run(explore, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
