@@ -28,8 +28,11 @@ with REPO the directory ``fetch github:uber-research/go-explore`` gave::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import runpy
+import shutil
 import subprocess
 import sys
 import time
@@ -54,14 +57,19 @@ def count(text: str) -> int:
 
 
 def extract(repo: Path, dest: Path) -> Path:
-    """The peer's ``robustified`` folder from the snapshot (a bare git directory)."""
+    """The peer's ``robustified`` folder from the snapshot (a bare git directory), unpacked
+    beside and renamed into place, so that runs started together each find it whole."""
     code = dest / "robustified"
     if not code.exists():
-        dest.mkdir(parents=True, exist_ok=True)
+        part = dest / f"part-{os.getpid()}"
+        part.mkdir(parents=True)
         what = ["archive", "HEAD", "robustified/goexplore_py"]
         archive = subprocess.run(["git", "--git-dir", str(repo), *what], check=True,
                                  capture_output=True)  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+        subprocess.run(["tar", "-x", "-C", str(part)], input=archive.stdout, check=True)
+        with contextlib.suppress(OSError):  # another run's copy is in place: this one goes
+            (part / "robustified").rename(code)
+        shutil.rmtree(part)
     return code
 
 
