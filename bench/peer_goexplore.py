@@ -39,14 +39,25 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# robustified/phase1_downscaled.sh, minus what is set below (game, paths, budget, cpus)
-SCRIPT_FLAGS = [
-    "--seen_weight=1.0", "--reset_cell_on_update", "--cell_split_factor=0.125",
-    "--first_compute_archive_size=1", "--first_compute_dynamic_state=10000",
-    "--max_archive_size=50000", "--max_recent_frames=10000", "--recent_frame_add_prob=0.01",
-    "--recompute_dynamic_state_every=10000000", "--split_iterations=3000", "--state_is_pixels",
-    "--high_score_weight=0.0", "--max_hours=256", "--batch_size=100", "--dynamic_state",
-]  # fmt: skip
+# The released scripts' flags, minus what is set below (game, paths, budget, cpus):
+# robustified/phase1_downscaled.sh (no domain knowledge) and phase1_montezuma.sh (the
+# domain-knowledge cells of room, keys and position; a check that the stand-in runs the code
+# as it ran, since that setting finds rooms within a few million frames).
+SCRIPTS = {
+    "downscaled": [
+        "--seen_weight=1.0", "--reset_cell_on_update", "--cell_split_factor=0.125",
+        "--first_compute_archive_size=1", "--first_compute_dynamic_state=10000",
+        "--max_archive_size=50000", "--max_recent_frames=10000", "--recent_frame_add_prob=0.01",
+        "--recompute_dynamic_state_every=10000000", "--split_iterations=3000",
+        "--state_is_pixels", "--high_score_weight=0.0", "--max_hours=256", "--batch_size=100",
+        "--dynamic_state",
+    ],
+    "montezuma": [
+        "--pitfall_treasure_type=none", "--seen_weight=1", "--high_score_weight=1",
+        "--horiz_weight=0.1", "--vert_weight=0", "--low_level_weight=0.1", "--remember_rooms",
+        "--reset_cell_on_update", "--max_hours=256",
+    ],
+}  # fmt: skip
 ROOM, LEVEL = 3, 57  # Montezuma's RAM (stepstone/envs/ale_ram.py RAM_LAYOUTS)
 FRAMES_PER_STEP = 4  # gym's Deterministic-v4 games
 
@@ -112,7 +123,8 @@ def measure(metrics: Path):
 
 
 def run(args: argparse.Namespace) -> None:
-    out = Path(args.out) / f"{args.game}-s{args.seed}"
+    kind = args.game if args.script == "downscaled" else f"{args.game}-{args.script}"
+    out = Path(args.out) / f"{kind}-s{args.seed}"
     code = extract(Path(args.repo), Path(args.out) / "code")
     sys.path[:0] = [str(code), str(HERE / "peer")]
     import goexplore_py.goexplore as ge  # the peer's module, from the snapshot
@@ -120,7 +132,8 @@ def run(args: argparse.Namespace) -> None:
     ge.Explore.save_checkpoint = measure(out / "metrics.jsonl")(ge.Explore.save_checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     steps, every = (count(v) // FRAMES_PER_STEP for v in (args.frames, args.every))
-    sys.argv = ["main.py", *SCRIPT_FLAGS, f"--game=generic_{args.game}", f"--seed={args.seed}",
+    game = "montezuma" if args.script == "montezuma" else f"generic_{args.game}"
+    sys.argv = ["main.py", *SCRIPTS[args.script], f"--game={game}", f"--seed={args.seed}",
                 f"--base_path={out}", f"--max_compute_steps={steps}",
                 f"--checkpoint_compute={every}", "--n_cpus=1", "--pool_class=sync"]  # fmt: skip
     runpy.run_path(str(code / "goexplore_py" / "main.py"), run_name="__main__")
@@ -143,6 +156,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repo", help="the fetched uber-research/go-explore git directory")
     p.add_argument("--game", default="MontezumaRevenge")
+    p.add_argument("--script", choices=sorted(SCRIPTS), default="downscaled",
+                   help="the released script whose flags the run takes")  # fmt: skip
     p.add_argument("--frames", default="10M", help="emulator frames (4 a step)")
     p.add_argument("--every", default="1M", help="frames between checkpoints (metrics lines)")
     p.add_argument("--seed", type=int, default=0)
