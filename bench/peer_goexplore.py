@@ -58,7 +58,9 @@ SCRIPTS = {
         "--reset_cell_on_update", "--max_hours=256",
     ],
 }  # fmt: skip
-ROOM, LEVEL = 3, 57  # Montezuma's RAM (stepstone/envs/ale_ram.py RAM_LAYOUTS)
+# Each game's ROM and where its RAM keeps the room and level (stepstone/envs/ale_ram.py
+# RAM_LAYOUTS; Pitfall's screen byte, no level).
+GAMES = {"MontezumaRevenge": ("montezuma_revenge", 3, 57), "Pitfall": ("pitfall", 1, None)}
 FRAMES_PER_STEP = 4  # gym's Deterministic-v4 games
 
 
@@ -84,14 +86,15 @@ def extract(repo: Path, dest: Path) -> Path:
     return code
 
 
-def measure(metrics: Path):
+def measure(metrics: Path, game: str):
     """A wrapper for the peer's ``Explore.save_checkpoint`` that first writes one line of
     metrics, read from the in-memory archive (its checkpoint files drop the saved states)."""
-    from ale_py import ALEInterface, roms
+    from ale_py import ALEInterface, LoggerMode, roms
 
+    rom, room, level = GAMES[game]
+    ALEInterface.setLoggerMode(LoggerMode.Error)
     ale = ALEInterface()
-    ale.setLoggerMode(ale.LoggerMode.Error) if hasattr(ale, "LoggerMode") else None
-    ale.loadROM(roms.get_rom_path("montezuma_revenge"))
+    ale.loadROM(roms.get_rom_path(rom))
     started = time.time()
 
     def places(cell) -> tuple[int, int]:
@@ -100,7 +103,7 @@ def measure(metrics: Path):
         else:
             ale.restoreState(cell.restore[0])
         ram = ale.getRAM()
-        return int(ram[LEVEL]), int(ram[ROOM])
+        return (int(ram[level]) if level is not None else 0), int(ram[room])
 
     def wrap(save):
         def save_checkpoint(self, suffix=""):
@@ -129,7 +132,8 @@ def run(args: argparse.Namespace) -> None:
     sys.path[:0] = [str(code), str(HERE / "peer")]
     import goexplore_py.goexplore as ge  # the peer's module, from the snapshot
 
-    ge.Explore.save_checkpoint = measure(out / "metrics.jsonl")(ge.Explore.save_checkpoint)
+    wrap = measure(out / "metrics.jsonl", args.game)
+    ge.Explore.save_checkpoint = wrap(ge.Explore.save_checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     steps, every = (count(v) // FRAMES_PER_STEP for v in (args.frames, args.every))
     game = "montezuma" if args.script == "montezuma" else f"generic_{args.game}"
@@ -155,7 +159,7 @@ def report(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repo", help="the fetched uber-research/go-explore git directory")
-    p.add_argument("--game", default="MontezumaRevenge")
+    p.add_argument("--game", choices=sorted(GAMES), default="MontezumaRevenge")
     p.add_argument("--script", choices=sorted(SCRIPTS), default="downscaled",
                    help="the released script whose flags the run takes")  # fmt: skip
     p.add_argument("--frames", default="10M", help="emulator frames (4 a step)")
@@ -168,8 +172,10 @@ def main() -> None:
         report(args)
     elif not args.repo:
         p.error(
-            "--repo is needed to run (a git directory from fetch github:uber-research/go-explore)"
+            "--repo is needed to run: the git directory fetch github:uber-research/go-explore gave"
         )
+    elif args.script == "montezuma" and args.game != "MontezumaRevenge":
+        p.error("--script montezuma is Montezuma's Revenge's domain-knowledge script")
     else:
         run(args)
 
