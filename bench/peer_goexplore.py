@@ -39,6 +39,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # stepstone's own parse_count, without installing it
+from stepstone.config import parse_count  # noqa: E402
+
 # The released scripts' flags, minus what is set below (game, paths, budget, cpus):
 # robustified/phase1_downscaled.sh (no domain knowledge) and phase1_montezuma.sh (the
 # domain-knowledge cells of room, keys and position; a check that the stand-in runs the code
@@ -62,11 +65,6 @@ SCRIPTS = {
 # RAM_LAYOUTS; Pitfall's screen byte, no level).
 GAMES = {"MontezumaRevenge": ("montezuma_revenge", 3, 57), "Pitfall": ("pitfall", 1, None)}
 FRAMES_PER_STEP = 4  # gym's Deterministic-v4 games
-
-
-def count(text: str) -> int:
-    units = {"k": 10**3, "M": 10**6, "B": 10**9}
-    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
 
 
 def extract(repo: Path, dest: Path) -> Path:
@@ -135,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
     wrap = measure(out / "metrics.jsonl", args.game)
     ge.Explore.save_checkpoint = wrap(ge.Explore.save_checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    steps, every = (count(v) // FRAMES_PER_STEP for v in (args.frames, args.every))
+    steps, every = (parse_count(v) // FRAMES_PER_STEP for v in (args.frames, args.every))
     game = "montezuma" if args.script == "montezuma" else f"generic_{args.game}"
     sys.argv = ["main.py", *SCRIPTS[args.script], f"--game={game}", f"--seed={args.seed}",
                 f"--base_path={out}", f"--max_compute_steps={steps}",
