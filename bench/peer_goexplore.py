@@ -2,7 +2,8 @@
 
 The peer is uber-research/go-explore's ``robustified/phase1_downscaled.sh`` (its
 ``goexplore_py/main.py`` with that script's flags: dynamic downscaling, split factor 0.125,
-the first choice at 10,000 steps, times-seen weights with reset-on-update), run from a
+the first choice at 10,000 steps, times-seen weights with reset-on-update; ``--script
+montezuma`` takes ``phase1_montezuma.sh``'s domain-knowledge flags instead), run from a
 fetched snapshot of the repository; nothing of it is copied here. What this script adds:
 
 - ``bench/peer/gym``, the old ``gym`` API the code calls, on ale-py;
