@@ -42,6 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # stepstone's own parse_count, without installing it
 from stepstone.config import parse_count  # noqa: E402
+from stepstone.errors import ConfigError  # noqa: E402
 
 # The released scripts' flags, minus what is set below (game, paths, budget, cpus):
 # robustified/phase1_downscaled.sh (no domain knowledge) and phase1_montezuma.sh (the
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> None:
     wrap = measure(out / "metrics.jsonl", args.game)
     ge.Explore.save_checkpoint = wrap(ge.Explore.save_checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    steps, every = (parse_count(v) // FRAMES_PER_STEP for v in (args.frames, args.every))
+    steps, every = (v // FRAMES_PER_STEP for v in (args.frames, args.every))
     game = "montezuma" if args.script == "montezuma" else f"generic_{args.game}"
     sys.argv = ["main.py", *SCRIPTS[args.script], f"--game={game}", f"--seed={args.seed}",
                 f"--base_path={out}", f"--max_compute_steps={steps}",
@@ -155,14 +156,22 @@ def report(args: argparse.Namespace) -> None:
                   f"{m['seconds'] / 3600:>6.2f}")  # fmt: skip
 
 
+def frames(text: str) -> int:
+    try:
+        return parse_count(text)
+    except ConfigError as e:  # argparse says it in one line, with the option's name
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repo", help="the fetched uber-research/go-explore git directory")
     p.add_argument("--game", choices=sorted(GAMES), default="MontezumaRevenge")
     p.add_argument("--script", choices=sorted(SCRIPTS), default="downscaled",
                    help="the released script whose flags the run takes")  # fmt: skip
-    p.add_argument("--frames", default="10M", help="emulator frames (4 a step)")
-    p.add_argument("--every", default="1M", help="frames between checkpoints (metrics lines)")
+    p.add_argument("--frames", type=frames, default="10M", help="emulator frames (4 a step)")
+    p.add_argument("--every", type=frames, default="1M",
+                   help="frames between checkpoints (metrics lines)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--report", action="store_true", help="print the runs' metrics and stop")
@@ -172,6 +181,11 @@ def main() -> None:
     elif not args.repo:
         p.error(
             "--repo is needed to run: the git directory fetch github:uber-research/go-explore gave"
+        )
+    elif subprocess.run(["git", "--git-dir", args.repo, "rev-parse", "HEAD"],
+                        capture_output=True).returncode:  # fmt: skip
+        p.error(
+            f"--repo {args.repo} is not a git directory (fetch github:uber-research/go-explore)"
         )
     elif args.script == "montezuma" and args.game != "MontezumaRevenge":
         p.error("--script montezuma is Montezuma's Revenge's domain-knowledge script")
