@@ -3,6 +3,7 @@ re-keying that keeps every trajectory, the report of choices, and resume after a
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 
@@ -209,6 +210,31 @@ def test_recent_sample_keeps_the_last_distinct_states():
     assert list(s.items) == [b"b", b"c", b"d"]
 
 
+class Counted(dict):
+    """A dict that counts its writes, standing in for the run directory's table."""
+
+    writes = 0
+
+    def __setitem__(self, key, value):
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def test_the_stored_sample_is_written_once_a_state_and_read_back_in_order():
+    table = Counted()
+    s = RecentSample(3, stored=table)
+    s.extend([b"a", b"b", b"a", b"c", b"d"])
+    assert table == {1: b"b", 2: b"c", 3: b"d"} and table.writes == 4  # "a" once, then gone
+    s.extend([b"e"])
+    assert table == {2: b"c", 3: b"d", 4: b"e"} and table.writes == 5  # one write, one delete
+    again = RecentSample(3, stored=table)  # the next session
+    assert list(again.items) == [b"c", b"d", b"e"] and table.writes == 5
+    again.extend([b"c", b"f"])
+    assert list(again.items) == [b"d", b"e", b"f"] and table == {3: b"d", 4: b"e", 5: b"f"}
+    again.clear()  # after a choice
+    assert table == {} and len(again) == 0
+
+
 PARAMS = {"first_update": 1_000, "min_samples": 100, "max_samples": 300}
 
 
@@ -289,13 +315,14 @@ def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monke
     schedule the live run had then: its choices, the frame of the last, the sample the
     next choice will be made from and the entries the choices put aside; it then goes on
     choosing, and every trajectory replays."""
-    live, retired = {}, []
+    live, retired, sample = {}, [], []
     commit = runner.Iterations.commit
 
     def commit_then_die(self):
         row = commit(self)
         if self.adaptive.choices and len(self.adaptive.recent):
             live.update(self.adaptive.extra())
+            sample.extend(self.adaptive.recent.items)
             aside = self.engine.archive.retired
             retired.extend(aside.row(i) for i in range(len(aside)))
             raise KeyboardInterrupt
@@ -304,15 +331,38 @@ def test_a_run_killed_after_a_rechoice_resumes_with_its_schedule(tmp_path, monke
     monkeypatch.setattr(runner.Iterations, "commit", commit_then_die)
     explore(tmp_path, "run", 25_000).close()
     monkeypatch.undo()
-    assert live["cell_choices"] and live["cell_sample"]
+    assert live["cell_choices"] and sample
     store = RunStore.open(tmp_path / "run")
     saved = {k: store.extra(k) for k in live}
+    stored = [store.cell_sample[i] for i in sorted(store.cell_sample)]
     aside = store.load_archive().retired
     store.close()
-    assert saved == live
+    assert saved == live and stored == sample
     assert retired and [aside.row(i) for i in range(len(aside))] == retired  # and put aside
     store = explore(tmp_path, "run", 25_000, resume=True)
     choices = store.extra("cell_choices")
     assert choices[: len(live["cell_choices"])] == live["cell_choices"] and len(choices) >= 2
     store.close()
+    assert main(["replay", str(tmp_path / "run"), "--cell", "all"]) == 0
+
+
+def test_a_run_that_kept_its_sample_in_the_meta_table_resumes_from_it(tmp_path):
+    """Run directories written before the cell_sample table kept the sample as one JSON list
+    in the meta table; the first writer that opens one moves it to the table, in order."""
+    explore(tmp_path, "run", 3_000).close()
+    store = RunStore.open(tmp_path / "run", write=True)
+    sample = [store.cell_sample[i] for i in sorted(store.cell_sample)]
+    assert sample
+    with store.db:  # as the older version left it
+        store.db.execute("DROP TABLE cell_sample")
+        store.db.execute(
+            "INSERT INTO meta VALUES ('extra:cell_sample', ?)",
+            (json.dumps([base64.b64encode(s).decode() for s in sample]),),
+        )
+    store.close()
+    store = open_run(None, tmp_path / "run")
+    assert [store.cell_sample[i] for i in sorted(store.cell_sample)] == sample
+    assert store.extra("cell_sample") is None
+    store.close()
+    explore(tmp_path, "run", 6_000, resume=True).close()
     assert main(["replay", str(tmp_path / "run"), "--cell", "all"]) == 0

@@ -234,14 +234,16 @@ def decode_frame(source: bytes) -> np.ndarray:
 class DynamicSchedule(Schedule):
     """Dynamic downscaling's schedule: the cells' own ``due`` and no stored sample.
 
-    10,000 frames are too many to write with every commit, so the sample is not kept across
-    sessions: a resumed run samples from where it resumed and counts its next interval from
-    there, as the reference refills its sample before going on (main.py, the --seed_path
-    branch), so no choice comes from a session's first frames.
+    The sample (up to 10,000 frames) is not kept across sessions, as the reference's is not:
+    a resumed run samples from where it resumed and counts its next interval from there, as
+    the reference refills its sample before going on (main.py, the --seed_path branch), so no
+    choice comes from a session's first frames.
     """
 
-    def __init__(self, cells: AdaptiveCells, engine: Any, saved: dict | None = None):
-        super().__init__(cells, engine, {**(saved or {}), "cell_sample": None})
+    def __init__(
+        self, cells: AdaptiveCells, engine: Any, saved: dict | None = None, stored: Any = None
+    ):
+        super().__init__(cells, engine, saved)  # ``stored`` ignored: the sample stays in memory
         self.sampled_from = engine.frames
 
     def due(self) -> bool:
@@ -249,6 +251,3 @@ class DynamicSchedule(Schedule):
         if last is not None and last < self.sampled_from:
             last = self.sampled_from
         return self.cells.due(e.frames, last, len(e.archive))
-
-    def extra(self) -> dict:
-        return {k: v for k, v in super().extra().items() if k != "cell_sample"}

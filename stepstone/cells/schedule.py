@@ -11,14 +11,16 @@ reference code (uber-research/go-explore, robustified/goexplore_py/goexplore.py:
 after each choice, so every choice is judged on states found under the previous one.
 
 Everything the next choice depends on (the sample, the record) is stored with each commit, so
-a resumed run chooses what the uninterrupted run chose; dynamic downscaling's frames are too
-many to store, so its DynamicSchedule (cells/dynamic.py) samples afresh after a resume.
+a resumed run chooses what the uninterrupted run chose: the record in the run's meta table,
+the sample a row a state, each written once (RunStore's ``cell_sample``). Dynamic
+downscaling's 10,000 frames a sample are not stored: its DynamicSchedule (cells/dynamic.py)
+samples afresh after a resume.
 """
 
 from __future__ import annotations
 
-import base64
 from collections import deque
+from collections.abc import MutableMapping
 from typing import Any
 
 import numpy as np
@@ -28,24 +30,54 @@ from .base import AdaptiveCells
 
 class RecentSample:
     """The last ``capacity`` distinct sources, oldest dropped first (the reference's
-    ``RotatingSet``)."""
+    ``RotatingSet``).
 
-    def __init__(self, capacity: int, items: list[bytes] | None = None):
-        self.items: deque[bytes] = deque(maxlen=capacity)
+    ``stored``: where the sample is kept between sessions (the run directory's ``cell_sample``
+    table, RunStore), read at the start in the order the sources came; each source is written
+    to it once, as it enters, and deleted as it leaves. None: kept in memory only.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        items: list[bytes] | None = None,
+        stored: MutableMapping[int, bytes] | None = None,
+    ):
+        self.items: deque[bytes] = deque()
+        self.capacity = capacity
+        self._ids: deque[int] = deque()
         self._set: set[bytes] = set()
+        self.stored = stored
+        self.next_id = 0
+        for i in sorted(stored or ()):
+            self._add(stored[i], i, write=False)  # type: ignore[index]
         self.extend(items or [])
+
+    def _add(self, source: bytes, key: int, write: bool = True) -> None:
+        if source in self._set:
+            return
+        if len(self.items) == self.capacity:
+            self._set.discard(self.items.popleft())
+            gone = self._ids.popleft()
+            if self.stored is not None:
+                del self.stored[gone]
+        self.items.append(source)
+        self._ids.append(key)
+        self._set.add(source)
+        self.next_id = key + 1
+        if write and self.stored is not None:
+            self.stored[key] = source
 
     def extend(self, sources: list[bytes]) -> None:
         for s in sources:
-            if s in self._set:
-                continue
-            if len(self.items) == self.items.maxlen:
-                self._set.discard(self.items[0])
-            self.items.append(s)
-            self._set.add(s)
+            self._add(s, self.next_id)
 
     def clear(self) -> None:
+        if self.stored is not None:
+            for i in self._ids:
+                del self.stored[i]
         self.items.clear()
+        self._ids.clear()
         self._set.clear()
 
     def __len__(self) -> int:
@@ -59,9 +91,16 @@ class Schedule:
         cells: the run's adaptive cells (their ``due``, ``choose``, ``decode``).
         engine: the engine, built with a ``cell_shape``.
         saved: what ``extra()`` returned at the last commit (a resumed run), else None.
+        stored: the table the sample is kept in (``RecentSample``), else None.
     """
 
-    def __init__(self, cells: AdaptiveCells, engine: Any, saved: dict | None = None):
+    def __init__(
+        self,
+        cells: AdaptiveCells,
+        engine: Any,
+        saved: dict | None = None,
+        stored: MutableMapping[int, bytes] | None = None,
+    ):
         self.cells = cells
         self.engine = engine
         assert engine.cell_shape is not None  # the runner builds the engine with one
@@ -69,8 +108,7 @@ class Schedule:
         saved = saved or {}
         self.last_update: int | None = saved.get("cell_update_frame")
         self.choices: list[dict] = list(saved.get("cell_choices") or [])
-        stored = [base64.b64decode(s) for s in saved.get("cell_sample") or []]
-        self.recent = RecentSample(cells.max_samples, stored)
+        self.recent = RecentSample(cells.max_samples, stored=stored)
 
     def due(self) -> bool:
         """The cells say so, or the archive grew ``growth`` times, and the sample is big
@@ -120,15 +158,12 @@ class Schedule:
                 f"cells{aside}")  # fmt: skip
 
     def extra(self) -> dict:
-        """What the run directory keeps of the schedule, with each commit."""
-        return {
-            "cell_update_frame": self.last_update,
-            "cell_choices": self.choices,
-            "cell_sample": [base64.b64encode(s).decode() for s in self.recent.items],
-        }
+        """What the run directory keeps of the schedule with each commit (the sample is
+        written as it changes, to the table given as ``stored``)."""
+        return {"cell_update_frame": self.last_update, "cell_choices": self.choices}
 
     @classmethod
     def load(cls, cells: AdaptiveCells, engine: Any, store: Any) -> Schedule:
         """The schedule of a run directory (``store``: a RunStore) as its last commit left it."""
-        keys = ("cell_update_frame", "cell_choices", "cell_sample")
-        return cls(cells, engine, {k: store.extra(k) for k in keys})
+        keys = ("cell_update_frame", "cell_choices")
+        return cls(cells, engine, {k: store.extra(k) for k in keys}, store.cell_sample)

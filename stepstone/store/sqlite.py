@@ -10,6 +10,7 @@ a different configuration than the stored one.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -39,6 +40,11 @@ QUICK_CHECK_MAX_BYTES = 256 * 2**20
 
 # Entries a re-keying put aside (Archive.rekey), one JSON object of plain values a row.
 _RETIRED = "CREATE TABLE IF NOT EXISTS retired (id INTEGER PRIMARY KEY, data TEXT NOT NULL);"
+# Adaptive cells' sample of recent states (cells/schedule.py), a row a state: each is written
+# once, with the commit after it entered, and deleted when it leaves the sample.
+_CELL_SAMPLE = (
+    "CREATE TABLE IF NOT EXISTS cell_sample (id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+)
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE entries (cell BLOB PRIMARY KEY, idx INTEGER NOT NULL,
@@ -50,6 +56,7 @@ CREATE TABLE nodes (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,
     parent_len INTEGER NOT NULL, dtype TEXT NOT NULL, actions BLOB NOT NULL);
 CREATE TABLE metrics (iteration INTEGER PRIMARY KEY, data TEXT NOT NULL);
 {_RETIRED}
+{_CELL_SAMPLE}
 """
 # The entries' fixed columns; every other column is an environment metric (Archive.metrics),
 # added when a run first reports it. Directories written before metrics were generic have two,
@@ -241,6 +248,7 @@ class RunStore:
         self.snapshots = _Table(db, "snapshots", self._seal, self._unseal)
         self.sources = _Table(db, "sources", lambda b: (b,), lambda r: r[0])
         self.nodes = _Table(db, "nodes", _encode_node, _decode_node)
+        self.cell_sample = _Table(db, "cell_sample", lambda b: (b,), lambda r: r[0])
         self.parts: list[RunStore] = []  # a sharded run's shard stores, opened to read
 
     def _open_shards(self) -> None:
@@ -505,14 +513,26 @@ class RunStore:
 
     # -- writing -----------------------------------------------------------------------------
     def upgrade(self) -> None:
-        """Add columns that newer versions keep (counters start at 0); before writing."""
+        """Add what newer versions keep (counters start at 0); before writing.
+
+        Before the cell_sample table, the sample was one JSON list in the meta table,
+        rewritten whole with every commit (16 MB and more for float pictures): moved here.
+        """
         stored = {r[1] for r in self.db.execute("PRAGMA table_info(entries)")}
+        legacy = self.extra("cell_sample")
         with self.db:
             for name in _INT_COLUMNS:
                 if name not in stored:
                     self.db.execute(
                         f"ALTER TABLE entries ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0"
                     )
+            self.db.execute(_CELL_SAMPLE)
+            if legacy is not None:
+                self.db.executemany(
+                    "INSERT INTO cell_sample (data) VALUES (?)",
+                    [(base64.b64decode(s),) for s in legacy],
+                )
+                self.db.execute("DELETE FROM meta WHERE key = 'extra:cell_sample'")
 
     def set_meta(self, key: str, value: str) -> None:
         try:
@@ -532,14 +552,18 @@ class RunStore:
             self._commit(engine, metrics, extra)
         except sqlite3.Error as e:
             raise _write_error(self.path, e, self.pending_bytes()) from None
-        for table in (self.snapshots, self.sources, self.nodes):
+        for table in self._queued():
             table.committed()
         engine.archive.dirty.clear()
         engine.archive.rekeyed = False
 
     def pending_bytes(self) -> int:
         """Bytes queued for the next commit (snapshots, sources and trajectory segments)."""
-        return sum(t.pending_bytes() for t in (self.snapshots, self.sources, self.nodes))
+        return sum(t.pending_bytes() for t in self._queued())
+
+    def _queued(self) -> tuple[_Table, ...]:
+        """The tables whose writes wait for the next commit."""
+        return (self.snapshots, self.sources, self.nodes, self.cell_sample)
 
     def _commit(self, engine: Engine, metrics: dict | None, extra: dict | None) -> None:
         a = engine.archive
@@ -574,9 +598,8 @@ class RunStore:
                     f"VALUES ({', '.join('?' * len(cols))})",
                     rows,
                 )
-            self.snapshots.flush()
-            self.sources.flush()
-            self.nodes.flush()
+            for table in self._queued():
+                table.flush()
             meta = [("engine", json.dumps(engine.state()))]
             meta += [(f"extra:{k}", json.dumps(v)) for k, v in (extra or {}).items()]
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
