@@ -193,7 +193,7 @@ def test_picture_parts_are_downscaled_with_shapes_chosen_beside_the_bins():
 
 def test_a_wide_float_observation_keeps_its_sample_small_and_one_resolution():
     """A 64 x 64 x 3 float picture is 12,288 float dimensions: 4,000 sampled states would be
-    390 MB written with every commit, and refining each dimension would take hours a choice."""
+    390 MB kept, and refining each dimension would take hours a choice."""
     c = AdaptiveBins(64 * 64 * 3)
     assert c.max_samples == c.min_samples == 16 * 2**20 // (8 * 12_288) == 170
     assert AdaptiveBins(4).max_samples == 4_000 and AdaptiveBins(4).min_samples == 500
@@ -203,6 +203,22 @@ def test_a_wide_float_observation_keeps_its_sample_small_and_one_resolution():
     shape = c.choose(rows, rng)  # the one resolution's scan only: seconds, not hours
     grid = Bins(list(shape))
     assert len({grid.key_of(*r) for r in rows}) == 8  # the 8 states told apart (T is 21)
+
+
+def test_many_independent_dimensions_are_cut_a_few_at_a_time():
+    """64 dimensions varying apart (a robot's joints): at any resolution, bins anchored at 0
+    split each by sign at least, 2**64 cells, so all 2,000 states are alone. Taking the
+    dimensions one at a time, each in two halves by sign at the coarsest resolution, 8 of
+    them make about 2**8 = 256 cells, the target (2,000 / 8)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2_000, 64))
+    rows = [(r, (), ()) for r in x]
+    every = Bins([-2] * 64)  # the coarsest resolution on every dimension
+    assert len({every.key_of(*r) for r in rows}) > 1_990
+    shape = AdaptiveBins(64).choose(rows, rng)
+    cut = [b for b in shape if b != OFF]
+    assert 7 <= len(cut) <= 9
+    assert 125 <= len({Bins(list(shape)).key_of(*r) for r in rows}) <= 500
 
 
 def test_recent_sample_keeps_the_last_distinct_states():
