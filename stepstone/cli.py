@@ -438,6 +438,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _replay(args, store, archive, tree, worker) -> int:
     from . import replay as rp
+    from .envs.mujoco import headless_gl
 
     config = store.config
     shape = store.state().get("cell_shape")
@@ -463,8 +464,7 @@ def _replay(args, store, archive, tree, worker) -> int:
             return 1
     print(f"{checked} trajectories replayed to their cells and scores")
     if args.gif is not None:
-        if not os.environ.get("DISPLAY"):  # MuJoCo draws headless through EGL
-            os.environ.setdefault("MUJOCO_GL", "egl")
+        headless_gl()
         frames = rp.draw(config, tree.actions(best.node, best.length), best.score)
         rp.write_gif(frames, str(args.gif))
         height, width = frames[0].shape[:2]

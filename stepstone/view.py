@@ -44,6 +44,8 @@ from .trajectories import TrajectoryTree
 PAGE = "view.html"
 TEMPLATE = "view_page.html"  # beside this module: the page's layout, style and script
 ANIMATION_FRAMES = 240  # frames of the best trajectory's animation (every k-th step beyond)
+PICTURE_SIDE = 320  # pixels; larger pictures are shrunk (Atari's 210 x 160 is not)
+MUJOCO_SIDE = 240  # pixels of a MuJoCo render asked for
 
 
 # -- what a cell looks like ------------------------------------------------------------------
@@ -98,16 +100,26 @@ def projection(points: np.ndarray) -> np.ndarray:
 
 
 # -- pictures --------------------------------------------------------------------------------
-def png(image: np.ndarray) -> str:
-    """An RGB array as a data: URI (PNG, palette-reduced when it has few colours)."""
+def image_uri(image: np.ndarray) -> str:
+    """An RGB array as a data: URI: a palette PNG when it has few colours (Atari, grids:
+    exact), else a JPEG (a 3-D render: a third of a PNG's bytes), no side over
+    ``PICTURE_SIDE``."""
     from PIL import Image
 
     img = Image.fromarray(np.asarray(image, dtype=np.uint8))
-    if img.getcolors(256) is not None:
-        img = img.quantize(colors=256)  # Atari and grid frames have a few dozen colours
+    few = img.getcolors(256) is not None
+    # shrunk pixel for pixel where the colours are few, so that they stay few
+    img.thumbnail(
+        (PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.NEAREST if few else Image.Resampling.BICUBIC
+    )
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    if few:
+        img.quantize(colors=256).save(buf, format="PNG", optimize=True)
+        kind = "png"
+    else:
+        img.convert("RGB").save(buf, format="JPEG", quality=85)
+        kind = "jpeg"
+    return f"data:image/{kind};base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def frame_of(obs: Any) -> np.ndarray | None:
@@ -131,12 +143,12 @@ def picture(env: Any) -> dict | None:
     """What the environment looks like now: {"img": uri} or {"text": ...}, or None."""
     obs = env.observe()
     if (frame := frame_of(obs)) is not None:
-        return {"img": png(frame)}
+        return {"img": image_uri(frame)}
     inner = getattr(getattr(env, "env", None), "unwrapped", None)
     # MiniGrid draws its full grid without a render mode
     if inner is not None and hasattr(inner, "get_frame"):
         tile = max(8, min(32, 480 // max(inner.width, inner.height)))
-        return {"img": png(inner.get_frame(highlight=False, tile_size=tile))}
+        return {"img": image_uri(inner.get_frame(highlight=False, tile_size=tile))}
     if isinstance(obs, str):
         return {"text": obs[:4000]}
     if getattr(getattr(env, "env", None), "render_mode", None) == "rgb_array":
@@ -144,7 +156,7 @@ def picture(env: Any) -> dict | None:
             frame = env.env.render()
         except Exception:  # no display library or GL context: no picture, not a failed page
             return None
-        return {"img": png(frame)} if frame is not None else None
+        return {"img": image_uri(frame)} if frame is not None else None
     return None
 
 
@@ -309,24 +321,30 @@ def animation(worker: Any, seed: int, actions: np.ndarray) -> dict:
 
 def drawing_worker(config: Any) -> Any:
     """A worker whose environment draws frames (``render_mode="rgb_array"``) where a Gymnasium
-    environment accepts it; else the run's own. Not MuJoCo: without an OpenGL context its
-    renderer aborts the process, which no exception handler can catch."""
+    environment accepts it; else the run's own. MuJoCo only where a child process could draw
+    (``can_draw``): without an OpenGL context its renderer can abort the process."""
     from .envs.generic import GymEnv
-    from .envs.mujoco import is_mujoco
+    from .envs.mujoco import can_draw, is_mujoco
     from .errors import StepstoneError
     from .worker import Worker
 
     worker = Worker.from_config(config)
     env = worker.env
-    if not isinstance(env, GymEnv) or is_mujoco(env.env) or "render_mode" in config.env_args:
+    if not isinstance(env, GymEnv) or "render_mode" in config.env_args:
         return worker
+    tries: list[dict[str, Any]] = [{"render_mode": "rgb_array"}]
+    if is_mujoco(env.env):
+        if not can_draw():
+            return worker
+        # drawn in software here: 110 ms a frame at this size, 170 at the default 480
+        tries.insert(0, {**tries[0], "width": MUJOCO_SIDE, "height": MUJOCO_SIDE})
     worker.close()
-    try:
-        return Worker.from_config(
-            replace(config, env_args={**config.env_args, "render_mode": "rgb_array"})
-        )
-    except StepstoneError:  # text games, or an environment without that argument
-        return Worker.from_config(config)
+    for extra in tries:
+        try:
+            return Worker.from_config(replace(config, env_args={**config.env_args, **extra}))
+        except StepstoneError:  # text games, or an environment without that argument
+            pass
+    return Worker.from_config(config)
 
 
 def page_data(store: RunStore, max_frames: int) -> dict:

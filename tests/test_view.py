@@ -308,20 +308,47 @@ def test_serve_answers_with_the_page(grid_page):
             httpd.shutdown()
 
 
-def test_mujoco_page_is_written_without_drawing(tmp_path):
-    """MuJoCo's renderer aborts a process that has no OpenGL context: the page does without
-    its frames (in a separate process here, so that a regression fails this test only)."""
+def test_mujoco_is_drawn_where_a_child_process_can_draw_and_the_page_does_without_elsewhere(
+    tmp_path, monkeypatch
+):
+    """MuJoCo's renderer can abort a process that has no OpenGL context, so ``view`` first
+    draws one frame in a child process. GLFW without a display cannot draw: the page is
+    written without frames. EGL draws headless where Mesa is installed (as here): the frames
+    are in the page, 240 pixels a side, as JPEG. Each ``view`` runs in a process of its own,
+    so that an abort fails this test only."""
+    import base64
+    import io
+    import os
     import subprocess
 
+    from PIL import Image
     from runs import cli
+
+    from stepstone.envs.mujoco import can_draw
 
     pytest.importorskip("mujoco")
     run_dir = explore(tmp_path, "HalfCheetah-v5", "500")
-    done = subprocess.run(cli(f"view {run_dir} --max-frames 5"), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    data = page_data(run_dir / "view.html")
-    assert data["map"]["kind"] == "projection"
-    assert set(data["pictures"].values()) == {None}
+    no_display = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    for gl in ("glfw", "egl"):
+        done = subprocess.run(cli(f"view {run_dir} --max-frames 5"), capture_output=True,
+                              text=True, env={**no_display, "MUJOCO_GL": gl})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        data = page_data(run_dir / "view.html")
+        assert data["map"]["kind"] == "projection"
+        pictures = list(data["pictures"].values())
+        if gl == "glfw":
+            assert pictures and set(pictures) == {None}
+            continue
+        monkeypatch.setenv("MUJOCO_GL", "egl")
+        monkeypatch.delenv("DISPLAY", raising=False)
+        if not can_draw():  # this machine has no EGL: the page as with GLFW
+            assert set(pictures) == {None}
+            continue
+        assert pictures and all(p is not None for p in pictures)
+        head, _, body = pictures[0]["img"].partition(",")
+        assert head == "data:image/jpeg;base64"
+        assert Image.open(io.BytesIO(base64.b64decode(body))).size == (240, 240)
+        assert len(data["animations"][0]["frames"]) == len(data["animations"][0]["steps"]) > 1
 
 
 def test_text_from_the_run_cannot_end_the_script():

@@ -12,6 +12,10 @@ render made each snapshot 103 kB.
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
+import sys
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +32,32 @@ if TYPE_CHECKING:
 # A snapshot's observation is compressed above this size (packed): Hopper's 11 floats are
 # ~300 bytes, a 160 x 160 RGB picture beside them 102 kB.
 OBS_BYTES = 4096
+
+
+# One frame of a small MuJoCo task, drawn in a child process (``can_draw``).
+_DRAW_ONE = (
+    "import gymnasium as g; e = g.make('InvertedPendulum-v5', render_mode='rgb_array'); "
+    "e.reset(seed=0); assert e.render() is not None"
+)
+
+
+def headless_gl() -> None:
+    """Without a display, MuJoCo draws through EGL, unless ``MUJOCO_GL`` says otherwise
+    (Gymnasium's first choice, GLFW, needs a display)."""
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@functools.cache
+def can_draw() -> bool:
+    """Whether MuJoCo draws frames here, tried once in a child process: a renderer without
+    an OpenGL context can abort the process that asks it, past any exception handler."""
+    headless_gl()
+    try:
+        done = subprocess.run([sys.executable, "-c", _DRAW_ONE], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def is_mujoco(env: gym.Env) -> bool:
