@@ -11,9 +11,11 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections import deque
 from typing import TextIO
 
 BAR_MIN, BAR_MAX = 10, 40
+RATE_WINDOW = 60.0  # seconds the speed is measured over
 
 
 def human(n: float) -> str:
@@ -40,7 +42,7 @@ def goal_state(m: dict) -> str:
 
 
 def rate(m: dict, first: dict) -> float | None:
-    """Frames per second since ``first`` (this session's first row), None before any."""
+    """Frames per second since row ``first``, None before any."""
     dt = m.get("seconds", 0.0) - first.get("seconds", 0.0)
     df = m["frames"] - first["frames"]
     return df / dt if dt > 0 and df > 0 else None
@@ -126,17 +128,28 @@ class Progress:
         self.live = enabled and self.stream.isatty()
         self.log_every = log_every
         self._last_log = -float("inf")
-        self._first: dict | None = None
+        self._recent: deque[dict] = deque()  # this session's rows of the last RATE_WINDOW s
         self._shown = ""
 
     def _line(self, m: dict, width: int | None) -> str:
-        if self._first is None:
-            self._first = m
-        return line(m, self.total, self._first, width, self.env, self.workers)
+        return line(m, self.total, self._recent[0], width, self.env, self.workers)
+
+    def _record(self, m: dict) -> None:
+        """Keep the rows of the last ``RATE_WINDOW`` seconds: the speed and the time left are
+        measured over them, not the session, so that a run stopped a while (Ctrl-Z, SIGSTOP)
+        and continued, or slowing as its archive grows, shows what it does now."""
+        recent = self._recent
+        if recent and recent[-1] is m:
+            return
+        recent.append(m)
+        now = m.get("seconds", 0.0)
+        while len(recent) > 2 and now - recent[0].get("seconds", 0.0) > RATE_WINDOW:
+            recent.popleft()  # (the row before is kept: a speed right after a pause)
 
     def update(self, m: dict) -> None:
         if not self.enabled:
             return
+        self._record(m)
         if self.live:
             self._shown = self._line(m, shutil.get_terminal_size().columns)
             self.stream.write("\r\x1b[K" + self._shown)

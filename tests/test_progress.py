@@ -44,6 +44,26 @@ def test_eta_counts_from_the_sessions_first_row():
     assert "ETA --:--" in line(resumed | {"cells": 1, "best_score": 0}, 3_000_000, resumed, 120)
 
 
+def test_speed_and_time_left_follow_the_last_minute_after_a_pause():
+    """Stopped for 20 minutes (Ctrl-Z, SIGSTOP) and continued: after one line that spans
+    the pause, the speed is the run's again, 10k frames a second, not the session's mean."""
+    out = io.StringIO()
+    p = Progress("montezuma", 3_000_000, 1, log_every=0, stream=out)
+    rows = [{**ROW, "frames": 10_000 * t, "seconds": float(t)} for t in range(0, 61, 2)]
+    rows += [{**ROW, "frames": 600_000 + 10_000 * t, "seconds": 1_260.0 + t} for t in (0, 2, 4)]
+    for r in rows:
+        p.update(r)
+    lines = out.getvalue().splitlines()
+    assert "10k/s" in lines[30] and "ETA 4:00" in lines[30]  # 2.4M frames left at 10k/s
+    assert "/s" in lines[31] and "10k/s" not in lines[31]  # across the pause: one line
+    assert "10k/s" in lines[32] and "ETA 3:58" in lines[32]
+    assert "10k/s" in lines[33]
+    # slowing to 1k frames/s (the archive grown) for a minute: 1k/s, not the session's mean
+    for t in range(2, 63, 2):
+        p.update({**ROW, "frames": 640_000 + 1_000 * t, "seconds": 1_264.0 + t})
+    assert "1k/s" in out.getvalue().splitlines()[-1]
+
+
 def test_goal_state_reads_the_success_frame():
     assert goal_state(ROW) == "goal no"
     assert goal_state({**ROW, "success_frame": 1_234_567}) == "goal at 1.23M"
