@@ -304,6 +304,15 @@ def test_the_report_says_which_values_are_bits_and_which_a_pictures():
     # values three times); an old run's bare shape shows its first values.
     many = AdaptiveBins(40).shape_text((1,) * 30 + (2,) * 10)
     assert many == "bits of 40 float dimensions: 1 for 30, 2 for 10"
+    # a robot's few dimensions cut among many: which, by index, or by part and index
+    few = AdaptiveBins(40).shape_text((OFF,) * 7 + (-1,) + (OFF,) * 30 + (0, OFF))
+    assert few == "bits of 40 float dimensions, 2 cut: [7] -1, [38] 0; the others off"
+    maze = AdaptiveBins(20)
+    maze.parts = [("achieved_goal", 2), ("observation", 18)]
+    text = maze.shape_text((1,) + (OFF,) * 4 + (-2,) + (OFF,) * 14)
+    assert text == (
+        "bits of 20 float dimensions, 2 cut: achieved_goal[0] 1, observation[3] -2; the others off"
+    )
     # a dict's (or tuple's) float parts by name: PointMaze's read "bits (0, 1, 56, off, ...)"
     from stepstone.cells.bins import float_parts
 

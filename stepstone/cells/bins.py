@@ -265,9 +265,15 @@ class AdaptiveBins(AdaptiveCells):
         """``bits (5, 2, off); picture shrunk to 11 x 8 pixels, 8 levels``: a float's bin is
         2**-bits wide; a dict's parts by name (``bits achieved_goal (0, 1), observation (3, 3,
         off, off)``). Past ``LISTED`` dimensions (a float picture's thousands), how many take
-        each."""
+        each; where at most ``LISTED`` are cut (a robot's few), which, by index (or part and
+        index)."""
         name = [("off" if b == OFF else str(b)) for b in shape[: self.dims]]
-        if self.dims > LISTED:
+        cut = [d for d in range(self.dims) if shape[d] != OFF]
+        if self.dims > LISTED and len(cut) <= LISTED:
+            bits = ", ".join(f"{self._dimension(d)} {name[d]}" for d in cut)
+            of = f"bits of {self.dims:,} float dimensions"
+            parts = [f"{of}, {len(cut)} cut: {bits}; the others off" if cut else f"{of}: off"]
+        elif self.dims > LISTED:
             counts = sorted(Counter(name).items(), key=lambda kv: -kv[1])
             bits = ", ".join(f"{b} for {n:,}" for b, n in counts)
             parts = [f"bits of {self.dims:,} float dimensions: {bits}"]
@@ -281,6 +287,16 @@ class AdaptiveBins(AdaptiveCells):
         rest = shape[self.dims :]
         parts += [f"picture {picture_text(rest[i : i + 3])}" for i in range(0, len(rest), 3)]
         return "; ".join(parts)
+
+    def _dimension(self, d: int) -> str:
+        """Float dimension ``d`` named: ``[7]``, or ``observation[3]`` among named parts."""
+        if not self.parts or sum(n for _, n in self.parts) != self.dims:
+            return f"[{d}]"
+        for part, size in self.parts:
+            if d < size:
+                return f"{part}[{d}]"
+            d -= size
+        raise IndexError(d)
 
     def __call__(self, env: Any) -> Hashable:
         return self._bins.key_of(*split(env.observe(), self._bins.downscaled))
