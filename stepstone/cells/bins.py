@@ -59,7 +59,7 @@ START_FRAME = (11, 8, 8)
 # sweep tries every dimension: at 1,024 (uniform noise) one choice took 6 s on 500 states,
 # and a 64 x 64 x 3 float picture's 12,288 would take hours.
 SWEEP_DIMS = 256
-# The coarsest resolution searched: bins four standard deviations wide or more (``choose``).
+# The coarsest resolution searched: bins two to four standard deviations wide (``choose``).
 COARSEST = -2
 # Dimensions tried at each step of choosing a few (``_fewer_dimensions``); beyond, a random
 # subset of this many.
