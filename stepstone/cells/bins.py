@@ -385,7 +385,7 @@ class AdaptiveBins(AdaptiveCells):
             return max(lo, min(hi, round(v)))
 
         def at(r: int, frames: list[int]) -> list[int]:
-            return [OFF if e is None else max(-60, min(60, r - e)) for e in exponents] + frames
+            return [OFF if e is None else _bits(r, e) for e in exponents] + frames
 
         best = at(-3, list(self.shape[n:]))
         best_score = evaluate(best)
@@ -445,6 +445,12 @@ def _exponent(v: np.ndarray) -> int | None:
     return math.floor(math.log2(sd)) if sd > 0 else None
 
 
+def _bits(resolution: int, exponent: int) -> int:
+    """A dimension's bits at a resolution relative to its spread (``2**exponent``), kept
+    within the -60 to 60 the sweep keeps to."""
+    return max(-60, min(60, resolution - exponent))
+
+
 def _alone(counts: np.ndarray) -> int:
     """How many sampled states are alone in their cells."""
     return int((counts == 1).sum())
@@ -473,7 +479,7 @@ def _fewer_dimensions(
         top, pick = now, None
         for d in free:
             cand = shape.copy()
-            cand[d] = max(-60, min(60, COARSEST - exponents[d]))
+            cand[d] = _bits(COARSEST, exponents[d])
             if (s := evaluate(cand)) > top + 1e-12:
                 top, pick = s, cand
         if pick is None:
