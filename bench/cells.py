@@ -99,8 +99,10 @@ def row(r: dict) -> str:
     dist = f"{r['distance']:.2f}" if "distance" in r else ""
     success = f"{r['success']:,}" if r["success"] is not None else "no"
     shape = tuple(r["shape"]) if r["shape"] is not None else ""
-    if len(shape) > 16:  # a robot's many dimensions: how many are cut (bins.OFF: ignored)
-        shape = f"{len(shape)} dimensions, {sum(v != -128 for v in shape)} cut"
+    if len(shape) > 16:  # a robot's many dimensions: how many are cut (OFF: ignored)
+        from stepstone.cells.bins import OFF
+
+        shape = f"{len(shape)} dimensions, {sum(v != OFF for v in shape)} cut"
     cols = [r["task"], r["variant"], r["seed"], f"{r['frames']:,}", f"{r['cells']:,}",
             f"{r['best']:g}", success, dist, r["choices"], shape, f"{r['cpu']:.0f}",
             f"{r['mb']:.0f}"]  # fmt: skip
