@@ -33,6 +33,20 @@ def test_unknown_environment(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_file_given_to_import_names_the_module_to_give(capsys, tmp_path):
+    mine = tmp_path / "myenvs.py"
+    mine.write_text("raise SystemExit('not to be run')\n")
+    code, err = run_cli(
+        capsys, "explore", "MyEnv-v0", "--import", str(mine), "--run-dir", str(tmp_path / "r")
+    )
+    assert code == 2
+    assert one_line(err) == (
+        "stepstone: error: --import takes a module name, not a file: give --import myenvs, "
+        f"run from {tmp_path} (or with it on PYTHONPATH)"
+    )
+    assert not (tmp_path / "r").exists()
+
+
 def test_unknown_cell_kind(capsys, tmp_path):
     code, err = run_cli(
         capsys, "explore", "montezuma", "--cells", "pixels", "--run-dir", str(tmp_path / "r")

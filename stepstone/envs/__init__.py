@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -54,6 +55,16 @@ def import_modules(modules: tuple[str, ...]) -> None:
     if modules and os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     for name in modules:
+        if name.endswith(".py") or os.sep in name:  # a file where a module name belongs
+            path = Path(name)
+            where = (
+                ""
+                if str(path.parent) == "."
+                else f", run from {path.parent} (or with it on PYTHONPATH)"
+            )
+            raise EnvironmentNotFound(
+                f"--import takes a module name, not a file: give --import {path.stem}{where}"
+            )
         try:
             importlib.import_module(name)
         except ImportError as e:
