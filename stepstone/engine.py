@@ -95,8 +95,9 @@ class CellRule(Protocol):
     """Maps the cells workers report to archive cells, for cell kinds decided in the driver
     against the whole archive (novelty and learned cells: cells/novelty.py, cells/learned.py)."""
 
-    def key_for(self, cell: Hashable, archive: Archive) -> Hashable:
-        """The archive cell a reported cell belongs to (itself when it is a new one)."""
+    def key_for(self, cell: Hashable, archive: Archive, goal: bool = False) -> Hashable | None:
+        """The archive cell a reported cell belongs to (itself when it is a new one), or None
+        when the state is not to be archived; ``goal``: the state reaches the goal."""
         ...
 
     def nearest(self, cells: list[Hashable], archive: Archive) -> list[Hashable]:
@@ -256,9 +257,11 @@ class Engine:
     def set_start(self, root: Found) -> Found:
         """Keep the reset state to explore from when every entry ends an episode (``ask``);
         a resumed run gives it again, its cell computed as the archive's are now."""
-        if self.rule is not None:
-            root = replace(root, cell=self.rule.key_for(root.cell, self.archive),
-                           source=self.rule.source(root.cell))  # fmt: skip
+        if (rule := self.rule) is not None:
+            cell = rule.key_for(root.cell, self.archive)
+            if cell is None:  # not novel: explorations from it count for its nearest cell
+                cell = rule.nearest([root.cell], self.archive)[0]
+            root = replace(root, cell=cell, source=rule.source(root.cell))
         self.start = root
         return root
 
@@ -333,13 +336,14 @@ class Engine:
         # Cells computed with parameters that have since changed belong to another key space.
         current = task.cell_shape == self.cell_shape
         found = result.found
-        if self.rule is not None:  # cells decided against the archive (novelty cells)
-            rule = self.rule
-            found = [
-                replace(f, cell=rule.key_for(f.cell, a), source=rule.source(f.cell)) for f in found
-            ]
         for f in found:
             self._note_goal(f)
+        if self.rule is not None:  # cells decided against the archive (novelty cells)
+            rule, keyed = self.rule, []
+            for f in found:
+                if (key := rule.key_for(f.cell, a, bool(f.success))) is not None:
+                    keyed.append(replace(f, cell=key, source=rule.source(f.cell)))
+            found = keyed
         from_reset = result.returned is not None
         score, length = (0.0, 0) if from_reset else (task.score, task.length)
         accepted = [

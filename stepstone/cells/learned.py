@@ -108,7 +108,7 @@ class LearnedRule:
         bins = [np.searchsorted(self._edges[j], z[:, j]) for j in range(z.shape[1])]
         return [tuple(int(b[i]) for b in bins) for i in range(len(keys))]
 
-    def key_for(self, cell: Hashable, archive: Any) -> Hashable:
+    def key_for(self, cell: Hashable, archive: Any, goal: bool = False) -> Hashable:
         if not archive:  # the first state: refuse keys that have no vector before the run
             vector(cell)
         self._remember(cell)

@@ -12,8 +12,9 @@ The work is split between the two sides of the engine:
 * ``NoveltyCells`` (in each worker) names a state by its descriptor rounded to ``resolution``:
   fine enough that the worker reports every state worth judging, once per exploration;
 * ``NoveltyRule`` (in the driver, which alone sees the archive) maps each reported key either to
-  itself, when its sparseness exceeds the threshold (a new cell), or to its nearest archived
-  cell, which it then competes for by the usual merge rule.
+  itself, when its sparseness exceeds the threshold (a new cell) or it reaches the goal, or to
+  its nearest archived cell, which it then competes for by the usual merge rule; the start's
+  cell keeps the reset state (``NoveltyRule.key_for`` says why).
 
 Nearest neighbours come from SciPy's k-d tree, rebuilt when the archive has grown by a quarter
 since the last build; the cells added since then are checked directly.
@@ -109,16 +110,23 @@ class NoveltyRule:
     def source(cell: Hashable) -> bytes:
         return ",".join(repr(x) for x in cell).encode()  # type: ignore[attr-defined]
 
-    def key_for(self, cell: Hashable, archive: Any) -> Hashable:
-        """``cell`` itself if it is novel enough (or already a cell), else its nearest cell."""
+    def key_for(self, cell: Hashable, archive: Any, goal: bool = False) -> Hashable | None:
+        """``cell`` itself if it is already a cell, novel enough or a goal reached; else its
+        nearest cell, whose entry it competes for, except the start's: None, not archived.
+
+        A cell spans the whole threshold around its key, and there the better score can be
+        the worse state: on Hopper, whose alive bonus makes the longest-standing state the
+        best, the start's entry became a state one step before a fall, and with the other
+        entries as doomed, every exploration ended at once (2 cells after 50k frames). The
+        start keeps the reset state, from which exploring can always begin afresh."""
         self._sync(archive.cells)
         if cell in archive.index or not (self._tree_keys or self._recent):
             return cell
         sparse, nearest = self.sparseness(np.array([cell], dtype=np.float64))
-        if sparse[0] > self.threshold:
+        if goal or sparse[0] > self.threshold:
             self._recent.append(cell)
             return cell
-        return nearest[0]
+        return None if nearest[0] == archive.cells[0] else nearest[0]  # cells[0]: the start's
 
     def nearest(self, cells: list[Hashable], archive: Any) -> list[Hashable]:
         self._sync(archive.cells)
