@@ -117,9 +117,11 @@ def test_the_start_keeps_the_reset_state():
     e.add_root(e.set_start(Found((0.0, 1.25), 0.0, 0, b"reset", source=b"0.0,1.25")))
     (task,) = e.ask(1)
     near = Found((0.0, 1.2), 18.8, 19, b"about to fall")  # 0.05 from the start's key
+    same = Found((0.0, 1.25), 2.4, 3, b"tilted")  # the start's own key, rounded
     far = Found((0.3, 1.0), 20.0, 20, b"elsewhere")  # 0.39 from it: a new cell
     seen = [(0.0, 1.25), (0.0, 1.2), (0.3, 1.0)]
-    e.tell(Result(task.task_id, np.zeros(20, dtype=np.uint8), 20, [near, far], seen=seen))
+    found = [same, near, far]
+    e.tell(Result(task.task_id, np.zeros(20, dtype=np.uint8), 20, found, seen=seen))
     start, new = e.archive.get((0.0, 1.25)), e.archive.get((0.3, 1.0))
     assert sorted(e.archive.cells) == [(0.0, 1.25), (0.3, 1.0)]
     assert (start.score, start.length, e.archive.snapshot(e.archive.index[(0.0, 1.25)])) == (

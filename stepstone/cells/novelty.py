@@ -120,13 +120,16 @@ class NoveltyRule:
         entries as doomed, every exploration ended at once (2 cells after 50k frames). The
         start keeps the reset state, from which exploring can always begin afresh."""
         self._sync(archive.cells)
-        if cell in archive.index or not (self._tree_keys or self._recent):
+        if not (self._tree_keys or self._recent):
             return cell
+        start = archive.cells[0]  # the reset state's cell, the archive's first
+        if cell in archive.index:
+            return None if cell == start and not goal else cell
         sparse, nearest = self.sparseness(np.array([cell], dtype=np.float64))
         if goal or sparse[0] > self.threshold:
             self._recent.append(cell)
             return cell
-        return None if nearest[0] == archive.cells[0] else nearest[0]  # cells[0]: the start's
+        return None if nearest[0] == start else nearest[0]
 
     def nearest(self, cells: list[Hashable], archive: Any) -> list[Hashable]:
         self._sync(archive.cells)
