@@ -111,8 +111,9 @@ class NoveltyRule:
         return ",".join(repr(x) for x in cell).encode()  # type: ignore[attr-defined]
 
     def key_for(self, cell: Hashable, archive: Any, goal: bool = False) -> Hashable | None:
-        """``cell`` itself if it is already a cell, novel enough or a goal reached; else its
-        nearest cell, whose entry it competes for, except the start's: None, not archived.
+        """``cell`` itself if it is a cell already, novel enough or a goal reached; else its
+        nearest cell, whose entry it competes for. None (not archived) where the cell would
+        be the start's: only a goal takes that entry.
 
         A cell spans the whole threshold around its key, and there the better score can be
         the worse state: on Hopper, whose alive bonus makes the longest-standing state the
